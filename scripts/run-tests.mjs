@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// `npm test`: builds, runs the whole vitest suite, and ends with the one line CI reads:
+// "N passed, N failed". Extra arguments go to vitest (e.g. `npm test -- test/guard`).
+import { spawnSync } from 'node:child_process';
+import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+
+const build = run('npx', ['tsc', '-p', 'tsconfig.build.json']);
+if (build.status !== 0) {
+  console.log('build failed: fix the TypeScript errors above');
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+
+const outDir = join(root, 'test-results');
+mkdirSync(outDir, { recursive: true });
+const report = join(outDir, 'vitest.json');
+rmSync(report, { force: true });
+const vitest = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)]);
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+try {
+  const r = JSON.parse(readFileSync(report, 'utf8'));
+  passed = r.numPassedTests;
+  failed = r.numFailedTests;
+  skipped = r.numPendingTests + (r.numTodoTests ?? 0);
+  // A file that fails to load has no tests counted; count it as a failure.
+  for (const f of r.testResults ?? []) if (f.status === 'failed' && (f.assertionResults ?? []).length === 0) failed += 1;
+} catch {
+  failed = Math.max(failed, 1);
+}
+if (vitest.status !== 0 && failed === 0) failed = 1;
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed === 0 ? 0 : 1);

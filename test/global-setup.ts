@@ -1,0 +1,16 @@
+// Runs once before the suite: the integration tests drive the built CLI and the real borg client.
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+export default function setup(): void {
+  const root = join(import.meta.dirname, '..');
+  if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
+    throw new Error('dist/ is missing: run the suite with "npm test", which builds first');
+  }
+  try {
+    execFileSync('borg', ['--version'], { stdio: 'pipe' });
+  } catch {
+    throw new Error('the borg client is not installed: apt-get install borgbackup (".ci/run" does this)');
+  }
+}
