@@ -1,0 +1,149 @@
+// Opens an installation's store: the data directory, its SQLite database (WAL, foreign keys,
+// a 10 s busy timeout), the schema migrations, and the stores on top. Every SSH session is a
+// separate `borgkeep borg-serve` process that opens the same database, so opening is cheap when
+// the schema is current (one read, no write lock) and safe when several processes find it is
+// not (the migrations run inside one BEGIN IMMEDIATE transaction; the others wait, then find
+// the work done). This file is the only SQLite-specific one; a PostgreSQL opener would sit
+// beside it and reuse the migrations and the stores unchanged.
+
+import { mkdirSync } from 'node:fs';
+import BetterSqlite3 from 'better-sqlite3';
+import {
+  CompiledQuery,
+  Kysely,
+  Migrator,
+  SqliteDialect,
+  SqliteDriver,
+  type DatabaseConnection,
+  type Driver,
+  type SqliteDialectConfig,
+} from 'kysely';
+import { BorgkeepError } from '../errors.js';
+import { dataDirPaths, type DataDirPaths } from './data-dir.js';
+import { createGrantStore, type GrantStore } from './grant-store.js';
+import { createKeyStore, type KeyStore } from './key-store.js';
+import { createLedgerStore, type LedgerStore } from './ledger-store.js';
+import { MIGRATIONS, migrationProvider } from './migrations.js';
+import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
+import type { Database } from './schema.js';
+import type { StoreDeps } from './store-deps.js';
+import type { GuardStore } from './types.js';
+import { createUserStore, type UserStore } from './user-store.js';
+
+export const BUSY_TIMEOUT_MS = 10_000;
+const MIGRATION_TABLE = 'kysely_migration';
+
+export interface StoreOptions {
+  dataDir: string;
+  /** The clock for every timestamp the store writes itself; tests fix it. */
+  now?: () => Date;
+}
+
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore {
+  readonly paths: DataDirPaths;
+  close(): Promise<void>;
+}
+
+/**
+ * Kysely's SQLite driver starts transactions with a plain (deferred) BEGIN. In WAL mode a
+ * deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
+ * process wrote in between, and the busy timeout does not help. Every transaction the stores
+ * open is a write transaction, so take the write lock up front and let the busy timeout queue
+ * concurrent writers instead.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+}
+
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const paths = dataDirPaths(options.dataDir);
+  const now = options.now ?? (() => new Date());
+  let sqlite: BetterSqlite3.Database;
+  try {
+    mkdirSync(paths.root, { recursive: true, mode: 0o700 });
+    mkdirSync(paths.repos, { recursive: true, mode: 0o700 });
+    sqlite = new BetterSqlite3(paths.database, { timeout: BUSY_TIMEOUT_MS });
+  } catch (error) {
+    throw new BorgkeepError('BK_ERR_INTERNAL', `cannot open the database ${paths.database}: ${reason(error)}`, {
+      cause: error,
+    });
+  }
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
+  try {
+    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('foreign_keys = ON');
+    await migrate(sqlite, db, paths.database);
+  } catch (error) {
+    await db.destroy();
+    if (error instanceof BorgkeepError) throw error;
+    throw new BorgkeepError('BK_ERR_INTERNAL', `cannot open the database ${paths.database}: ${reason(error)}`, {
+      cause: error,
+    });
+  }
+
+  const deps: StoreDeps = { db, now };
+  const ledger = createLedgerStore(deps);
+  return {
+    paths,
+    ...createUserStore(deps),
+    ...createRepositoryStore(deps),
+    ...createKeyStore(deps),
+    ...createGrantStore(deps),
+    ...ledger,
+    close: () => db.destroy(),
+  };
+}
+
+/** The schema is current when every known migration has run; none unknown to this build has. */
+function pendingMigrations(sqlite: BetterSqlite3.Database, file: string): string[] {
+  const hasTable = sqlite
+    .prepare("select 1 from sqlite_master where type = 'table' and name = ?")
+    .get(MIGRATION_TABLE);
+  const done = new Set<string>(
+    hasTable ? (sqlite.prepare(`select name from ${MIGRATION_TABLE}`).pluck().all() as string[]) : [],
+  );
+  const unknown = [...done].filter((name) => !(name in MIGRATIONS));
+  if (unknown.length > 0) {
+    throw new BorgkeepError(
+      'BK_ERR_INTERNAL',
+      `the database ${file} was written by a newer borgkeep (it has migration '${unknown[0]}'); upgrade borgkeep`,
+    );
+  }
+  return Object.keys(MIGRATIONS).filter((name) => !done.has(name));
+}
+
+async function migrate(sqlite: BetterSqlite3.Database, db: Kysely<Database>, file: string): Promise<void> {
+  if (pendingMigrations(sqlite, file).length === 0) return;
+  // Kysely runs SQLite migrations without a transaction of its own (its SqliteAdapter reports no
+  // transactional DDL), so this one holds them all: either the whole schema step lands or none
+  // of it, and a concurrent opener waits on the write lock instead of racing.
+  sqlite.exec('BEGIN IMMEDIATE');
+  try {
+    if (pendingMigrations(sqlite, file).length > 0) {
+      const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+      if (error) throw error;
+    }
+    sqlite.exec('COMMIT');
+  } catch (error) {
+    if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

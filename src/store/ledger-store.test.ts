@@ -1,0 +1,164 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openTempStore, ed25519Key, type TempStore } from '../../test/support/temp-store.js';
+import type { NewTransaction } from './types.js';
+
+let t: TempStore;
+let keyId: number;
+let otherKeyId: number;
+let repoId: number;
+
+beforeEach(async () => {
+  t = await openTempStore();
+  repoId = (await t.store.createRepository({ name: 'photos', quotaBytes: null })).id;
+  await t.store.createRepository({ name: 'mail', quotaBytes: null });
+  keyId = (await t.store.addKey({ name: 'laptop', publicKey: ed25519Key() })).key.id;
+  otherKeyId = (await t.store.addKey({ name: 'desk', publicKey: ed25519Key() })).key.id;
+});
+afterEach(() => t.cleanup());
+
+async function session(opts: { key?: number; repo?: number | null; at: string; pid?: number; host?: string }) {
+  const id = await t.store.startSession({
+    keyId: opts.key ?? keyId,
+    keyName: 'laptop',
+    clientAddress: '192.0.2.7',
+    startedAt: new Date(opts.at),
+    pid: opts.pid ?? 100,
+    host: opts.host ?? 'box',
+  });
+  if (opts.repo !== null) await t.store.updateSession(id, { repositoryId: opts.repo ?? repoId, repositoryName: 'photos' });
+  return id;
+}
+
+function txn(sessionId: number, state: NewTransaction['state'], borgTransactionId: number | null = 7): NewTransaction {
+  return {
+    sessionId,
+    borgTransactionId,
+    objectsPut: 3,
+    objectsOverwritten: 0,
+    objectsDeleted: 1,
+    manifestWritten: true,
+    state,
+    startedAt: new Date('2025-01-01T00:00:00Z'),
+    endedAt: new Date('2025-01-01T00:00:01Z'),
+  };
+}
+
+describe('ledger store', () => {
+  it('records a whole session with its transactions and denials', async () => {
+    const id = await session({ at: '2025-01-01T10:00:00Z' });
+    await t.store.updateSession(id, { role: 'append', clientVersion: '1.2.8', bytesIn: 5 });
+    await t.store.updateSession(id, {});
+    const txId = await t.store.recordTransaction(txn(id, 'committed', 12));
+    await t.store.recordTransaction(txn(id, 'rolled_back', null));
+    const denialId = await t.store.recordDenial({
+      sessionId: id,
+      keyId,
+      repositoryId: repoId,
+      method: 'delete',
+      reason: 'BK_DENY_DELETE',
+      message: 'append keys may not delete older objects',
+      at: new Date('2025-01-01T10:00:02Z'),
+    });
+    await t.store.endSession(id, {
+      endedAt: new Date('2025-01-01T10:05:00Z'),
+      result: 'denied',
+      detail: 'a call was denied',
+      bytesIn: 1_000_000_000_000,
+      bytesOut: 42,
+    });
+
+    const [entry] = await t.store.listSessions();
+    expect(entry).toMatchObject({
+      id,
+      keyId,
+      keyName: 'laptop',
+      repositoryId: repoId,
+      repositoryName: 'photos',
+      role: 'append',
+      clientAddress: '192.0.2.7',
+      clientVersion: '1.2.8',
+      startedAt: new Date('2025-01-01T10:00:00Z'),
+      endedAt: new Date('2025-01-01T10:05:00Z'),
+      bytesIn: 1_000_000_000_000,
+      bytesOut: 42,
+      result: 'denied',
+      detail: 'a call was denied',
+      pid: 100,
+      host: 'box',
+    });
+    expect(entry!.transactions).toEqual([
+      { id: txId, ...txn(id, 'committed', 12) },
+      { id: txId + 1, ...txn(id, 'rolled_back', null) },
+    ]);
+    expect(entry!.denials).toEqual([
+      {
+        id: denialId,
+        sessionId: id,
+        keyId,
+        repositoryId: repoId,
+        method: 'delete',
+        reason: 'BK_DENY_DELETE',
+        message: 'append keys may not delete older objects',
+        at: new Date('2025-01-01T10:00:02Z'),
+      },
+    ]);
+  });
+
+  it('lists newest first, filters by repository and honours the limit', async () => {
+    const mailId = (await t.store.findRepository('mail'))!.id;
+    const a = await session({ at: '2025-01-01T01:00:00Z' });
+    const b = await session({ at: '2025-01-01T03:00:00Z', repo: mailId });
+    const c = await session({ at: '2025-01-01T02:00:00Z' });
+    expect((await t.store.listSessions()).map((s) => s.id)).toEqual([b, c, a]);
+    expect((await t.store.listSessions({ repositoryId: repoId })).map((s) => s.id)).toEqual([c, a]);
+    expect((await t.store.listSessions({ limit: 1 })).map((s) => s.id)).toEqual([b]);
+  });
+
+  it('counts distinct sessions of this key and repository with a committed transaction since a time', async () => {
+    const since = new Date('2025-01-02T00:00:00Z');
+    const twice = await session({ at: '2025-01-02T01:00:00Z' });
+    await t.store.recordTransaction(txn(twice, 'committed'));
+    await t.store.recordTransaction(txn(twice, 'committed'));
+    const once = await session({ at: '2025-01-02T00:00:00Z' });
+    await t.store.recordTransaction(txn(once, 'committed'));
+    // Not counted: rolled back only, no transaction, before `since`, other key, other repository.
+    await t.store.recordTransaction(txn(await session({ at: '2025-01-02T02:00:00Z' }), 'rolled_back'));
+    await session({ at: '2025-01-02T03:00:00Z' });
+    await t.store.recordTransaction(txn(await session({ at: '2025-01-01T23:59:59Z' }), 'committed'));
+    await t.store.recordTransaction(txn(await session({ at: '2025-01-02T04:00:00Z', key: otherKeyId }), 'committed'));
+    const mailId = (await t.store.findRepository('mail'))!.id;
+    await t.store.recordTransaction(txn(await session({ at: '2025-01-02T04:00:00Z', repo: mailId }), 'committed'));
+
+    expect(await t.store.countWritingSessions(keyId, repoId, since)).toBe(2);
+    expect(await t.store.countWritingSessions(otherKeyId, repoId, since)).toBe(1);
+    expect(await t.store.countWritingSessions(keyId, repoId, new Date('2025-01-03T00:00:00Z'))).toBe(0);
+  });
+
+  it('closes open sessions whose process is gone as aborted, and leaves the rest', async () => {
+    const dead = await session({ at: '2025-01-01T01:00:00Z', pid: 111 });
+    const alive = await session({ at: '2025-01-01T01:00:00Z', pid: 222 });
+    const elsewhere = await session({ at: '2025-01-01T01:00:00Z', pid: 111, host: 'other' });
+    const ended = await session({ at: '2025-01-01T01:00:00Z', pid: 111 });
+    await t.store.endSession(ended, { endedAt: new Date('2025-01-01T02:00:00Z'), result: 'ok', detail: null, bytesIn: 1, bytesOut: 2 });
+    t.clock.set('2025-01-01T05:00:00Z');
+
+    const asked: string[] = [];
+    const closed = await t.store.closeStaleSessions((pid, host) => {
+      asked.push(`${pid}@${host}`);
+      return !(pid === 111 && host === 'box');
+    });
+    expect(closed).toBe(1);
+    expect(asked.sort()).toEqual(['111@box', '111@other', '222@box']);
+
+    const byId = new Map((await t.store.listSessions()).map((s) => [s.id, s]));
+    expect(byId.get(dead)).toMatchObject({
+      result: 'aborted',
+      endedAt: new Date('2025-01-01T05:00:00Z'),
+      detail: "the session's process ended without closing it",
+    });
+    expect(byId.get(alive)?.result).toBe('open');
+    expect(byId.get(elsewhere)?.result).toBe('open');
+    expect(byId.get(ended)).toMatchObject({ result: 'ok', endedAt: new Date('2025-01-01T02:00:00Z'), detail: null });
+    expect(await t.store.closeStaleSessions(() => false)).toBe(2);
+  });
+});

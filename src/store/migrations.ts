@@ -1,0 +1,140 @@
+// The database schema, as an ordered list of migrations run by Kysely's Migrator.
+// Written with Kysely's schema builder only, so the same migrations can create the schema on
+// PostgreSQL later: no SQLite-only SQL here. A migration, once released, is never edited; change
+// the schema with a new one (names sort in run order).
+
+import { SqliteAdapter, sql, type Kysely, type Migration, type MigrationProvider, type CreateTableBuilder } from 'kysely';
+
+const ROLE_CHECK = sql`role in ('read', 'append', 'prune', 'full')`;
+
+/**
+ * Integer id that is never reused. SQLite's AUTOINCREMENT (unlike a bare INTEGER PRIMARY KEY)
+ * guarantees that, which matters: authorized_keys lines and old ledger rows name keys by id.
+ * PostgreSQL gets the same from an identity column.
+ */
+function withId<T extends string>(db: Kysely<unknown>, table: CreateTableBuilder<T, never>): CreateTableBuilder<T, 'id'> {
+  const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+  return table.addColumn('id', 'integer', (col) =>
+    sqlite ? col.primaryKey().autoIncrement() : col.primaryKey().generatedByDefaultAsIdentity(),
+  );
+}
+
+const initial: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await withId(db, db.schema.createTable('users'))
+      .addColumn('name', 'text', (col) => col.notNull().unique())
+      .addColumn('role', 'text', (col) => col.notNull())
+      .addColumn('password_hash', 'text')
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .addCheckConstraint('users_role_check', sql`role in ('admin', 'operator', 'viewer')`)
+      .execute();
+
+    await withId(db, db.schema.createTable('repositories'))
+      .addColumn('name', 'text', (col) => col.notNull().unique())
+      .addColumn('dir_name', 'text', (col) => col.notNull().unique())
+      .addColumn('quota_bytes', 'bigint')
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .execute();
+
+    await withId(db, db.schema.createTable('ssh_keys'))
+      .addColumn('name', 'text', (col) => col.notNull().unique())
+      .addColumn('type', 'text', (col) => col.notNull())
+      .addColumn('blob', 'text', (col) => col.notNull())
+      .addColumn('fingerprint', 'text', (col) => col.notNull())
+      .addColumn('comment', 'text')
+      .addColumn('bits', 'integer', (col) => col.notNull())
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .addColumn('revoked_at', 'text')
+      .addUniqueConstraint('ssh_keys_type_blob_unique', ['type', 'blob'])
+      .execute();
+
+    await withId(db, db.schema.createTable('grants'))
+      .addColumn('key_id', 'integer', (col) => col.notNull().references('ssh_keys.id').onDelete('cascade'))
+      .addColumn('repository_id', 'integer', (col) => col.notNull().references('repositories.id').onDelete('cascade'))
+      .addColumn('role', 'text', (col) => col.notNull())
+      .addColumn('writes_per_day', 'integer')
+      .addColumn('from_cidrs', 'text')
+      .addColumn('expires_at', 'text')
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .addUniqueConstraint('grants_key_repository_unique', ['key_id', 'repository_id'])
+      .addCheckConstraint('grants_role_check', ROLE_CHECK)
+      .execute();
+    await db.schema.createIndex('grants_repository_idx').on('grants').column('repository_id').execute();
+
+    // Sessions outlive their key's and repository's registration: the ids go null, the copied
+    // names stay, so the ledger keeps its history.
+    await withId(db, db.schema.createTable('sessions'))
+      .addColumn('key_id', 'integer', (col) => col.references('ssh_keys.id').onDelete('set null'))
+      .addColumn('key_name', 'text')
+      .addColumn('repository_id', 'integer', (col) => col.references('repositories.id').onDelete('set null'))
+      .addColumn('repository_name', 'text')
+      .addColumn('role', 'text')
+      .addColumn('client_address', 'text')
+      .addColumn('client_version', 'text')
+      .addColumn('started_at', 'text', (col) => col.notNull())
+      .addColumn('ended_at', 'text')
+      .addColumn('bytes_in', 'bigint', (col) => col.notNull().defaultTo(0))
+      .addColumn('bytes_out', 'bigint', (col) => col.notNull().defaultTo(0))
+      .addColumn('result', 'text', (col) => col.notNull().defaultTo('open'))
+      .addColumn('detail', 'text')
+      .addColumn('pid', 'integer')
+      .addColumn('host', 'text')
+      .addCheckConstraint('sessions_role_check', sql`role is null or ${ROLE_CHECK}`)
+      .addCheckConstraint('sessions_result_check', sql`result in ('open', 'ok', 'denied', 'error', 'aborted')`)
+      .execute();
+    await db.schema.createIndex('sessions_started_idx').on('sessions').column('started_at').execute();
+    await db.schema
+      .createIndex('sessions_repository_started_idx')
+      .on('sessions')
+      .columns(['repository_id', 'started_at'])
+      .execute();
+    // Also serves the writes-per-day count (key, repository, since).
+    await db.schema
+      .createIndex('sessions_key_repository_started_idx')
+      .on('sessions')
+      .columns(['key_id', 'repository_id', 'started_at'])
+      .execute();
+    await db.schema.createIndex('sessions_result_idx').on('sessions').column('result').execute();
+
+    await withId(db, db.schema.createTable('transactions'))
+      .addColumn('session_id', 'integer', (col) => col.notNull().references('sessions.id').onDelete('cascade'))
+      .addColumn('borg_transaction_id', 'bigint')
+      .addColumn('objects_put', 'integer', (col) => col.notNull())
+      .addColumn('objects_overwritten', 'integer', (col) => col.notNull())
+      .addColumn('objects_deleted', 'integer', (col) => col.notNull())
+      .addColumn('manifest_written', 'integer', (col) => col.notNull())
+      .addColumn('state', 'text', (col) => col.notNull())
+      .addColumn('started_at', 'text', (col) => col.notNull())
+      .addColumn('ended_at', 'text', (col) => col.notNull())
+      .addCheckConstraint('transactions_state_check', sql`state in ('committed', 'rolled_back')`)
+      .execute();
+    await db.schema.createIndex('transactions_session_idx').on('transactions').column('session_id').execute();
+
+    await withId(db, db.schema.createTable('denials'))
+      .addColumn('session_id', 'integer', (col) => col.references('sessions.id').onDelete('cascade'))
+      .addColumn('key_id', 'integer', (col) => col.references('ssh_keys.id').onDelete('set null'))
+      .addColumn('repository_id', 'integer', (col) => col.references('repositories.id').onDelete('set null'))
+      .addColumn('method', 'text', (col) => col.notNull())
+      .addColumn('reason', 'text', (col) => col.notNull())
+      .addColumn('message', 'text', (col) => col.notNull())
+      .addColumn('at', 'text', (col) => col.notNull())
+      .execute();
+    await db.schema.createIndex('denials_session_idx').on('denials').column('session_id').execute();
+    await db.schema.createIndex('denials_at_idx').on('denials').column('at').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    for (const table of ['denials', 'transactions', 'sessions', 'grants', 'ssh_keys', 'repositories', 'users']) {
+      await db.schema.dropTable(table).execute();
+    }
+  },
+};
+
+/** All migrations by name; names sort in the order they run. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001_initial': initial,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => ({ ...MIGRATIONS }),
+};

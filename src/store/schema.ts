@@ -1,0 +1,100 @@
+// Row shapes of the database tables, as Kysely sees them (snake_case, stored values).
+// Only the *-store.ts files use these; everything else sees the domain types in types.ts.
+// Timestamps are ISO-8601 UTC text (Date#toISOString), so they sort as strings on every dialect.
+// Booleans are integers 0/1 because better-sqlite3 cannot bind JavaScript booleans.
+
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  id: Generated<number>;
+  name: string;
+  role: string;
+  password_hash: string | null;
+  created_at: string;
+}
+
+export interface RepositoriesTable {
+  id: Generated<number>;
+  name: string;
+  dir_name: string;
+  quota_bytes: number | null;
+  created_at: string;
+}
+
+export interface SshKeysTable {
+  id: Generated<number>;
+  name: string;
+  type: string;
+  blob: string;
+  fingerprint: string;
+  comment: string | null;
+  bits: number;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface GrantsTable {
+  id: Generated<number>;
+  key_id: number;
+  repository_id: number;
+  role: string;
+  writes_per_day: number | null;
+  /** JSON array of CIDR strings, or null for any address. */
+  from_cidrs: string | null;
+  expires_at: string | null;
+  created_at: string;
+}
+
+export interface SessionsTable {
+  id: Generated<number>;
+  key_id: number | null;
+  /** Names are copied in so the ledger still reads right after a key or repository is gone. */
+  key_name: string | null;
+  repository_id: number | null;
+  repository_name: string | null;
+  role: string | null;
+  client_address: string | null;
+  client_version: string | null;
+  started_at: string;
+  ended_at: string | null;
+  bytes_in: Generated<number>;
+  bytes_out: Generated<number>;
+  result: Generated<string>;
+  detail: string | null;
+  pid: number | null;
+  host: string | null;
+}
+
+export interface TransactionsTable {
+  id: Generated<number>;
+  session_id: number;
+  borg_transaction_id: number | null;
+  objects_put: number;
+  objects_overwritten: number;
+  objects_deleted: number;
+  manifest_written: number;
+  state: string;
+  started_at: string;
+  ended_at: string;
+}
+
+export interface DenialsTable {
+  id: Generated<number>;
+  session_id: number | null;
+  key_id: number | null;
+  repository_id: number | null;
+  method: string;
+  reason: string;
+  message: string;
+  at: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  repositories: RepositoriesTable;
+  ssh_keys: SshKeysTable;
+  grants: GrantsTable;
+  sessions: SessionsTable;
+  transactions: TransactionsTable;
+  denials: DenialsTable;
+}
