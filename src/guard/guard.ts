@@ -1,0 +1,619 @@
+// One guarded `borg serve` session: client bytes in, decisions, child `borg serve`, replies out.
+//
+//   client stdin ─▶ frame splitter ─▶ decide ─┬─▶ child stdin            (allowed, byte-for-byte)
+//                                             └─▶ exception reply ─▶ client stdout   (denied)
+//   child stdout ─▶ frame splitter ─▶ track + scrub exceptions ─▶ client stdout
+//   child stderr ─▶ line scrubber ─▶ client stderr
+//
+// Rules this file must keep:
+//  - never write a client frame to the child before it has been decided; the only frames not
+//    forwarded byte-for-byte are `open` (rewritten with the real path the guard chose) and the
+//    guard's own `__len__`, whose replies the client never sees;
+//  - every client request gets exactly one reply with its msgid, or the client hangs;
+//  - no reply tells the client a server path, PID or argv;
+//  - the session always ends in the ledger with a result, whatever happens.
+
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+
+import { createFrameSplitter } from '../rpc/frame-splitter.js';
+import { CLIENT_LIMITS, FrameError, MsgMap, SERVER_LIMITS, type MsgValue } from '../rpc/msgpack.js';
+import {
+  encodeExceptionReply,
+  encodeRequest,
+  encodeResultReply,
+  parseReply,
+  parseRequest,
+  scrubExceptionReply,
+  type MessageFormat,
+  type RpcReply,
+  type RpcRequest,
+} from '../rpc/messages.js';
+import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
+import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
+import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
+import type { VersionTuple } from './borg-version.js';
+import { MANIFEST_ID, decideCall, type DenyReason } from './grant-policy.js';
+import { createIdSet } from './id-set.js';
+import { repositoryNameFromPath } from './repository-path.js';
+import { createStderrScrubber, createTextScrubber } from './stderr-scrubber.js';
+
+/** Exception class of the guard's refusals; the borg client prints exception_short for it. */
+export const DENIED_CLASS = 'PermissionDenied';
+const INTERNAL_MSGID_BASE = -1;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface GuardDeps {
+  readonly store: GuardStore;
+  /** Directory holding the repositories (<data-dir>/repos). */
+  readonly reposDir: string;
+  readonly spawnBorg: SpawnBorg;
+  /** The installed borg's version, reported in the guard's own negotiate reply. */
+  readonly borgVersion: () => VersionTuple | null;
+  readonly onChildVersion?: (v: VersionTuple) => void;
+  readonly now?: () => Date;
+  readonly host?: string;
+  readonly pid?: number;
+}
+
+export interface GuardSession {
+  readonly keyRef: string;
+  readonly clientAddress: string | null;
+  readonly logLevel: LogLevel | null;
+  readonly input: Readable;
+  readonly output: Writable;
+  readonly errOutput: Writable;
+}
+
+export interface GuardOutcome {
+  readonly sessionId: number;
+  readonly result: Exclude<SessionResult, 'open'>;
+  readonly detail: string | null;
+}
+
+/** What the guard must do with the child's reply to a forwarded request. */
+type Pending =
+  | { kind: 'client'; msgid: number; method: string; id?: Buffer; overwrite?: boolean }
+  | { kind: 'internal'; msgid: number; resolve: (r: RpcReply | null) => void };
+
+interface Txn {
+  startedAt: Date;
+  puts: number;
+  overwrites: number;
+  deletes: number;
+  manifest: boolean;
+  writes: number;
+}
+
+class SessionEnd extends Error {
+  constructor(
+    readonly result: Exclude<SessionResult, 'open'>,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+function parseVersion(v: MsgValue | undefined): VersionTuple | null {
+  if (!Array.isArray(v) || v.length < 3 || !v.slice(0, 3).every((x) => typeof x === 'number')) return null;
+  return [v[0] as number, v[1] as number, v[2] as number, typeof v[3] === 'number' ? v[3] : -1];
+}
+
+function versionText(v: MsgValue | undefined): string | null {
+  if (v === 2) return '1.0.x';
+  if (!(v instanceof MsgMap)) return null;
+  const t = parseVersion(v.get('client_version'));
+  return t ? t.slice(0, 3).join('.') + (t[3] !== -1 ? `(${t.slice(3).join(',')})` : '') : null;
+}
+
+/** Whether `address` is inside one of the CIDR ranges. */
+export function addressAllowed(address: string | null, cidrs: readonly string[]): boolean {
+  if (!address) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [net, bits] = c.split('/');
+    const f = isIP(net);
+    if (f === 0) continue;
+    const type = f === 4 ? 'ipv4' : 'ipv6';
+    list.addSubnet(net, bits === undefined ? (f === 4 ? 32 : 128) : Number(bits), type);
+  }
+  if (list.check(address, family === 4 ? 'ipv4' : 'ipv6')) return true;
+  // An IPv4 client seen through an IPv6 socket (::ffff:a.b.c.d).
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped !== null && list.check(mapped[1], 'ipv4');
+}
+
+export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise<GuardOutcome> {
+  const now = deps.now ?? (() => new Date());
+  const store = deps.store;
+  let bytesIn = 0;
+  let bytesOut = 0;
+
+  const key: SshKey | undefined = await store.findKey(s.keyRef);
+  const sessionId = await store.startSession({
+    keyId: key?.id ?? null,
+    keyName: key?.name ?? null,
+    clientAddress: s.clientAddress,
+    startedAt: now(),
+    pid: deps.pid ?? process.pid,
+    host: deps.host ?? 'localhost',
+  });
+
+  // Session state.
+  let format: MessageFormat = 'tuple';
+  let negotiateFrame: Buffer | null = null;
+  let opened = false;
+  let openAttempted = false;
+  let unlocked = false;
+  let lastMethod = '';
+  let lastCreate = false;
+  let grant: Grant | null = null;
+  let repository: Repository | null = null;
+  let role: Role | null = null;
+  let clientPath = '';
+  let child: BorgChild | null = null;
+  let childDone: Promise<void> = Promise.resolve();
+  let scrubText: (t: string) => string = (t) => t;
+  const pending: Pending[] = [];
+  let internalMsgid = INTERNAL_MSGID_BASE;
+  let denials = 0;
+  let writeAllowed: boolean | null = null; // writes-per-day verdict, decided at the first write
+  let index: CommittedIndex | null = null;
+  let indexReady = false;
+  let sessionStartTxn = -1;
+  const sessionPuts = createIdSet();
+  let txn: Txn | null = null;
+  const ledgerWrites: Promise<unknown>[] = [];
+  let clientGone = false;
+  let endCause: SessionEnd | null = null;
+
+  const ledger = (p: Promise<unknown>): void => {
+    ledgerWrites.push(p.catch((e: unknown) => s.errOutput.write(`borgkeep: could not write the ledger: ${(e as Error).message}\n`)));
+  };
+
+  // --- writing to the client -------------------------------------------------------------------
+  let outputChain: Promise<void> = Promise.resolve();
+  s.output.on('error', () => {
+    clientGone = true;
+  });
+  const writeClient = async (buf: Buffer): Promise<void> => {
+    if (clientGone || s.output.destroyed) {
+      clientGone = true;
+      return;
+    }
+    bytesOut += buf.length;
+    if (!s.output.write(buf)) {
+      await Promise.race([once(s.output, 'drain'), once(s.output, 'close')]).catch(() => undefined);
+    }
+  };
+  const sendClient = (buf: Buffer): Promise<void> => {
+    outputChain = outputChain.then(() => writeClient(buf));
+    return outputChain;
+  };
+
+  const describe = (): string =>
+    `key '${key?.name ?? s.keyRef}', role ${role ?? 'none'}, repository '${repository?.name ?? clientPath}'`;
+
+  const refuse = async (req: RpcRequest, reason: DenyReason, why: string, quiet = false): Promise<void> => {
+    denials++;
+    const message = `borgkeep refused ${req.method}: ${why} (${describe()}).`;
+    ledger(
+      store.recordDenial({
+        sessionId,
+        keyId: key?.id ?? null,
+        repositoryId: repository?.id ?? null,
+        method: req.method,
+        reason,
+        message,
+        at: now(),
+      }),
+    );
+    if (!quiet) await sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: DENIED_CLASS, message }));
+  };
+
+  /** The reply borg gives for a repository that does not exist; also for names not granted. */
+  const answerMissing = async (req: RpcRequest, reason: DenyReason): Promise<void> => {
+    denials++;
+    const shown = clientPath || '(none)';
+    ledger(
+      store.recordDenial({
+        sessionId,
+        keyId: key?.id ?? null,
+        repositoryId: null,
+        method: 'open',
+        reason,
+        message: `open of '${shown}': no such repository is granted to this key`,
+        at: now(),
+      }),
+    );
+    await sendClient(
+      encodeExceptionReply(req.format, req.msgid, {
+        exceptionClass: 'DoesNotExist',
+        message: `Repository ${shown} does not exist.`,
+        args: [shown],
+      }),
+    );
+  };
+
+  // --- the child -----------------------------------------------------------------------------
+  const writeChild = async (buf: Buffer): Promise<void> => {
+    if (!child) throw new SessionEnd('error', 'borg serve is not running');
+    if (!child.stdin.write(buf)) await Promise.race([once(child.stdin, 'drain'), child.exited]);
+  };
+
+  const callInternal = async (method: string, args: Map<string, MsgValue>): Promise<RpcReply | null> => {
+    const msgid = internalMsgid--;
+    const reply = new Promise<RpcReply | null>((resolve) => pending.push({ kind: 'internal', msgid, resolve }));
+    await writeChild(encodeRequest(format, msgid, method, args));
+    return reply;
+  };
+
+  const finishTxn = (state: 'committed' | 'rolled_back', borgTransactionId: number | null): void => {
+    if (!txn) return;
+    const t = txn;
+    txn = null;
+    if (t.writes === 0 && state === 'rolled_back') return;
+    ledger(
+      store.recordTransaction({
+        sessionId,
+        borgTransactionId,
+        objectsPut: t.puts,
+        objectsOverwritten: t.overwrites,
+        objectsDeleted: t.deletes,
+        manifestWritten: t.manifest,
+        state,
+        startedAt: t.startedAt,
+        endedAt: now(),
+      }),
+    );
+  };
+
+  const refreshIndex = (): void => {
+    index?.close();
+    index = null;
+    if (!repository) return;
+    const repoPath = join(deps.reposDir, repository.dirName);
+    const n = latestIndexTransaction(repoPath);
+    if (n !== null) index = openCommittedIndex(repoPath, n);
+  };
+
+  const onChildReply = (reply: RpcReply): Promise<void> | void => {
+    const head = pending.shift();
+    if (!head || head.msgid !== reply.msgid) {
+      throw new SessionEnd('error', 'borg serve answered out of order');
+    }
+    if (head.kind === 'internal') {
+      head.resolve(reply);
+      return;
+    }
+    const ok = reply.exceptionClass === null;
+    if (ok) {
+      switch (head.method) {
+        case 'open':
+          opened = true;
+          break;
+        case 'put':
+          if (txn) {
+            txn.writes++;
+            if (head.id && head.id.equals(MANIFEST_ID)) txn.manifest = true;
+            else if (head.overwrite) txn.overwrites++;
+            else txn.puts++;
+          }
+          break;
+        case 'delete':
+          if (txn) {
+            txn.writes++;
+            txn.deletes++;
+          }
+          break;
+        case 'commit': {
+          if (repository) {
+            const n = latestIndexTransaction(join(deps.reposDir, repository.dirName));
+            finishTxn('committed', n);
+          }
+          sessionPuts.clear();
+          if (indexReady) refreshIndex();
+          break;
+        }
+        case 'rollback':
+          finishTxn('rolled_back', null);
+          sessionPuts.clear();
+          break;
+      }
+      return sendClient(reply.frame);
+    }
+    if (head.method === 'commit') {
+      finishTxn('rolled_back', null);
+      sessionPuts.clear();
+    }
+    return sendClient(scrubExceptionReply(reply, scrubText));
+  };
+
+  const pumpChild = async (c: BorgChild): Promise<void> => {
+    const splitter = createFrameSplitter(CLIENT_LIMITS);
+    const stderr = createStderrScrubber(scrubText);
+    c.stderr.on('data', (chunk: Buffer) => {
+      const text = stderr.push(chunk);
+      if (text) s.errOutput.write(text);
+    });
+    c.stderr.on('end', () => {
+      const text = stderr.end();
+      if (text) s.errOutput.write(text);
+    });
+    try {
+      for await (const chunk of c.stdout as AsyncIterable<Buffer>) {
+        for (const frame of splitter.push(chunk)) {
+          const reply = parseReply(frame);
+          // Not a reply: borg's "Got connection close" text on stdout, which no client needs.
+          if (reply === null) continue;
+          await onChildReply(reply);
+        }
+      }
+    } catch (e) {
+      const cause = e instanceof SessionEnd ? e : new SessionEnd('error', `borg serve sent a reply borgkeep cannot read: ${(e as Error).message}`);
+      endCause ??= cause;
+      c.kill('SIGTERM');
+    }
+    const code = await c.exited;
+    // Requests the child never answered: answer them, so a client still waiting is not left hanging.
+    for (const p of pending.splice(0)) {
+      if (p.kind === 'internal') p.resolve(null);
+      else
+        await sendClient(
+          encodeExceptionReply(format, p.msgid, {
+            exceptionClass: 'ConnectionClosed',
+            message: 'borg serve on the server ended before answering this call.',
+          }),
+        );
+    }
+    if (code !== 0 && code !== 'SIGTERM' && !endCause) {
+      endCause = new SessionEnd('error', `borg serve ended with ${typeof code === 'number' ? `exit code ${code}` : code}`);
+    }
+  };
+
+  // --- decisions -------------------------------------------------------------------------------
+  const handleNegotiate = async (req: RpcRequest): Promise<void> => {
+    const clientData = req.args.get('client_data');
+    const version = deps.borgVersion();
+    if (!version) {
+      throw new SessionEnd('error', 'borg is not installed on the server');
+    }
+    negotiateFrame = req.frame;
+    format = clientData === 2 ? 'tuple' : 'dict';
+    const cv = versionText(clientData);
+    if (cv) ledger(store.updateSession(sessionId, { clientVersion: cv }));
+    const result = clientData === 2 ? 2 : MsgMap.of([['server_version', version]]);
+    await sendClient(encodeResultReply(req.format, req.msgid, result));
+  };
+
+  const handleOpen = async (req: RpcRequest): Promise<void> => {
+    if (openAttempted) return refuse(req, 'BK_DENY_SECOND_OPEN', 'a session may open one repository only, once');
+    openAttempted = true;
+    const args = req.args;
+    const allowed = new Set(['path', 'create', 'lock_wait', 'lock', 'exclusive', 'append_only', 'make_parent_dirs']);
+    for (const name of args.keys()) if (!allowed.has(name)) return refuse(req, 'BK_DENY_BAD_ARGS', `it has an unknown argument '${name}'`);
+    const path = args.get('path');
+    const create = args.get('create') ?? false;
+    const lockWait = args.get('lock_wait') ?? null;
+    const lock = args.get('lock') ?? true;
+    const exclusive = args.get('exclusive') ?? null;
+    const appendOnly = args.get('append_only') ?? false;
+    const makeParents = args.get('make_parent_dirs') ?? false;
+    if (
+      !Buffer.isBuffer(path) ||
+      typeof create !== 'boolean' ||
+      typeof lock !== 'boolean' ||
+      typeof appendOnly !== 'boolean' ||
+      typeof makeParents !== 'boolean' ||
+      !(exclusive === null || typeof exclusive === 'boolean') ||
+      !(lockWait === null || (typeof lockWait === 'number' && Number.isFinite(lockWait) && lockWait >= 0))
+    ) {
+      return refuse(req, 'BK_DENY_BAD_ARGS', 'its arguments have the wrong types');
+    }
+    clientPath = path.toString('utf8').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+    if (!key) return refuse(req, 'BK_DENY_REVOKED', `the key '${s.keyRef}' is not registered with borgkeep`);
+    if (key.revokedAt) return refuse(req, 'BK_DENY_REVOKED', `the key '${key.name}' was revoked on ${key.revokedAt.toISOString()}`);
+    const name = repositoryNameFromPath(path);
+    const found = name === null ? undefined : await store.findGrant(key.id, name);
+    if (!found) return answerMissing(req, 'BK_DENY_NO_REPOSITORY');
+    grant = found.grant;
+    repository = found.repository;
+    role = grant.role;
+    clientPath = path.toString('utf8');
+    ledger(store.updateSession(sessionId, { repositoryId: repository.id, repositoryName: repository.name, role }));
+    if (grant.expiresAt && grant.expiresAt.getTime() <= now().getTime()) {
+      return refuse(req, 'BK_DENY_EXPIRED', `the grant expired on ${grant.expiresAt.toISOString()}`);
+    }
+    if (grant.fromCidrs && grant.fromCidrs.length > 0 && !addressAllowed(s.clientAddress, grant.fromCidrs)) {
+      return refuse(req, 'BK_DENY_ADDRESS', `the client address ${s.clientAddress ?? '(unknown)'} is not in the grant's allowed ranges`);
+    }
+    if (create && role !== 'full') return refuse(req, 'BK_DENY_CREATE', 'only a full grant may create (init) a repository');
+    const repoPath = join(deps.reposDir, repository.dirName);
+    if (!create && !existsSync(repoPath)) return answerMissing(req, 'BK_DENY_NO_REPOSITORY');
+    unlocked = lock === false;
+
+    scrubText = createTextScrubber([
+      [repoPath, clientPath],
+      [deps.reposDir, '(server)'],
+    ]);
+    child = deps.spawnBorg({
+      repositoryPath: repoPath,
+      appendOnly: role !== 'full',
+      storageQuota: repository.quotaBytes,
+      logLevel: s.logLevel,
+    });
+    childDone = pumpChild(child);
+    // The child gets the client's own negotiate first (so it logs in the format the client
+    // reads), then the open with the real path; the client already has its negotiate reply.
+    if (negotiateFrame) {
+      const nego = parseRequest(negotiateFrame);
+      const reply = new Promise<RpcReply | null>((resolve) => pending.push({ kind: 'internal', msgid: nego.msgid, resolve }));
+      await writeChild(negotiateFrame);
+      void reply.then((r) => {
+        const v = r && r.result instanceof MsgMap ? parseVersion(r.result.get('server_version')) : null;
+        const mine = deps.borgVersion();
+        if (v && deps.onChildVersion && (!mine || v.join('.') !== mine.join('.'))) deps.onChildVersion(v);
+      });
+    }
+    const rewritten = new Map<string, MsgValue>([
+      ['path', Buffer.from(repoPath, 'utf8')],
+      ['create', create],
+      ['lock_wait', lockWait],
+      ['lock', lock],
+      ['exclusive', exclusive],
+      ['append_only', appendOnly],
+      ['make_parent_dirs', false],
+    ]);
+    if (req.format === 'tuple') rewritten.delete('make_parent_dirs');
+    pending.push({ kind: 'client', msgid: req.msgid, method: 'open' });
+    await writeChild(encodeRequest(req.format, req.msgid, 'open', rewritten));
+  };
+
+  /** Before the first write: the index on disk must match the committed state (borg replays on __len__). */
+  const ensureIndex = async (): Promise<void> => {
+    if (indexReady || !child || !repository) return;
+    const r = await callInternal('__len__', new Map());
+    if (!r || r.exceptionClass !== null) {
+      throw new SessionEnd('error', 'the repository index could not be read');
+    }
+    refreshIndex();
+    sessionStartTxn = index?.transactionId ?? -1;
+    indexReady = true;
+  };
+
+  const handleCall = async (req: RpcRequest): Promise<void> => {
+    if (!openAttempted || !role) {
+      return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');
+    }
+    const isWriteMethod = req.method === 'put' || req.method === 'delete';
+    if (isWriteMethod && !unlocked && child) await ensureIndex();
+    const decision = decideCall(req, {
+      role,
+      unlocked,
+      justCreated: lastCreate && lastMethod === 'open',
+      existsCommitted: (id) => index?.lookup(id) !== undefined,
+      putBySession: (id) => {
+        if (sessionPuts.has(id)) return true;
+        const e = index?.lookup(id);
+        return e !== undefined && e.segment > sessionStartTxn;
+      },
+    });
+    if (!decision.allow) return refuse(req, decision.reason, decision.why);
+    if (decision.write && grant?.writesPerDay != null && repository && key) {
+      if (writeAllowed === null) {
+        const since = new Date(now().getTime() - DAY_MS);
+        const count = await store.countWritingSessions(key.id, repository.id, since);
+        writeAllowed = count < grant.writesPerDay;
+      }
+      if (!writeAllowed) {
+        return refuse(req, 'BK_DENY_WRITE_LIMIT', `the grant allows ${grant.writesPerDay} writing session(s) per 24 hours and they are used up`);
+      }
+    }
+    if (!child) return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');
+    const entry: Pending = { kind: 'client', msgid: req.msgid, method: req.method };
+    if (req.method === 'put' || req.method === 'delete') {
+      const id = req.args.get('id') as Buffer;
+      entry.id = Buffer.from(id); // the frame buffer is released after forwarding
+      txn ??= { startedAt: now(), puts: 0, overwrites: 0, deletes: 0, manifest: false, writes: 0 };
+      if (req.method === 'put') {
+        entry.overwrite = !id.equals(MANIFEST_ID) && index?.lookup(id) !== undefined;
+        sessionPuts.add(id);
+      }
+    }
+    pending.push(entry);
+    await writeChild(req.frame);
+  };
+
+  const handleFrame = async (frame: Buffer): Promise<void> => {
+    const req = parseRequest(frame);
+    if (!negotiateFrame) {
+      if (req.method !== 'negotiate') throw new SessionEnd('error', 'the client did not start with negotiate');
+      return handleNegotiate(req);
+    }
+    if (req.method === 'negotiate') {
+      await refuse(req, 'BK_DENY_PROTOCOL', 'negotiate may only be the first call of a session');
+    } else if (req.method === 'open') {
+      await handleOpen(req);
+      lastCreate = req.args.get('create') === true;
+    } else {
+      await handleCall(req);
+      lastCreate = false;
+    }
+    lastMethod = req.method;
+  };
+
+  // --- the client stream -----------------------------------------------------------------------
+  const splitter = createFrameSplitter(SERVER_LIMITS);
+  const onSignal = (): void => {
+    endCause ??= new SessionEnd('aborted', 'the session was stopped on the server');
+    s.input.destroy();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGHUP', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    for await (const chunk of s.input as AsyncIterable<Buffer>) {
+      bytesIn += chunk.length;
+      for (const frame of splitter.push(chunk)) await handleFrame(frame);
+      if (endCause) break;
+    }
+    if (splitter.pendingBytes > 0 && !endCause) {
+      endCause = new SessionEnd('aborted', 'the client went away in the middle of a message');
+    }
+  } catch (e) {
+    if (e instanceof SessionEnd) endCause ??= e;
+    else if (e instanceof FrameError) {
+      endCause ??= new SessionEnd('error', `the client sent a message borg does not allow: ${e.message}`);
+    } else if ((e as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || (e as Error).name === 'AbortError') {
+      endCause ??= new SessionEnd('aborted', 'the connection to the client was closed');
+    } else {
+      endCause ??= new SessionEnd('error', `internal error: ${(e as Error).message}`);
+    }
+  } finally {
+    // Ending early (bad frame, signal) must not leave the process waiting on the client.
+    if (!s.input.readableEnded) s.input.destroy();
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  if (endCause && endCause.result === 'error') {
+    s.errOutput.write(`borgkeep: session ended: ${endCause.detail}.\n`);
+  }
+
+  // EOF to the child: borg serve closes the repository, rolling back anything uncommitted.
+  if (child) {
+    const c: BorgChild = child;
+    c.stdin.end();
+    const timer = setTimeout(() => c.kill('SIGTERM'), endCause ? 10_000 : 24 * 60 * 60 * 1000);
+    await childDone;
+    clearTimeout(timer);
+  }
+  await outputChain;
+  (index as CommittedIndex | null)?.close();
+
+  const uncommitted = txn !== null && (txn as Txn).writes > 0;
+  finishTxn('rolled_back', null);
+  let result: Exclude<SessionResult, 'open'>;
+  let detail: string | null = null;
+  if (endCause) {
+    result = endCause.result;
+    detail = endCause.detail;
+  } else if (uncommitted || clientGone) {
+    result = 'aborted';
+    detail = uncommitted ? 'the session ended with an uncommitted transaction, which borg rolled back' : 'the client stopped reading';
+  } else if (denials > 0) {
+    result = 'denied';
+    detail = `${denials} call(s) refused`;
+  } else {
+    result = 'ok';
+  }
+  if (!(opened as boolean) && result === 'ok' && openAttempted) result = 'error';
+  await Promise.all(ledgerWrites);
+  await store.endSession(sessionId, { endedAt: now(), result, detail, bytesIn, bytesOut });
+  return { sessionId, result, detail };
+}
