@@ -178,7 +178,10 @@ export function scanFrame(buf: Uint8Array, start: number, limits: UnpackLimits):
       owed.push(children);
     }
   }
-  if (need !== 0) return { kind: 'incomplete', need: Math.max(need, pos + 1) };
+  // `need` is already past the end of the buffer; after a cut string it is exactly the string's
+  // end, which may be the frame's end: asking for one byte more would stall a caller until the
+  // next frame arrives.
+  if (need !== 0) return { kind: 'incomplete', need };
   if (pos - start > limits.maxFrameSize) return fail(`a message is larger than ${limits.maxFrameSize} bytes`);
   return { kind: 'complete', end: pos };
 }
@@ -284,6 +287,11 @@ function encodeInto(v: EncodableValue, out: Buffer[]): void {
   else if (v === false) out.push(Buffer.from([0xc2]));
   else if (typeof v === 'number') encodeNumber(v, out);
   else if (typeof v === 'bigint') {
+    // Python packs every int in its smallest form, whatever its JS type here.
+    if (v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) {
+      encodeNumber(Number(v), out);
+      return;
+    }
     const h = Buffer.allocUnsafe(9);
     if (v >= 0n) {
       h[0] = 0xcf;
