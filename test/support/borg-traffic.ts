@@ -1,0 +1,117 @@
+// Real borg RPC traffic for unit tests of the wire code: runs a few ordinary borg 1.2 client
+// commands against a throw-away repository over a stand-in for ssh (BORG_RSH) that runs
+// `borg serve` locally and keeps a copy of both directions. Frame boundaries come from borg's
+// own msgpack Unpacker, not from the code under test.
+
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPrng } from './prng.js';
+import { runPython } from './python.js';
+
+export interface BorgSession {
+  readonly command: string;
+  /** Client -> server bytes, and the frames in them (split by python msgpack). */
+  readonly client: Buffer;
+  readonly clientFrames: Buffer[];
+  /** Server -> client bytes, and the frames in them. */
+  readonly server: Buffer;
+  readonly serverFrames: Buffer[];
+  readonly exitCode: number;
+}
+
+export interface BorgTraffic {
+  readonly sessions: BorgSession[];
+  /** Absolute path of the repository the sessions used (it appears in open requests). */
+  readonly repoPath: string;
+}
+
+const RSH = `#!/bin/sh
+# Drop ssh options and the host, run the borg command locally, keep both directions.
+while [ $# -gt 0 ]; do case "$1" in borg) break;; *) shift;; esac; done
+tee "$CAPTURE_PREFIX.in" | "$@" | tee "$CAPTURE_PREFIX.out"
+`;
+
+const SPLIT = `
+import msgpack, sys, json
+out = []
+for path in sys.argv[1:]:
+    u = msgpack.Unpacker(raw=True, use_list=False, max_buffer_size=1 << 30)
+    u.feed(open(path, 'rb').read())
+    ends = []
+    for _ in u:
+        ends.append(u.tell())
+    out.append(ends)
+print(json.dumps(out))
+`;
+
+function splitAt(buf: Buffer, ends: number[]): Buffer[] {
+  const frames: Buffer[] = [];
+  let start = 0;
+  for (const end of ends) {
+    frames.push(buf.subarray(start, end));
+    start = end;
+  }
+  return frames;
+}
+
+/**
+ * Runs `borg init` (repokey), `borg create` of ~300 KB, `borg list`, `borg check` and a
+ * `borg list` of a missing repository (an exception reply). Takes a few seconds.
+ */
+export function captureBorgTraffic(): BorgTraffic {
+  const dir = mkdtempSync(join(tmpdir(), 'borgkeep-traffic-'));
+  try {
+    const rsh = join(dir, 'rsh.sh');
+    writeFileSync(rsh, RSH);
+    chmodSync(rsh, 0o755);
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'random.bin'), createPrng(7).bytes(300_000));
+    writeFileSync(join(data, 'small.txt'), 'hello borgkeep\n');
+    const repoPath = join(dir, 'repo');
+    const url = `ssh://localhost${repoPath}`;
+    const commands: Array<[string, string[]]> = [
+      ['init', ['init', '-e', 'repokey', url]],
+      ['create', ['create', `${url}::a1`, 'data']],
+      ['list', ['list', url]],
+      ['check', ['check', url]],
+      ['list-missing', ['list', `ssh://localhost${join(dir, 'missing')}`]],
+    ];
+    const sessions: BorgSession[] = [];
+    for (const [i, [name, args]] of commands.entries()) {
+      const prefix = join(dir, `s${i}`);
+      const r = spawnSync('borg', args, {
+        cwd: dir,
+        env: {
+          ...process.env,
+          BORG_RSH: rsh,
+          CAPTURE_PREFIX: prefix,
+          BORG_BASE_DIR: join(dir, 'base'),
+          BORG_PASSPHRASE: 'test',
+          BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
+          BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
+        },
+        stdio: 'pipe',
+      });
+      if (name !== 'list-missing' && r.status !== 0) {
+        throw new Error(`borg ${args.join(' ')} failed (${r.status}): ${r.stderr.toString()}`);
+      }
+      const ends = JSON.parse(runPython(SPLIT, undefined, [`${prefix}.in`, `${prefix}.out`]).toString()) as number[][];
+      const client = readFileSync(`${prefix}.in`);
+      const server = readFileSync(`${prefix}.out`);
+      sessions.push({
+        command: name,
+        client,
+        clientFrames: splitAt(client, ends[0]),
+        server,
+        serverFrames: splitAt(server, ends[1]),
+        exitCode: r.status ?? -1,
+      });
+    }
+    return { sessions, repoPath };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
