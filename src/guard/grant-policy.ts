@@ -155,9 +155,15 @@ export function decideCall(req: RpcRequest, ctx: PolicyContext): Decision {
     case 'destroy':
       if (!full) return deny('BK_DENY_DESTROY', 'only a full grant may destroy a repository');
       break;
-    case 'check':
-      if (args.get('repair') === true && !full) return deny('BK_DENY_REPAIR', 'only a full grant may repair a repository');
-      return { allow: true, write: args.get('repair') === true };
+    case 'check': {
+      const repair = args.get('repair') === true;
+      if (repair && !full) return deny('BK_DENY_REPAIR', 'only a full grant may repair a repository');
+      // A repair rewrites segments and the index: never without the repository lock.
+      if (repair && ctx.unlocked) {
+        return deny('BK_DENY_UNLOCKED_WRITE', 'the repository was opened without a lock, so nothing may be written in this session');
+      }
+      return { allow: true, write: repair };
+    }
     case 'save_key':
       if (!full && !ctx.justCreated) return deny('BK_DENY_SAVE_KEY', 'only a full grant may replace the repository key');
       break;
