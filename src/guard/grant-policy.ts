@@ -176,6 +176,8 @@ export function decideCall(req: RpcRequest, ctx: PolicyContext): Decision {
       return { allow: true, write: false };
     }
     case 'commit':
+      // A role that may not commit at all is told so, not that it may not compact.
+      if (!spec.roles.includes(role)) return deny('BK_DENY_ROLE', `the ${role} role may not commit`);
       if (args.get('compact') !== false && !full) {
         return deny('BK_DENY_COMPACT', `only a full grant may compact a repository (commit without compact=False)`);
       }
