@@ -125,7 +125,8 @@ export function checkArgs(req: RpcRequest): string | null {
   const spec = METHODS[req.method];
   if (!spec) return null;
   for (const [name, value] of req.args) {
-    const a = spec.args[name];
+    // Own properties only: an argument called 'toString' or '__proto__' is unknown, not a spec.
+    const a = Object.hasOwn(spec.args, name) ? spec.args[name] : undefined;
     if (!a) return `it has an unknown argument '${name}'`;
     if (value === null ? !a.nullable : !typeOk(value, a.type)) return `its argument '${name}' has the wrong type`;
   }
