@@ -12,7 +12,9 @@ export interface IdSet {
   readonly size: number;
 }
 
-export function createIdSet(initialSlots = 1024): IdSet {
+export function createIdSet(requestedSlots = 1024): IdSet {
+  // At least 2: a table of 0 slots never grows (0 * 2) and probes `% 0`, i.e. slot NaN.
+  const initialSlots = Math.max(2, Math.floor(requestedSlots) || 0);
   let slots = initialSlots;
   let table = Buffer.alloc(slots * ID_SIZE);
   let used = new Uint8Array(slots);
