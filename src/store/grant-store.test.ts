@@ -25,6 +25,7 @@ describe('grant store', () => {
       expiresAt: new Date('2026-01-01T00:00:00Z'),
     });
     expect(first.replaced).toBe(false);
+    expect(first.keyName).toBe('laptop');
     expect(first.grant).toMatchObject({
       role: 'append',
       writesPerDay: 1,
@@ -66,7 +67,7 @@ describe('grant store', () => {
 
   it('removes a grant, and says so when there is none', async () => {
     await t.store.setGrant('laptop', 'photos', { role: 'full', writesPerDay: null, fromCidrs: null, expiresAt: null });
-    expect((await t.store.removeGrant('1', 'photos')).role).toBe('full');
+    expect(await t.store.removeGrant('1', 'photos')).toMatchObject({ keyName: 'laptop', grant: { role: 'full' } });
     expect(await outcome(t.store.removeGrant('laptop', 'photos'))).toBe(
       "BK_ERR_NOT_FOUND: key 'laptop' has no grant on repository 'photos'",
     );

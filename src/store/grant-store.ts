@@ -20,9 +20,9 @@ export interface GrantView {
 
 export interface GrantStore extends Pick<GuardStore, 'findGrant'> {
   /** Creates the grant of KEY on the repository, or replaces its terms. */
-  setGrant(keyRef: string, repositoryName: string, terms: GrantTerms): Promise<{ grant: Grant; replaced: boolean }>;
+  setGrant(keyRef: string, repositoryName: string, terms: GrantTerms): Promise<{ grant: Grant; replaced: boolean; keyName: string }>;
   /** Throws BK_ERR_NOT_FOUND when the key, the repository or the grant does not exist. */
-  removeGrant(keyRef: string, repositoryName: string): Promise<Grant>;
+  removeGrant(keyRef: string, repositoryName: string): Promise<{ grant: Grant; keyName: string }>;
   listGrants(filter?: { repositoryId?: number; keyId?: number }): Promise<GrantView[]>;
 }
 
@@ -77,7 +77,7 @@ export function createGrantStore({ db, now }: StoreDeps): GrantStore {
         const key = await requireKey(trx, keyRef);
         const repository = await requireRepository(trx, repositoryName);
         const at = now();
-        return writeGrant(trx, at, key, repository.id, checkGrantTerms(terms, at));
+        return { ...(await writeGrant(trx, at, key, repository.id, checkGrantTerms(terms, at))), keyName: key.name };
       });
     },
 
@@ -92,7 +92,7 @@ export function createGrantStore({ db, now }: StoreDeps): GrantStore {
           .returningAll()
           .executeTakeFirst();
         if (!row) throw notFound(`key '${key.name}' has no grant on repository '${repository.name}'`);
-        return toGrant(row);
+        return { grant: toGrant(row), keyName: key.name };
       });
     },
 
