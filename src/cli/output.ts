@@ -1,0 +1,51 @@
+// How the CLI prints: aligned tables and short values for people, JSON for scripts (camelCase
+// fields, ISO-8601 dates, stable once released). Writes only to the streams it is given.
+
+const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+
+/** Decimal units, as borg prints sizes. */
+export function formatSize(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < SIZE_UNITS.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  const digits = unit === 0 || value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  return `${Number(value.toFixed(digits))} ${SIZE_UNITS[unit]}`;
+}
+
+/** UTC to the second: 2025-01-02T03:04:05Z. */
+export function formatTime(date: Date | null | undefined, none = '-'): string {
+  return date ? date.toISOString().replace(/\.[0-9]{3}Z$/, 'Z') : none;
+}
+
+export function plural(count: number, one: string, many = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+/** Columns separated by two spaces; the last column is not padded. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, column) => Math.max(...all.map((row) => (row[column] ?? '').length)));
+  return all
+    .map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  '))
+    .join('\n');
+}
+
+export interface Output {
+  line(text?: string): void;
+  json(value: unknown): void;
+}
+
+export function createOutput(stream: NodeJS.WritableStream = process.stdout): Output {
+  // `borgkeep ledger | head` closes the pipe early: stop quietly, not with a stack trace.
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+  return {
+    line: (text = '') => void stream.write(`${text}\n`),
+    json: (value) => void stream.write(`${JSON.stringify(value, null, 2)}\n`),
+  };
+}

@@ -1,0 +1,208 @@
+// `borgkeep repo create|list|show|delete`. A repository is registered here and created on disk
+// by the first `borg init` through the guard; deleting one moves its directory to the trash,
+// never destroys it.
+
+import { existsSync, lstatSync, mkdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { BorgkeepError, invalidInput } from '../errors.js';
+import type { DataDirPaths } from '../store/data-dir.js';
+import type { GrantView } from '../store/grant-store.js';
+import type { MovedFiles, RepositorySummary } from '../store/repository-store.js';
+import type { Repository } from '../store/types.js';
+import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
+import { parseQuota } from './input.js';
+import { formatSize, formatTable, formatTime, plural } from './output.js';
+
+export function registerRepoCommands(program: Command, ctx: CliContext): void {
+  const repo = program.command('repo').description('create, list, show and delete repositories');
+
+  repo
+    .command('create')
+    .description('register a repository; the first borg init through borgkeep creates it on disk')
+    .argument('<name>', "the name clients use: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.' or '-'")
+    .option('--quota <size>', 'storage quota, e.g. 500G (K, M, G, T, P are powers of 1000; at least 10M)')
+    .action(async (name: string, opts: { quota?: string }) => {
+      const quotaBytes = opts.quota === undefined ? null : parseQuota(opts.quota);
+      const repository = await withStore(ctx, (store) => store.createRepository({ name, quotaBytes }));
+      const quota = repository.quotaBytes === null ? 'no quota' : `quota ${formatSize(repository.quotaBytes)}`;
+      ctx.out.line(`created repository '${repository.name}' (${quota}).`);
+      ctx.out.line('Next:');
+      ctx.out.line(`  1. let a key create it:  borgkeep grant KEY ${repository.name} --role full`);
+      ctx.out.line(`                           (or: borgkeep key add KEY --file KEY.pub --repo ${repository.name} --role full)`);
+      ctx.out.line(`  2. on that client:       borg init --encryption=repokey-blake2 ssh://borg@HOST:PORT/./${repository.name}`);
+      ctx.out.line(`  3. for daily backups:    borgkeep grant KEY ${repository.name} --role append`);
+    });
+
+  repo
+    .command('list')
+    .description('list repositories: quota, whether initialized, grants, last session')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { summaries, paths } = await withStore(ctx, async (store) => ({
+        summaries: await store.listRepositories(),
+        paths: store.paths,
+      }));
+      if (opts.json) {
+        ctx.out.json({ repositories: summaries.map((s) => repositoryJson(s, paths)) });
+        return;
+      }
+      if (summaries.length === 0) {
+        ctx.out.line('no repositories yet; create one with: borgkeep repo create NAME');
+        return;
+      }
+      ctx.out.line(
+        formatTable(
+          ['NAME', 'QUOTA', 'INITIALIZED', 'GRANTS', 'LAST SESSION'],
+          summaries.map((s) => [
+            s.repository.name,
+            s.repository.quotaBytes === null ? '-' : formatSize(s.repository.quotaBytes),
+            isInitialized(paths, s.repository) ? 'yes' : 'no',
+            String(s.grantCount),
+            formatTime(s.lastSessionAt, 'never'),
+          ]),
+        ),
+      );
+    });
+
+  repo
+    .command('show')
+    .description("show a repository's details and grants")
+    .argument('<name>', 'repository name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const { summary, grants, paths } = await withStore(ctx, async (store) => {
+        const summary = await store.getRepositorySummary(name);
+        return { summary, grants: await store.listGrants({ repositoryId: summary.repository.id }), paths: store.paths };
+      });
+      if (opts.json) {
+        ctx.out.json({ ...repositoryJson(summary, paths), grants: grants.map(grantJson) });
+        return;
+      }
+      const r = summary.repository;
+      const initialized = isInitialized(paths, r) ? 'initialized' : 'not initialized yet';
+      ctx.out.line(
+        formatTable(
+          ['repository', r.name],
+          [
+            ['id', String(r.id)],
+            ['directory', `${paths.repository(r.dirName)} (${initialized})`],
+            ['quota', r.quotaBytes === null ? 'none' : `${formatSize(r.quotaBytes)} (${r.quotaBytes} bytes)`],
+            ['created', formatTime(r.createdAt)],
+            ['last session', formatTime(summary.lastSessionAt, 'never')],
+          ],
+        ),
+      );
+      ctx.out.line();
+      if (grants.length === 0) {
+        ctx.out.line(`no grants; give a key access with: borgkeep grant KEY ${r.name} --role ROLE`);
+        return;
+      }
+      ctx.out.line(
+        formatTable(
+          ['KEY', 'ROLE', 'WRITES/DAY', 'FROM', 'EXPIRES'],
+          grants.map((g) => [
+            g.keyRevokedAt ? `${g.keyName} (revoked)` : g.keyName,
+            g.grant.role,
+            g.grant.writesPerDay === null ? '-' : String(g.grant.writesPerDay),
+            g.grant.fromCidrs === null ? 'any' : g.grant.fromCidrs.join(','),
+            formatTime(g.grant.expiresAt, 'never'),
+          ]),
+        ),
+      );
+    });
+
+  repo
+    .command('delete')
+    .description("remove a repository's registration and grants; its directory moves to <data-dir>/trash")
+    .argument('<name>', 'repository name')
+    .option('--yes', 'do not ask for confirmation')
+    .action(async (name: string, opts: { yes?: boolean }) => {
+      const deletion = await withStore(ctx, async (store) => {
+        await store.getRepository(name); // an unknown name is reported before any question
+        if (!opts.yes) await confirm(ctx, name);
+        await store.closeStaleSessions(isLocalProcessAlive);
+        return store.deleteRepository(name, async (repository) => moveToTrash(store.paths, repository, ctx.now()));
+      });
+      const grants = plural(deletion.grantsRemoved, 'grant');
+      ctx.out.line(`deleted repository '${name}' and its ${grants}.`);
+      ctx.out.line(
+        deletion.movedTo === null
+          ? 'It had no files on disk (never initialized).'
+          : `Its files were moved to ${deletion.movedTo}; remove that directory to free the space.`,
+      );
+    });
+}
+
+function isInitialized(paths: DataDirPaths, repository: Repository): boolean {
+  return existsSync(join(paths.repository(repository.dirName), 'config'));
+}
+
+function repositoryJson(summary: RepositorySummary, paths: DataDirPaths) {
+  const r = summary.repository;
+  return {
+    id: r.id,
+    name: r.name,
+    dirName: r.dirName,
+    path: paths.repository(r.dirName),
+    quotaBytes: r.quotaBytes,
+    initialized: isInitialized(paths, r),
+    grantCount: summary.grantCount,
+    lastSessionAt: summary.lastSessionAt,
+    createdAt: r.createdAt,
+  };
+}
+
+export function grantJson(view: GrantView) {
+  const g = view.grant;
+  return {
+    keyId: g.keyId,
+    keyName: view.keyName,
+    keyFingerprint: view.keyFingerprint,
+    keyRevoked: view.keyRevokedAt !== null,
+    repositoryName: view.repositoryName,
+    role: g.role,
+    writesPerDay: g.writesPerDay,
+    fromCidrs: g.fromCidrs,
+    expiresAt: g.expiresAt,
+    createdAt: g.createdAt,
+  };
+}
+
+async function confirm(ctx: CliContext, name: string): Promise<void> {
+  if (!ctx.stdin.isTTY) {
+    throw invalidInput(`refusing to delete repository '${name}' without confirmation; pass --yes`);
+  }
+  const rl = createInterface({ input: ctx.stdin, output: ctx.prompt });
+  try {
+    const answer = await rl.question(
+      `Delete repository '${name}'? Its grants go; its files move to the trash. Type its name to confirm: `,
+    );
+    if (answer.trim() !== name) throw invalidInput(`repository '${name}' was not deleted: the name typed did not match`);
+  } finally {
+    rl.close();
+  }
+}
+
+/** Moves the repository's directory (if borg ever created it) to trash/<dirName>-<UTC time>. */
+function moveToTrash(paths: DataDirPaths, repository: Repository, now: Date): MovedFiles | null {
+  const source = paths.repository(repository.dirName);
+  try {
+    lstatSync(source);
+  } catch {
+    return null;
+  }
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.[0-9]{3}Z$/, 'Z');
+  let target = join(paths.trash, `${repository.dirName}-${stamp}`);
+  for (let n = 2; existsSync(target); n += 1) target = join(paths.trash, `${repository.dirName}-${stamp}-${n}`);
+  try {
+    mkdirSync(paths.trash, { recursive: true, mode: 0o700 });
+    renameSync(source, target);
+  } catch (error) {
+    throw new BorgkeepError('BK_ERR_INTERNAL', `cannot move ${source} to the trash: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return { to: target, undo: async () => renameSync(target, source) };
+}

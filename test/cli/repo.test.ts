@@ -1,0 +1,124 @@
+// `borgkeep repo ...` end to end through the built CLI.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BORGKEEP, createSandbox, expectOneSentence, type CliSandbox } from './cli-harness.js';
+
+// util-linux `script` gives the command a terminal, so it asks instead of refusing.
+const hasScript = spawnSync('script', ['--version']).status === 0;
+
+let cli: CliSandbox;
+beforeEach(() => {
+  cli = createSandbox();
+});
+afterEach(() => cli.cleanup());
+
+describe('borgkeep repo', () => {
+  it('creates repositories and lists them, as a table and as JSON', async () => {
+    const created = await cli.ok(['repo', 'create', 'photos', '--quota', '1.5T']);
+    expect(created).toMatch(/^created repository 'photos' \(quota 1\.5 TB\)\.\n/);
+    expect(created).toContain('borg init --encryption=repokey-blake2 ssh://borg@HOST:PORT/./photos');
+    await cli.ok(['repo', 'create', 'mail']);
+
+    const { repositories } = await cli.json(['repo', 'list']);
+    expect(repositories).toHaveLength(2);
+    expect(repositories[0]).toEqual({
+      id: 2,
+      name: 'mail',
+      dirName: expect.stringMatching(/^[0-9a-f]{16}$/),
+      path: expect.stringMatching(/\/repos\/[0-9a-f]{16}$/),
+      quotaBytes: null,
+      initialized: false,
+      grantCount: 0,
+      lastSessionAt: null,
+      createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    });
+    expect(repositories[1]).toMatchObject({ name: 'photos', quotaBytes: 1_500_000_000_000 });
+    // borg creates the directory at init, not borgkeep.
+    expect(readdirSync(join(cli.dataDir, 'repos'))).toEqual([]);
+
+    // Once borg's config file exists, the repository counts as initialized.
+    const photos = repositories[1];
+    mkdirSync(photos.path);
+    writeFileSync(join(photos.path, 'config'), '[repository]\n');
+    const table = await cli.ok(['repo', 'list']);
+    expect(table.split('\n')[0]).toMatch(/^NAME\s+QUOTA\s+INITIALIZED\s+GRANTS\s+LAST SESSION$/);
+    expect(table).toMatch(/^mail\s+-\s+no\s+0\s+never$/m);
+    expect(table).toMatch(/^photos\s+1\.5 TB\s+yes\s+0\s+never$/m);
+  });
+
+  it('shows one repository with its grants', async () => {
+    await cli.ok(['repo', 'create', 'photos']);
+    await cli.ok(['key', 'add', 'laptop', '--file', cli.keyFile('laptop'), '--repo', 'photos', '--role', 'append']);
+    await cli.ok(['grant', 'laptop', 'photos', '--role', 'append', '--writes-per-day', '1', '--from', '192.0.2.0/24']);
+
+    const shown = await cli.json(['repo', 'show', 'photos']);
+    expect(shown).toMatchObject({ name: 'photos', initialized: false, grantCount: 1, quotaBytes: null });
+    expect(shown.path).toBe(join(cli.dataDir, 'repos', shown.dirName));
+    expect(shown.grants).toEqual([
+      {
+        keyId: 1,
+        keyName: 'laptop',
+        keyFingerprint: expect.stringMatching(/^SHA256:[A-Za-z0-9+/]{43}$/),
+        keyRevoked: false,
+        repositoryName: 'photos',
+        role: 'append',
+        writesPerDay: 1,
+        fromCidrs: ['192.0.2.0/24'],
+        expiresAt: null,
+        createdAt: expect.any(String),
+      },
+    ]);
+
+    const text = await cli.ok(['repo', 'show', 'photos']);
+    expect(text).toMatch(/^repository\s+photos$/m);
+    expect(text).toContain(`${shown.path} (not initialized yet)`);
+    expect(text).toMatch(/^laptop\s+append\s+1\s+192\.0\.2\.0\/24\s+never$/m);
+  });
+
+  it('deletes with --yes: registration and grants go, the directory moves to the trash', async () => {
+    await cli.ok(['repo', 'create', 'photos']);
+    await cli.ok(['key', 'add', 'laptop', '--file', cli.keyFile('laptop'), '--repo', 'photos', '--role', 'full']);
+    const { path, dirName } = await cli.json(['repo', 'show', 'photos']);
+    mkdirSync(path);
+    writeFileSync(join(path, 'config'), '[repository]\n');
+
+    const out = await cli.ok(['repo', 'delete', 'photos', '--yes']);
+    expect(out).toMatch(/^deleted repository 'photos' and its 1 grant\.\n/);
+    const [trashed] = readdirSync(join(cli.dataDir, 'trash'));
+    expect(trashed).toMatch(new RegExp(`^${dirName}-\\d{8}T\\d{6}Z$`));
+    expect(out).toContain(`moved to ${join(cli.dataDir, 'trash', trashed!)}`);
+    expect(existsSync(join(cli.dataDir, 'trash', trashed!, 'config'))).toBe(true);
+    expect(existsSync(path)).toBe(false);
+    expect((await cli.json(['repo', 'list'])).repositories).toEqual([]);
+    // The key is untouched; only its grant went with the repository.
+    expect((await cli.json(['key', 'list'])).keys.map((k: { name: string }) => k.name)).toEqual(['laptop']);
+  });
+
+  it('refuses to delete without --yes when nobody can confirm, and keeps everything', async () => {
+    await cli.ok(['repo', 'create', 'photos']);
+    expectOneSentence(
+      await cli.run(['repo', 'delete', 'photos']),
+      "refusing to delete repository 'photos' without confirmation; pass --yes",
+    );
+    expectOneSentence(await cli.run(['repo', 'delete', 'nope', '--yes']), "no repository named 'nope'");
+    expect((await cli.json(['repo', 'list'])).repositories.map((r: { name: string }) => r.name)).toEqual(['photos']);
+  });
+
+  it.skipIf(!hasScript)('on a terminal, asks for the name and deletes only when it is typed', async () => {
+    await cli.ok(['repo', 'create', 'photos']);
+    const ask = (answer: string) =>
+      spawnSync('script', ['-qec', `'${process.execPath}' '${BORGKEEP}' --data-dir '${cli.dataDir}' repo delete photos`, '/dev/null'], {
+        input: `${answer}\n`,
+        encoding: 'utf8',
+      });
+    const wrong = ask('photo');
+    expect(wrong.stdout).toContain("Type its name to confirm:");
+    expect(wrong.stdout).toContain("borgkeep: repository 'photos' was not deleted: the name typed did not match");
+    expect((await cli.json(['repo', 'list'])).repositories).toHaveLength(1);
+    const right = ask('photos');
+    expect(right.stdout).toContain("deleted repository 'photos' and its 0 grants.");
+    expect((await cli.json(['repo', 'list'])).repositories).toEqual([]);
+  });
+});
