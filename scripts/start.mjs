@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// `npm start` on a fresh Debian/Ubuntu machine: installs what is missing (node modules, the
+// build, borgbackup from apt when run as root), prepares the data directory, then starts
+// borgkeep with its embedded defaults. Until the embedded SSH gateway exists (`borgkeep serve`),
+// borgkeep runs behind the system's sshd as a forced command, so "start" means: everything is
+// ready, and here is exactly what to type next.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const say = (line) => process.stdout.write(`${line}\n`);
+const fail = (line) => {
+  process.stderr.write(`npm start: ${line}\n`);
+  process.exit(1);
+};
+const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+
+// 1. Node modules.
+if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
+  say('Installing node modules (better-sqlite3 compiles from source: about two minutes)...');
+  if (run('npm', ['ci', '--no-audit', '--no-fund']).status !== 0) fail('npm ci failed; see the output above.');
+}
+
+// 2. The build, when any source is newer than it.
+function newest(dir) {
+  let t = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = statSync(p);
+    t = Math.max(t, st.isDirectory() ? newest(p) : st.mtimeMs);
+  }
+  return t;
+}
+const entry = join(root, 'dist', 'cli', 'main.js');
+if (!existsSync(entry) || statSync(entry).mtimeMs < newest(join(root, 'src'))) {
+  say('Building...');
+  if (run('npx', ['tsc', '-p', 'tsconfig.build.json']).status !== 0) fail('the build failed; see the TypeScript errors above.');
+}
+
+// 3. borg itself.
+if (!has('borg')) {
+  if (process.getuid?.() === 0 && has('apt-get')) {
+    say('Installing borgbackup from apt...');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    if (run('apt-get', ['update', '-qq'], { env }).status !== 0 || run('apt-get', ['install', '-y', '-qq', 'borgbackup'], { env }).status !== 0) {
+      fail('installing borgbackup with apt-get failed; see the output above.');
+    }
+  } else {
+    fail('borg is not installed: install borgbackup 1.2 or later (on Debian/Ubuntu: sudo apt-get install borgbackup) and run npm start again.');
+  }
+}
+
+// 4. The data directory, and what to do next.
+const dataDir = resolve(process.env.BORGKEEP_DATA_DIR || join(root, 'borgkeep-data'));
+const bk = join(root, 'bin', 'borgkeep');
+const list = spawnSync(process.execPath, [bk, '--data-dir', dataDir, 'repo', 'list'], { encoding: 'utf8' });
+if (list.status !== 0) fail(list.stderr.trim() || 'borgkeep could not open its data directory.');
+const borgVersion = spawnSync('borg', ['--version'], { encoding: 'utf8' }).stdout.trim();
+
+say('');
+say(`borgkeep is ready (${borgVersion}); data directory: ${dataDir}`);
+say('');
+say(list.stdout.trimEnd() || 'No repositories yet.');
+say('');
+say('Next steps:');
+say(`  ${bk} --data-dir ${dataDir} repo create REPO`);
+say(`  ${bk} --data-dir ${dataDir} key add NAME --file ~/.ssh/id_ed25519.pub --repo REPO --role full`);
+say('  In ~borg/.ssh/authorized_keys (or via AuthorizedKeysCommand), for that key:');
+say(`  restrict,command="${bk} --data-dir ${dataDir} borg-serve --key NAME" ssh-ed25519 AAAA...`);
+say('  Then on the client: borg init -e repokey ssh://borg@HOST/./REPO');
+say('');
+say('The embedded SSH gateway (`borgkeep serve`, no sshd set-up) is the next milestone; see README.md.');
