@@ -2,11 +2,17 @@
 // commands against a throw-away repository over a stand-in for ssh (BORG_RSH) that runs
 // `borg serve` locally and keeps a copy of both directions. Frame boundaries come from borg's
 // own msgpack Unpacker, not from the code under test.
+//
+// Capturing takes a few seconds of borg, so the result is kept in the temp directory under a
+// name derived from this file's source and `borg --version`: several test files (and later
+// runs) share one capture, and any change here or to borg makes a fresh one.
 
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createPrng } from './prng.js';
 import { runPython } from './python.js';
 
@@ -56,11 +62,47 @@ function splitAt(buf: Buffer, ends: number[]): Buffer[] {
   return frames;
 }
 
+interface Stored {
+  repoPath: string;
+  sessions: Array<{ command: string; client: string; clientEnds: number[]; server: string; serverEnds: number[]; exitCode: number }>;
+}
+
+function fromStored(s: Stored): BorgTraffic {
+  return {
+    repoPath: s.repoPath,
+    sessions: s.sessions.map((x) => {
+      const client = Buffer.from(x.client, 'base64');
+      const server = Buffer.from(x.server, 'base64');
+      return { command: x.command, client, clientFrames: splitAt(client, x.clientEnds), server, serverFrames: splitAt(server, x.serverEnds), exitCode: x.exitCode };
+    }),
+  };
+}
+
 /**
  * Runs `borg init` (repokey), `borg create` of ~300 KB, `borg list`, `borg check` and a
- * `borg list` of a missing repository (an exception reply). Takes a few seconds.
+ * `borg list` of a missing repository (an exception reply), or reuses a capture of exactly
+ * that made by the same helper with the same borg.
  */
 export function captureBorgTraffic(): BorgTraffic {
+  const version = spawnSync('borg', ['--version'], { encoding: 'utf8' }).stdout ?? '';
+  const key = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).update(version).digest('hex').slice(0, 16);
+  const cache = join(tmpdir(), `borgkeep-test-traffic-${key}.json`);
+  if (existsSync(cache)) {
+    try {
+      return fromStored(JSON.parse(readFileSync(cache, 'utf8')) as Stored);
+    } catch {
+      // half-written by a crashed run: capture again
+    }
+  }
+  const stored = capture();
+  // write then rename: a test file running in parallel sees the whole file or none
+  const tmp = `${cache}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(stored));
+  renameSync(tmp, cache);
+  return fromStored(stored);
+}
+
+function capture(): Stored {
   const dir = mkdtempSync(join(tmpdir(), 'borgkeep-traffic-'));
   try {
     const rsh = join(dir, 'rsh.sh');
@@ -79,7 +121,7 @@ export function captureBorgTraffic(): BorgTraffic {
       ['check', ['check', url]],
       ['list-missing', ['list', `ssh://localhost${join(dir, 'missing')}`]],
     ];
-    const sessions: BorgSession[] = [];
+    const sessions: Stored['sessions'] = [];
     for (const [i, [name, args]] of commands.entries()) {
       const prefix = join(dir, `s${i}`);
       const r = spawnSync('borg', args, {
@@ -101,14 +143,7 @@ export function captureBorgTraffic(): BorgTraffic {
       const ends = JSON.parse(runPython(SPLIT, undefined, [`${prefix}.in`, `${prefix}.out`]).toString()) as number[][];
       const client = readFileSync(`${prefix}.in`);
       const server = readFileSync(`${prefix}.out`);
-      sessions.push({
-        command: name,
-        client,
-        clientFrames: splitAt(client, ends[0]),
-        server,
-        serverFrames: splitAt(server, ends[1]),
-        exitCode: r.status ?? -1,
-      });
+      sessions.push({ command: name, client: client.toString('base64'), clientEnds: ends[0], server: server.toString('base64'), serverEnds: ends[1], exitCode: r.status ?? -1 });
     }
     return { sessions, repoPath };
   } finally {
