@@ -79,13 +79,15 @@ describe('createFrameSplitter', () => {
 
   it('hands out a frame with its last byte, not with the first byte of the next one', () => {
     for (const s of traffic.sessions) {
-      const splitter = createFrameSplitter(SERVER_LIMITS);
-      for (const f of s.clientFrames) {
-        if (f.length > 1) expect(splitter.push(f.subarray(0, f.length - 1))).toEqual([]);
-        const got = splitter.push(f.subarray(f.length - 1));
-        expect(got).toHaveLength(1);
-        expect(got[0].equals(f)).toBe(true);
-        expect(splitter.pendingBytes).toBe(0);
+      for (const [frames, limits] of [[s.clientFrames, SERVER_LIMITS], [s.serverFrames, CLIENT_LIMITS]] as const) {
+        const splitter = createFrameSplitter(limits);
+        for (const f of frames) {
+          if (f.length > 1) expect(splitter.push(f.subarray(0, f.length - 1))).toEqual([]);
+          const got = splitter.push(f.subarray(f.length - 1));
+          expect(got).toHaveLength(1);
+          expect(got[0].equals(f)).toBe(true);
+          expect(splitter.pendingBytes).toBe(0);
+        }
       }
     }
   });
