@@ -187,10 +187,10 @@ describe('encode', () => {
     for (const [i, v] of cases.entries()) {
       const ours = encode(v);
       if (!ours.equals(expected[i])) {
-        // a readable failure: the value and both encodings, head only
-        expect({ value: py(v).slice(0, 80), ours: ours.subarray(0, 24).toString('hex') }).toEqual({
+        // a readable failure: the value, then our head bytes against python's
+        expect({ value: py(v).slice(0, 80), head: ours.subarray(0, 24).toString('hex') }).toEqual({
           value: py(v).slice(0, 80),
-          ours: expected[i].subarray(0, 24).toString('hex'),
+          head: expected[i].subarray(0, 24).toString('hex'),
         });
       }
       expect(ours.equals(expected[i])).toBe(true);
