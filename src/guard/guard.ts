@@ -14,7 +14,7 @@
 //  - the session always ends in the ledger with a result, whatever happens.
 
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -126,6 +126,15 @@ export function addressAllowed(address: string | null, cidrs: readonly string[])
   // An IPv4 client seen through an IPv6 socket (::ffff:a.b.c.d).
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   return mapped !== null && list.check(mapped[1], 'ipv4');
+}
+
+/** The canonical form of `p`, or `p` itself when it does not (yet) exist. */
+function realPathOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise<GuardOutcome> {
@@ -437,9 +446,15 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     if (!create && !existsSync(repoPath)) return answerMissing(req, 'BK_DENY_NO_REPOSITORY');
     unlocked = lock === false;
 
+    // borg serve resolves the path with realpath() and names the resolved form in its messages
+    // (ObjectNotFound's args, its log): behind a symlinked data directory that form differs.
+    const realRepos = realPathOr(deps.reposDir);
     scrubText = createTextScrubber([
       [repoPath, clientPath],
+      [realPathOr(repoPath), clientPath],
+      [join(realRepos, repository.dirName), clientPath],
       [deps.reposDir, '(server)'],
+      [realRepos, '(server)'],
     ]);
     child = deps.spawnBorg({
       repositoryPath: repoPath,
