@@ -16,7 +16,7 @@
 import { once } from 'node:events';
 import { existsSync, realpathSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
 import { createFrameSplitter } from '../rpc/frame-splitter.js';
@@ -455,6 +455,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       [join(realRepos, repository.dirName), clientPath],
       [deps.reposDir, '(server)'],
       [realRepos, '(server)'],
+      [dirname(deps.reposDir), '(server)'],
     ]);
     child = deps.spawnBorg({
       repositoryPath: repoPath,
