@@ -88,7 +88,9 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     sqlite.pragma('foreign_keys = ON');
     await migrate(sqlite, db, paths.database);
   } catch (error) {
-    await db.destroy();
+    // Kysely opens its driver lazily, so destroy() alone may not close the handle.
+    await db.destroy().catch(() => undefined);
+    if (sqlite.open) sqlite.close();
     if (error instanceof BorgkeepError) throw error;
     throw new BorgkeepError('BK_ERR_INTERNAL', `cannot open the database ${paths.database}: ${reason(error)}`, {
       cause: error,
@@ -96,14 +98,13 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   }
 
   const deps: StoreDeps = { db, now };
-  const ledger = createLedgerStore(deps);
   return {
     paths,
     ...createUserStore(deps),
     ...createRepositoryStore(deps),
     ...createKeyStore(deps),
     ...createGrantStore(deps),
-    ...ledger,
+    ...createLedgerStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -15,9 +15,12 @@ export async function selectKey(db: Kysely<Database>, ref: string): Promise<Sele
   return isKeyId(ref) ? query.where('id', '=', Number(ref)).executeTakeFirst() : query.where('name', '=', ref).executeTakeFirst();
 }
 
+export const keyNotFound = (ref: string) => notFound(isKeyId(ref) ? `no key with id ${ref}` : `no key named '${ref}'`);
+export const repositoryNotFound = (name: string) => notFound(`no repository named '${name}'`);
+
 export async function requireKey(db: Kysely<Database>, ref: string): Promise<Selectable<SshKeysTable>> {
   const row = await selectKey(db, ref);
-  if (!row) throw notFound(isKeyId(ref) ? `no key with id ${ref}` : `no key named '${ref}'`);
+  if (!row) throw keyNotFound(ref);
   return row;
 }
 
@@ -30,6 +33,6 @@ export async function selectRepository(
 
 export async function requireRepository(db: Kysely<Database>, name: string): Promise<Selectable<RepositoriesTable>> {
   const row = await selectRepository(db, name);
-  if (!row) throw notFound(`no repository named '${name}'`);
+  if (!row) throw repositoryNotFound(name);
   return row;
 }

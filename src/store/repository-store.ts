@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { conflict, invalidInput } from '../errors.js';
-import { requireRepository, selectRepository } from './lookups.js';
+import { repositoryNotFound, requireRepository, selectRepository } from './lookups.js';
 import { checkName } from './names.js';
 import { iso, toRepository } from './rows.js';
 import { isUniqueViolation, type StoreDeps } from './store-deps.js';
@@ -113,8 +113,8 @@ export function createRepositoryStore({ db, now }: StoreDeps): RepositoryStore {
 
     async getRepositorySummary(name) {
       const row = await summaries().where('r.name', '=', name).executeTakeFirst();
-      if (!row) await requireRepository(db, name); // throws the not-found sentence
-      return toSummary(row!);
+      if (!row) throw repositoryNotFound(name);
+      return toSummary(row);
     },
 
     async deleteRepository(name, moveFiles) {
