@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { invalidInput } from '../errors.js';
 import type { SshKey } from '../store/types.js';
 import { checkRole } from '../store/grant-terms.js';
+import { checkName } from '../store/names.js';
 import { MAX_KEY_LINE_LENGTH, parseSshPublicKey } from '../store/ssh-public-key.js';
 import { withStore, type CliContext } from './cli-context.js';
 import { formatTable, formatTime, plural } from './output.js';
@@ -32,6 +33,7 @@ export function registerKeyCommands(program: Command, ctx: CliContext): void {
       if ((opts.repo === undefined) !== (opts.role === undefined)) {
         throw invalidInput('give --repo and --role together');
       }
+      checkName('key', name); // before asking for a key on stdin
       const source = opts.file ?? '-';
       const publicKey = parseSshPublicKey(source === '-' ? await readStdin(ctx) : readKeyFile(source));
       const grant =

@@ -39,13 +39,21 @@ export interface Output {
 }
 
 export function createOutput(stream: NodeJS.WritableStream = process.stdout): Output {
-  // `borgkeep ledger | head` closes the pipe early: stop quietly, not with a stack trace.
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw error;
-  });
+  let guarded = false;
+  const write = (text: string) => {
+    // `borgkeep ledger | head` closes the pipe early: stop quietly, not with a stack trace.
+    // Installed on first use only: borg-serve owns stdout and must not get this behaviour.
+    if (!guarded) {
+      guarded = true;
+      stream.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+        throw error;
+      });
+    }
+    stream.write(text);
+  };
   return {
-    line: (text = '') => void stream.write(`${text}\n`),
-    json: (value) => void stream.write(`${JSON.stringify(value, null, 2)}\n`),
+    line: (text = '') => write(`${text}\n`),
+    json: (value) => write(`${JSON.stringify(value, null, 2)}\n`),
   };
 }
