@@ -166,6 +166,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let role: Role | null = null;
   let clientPath = '';
   let child: BorgChild | null = null;
+  let childExited = false;
+  let inputEnded = false;
   let childDone: Promise<void> = Promise.resolve();
   let scrubText: (t: string) => string = (t) => t;
   const pending: Pending[] = [];
@@ -251,7 +253,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
 
   // --- the child -----------------------------------------------------------------------------
   const writeChild = async (buf: Buffer): Promise<void> => {
-    if (!child) throw new SessionEnd('error', 'borg serve is not running');
+    if (!child || childExited) throw new SessionEnd('error', 'borg serve is not running');
     if (!child.stdin.write(buf)) await Promise.race([once(child.stdin, 'drain'), child.exited]);
   };
 
@@ -343,6 +345,20 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     return sendClient(scrubExceptionReply(reply, scrubText));
   };
 
+  /** Requests the child will never answer: answer them, so a client still waiting is not left hanging. */
+  const answerUnanswered = async (): Promise<void> => {
+    for (const p of pending.splice(0)) {
+      if (p.kind === 'internal') p.resolve(null);
+      else
+        await sendClient(
+          encodeExceptionReply(format, p.msgid, {
+            exceptionClass: 'ConnectionClosed',
+            message: 'borg serve on the server ended before answering this call.',
+          }),
+        );
+    }
+  };
+
   const pumpChild = async (c: BorgChild): Promise<void> => {
     const splitter = createFrameSplitter(CLIENT_LIMITS);
     const stderr = createStderrScrubber(scrubText);
@@ -369,19 +385,17 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       c.kill('SIGTERM');
     }
     const code = await c.exited;
-    // Requests the child never answered: answer them, so a client still waiting is not left hanging.
-    for (const p of pending.splice(0)) {
-      if (p.kind === 'internal') p.resolve(null);
-      else
-        await sendClient(
-          encodeExceptionReply(format, p.msgid, {
-            exceptionClass: 'ConnectionClosed',
-            message: 'borg serve on the server ended before answering this call.',
-          }),
-        );
-    }
+    childExited = true;
+    await answerUnanswered();
+    const how = typeof code === 'number' ? `exit code ${code}` : code;
     if (code !== 0 && code !== 'SIGTERM' && !endCause) {
-      endCause = new SessionEnd('error', `borg serve ended with ${typeof code === 'number' ? `exit code ${code}` : code}`);
+      endCause = new SessionEnd('error', `borg serve ended with ${how}`);
+    }
+    // borg serve only ends by itself when it crashed or was killed. Nothing can answer the
+    // client's next call, so end the session now rather than wait for the client to hang up.
+    if (!inputEnded) {
+      endCause ??= new SessionEnd('error', `borg serve ended with ${how}`);
+      s.input.destroy();
     }
   };
 
@@ -591,6 +605,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       endCause ??= new SessionEnd('error', `internal error: ${(e as Error).message}`);
     }
   } finally {
+    inputEnded = true;
     // Ending early (bad frame, signal) must not leave the process waiting on the client.
     if (!s.input.readableEnded) s.input.destroy();
     process.off('SIGTERM', onSignal);
@@ -608,6 +623,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     const timer = setTimeout(() => c.kill('SIGTERM'), endCause ? 10_000 : 24 * 60 * 60 * 1000);
     await childDone;
     clearTimeout(timer);
+    await answerUnanswered(); // calls forwarded after the child was already gone
   }
   await outputChain;
   (index as CommittedIndex | null)?.close();
