@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { BorgkeepError } from '../errors.js';
 import { LOG_LEVELS, createBorgSpawner, type LogLevel } from '../guard/borg-child.js';
 import { createBorgVersionCache } from '../guard/borg-version.js';
+import { isLocalProcessAlive } from './cli-context.js';
 
 export interface OriginalCommand {
   readonly isBorgServe: boolean;
@@ -55,15 +56,6 @@ function asyncStdout(): Writable {
   return process.stdout;
 }
 
-function isAlive(pid: number, host: string): boolean {
-  if (host !== hostname()) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function registerBorgServe(program: Command, getDataDir: () => string): void {
   program
@@ -84,8 +76,12 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
       const paths = dataDirPaths(dataDir);
       const store = await openStore({ dataDir });
       const output = asyncStdout();
+      // sshd sends SIGHUP when the connection drops; an admin or systemd sends SIGTERM.
+      const stop = new AbortController();
+      const onSignal = (): void => stop.abort();
+      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.once(sig, onSignal);
       try {
-        await store.closeStaleSessions(isAlive);
+        await store.closeStaleSessions(isLocalProcessAlive);
         const borgCommand = process.env.BORGKEEP_BORG || 'borg';
         const versions = createBorgVersionCache(dataDir, borgCommand, process.env.PATH ?? '');
         // borg serve's home and working directory: nothing of the client's, nothing of ours.
@@ -108,6 +104,7 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
             input: process.stdin,
             output,
             errOutput: process.stderr,
+            stop: stop.signal,
           },
         );
         process.exitCode = outcome.result === 'error' ? 1 : 0;

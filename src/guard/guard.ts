@@ -66,6 +66,8 @@ export interface GuardSession {
   readonly input: Readable;
   readonly output: Writable;
   readonly errOutput: Writable;
+  /** Aborting ends the session: borg serve gets EOF and rolls back what is not committed. */
+  readonly stop?: AbortSignal;
 }
 
 export interface GuardOutcome {
@@ -95,6 +97,13 @@ class SessionEnd extends Error {
   ) {
     super(detail);
   }
+}
+
+/** "Class: message" of an exception reply, scrubbed, for the ledger. */
+function exceptionText(reply: RpcReply, scrub: (t: string) => string): string {
+  const short = reply.value instanceof MsgMap ? reply.value.get('exception_short') : undefined;
+  const text = Array.isArray(short) ? short.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : '')).join(' ').trim() : '';
+  return scrub(`${reply.exceptionClass ?? 'Exception'}${text ? `: ${text}` : ''}`).slice(0, 500);
 }
 
 function parseVersion(v: MsgValue | undefined): VersionTuple | null {
@@ -173,6 +182,11 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const pending: Pending[] = [];
   let internalMsgid = INTERNAL_MSGID_BASE;
   let denials = 0;
+  // One ledger row per (method, reason) and session: a refused `borg delete` pipelines dozens
+  // of deletes, and a hostile client must not be able to flood the database with rows.
+  const denialCounts = new Map<string, number>();
+  let rolledBackWrites = 0;
+  let writeError: string | null = null;
   let writeAllowed: boolean | null = null; // writes-per-day verdict, decided at the first write
   let index: CommittedIndex | null = null;
   let indexReady = false;
@@ -210,38 +224,25 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const describe = (): string =>
     `key '${key?.name ?? s.keyRef}', role ${role ?? 'none'}, repository '${repository?.name ?? clientPath}'`;
 
-  const refuse = async (req: RpcRequest, reason: DenyReason, why: string, quiet = false): Promise<void> => {
+  const noteDenial = (method: string, reason: DenyReason, message: string, repositoryId: number | null): void => {
     denials++;
+    const k = `${method} ${reason}`;
+    const seen = denialCounts.get(k) ?? 0;
+    denialCounts.set(k, seen + 1);
+    if (seen > 0) return;
+    ledger(store.recordDenial({ sessionId, keyId: key?.id ?? null, repositoryId, method, reason, message, at: now() }));
+  };
+
+  const refuse = async (req: RpcRequest, reason: DenyReason, why: string): Promise<void> => {
     const message = `borgkeep refused ${req.method}: ${why} (${describe()}).`;
-    ledger(
-      store.recordDenial({
-        sessionId,
-        keyId: key?.id ?? null,
-        repositoryId: repository?.id ?? null,
-        method: req.method,
-        reason,
-        message,
-        at: now(),
-      }),
-    );
-    if (!quiet) await sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: DENIED_CLASS, message }));
+    noteDenial(req.method, reason, message, repository?.id ?? null);
+    await sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: DENIED_CLASS, message }));
   };
 
   /** The reply borg gives for a repository that does not exist; also for names not granted. */
   const answerMissing = async (req: RpcRequest, reason: DenyReason): Promise<void> => {
-    denials++;
     const shown = clientPath || '(none)';
-    ledger(
-      store.recordDenial({
-        sessionId,
-        keyId: key?.id ?? null,
-        repositoryId: null,
-        method: 'open',
-        reason,
-        message: `open of '${shown}': no such repository is granted to this key`,
-        at: now(),
-      }),
-    );
+    noteDenial('open', reason, `open of '${shown}': no such repository is granted to this key`, null);
     await sendClient(
       encodeExceptionReply(req.format, req.msgid, {
         exceptionClass: 'DoesNotExist',
@@ -269,6 +270,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     const t = txn;
     txn = null;
     if (t.writes === 0 && state === 'rolled_back') return;
+    if (state === 'rolled_back') rolledBackWrites++;
     ledger(
       store.recordTransaction({
         sessionId,
@@ -338,11 +340,15 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       }
       return sendClient(reply.frame);
     }
+    const scrubbed = scrubExceptionReply(reply, scrubText);
+    if (head.method === 'put' || head.method === 'delete' || head.method === 'commit') {
+      writeError ??= exceptionText(reply, scrubText);
+    }
     if (head.method === 'commit') {
       finishTxn('rolled_back', null);
       sessionPuts.clear();
     }
-    return sendClient(scrubExceptionReply(reply, scrubText));
+    return sendClient(scrubbed);
   };
 
   /** Requests the child will never answer: answer them, so a client still waiting is not left hanging. */
@@ -579,13 +585,12 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
 
   // --- the client stream -----------------------------------------------------------------------
   const splitter = createFrameSplitter(SERVER_LIMITS);
-  const onSignal = (): void => {
+  const onStop = (): void => {
     endCause ??= new SessionEnd('aborted', 'the session was stopped on the server');
     s.input.destroy();
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGHUP', onSignal);
-  process.once('SIGINT', onSignal);
+  if (s.stop?.aborted) onStop();
+  s.stop?.addEventListener('abort', onStop, { once: true });
   try {
     for await (const chunk of s.input as AsyncIterable<Buffer>) {
       bytesIn += chunk.length;
@@ -608,9 +613,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     inputEnded = true;
     // Ending early (bad frame, signal) must not leave the process waiting on the client.
     if (!s.input.readableEnded) s.input.destroy();
-    process.off('SIGTERM', onSignal);
-    process.off('SIGHUP', onSignal);
-    process.off('SIGINT', onSignal);
+    s.stop?.removeEventListener('abort', onStop);
   }
   if (endCause && endCause.result === 'error') {
     s.errOutput.write(`borgkeep: session ended: ${endCause.detail}.\n`);
@@ -635,12 +638,16 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   if (endCause) {
     result = endCause.result;
     detail = endCause.detail;
-  } else if (uncommitted || clientGone) {
-    result = 'aborted';
-    detail = uncommitted ? 'the session ended with an uncommitted transaction, which borg rolled back' : 'the client stopped reading';
   } else if (denials > 0) {
     result = 'denied';
-    detail = `${denials} call(s) refused`;
+    const parts = [...denialCounts].map(([k, n]) => `${k.split(' ')[0]}${n > 1 ? ` x${n}` : ''}`);
+    detail = `${denials} call(s) refused: ${parts.join(', ')}`;
+  } else if (rolledBackWrites > 0 && writeError) {
+    result = 'error';
+    detail = `borg rolled the transaction back: ${writeError}`;
+  } else if (uncommitted || clientGone || rolledBackWrites > 0) {
+    result = 'aborted';
+    detail = clientGone && !uncommitted ? 'the client stopped reading' : 'the session ended with an uncommitted transaction, which borg rolled back';
   } else {
     result = 'ok';
   }
