@@ -1,0 +1,181 @@
+// What the guard costs a real backup: wall time of `borg create` of 1 GiB of fresh random data
+// (64 MiB files, new each run so nothing dedups; --compression lz4; encryption repokey, or
+// BENCH_ENCRYPTION) into a fresh repository each run, through
+//   (a) plain `borg serve --restrict-to-repository R --append-only` (BORG_RSH script), and
+//   (b) `borgkeep borg-serve --key K` with an append key (BORG_RSH standing in for sshd, a fresh
+//       borgkeep data dir each run), which runs that same borg serve command line as its child.
+// The repository is initialised by a full key (untimed); only `borg create` is timed, from
+// spawning the client to its exit, so (b) includes the guard's start-up and ledger writes.
+// Runs alternate a, b (BENCH_RUNS rounds, default 3), medians and the ratio b/a are printed and
+// stored in bench/results/latest.json. CPU seconds of each side come from `times` in the
+// BORG_RSH scripts. BENCH_PROFILE=1 also runs (b) under `node --cpu-prof` and prints the
+// guard's hottest functions (profiling slows it: those runs are not the timed ones).
+
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import {
+  BORGKEEP,
+  GiB,
+  MiB,
+  borgClientEnv,
+  borgVersion,
+  fmt,
+  median,
+  printTable,
+  readCpuLog,
+  requireBuilt,
+  run,
+  runOk,
+  saveResults,
+  syncDisks,
+  tempRoot,
+  writeGuardRsh,
+  writePlainRsh,
+  writeRandomTree,
+} from './lib/common.mjs';
+import { summariseProfile } from './lib/cpu-profile.mjs';
+
+requireBuilt();
+const SOURCE_BYTES = Number(process.env.BENCH_SOURCE_BYTES ?? GiB);
+const ROUNDS = Number(process.env.BENCH_RUNS ?? 3);
+const ENCRYPTION = process.env.BENCH_ENCRYPTION ?? 'repokey';
+const COMPRESSION = 'lz4';
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+
+const tmp = tempRoot('borgkeep-bench-create');
+const plainRsh = writePlainRsh(tmp.dir);
+const keysDir = join(tmp.dir, 'ssh-keys');
+
+async function makeKey(name) {
+  await runOk('mkdir', ['-p', keysDir]);
+  await runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}@bench`, '-f', join(keysDir, name)]);
+  return join(keysDir, `${name}.pub`);
+}
+const fullPub = await makeKey('admin-key');
+const appendPub = await makeKey('writer-key');
+
+async function timedCreate(env, url, src, label) {
+  const cpuLog = join(tmp.dir, `${label}.cpu`);
+  const totalLog = join(tmp.dir, `${label}.total-cpu`);
+  const args = ['create', '--compression', COMPRESSION, `${url}::bench`, src];
+  // GNU time adds a fork and a wait, the same for (a) and (b); it reports borg plus everything
+  // under it (the BORG_RSH script and the server side), so the client's share is the difference.
+  const [cmd, argv] = TIME ? [TIME, ['-f', '%U %S', '-o', totalLog, 'borg', ...args]] : ['borg', args];
+  const t0 = process.hrtime.bigint();
+  const r = await run(cmd, argv, { env: { ...env, BENCH_CPU_LOG: cpuLog } });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.code !== 0) throw new Error(`borg create (${label}) failed (${r.code}):\n${r.stderr}`);
+  const serverCpu = readCpuLog(cpuLog);
+  let clientCpu = null;
+  if (TIME && existsSync(totalLog)) {
+    const [user, sys] = readFileSync(totalLog, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+    clientCpu = user + sys - (serverCpu ?? 0);
+  }
+  return { seconds, serverCpu, clientCpu };
+}
+
+/** (a): plain borg serve, the command line borgkeep gives its child for an append key. */
+async function runPlain(n, src) {
+  const repo = join(tmp.dir, `plain-repo-${n}`);
+  const env = borgClientEnv(join(tmp.dir, `client-${n}`), plainRsh, { BENCH_REPO: repo });
+  const url = `ssh://bench${repo}`;
+  await runOk('borg', ['init', '-e', ENCRYPTION, url], { env });
+  syncDisks();
+  return timedCreate({ ...env, BENCH_APPEND_ONLY: '1' }, url, src, `a-${n}`);
+}
+
+/** (b): through the guard, in a fresh borgkeep installation. */
+async function runGuard(n, src, extraEnv = {}) {
+  const dataDir = join(tmp.dir, `borgkeep-${n}`);
+  const cli = (args) => runOk(process.execPath, [BORGKEEP, '--data-dir', dataDir, ...args]);
+  await cli(['repo', 'create', 'bench']);
+  await cli(['key', 'add', 'admin-key', '--file', fullPub, '--repo', 'bench', '--role', 'full']);
+  await cli(['key', 'add', 'writer-key', '--file', appendPub, '--repo', 'bench', '--role', 'append']);
+  const rsh = writeGuardRsh(tmp.dir, dataDir);
+  const env = borgClientEnv(join(tmp.dir, `client-${n}`), rsh);
+  const url = 'ssh://borgkeep-bench/./bench';
+  await runOk('borg', ['init', '-e', ENCRYPTION, url], { env: { ...env, BENCH_KEY: 'admin-key' } });
+  syncDisks();
+  const result = await timedCreate({ ...env, BENCH_KEY: 'writer-key', ...extraEnv }, url, src, `b-${n}`);
+  // The session must have gone through as a plain, allowed backup.
+  const { sessions } = JSON.parse((await cli(['ledger', '--repo', 'bench', '--limit', '1', '--json'])).stdout);
+  if (sessions?.[0]?.result !== 'ok') throw new Error(`the guarded session ended with ${sessions?.[0]?.result}: ${sessions?.[0]?.detail}`);
+  return result;
+}
+
+let counter = 0;
+async function measure(kind) {
+  const n = ++counter;
+  const src = writeRandomTree(join(tmp.dir, `src-${n}`), SOURCE_BYTES);
+  syncDisks();
+  try {
+    return kind === 'a' ? await runPlain(n, src) : await runGuard(n, src);
+  } finally {
+    for (const name of readdirSync(tmp.dir)) {
+      if (name.endsWith(`-${n}`)) rmSync(join(tmp.dir, name), { recursive: true, force: true });
+    }
+    syncDisks();
+  }
+}
+
+console.log(
+  `borg create of ${SOURCE_BYTES / MiB} MiB of fresh random data, --compression ${COMPRESSION}, -e ${ENCRYPTION}; ` +
+    `${ROUNDS} rounds alternating (a) plain borg serve / (b) borgkeep borg-serve (append key); ${borgVersion()}, node ${process.version}`,
+);
+const a = [];
+const b = [];
+for (let i = 0; i < ROUNDS; i++) {
+  a.push(await measure('a'));
+  console.log(`  round ${i + 1}: a ${fmt(a[i].seconds)} s`);
+  b.push(await measure('b'));
+  console.log(`  round ${i + 1}: b ${fmt(b[i].seconds)} s`);
+}
+
+const rows = [['round', 'a: borg serve s', 'b: borgkeep s', 'b/a', 'a server CPU s', 'b server CPU s', 'a client CPU s', 'b client CPU s']];
+const cpu = (x) => fmt(x ?? NaN);
+for (let i = 0; i < ROUNDS; i++) {
+  rows.push([String(i + 1), fmt(a[i].seconds), fmt(b[i].seconds), fmt(b[i].seconds / a[i].seconds, 3), cpu(a[i].serverCpu), cpu(b[i].serverCpu), cpu(a[i].clientCpu), cpu(b[i].clientCpu)]);
+}
+const medA = median(a.map((r) => r.seconds));
+const medB = median(b.map((r) => r.seconds));
+const cpuA = median(a.map((r) => r.serverCpu ?? NaN));
+const cpuB = median(b.map((r) => r.serverCpu ?? NaN));
+const clientA = median(a.map((r) => r.clientCpu ?? NaN));
+const clientB = median(b.map((r) => r.clientCpu ?? NaN));
+rows.push(['median', fmt(medA), fmt(medB), fmt(medB / medA, 3), fmt(cpuA), fmt(cpuB), fmt(clientA), fmt(clientB)]);
+console.log('');
+printTable(rows);
+console.log(
+  `\nratio of medians b/a = ${fmt(medB / medA, 3)} (goal <= 1.03); ` +
+    `${fmt((SOURCE_BYTES / 1e6) / medA, 0)} MB/s plain, ${fmt((SOURCE_BYTES / 1e6) / medB, 0)} MB/s guarded; ` +
+    `server-side CPU (b includes the guard's node process): ${fmt(cpuA)} s vs ${fmt(cpuB)} s; borg client CPU ${fmt(clientA)} s vs ${fmt(clientB)} s`,
+);
+
+let profile = null;
+if (PROFILE) {
+  const dir = join(tmp.dir, 'cpu-prof');
+  const n = ++counter;
+  const src = writeRandomTree(join(tmp.dir, `src-${n}`), SOURCE_BYTES);
+  syncDisks();
+  await runGuard(n, src, { BENCH_CPU_PROF: dir });
+  profile = summariseProfile(dir, 25);
+  console.log(`\nguard CPU profile of one more (b) run (not timed above): ${fmt(profile.totalMs / 1000)} s sampled`);
+  printTable([['self ms', 'self %', 'function'], ...profile.top.map((f) => [fmt(f.selfMs, 0), fmt(f.selfPct, 1), f.name])]);
+}
+
+saveResults('borgCreate', {
+  when: new Date().toISOString(),
+  node: process.version,
+  borg: borgVersion(),
+  sourceBytes: SOURCE_BYTES,
+  compression: COMPRESSION,
+  encryption: ENCRYPTION,
+  a: { what: 'borg serve --restrict-to-repository R --append-only', seconds: a.map((r) => r.seconds), serverCpuSeconds: a.map((r) => r.serverCpu), clientCpuSeconds: a.map((r) => r.clientCpu), median: medA },
+  b: { what: 'borgkeep borg-serve --key K (append role)', seconds: b.map((r) => r.seconds), serverCpuSeconds: b.map((r) => r.serverCpu), clientCpuSeconds: b.map((r) => r.clientCpu), median: medB },
+  ratio: medB / medA,
+  goal: 1.03,
+  ...(profile ? { guardProfileTop: profile.top.slice(0, 10) } : {}),
+});
+tmp.cleanup();
