@@ -8,10 +8,12 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { build } from './build.mjs';
+
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-if (build.status !== 0) {
-  console.error('build failed: fix the TypeScript errors above');
+const buildError = await build();
+if (buildError) {
+  console.error(`build failed: ${buildError}.`);
   process.exit(1);
 }
 

@@ -6,12 +6,14 @@ import { readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { build } from './build.mjs';
+
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
 
-const build = run('npx', ['tsc', '-p', 'tsconfig.build.json']);
-if (build.status !== 0) {
-  console.log('build failed: fix the TypeScript errors above');
+const buildError = await build();
+if (buildError) {
+  console.log(`build failed: ${buildError}`);
   console.log('0 passed, 1 failed');
   process.exit(1);
 }

@@ -10,6 +10,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { build } from './build.mjs';
+
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const say = (line) => process.stdout.write(`${line}\n`);
 const fail = (line) => {
@@ -35,10 +37,11 @@ function newest(dir) {
   }
   return t;
 }
-const entry = join(root, 'dist', 'cli', 'main.js');
+const entry = join(root, 'dist', 'cli', 'borgkeep.mjs');
 if (!existsSync(entry) || statSync(entry).mtimeMs < newest(join(root, 'src'))) {
   say('Building...');
-  if (run('npx', ['tsc', '-p', 'tsconfig.build.json']).status !== 0) fail('the build failed; see the TypeScript errors above.');
+  const error = await build();
+  if (error) fail(`${error}.`);
 }
 
 // 3. borg itself.

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 export default function setup(): void {
   const root = join(import.meta.dirname, '..');
-  if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
+  if (!existsSync(join(root, 'dist', 'cli', 'borgkeep.mjs'))) {
     throw new Error('dist/ is missing: run the suite with "npm test", which builds first');
   }
   try {
