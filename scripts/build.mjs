@@ -2,8 +2,8 @@
 // `npm run build`: type-checks and compiles src/ to dist/ (tsc), then bundles the CLI into one
 // file, dist/cli/borgkeep.mjs, which bin/borgkeep runs. The bundle is what sshd starts for every
 // backup session: one file instead of hundreds of ES modules (Kysely alone has ~400) halves the
-// start-up time of `borgkeep borg-serve` (measured: 0.17 s -> 0.09 s wall). better-sqlite3 stays
-// outside, as it loads a native addon.
+// start-up time of `borgkeep borg-serve` (measured: 0.17 s -> 0.09 s wall). better-sqlite3, ssh2
+// and pino stay outside (native addons, worker files).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -26,7 +26,9 @@ export async function build() {
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      external: ['better-sqlite3'],
+      // Loaded at run time from node_modules: native addons (better-sqlite3, ssh2's optional
+      // crypto binding) and pino's worker-thread files do not survive bundling.
+      external: ['better-sqlite3', 'ssh2', 'pino'],
       logLevel: 'warning',
       // Bundled CommonJS dependencies call require() for node's own modules.
       banner: { js: "import { createRequire as __borgkeepRequire } from 'node:module'; const require = __borgkeepRequire(import.meta.url);" },

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { isBorgkeepError } from '../errors.js';
+import { registerAuthorizedKeysCommand } from './authorized-keys-command.js';
 import { registerBorgServe } from './borg-serve-command.js';
 import type { CliContext } from './cli-context.js';
 import { registerGrantCommands } from './grant-commands.js';
@@ -18,6 +19,7 @@ import { registerKeyCommands } from './key-commands.js';
 import { registerLedgerCommand } from './ledger-command.js';
 import { createOutput } from './output.js';
 import { registerRepoCommands } from './repo-commands.js';
+import { registerServeCommand } from './serve-command.js';
 import { registerUserCommands } from './user-commands.js';
 
 export const EXIT_OK = 0;
@@ -61,6 +63,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerLedgerCommand(program, ctx);
   registerUserCommands(program, ctx);
   registerBorgServe(program, getDataDir);
+  registerServeCommand(program, ctx);
+  registerAuthorizedKeysCommand(program, ctx);
 
   try {
     await program.parseAsync(argv);

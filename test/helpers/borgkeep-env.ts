@@ -1,11 +1,17 @@
 // A throw-away borgkeep installation for integration tests: its own data directory, the built
-// CLI, and a BORG_RSH script that stands in for sshd running the forced command
-// `borgkeep borg-serve --key KEY`, so the real borg client talks to the real guard.
+// CLI, and a way in for the real borg client, chosen by `transport`:
+//  - 'forced-command' (default): a BORG_RSH script that stands in for sshd running the forced
+//    command `borgkeep borg-serve --key KEY`;
+//  - 'embedded': the real ssh client to `borgkeep serve`'s SSH gateway;
+//  - 'openssh': the real ssh client to a real sshd with `borgkeep authorized-keys`.
+// The SSH front-ends start on the first borg() call (after the test registered its keys).
 
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { hostKeyLine, startEmbedded, startOpenSsh, writePortAndHostKey, writeSshRsh, type SshFrontEnd, type SshTransport } from './ssh-transports.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const BORGKEEP = join(ROOT, 'bin', 'borgkeep');
@@ -59,22 +65,25 @@ export interface BorgkeepEnv {
   url(repo: string): string;
   /** Path of a repository on disk (for checks a test makes behind the guard's back). */
   repoPath(repo: string): Promise<string>;
-  cleanup(): void;
+  readonly transport: 'forced-command' | SshTransport;
+  /** The SSH front-end, started if it was not yet (throws for 'forced-command'). */
+  frontEnd(): Promise<SshFrontEnd>;
+  cleanup(): Promise<void>;
 }
 
 export const PASSPHRASE = 'correct horse battery staple';
 
-export function createBorgkeepEnv(label = 'bk'): BorgkeepEnv {
+export function createBorgkeepEnv(label = 'bk', transport: 'forced-command' | SshTransport = 'forced-command'): BorgkeepEnv {
   const root = mkdtempSync(join(tmpdir(), `${label}-`));
   const dataDir = join(root, 'data');
   const clientBase = join(root, 'client');
   const keysDir = join(root, 'ssh-keys');
   mkdirSync(clientBase);
   mkdirSync(keysDir);
-  const rsh = join(root, 'fake-sshd');
+  const fakeSshd = join(root, 'fake-sshd');
   // borg runs: $BORG_RSH [-p PORT] HOST borg serve [--info|--debug...]
   writeFileSync(
-    rsh,
+    fakeSshd,
     `#!/bin/sh
 # Stands in for sshd: runs the forced command with the variables sshd would set.
 while [ $# -gt 0 ]; do case "$1" in -p) shift 2;; -*) shift;; *) break;; esac; done
@@ -84,7 +93,20 @@ export SSH_CONNECTION="\${BORGKEEP_TEST_ADDR:-127.0.0.1} 40022 127.0.0.1 22"
 exec "${process.execPath}" "${BORGKEEP}" --data-dir "${dataDir}" borg-serve --key "$BORGKEEP_TEST_KEY"
 `,
   );
-  chmodSync(rsh, 0o755);
+  chmodSync(fakeSshd, 0o755);
+  const portFile = join(root, 'ssh-port');
+  const knownHosts = join(root, 'known_hosts');
+  const rsh = transport === 'forced-command' ? fakeSshd : writeSshRsh(root, keysDir, portFile, knownHosts);
+  let front: Promise<SshFrontEnd> | null = null;
+  const frontEnd = (): Promise<SshFrontEnd> => {
+    if (transport === 'forced-command') return Promise.reject(new Error('this installation has no SSH front-end'));
+    front ??= (transport === 'embedded' ? startEmbedded(dataDir) : startOpenSsh(dataDir)).then((f) => {
+      writePortAndHostKey(portFile, knownHosts, f.port, hostKeyLine(transport, dataDir, f));
+      return f;
+    });
+    return front;
+  };
+  const sshUser = transport === 'openssh' ? 'root' : 'borg';
 
   const cliEnv = { ...process.env, BORGKEEP_DATA_DIR: undefined } as NodeJS.ProcessEnv;
   const cli = (args: readonly string[], opts: RunOptions = {}) =>
@@ -123,16 +145,20 @@ exec "${process.execPath}" "${BORGKEEP}" --data-dir "${dataDir}" borg-serve --ke
       await env.cliOk(['key', 'add', name, '--file', `${file}.pub`]);
     },
     borgEnv,
-    borg(key, args, opts = {}) {
+    async borg(key, args, opts = {}) {
+      if (transport !== 'forced-command') await frontEnd();
       return run('borg', args, { ...opts, env: { ...borgEnv(key, opts.address), ...opts.env } });
     },
-    url: (repo) => `ssh://borgkeep-test/./${repo}`,
+    url: (repo) => (transport === 'forced-command' ? `ssh://borgkeep-test/./${repo}` : `ssh://${sshUser}@borgkeep-test/./${repo}`),
     async repoPath(repo) {
       const out = JSON.parse(await env.cliOk(['repo', 'show', repo, '--json'])) as { dirName?: string; path?: string };
       if (out.path) return out.path;
       return join(dataDir, 'repos', String(out.dirName));
     },
-    cleanup() {
+    transport,
+    frontEnd,
+    async cleanup() {
+      if (front) await (await front.catch(() => null))?.stop();
       rmSync(root, { recursive: true, force: true });
     },
   };

@@ -22,8 +22,8 @@ export interface RoleFixture {
   as(role: RoleName, args: readonly string[], opts?: Parameters<BorgkeepEnv['borg']>[2]): Promise<RunResult>;
 }
 
-export async function createRoleFixture(label: string): Promise<RoleFixture> {
-  const env = createBorgkeepEnv(label);
+export async function createRoleFixture(label: string, transport: BorgkeepEnv['transport'] = 'forced-command'): Promise<RoleFixture> {
+  const env = createBorgkeepEnv(label, transport);
   await env.cliOk(['repo', 'create', 'main']);
   await env.cliOk(['repo', 'create', 'fresh']);
   for (const [role, key] of Object.entries(KEYS)) {

@@ -24,12 +24,12 @@ export const EXPECTED: Record<RoleName, Expectations> = {
   full: { init: null, create: null, checkpoints: null, delete: null, prune: null, compact: null, rename: null, changePassphrase: null, breakLock: null },
 };
 
-export function defineRoleMatrix(role: RoleName): void {
+export function defineRoleMatrix(role: RoleName, transport: RoleFixture['env']['transport'] = 'forced-command'): void {
   const expected = EXPECTED[role];
   let f: RoleFixture;
 
   beforeAll(async () => {
-    f = await createRoleFixture(`role-${role}`);
+    f = await createRoleFixture(`role-${role}-${transport}`, transport);
   });
   afterAll(() => f?.env.cleanup());
 
@@ -48,7 +48,7 @@ export function defineRoleMatrix(role: RoleName): void {
     return { r, before };
   }
 
-  describe(`role ${role}`, () => {
+  describe(`role ${role} (${transport})`, () => {
     test('list, info and check work', async () => {
       const list = await f.as(role, ['list', '--short', f.main]);
       expectOk(list);

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 
 import { borgServeArgv } from '../guard/borg-child.js';
-import { clientAddressFromEnv, parseOriginalCommand } from './borg-serve-command.js';
+import { clientAddressFromEnv, parseOriginalCommand } from './original-command.js';
 
 describe('SSH_ORIGINAL_COMMAND', () => {
   test('only the log level is taken from a borg serve command line', () => {

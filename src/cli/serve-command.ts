@@ -1,0 +1,135 @@
+// `borgkeep serve`: the long-running server. Today the embedded SSH gateway: borg clients connect
+// to ssh://borg@HOST:2222/./REPO with no sshd set-up. Host keys are created on first start and
+// their fingerprints printed, so users can check them. Structured logs (pino, JSON lines) go to
+// stdout after the start-up lines. SIGTERM or SIGINT: stop accepting, let running sessions finish
+// for the grace period, then end them so borg rolls back what is not committed.
+
+import type { Command } from 'commander';
+
+import { BorgkeepError } from '../errors.js';
+import type { ServeConfig } from '../gateway/serve-config.js';
+import { isLocalProcessAlive, type CliContext } from './cli-context.js';
+
+interface ServeFlags {
+  sshListen?: string;
+  sshUser?: string;
+  maxSessions?: string;
+  maxSessionsPerKey?: string;
+  authFailuresPerMinute?: string;
+  loginGrace?: string;
+  idleTimeout?: string;
+  shutdownGrace?: string;
+}
+
+export function registerServeCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('serve')
+    .description('run the server: the embedded SSH gateway for borg clients')
+    .option('--ssh-listen <host:port>', 'address of the SSH gateway (env BORGKEEP_SSH_LISTEN, default 0.0.0.0:2222)')
+    .option('--ssh-user <name>', 'SSH user name borg clients log in as (env BORGKEEP_SSH_USER, default borg)')
+    .option('--max-sessions <n>', 'guarded sessions at once over all keys (default 100)')
+    .option('--max-sessions-per-key <n>', 'guarded sessions at once for one key (default 10)')
+    .option('--auth-failures-per-minute <n>', 'failed logins per address and minute before it is throttled; 0: off (default 10)')
+    .option('--login-grace <seconds>', 'time a connection has to authenticate (default 30)')
+    .option('--idle-timeout <seconds>', 'a connection running no session is closed after this (default 60)')
+    .option('--shutdown-grace <seconds>', 'on SIGTERM, how long running sessions may go on (default 30)')
+    .action(async (flags: ServeFlags) => {
+      const { parseServeConfig } = await import('../gateway/serve-config.js');
+      const config = parseServeConfig(
+        {
+          sshListen: flags.sshListen,
+          sshUser: flags.sshUser,
+          maxSessions: flags.maxSessions,
+          maxSessionsPerKey: flags.maxSessionsPerKey,
+          authFailuresPerMinute: flags.authFailuresPerMinute,
+          loginGraceSeconds: flags.loginGrace,
+          idleSeconds: flags.idleTimeout,
+          shutdownGraceSeconds: flags.shutdownGrace,
+        },
+        process.env,
+      );
+      await serve(ctx, config);
+    });
+}
+
+async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
+  const [{ openStore }, { runGuardSession }, { createGuardDeps }, { createSshGateway }, { createAuthThrottle }, { loadOrCreateHostKeys }, { dataDirPaths }] =
+    await Promise.all([
+      import('../store/database.js'),
+      import('../guard/guard.js'),
+      import('../gateway/guard-runtime.js'),
+      import('../gateway/ssh-gateway.js'),
+      import('../gateway/auth-throttle.js'),
+      import('../gateway/host-keys.js'),
+      import('../store/data-dir.js'),
+    ]);
+  // Only the server needs these two; the forced command starts without them.
+  const [{ default: ssh2 }, { default: pino }] = await Promise.all([import('ssh2'), import('pino')]);
+
+  const dataDir = ctx.getDataDir();
+  const paths = dataDirPaths(dataDir);
+  const store = await openStore({ dataDir });
+  let closed = false;
+  const closeStore = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await store.close();
+  };
+  try {
+    const stale = await store.closeStaleSessions(isLocalProcessAlive);
+    const hostKeys = loadOrCreateHostKeys(`${paths.root}/ssh`, (type) =>
+      type === 'rsa' ? ssh2.utils.generateKeyPairSync('rsa', { bits: 3072 }) : ssh2.utils.generateKeyPairSync('ed25519'),
+    );
+    const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+    const guardDeps = createGuardDeps(dataDir, store, process.env);
+    const gateway = createSshGateway({
+      hostKeys,
+      user: config.sshUser,
+      findKeyByBlob: (type, blob) => store.findKeyByBlob(type, blob),
+      runSession: (session) => runGuardSession(guardDeps, session),
+      throttle: createAuthThrottle({ limit: config.authFailuresPerMinute, windowMs: 60_000, now: () => Date.now() }),
+      limits: {
+        maxSessions: config.maxSessions,
+        maxSessionsPerKey: config.maxSessionsPerKey,
+        loginGraceMs: config.loginGraceSeconds * 1000,
+        idleMs: config.idleSeconds * 1000,
+      },
+      log,
+      ssh2: { Server: ssh2.Server, parseKey: ssh2.utils.parseKey },
+    });
+    const bound = await gateway.listen(config.sshListen.host, config.sshListen.port).catch((error: NodeJS.ErrnoException) => {
+      const where = `${config.sshListen.host}:${config.sshListen.port}`;
+      throw new BorgkeepError(
+        'BK_ERR_INVALID_INPUT',
+        error.code === 'EADDRINUSE'
+          ? `cannot listen on ${where}: the address is in use (another borgkeep or sshd?); choose another with --ssh-listen`
+          : error.code === 'EACCES'
+            ? `cannot listen on ${where}: permission denied (ports below 1024 need root); choose another with --ssh-listen`
+            : `cannot listen on ${where}: ${error.message}`,
+      );
+    });
+
+    const hostForUrl = bound.host === '0.0.0.0' || bound.host === '::' ? 'HOST' : bound.host.includes(':') ? `[${bound.host}]` : bound.host;
+    const lines = [
+      `borgkeep serve: data directory ${paths.root}`,
+      ...(stale > 0 ? [`closed ${stale} session(s) left open by a process that died, as aborted`] : []),
+      'SSH host key fingerprints (clients can compare them on their first connection):',
+      ...hostKeys.map((k) => `  ${k.fingerprint} (${k.type})`),
+      `ssh gateway listening on ${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`,
+      `clients use: borg init -e repokey ssh://${config.sshUser}@${hostForUrl}:${bound.port}/./REPO`,
+    ];
+    ctx.out.line(lines.join('\n'));
+
+    await new Promise<void>((resolve) => {
+      const onSignal = (signal: NodeJS.Signals): void => {
+        for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
+        log.info({ event: 'shutdown', signal, sessions: gateway.sessionCount(), graceSeconds: config.shutdownGraceSeconds }, 'stopping');
+        void gateway.close(config.shutdownGraceSeconds * 1000).then(resolve, resolve);
+      };
+      for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
+    });
+    log.info({ event: 'stopped' }, 'borgkeep serve stopped');
+  } finally {
+    await closeStore();
+  }
+}

@@ -1,0 +1,36 @@
+// What every guarded session of one installation shares, whichever front-end it came through
+// (sshd's forced command or the embedded gateway): the repositories directory, how the child
+// `borg serve` is started, and the installed borg's version.
+
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+
+import { createBorgSpawner } from '../guard/borg-child.js';
+import { createBorgVersionCache } from '../guard/borg-version.js';
+import type { GuardDeps } from '../guard/guard.js';
+import { dataDirPaths } from '../store/data-dir.js';
+import type { GuardStore } from '../store/types.js';
+
+/** The borg on PATH, unless BORGKEEP_BORG names another (tests and odd installs). */
+export function borgCommand(env: NodeJS.ProcessEnv): string {
+  return env.BORGKEEP_BORG || 'borg';
+}
+
+export function createGuardDeps(dataDir: string, store: GuardStore, env: NodeJS.ProcessEnv): GuardDeps {
+  const paths = dataDirPaths(dataDir);
+  const borg = borgCommand(env);
+  const versions = createBorgVersionCache(paths.root, borg, env.PATH ?? '');
+  // borg serve's home and working directory: nothing of the client's, nothing of ours.
+  const serveHome = join(paths.root, 'serve-home');
+  mkdirSync(serveHome, { recursive: true, mode: 0o700 });
+  return {
+    store,
+    reposDir: paths.repos,
+    spawnBorg: createBorgSpawner(borg, env, serveHome),
+    borgVersion: () => versions.get(),
+    onChildVersion: (v) => versions.correct(v),
+    host: hostname(),
+    pid: process.pid,
+  };
+}

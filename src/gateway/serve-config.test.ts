@@ -1,0 +1,26 @@
+import { expect, test } from 'vitest';
+
+import { parseServeConfig } from './serve-config.js';
+
+test('defaults: every address on 2222, user borg', () => {
+  const c = parseServeConfig({}, {});
+  expect(c.sshListen).toEqual({ host: '0.0.0.0', port: 2222 });
+  expect(c.sshUser).toBe('borg');
+  expect(c.maxSessions).toBe(100);
+  expect(c.authFailuresPerMinute).toBe(10);
+});
+
+test('flags win over the environment; IPv6 and port-only forms', () => {
+  expect(parseServeConfig({ sshListen: '127.0.0.1:0' }, { BORGKEEP_SSH_LISTEN: '0.0.0.0:22' }).sshListen).toEqual({ host: '127.0.0.1', port: 0 });
+  expect(parseServeConfig({}, { BORGKEEP_SSH_LISTEN: '[::1]:2200' }).sshListen).toEqual({ host: '::1', port: 2200 });
+  expect(parseServeConfig({ sshListen: ':2201' }, {}).sshListen).toEqual({ host: '0.0.0.0', port: 2201 });
+  expect(parseServeConfig({ maxSessions: '5' }, {}).maxSessions).toBe(5);
+});
+
+test('a bad value is one sentence naming the flag', () => {
+  expect(() => parseServeConfig({ sshListen: 'localhost' }, {})).toThrow(/^--ssh-listen: 'localhost' is not HOST:PORT/);
+  expect(() => parseServeConfig({ sshListen: '1.2.3.4:70000' }, {})).toThrow(/--ssh-listen/);
+  expect(() => parseServeConfig({ maxSessions: '0' }, {})).toThrow(/^--max-sessions: /);
+  expect(() => parseServeConfig({ maxSessionsPerKey: 'many' }, {})).toThrow(/^--max-sessions-per-key: /);
+  expect(() => parseServeConfig({ sshUser: 'Root; rm' }, {})).toThrow(/^--ssh-user: is not a user name/);
+});

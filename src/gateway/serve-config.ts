@@ -1,0 +1,67 @@
+// The settings of `borgkeep serve`, from flags, else the environment, else the defaults: one zod
+// schema, parsed once at start-up, whose .describe() texts are the documentation. A bad value is
+// one clear sentence naming the flag.
+
+import { z } from 'zod';
+
+import { invalidInput } from '../errors.js';
+
+/** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 lets the system choose (tests). */
+const listenAddress = z.string().transform((text, ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `'${text}' is not HOST:PORT (e.g. 0.0.0.0:2222 or [::]:2222)` });
+    return z.NEVER;
+  }
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+});
+
+const count = (min: number) => z.coerce.number().int().min(min);
+
+export const serveConfigSchema = z.object({
+  sshListen: listenAddress.describe('where the embedded SSH gateway listens (--ssh-listen, BORGKEEP_SSH_LISTEN)').prefault('0.0.0.0:2222'),
+  sshUser: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'is not a user name like borg')
+    .describe('the SSH user name borg clients log in as (--ssh-user, BORGKEEP_SSH_USER)')
+    .default('borg'),
+  maxSessions: count(1).describe('guarded sessions at once over all keys (--max-sessions)').default(100),
+  maxSessionsPerKey: count(1).describe('guarded sessions at once for one key (--max-sessions-per-key)').default(10),
+  authFailuresPerMinute: count(0)
+    .describe('failed logins from one address per minute before its connections are refused; 0 turns this off (--auth-failures-per-minute)')
+    .default(10),
+  loginGraceSeconds: count(1).describe('time a connection has to authenticate (--login-grace)').default(30),
+  idleSeconds: count(1).describe('a connection that runs no session is closed after this time (--idle-timeout)').default(60),
+  shutdownGraceSeconds: count(0)
+    .describe('on SIGTERM, how long running sessions may go on before they are ended and rolled back (--shutdown-grace)')
+    .default(30),
+});
+
+export type ServeConfig = z.output<typeof serveConfigSchema>;
+
+/** Which flag each setting comes from, for error messages. */
+const FLAGS: Record<keyof ServeConfig, string> = {
+  sshListen: '--ssh-listen',
+  sshUser: '--ssh-user',
+  maxSessions: '--max-sessions',
+  maxSessionsPerKey: '--max-sessions-per-key',
+  authFailuresPerMinute: '--auth-failures-per-minute',
+  loginGraceSeconds: '--login-grace',
+  idleSeconds: '--idle-timeout',
+  shutdownGraceSeconds: '--shutdown-grace',
+};
+
+export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string>>, env: NodeJS.ProcessEnv): ServeConfig {
+  const input = {
+    ...flags,
+    sshListen: flags.sshListen ?? env.BORGKEEP_SSH_LISTEN,
+    sshUser: flags.sshUser ?? env.BORGKEEP_SSH_USER,
+  };
+  const parsed = serveConfigSchema.safeParse(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)));
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = String(issue.path[0]) as keyof ServeConfig;
+  const message = issue.code === 'custom' ? issue.message : `${issue.message.replace(/^Invalid input: /, '')}`;
+  throw invalidInput(`${FLAGS[field] ?? field}: ${message}`);
+}

@@ -1,0 +1,274 @@
+// The embedded SSH gateway of `borgkeep serve`: an SSH server (ssh2) that authenticates public
+// keys against the store, accepts one thing only, an exec of `borg serve`, and hands each such
+// channel to the same guard that sshd's forced command runs, with the key and the client's
+// address. Everything else a client may ask for (passwords, shells, ptys, sftp, scp, other
+// subsystems, port, agent and X11 forwarding, environment variables) is refused.
+//
+// Operating limits: failed logins per source address (throttled before the handshake), sessions
+// at once (in all and per key), a login grace time and an idle time for connections that run
+// nothing. `close()` stops accepting, lets running sessions finish for a grace period, then ends
+// them through the guard, so borg serve rolls back whatever is not committed.
+
+import { timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+
+import type { Connection, ServerChannel, Server as SshServer, ParsedKey } from 'ssh2';
+
+import type { GuardOutcome, GuardSession } from '../guard/guard.js';
+import type { SshKey } from '../store/types.js';
+import type { AuthThrottle } from './auth-throttle.js';
+import type { HostKey } from './host-keys.js';
+import { parseOriginalCommand } from './original-command.js';
+
+export interface GatewayLimits {
+  /** Sessions (running borg serve channels) at once over all keys. */
+  readonly maxSessions: number;
+  /** Sessions at once for one key. */
+  readonly maxSessionsPerKey: number;
+  /** A connection must have authenticated within this time. */
+  readonly loginGraceMs: number;
+  /** A connection that runs no session is closed after this time. */
+  readonly idleMs: number;
+}
+
+export const DEFAULT_LIMITS: GatewayLimits = {
+  maxSessions: 100,
+  maxSessionsPerKey: 10,
+  loginGraceMs: 30_000,
+  idleMs: 60_000,
+};
+
+export interface GatewayLog {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface SshGatewayDeps {
+  readonly hostKeys: readonly HostKey[];
+  /** The SSH user name clients log in as (`borg` unless configured otherwise). */
+  readonly user: string;
+  readonly findKeyByBlob: (type: string, blob: string) => Promise<SshKey | undefined>;
+  /** Runs one guarded session (runGuardSession with this installation's deps). */
+  readonly runSession: (session: GuardSession) => Promise<GuardOutcome>;
+  readonly throttle: AuthThrottle;
+  readonly limits?: Partial<GatewayLimits>;
+  readonly log: GatewayLog;
+  /** ssh2's Server and key parser, loaded by the caller (only `serve` needs ssh2). */
+  readonly ssh2: { Server: typeof SshServer; parseKey: (data: string | Buffer) => ParsedKey | Error };
+}
+
+export interface SshGateway {
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  /** Sessions running now. */
+  sessionCount(): number;
+  /** Stops accepting; running sessions get `graceMs` to finish, then are ended (borg rolls back). */
+  close(graceMs: number): Promise<void>;
+}
+
+interface RunningSession {
+  readonly keyId: number;
+  readonly stop: AbortController;
+  readonly done: Promise<void>;
+}
+
+/** The key type named inside an SSH public key blob (string length, then the name). */
+function blobType(blob: Buffer): string | null {
+  if (blob.length < 4) return null;
+  const n = blob.readUInt32BE(0);
+  if (n === 0 || n > 64 || 4 + n > blob.length) return null;
+  return blob.subarray(4, 4 + n).toString('latin1');
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const REFUSED_COMMAND = "borgkeep: this server only runs 'borg serve' for borg clients; the command was refused.\n";
+const REFUSED_SHELL = "borgkeep: this server has no shell; it only runs 'borg serve' for borg clients.\n";
+const REFUSED_SUBSYSTEM = "borgkeep: subsystems (sftp and others) are not available; this server only runs 'borg serve'.\n";
+
+export function createSshGateway(deps: SshGatewayDeps): SshGateway {
+  const limits: GatewayLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const log = deps.log;
+  const sessions = new Set<RunningSession>();
+  const connections = new Set<Connection>();
+  let closing = false;
+
+  /** Writes a refusal on the channel's stderr and ends it with exit status 1. */
+  const refuseOnChannel = (channel: ServerChannel, text: string): void => {
+    channel.stderr.write(text);
+    channel.exit(1);
+    channel.end();
+  };
+
+  const server = new deps.ssh2.Server(
+    {
+      hostKeys: deps.hostKeys.map((k) => k.privateKey),
+      ident: 'borgkeep',
+    },
+    (client: Connection, info) => {
+      const address = info.ip;
+      const socket = (client as unknown as { _sock?: Socket })._sock;
+      if (closing || deps.throttle.blocked(address)) {
+        log.warn({ event: 'connection-refused', address, reason: closing ? 'shutting down' : 'throttled' }, 'connection refused');
+        socket?.destroy();
+        client.end();
+        return;
+      }
+      connections.add(client);
+      let key: SshKey | null = null;
+      let authFailed = false;
+      let running = 0;
+      let idleTimer: NodeJS.Timeout | null = null;
+      const armIdle = (): void => {
+        if (idleTimer) clearTimeout(idleTimer);
+        idleTimer = running === 0 ? setTimeout(() => client.end(), limits.idleMs) : null;
+      };
+      const grace = setTimeout(() => {
+        log.warn({ event: 'login-timeout', address }, 'no authentication within the login grace time');
+        client.end();
+      }, limits.loginGraceMs);
+
+      client.on('error', (error: Error) => log.warn({ event: 'connection-error', address, error: error.message }, 'connection error'));
+      client.on('close', () => {
+        clearTimeout(grace);
+        if (idleTimer) clearTimeout(idleTimer);
+        connections.delete(client);
+        // One failure per connection that never authenticated, however many keys it offered.
+        if (!key && authFailed) deps.throttle.fail(address);
+      });
+
+      client.on('authentication', (ctx) => {
+        const reject = (reason: string): void => {
+          authFailed = true;
+          log.warn({ event: 'auth-failed', address, user: ctx.username, method: ctx.method, reason }, 'authentication refused');
+          ctx.reject(['publickey']);
+        };
+        if (ctx.method !== 'publickey') {
+          // 'none' is how every client starts; it is not an attempt worth logging.
+          if (ctx.method === 'none') return ctx.reject(['publickey']);
+          return reject(`${ctx.method} authentication is not accepted`);
+        }
+        if (!sameText(ctx.username, deps.user)) return reject('unknown user');
+        const type = blobType(ctx.key.data);
+        if (!type) return reject('malformed key');
+        void deps
+          .findKeyByBlob(type, ctx.key.data.toString('base64'))
+          .then((found) => {
+            if (!found) return reject('unknown key');
+            if (found.revokedAt) return reject(`key '${found.name}' is revoked`);
+            if (!ctx.signature) return ctx.accept(); // the client asks whether this key would do
+            const parsed = deps.ssh2.parseKey(`${found.type} ${found.blob}`);
+            if (parsed instanceof Error || parsed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) {
+              return reject(`bad signature for key '${found.name}'`);
+            }
+            key = found;
+            clearTimeout(grace);
+            log.info({ event: 'auth', address, key: found.name, fingerprint: found.fingerprint }, 'authenticated');
+            ctx.accept();
+          })
+          .catch((error: unknown) => reject(`key lookup failed: ${(error as Error).message}`));
+      });
+
+      client.on('ready', () => {
+        armIdle();
+        client.on('session', (acceptSession) => {
+          const session = acceptSession();
+          session.on('shell', (accept) => refuseOnChannel(accept(), REFUSED_SHELL));
+          session.on('subsystem', (accept) => refuseOnChannel(accept(), REFUSED_SUBSYSTEM));
+          session.on('exec', (accept, _reject, info) => {
+            const channel = accept();
+            const authKey = key;
+            const original = info.command.trim() === '' ? null : parseOriginalCommand(info.command);
+            if (!authKey || !original?.isBorgServe) {
+              log.warn({ event: 'exec-refused', address, key: authKey?.name }, 'a command other than borg serve was refused');
+              return refuseOnChannel(channel, REFUSED_COMMAND);
+            }
+            if (closing) return refuseOnChannel(channel, 'borgkeep: the server is shutting down; try again shortly.\n');
+            const perKey = [...sessions].filter((s) => s.keyId === authKey.id).length;
+            if (sessions.size >= limits.maxSessions || perKey >= limits.maxSessionsPerKey) {
+              const which = sessions.size >= limits.maxSessions ? `${limits.maxSessions} sessions at once` : `${limits.maxSessionsPerKey} sessions at once for key '${authKey.name}'`;
+              log.warn({ event: 'session-limit', address, key: authKey.name }, 'too many sessions');
+              return refuseOnChannel(channel, `borgkeep: too many sessions: the server allows ${which}; try again later.\n`);
+            }
+            running++;
+            armIdle();
+            const stop = new AbortController();
+            const started = Date.now();
+            log.info({ event: 'session-start', address, key: authKey.name }, 'session started');
+            const done = deps
+              .runSession({
+                keyRef: String(authKey.id),
+                clientAddress: address,
+                logLevel: original.logLevel,
+                input: channel,
+                output: channel,
+                errOutput: channel.stderr,
+                stop: stop.signal,
+              })
+              .then(
+                (outcome) => {
+                  log.info(
+                    { event: 'session-end', address, key: authKey.name, session: outcome.sessionId, result: outcome.result, detail: outcome.detail, ms: Date.now() - started },
+                    'session ended',
+                  );
+                  return outcome.result === 'error' ? 1 : 0;
+                },
+                (error: unknown) => {
+                  log.warn({ event: 'session-failed', address, key: authKey.name, error: (error as Error).message }, 'session failed');
+                  channel.stderr.write('borgkeep: the session failed on the server.\n');
+                  return 1;
+                },
+              )
+              .then((code) => {
+                if (!channel.destroyed) {
+                  channel.exit(code);
+                  channel.end();
+                }
+              })
+              .finally(() => {
+                sessions.delete(entry);
+                running--;
+                armIdle();
+              });
+            const entry: RunningSession = { keyId: authKey.id, stop, done };
+            sessions.add(entry);
+          });
+        });
+      });
+    },
+  );
+
+  return {
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const a = server.address() as { address: string; port: number };
+          resolve({ host: a.address, port: a.port });
+        });
+      });
+    },
+    sessionCount: () => sessions.size,
+    async close(graceMs) {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      const all = (): Promise<unknown> => Promise.all([...sessions].map((s) => s.done));
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+      });
+      if ((await Promise.race([all(), graceOver])) === 'timeout') {
+        log.warn({ event: 'shutdown', sessions: sessions.size }, 'grace period over: ending running sessions');
+        for (const s of sessions) s.stop.abort();
+        await all();
+      }
+      clearTimeout(timer);
+      for (const c of connections) c.end();
+      await stopped;
+    },
+  };
+}
