@@ -79,6 +79,8 @@ function blobType(blob: Buffer): string | null {
   return blob.subarray(4, 4 + n).toString('latin1');
 }
 
+const sessionCount = (n: number): string => `${n} session${n === 1 ? '' : 's'}`;
+
 function sameText(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -93,7 +95,8 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
   const limits: GatewayLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const log = deps.log;
   const sessions = new Set<RunningSession>();
-  const connections = new Set<Connection>();
+  const refused = new Set<RunningSession>();
+  const connections = new Map<Connection, Socket | undefined>();
   let closing = false;
 
   /** Writes a refusal on the channel's stderr and ends it with exit status 1. */
@@ -117,19 +120,19 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
         client.end();
         return;
       }
-      connections.add(client);
+      connections.set(client, socket);
       let key: SshKey | null = null;
       let authFailed = false;
       let running = 0;
       let idleTimer: NodeJS.Timeout | null = null;
       const armIdle = (): void => {
         if (idleTimer) clearTimeout(idleTimer);
-        idleTimer = running === 0 ? setTimeout(() => client.end(), limits.idleMs) : null;
+        idleTimer = running === 0 ? setTimeout(() => client.end(), limits.idleMs).unref() : null;
       };
       const grace = setTimeout(() => {
         log.warn({ event: 'login-timeout', address }, 'no authentication within the login grace time');
         client.end();
-      }, limits.loginGraceMs);
+      }, limits.loginGraceMs).unref();
 
       client.on('error', (error: Error) => log.warn({ event: 'connection-error', address, error: error.message }, 'connection error'));
       client.on('close', () => {
@@ -186,13 +189,18 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
               log.warn({ event: 'exec-refused', address, key: authKey?.name }, 'a command other than borg serve was refused');
               return refuseOnChannel(channel, REFUSED_COMMAND);
             }
-            if (closing) return refuseOnChannel(channel, 'borgkeep: the server is shutting down; try again shortly.\n');
-            const perKey = [...sessions].filter((s) => s.keyId === authKey.id).length;
-            if (sessions.size >= limits.maxSessions || perKey >= limits.maxSessionsPerKey) {
-              const which = sessions.size >= limits.maxSessions ? `${limits.maxSessions} sessions at once` : `${limits.maxSessionsPerKey} sessions at once for key '${authKey.name}'`;
-              log.warn({ event: 'session-limit', address, key: authKey.name }, 'too many sessions');
-              return refuseOnChannel(channel, `borgkeep: too many sessions: the server allows ${which}; try again later.\n`);
+            // Refused sessions still go through the guard: borg prints the reason the guard gives
+            // for its `open` (a message on stderr alone is lost behind "Connection closed"), and
+            // the refusal is in the ledger.
+            const perKey = [...sessions].filter((x) => x.keyId === authKey.id).length;
+            let refusal: GuardSession['refusal'];
+            if (closing) refusal = { reason: 'BK_DENY_SHUTDOWN', why: 'the server is shutting down; try again shortly' };
+            else if (sessions.size >= limits.maxSessions) {
+              refusal = { reason: 'BK_DENY_SESSION_LIMIT', why: `the server runs at most ${sessionCount(limits.maxSessions)} at once; try again later` };
+            } else if (perKey >= limits.maxSessionsPerKey) {
+              refusal = { reason: 'BK_DENY_SESSION_LIMIT', why: `the key may run at most ${sessionCount(limits.maxSessionsPerKey)} at once; try again later` };
             }
+            if (refusal) log.warn({ event: 'session-refused', address, key: authKey.name, reason: refusal.reason }, refusal.why);
             running++;
             armIdle();
             const stop = new AbortController();
@@ -207,6 +215,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
                 output: channel,
                 errOutput: channel.stderr,
                 stop: stop.signal,
+                refusal,
               })
               .then(
                 (outcome) => {
@@ -230,11 +239,13 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
               })
               .finally(() => {
                 sessions.delete(entry);
+                refused.delete(entry);
                 running--;
                 armIdle();
               });
+            // A refused session does not count against the limits it was refused by.
             const entry: RunningSession = { keyId: authKey.id, stop, done };
-            sessions.add(entry);
+            (refusal ? refused : sessions).add(entry);
           });
         });
       });
@@ -267,8 +278,15 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
         await all();
       }
       clearTimeout(timer);
-      for (const c of connections) c.end();
+      for (const s of refused) s.stop.abort();
+      await Promise.all([...refused].map((s) => s.done));
+      // Say goodbye, and close what a client does not close itself soon after.
+      for (const c of connections.keys()) c.end();
+      const hardClose = setTimeout(() => {
+        for (const socket of connections.values()) socket?.destroy();
+      }, 2000).unref();
       await stopped;
+      clearTimeout(hardClose);
     },
   };
 }

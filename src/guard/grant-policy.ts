@@ -38,7 +38,9 @@ export type DenyReason =
   | 'BK_DENY_EXPIRED'
   | 'BK_DENY_ADDRESS'
   | 'BK_DENY_WRITE_LIMIT'
-  | 'BK_DENY_PROTOCOL';
+  | 'BK_DENY_PROTOCOL'
+  | 'BK_DENY_SESSION_LIMIT'
+  | 'BK_DENY_SHUTDOWN';
 
 export type Decision =
   | { readonly allow: true; readonly write: boolean }

@@ -68,6 +68,11 @@ export interface GuardSession {
   readonly errOutput: Writable;
   /** Aborting ends the session: borg serve gets EOF and rolls back what is not committed. */
   readonly stop?: AbortSignal;
+  /**
+   * Set when the front-end will not run this session (too many sessions, shutting down): the
+   * guard still speaks borg's protocol, so the client prints why its `open` was refused.
+   */
+  readonly refusal?: { readonly reason: DenyReason; readonly why: string };
 }
 
 export interface GuardOutcome {
@@ -447,6 +452,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     clientPath = path.toString('utf8').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
     if (!key) return refuse(req, 'BK_DENY_REVOKED', `the key '${s.keyRef}' is not registered with borgkeep`);
     if (key.revokedAt) return refuse(req, 'BK_DENY_REVOKED', `the key '${key.name}' was revoked on ${key.revokedAt.toISOString()}`);
+    if (s.refusal) return refuse(req, s.refusal.reason, s.refusal.why);
     const name = repositoryNameFromPath(path);
     const found = name === null ? undefined : await store.findGrant(key.id, name);
     if (!found) return answerMissing(req, 'BK_DENY_NO_REPOSITORY');

@@ -68,12 +68,19 @@ export interface BorgkeepEnv {
   readonly transport: 'forced-command' | SshTransport;
   /** The SSH front-end, started if it was not yet (throws for 'forced-command'). */
   frontEnd(): Promise<SshFrontEnd>;
+  /** Starts the SSH front-end anew (after a test stopped or killed it); clients follow it. */
+  restartFrontEnd(): Promise<SshFrontEnd>;
   cleanup(): Promise<void>;
 }
 
 export const PASSPHRASE = 'correct horse battery staple';
 
-export function createBorgkeepEnv(label = 'bk', transport: 'forced-command' | SshTransport = 'forced-command'): BorgkeepEnv {
+export interface EnvOptions {
+  /** Extra arguments of `borgkeep serve` (transport 'embedded'). */
+  serveArgs?: readonly string[];
+}
+
+export function createBorgkeepEnv(label = 'bk', transport: 'forced-command' | SshTransport = 'forced-command', options: EnvOptions = {}): BorgkeepEnv {
   const root = mkdtempSync(join(tmpdir(), `${label}-`));
   const dataDir = join(root, 'data');
   const clientBase = join(root, 'client');
@@ -100,7 +107,7 @@ exec "${process.execPath}" "${BORGKEEP}" --data-dir "${dataDir}" borg-serve --ke
   let front: Promise<SshFrontEnd> | null = null;
   const frontEnd = (): Promise<SshFrontEnd> => {
     if (transport === 'forced-command') return Promise.reject(new Error('this installation has no SSH front-end'));
-    front ??= (transport === 'embedded' ? startEmbedded(dataDir) : startOpenSsh(dataDir)).then((f) => {
+    front ??= (transport === 'embedded' ? startEmbedded(dataDir, options.serveArgs) : startOpenSsh(dataDir)).then((f) => {
       writePortAndHostKey(portFile, knownHosts, f.port, hostKeyLine(transport, dataDir, f));
       return f;
     });
@@ -157,6 +164,11 @@ exec "${process.execPath}" "${BORGKEEP}" --data-dir "${dataDir}" borg-serve --ke
     },
     transport,
     frontEnd,
+    async restartFrontEnd() {
+      if (front) await (await front.catch(() => null))?.stop();
+      front = null;
+      return frontEnd();
+    },
     async cleanup() {
       if (front) await (await front.catch(() => null))?.stop();
       rmSync(root, { recursive: true, force: true });
