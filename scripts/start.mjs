@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 // `npm start` on a fresh Debian/Ubuntu machine: installs what is missing (node modules, the
-// build, borgbackup from apt when run as root), prepares the data directory, then starts
-// borgkeep with its embedded defaults. Until the embedded SSH gateway exists (`borgkeep serve`),
-// borgkeep runs behind the system's sshd as a forced command, so "start" means: everything is
-// ready, and here is exactly what to type next.
+// build, borgbackup from apt when run as root), prepares the data directory, prints what to type
+// next, then runs `borgkeep serve` with its embedded defaults (SSH gateway on port 2222) in the
+// foreground. Arguments after `npm start --` go to `borgkeep serve`.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,11 +68,14 @@ say(`borgkeep is ready (${borgVersion}); data directory: ${dataDir}`);
 say('');
 say(list.stdout.trimEnd() || 'No repositories yet.');
 say('');
-say('Next steps:');
+say('To let a machine back up, in another terminal:');
 say(`  ${bk} --data-dir ${dataDir} repo create REPO`);
 say(`  ${bk} --data-dir ${dataDir} key add NAME --file ~/.ssh/id_ed25519.pub --repo REPO --role full`);
-say('  In ~borg/.ssh/authorized_keys (or via AuthorizedKeysCommand), for that key:');
-say(`  restrict,command="${bk} --data-dir ${dataDir} borg-serve --key NAME" ssh-ed25519 AAAA...`);
-say('  Then on the client: borg init -e repokey ssh://borg@HOST/./REPO');
+say('  then on that machine: borg init -e repokey ssh://borg@HOST:2222/./REPO');
 say('');
-say('The embedded SSH gateway (`borgkeep serve`, no sshd set-up) is the next milestone; see README.md.');
+
+// 5. The server itself, in the foreground: `borgkeep serve` with the embedded defaults (the SSH
+// gateway on 0.0.0.0:2222, or BORGKEEP_SSH_LISTEN). Ctrl-C stops it gracefully.
+const server = spawn(process.execPath, [bk, '--data-dir', dataDir, 'serve', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.kill(sig));
+server.on('exit', (code, signal) => process.exit(code ?? (signal ? 0 : 1)));

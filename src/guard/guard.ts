@@ -172,6 +172,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let negotiateFrame: Buffer | null = null;
   let opened = false;
   let openAttempted = false;
+  let notInitialised = false;
   let unlocked = false;
   let lastMethod = '';
   let lastCreate = false;
@@ -245,9 +246,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
 
   /** The reply borg gives for a repository that does not exist; also for names not granted. */
-  const answerMissing = async (req: RpcRequest, reason: DenyReason): Promise<void> => {
+  const answerMissing = async (req: RpcRequest, reason: DenyReason | null): Promise<void> => {
     const shown = clientPath || '(none)';
-    noteDenial('open', reason, `open of '${shown}': no such repository is granted to this key`, null);
+    if (reason) noteDenial('open', reason, `open of '${shown}': no such repository is granted to this key`, null);
     await sendClient(
       encodeExceptionReply(req.format, req.msgid, {
         exceptionClass: 'DoesNotExist',
@@ -469,7 +470,12 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     }
     if (create && role !== 'full') return refuse(req, 'BK_DENY_CREATE', 'only a full grant may create (init) a repository');
     const repoPath = join(deps.reposDir, repository.dirName);
-    if (!create && !existsSync(repoPath)) return answerMissing(req, 'BK_DENY_NO_REPOSITORY');
+    // Granted but not initialised yet: what borg serve itself answers, and no denial (borgmatic
+    // asks this before every `init`).
+    if (!create && !existsSync(repoPath)) {
+      notInitialised = true;
+      return answerMissing(req, null);
+    }
     unlocked = lock === false;
 
     // borg serve resolves the path with realpath() and names the resolved form in its messages
@@ -657,7 +663,10 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   } else {
     result = 'ok';
   }
-  if (!(opened as boolean) && result === 'ok' && openAttempted) result = 'error';
+  if (!(opened as boolean) && result === 'ok' && openAttempted) {
+    result = 'error';
+    if (notInitialised) detail = 'the repository is not initialised yet (borg init with a full key creates it)';
+  }
   await Promise.all(ledgerWrites);
   await store.endSession(sessionId, { endedAt: now(), result, detail, bytesIn, bytesOut });
   return { sessionId, result, detail };
