@@ -30,7 +30,9 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
     .requiredOption('--key <key>', 'name or id of the SSH key this session authenticated with')
     .action(async (opts: { key: string }) => {
       const original = parseOriginalCommand(process.env.SSH_ORIGINAL_COMMAND);
-      if (!original.isBorgServe) {
+      // Under sshd (SSH_CONNECTION set), no original command means the client asked for a shell.
+      const shell = process.env.SSH_ORIGINAL_COMMAND === undefined && process.env.SSH_CONNECTION !== undefined;
+      if (!original.isBorgServe || shell) {
         throw new BorgkeepError('BK_ERR_DENIED', "this key may only run 'borg serve'; other commands are refused");
       }
       const dataDir = getDataDir();

@@ -68,6 +68,25 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+/**
+ * Switching a fresh database to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
+ * once, without its busy handler, while another process is opening the same new file (seen with
+ * four `borg-serve` sessions starting together on a loaded machine). Retry for the busy timeout.
+ */
+function enableWal(sqlite: BetterSqlite3.Database): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      sqlite.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+      Atomics.wait(pause, 0, 0, 10 + Math.floor(Math.random() * 40));
+    }
+  }
+}
+
 export async function openStore(options: StoreOptions): Promise<Store> {
   const paths = dataDirPaths(options.dataDir);
   const now = options.now ?? (() => new Date());
@@ -84,7 +103,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
   try {
     sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    sqlite.pragma('journal_mode = WAL');
+    enableWal(sqlite);
     sqlite.pragma('foreign_keys = ON');
     await migrate(sqlite, db, paths.database);
   } catch (error) {
