@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { waitForSession } from '../helpers/ledger-wait.js';
 
 interface LedgerSession {
   id: number;
@@ -47,23 +48,8 @@ function slowBackup(key: string, repo: string, name: string): ChildProcess {
   });
 }
 
-async function openSessionOf(repo: string): Promise<LedgerSession> {
-  for (let i = 0; i < 200; i++) {
-    const open = (await ledger(repo)).find((s) => s.result === 'open');
-    if (open) return open;
-    await sleep(100);
-  }
-  throw new Error(`no session opened on ${repo}`);
-}
-
-async function closedSession(id: number): Promise<LedgerSession> {
-  for (let i = 0; i < 200; i++) {
-    const s = (await ledger()).find((x) => x.id === id);
-    if (s && s.result !== 'open') return s;
-    await sleep(100);
-  }
-  throw new Error(`session ${id} stayed open`);
-}
+const openSessionOf = (repo: string) => waitForSession(() => ledger(repo), (all) => all.find((s) => s.result === 'open'), `an open session on ${repo}`);
+const closedSession = (id: number) => waitForSession(() => ledger(), (all) => all.find((s) => s.id === id && s.result !== 'open'), `session ${id} closed`);
 
 const exitOf = (child: ChildProcess): Promise<number | null> =>
   child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.on('close', (code) => resolve(code)));

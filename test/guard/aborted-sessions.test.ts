@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { waitForSession } from '../helpers/ledger-wait.js';
 
 interface LedgerSession {
   id: number;
@@ -55,23 +56,8 @@ describe('sessions that end badly', () => {
     });
   }
 
-  async function waitForOpenSession(): Promise<LedgerSession> {
-    for (let i = 0; i < 100; i++) {
-      const open = (await ledger()).find((s) => s.result === 'open');
-      if (open) return open;
-      await sleep(100);
-    }
-    throw new Error('no session opened');
-  }
-
-  async function waitUntilClosed(id: number): Promise<LedgerSession> {
-    for (let i = 0; i < 100; i++) {
-      const s = (await ledger()).find((x) => x.id === id);
-      if (s && s.result !== 'open') return s;
-      await sleep(100);
-    }
-    throw new Error(`session ${id} stayed open`);
-  }
+  const waitForOpenSession = () => waitForSession(ledger, (all) => all.find((s) => s.result === 'open'), 'an open session');
+  const waitUntilClosed = (id: number) => waitForSession(ledger, (all) => all.find((s) => s.id === id && s.result !== 'open'), `session ${id} closed`);
 
   test('a client killed with SIGKILL mid-backup: session aborted, nothing committed, repository checks clean', async () => {
     const before = await archives();

@@ -159,15 +159,7 @@ test('the repository passes borg check and holds the one daily archive more', as
 });
 
 test('the ledger holds every session closed, with the limits as reason codes', async () => {
-  const db = f.db();
-  try {
-    expect(db.prepare("select count(*) as n from sessions where result = 'open' or ended_at is null").get()).toEqual({ n: 0 });
-  } finally {
-    db.close();
-  }
-  const { sessions } = JSON.parse(await f.env.cliOk(['ledger', '--json', '--limit', '10000'])) as {
-    sessions: Array<{ keyName: string | null; result: string; endedAt: string | null; denials: Array<{ reason: string }> }>;
-  };
+  const sessions = await f.closedLedger<{ keyName: string | null; result: string; endedAt: string | null; denials: Array<{ reason: string }> }>();
   for (const s of sessions) expect(s.endedAt).not.toBeNull();
   expect([...new Set(sessions.flatMap((s) => s.denials.map((d) => d.reason)))].sort()).toEqual(
     ['BK_DENY_ADDRESS', 'BK_DENY_EXPIRED', 'BK_DENY_NOT_OPEN', 'BK_DENY_REVOKED', 'BK_DENY_WRITE_LIMIT'].sort(),

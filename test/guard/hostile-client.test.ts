@@ -338,15 +338,7 @@ test('the repositories pass borg check and still hold their archives', async () 
 });
 
 test('the ledger holds every session closed, with every denial and its reason code', async () => {
-  const db = f.db();
-  try {
-    expect(db.prepare("select count(*) as n from sessions where result = 'open' or ended_at is null").get()).toEqual({ n: 0 });
-  } finally {
-    db.close();
-  }
-  const { sessions } = JSON.parse(await f.env.cliOk(['ledger', '--json', '--limit', '10000'])) as {
-    sessions: Array<{ result: string; endedAt: string | null; denials: Array<{ method: string; reason: string; message: string }> }>;
-  };
+  const sessions = await f.closedLedger<{ result: string; endedAt: string | null; denials: Array<{ method: string; reason: string; message: string }> }>();
   expect(sessions.length).toBeGreaterThan(20);
   for (const s of sessions) {
     expect(s.endedAt).not.toBeNull();

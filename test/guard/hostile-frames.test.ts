@@ -227,15 +227,7 @@ test('the repositories pass borg check', async () => {
 });
 
 test('the ledger holds every session closed: frames and the crash as errors, probes as denials', async () => {
-  const db = f.db();
-  try {
-    expect(db.prepare("select count(*) as n from sessions where result = 'open' or ended_at is null").get()).toEqual({ n: 0 });
-  } finally {
-    db.close();
-  }
-  const { sessions } = JSON.parse(await f.env.cliOk(['ledger', '--json', '--limit', '10000'])) as {
-    sessions: Array<{ result: string; detail: string | null; denials: Array<{ reason: string }> }>;
-  };
+  const sessions = await f.closedLedger<{ result: string; detail: string | null; denials: Array<{ reason: string }> }>();
   const errors = sessions.filter((s) => s.result === 'error').map((s) => s.detail ?? '');
   expect(errors.filter((d) => d.startsWith('the client sent a message borg does not allow: '))).toHaveLength(HOSTILE_FRAMES.length + 1);
   expect(errors.filter((d) => d === 'borg serve ended with SIGKILL')).toHaveLength(1);

@@ -68,6 +68,8 @@ export interface HostileFixture {
   readonly clients: readonly RpcClient[];
   /** Opens the installation's database (read-write); the caller closes it. */
   db(): Database.Database;
+  /** Asserts no session is left open in the database, then returns `borgkeep ledger --json`'s sessions. */
+  closedLedger<T>(): Promise<T[]>;
   cleanup(): void;
 }
 
@@ -186,6 +188,15 @@ export async function createHostileFixture(opts: FixtureOptions): Promise<Hostil
         } finally {
           db.close();
         }
+      },
+      async closedLedger<T>() {
+        const db = fixture.db();
+        try {
+          expect(db.prepare("select count(*) as n from sessions where result = 'open' or ended_at is null").get()).toEqual({ n: 0 });
+        } finally {
+          db.close();
+        }
+        return (JSON.parse(await env.cliOk(['ledger', '--json', '--limit', '10000'])) as { sessions: T[] }).sessions;
       },
       snapshot: (repo) => walk(fixture.repoDir(repo)),
       rebaseline(repo) {
