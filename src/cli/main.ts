@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { isBorgkeepError } from '../errors.js';
+import { registerAuditCommand } from './audit-command.js';
 import { registerAuthorizedKeysCommand } from './authorized-keys-command.js';
 import { registerBorgServe } from './borg-serve-command.js';
 import type { CliContext } from './cli-context.js';
@@ -65,6 +66,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerBorgServe(program, getDataDir);
   registerServeCommand(program, ctx);
   registerAuthorizedKeysCommand(program, ctx);
+  registerAuditCommand(program, ctx);
 
   try {
     await program.parseAsync(argv);

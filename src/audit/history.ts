@@ -1,0 +1,145 @@
+// A repository's history as its segment files tell it (fact sheet B.4, B.5, E.3-E.6): every
+// committed transaction since the last compaction, what each put, overwrote and deleted, and
+// the manifest it wrote; plus the uncommitted tail and any damage met on the way. Reads entry
+// headers of every segment and the data of manifest PUTs only. Never writes.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { listSegments, readSegment, type SegmentProblem } from '../repository/segments.js';
+
+const MANIFEST_ID = Buffer.alloc(32);
+
+export interface TxnHistory {
+  /** borg's transaction id: the number of the segment holding its COMMIT. */
+  readonly id: number;
+  readonly firstSegment: number;
+  /** Objects put that were not live before (the manifest not counted). */
+  readonly objectsPut: number;
+  /** PUTs of an id that was live in the committed state before this transaction (manifest not counted). */
+  readonly objectsOverwritten: number;
+  /** DELETEs of objects put in an earlier transaction (manifest not counted). */
+  readonly deletedOlder: number;
+  /** DELETEs of objects put in this same transaction (borg's checkpoint clean-up). */
+  readonly deletedOwn: number;
+  /** DELETEs of ids that were not live (harmless, but no client sends them). */
+  readonly deletedUnknown: number;
+  /** The hex ids of the older objects deleted, for matching them against archive metadata ids. */
+  readonly deletedOlderIds: readonly string[];
+  readonly manifestPuts: number;
+  /** The envelope of the last manifest PUT of the transaction, or null when it wrote none. */
+  readonly manifest: Buffer | null;
+  /** Time from the `transactions` file, if it has a line for this id (the last such line). */
+  readonly time: string | null;
+}
+
+export interface RepositoryHistory {
+  readonly transactions: TxnHistory[];
+  /** Segments after the last commit: an aborted or running transaction, deleted by the next writer. */
+  readonly uncommittedSegments: number[];
+  /** Damage in committed history: the audit cannot vouch for it. */
+  readonly problems: SegmentProblem[];
+  /** Damage in the uncommitted tail (a crash mid-write): harmless, borg deletes the tail. */
+  readonly tailProblems: SegmentProblem[];
+  /** Segment numbers missing below the last one: compaction removed them (history before is lost). */
+  readonly compactedBefore: number | null;
+}
+
+/** `transactions` lines: "transaction N, UTC time YYYY-MM-DDTHH:MM:SS.ffffff"; the last line per N wins. */
+export function readTransactionTimes(repoPath: string): Map<number, string> {
+  const times = new Map<number, string>();
+  let text = '';
+  try {
+    text = readFileSync(join(repoPath, 'transactions'), 'utf8');
+  } catch {
+    return times;
+  }
+  for (const line of text.split('\n')) {
+    const m = /^transaction (\d+), UTC time (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)\s*$/.exec(line);
+    if (m) times.set(Number(m[1]), `${m[2]}Z`);
+  }
+  return times;
+}
+
+export function readHistory(repoPath: string): RepositoryHistory {
+  const times = readTransactionTimes(repoPath);
+  const segments = listSegments(repoPath);
+  const problems: SegmentProblem[] = [];
+  const transactions: TxnHistory[] = [];
+  // The committed state: id (latin1 of its 32 bytes) -> transaction that put it.
+  const live = new Map<string, number>();
+
+  let pending: Array<ReturnType<typeof readSegment>> = [];
+  let expectedNext = segments[0]?.segment ?? 0;
+  let lastGap: number | null = null;
+  for (const file of segments) {
+    if (file.segment !== expectedNext) lastGap = file.segment;
+    expectedNext = file.segment + 1;
+    const seg = readSegment(file, (id) => id.equals(MANIFEST_ID));
+    pending.push(seg);
+    if (!seg.committed) continue;
+    for (const s of pending) problems.push(...s.problems);
+
+    const id = file.segment;
+    const own = new Set<string>();
+    let objectsPut = 0;
+    let objectsOverwritten = 0;
+    let deletedOlder = 0;
+    let deletedOwn = 0;
+    let deletedUnknown = 0;
+    const deletedOlderIds: string[] = [];
+    let manifestPuts = 0;
+    let manifest: Buffer | null = null;
+    for (const s of pending) {
+      for (const e of s.entries) {
+        if (e.tag === 'commit') continue;
+        const k = e.id.toString('latin1');
+        if (e.id.equals(MANIFEST_ID)) {
+          if (e.tag === 'put') {
+            manifestPuts++;
+            manifest = e.data;
+          }
+          continue;
+        }
+        if (e.tag === 'put') {
+          if (own.has(k)) {
+            // put twice in one transaction: the second is an overwrite of the first
+            objectsOverwritten++;
+          } else if (live.has(k)) objectsOverwritten++;
+          else objectsPut++;
+          own.add(k);
+          live.set(k, id);
+        } else {
+          if (own.has(k)) deletedOwn++;
+          else if (live.has(k)) {
+            deletedOlder++;
+            deletedOlderIds.push(e.id.toString('hex'));
+          } else deletedUnknown++;
+          own.delete(k);
+          live.delete(k);
+        }
+      }
+    }
+    transactions.push({
+      id,
+      firstSegment: pending[0].segment,
+      objectsPut,
+      objectsOverwritten,
+      deletedOlder,
+      deletedOwn,
+      deletedUnknown,
+      deletedOlderIds,
+      manifestPuts,
+      manifest,
+      time: times.get(id) ?? null,
+    });
+    pending = [];
+  }
+  return {
+    transactions,
+    uncommittedSegments: pending.map((s) => s.segment),
+    problems,
+    tailProblems: pending.flatMap((s) => s.problems),
+    compactedBefore: lastGap ?? (segments.length > 0 && segments[0].segment > 0 ? segments[0].segment : null),
+  };
+}

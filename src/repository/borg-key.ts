@@ -1,0 +1,161 @@
+// borg 1.2 keys and object envelopes (fact sheet C.1-C.6): unlocking the encrypted key blob with
+// the passphrase (PBKDF2-SHA256, AES-256-CTR, HMAC-SHA256), then opening stored objects: check
+// the TYPE byte against the key, verify the MAC (HMAC-SHA256 or borg's BLAKE2b-256
+// construction) in constant time, AES-CTR-decrypt, decompress. Read-only; the passphrase and the
+// keys live only in memory.
+
+import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
+import { inflateSync } from 'node:zlib';
+
+import { decompress as zstdDecompress } from 'fzstd';
+import { createBLAKE2b } from 'hash-wasm';
+
+import { MsgMap, decode, scanFrame, type MsgValue, type UnpackLimits } from '../rpc/msgpack.js';
+import { lz4BlockDecompress } from './lz4.js';
+
+export class KeyError extends Error {}
+export class ObjectError extends Error {}
+
+export type KeyMode =
+  | 'keyfile'
+  | 'passphrase'
+  | 'none'
+  | 'repokey'
+  | 'keyfile-blake2'
+  | 'repokey-blake2'
+  | 'authenticated-blake2'
+  | 'authenticated';
+
+const MODES: Record<number, KeyMode> = {
+  0x00: 'keyfile',
+  0x01: 'passphrase',
+  0x02: 'none',
+  0x03: 'repokey',
+  0x04: 'keyfile-blake2',
+  0x05: 'repokey-blake2',
+  0x06: 'authenticated-blake2',
+  0x07: 'authenticated',
+};
+
+/** borg's MAX_DATA_SIZE bound on any decompressed object. */
+const MAX_PLAINTEXT = 20 * 1024 * 1024;
+const KEY_LIMITS: UnpackLimits = { maxArrayLen: 0, maxMapLen: 10, maxStrLen: 4000, maxFrameSize: 60 * 1024 * 1024, maxDepth: 4 };
+
+export interface BorgKey {
+  readonly repositoryId: Buffer;
+  readonly encKey: Buffer;
+  readonly encHmacKey: Buffer;
+  readonly idKey: Buffer;
+  readonly tamRequired: boolean;
+}
+
+/** The mode an object was written with, from its TYPE byte. */
+export function objectMode(envelope: Buffer): KeyMode | null {
+  return envelope.length > 0 ? (MODES[envelope[0]] ?? null) : null;
+}
+
+export const isEncrypted = (mode: KeyMode): boolean => !['none', 'authenticated', 'authenticated-blake2'].includes(mode);
+export const isBlake2 = (mode: KeyMode): boolean => mode.endsWith('blake2');
+
+function unpack(data: Buffer, limits: UnpackLimits, what: string): MsgValue {
+  const r = scanFrame(data, 0, limits);
+  if (r.kind !== 'complete' || r.end !== data.length) throw new KeyError(`${what} is not valid msgpack within borg's limits`);
+  return decode(data, 0, data.length);
+}
+
+function field(map: MsgValue, name: string): MsgValue | undefined {
+  return map instanceof MsgMap ? map.get(name) : undefined;
+}
+
+function bytesField(map: MsgValue, name: string, what: string, lengths?: number[]): Buffer {
+  const v = field(map, name);
+  if (!Buffer.isBuffer(v) || (lengths && !lengths.includes(v.length))) throw new KeyError(`${what}: '${name}' is missing or has the wrong size`);
+  return v;
+}
+
+/** The base64 blob of a keyfile (line 1 `BORG_KEY <repository id>`), checked against the repository id. */
+export function keyBlobFromKeyfile(text: string, repositoryId: Buffer): string {
+  const [first, ...rest] = text.split(/\r?\n/);
+  const m = /^BORG_KEY ([0-9a-f]{64})$/i.exec(first.trim());
+  if (!m) throw new KeyError("the key file does not start with 'BORG_KEY <repository id>'");
+  if (!Buffer.from(m[1], 'hex').equals(repositoryId)) throw new KeyError('the key file belongs to another repository');
+  return rest.join('').replace(/\s+/g, '');
+}
+
+/** Unlocks an encrypted key blob (base64) with the passphrase; KeyError for a wrong passphrase. */
+export function unlockKey(blobBase64: string, passphrase: string, repositoryId: Buffer): BorgKey {
+  const outer = unpack(Buffer.from(blobBase64, 'base64'), KEY_LIMITS, 'the key blob');
+  if (field(outer, 'version') !== 1) throw new KeyError('the key blob has an unknown version');
+  const algorithm = field(outer, 'algorithm');
+  if (!Buffer.isBuffer(algorithm) || algorithm.toString('latin1') !== 'sha256') throw new KeyError('the key blob uses an unknown algorithm');
+  const iterations = field(outer, 'iterations');
+  if (typeof iterations !== 'number' || !Number.isSafeInteger(iterations) || iterations < 1 || iterations > 10_000_000) {
+    throw new KeyError('the key blob has an unusable iteration count');
+  }
+  const salt = bytesField(outer, 'salt', 'the key blob');
+  const hash = bytesField(outer, 'hash', 'the key blob', [32]);
+  const data = bytesField(outer, 'data', 'the key blob');
+  const kek = pbkdf2Sync(Buffer.from(passphrase, 'utf8'), salt, iterations, 32, 'sha256');
+  const decipher = createDecipheriv('aes-256-ctr', kek, Buffer.alloc(16));
+  const plain = Buffer.concat([decipher.update(data), decipher.final()]);
+  if (!timingSafeEqual(createHmac('sha256', kek).update(plain).digest(), hash)) throw new KeyError('the passphrase is wrong');
+  const inner = unpack(plain, KEY_LIMITS, 'the decrypted key');
+  const key: BorgKey = {
+    repositoryId: bytesField(inner, 'repository_id', 'the key', [32]),
+    encKey: bytesField(inner, 'enc_key', 'the key', [32]),
+    encHmacKey: bytesField(inner, 'enc_hmac_key', 'the key', [32, 128]),
+    idKey: bytesField(inner, 'id_key', 'the key', [32, 128]),
+    tamRequired: field(inner, 'tam_required') === true,
+  };
+  if (!key.repositoryId.equals(repositoryId)) throw new KeyError("the key's repository id is not this repository's");
+  return key;
+}
+
+async function blake2b256(...parts: Buffer[]): Promise<Buffer> {
+  const h = await createBLAKE2b(256);
+  h.init();
+  for (const p of parts) h.update(p);
+  return Buffer.from(h.digest('binary'));
+}
+
+/** Decompresses a decrypted payload by its 2-byte header (C.6); detection order as borg's. */
+export function decompressPayload(payload: Buffer, depth = 0): Buffer {
+  if (payload.length < 2) throw new ObjectError('the payload is shorter than its compression header');
+  const [a, b] = payload;
+  if (a === 0x01 && b === 0x00) return lz4BlockDecompress(payload.subarray(2), MAX_PLAINTEXT);
+  if (a === 0x03 && b === 0x00) {
+    const out = Buffer.from(zstdDecompress(payload.subarray(2)));
+    if (out.length > MAX_PLAINTEXT) throw new ObjectError('the zstd payload is too large');
+    return out;
+  }
+  if (a === 0x00 && b === 0x00) return payload.subarray(2);
+  if ((a & 0x0f) === 8 && (a * 256 + b) % 31 === 0) return inflateSync(payload, { maxOutputLength: MAX_PLAINTEXT });
+  if (a === 0x02 && b === 0x00) throw new ObjectError('the object is lzma-compressed, which borgkeep cannot read yet');
+  if (a === 0x04 && b === 0x00) {
+    if (depth > 0 || payload.length < 6) throw new ObjectError('a malformed obfuscated payload');
+    const n = payload.readUInt32BE(2);
+    if (6 + n > payload.length) throw new ObjectError('an obfuscated payload runs past its end');
+    return decompressPayload(payload.subarray(6, 6 + n), depth + 1);
+  }
+  throw new ObjectError(`unknown compression header ${a.toString(16).padStart(2, '0')} ${b.toString(16).padStart(2, '0')}`);
+}
+
+/** Opens a stored object: TYPE, MAC, decryption, decompression. `mode` is the repository's key mode. */
+export async function openObject(envelope: Buffer, mode: KeyMode, key: BorgKey | null): Promise<Buffer> {
+  const found = objectMode(envelope);
+  // Legacy 'passphrase' objects are read as repokey (C.1).
+  const expected = mode === 'passphrase' ? 'repokey' : mode;
+  if (found !== expected && !(found === 'passphrase' && expected === 'repokey')) {
+    throw new ObjectError(`the object's type byte says ${found ?? `unknown (${envelope[0]})`}, the repository uses ${mode}`);
+  }
+  if (!isEncrypted(mode)) return decompressPayload(envelope.subarray(1));
+  if (!key) throw new ObjectError('the object is encrypted and no key was given');
+  if (envelope.length < 41) throw new ObjectError('the object is shorter than its envelope header');
+  const mac = envelope.subarray(1, 33);
+  const ivAndCt = envelope.subarray(33);
+  const expectedMac = isBlake2(mode) ? await blake2b256(key.encHmacKey, ivAndCt) : createHmac('sha256', key.encHmacKey).update(ivAndCt).digest();
+  if (!timingSafeEqual(mac, expectedMac)) throw new ObjectError('the object MAC does not verify (damaged or forged)');
+  const iv = Buffer.concat([Buffer.alloc(8), envelope.subarray(33, 41)]);
+  const decipher = createDecipheriv('aes-256-ctr', key.encKey, iv);
+  return decompressPayload(Buffer.concat([decipher.update(envelope.subarray(41)), decipher.final()]));
+}

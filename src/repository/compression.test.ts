@@ -1,0 +1,54 @@
+// Decompression of borg's payloads against borg's own compressors (borg.compress, run by the
+// Python that runs borg) as the oracle, and the LZ4 block decoder against hostile blocks.
+import { expect, test } from 'vitest';
+
+import { runPython } from '../../test/support/python.js';
+import { ObjectError, decompressPayload } from './borg-key.js';
+import { Lz4Error, lz4BlockDecompress } from './lz4.js';
+
+const SAMPLES = [
+  Buffer.alloc(0),
+  Buffer.from('a'),
+  Buffer.from('abcabcabc'.repeat(1000)),
+  Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7919) % 251)),
+  Buffer.alloc(300_000, 0x41), // match lengths far past 15 + 255
+  Buffer.concat([Buffer.from('header'), Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * i) % 256)), Buffer.alloc(1000)]),
+];
+
+function borgCompress(spec: string, data: Buffer): Buffer {
+  return runPython(
+    'import sys\nfrom borg.compress import CompressionSpec\nc = CompressionSpec(sys.argv[1]).compressor\nsys.stdout.buffer.write(c.compress(sys.stdin.buffer.read()))',
+    data,
+    [spec],
+  );
+}
+
+test.each(['lz4', 'zstd,3', 'zlib,6', 'none', 'obfuscate,3,lz4', 'obfuscate,1,zstd,1'])('%s payloads written by borg decompress to the original', (spec) => {
+  for (const sample of SAMPLES) {
+    const payload = borgCompress(spec, sample);
+    expect(decompressPayload(payload).equals(sample), `${spec}, ${sample.length} bytes`).toBe(true);
+  }
+});
+
+test('lzma is recognised and refused with one sentence (not yet read)', () => {
+  expect(() => decompressPayload(borgCompress('lzma,1', SAMPLES[2]))).toThrow(new ObjectError('the object is lzma-compressed, which borgkeep cannot read yet'));
+});
+
+test('hostile LZ4 blocks end in an Lz4Error, never in a bad read or unbounded output', () => {
+  const cases: Array<[string, number[]]> = [
+    ['a match before the start', [0x04, 0x61, 0x05, 0x00]],
+    ['a zero offset', [0x14, 0x61, 0x00, 0x00]],
+    ['literals past the end', [0xf0, 0x10, 0x61]],
+    ['a length that never ends', [0xf0, 0xff, 0xff]],
+    ['a cut offset', [0x14, 0x61, 0x01]],
+  ];
+  for (const [what, bytes] of cases) expect(() => lz4BlockDecompress(Buffer.from(bytes), 1 << 20), what).toThrow(Lz4Error);
+  // A tiny block that would expand past the limit.
+  const bomb = Buffer.concat([Buffer.from([0x1f, 0x61, 0x01, 0x00]), Buffer.alloc(5000, 0xff), Buffer.from([0x00, 0x10])]);
+  expect(() => lz4BlockDecompress(bomb, 1000)).toThrow(/more than 1000 bytes/);
+});
+
+test('unknown compression headers and truncated payloads are one sentence each', () => {
+  expect(() => decompressPayload(Buffer.from([0x09, 0x09, 1, 2]))).toThrow('unknown compression header 09 09');
+  expect(() => decompressPayload(Buffer.from([0x01]))).toThrow('shorter than its compression header');
+});

@@ -1,0 +1,82 @@
+// borg's manifest (fact sheet C.7, C.8): the decrypted msgpack map under the all-zero id, read
+// with borg's own manifest limits, and its TAM (HKDF-HMAC-SHA512 key, HMAC-SHA512 over the
+// plaintext with the hmac field zeroed). What an archive list is at one point of history.
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+import { MsgMap, decode, scanFrame, type MsgValue, type UnpackLimits } from '../rpc/msgpack.js';
+import type { BorgKey } from './borg-key.js';
+
+export class ManifestError extends Error {}
+
+/** get_limited_unpacker('manifest'). */
+const MANIFEST_LIMITS: UnpackLimits = { maxArrayLen: 100, maxMapLen: 400_000, maxStrLen: 255, maxFrameSize: 60 * 1024 * 1024, maxDepth: 8 };
+
+export interface ManifestArchive {
+  /** The name as borg shows it (surrogate-escaped bytes shown as U+FFFD). */
+  readonly name: string;
+  /** Archive metadata object id, hex. */
+  readonly id: string;
+  readonly time: string;
+}
+
+export interface Manifest {
+  readonly version: number;
+  readonly timestamp: string;
+  readonly archives: ManifestArchive[];
+  /** 'ok', 'missing' (no TAM), 'invalid', or 'unchecked' (no key to check it with). */
+  readonly tam: 'ok' | 'missing' | 'invalid' | 'unchecked';
+}
+
+const text = (v: MsgValue | undefined): string | null => (Buffer.isBuffer(v) ? v.toString('utf8') : null);
+
+function hkdfSha512(ikm: Buffer, salt: Buffer, info: Buffer): Buffer {
+  // L = 64 = HashLen: one block (RFC 5869).
+  const prk = createHmac('sha512', salt).update(ikm).digest();
+  return createHmac('sha512', prk).update(Buffer.concat([info, Buffer.from([1])])).digest();
+}
+
+function tamKey(key: BorgKey | null, salt: Buffer): Buffer {
+  if (!key) return Buffer.concat([salt, Buffer.from('manifest')]);
+  return hkdfSha512(Buffer.concat([key.idKey, key.encKey, key.encHmacKey]), salt, Buffer.from('borg-metadata-authentication-manifest'));
+}
+
+/**
+ * Decodes a manifest plaintext. `key` is the unlocked key (null for mode none); pass
+ * `checkTam: false` when there is no key to check with.
+ */
+export function parseManifest(plain: Buffer, key: BorgKey | null, checkTam: boolean): Manifest {
+  if (plain.length >= 4 && plain.readUInt32BE(0) === 0xc1c1c1c1) throw new ManifestError('the manifest was written by a newer borg');
+  const r = scanFrame(plain, 0, MANIFEST_LIMITS);
+  if (r.kind !== 'complete' || r.end !== plain.length) throw new ManifestError("the manifest is not valid msgpack within borg's limits");
+  const m = decode(plain, 0, plain.length);
+  if (!(m instanceof MsgMap)) throw new ManifestError('the manifest is not a map');
+  const version = m.get('version');
+  if (version !== 1 && version !== 2) throw new ManifestError('the manifest has an unknown version');
+  const timestamp = text(m.get('timestamp'));
+  if (timestamp === null) throw new ManifestError('the manifest has no timestamp');
+  const archivesMap = m.get('archives');
+  if (!(archivesMap instanceof MsgMap)) throw new ManifestError('the manifest has no archive list');
+  const archives: ManifestArchive[] = [];
+  for (const [k, v] of archivesMap.entries) {
+    const id = v instanceof MsgMap ? v.get('id') : undefined;
+    if (!Buffer.isBuffer(k) || !Buffer.isBuffer(id) || id.length !== 32) throw new ManifestError('the manifest has a malformed archive entry');
+    archives.push({ name: k.toString('utf8'), id: id.toString('hex'), time: text(v instanceof MsgMap ? v.get('time') : undefined) ?? '' });
+  }
+  let tam: Manifest['tam'] = 'missing';
+  const t = m.get('tam');
+  if (t instanceof MsgMap) {
+    const hmac = t.get('hmac');
+    const salt = t.get('salt');
+    if (!Buffer.isBuffer(hmac) || hmac.length !== 64 || !Buffer.isBuffer(salt)) tam = 'invalid';
+    else if (!checkTam) tam = 'unchecked';
+    else {
+      const at = plain.indexOf(hmac);
+      const zeroed = Buffer.from(plain);
+      zeroed.fill(0, at, at + 64);
+      const expected = createHmac('sha512', tamKey(key, salt)).update(zeroed).digest();
+      tam = timingSafeEqual(expected, hmac) ? 'ok' : 'invalid';
+    }
+  }
+  return { version, timestamp, archives, tam };
+}

@@ -1,0 +1,153 @@
+// borg's segment files (fact sheet B.3, B.4), read entry by entry with pread. Entry headers are
+// always read; object data only when the caller asks for it (the manifest), so a structural
+// walk over a repository of any size reads a few bytes per object, not the objects. CRCs are
+// checked for every entry whose bytes were read whole (DELETE, COMMIT, PUTs whose data was
+// asked for). Never writes.
+
+import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+export const SEGMENT_MAGIC = Buffer.from('BORG_SEG', 'latin1');
+export const TAG_PUT = 0;
+export const TAG_DELETE = 1;
+export const TAG_COMMIT = 2;
+/** The fixed 9 bytes of a COMMIT entry. */
+export const COMMIT_ENTRY = Buffer.from('40f43c250900000002', 'hex');
+const HEADER = 9;
+const ID_HEADER = 41;
+/** borg's MAX_OBJECT_SIZE: the largest entry, header included. */
+export const MAX_ENTRY_SIZE = 20 * 1024 * 1024;
+
+export interface SegmentFile {
+  readonly segment: number;
+  readonly path: string;
+  readonly size: number;
+}
+
+export type SegmentEntry =
+  | { readonly tag: 'put'; readonly offset: number; readonly size: number; readonly id: Buffer; readonly data: Buffer | null; readonly crcOk: boolean | null }
+  | { readonly tag: 'delete'; readonly offset: number; readonly size: number; readonly id: Buffer; readonly crcOk: boolean }
+  | { readonly tag: 'commit'; readonly offset: number; readonly size: number; readonly crcOk: boolean };
+
+export interface SegmentProblem {
+  readonly segment: number;
+  readonly offset: number;
+  readonly problem: string;
+}
+
+export interface ReadSegment {
+  readonly segment: number;
+  readonly entries: SegmentEntry[];
+  /** The segment ends with a COMMIT entry, and nothing but valid entries precede it. */
+  readonly committed: boolean;
+  readonly problems: SegmentProblem[];
+}
+
+/** Segment files in borg's order (numeric directories, then numeric files); empty files count as deleted. */
+export function listSegments(repoPath: string): SegmentFile[] {
+  const data = join(repoPath, 'data');
+  const numeric = (names: string[]) => names.filter((n) => /^\d+$/.test(n)).sort((a, b) => Number(a) - Number(b));
+  const out: SegmentFile[] = [];
+  for (const dir of numeric(readdirSync(data))) {
+    let names: string[];
+    try {
+      names = readdirSync(join(data, dir));
+    } catch {
+      continue; // a file where a directory was expected: not a segment directory
+    }
+    for (const name of numeric(names)) {
+      const path = join(data, dir, name);
+      const fd = openSync(path, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        if (size > 0) out.push({ segment: Number(name), path, size });
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+  return out.sort((a, b) => a.segment - b.segment);
+}
+
+/**
+ * Reads a segment's entries. `wantData(id)` says which PUTs' data to read (and CRC-check).
+ * A damaged entry ends the walk of this segment with a problem, as borg's own reader does.
+ */
+export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean): ReadSegment {
+  const problems: SegmentProblem[] = [];
+  const entries: SegmentEntry[] = [];
+  const fd = openSync(file.path, 'r');
+  const problem = (offset: number, text: string) => problems.push({ segment: file.segment, offset, problem: text });
+  try {
+    const magic = Buffer.alloc(8);
+    if (readSync(fd, magic, 0, 8, 0) !== 8 || !magic.equals(SEGMENT_MAGIC)) {
+      problem(0, 'not a segment file (bad magic)');
+      return { segment: file.segment, entries, committed: false, problems };
+    }
+    const header = Buffer.alloc(ID_HEADER);
+    let offset = 8;
+    while (offset < file.size) {
+      if (file.size - offset < HEADER) {
+        problem(offset, `${file.size - offset} trailing bytes, shorter than an entry header`);
+        break;
+      }
+      const got = readSync(fd, header, 0, Math.min(ID_HEADER, file.size - offset), offset);
+      const crc = header.readUInt32LE(0);
+      const size = header.readUInt32LE(4);
+      const tag = header[8];
+      if (size < HEADER || size > MAX_ENTRY_SIZE || offset + size > file.size) {
+        problem(offset, `entry size ${size} is impossible here`);
+        break;
+      }
+      if (tag === TAG_COMMIT) {
+        if (size !== HEADER) {
+          problem(offset, `COMMIT entry of size ${size}`);
+          break;
+        }
+        const crcOk = crc32(header.subarray(4, HEADER)) === crc;
+        if (!crcOk) problem(offset, 'CRC mismatch in a COMMIT entry');
+        entries.push({ tag: 'commit', offset, size, crcOk });
+      } else if (tag === TAG_PUT || tag === TAG_DELETE) {
+        if (size < ID_HEADER || got < ID_HEADER) {
+          problem(offset, `${tag === TAG_PUT ? 'PUT' : 'DELETE'} entry of size ${size}`);
+          break;
+        }
+        const id = Buffer.from(header.subarray(HEADER, ID_HEADER));
+        if (tag === TAG_DELETE) {
+          if (size !== ID_HEADER) {
+            problem(offset, `DELETE entry of size ${size}`);
+            break;
+          }
+          const crcOk = crc32(header.subarray(4, ID_HEADER)) === crc;
+          if (!crcOk) problem(offset, 'CRC mismatch in a DELETE entry');
+          entries.push({ tag: 'delete', offset, size, id, crcOk });
+        } else if (wantData(id)) {
+          const data = Buffer.alloc(size - ID_HEADER);
+          if (readSync(fd, data, 0, data.length, offset + ID_HEADER) !== data.length) {
+            problem(offset, 'PUT entry cut short');
+            break;
+          }
+          const crcOk = crc32(data, crc32(header.subarray(4, ID_HEADER))) === crc;
+          if (!crcOk) problem(offset, 'CRC mismatch in a PUT entry');
+          entries.push({ tag: 'put', offset, size, id, data, crcOk });
+        } else {
+          entries.push({ tag: 'put', offset, size, id, data: null, crcOk: null });
+        }
+      } else {
+        problem(offset, tag === 3 ? 'PUT2 entry (a borg 2 repository; not supported)' : `unknown tag ${tag}`);
+        break;
+      }
+      offset += size;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const last = entries.at(-1);
+  const committed =
+    problems.length === 0 &&
+    last?.tag === 'commit' &&
+    last.offset + HEADER === file.size &&
+    entries.filter((e) => e.tag === 'commit').length === 1;
+  return { segment: file.segment, entries, committed, problems };
+}
