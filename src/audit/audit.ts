@@ -61,10 +61,11 @@ export interface AuditReport {
   readonly archives: ManifestArchive[] | null;
 }
 
+const TAM_CHECK = 'manifest authentication (TAM)';
 export const CHECKS_NEEDING_KEY = [
   'which archives each transaction added, removed or replaced',
   'archives removed by sessions whose role may not remove them',
-  'manifest authentication (TAM) and increasing manifest timestamps',
+  `${TAM_CHECK} and increasing manifest timestamps`,
 ];
 
 interface Diff {
@@ -96,6 +97,7 @@ export function auditHistory(
   manifests: ReadonlyMap<number, ManifestReading>,
   attributions: readonly Attribution[],
   manifestsRead: boolean,
+  tamChecked = manifestsRead,
 ): AuditReport {
   // The newest ledger transaction per borg transaction id (ids are reused after a rollback).
   const byTxn = new Map<number, Attribution>();
@@ -203,7 +205,7 @@ export function auditHistory(
     firstSuspiciousTransaction: firstBad?.id ?? null,
     lastKnownGoodTransaction: lastGood?.id ?? null,
     manifestsRead,
-    checksNeedingKey: manifestsRead ? [] : CHECKS_NEEDING_KEY,
+    checksNeedingKey: manifestsRead ? (tamChecked ? [] : [TAM_CHECK]) : CHECKS_NEEDING_KEY,
     compactedBefore: history.compactedBefore,
     uncommittedSegments: history.uncommittedSegments,
     problems,

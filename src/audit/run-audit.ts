@@ -45,7 +45,9 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
   const mode = firstManifest ? objectMode(firstManifest) : null;
 
   let key: BorgKey | null = null;
-  let canRead = mode !== null && !isEncrypted(mode) && mode === 'none';
+  // Unencrypted modes (none, authenticated*) can be read without the key; only the TAM of the
+  // authenticated modes needs it.
+  const canRead = mode !== null && (!isEncrypted(mode) || input.passphrase !== null);
   if (mode !== null && mode !== 'none' && input.passphrase !== null) {
     const keyfileMode = mode === 'keyfile' || mode === 'keyfile-blake2';
     let blob: string | null = config.key;
@@ -64,8 +66,8 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
       if (error instanceof KeyError) throw cannot(`cannot unlock the repository key: ${error.message}`);
       throw error;
     }
-    canRead = true;
   }
+  const checkTam = key !== null || mode === 'none';
 
   const manifests = new Map<number, ManifestReading>();
   if (canRead) {
@@ -73,13 +75,13 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
       if (!t.manifest) continue;
       try {
         const plain = await openObject(t.manifest, mode as KeyMode, key);
-        manifests.set(t.id, { manifest: parseManifest(plain, key, true) });
+        manifests.set(t.id, { manifest: parseManifest(plain, key, checkTam) });
       } catch (error) {
         // Without this manifest the archive diffs after it mean nothing: no verdict at all.
         throw cannot(`the manifest of transaction ${t.id} cannot be read: ${(error as Error).message}`);
       }
     }
   }
-  const report = auditHistory(history, manifests, input.attributions, canRead);
+  const report = auditHistory(history, manifests, input.attributions, canRead, checkTam);
   return { ...report, mode, locked: existsSync(join(repoPath, 'lock.exclusive')) };
 }

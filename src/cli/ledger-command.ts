@@ -21,14 +21,21 @@ export function registerLedgerCommand(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON')
     .action(async (opts: { repo?: string; limit?: string; json?: boolean }) => {
       const limit = opts.limit === undefined ? LEDGER_DEFAULT_LIMIT : parseCount(opts.limit, '--limit', LEDGER_MAX_LIMIT);
-      const sessions = await withStore(ctx, async (store) => {
+      const { sessions, events } = await withStore(ctx, async (store) => {
         const repositoryId = opts.repo === undefined ? undefined : (await store.getRepository(opts.repo)).id;
         await store.closeStaleSessions(isLocalProcessAlive);
-        return store.listSessions({ limit, ...(repositoryId !== undefined && { repositoryId }) });
+        return {
+          sessions: await store.listSessions({ limit, ...(repositoryId !== undefined && { repositoryId }) }),
+          // With --repo: the admins' audits, approvals and rollbacks too, newest first.
+          events: repositoryId === undefined ? undefined : await store.listEvents(repositoryId, limit),
+        };
       });
       if (opts.json) {
-        ctx.out.json({ sessions });
+        ctx.out.json(events === undefined ? { sessions } : { sessions, events });
         return;
+      }
+      if (events && events.length > 0) {
+        ctx.out.line(events.map((e) => `${formatTime(e.at)}  ${e.kind.toUpperCase()} by ${e.actor}${e.verdict ? ` (${e.verdict})` : ''}: ${e.detail}`).join('\n') + '\n');
       }
       if (sessions.length === 0) {
         ctx.out.line(opts.repo === undefined ? 'the ledger is empty: no sessions yet' : `no sessions on repository '${opts.repo}' yet`);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { isBorgkeepError } from '../errors.js';
-import { registerAuditCommand } from './audit-command.js';
+import { registerApproveCommand, registerAuditCommand, registerRollbackCommand } from './history-commands.js';
 import { registerAuthorizedKeysCommand } from './authorized-keys-command.js';
 import { registerBorgServe } from './borg-serve-command.js';
 import type { CliContext } from './cli-context.js';
@@ -67,6 +67,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerServeCommand(program, ctx);
   registerAuthorizedKeysCommand(program, ctx);
   registerAuditCommand(program, ctx);
+  registerApproveCommand(program, ctx);
+  registerRollbackCommand(program, ctx);
 
   try {
     await program.parseAsync(argv);

@@ -40,7 +40,8 @@ export type DenyReason =
   | 'BK_DENY_WRITE_LIMIT'
   | 'BK_DENY_PROTOCOL'
   | 'BK_DENY_SESSION_LIMIT'
-  | 'BK_DENY_SHUTDOWN';
+  | 'BK_DENY_SHUTDOWN'
+  | 'BK_DENY_GATE';
 
 export type Decision =
   | { readonly allow: true; readonly write: boolean }
@@ -116,6 +117,17 @@ function typeOk(v: MsgValue, t: ArgType): boolean {
 }
 
 const deny = (reason: DenyReason, why: string): Decision => ({ allow: false, reason, why });
+
+/**
+ * Whether an allowed call makes deletions permanent, so a full grant needs the compaction gate
+ * open for it: a compacting commit (a missing `compact` compacts: borg's server default),
+ * destroy, and check with repair (which rewrites segments).
+ */
+export function destroysHistory(req: RpcRequest): boolean {
+  if (req.method === 'commit') return req.args.get('compact') !== false;
+  if (req.method === 'check') return req.args.get('repair') === true;
+  return req.method === 'destroy';
+}
 
 /** Whether the method is one borg serve knows and the guard lets any role call at all. */
 export function isKnownMethod(method: string): boolean {

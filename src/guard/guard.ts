@@ -36,7 +36,7 @@ import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from 
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
-import { MANIFEST_ID, decideCall, type DenyReason } from './grant-policy.js';
+import { MANIFEST_ID, decideCall, destroysHistory, type DenyReason } from './grant-policy.js';
 import { createIdSet } from './id-set.js';
 import { repositoryNameFromPath } from './repository-path.js';
 import { createStderrScrubber, createTextScrubber } from './stderr-scrubber.js';
@@ -552,6 +552,17 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       },
     });
     if (!decision.allow) return refuse(req, decision.reason, decision.why);
+    if (destroysHistory(req) && repository) {
+      // Compaction makes the deletions since the last compaction permanent: only after review.
+      const gate = await store.compactionGate(repository.id);
+      if (!gate.open) {
+        return refuse(
+          req,
+          'BK_DENY_GATE',
+          `the compaction gate of this repository is closed: ${gate.why}; an admin reviews it with 'borgkeep audit ${repository.name}' and opens it with 'borgkeep approve ${repository.name}'`,
+        );
+      }
+    }
     if (decision.write && grant?.writesPerDay != null && repository && key) {
       if (writeAllowed === null) {
         const since = new Date(now().getTime() - DAY_MS);

@@ -22,6 +22,7 @@ import { BorgkeepError } from '../errors.js';
 import { dataDirPaths, type DataDirPaths } from './data-dir.js';
 import { createGrantStore, type GrantStore } from './grant-store.js';
 import { createKeyStore, type KeyStore } from './key-store.js';
+import { createHistoryStore, type HistoryStore } from './history-store.js';
 import { createLedgerStore, type LedgerStore } from './ledger-store.js';
 import { MIGRATIONS, migrationProvider } from './migrations.js';
 import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
@@ -39,7 +40,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -124,6 +125,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createKeyStore(deps),
     ...createGrantStore(deps),
     ...createLedgerStore(deps),
+    ...createHistoryStore(deps),
     close: () => db.destroy(),
   };
 }

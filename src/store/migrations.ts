@@ -130,9 +130,35 @@ const initial: Migration = {
   },
 };
 
+/**
+ * What admins do to a repository's history, beside the sessions: audits with their verdict,
+ * approvals that open the compaction gate, rollbacks and their undo. `through_txn` is the last
+ * borg transaction an audit or approval covered; the gate is open while the newest gate event
+ * says so (see audit-store.ts).
+ */
+const repositoryEvents: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await withId(db, db.schema.createTable('repository_events'))
+      .addColumn('repository_id', 'integer', (col) => col.notNull().references('repositories.id').onDelete('cascade'))
+      .addColumn('kind', 'text', (col) => col.notNull())
+      .addColumn('through_txn', 'bigint')
+      .addColumn('verdict', 'text')
+      .addColumn('actor', 'text', (col) => col.notNull())
+      .addColumn('detail', 'text', (col) => col.notNull())
+      .addColumn('at', 'text', (col) => col.notNull())
+      .addCheckConstraint('repository_events_kind_check', sql`kind in ('audit', 'approve', 'rollback', 'rollback-undo')`)
+      .execute();
+    await db.schema.createIndex('repository_events_repository_idx').on('repository_events').columns(['repository_id', 'id']).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('repository_events').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
+  '0002_repository_events': repositoryEvents,
 };
 
 export const migrationProvider: MigrationProvider = {

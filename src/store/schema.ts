@@ -89,6 +89,17 @@ export interface DenialsTable {
   at: string;
 }
 
+export interface RepositoryEventsTable {
+  id: Generated<number>;
+  repository_id: number;
+  kind: string;
+  through_txn: number | null;
+  verdict: string | null;
+  actor: string;
+  detail: string;
+  at: string;
+}
+
 export interface Database {
   users: UsersTable;
   repositories: RepositoriesTable;
@@ -97,4 +108,5 @@ export interface Database {
   sessions: SessionsTable;
   transactions: TransactionsTable;
   denials: DenialsTable;
+  repository_events: RepositoryEventsTable;
 }

@@ -133,4 +133,6 @@ export interface GuardStore {
   endSession(sessionId: number, end: SessionEnd): Promise<void>;
   recordTransaction(tx: NewTransaction): Promise<number>;
   recordDenial(denial: NewDenial): Promise<number>;
+  /** Whether a full session may compact (or destroy) the repository now, and why. */
+  compactionGate(repositoryId: number): Promise<{ readonly open: boolean; readonly why: string }>;
 }

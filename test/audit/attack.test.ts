@@ -4,9 +4,9 @@
 // other content. `borg list` looks normal. The audit with the passphrase names the first bad
 // transaction and the last good one; without it, it says which checks needed the key.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { PASSPHRASE, createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 
@@ -116,4 +116,93 @@ test('a wrong passphrase, an unknown repository: one sentence, exit 2', async ()
   const missing = await env.cli(['audit', 'nope']);
   expect(missing.code).toBe(2);
   expect(missing.stderr).toBe("borgkeep: could not audit 'nope': no repository named 'nope'\n");
+});
+
+describe('recovery: the compaction gate, rollback and undo', () => {
+  let lastGood: number;
+  let originalIds: string[];
+
+  /** What a client does after a rollback: forget its cache and the manifest timestamp it saw. */
+  async function forgetClientState(): Promise<void> {
+    await borgOk('admin', ['delete', '--cache-only', env.url('main')]);
+    const security = join(env.root, 'client', '.config', 'borg', 'security');
+    for (const id of readdirSync(security)) rmSync(join(security, id, 'manifest-timestamp'), { force: true });
+  }
+  const archiveIds = async () =>
+    (JSON.parse(await borgOk('admin', ['list', '--json', env.url('main')])) as { archives: Array<{ name: string; id: string }> }).archives.map((a) => `${a.name} ${a.id}`).sort();
+
+  beforeAll(async () => {
+    const { report } = await audit(true);
+    lastGood = report.lastKnownGoodTransaction as number;
+    originalIds = steps[1].archives;
+  });
+
+  test('borg compact with the full key is refused while the history is not reviewed', async () => {
+    const before = await archiveIds();
+    const r = await env.borg('admin', ['compact', env.url('main')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('borgkeep refused commit: the compaction gate of this repository is closed: the audit at ');
+    expect(r.stderr).toContain("found suspicious transactions that an admin has not approved; an admin reviews it with 'borgkeep audit main' and opens it with 'borgkeep approve main'");
+    expect(await archiveIds()).toEqual(before);
+  });
+
+  test('rollback to the last good transaction brings the original archives and their content back', async () => {
+    const r = await env.cli(['rollback', 'main', '--to', String(lastGood), '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`rolled 'main' back from transaction \\d+ to ${lastGood}: \\d+ file\\(s\\) moved to `));
+    expect(r.stdout).toContain('borg delete --cache-only ssh://borg@HOST:PORT/./main');
+    expect(r.stdout).toMatch(/rm ~\/\.config\/borg\/security\/[0-9a-f]{64}\/manifest-timestamp/);
+    await forgetClientState();
+    expect(await listed()).toEqual(originalIds);
+    const out = join(env.root, 'restore');
+    mkdirSync(out);
+    const x = await env.borg('admin', ['extract', `${env.url('main')}::monday`], { cwd: out });
+    expect(x.code, x.stderr).toBe(0);
+    expect(readFileSync(join(out, src.slice(1), 'payroll.csv'), 'utf8')).toBe('alice,5000\n'.repeat(500));
+    const check = await env.borg('admin', ['check', env.url('main')]);
+    expect(check.code, check.stderr).toBe(0);
+    // The audit now ends at the last good transaction, clean.
+    const after = await audit(true);
+    expect(after.code).toBe(0);
+    expect(after.report.transactions.at(-1)?.id).toBe(lastGood);
+  });
+
+  test('rollback --undo puts the later history back; a second undo has nothing to do', async () => {
+    const r = await env.cli(['rollback', 'main', '--undo']);
+    expect(r.code, r.stderr).toBe(0);
+    await forgetClientState();
+    expect(await listed()).toEqual(['monday', 'tuesday']);
+    const { report } = await audit(true);
+    expect(report.firstSuspiciousTransaction).not.toBeNull();
+    const again = await env.cli(['rollback', 'main', '--undo']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe('borgkeep: there is no rollback of this repository to undo\n');
+    // Back to the good state for what follows.
+    expect((await env.cli(['rollback', 'main', '--to', String(lastGood), '--yes'])).code).toBe(0);
+    await forgetClientState();
+  });
+
+  test('a transaction that is not committed, or no history change: refused, nothing moved', async () => {
+    const r = await env.cli(['rollback', 'main', '--to', '999999', '--yes']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^borgkeep: transaction 999999 is not a committed transaction of this repository \(committed since the last compaction: /);
+    const same = await env.cli(['rollback', 'main', '--to', String(lastGood), '--yes']);
+    expect(same.stderr).toMatch(/is already the repository's last transaction: there is nothing to roll back/);
+  });
+
+  test('after approve, borg compact with the full key works, and the ledger has who approved', async () => {
+    const approve = await env.cli(['approve', 'main'], { env: { ...process.env, USER: 'carol', SUDO_USER: '', BORGKEEP_DATA_DIR: undefined } });
+    expect(approve.code, approve.stderr).toBe(0);
+    expect(approve.stdout).toMatch(new RegExp(`approved the history of 'main' through transaction ${lastGood}: the compaction gate is open`));
+    const compact = await env.borg('admin', ['compact', env.url('main')]);
+    expect(compact.code, compact.stderr).toBe(0);
+    expect(await listed()).toEqual(originalIds);
+    const { sessions, events } = JSON.parse(await env.cliOk(['ledger', '--json', '--repo', 'main', '--limit', '20'])) as {
+      sessions: Array<{ result: string }>;
+      events: Array<{ kind: string; actor: string; throughTxn: number | null }>;
+    };
+    expect(sessions[0].result).toBe('ok');
+    expect(events[0]).toMatchObject({ kind: 'approve', actor: 'carol', throughTxn: lastGood });
+    expect(events.map((e) => e.kind)).toEqual(expect.arrayContaining(['audit', 'rollback', 'rollback-undo', 'approve']));
+  });
 });

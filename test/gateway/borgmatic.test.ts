@@ -77,6 +77,11 @@ test('borgmatic with a full key: init, create, prune, compact, check', async () 
   const prune = await borgmatic('admin', config, ['prune']);
   expect(prune.code, prune.stderr).toBe(0);
   expect(await archives()).toHaveLength(1); // keep_daily 1: all three are from today
+  // Compaction waits for an admin's review of the history (the compaction gate).
+  const refused = await borgmatic('admin', config, ['compact']);
+  expect(refused.code).not.toBe(0);
+  expect(`${refused.stdout}${refused.stderr}`).toContain('the compaction gate of this repository is closed');
+  expect((await env.cli(['approve', 'laptop'])).code).toBe(0);
   const compact = await borgmatic('admin', config, ['compact']);
   expect(compact.code, compact.stderr).toBe(0);
   const check = await borgmatic('admin', config, ['check']);
@@ -87,9 +92,10 @@ test('borgmatic with a full key: init, create, prune, compact, check', async () 
     sessions: Array<{ result: string; detail: string | null; denials: unknown[] }>;
   };
   expect(sessions.filter((s) => s.result !== 'ok').map((s) => `${s.result}: ${s.detail}`)).toEqual([
+    'denied: 1 call(s) refused: commit',
     'error: the repository is not initialised yet (borg init with a full key creates it)',
   ]);
-  expect(sessions.flatMap((s) => s.denials)).toEqual([]);
+  expect(sessions.flatMap((s) => s.denials).map((d) => (d as { reason: string }).reason)).toEqual(['BK_DENY_GATE']);
 });
 
 test('borgmatic with an append key: create works, prune is refused and deletes nothing', async () => {

@@ -1,0 +1,134 @@
+// Rolling a repository back to a committed transaction T (fact sheet B.12), without destroying
+// anything: the segments after T and the index/hints/integrity files move into a quarantine
+// folder of the data directory, with a rollback.json that lets `undo` put them back. borg
+// rebuilds index.T on the next open. While it works it holds borg's own exclusive lock, so no
+// session can open the repository half-way; a failure moves back what was already moved.
+
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+
+import { BorgkeepError } from '../errors.js';
+import { listSegments } from '../repository/segments.js';
+import { readHistory } from './history.js';
+
+const AUX = /^(index|hints|integrity)\.\d+$/;
+const LOCK_DIR = 'lock.exclusive';
+
+export interface RollbackResult {
+  readonly toTxn: number;
+  readonly fromTxn: number | null;
+  readonly quarantine: string;
+  /** Paths moved, relative to the repository. */
+  readonly moved: string[];
+}
+
+interface RollbackRecord {
+  readonly repository: string;
+  readonly toTxn: number;
+  readonly at: string;
+  readonly moved: string[];
+  undone?: string;
+}
+
+const refuse = (message: string) => new BorgkeepError('BK_ERR_INVALID_INPUT', message);
+
+/** Takes borg's exclusive lock the way borg does (an atomic mkdir), or refuses. */
+function withBorgLock<T>(repoPath: string, work: () => T): T {
+  const lock = join(repoPath, LOCK_DIR);
+  if (existsSync(join(repoPath, 'lock.roster'))) throw refuse('the repository is in use: a session holds its lock; try again when it has finished');
+  try {
+    mkdirSync(lock);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw refuse('the repository is locked by a running session (or a lock it left behind); try again when it has finished');
+    throw error;
+  }
+  // A host id that is not this host's, so borg never takes the lock for a stale one of its own.
+  writeFileSync(join(lock, `borgkeep-rollback@0.${process.pid}-0`), '');
+  try {
+    return work();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** Moves `rel` from one root to the other, creating directories; returns rel. */
+function move(fromRoot: string, toRoot: string, rel: string): string {
+  mkdirSync(dirname(join(toRoot, rel)), { recursive: true });
+  renameSync(join(fromRoot, rel), join(toRoot, rel));
+  return rel;
+}
+
+function moveAll(fromRoot: string, toRoot: string, rels: readonly string[]): void {
+  const done: string[] = [];
+  try {
+    for (const rel of rels) done.push(move(fromRoot, toRoot, rel));
+  } catch (error) {
+    for (const rel of done.reverse()) move(toRoot, fromRoot, rel);
+    throw error;
+  }
+}
+
+/** The plan: what moves for a rollback to `toTxn`; refuses when T is not a committed transaction. */
+export function planRollback(repoPath: string, toTxn: number): { fromTxn: number | null; moved: string[] } {
+  const history = readHistory(repoPath);
+  const ids = history.transactions.map((t) => t.id);
+  if (!ids.includes(toTxn)) {
+    const shown = ids.length > 12 ? `${ids.slice(0, 5).join(', ')}, ..., ${ids.slice(-5).join(', ')}` : ids.join(', ');
+    throw refuse(`transaction ${toTxn} is not a committed transaction of this repository (committed since the last compaction: ${shown || 'none'})`);
+  }
+  const segments = listSegments(repoPath).filter((s) => s.segment > toTxn).map((s) => relative(repoPath, s.path));
+  if (segments.length === 0) throw refuse(`transaction ${toTxn} is already the repository's last transaction: there is nothing to roll back`);
+  const aux = readdirSync(repoPath).filter((n) => AUX.test(n));
+  return { fromTxn: ids.at(-1) ?? null, moved: [...segments, ...aux] };
+}
+
+export function rollbackRepository(repoPath: string, quarantineRoot: string, toTxn: number, now: Date): RollbackResult {
+  return withBorgLock(repoPath, () => {
+    const plan = planRollback(repoPath, toTxn);
+    const stamp = now.toISOString().replace(/[:.]/g, '-');
+    const quarantine = join(quarantineRoot, `${repoPath.split('/').pop()}-${stamp}-to-${toTxn}`);
+    mkdirSync(quarantine, { recursive: true, mode: 0o700 });
+    moveAll(repoPath, quarantine, plan.moved);
+    const record: RollbackRecord = { repository: repoPath.split('/').pop() as string, toTxn, at: now.toISOString(), moved: plan.moved };
+    writeFileSync(join(quarantine, 'rollback.json'), `${JSON.stringify(record, null, 2)}\n`);
+    return { toTxn, fromTxn: plan.fromTxn, quarantine, moved: plan.moved };
+  });
+}
+
+/** The newest rollback of this repository that was not undone, or null. */
+export function lastRollback(repoPath: string, quarantineRoot: string): { dir: string; record: RollbackRecord } | null {
+  if (!existsSync(quarantineRoot)) return null;
+  const name = repoPath.split('/').pop() as string;
+  const found = readdirSync(quarantineRoot)
+    .filter((d) => d.startsWith(`${name}-`) && existsSync(join(quarantineRoot, d, 'rollback.json')))
+    .map((d) => ({ dir: join(quarantineRoot, d), record: JSON.parse(readFileSync(join(quarantineRoot, d, 'rollback.json'), 'utf8')) as RollbackRecord }))
+    .filter((r) => r.record.repository === name && !r.record.undone)
+    .sort((a, b) => a.record.at.localeCompare(b.record.at));
+  return found.at(-1) ?? null;
+}
+
+/** Puts the last rollback's files back; refuses when the repository was written to since. */
+export function undoRollback(repoPath: string, quarantineRoot: string, now: Date): RollbackResult {
+  return withBorgLock(repoPath, () => {
+    const last = lastRollback(repoPath, quarantineRoot);
+    if (!last) throw refuse('there is no rollback of this repository to undo');
+    const { dir, record } = last;
+    const newer = listSegments(repoPath).filter((s) => s.segment > record.toTxn);
+    if (newer.length > 0) {
+      throw refuse(`the repository was written to after the rollback (segment ${newer[0].segment}); putting the old segments back would mix two histories`);
+    }
+    // The index files borg rebuilt since are regenerable; keep them beside the quarantine anyway.
+    const rebuilt = readdirSync(repoPath).filter((n) => AUX.test(n));
+    const aside = join(dir, 'after-rollback');
+    moveAll(repoPath, aside, rebuilt);
+    try {
+      moveAll(dir, repoPath, record.moved);
+    } catch (error) {
+      moveAll(aside, repoPath, rebuilt);
+      throw error;
+    }
+    if (rebuilt.length === 0 && existsSync(aside)) rmdirSync(aside);
+    writeFileSync(join(dir, 'rollback.json'), `${JSON.stringify({ ...record, undone: now.toISOString() }, null, 2)}\n`);
+    return { toTxn: record.toTxn, fromTxn: null, quarantine: dir, moved: record.moved };
+  });
+}

@@ -1,0 +1,224 @@
+// The commands on a repository's history: `borgkeep audit REPO [--passphrase-file F] [--key-file F] [--json]`,
+// `borgkeep approve REPO` (opens the compaction gate) and `borgkeep rollback REPO --to TXN | --undo`.
+//
+// audit tells, transaction by transaction since the last compaction, who made each one and what
+// it did, and names the first suspicious and last known-good transaction: exit 0 clean, 1
+// suspicious, 2 when it could not audit. The passphrase comes from the file or BORG_PASSPHRASE
+// and is never stored. Every audit, approval and rollback is recorded with who and when; they
+// move the compaction gate that the guard checks.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+
+import type { AuditedTransaction, AuditReport } from '../audit/audit.js';
+import { BorgkeepError, isBorgkeepError } from '../errors.js';
+import { withStore, type CliContext } from './cli-context.js';
+
+export const EXIT_AUDIT_CLEAN = 0;
+export const EXIT_AUDIT_SUSPICIOUS = 1;
+export const EXIT_AUDIT_FAILED = 2;
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read the ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+function describeTxn(t: AuditedTransaction): string[] {
+  const who = t.attributed ? `session #${t.session}, key ${t.key ?? '?'}, role ${t.role ?? '?'}` : 'UNATTRIBUTED (not written through borgkeep)';
+  const lines = [`transaction ${t.id}  ${t.time ?? 'time unknown'}  ${t.verdict.toUpperCase()}  ${who}`];
+  const objects = [`${t.objectsPut} put`, `${t.objectsOverwritten} overwritten`, `${t.objectsDeleted} deleted`, t.manifestWritten ? 'manifest written' : 'no manifest written'];
+  lines.push(`    objects: ${objects.join(', ')}`);
+  const archives: string[] = [];
+  if (t.archivesAdded?.length) archives.push(`added ${t.archivesAdded.join(', ')}`);
+  if (t.archivesRemoved?.length) archives.push(`removed ${t.archivesRemoved.join(', ')}`);
+  if (t.archivesReplaced?.length) archives.push(`replaced ${t.archivesReplaced.join(', ')}`);
+  if (t.checkpointsPromoted?.length) archives.push(`checkpoints finished ${t.checkpointsPromoted.join(', ')}`);
+  if (archives.length) lines.push(`    archives: ${archives.join('; ')}`);
+  for (const r of t.reasons) lines.push(`    ! ${r}`);
+  return lines;
+}
+
+export function formatAudit(repo: string, r: AuditReport & { locked: boolean }): string {
+  const lines = [`audit of repository '${repo}': ${r.verdict.toUpperCase()}`];
+  lines.push(
+    r.compactedBefore === null
+      ? `history: complete, ${r.transactions.length} transaction(s) since the repository was created`
+      : `history: ${r.transactions.length} transaction(s) since the last compaction (segments before ${r.compactedBefore} are gone)`,
+  );
+  if (!r.manifestsRead) lines.push(`without the passphrase these checks were not made: ${r.checksNeedingKey.join('; ')}`);
+  if (r.locked) lines.push('note: the repository is locked by a running session; its transaction is not part of this audit');
+  lines.push('');
+  for (const t of r.transactions) lines.push(...describeTxn(t));
+  if (r.uncommittedSegments.length) lines.push('', `uncommitted tail: segment(s) ${r.uncommittedSegments.join(', ')} (rolled back by the next writer)`);
+  if (r.problems.length) lines.push('', 'damage found:', ...r.problems.map((p) => `  ${p}`));
+  lines.push('');
+  lines.push(`first suspicious transaction: ${r.firstSuspiciousTransaction ?? 'none'}`);
+  lines.push(`last known-good transaction:  ${r.lastKnownGoodTransaction ?? 'none'}`);
+  if (r.archives) lines.push(`archives now: ${r.archives.map((a) => a.name).join(', ') || '(none)'}`);
+  return lines.join('\n');
+}
+
+/** Who runs an admin command: the person behind sudo, else the login name. */
+export function actorName(): string {
+  return process.env.SUDO_USER || process.env.USER || process.env.LOGNAME || 'unknown';
+}
+
+export function registerAuditCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('audit')
+    .description("audit a repository's history: who made each transaction, what it did, the first suspicious and last good one")
+    .argument('<repo>', 'repository name')
+    .option('--passphrase-file <file>', 'file holding the repository passphrase (else BORG_PASSPHRASE); never stored')
+    .option('--key-file <file>', 'the borg key file, for keyfile-encrypted repositories')
+    .option('--json', 'print the report as JSON')
+    .action(async (repoName: string, opts: { passphraseFile?: string; keyFile?: string; json?: boolean }) => {
+      try {
+        const passphrase = opts.passphraseFile
+          ? readSecretFile(opts.passphraseFile, 'passphrase file').replace(/\r?\n$/, '')
+          : (process.env.BORG_PASSPHRASE ?? null);
+        const keyFile = opts.keyFile ? readSecretFile(opts.keyFile, 'key file') : null;
+        const [{ runAudit }] = await Promise.all([import('../audit/run-audit.js')]);
+        const report = await withStore(ctx, async (store) => {
+          const repository = await store.getRepository(repoName);
+          const sessions = await store.listSessions({ repositoryId: repository.id, limit: Number.MAX_SAFE_INTEGER });
+          const attributions = sessions.flatMap((s) =>
+            s.transactions
+              .filter((t) => t.state === 'committed' && t.borgTransactionId !== null)
+              .map((t) => ({ borgTransactionId: t.borgTransactionId as number, sessionId: s.id, keyName: s.keyName, role: s.role, at: t.endedAt })),
+          );
+          const r = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase, keyFile, attributions });
+          // The audit's verdict moves the compaction gate (history-store.ts).
+          await store.recordEvent({
+            repositoryId: repository.id,
+            kind: 'audit',
+            throughTxn: r.transactions.at(-1)?.id ?? null,
+            verdict: r.verdict === 'suspicious' ? 'suspicious' : r.manifestsRead ? 'clean' : 'clean-structural',
+            actor: actorName(),
+            detail: r.firstSuspiciousTransaction === null ? `${r.transactions.length} transaction(s), none suspicious` : `first suspicious transaction ${r.firstSuspiciousTransaction}, last known-good ${r.lastKnownGoodTransaction ?? 'none'}`,
+          });
+          return r;
+        });
+        if (opts.json) {
+          const { mode: _mode, locked, ...rest } = report;
+          ctx.out.json({ repository: repoName, ...rest, locked });
+        } else ctx.out.line(formatAudit(repoName, report));
+        process.exitCode = report.verdict === 'clean' ? EXIT_AUDIT_CLEAN : EXIT_AUDIT_SUSPICIOUS;
+      } catch (error) {
+        // Every failure of an audit is "could not audit" (2), never mistaken for "suspicious" (1).
+        process.stderr.write(`borgkeep: could not audit '${repoName}': ${isBorgkeepError(error) || error instanceof Error ? (error as Error).message : String(error)}\n`);
+        process.exitCode = EXIT_AUDIT_FAILED;
+      }
+    });
+}
+
+export function registerApproveCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('approve')
+    .description("open the compaction gate after reviewing a repository's history (borgkeep audit)")
+    .argument('<repo>', 'repository name')
+    .action(async (repoName: string) => {
+      const { readHistory } = await import('../audit/history.js');
+      await withStore(ctx, async (store) => {
+        const repository = await store.getRepository(repoName);
+        const path = store.paths.repository(repository.dirName);
+        let through: number | null = null;
+        try {
+          through = readHistory(path).transactions.at(-1)?.id ?? null;
+        } catch {
+          throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repoName}' has no history to approve yet (is it initialised?)`);
+        }
+        const last = (await store.listEvents(repository.id, 50)).find((e) => e.kind === 'audit');
+        await store.recordEvent({
+          repositoryId: repository.id,
+          kind: 'approve',
+          throughTxn: through,
+          verdict: null,
+          actor: actorName(),
+          detail: last ? `after the audit of ${last.at.toISOString()} (${last.verdict}: ${last.detail})` : 'without an audit on record',
+        });
+        ctx.out.line(
+          `approved the history of '${repoName}' through transaction ${through ?? '(none)'}: the compaction gate is open` +
+            (last ? '.' : ' (no audit is on record: run borgkeep audit first next time).'),
+        );
+      });
+    });
+}
+
+export function registerRollbackCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('rollback')
+    .description('roll a repository back to a committed transaction; later data moves to a quarantine folder (--undo puts it back)')
+    .argument('<repo>', 'repository name')
+    .option('--to <txn>', 'the transaction to return to (borgkeep audit names the last known-good one)')
+    .option('--undo', 'put back what the last rollback of this repository moved away')
+    .option('--yes', 'do not ask for confirmation on a terminal')
+    .action(async (repoName: string, opts: { to?: string; undo?: boolean; yes?: boolean }) => {
+      if (opts.undo === (opts.to !== undefined)) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'give either --to TXN or --undo');
+      const toTxn = opts.to === undefined ? null : Number(opts.to);
+      if (toTxn !== null && (!/^\d+$/.test(opts.to ?? '') || !Number.isSafeInteger(toTxn))) {
+        throw new BorgkeepError('BK_ERR_INVALID_INPUT', `--to '${opts.to}' is not a transaction id (a whole number, as borgkeep audit shows it)`);
+      }
+      const rb = await import('../audit/rollback.js');
+      const { parseRepoConfig } = await import('../repository/repo-config.js');
+      await withStore(ctx, async (store) => {
+        const repository = await store.getRepository(repoName);
+        const path = store.paths.repository(repository.dirName);
+        const quarantineRoot = join(store.paths.root, 'quarantine');
+        if (toTxn !== null) {
+          let plan;
+          try {
+            plan = rb.planRollback(path, toTxn);
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repoName}' is not initialised: there is nothing to roll back`);
+            throw error;
+          }
+          if (!opts.yes && process.stdin.isTTY && process.stderr.isTTY) {
+            const ok = await confirm(ctx, `Roll '${repoName}' back from transaction ${plan.fromTxn} to ${toTxn}, moving ${plan.moved.length} file(s) to quarantine? [y/N] `);
+            if (!ok) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'rollback cancelled; nothing was changed');
+          }
+        }
+        const result = toTxn !== null ? rb.rollbackRepository(path, quarantineRoot, toTxn, ctx.now()) : rb.undoRollback(path, quarantineRoot, ctx.now());
+        await store.recordEvent({
+          repositoryId: repository.id,
+          kind: toTxn !== null ? 'rollback' : 'rollback-undo',
+          throughTxn: toTxn !== null ? toTxn : null,
+          verdict: null,
+          actor: actorName(),
+          detail:
+            toTxn !== null
+              ? `rolled back from transaction ${result.fromTxn} to ${toTxn}; ${result.moved.length} file(s) moved to ${result.quarantine}`
+              : `undid the rollback to transaction ${result.toTxn}; ${result.moved.length} file(s) put back from ${result.quarantine}`,
+        });
+        const repoId = parseRepoConfig(readFileSync(join(path, 'config'), 'utf8')).id.toString('hex');
+        const lines =
+          toTxn !== null
+            ? [
+                `rolled '${repoName}' back from transaction ${result.fromTxn} to ${toTxn}: ${result.moved.length} file(s) moved to ${result.quarantine}`,
+                `(borgkeep rollback ${repoName} --undo puts them back while nothing new has been written).`,
+              ]
+            : [`put back the ${result.moved.length} file(s) the rollback to transaction ${result.toTxn} had moved away.`];
+        lines.push(
+          '',
+          'Every client that has used this repository must forget what it knows of the later state before its next run:',
+          `  borg delete --cache-only ssh://borg@HOST:PORT/./${repoName}`,
+          `  rm ~/.config/borg/security/${repoId}/manifest-timestamp`,
+          "Otherwise borg refuses with 'Cache, or information obtained from the security directory is newer than repository'.",
+          'The compaction gate is closed until the history is reviewed again (borgkeep audit, borgkeep approve).',
+        );
+        ctx.out.line(lines.join('\n'));
+      });
+    });
+}
+
+async function confirm(ctx: CliContext, question: string): Promise<boolean> {
+  ctx.prompt.write(question);
+  const { createInterface } = await import('node:readline');
+  const rl = createInterface({ input: ctx.stdin });
+  const answer = await new Promise<string>((resolve) => rl.once('line', resolve).once('close', () => resolve('')));
+  rl.close();
+  return /^y(es)?$/i.test(answer.trim());
+}

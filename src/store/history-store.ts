@@ -1,0 +1,85 @@
+// What admins did to a repository's history: audits with their verdict, approvals, rollbacks and
+// their undo. The compaction gate is derived from these events, newest first: a full audit that
+// came out clean or an admin's approval opens it; any other audit that covers new transactions,
+// and any rollback, closes it. No event at all: closed (nothing has been reviewed yet).
+
+import { iso } from './rows.js';
+import type { StoreDeps } from './store-deps.js';
+
+export type RepositoryEventKind = 'audit' | 'approve' | 'rollback' | 'rollback-undo';
+/** An audit's verdict as the gate sees it: `clean` needs the manifests (the passphrase). */
+export type AuditEventVerdict = 'clean' | 'clean-structural' | 'suspicious';
+
+export interface RepositoryEvent {
+  id: number;
+  repositoryId: number;
+  kind: RepositoryEventKind;
+  throughTxn: number | null;
+  verdict: AuditEventVerdict | null;
+  actor: string;
+  detail: string;
+  at: Date;
+}
+
+export interface CompactionGate {
+  readonly open: boolean;
+  /** One sentence: why it is open or closed, for the refusal message and the CLI. */
+  readonly why: string;
+}
+
+export interface HistoryStore {
+  recordEvent(event: Omit<RepositoryEvent, 'id' | 'at'>): Promise<RepositoryEvent>;
+  listEvents(repositoryId: number, limit?: number): Promise<RepositoryEvent[]>;
+  compactionGate(repositoryId: number): Promise<CompactionGate>;
+}
+
+/** The gate from a repository's events, newest first. */
+export function gateFromEvents(newestFirst: readonly RepositoryEvent[]): CompactionGate {
+  for (const e of newestFirst) {
+    const when = e.at.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    if (e.kind === 'approve') return { open: true, why: `${e.actor} approved the history through transaction ${e.throughTxn} at ${when}` };
+    if (e.kind === 'rollback' || e.kind === 'rollback-undo') {
+      return { open: false, why: `the repository was rolled back at ${when} and its history has not been reviewed since` };
+    }
+    if (e.kind === 'audit') {
+      if (e.verdict === 'clean') return { open: true, why: `the audit at ${when} found the history clean through transaction ${e.throughTxn}` };
+      if (e.verdict === 'suspicious') return { open: false, why: `the audit at ${when} found suspicious transactions that an admin has not approved` };
+      // A structural audit cannot see archive changes: it neither opens nor closes the gate,
+      // unless it saw transactions newer than what the last opening event covered.
+      const opener = newestFirst.find((x) => x.id < e.id && (x.kind === 'approve' || (x.kind === 'audit' && x.verdict === 'clean')));
+      if (opener && e.throughTxn !== null && opener.throughTxn !== null && e.throughTxn > opener.throughTxn) {
+        return { open: false, why: `an audit at ${when} saw transactions newer than the last review` };
+      }
+    }
+  }
+  return { open: false, why: 'the history since the last compaction has not been audited clean or approved yet' };
+}
+
+export function createHistoryStore({ db, now }: StoreDeps): HistoryStore {
+  const toEvent = (r: { id: number; repository_id: number; kind: string; through_txn: number | null; verdict: string | null; actor: string; detail: string; at: string }): RepositoryEvent => ({
+    id: r.id,
+    repositoryId: r.repository_id,
+    kind: r.kind as RepositoryEventKind,
+    throughTxn: r.through_txn === null ? null : Number(r.through_txn),
+    verdict: r.verdict as AuditEventVerdict | null,
+    actor: r.actor,
+    detail: r.detail,
+    at: new Date(r.at),
+  });
+  const listEvents = async (repositoryId: number, limit = 1000) =>
+    (await db.selectFrom('repository_events').selectAll().where('repository_id', '=', repositoryId).orderBy('id', 'desc').limit(limit).execute()).map(toEvent);
+  return {
+    async recordEvent(e) {
+      const row = await db
+        .insertInto('repository_events')
+        .values({ repository_id: e.repositoryId, kind: e.kind, through_txn: e.throughTxn, verdict: e.verdict, actor: e.actor, detail: e.detail, at: iso(now()) })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toEvent(row);
+    },
+    listEvents,
+    async compactionGate(repositoryId) {
+      return gateFromEvents(await listEvents(repositoryId));
+    },
+  };
+}
