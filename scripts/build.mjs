@@ -27,8 +27,8 @@ export async function build() {
       format: 'esm',
       target: 'node20',
       // Loaded at run time from node_modules: native addons (better-sqlite3, ssh2's optional
-      // crypto binding) and pino's worker-thread files do not survive bundling.
-      external: ['better-sqlite3', 'ssh2', 'pino'],
+      // crypto binding), pino's worker-thread files and xz-decompress's WebAssembly stay in node_modules.
+      external: ['better-sqlite3', 'ssh2', 'pino', 'xz-decompress'],
       logLevel: 'warning',
       // Bundled CommonJS dependencies call require() for node's own modules.
       banner: { js: "import { createRequire as __borgkeepRequire } from 'node:module'; const require = __borgkeepRequire(import.meta.url);" },

@@ -118,8 +118,32 @@ async function blake2b256(...parts: Buffer[]): Promise<Buffer> {
   return Buffer.from(h.digest('binary'));
 }
 
+/** The .xz container borg's lzma compressor writes (check NONE), decompressed with a size bound. */
+async function xzDecompress(data: Buffer): Promise<Buffer> {
+  // Loaded only when a repository really holds lzma objects (WebAssembly, kept out of the bundle).
+  const { default: xz } = await import('xz-decompress');
+  const reader = new xz.XzReadableStream(new Blob([data]).stream()).getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > MAX_PLAINTEXT) throw new ObjectError('the lzma payload is too large');
+      parts.push(value);
+    }
+  } catch (error) {
+    if (error instanceof ObjectError) throw error;
+    throw new ObjectError(`the lzma payload cannot be decompressed: ${(error as Error).message}`);
+  } finally {
+    reader.releaseLock();
+  }
+  return Buffer.concat(parts);
+}
+
 /** Decompresses a decrypted payload by its 2-byte header (C.6); detection order as borg's. */
-export function decompressPayload(payload: Buffer, depth = 0): Buffer {
+export async function decompressPayload(payload: Buffer, depth = 0): Promise<Buffer> {
   if (payload.length < 2) throw new ObjectError('the payload is shorter than its compression header');
   const [a, b] = payload;
   if (a === 0x01 && b === 0x00) return lz4BlockDecompress(payload.subarray(2), MAX_PLAINTEXT);
@@ -130,7 +154,7 @@ export function decompressPayload(payload: Buffer, depth = 0): Buffer {
   }
   if (a === 0x00 && b === 0x00) return payload.subarray(2);
   if ((a & 0x0f) === 8 && (a * 256 + b) % 31 === 0) return inflateSync(payload, { maxOutputLength: MAX_PLAINTEXT });
-  if (a === 0x02 && b === 0x00) throw new ObjectError('the object is lzma-compressed, which borgkeep cannot read yet');
+  if (a === 0x02 && b === 0x00) return xzDecompress(payload.subarray(2));
   if (a === 0x04 && b === 0x00) {
     if (depth > 0 || payload.length < 6) throw new ObjectError('a malformed obfuscated payload');
     const n = payload.readUInt32BE(2);
