@@ -18,7 +18,7 @@ if (buildError) {
 }
 
 const filters = process.argv.slice(2);
-const order = ['frame-splitter.bench.mjs', 'borg-create.bench.mjs'];
+const order = ['frame-splitter.bench.mjs', 'borg-create.bench.mjs', 'audit.bench.mjs'];
 const benches = readdirSync(join(root, 'bench'))
   .filter((f) => f.endsWith('.bench.mjs') && (filters.length === 0 || filters.some((w) => f.includes(w))))
   .sort((x, y) => (order.indexOf(x) >>> 0) - (order.indexOf(y) >>> 0) || x.localeCompare(y));

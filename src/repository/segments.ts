@@ -1,6 +1,7 @@
-// borg's segment files (fact sheet B.3, B.4), read entry by entry with pread. Entry headers are
-// always read; object data only when the caller asks for it (the manifest), so a structural
-// walk over a repository of any size reads a few bytes per object, not the objects. CRCs are
+// borg's segment files (fact sheet B.3, B.4), read entry by entry: small entries many at a time
+// through a 64 KiB block, big ones by a short read of their header only. Object data is read only
+// when the caller asks for it (the manifest), so a structural walk over a repository of real-size
+// chunks reads a few hundred bytes per object, not the objects. CRCs are
 // checked for every entry whose bytes were read whole (DELETE, COMMIT, PUTs whose data was
 // asked for). Never writes.
 
@@ -15,6 +16,8 @@ export const TAG_COMMIT = 2;
 /** The fixed 9 bytes of a COMMIT entry. */
 export const COMMIT_ENTRY = Buffer.from('40f43c250900000002', 'hex');
 const HEADER = 9;
+const BLOCK_SIZE = 64 * 1024;
+const SMALL_READ = 512;
 const ID_HEADER = 41;
 /** borg's MAX_OBJECT_SIZE: the largest entry, header included. */
 export const MAX_ENTRY_SIZE = 20 * 1024 * 1024;
@@ -85,14 +88,28 @@ export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean
       problem(0, 'not a segment file (bad magic)');
       return { segment: file.segment, entries, committed: false, problems };
     }
-    const header = Buffer.alloc(ID_HEADER);
+    // Reads go through one 64 KiB block: small entries are parsed many per read, and for a big
+    // chunk only the block at its header is read before the walk seeks past its data.
+    // After a big entry the next is likely big too: then read just enough for a header.
+    const block = Buffer.alloc(BLOCK_SIZE);
+    let blockStart = 0;
+    let blockLength = 0;
+    let readSize = BLOCK_SIZE;
+    const view = (at: number, length: number): Buffer => {
+      if (at < blockStart || at + length > blockStart + blockLength) {
+        blockStart = at;
+        blockLength = readSync(fd, block, 0, Math.min(Math.max(readSize, length), file.size - at), at);
+      }
+      return block.subarray(at - blockStart, Math.min(at - blockStart + length, blockLength));
+    };
     let offset = 8;
     while (offset < file.size) {
       if (file.size - offset < HEADER) {
         problem(offset, `${file.size - offset} trailing bytes, shorter than an entry header`);
         break;
       }
-      const got = readSync(fd, header, 0, Math.min(ID_HEADER, file.size - offset), offset);
+      const header = view(offset, ID_HEADER);
+      const got = header.length;
       const crc = header.readUInt32LE(0);
       const size = header.readUInt32LE(4);
       const tag = header[8];
@@ -113,7 +130,7 @@ export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean
           problem(offset, `${tag === TAG_PUT ? 'PUT' : 'DELETE'} entry of size ${size}`);
           break;
         }
-        const id = Buffer.from(header.subarray(HEADER, ID_HEADER));
+        const id = Buffer.from(header.subarray(HEADER, ID_HEADER)); // a copy: the block is reused
         if (tag === TAG_DELETE) {
           if (size !== ID_HEADER) {
             problem(offset, `DELETE entry of size ${size}`);
@@ -139,6 +156,7 @@ export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean
         break;
       }
       offset += size;
+      readSize = size > BLOCK_SIZE / 4 ? SMALL_READ : BLOCK_SIZE;
     }
   } finally {
     closeSync(fd);

@@ -1,0 +1,122 @@
+// How long `borgkeep audit` takes on a repository of >= 100,000 objects in >= 500 transactions,
+// against `borg check --repository-only` on the same repository in the same run:
+//   (a) borg check --repository-only          (reads and CRC-checks every byte of every segment)
+//   (b) borgkeep audit, no passphrase         (structural: entry headers, manifests not decrypted)
+//   (c) borgkeep audit with the passphrase    (plus every manifest decrypted, diffed, TAM-checked)
+// The repository is built once with borg's own code (BENCH_AUDIT_TXNS=500 archives of
+// BENCH_AUDIT_FILES=200 files of BENCH_AUDIT_FILE_BYTES=64 KiB random bytes, one object each;
+// repokey, lz4) and kept in $BENCH_AUDIT_DIR
+// (default /tmp/borgkeep-bench-audit) for later runs; BENCH_CLEAN=1 removes it at the end.
+// Every run is on a warm page cache (the repository was just read). Rounds alternate a, b, c
+// (BENCH_RUNS, default 3); medians and the ratios a/b and a/c are printed. Goals: a/b >= 50,
+// a/c >= 10.
+
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { BORGKEEP, PASSPHRASE, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot } from './lib/common.mjs';
+
+requireBuilt();
+const TXNS = Number(process.env.BENCH_AUDIT_TXNS ?? 500);
+const FILES = Number(process.env.BENCH_AUDIT_FILES ?? 200);
+// One chunk per file (below borg's 512 KiB minimum chunk size): the object size.
+const FILE_BYTES = Number(process.env.BENCH_AUDIT_FILE_BYTES ?? 64 * 1024);
+const ROUNDS = Number(process.env.BENCH_RUNS ?? 3);
+const fixture = process.env.BENCH_AUDIT_DIR ?? '/tmp/borgkeep-bench-audit';
+const python = '/usr/bin/python3';
+
+const BUILD = `
+import os, sys
+from borg.archiver import Archiver
+repo, src, n, per, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+for i in range(n):
+    d = os.path.join(src, str(i))
+    os.makedirs(d, exist_ok=True)
+    for j in range(per):
+        with open(os.path.join(d, str(j)), 'wb') as f:
+            f.write(os.urandom(size))
+    a = Archiver()
+    rc = a.run(a.get_args(['borg', 'create', '--compression', 'lz4', repo + '::a' + str(i), d], None))
+    if rc not in (0, None):
+        sys.exit('borg create %d failed: %s' % (i, rc))
+`;
+
+const borgEnv = { PATH: process.env.PATH, HOME: join(fixture, 'home'), LANG: 'C.UTF-8', BORG_BASE_DIR: join(fixture, 'home'), BORG_PASSPHRASE: PASSPHRASE, BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
+const marker = join(fixture, `built-${TXNS}x${FILES}x${FILE_BYTES}`);
+const repo = join(fixture, 'repo');
+if (!existsSync(marker)) {
+  rmSync(fixture, { recursive: true, force: true });
+  mkdirSync(join(fixture, 'home'), { recursive: true });
+  console.log(`building the repository: ${TXNS} archives of ${FILES} files of ${FILE_BYTES} random bytes each, with borg's own code (once; kept in ${fixture})...`);
+  const t0 = Date.now();
+  await runOk('borg', ['init', '-e', 'repokey', repo], { env: borgEnv });
+  await runOk(python, ['-c', BUILD, repo, join(fixture, 'src'), String(TXNS), String(FILES), String(FILE_BYTES)], { env: borgEnv });
+  rmSync(join(fixture, 'src'), { recursive: true, force: true });
+  writeFileSync(marker, '');
+  console.log(`built in ${fmt((Date.now() - t0) / 1000)} s`);
+}
+
+// A borgkeep installation whose repository "bench" is a copy of the fixture.
+const tmp = tempRoot('borgkeep-bench-audit');
+const dataDir = join(tmp.dir, 'data');
+await runOk(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'repo', 'create', 'bench']);
+const show = JSON.parse((await runOk(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'repo', 'show', 'bench', '--json'])).stdout);
+const repoCopy = show.path ?? join(dataDir, 'repos', show.dirName);
+rmSync(repoCopy, { recursive: true, force: true });
+cpSync(repo, repoCopy, { recursive: true });
+
+async function timed(label, cmd, args, env, expect) {
+  const t0 = process.hrtime.bigint();
+  const r = await run(cmd, args, { env });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (!expect(r)) throw new Error(`${label} failed (${r.code}):\n${r.stderr}`);
+  return { seconds, r };
+}
+
+const a = [];
+const b = [];
+const c = [];
+let objects = 0;
+let transactions = 0;
+for (let i = 0; i < ROUNDS; i++) {
+  a.push((await timed('borg check', 'borg', ['check', '--repository-only', repoCopy], borgEnv, (r) => r.code === 0)).seconds);
+  const { BORG_PASSPHRASE: _none, ...noPassphrase } = process.env;
+  const s = await timed('structural audit', process.execPath, [BORGKEEP, '--data-dir', dataDir, 'audit', 'bench', '--json'], noPassphrase, (r) => r.code === 0 || r.code === 1);
+  b.push(s.seconds);
+  const f = await timed('full audit', process.execPath, [BORGKEEP, '--data-dir', dataDir, 'audit', 'bench', '--json'], { ...process.env, BORG_PASSPHRASE: PASSPHRASE }, (r) => r.code === 0 || r.code === 1);
+  c.push(f.seconds);
+  const report = JSON.parse(f.r.stdout);
+  transactions = report.transactions.length;
+  objects = report.transactions.reduce((n, t) => n + t.objectsPut, 0);
+  if (!report.manifestsRead || report.transactions.at(-1).archivesAdded?.length !== 1) throw new Error('the full audit did not read the manifests');
+  console.log(`  round ${i + 1}: borg check ${fmt(a[i])} s, structural audit ${fmt(b[i])} s, full audit ${fmt(c[i])} s`);
+}
+
+const rows = [['round', 'a: borg check -r s', 'b: structural s', 'c: full audit s', 'a/b', 'a/c']];
+for (let i = 0; i < ROUNDS; i++) rows.push([String(i + 1), fmt(a[i]), fmt(b[i]), fmt(c[i]), fmt(a[i] / b[i], 1), fmt(a[i] / c[i], 1)]);
+const [ma, mb, mc] = [median(a), median(b), median(c)];
+rows.push(['median', fmt(ma), fmt(mb), fmt(mc), fmt(ma / mb, 1), fmt(ma / mc, 1)]);
+console.log('');
+printTable(rows);
+const size = Number((await runOk('du', ['-sb', repoCopy])).stdout.split('\t')[0]);
+console.log(
+  `\n${objects} objects in ${transactions} transactions, ${fmt(size / 1e6, 0)} MB on disk; ${borgVersion()}, node ${process.version}\n` +
+    `structural audit ${fmt(ma / mb, 1)}x faster than borg check --repository-only (goal >= 50), full audit ${fmt(ma / mc, 1)}x (goal >= 10)`,
+);
+saveResults('audit', {
+  objectBytes: FILE_BYTES,
+  when: new Date().toISOString(),
+  node: process.version,
+  borg: borgVersion(),
+  objects,
+  transactions,
+  bytesOnDisk: size,
+  borgCheckSeconds: a,
+  structuralSeconds: b,
+  fullSeconds: c,
+  ratioStructural: ma / mb,
+  ratioFull: ma / mc,
+  goals: { structural: 50, full: 10 },
+});
+tmp.cleanup();
+if (process.env.BENCH_CLEAN === '1') rmSync(fixture, { recursive: true, force: true });
