@@ -152,13 +152,18 @@ export function auditHistory(
       if (compactionStep) notices.push(`compaction by session ${who?.sessionId} moved ${t.objectsOverwritten} object(s)`);
       else reasons.push(`overwrote ${t.objectsOverwritten} object(s) already in the repository`);
     }
-    if (t.deletedOlder > 0 && role === 'append') reasons.push(`an append session deleted ${t.deletedOlder} object(s) it did not write`);
+    // An append session may delete what it wrote itself, also in an earlier transaction of the
+    // same session (borg removes its previous checkpoint at each checkpoint), as the guard allows.
+    const sameSession = (txnId: number) => who !== undefined && byTxn.get(txnId)?.sessionId === who.sessionId;
+    const deletedOthers = t.deletedOlderFrom.filter((from) => !sameSession(from)).length;
+    if (deletedOthers > 0 && role === 'append') reasons.push(`an append session deleted ${deletedOthers} object(s) it did not write`);
     if (t.manifestPuts === 0 && !compactionStep && (t.objectsPut > 0 || t.deletedOlder > 0 || t.objectsOverwritten > 0)) {
       reasons.push('it changed objects without writing a manifest');
     }
     if (diff) {
       // Archives a checkpoint becomes, and checkpoints replaced by the next checkpoint, are a backup's own course.
-      const removed = diff.removed.filter((n) => !diff!.promoted.includes(n));
+      // A checkpoint archive goes away when the backup that wrote it moves on or finishes.
+      const removed = diff.removed.filter((n) => !isCheckpoint(n));
       const replaced = diff.replaced.filter((n) => !isCheckpoint(n));
       if ((removed.length > 0 || replaced.length > 0) && (role === 'append' || role === 'read' || role === null)) {
         const what = [removed.length ? `removed ${removed.join(', ')}` : '', replaced.length ? `replaced ${replaced.join(', ')}` : ''].filter(Boolean).join(' and ');
@@ -166,10 +171,11 @@ export function auditHistory(
       } else if (removed.length > 0 || replaced.length > 0) {
         notices.push(`the ${role} session ${removed.length ? `removed ${removed.join(', ')}` : ''}${removed.length && replaced.length ? ' and ' : ''}${replaced.length ? `replaced ${replaced.join(', ')}` : ''}`);
       }
-      if (t.deletedOlder > 0 && removed.length === 0 && !compactionStep) reasons.push(`deleted ${t.deletedOlder} object(s) but removed no archive`);
-    } else if (t.deletedOlder > 0 && !manifestsRead && role !== 'prune' && role !== 'full') {
-      // Without the key a prune cannot be told from a chunk wipe; roles that may delete are left to the key-based checks.
-      reasons.push(`deleted ${t.deletedOlder} object(s)`);
+      if (deletedOthers > 0 && diff.removed.length === 0 && !compactionStep) reasons.push(`deleted ${deletedOthers} object(s) but removed no archive`);
+    } else if (deletedOthers > 0 && !manifestsRead && role !== 'prune' && role !== 'full' && role !== 'append') {
+      // Without the key a prune cannot be told from a chunk wipe; roles that may delete (and
+      // append, checked above) are left to the key-based checks.
+      reasons.push(`deleted ${deletedOthers} object(s)`);
     }
 
     const verdict: TxnVerdict = reasons.length > 0 ? 'suspicious' : notices.length > 0 ? 'notice' : 'ok';

@@ -26,6 +26,8 @@ export interface TxnHistory {
   readonly deletedUnknown: number;
   /** The hex ids of the older objects deleted, for matching them against archive metadata ids. */
   readonly deletedOlderIds: readonly string[];
+  /** For each older object deleted, the transaction that had put it (same order as the ids). */
+  readonly deletedOlderFrom: readonly number[];
   readonly manifestPuts: number;
   /** The envelope of the last manifest PUT of the transaction, or null when it wrote none. */
   readonly manifest: Buffer | null;
@@ -88,6 +90,7 @@ export function readHistory(repoPath: string): RepositoryHistory {
     let deletedOwn = 0;
     let deletedUnknown = 0;
     const deletedOlderIds: string[] = [];
+    const deletedOlderFrom: number[] = [];
     let manifestPuts = 0;
     let manifest: Buffer | null = null;
     for (const s of pending) {
@@ -114,6 +117,7 @@ export function readHistory(repoPath: string): RepositoryHistory {
           else if (live.has(k)) {
             deletedOlder++;
             deletedOlderIds.push(e.id.toString('hex'));
+            deletedOlderFrom.push(live.get(k) as number);
           } else deletedUnknown++;
           own.delete(k);
           live.delete(k);
@@ -129,6 +133,7 @@ export function readHistory(repoPath: string): RepositoryHistory {
       deletedOwn,
       deletedUnknown,
       deletedOlderIds,
+      deletedOlderFrom,
       manifestPuts,
       manifest,
       time: times.get(id) ?? null,

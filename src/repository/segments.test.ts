@@ -21,7 +21,7 @@ const id = (n: number) => Buffer.alloc(32, n);
 const MANIFEST = Buffer.alloc(32);
 
 test('entries of every size are read in order, across block boundaries, with data only where asked', () => {
-  const parts = [SEGMENT_MAGIC];
+  const parts: Buffer[] = [SEGMENT_MAGIC];
   // Many small entries (one 64 KiB block holds hundreds), then big ones that span blocks.
   for (let i = 1; i <= 600; i++) parts.push(entry(0, id(i % 250), Buffer.alloc(100 + (i % 7), i)));
   parts.push(entry(0, id(251), Buffer.alloc(70_000, 1)));
