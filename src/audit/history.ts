@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { listSegments, readSegment, type SegmentProblem } from '../repository/segments.js';
+import { listSegments, readSegment, type ReadSegment, type SegmentProblem } from '../repository/segments.js';
 
 const MANIFEST_ID = Buffer.alloc(32);
 
@@ -63,7 +63,10 @@ export function readTransactionTimes(repoPath: string): Map<number, string> {
   return times;
 }
 
-export function readHistory(repoPath: string): RepositoryHistory {
+/** Segments read ahead of the one being processed, in parallel. */
+const READ_AHEAD = 16;
+
+export async function readHistory(repoPath: string): Promise<RepositoryHistory> {
   const times = readTransactionTimes(repoPath);
   const segments = listSegments(repoPath);
   const problems: SegmentProblem[] = [];
@@ -71,13 +74,23 @@ export function readHistory(repoPath: string): RepositoryHistory {
   // The committed state: id (latin1 of its 32 bytes) -> transaction that put it.
   const live = new Map<string, number>();
 
-  let pending: Array<ReturnType<typeof readSegment>> = [];
+  let pending: ReadSegment[] = [];
   let expectedNext = segments[0]?.segment ?? 0;
   let lastGap: number | null = null;
-  for (const file of segments) {
+  const reads: Array<Promise<ReadSegment>> = [];
+  const readAhead = (i: number): void => {
+    if (i < segments.length && reads[i] === undefined) {
+      reads[i] = readSegment(segments[i], (id) => id.equals(MANIFEST_ID));
+      reads[i].catch(() => undefined); // awaited in order below; no unhandled rejection meanwhile
+    }
+  };
+  for (let i = 0; i < segments.length; i++) {
+    for (let j = i; j < i + READ_AHEAD; j++) readAhead(j);
+    const file = segments[i];
     if (file.segment !== expectedNext) lastGap = file.segment;
     expectedNext = file.segment + 1;
-    const seg = readSegment(file, (id) => id.equals(MANIFEST_ID));
+    const seg = await reads[i];
+    delete reads[i];
     pending.push(seg);
     if (!seg.committed) continue;
     for (const s of pending) problems.push(...s.problems);

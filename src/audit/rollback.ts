@@ -33,7 +33,7 @@ interface RollbackRecord {
 const refuse = (message: string) => new BorgkeepError('BK_ERR_INVALID_INPUT', message);
 
 /** Takes borg's exclusive lock the way borg does (an atomic mkdir), or refuses. */
-function withBorgLock<T>(repoPath: string, work: () => T): T {
+async function withBorgLock<T>(repoPath: string, work: () => Promise<T>): Promise<T> {
   const lock = join(repoPath, LOCK_DIR);
   if (existsSync(join(repoPath, 'lock.roster'))) throw refuse('the repository is in use: a session holds its lock; try again when it has finished');
   try {
@@ -45,7 +45,7 @@ function withBorgLock<T>(repoPath: string, work: () => T): T {
   // A host id that is not this host's, so borg never takes the lock for a stale one of its own.
   writeFileSync(join(lock, `borgkeep-rollback@0.${process.pid}-0`), '');
   try {
-    return work();
+    return await work();
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
@@ -69,8 +69,8 @@ function moveAll(fromRoot: string, toRoot: string, rels: readonly string[]): voi
 }
 
 /** The plan: what moves for a rollback to `toTxn`; refuses when T is not a committed transaction. */
-export function planRollback(repoPath: string, toTxn: number): { fromTxn: number | null; moved: string[] } {
-  const history = readHistory(repoPath);
+export async function planRollback(repoPath: string, toTxn: number): Promise<{ fromTxn: number | null; moved: string[] }> {
+  const history = await readHistory(repoPath);
   const ids = history.transactions.map((t) => t.id);
   if (!ids.includes(toTxn)) {
     const shown = ids.length > 12 ? `${ids.slice(0, 5).join(', ')}, ..., ${ids.slice(-5).join(', ')}` : ids.join(', ');
@@ -82,9 +82,9 @@ export function planRollback(repoPath: string, toTxn: number): { fromTxn: number
   return { fromTxn: ids.at(-1) ?? null, moved: [...segments, ...aux] };
 }
 
-export function rollbackRepository(repoPath: string, quarantineRoot: string, toTxn: number, now: Date): RollbackResult {
-  return withBorgLock(repoPath, () => {
-    const plan = planRollback(repoPath, toTxn);
+export function rollbackRepository(repoPath: string, quarantineRoot: string, toTxn: number, now: Date): Promise<RollbackResult> {
+  return withBorgLock(repoPath, async () => {
+    const plan = await planRollback(repoPath, toTxn);
     const stamp = now.toISOString().replace(/[:.]/g, '-');
     const quarantine = join(quarantineRoot, `${repoPath.split('/').pop()}-${stamp}-to-${toTxn}`);
     mkdirSync(quarantine, { recursive: true, mode: 0o700 });
@@ -108,8 +108,8 @@ export function lastRollback(repoPath: string, quarantineRoot: string): { dir: s
 }
 
 /** Puts the last rollback's files back; refuses when the repository was written to since. */
-export function undoRollback(repoPath: string, quarantineRoot: string, now: Date): RollbackResult {
-  return withBorgLock(repoPath, () => {
+export function undoRollback(repoPath: string, quarantineRoot: string, now: Date): Promise<RollbackResult> {
+  return withBorgLock(repoPath, async () => {
     const last = lastRollback(repoPath, quarantineRoot);
     if (!last) throw refuse('there is no rollback of this repository to undo');
     const { dir, record } = last;

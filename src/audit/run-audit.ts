@@ -35,7 +35,7 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
     if (error instanceof RepoFormatError) throw cannot(`cannot read the repository: ${error.message}`);
     throw error;
   }
-  const history = readHistory(repoPath);
+  const history = await readHistory(repoPath);
   if (history.problems.length > 0) {
     const p = history.problems[0];
     const more = history.problems.length > 1 ? ` (and ${history.problems.length - 1} more problem(s))` : '';

@@ -127,7 +127,7 @@ export function registerApproveCommand(program: Command, ctx: CliContext): void 
         const path = store.paths.repository(repository.dirName);
         let through: number | null = null;
         try {
-          through = readHistory(path).transactions.at(-1)?.id ?? null;
+          through = (await readHistory(path)).transactions.at(-1)?.id ?? null;
         } catch {
           throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repoName}' has no history to approve yet (is it initialised?)`);
         }
@@ -171,7 +171,7 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
         if (toTxn !== null) {
           let plan;
           try {
-            plan = rb.planRollback(path, toTxn);
+            plan = await rb.planRollback(path, toTxn);
           } catch (error) {
             if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repoName}' is not initialised: there is nothing to roll back`);
             throw error;
@@ -181,7 +181,7 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
             if (!ok) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'rollback cancelled; nothing was changed');
           }
         }
-        const result = toTxn !== null ? rb.rollbackRepository(path, quarantineRoot, toTxn, ctx.now()) : rb.undoRollback(path, quarantineRoot, ctx.now());
+        const result = toTxn !== null ? await rb.rollbackRepository(path, quarantineRoot, toTxn, ctx.now()) : await rb.undoRollback(path, quarantineRoot, ctx.now());
         await store.recordEvent({
           repositoryId: repository.id,
           kind: toTxn !== null ? 'rollback' : 'rollback-undo',

@@ -20,7 +20,7 @@ function entry(tag: number, id: Buffer | null, data = Buffer.alloc(0)): Buffer {
 const id = (n: number) => Buffer.alloc(32, n);
 const MANIFEST = Buffer.alloc(32);
 
-test('entries of every size are read in order, across block boundaries, with data only where asked', () => {
+test('entries of every size are read in order, across block boundaries, with data only where asked', async () => {
   const parts: Buffer[] = [SEGMENT_MAGIC];
   // Many small entries (one 64 KiB block holds hundreds), then big ones that span blocks.
   for (let i = 1; i <= 600; i++) parts.push(entry(0, id(i % 250), Buffer.alloc(100 + (i % 7), i)));
@@ -34,7 +34,7 @@ test('entries of every size are read in order, across block boundaries, with dat
   writeFileSync(join(dir, 'data', '0', '7'), Buffer.concat(parts));
   const [file] = listSegments(dir);
   expect(file.segment).toBe(7);
-  const seg = readSegment(file, (x) => x.equals(MANIFEST));
+  const seg = await readSegment(file, (x) => x.equals(MANIFEST));
   expect(seg.problems).toEqual([]);
   expect(seg.committed).toBe(true);
   expect(seg.entries.map((e) => e.tag)).toEqual([...Array(602).fill('put'), 'delete', 'put', 'put', 'commit']);
@@ -49,7 +49,7 @@ test('entries of every size are read in order, across block boundaries, with dat
   expect(seg.entries[601].tag === 'put' && seg.entries[601].id.equals(id(252))).toBe(true);
 });
 
-test('a damaged entry ends the walk with a problem naming where; the segment is not committed', () => {
+test('a damaged entry ends the walk with a problem naming where; the segment is not committed', async () => {
   const good = Buffer.concat([SEGMENT_MAGIC, entry(1, id(1)), entry(1, id(2)), COMMIT_ENTRY]);
   good[8 + 41 + 20] ^= 1; // inside the second DELETE's id
   mkdirSync(join(dir, 'data', '1'), { recursive: true });
@@ -58,9 +58,9 @@ test('a damaged entry ends the walk with a problem naming where; the segment is 
   writeFileSync(join(dir, 'data', '1', '1002'), Buffer.alloc(0)); // emptied by compaction: deleted
   const files = listSegments(dir).filter((f) => f.segment >= 1000);
   expect(files.map((f) => f.segment)).toEqual([1000, 1001]);
-  const damaged = readSegment(files[0], () => false);
+  const damaged = await readSegment(files[0], () => false);
   expect(damaged.problems).toEqual([{ segment: 1000, offset: 49, problem: 'CRC mismatch in a DELETE entry' }]);
   expect(damaged.committed).toBe(false);
-  const cut = readSegment(files[1], () => false);
+  const cut = await readSegment(files[1], () => false);
   expect(cut.problems).toEqual([{ segment: 1001, offset: 8, problem: 'entry size 51 is impossible here' }]);
 });

@@ -5,7 +5,8 @@
 // checked for every entry whose bytes were read whole (DELETE, COMMIT, PUTs whose data was
 // asked for). Never writes.
 
-import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -77,14 +78,17 @@ export function listSegments(repoPath: string): SegmentFile[] {
  * Reads a segment's entries. `wantData(id)` says which PUTs' data to read (and CRC-check).
  * A damaged entry ends the walk of this segment with a problem, as borg's own reader does.
  */
-export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean): ReadSegment {
+export async function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean): Promise<ReadSegment> {
   const problems: SegmentProblem[] = [];
   const entries: SegmentEntry[] = [];
-  const fd = openSync(file.path, 'r');
+  // Asynchronous reads, so a caller can walk several segments at once: on a cold page cache a
+  // walk is one disk round trip per big object, and the disk serves many in parallel.
+  const fh = await open(file.path, 'r');
+  const readAt = async (buf: Buffer, length: number, position: number): Promise<number> => (await fh.read(buf, 0, length, position)).bytesRead;
   const problem = (offset: number, text: string) => problems.push({ segment: file.segment, offset, problem: text });
   try {
     const magic = Buffer.alloc(8);
-    if (readSync(fd, magic, 0, 8, 0) !== 8 || !magic.equals(SEGMENT_MAGIC)) {
+    if ((await readAt(magic, 8, 0)) !== 8 || !magic.equals(SEGMENT_MAGIC)) {
       problem(0, 'not a segment file (bad magic)');
       return { segment: file.segment, entries, committed: false, problems };
     }
@@ -95,10 +99,10 @@ export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean
     let blockStart = 0;
     let blockLength = 0;
     let readSize = BLOCK_SIZE;
-    const view = (at: number, length: number): Buffer => {
+    const view = async (at: number, length: number): Promise<Buffer> => {
       if (at < blockStart || at + length > blockStart + blockLength) {
         blockStart = at;
-        blockLength = readSync(fd, block, 0, Math.min(Math.max(readSize, length), file.size - at), at);
+        blockLength = await readAt(block, Math.min(Math.max(readSize, length), file.size - at), at);
       }
       return block.subarray(at - blockStart, Math.min(at - blockStart + length, blockLength));
     };
@@ -108,7 +112,7 @@ export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean
         problem(offset, `${file.size - offset} trailing bytes, shorter than an entry header`);
         break;
       }
-      const header = view(offset, ID_HEADER);
+      const header = await view(offset, ID_HEADER);
       const got = header.length;
       const crc = header.readUInt32LE(0);
       const size = header.readUInt32LE(4);
@@ -141,7 +145,7 @@ export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean
           entries.push({ tag: 'delete', offset, size, id, crcOk });
         } else if (wantData(id)) {
           const data = Buffer.alloc(size - ID_HEADER);
-          if (readSync(fd, data, 0, data.length, offset + ID_HEADER) !== data.length) {
+          if ((await readAt(data, data.length, offset + ID_HEADER)) !== data.length) {
             problem(offset, 'PUT entry cut short');
             break;
           }
@@ -159,7 +163,7 @@ export function readSegment(file: SegmentFile, wantData: (id: Buffer) => boolean
       readSize = size > BLOCK_SIZE / 4 ? SMALL_READ : BLOCK_SIZE;
     }
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
   const last = entries.at(-1);
   const committed =
