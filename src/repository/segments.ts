@@ -99,12 +99,12 @@ export async function readSegment(file: SegmentFile, wantData: (id: Buffer) => b
     let blockStart = 0;
     let blockLength = 0;
     let readSize = BLOCK_SIZE;
+    const slice = (at: number, length: number): Buffer => block.subarray(at - blockStart, Math.min(at - blockStart + length, blockLength));
+    const inBlock = (at: number, length: number): boolean => at >= blockStart && at + length <= blockStart + blockLength;
     const view = async (at: number, length: number): Promise<Buffer> => {
-      if (at < blockStart || at + length > blockStart + blockLength) {
-        blockStart = at;
-        blockLength = await readAt(block, Math.min(Math.max(readSize, length), file.size - at), at);
-      }
-      return block.subarray(at - blockStart, Math.min(at - blockStart + length, blockLength));
+      blockStart = at;
+      blockLength = await readAt(block, Math.min(Math.max(readSize, length), file.size - at), at);
+      return slice(at, length);
     };
     let offset = 8;
     while (offset < file.size) {
@@ -112,7 +112,8 @@ export async function readSegment(file: SegmentFile, wantData: (id: Buffer) => b
         problem(offset, `${file.size - offset} trailing bytes, shorter than an entry header`);
         break;
       }
-      const header = await view(offset, ID_HEADER);
+      // No promise for the many entries already in the block (most of them, for small objects).
+      const header = inBlock(offset, ID_HEADER) ? slice(offset, ID_HEADER) : await view(offset, ID_HEADER);
       const got = header.length;
       const crc = header.readUInt32LE(0);
       const size = header.readUInt32LE(4);
