@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { listSegments, readSegment, type ReadSegment, type SegmentProblem } from '../repository/segments.js';
+import { listSegments, readPutData, readSegment, type ReadSegment, type SegmentFile, type SegmentProblem } from '../repository/segments.js';
+import type { SegmentCache } from './segment-cache.js';
 
 const MANIFEST_ID = Buffer.alloc(32);
 
@@ -66,7 +67,8 @@ export function readTransactionTimes(repoPath: string): Map<number, string> {
 /** Segments read ahead of the one being processed, in parallel. */
 const READ_AHEAD = 16;
 
-export async function readHistory(repoPath: string): Promise<RepositoryHistory> {
+/** `cache`: what earlier audits learnt from unchanged segments (segment-cache.ts). */
+export async function readHistory(repoPath: string, cache?: SegmentCache): Promise<RepositoryHistory> {
   const times = readTransactionTimes(repoPath);
   const segments = listSegments(repoPath);
   const problems: SegmentProblem[] = [];
@@ -77,10 +79,21 @@ export async function readHistory(repoPath: string): Promise<RepositoryHistory> 
   let pending: ReadSegment[] = [];
   let expectedNext = segments[0]?.segment ?? 0;
   let lastGap: number | null = null;
+  const isManifest = (id: Buffer): boolean => id.equals(MANIFEST_ID);
+  const load = async (file: SegmentFile): Promise<ReadSegment> => {
+    const cached = cache?.get(file);
+    if (!cached) return readSegment(file, isManifest);
+    const entries = await Promise.all(
+      cached.entries.map(async (e) => (e.tag === 'put' && isManifest(e.id) ? { ...e, ...(await readPutData(file, e)) } : e)),
+    );
+    const problems = entries.flatMap((e) => (e.tag === 'put' && e.crcOk === false ? [{ segment: file.segment, offset: e.offset, problem: 'CRC mismatch in a PUT entry' }] : []));
+    return { ...cached, entries, problems, committed: cached.committed && problems.length === 0 };
+  };
+  const committedFiles: SegmentFile[] = [];
   const reads: Array<Promise<ReadSegment>> = [];
   const readAhead = (i: number): void => {
     if (i < segments.length && reads[i] === undefined) {
-      reads[i] = readSegment(segments[i], (id) => id.equals(MANIFEST_ID));
+      reads[i] = load(segments[i]);
       reads[i].catch(() => undefined); // awaited in order below; no unhandled rejection meanwhile
     }
   };
@@ -94,6 +107,13 @@ export async function readHistory(repoPath: string): Promise<RepositoryHistory> 
     pending.push(seg);
     if (!seg.committed) continue;
     for (const s of pending) problems.push(...s.problems);
+    if (cache && pending.every((s) => s.problems.length === 0)) {
+      // Segments of a committed transaction never change again: remember them.
+      for (let k = i - pending.length + 1; k <= i; k++) {
+        cache.set(segments[k], pending[k - (i - pending.length + 1)]);
+        committedFiles.push(segments[k]);
+      }
+    }
 
     const id = file.segment;
     const own = new Set<string>();
@@ -153,6 +173,7 @@ export async function readHistory(repoPath: string): Promise<RepositoryHistory> 
     });
     pending = [];
   }
+  cache?.save(committedFiles);
   return {
     transactions,
     uncommittedSegments: pending.map((s) => s.segment),

@@ -11,6 +11,7 @@ import { parseManifest } from '../repository/manifest.js';
 import { RepoFormatError, parseRepoConfig } from '../repository/repo-config.js';
 import { auditHistory, type Attribution, type AuditReport, type ManifestReading } from './audit.js';
 import { readHistory } from './history.js';
+import { openSegmentCache } from './segment-cache.js';
 
 export interface AuditInput {
   readonly repoPath: string;
@@ -18,6 +19,8 @@ export interface AuditInput {
   /** Contents of a keyfile (keyfile modes), if given. */
   readonly keyFile: string | null;
   readonly attributions: readonly Attribution[];
+  /** Where what earlier audits learnt from unchanged segments is kept; null: read every segment. */
+  readonly cachePath: string | null;
 }
 
 const cannot = (message: string) => new BorgkeepError('BK_ERR_INVALID_INPUT', message);
@@ -35,7 +38,7 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
     if (error instanceof RepoFormatError) throw cannot(`cannot read the repository: ${error.message}`);
     throw error;
   }
-  const history = await readHistory(repoPath);
+  const history = await readHistory(repoPath, input.cachePath ? openSegmentCache(input.cachePath) : undefined);
   if (history.problems.length > 0) {
     const p = history.problems[0];
     const more = history.problems.length > 1 ? ` (and ${history.problems.length - 1} more problem(s))` : '';

@@ -75,7 +75,8 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
     .option('--passphrase-file <file>', 'file holding the repository passphrase (else BORG_PASSPHRASE); never stored')
     .option('--key-file <file>', 'the borg key file, for keyfile-encrypted repositories')
     .option('--json', 'print the report as JSON')
-    .action(async (repoName: string, opts: { passphraseFile?: string; keyFile?: string; json?: boolean }) => {
+    .option('--no-cache', 'read every segment again instead of reusing what earlier audits learnt from unchanged ones')
+    .action(async (repoName: string, opts: { passphraseFile?: string; keyFile?: string; json?: boolean; cache: boolean }) => {
       try {
         const passphrase = opts.passphraseFile
           ? readSecretFile(opts.passphraseFile, 'passphrase file').replace(/\r?\n$/, '')
@@ -90,7 +91,8 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
               .filter((t) => t.state === 'committed' && t.borgTransactionId !== null)
               .map((t) => ({ borgTransactionId: t.borgTransactionId as number, sessionId: s.id, keyName: s.keyName, role: s.role, at: t.endedAt })),
           );
-          const r = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase, keyFile, attributions });
+          const cachePath = opts.cache ? join(store.paths.root, 'cache', `${repository.dirName}.audit`) : null;
+          const r = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase, keyFile, attributions, cachePath });
           // The audit's verdict moves the compaction gate (history-store.ts).
           await store.recordEvent({
             repositoryId: repository.id,

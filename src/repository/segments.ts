@@ -174,3 +174,16 @@ export async function readSegment(file: SegmentFile, wantData: (id: Buffer) => b
     entries.filter((e) => e.tag === 'commit').length === 1;
   return { segment: file.segment, entries, committed, problems };
 }
+
+/** Reads (and CRC-checks) the data of one PUT entry found earlier, e.g. from a cached walk. */
+export async function readPutData(file: SegmentFile, entry: { offset: number; size: number }): Promise<{ data: Buffer; crcOk: boolean }> {
+  const fh = await open(file.path, 'r');
+  try {
+    const whole = Buffer.alloc(entry.size);
+    const { bytesRead } = await fh.read(whole, 0, entry.size, entry.offset);
+    if (bytesRead !== entry.size) return { data: whole.subarray(ID_HEADER, bytesRead), crcOk: false };
+    return { data: whole.subarray(ID_HEADER), crcOk: crc32(whole.subarray(4)) === whole.readUInt32LE(0) };
+  } finally {
+    await fh.close();
+  }
+}

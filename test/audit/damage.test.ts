@@ -98,3 +98,18 @@ test('a directory that holds no repository', async () => {
   writeFileSync(join(path, 'notes.txt'), 'not a repository\n');
   await expectCannotAudit(name, /its directory holds no borg repository \(there is no config file\)/);
 });
+
+test('damage after an audit is still found: a changed segment is read again, not taken from the audit cache', async () => {
+  const { name, path } = await copyOfPristine();
+  // A copy: no ledger session wrote it, so it is suspicious (1), but it can be audited.
+  const first = await env.cli(['audit', name, '--json']);
+  expect(first.code, first.stderr).toBe(1);
+  expect((JSON.parse(first.stdout) as { transactions: unknown[] }).transactions).toHaveLength(2);
+  const seg = readFileSync(segment(path, 3));
+  seg[seg.length - 5] ^= 0xff; // same size; a new write
+  writeFileSync(segment(path, 3), seg);
+  await expectCannotAudit(name, /its history is damaged: segment 3 at offset 8: CRC mismatch in a DELETE entry/);
+  // --no-cache reads everything and agrees.
+  const plain = await env.cli(['audit', name, '--no-cache']);
+  expect(plain.code).toBe(2);
+});
