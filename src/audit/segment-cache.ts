@@ -5,7 +5,7 @@
 // full audit needs are read again from the segment (one read each). Only segments of committed
 // transactions with no damage are cached. A cache that cannot be read is ignored, never trusted.
 
-import { readFileSync, renameSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import type { ReadSegment, SegmentEntry, SegmentFile } from '../repository/segments.js';
@@ -26,10 +26,7 @@ export interface SegmentCache {
   save(keep: readonly SegmentFile[]): void;
 }
 
-function identity(file: SegmentFile): Identity {
-  const st = statSync(file.path);
-  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
-}
+const identity = (file: SegmentFile): Identity => ({ size: file.size, mtimeMs: file.mtimeMs, ino: file.ino });
 
 function encode(records: Map<number, { id: Identity; seg: ReadSegment }>): Buffer {
   const parts: Buffer[] = [MAGIC];
@@ -69,8 +66,9 @@ function decodeCache(buf: Buffer): Map<number, { id: Identity; seg: ReadSegment 
       const offset = buf.readUInt32LE(p + 1);
       const size = buf.readUInt32LE(p + 5);
       if (tag === 'commit') entries.push({ tag, offset, size, crcOk: true });
-      else if (tag === 'delete') entries.push({ tag, offset, size, id: Buffer.from(buf.subarray(p + 9, p + 41)), crcOk: true });
-      else if (tag === 'put') entries.push({ tag, offset, size, id: Buffer.from(buf.subarray(p + 9, p + 41)), data: null, crcOk: null });
+      // Ids are views into the cache file's buffer, which lives as long as the cache.
+      else if (tag === 'delete') entries.push({ tag, offset, size, id: buf.subarray(p + 9, p + 41), crcOk: true });
+      else if (tag === 'put') entries.push({ tag, offset, size, id: buf.subarray(p + 9, p + 41), data: null, crcOk: null });
       else throw new Error('the audit cache holds an unknown tag');
     }
     out.set(segment, { id, seg: { segment, entries, committed: entries.at(-1)?.tag === 'commit', problems: [] } });

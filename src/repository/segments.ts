@@ -5,7 +5,7 @@
 // checked for every entry whose bytes were read whole (DELETE, COMMIT, PUTs whose data was
 // asked for). Never writes.
 
-import { closeSync, fstatSync, openSync, readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -27,6 +27,9 @@ export interface SegmentFile {
   readonly segment: number;
   readonly path: string;
   readonly size: number;
+  /** With size, the file's identity: a segment number borg reused is another file. */
+  readonly mtimeMs: number;
+  readonly ino: number;
 }
 
 export type SegmentEntry =
@@ -62,13 +65,8 @@ export function listSegments(repoPath: string): SegmentFile[] {
     }
     for (const name of numeric(names)) {
       const path = join(data, dir, name);
-      const fd = openSync(path, 'r');
-      try {
-        const size = fstatSync(fd).size;
-        if (size > 0) out.push({ segment: Number(name), path, size });
-      } finally {
-        closeSync(fd);
-      }
+      const st = statSync(path);
+      if (st.isFile() && st.size > 0) out.push({ segment: Number(name), path, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
     }
   }
   return out.sort((a, b) => a.segment - b.segment);
