@@ -43,3 +43,15 @@ test('memory stays bounded under a spray of addresses: the stalest are dropped',
   throttle.fail('10.0.3.231');
   expect(throttle.blocked('10.0.3.231')).toBe(true);
 });
+
+test('a failure taken back (the connection logged in after all) no longer counts', () => {
+  const throttle = createAuthThrottle({ limit: 2, windowMs: 60_000, now: () => 0 });
+  throttle.fail('192.0.2.9');
+  throttle.fail('192.0.2.9');
+  expect(throttle.blocked('192.0.2.9')).toBe(true);
+  throttle.forgive('192.0.2.9');
+  expect(throttle.blocked('192.0.2.9')).toBe(false);
+  throttle.forgive('192.0.2.9');
+  throttle.forgive('192.0.2.9'); // nothing left to take back: no effect
+  expect(throttle.blockedCount()).toBe(0);
+});

@@ -8,6 +8,8 @@ export interface AuthThrottle {
   blocked(address: string): boolean;
   /** Counts one failed authentication from the address. */
   fail(address: string): void;
+  /** Takes back the newest failure of the address (its connection logged in after all). */
+  forgive(address: string): void;
   /** Addresses blocked right now (for logs and metrics). */
   blockedCount(): number;
 }
@@ -41,6 +43,11 @@ export function createAuthThrottle({ limit, windowMs, now, maxAddresses = 10_000
       failures.delete(address);
       failures.set(address, list);
       while (failures.size > maxAddresses) failures.delete(failures.keys().next().value as string);
+    },
+    forgive(address) {
+      const list = failures.get(address);
+      list?.pop();
+      if (list && list.length === 0) failures.delete(address);
     },
     blockedCount() {
       let n = 0;

@@ -10,7 +10,7 @@
 // them through the guard, so borg serve rolls back whatever is not committed.
 
 import { timingSafeEqual } from 'node:crypto';
-import type { Socket } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 
 import type { Connection, ServerChannel, Server as SshServer, ParsedKey } from 'ssh2';
 
@@ -96,7 +96,8 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
   const log = deps.log;
   const sessions = new Set<RunningSession>();
   const refused = new Set<RunningSession>();
-  const connections = new Map<Connection, Socket | undefined>();
+  const connections = new Set<Connection>();
+  const sockets = new Map<string, { socket: Socket; grace: NodeJS.Timeout }>();
   let closing = false;
 
   /** Writes a refusal on the channel's stderr and ends it with exit status 1. */
@@ -113,14 +114,9 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
     },
     (client: Connection, info) => {
       const address = info.ip;
-      const socket = (client as unknown as { _sock?: Socket })._sock;
-      if (closing || deps.throttle.blocked(address)) {
-        log.warn({ event: 'connection-refused', address, reason: closing ? 'shutting down' : 'throttled' }, 'connection refused');
-        socket?.destroy();
-        client.end();
-        return;
-      }
-      connections.set(client, socket);
+      // Each SSH connection is a TCP socket accepted (and counted) by our own server below.
+      const accepted = sockets.get(`${info.ip}|${info.port}`);
+      connections.add(client);
       let key: SshKey | null = null;
       let authFailed = false;
       let running = 0;
@@ -129,22 +125,18 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
         if (idleTimer) clearTimeout(idleTimer);
         idleTimer = running === 0 ? setTimeout(() => client.end(), limits.idleMs).unref() : null;
       };
-      const grace = setTimeout(() => {
-        log.warn({ event: 'login-timeout', address }, 'no authentication within the login grace time');
-        client.end();
-      }, limits.loginGraceMs).unref();
 
       client.on('error', (error: Error) => log.warn({ event: 'connection-error', address, error: error.message }, 'connection error'));
       client.on('close', () => {
-        clearTimeout(grace);
         if (idleTimer) clearTimeout(idleTimer);
         connections.delete(client);
-        // One failure per connection that never authenticated, however many keys it offered.
-        if (!key && authFailed) deps.throttle.fail(address);
       });
 
       client.on('authentication', (ctx) => {
         const reject = (reason: string): void => {
+          // One failure per connection, counted at once (a throttled peer's next connection is
+          // checked before its first byte); taken back if the connection logs in after all.
+          if (!authFailed) deps.throttle.fail(address);
           authFailed = true;
           log.warn({ event: 'auth-failed', address, user: ctx.username, method: ctx.method, reason }, 'authentication refused');
           ctx.reject(['publickey']);
@@ -168,7 +160,8 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
               return reject(`bad signature for key '${found.name}'`);
             }
             key = found;
-            clearTimeout(grace);
+            if (accepted) clearTimeout(accepted.grace); // logged in within the grace time
+            if (authFailed) deps.throttle.forgive(address); // it offered other keys first
             log.info({ event: 'auth', address, key: found.name, fingerprint: found.fingerprint }, 'authenticated');
             ctx.accept();
           })
@@ -252,13 +245,37 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
     },
   );
 
+  // Our own TCP server hands sockets to ssh2 (injectSocket): throttled addresses are turned away
+  // before a byte is read, and the login grace time also covers peers that never send their
+  // SSH identification (ssh2 reports a connection only once that has arrived).
+  const tcp = createServer((socket) => {
+    const address = socket.remoteAddress ?? '';
+    if (closing || deps.throttle.blocked(address)) {
+      log.warn({ event: 'connection-refused', address, reason: closing ? 'shutting down' : 'throttled' }, 'connection refused');
+      socket.destroy();
+      return;
+    }
+    const id = `${address}|${socket.remotePort}`;
+    // Absolute, not an inactivity time-out: a peer trickling bytes must not stay for ever.
+    const grace = setTimeout(() => {
+      log.warn({ event: 'login-timeout', address }, 'no authentication within the login grace time');
+      socket.destroy();
+    }, limits.loginGraceMs).unref();
+    sockets.set(id, { socket, grace });
+    socket.once('close', () => {
+      clearTimeout(grace);
+      sockets.delete(id);
+    });
+    server.injectSocket(socket);
+  });
+
   return {
     listen(host, port) {
       return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          const a = server.address() as { address: string; port: number };
+        tcp.once('error', reject);
+        tcp.listen(port, host, () => {
+          tcp.off('error', reject);
+          const a = tcp.address() as AddressInfo;
           resolve({ host: a.address, port: a.port });
         });
       });
@@ -266,7 +283,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
     sessionCount: () => sessions.size,
     async close(graceMs) {
       closing = true;
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      const stopped = new Promise<void>((resolve) => tcp.close(() => resolve()));
       const all = (): Promise<unknown> => Promise.all([...sessions].map((s) => s.done));
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<'timeout'>((resolve) => {
@@ -281,9 +298,9 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
       for (const s of refused) s.stop.abort();
       await Promise.all([...refused].map((s) => s.done));
       // Say goodbye, and close what a client does not close itself soon after.
-      for (const c of connections.keys()) c.end();
+      for (const c of connections) c.end();
       const hardClose = setTimeout(() => {
-        for (const socket of connections.values()) socket?.destroy();
+        for (const { socket } of sockets.values()) socket.destroy();
       }, 2000).unref();
       await stopped;
       clearTimeout(hardClose);

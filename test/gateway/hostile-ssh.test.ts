@@ -21,7 +21,7 @@ function connect(config: Partial<ConnectConfig>): Promise<Client> {
     const c = new Client();
     let error: Error | null = null;
     c.once('ready', () => resolve(c));
-    c.once('error', (e: Error) => (error = e));
+    c.on('error', (e: Error) => (error ??= e));
     c.once('close', () => reject(error ?? new Error('closed before ready')));
     c.connect({ host: '127.0.0.1', port: front.port, username: 'borg', readyTimeout: 15_000, ...config });
   });
