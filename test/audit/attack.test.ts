@@ -54,11 +54,7 @@ async function audit(withKey: boolean): Promise<{ code: number; report: JsonRepo
 
 beforeAll(async () => {
   env = createBorgkeepEnv('audit-attack');
-  await env.cliOk(['repo', 'create', 'main']);
-  await env.addKey('admin');
-  await env.addKey('laptop');
-  await env.cliOk(['grant', 'admin', 'main', '--role', 'full']);
-  await env.cliOk(['grant', 'laptop', 'main', '--role', 'append']);
+  await env.repoWithKeys('main', { admin: 'full', laptop: 'append' });
   src = join(env.root, 'src');
   await borgOk('admin', ['init', '-e', 'repokey', env.url('main')]);
   writeFiles('alice,5000\n');

@@ -13,11 +13,7 @@ let env: BorgkeepEnv;
 
 beforeAll(async () => {
   env = createBorgkeepEnv('audit-checkpoints');
-  await env.cliOk(['repo', 'create', 'main']);
-  await env.addKey('admin');
-  await env.addKey('laptop');
-  await env.cliOk(['grant', 'admin', 'main', '--role', 'full']);
-  await env.cliOk(['grant', 'laptop', 'main', '--role', 'append']);
+  await env.repoWithKeys('main', { admin: 'full', laptop: 'append' });
   expect((await env.borg('admin', ['init', '-e', 'repokey-blake2', env.url('main')])).code).toBe(0);
   const big = join(env.root, 'big');
   mkdirSync(big);

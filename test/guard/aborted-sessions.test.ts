@@ -34,11 +34,7 @@ describe('sessions that end badly', () => {
 
   beforeAll(async () => {
     env = createBorgkeepEnv('aborts');
-    await env.cliOk(['repo', 'create', 'main']);
-    await env.addKey('admin');
-    await env.addKey('laptop');
-    await env.cliOk(['grant', 'admin', 'main', '--role', 'full']);
-    await env.cliOk(['grant', 'laptop', 'main', '--role', 'append']);
+    await env.repoWithKeys('main', { admin: 'full', laptop: 'append' });
     expect((await env.borg('admin', ['init', '-e', 'repokey', env.url('main')])).code).toBe(0);
     const small = makeSourceTree(join(env.root, 'small'), 1);
     expect((await env.borg('laptop', ['create', `${env.url('main')}::first`, small])).code).toBe(0);

@@ -57,6 +57,8 @@ export interface BorgkeepEnv {
   cliOk(args: readonly string[], opts?: RunOptions): Promise<string>;
   /** Creates an ed25519 key pair and registers its public key under `name`. */
   addKey(name: string): Promise<void>;
+  /** Creates repository `repo` and, for each key (added first), grants it the role. */
+  repoWithKeys(repo: string, roles: Readonly<Record<string, 'read' | 'append' | 'prune' | 'full'>>): Promise<void>;
   /** Runs the real borg client as the holder of key `key`, through the guard. */
   borg(key: string, args: readonly string[], opts?: RunOptions & { address?: string }): Promise<RunResult>;
   /** The environment borg() uses, for driving borg by hand. */
@@ -150,6 +152,13 @@ exec "${process.execPath}" "${BORGKEEP}" --data-dir "${dataDir}" borg-serve --ke
       const r = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}@test`, '-f', file]);
       if (r.code !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
       await env.cliOk(['key', 'add', name, '--file', `${file}.pub`]);
+    },
+    async repoWithKeys(repo, roles) {
+      await env.cliOk(['repo', 'create', repo]);
+      for (const [key, role] of Object.entries(roles)) {
+        await env.addKey(key);
+        await env.cliOk(['grant', key, repo, '--role', role]);
+      }
     },
     borgEnv,
     async borg(key, args, opts = {}) {
