@@ -9,7 +9,31 @@ import { fileURLToPath } from 'node:url';
 import { build } from './build.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+
+// The suite drives the real programs: install the Debian packages that are missing (as root),
+// or say which ones to install.
+const NEEDED = [
+  ['borg', 'borgbackup'],
+  ['borgmatic', 'borgmatic'],
+  ['ssh', 'openssh-client'],
+  ['/usr/sbin/sshd', 'openssh-server'],
+];
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const missing = NEEDED.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
+if (missing.length > 0) {
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const installed =
+    process.getuid?.() === 0 &&
+    has('apt-get') &&
+    run('apt-get', ['update', '-qq'], { env }).status === 0 &&
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env }).status === 0;
+  if (!installed) {
+    console.log(`the suite needs ${missing.join(', ')}: install them (on Debian/Ubuntu: sudo apt-get install ${missing.join(' ')}) and run npm test again`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+}
 
 const buildError = await build();
 if (buildError) {
