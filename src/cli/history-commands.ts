@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 
 import type { AuditedTransaction, AuditReport } from '../audit/audit.js';
-import { BorgkeepError, isBorgkeepError } from '../errors.js';
+import { BorgkeepError } from '../errors.js';
 import { withStore, type CliContext } from './cli-context.js';
 
 export const EXIT_AUDIT_CLEAN = 0;
@@ -111,7 +111,7 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
         process.exitCode = report.verdict === 'clean' ? EXIT_AUDIT_CLEAN : EXIT_AUDIT_SUSPICIOUS;
       } catch (error) {
         // Every failure of an audit is "could not audit" (2), never mistaken for "suspicious" (1).
-        process.stderr.write(`borgkeep: could not audit '${repoName}': ${isBorgkeepError(error) || error instanceof Error ? (error as Error).message : String(error)}\n`);
+        process.stderr.write(`borgkeep: could not audit '${repoName}': ${error instanceof Error ? error.message : String(error)}\n`);
         process.exitCode = EXIT_AUDIT_FAILED;
       }
     });

@@ -4,6 +4,7 @@
 // stdout after the start-up lines. SIGTERM or SIGINT: stop accepting, let running sessions finish
 // for the grace period, then end them so borg rolls back what is not committed.
 
+import { join } from 'node:path';
 import type { Command } from 'commander';
 
 import { BorgkeepError } from '../errors.js';
@@ -69,15 +70,9 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
   const dataDir = ctx.getDataDir();
   const paths = dataDirPaths(dataDir);
   const store = await openStore({ dataDir });
-  let closed = false;
-  const closeStore = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
-    await store.close();
-  };
   try {
     const stale = await store.closeStaleSessions(isLocalProcessAlive);
-    const hostKeys = loadOrCreateHostKeys(`${paths.root}/ssh`, (type) =>
+    const hostKeys = loadOrCreateHostKeys(join(paths.root, 'ssh'), (type) =>
       type === 'rsa' ? ssh2.utils.generateKeyPairSync('rsa', { bits: 3072 }) : ssh2.utils.generateKeyPairSync('ed25519'),
     );
     const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
@@ -130,6 +125,6 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     });
     log.info({ event: 'stopped' }, 'borgkeep serve stopped');
   } finally {
-    await closeStore();
+    await store.close();
   }
 }
