@@ -7,14 +7,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listSegments, readPutData, readSegment, type ReadSegment, type SegmentFile, type SegmentProblem } from '../repository/segments.js';
+import { MANIFEST_ID } from '../repository/manifest.js';
 import type { SegmentCache } from './segment-cache.js';
-
-const MANIFEST_ID = Buffer.alloc(32);
 
 export interface TxnHistory {
   /** borg's transaction id: the number of the segment holding its COMMIT. */
   readonly id: number;
-  readonly firstSegment: number;
   /** Objects put that were not live before (the manifest not counted). */
   readonly objectsPut: number;
   /** PUTs of an id that was live in the committed state before this transaction (manifest not counted). */
@@ -25,8 +23,6 @@ export interface TxnHistory {
   readonly deletedOwn: number;
   /** DELETEs of ids that were not live (harmless, but no client sends them). */
   readonly deletedUnknown: number;
-  /** The hex ids of the older objects deleted, for matching them against archive metadata ids. */
-  readonly deletedOlderIds: readonly string[];
   /** For each older object deleted, the transaction that had put it (same order as the ids). */
   readonly deletedOlderFrom: readonly number[];
   readonly manifestPuts: number;
@@ -122,26 +118,23 @@ export async function readHistory(repoPath: string, cache?: SegmentCache): Promi
     let deletedOlder = 0;
     let deletedOwn = 0;
     let deletedUnknown = 0;
-    const deletedOlderIds: string[] = [];
     const deletedOlderFrom: number[] = [];
     let manifestPuts = 0;
     let manifest: Buffer | null = null;
     for (const s of pending) {
       for (const e of s.entries) {
         if (e.tag === 'commit') continue;
-        const k = e.id.toString('latin1');
-        if (e.id.equals(MANIFEST_ID)) {
+        if (isManifest(e.id)) {
           if (e.tag === 'put') {
             manifestPuts++;
             manifest = e.data;
           }
           continue;
         }
+        const k = e.id.toString('latin1');
         if (e.tag === 'put') {
-          if (own.has(k)) {
-            // put twice in one transaction: the second is an overwrite of the first
-            objectsOverwritten++;
-          } else if (live.has(k)) objectsOverwritten++;
+          // Live before, or put earlier in this same transaction (own objects are live too).
+          if (live.has(k)) objectsOverwritten++;
           else objectsPut++;
           own.add(k);
           live.set(k, id);
@@ -149,7 +142,6 @@ export async function readHistory(repoPath: string, cache?: SegmentCache): Promi
           if (own.has(k)) deletedOwn++;
           else if (live.has(k)) {
             deletedOlder++;
-            deletedOlderIds.push(e.id.toString('hex'));
             deletedOlderFrom.push(live.get(k) as number);
           } else deletedUnknown++;
           own.delete(k);
@@ -159,13 +151,11 @@ export async function readHistory(repoPath: string, cache?: SegmentCache): Promi
     }
     transactions.push({
       id,
-      firstSegment: pending[0].segment,
       objectsPut,
       objectsOverwritten,
       deletedOlder,
       deletedOwn,
       deletedUnknown,
-      deletedOlderIds,
       deletedOlderFrom,
       manifestPuts,
       manifest,

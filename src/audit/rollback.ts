@@ -5,7 +5,7 @@
 // session can open the repository half-way; a failure moves back what was already moved.
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 
 import { BorgkeepError } from '../errors.js';
 import { listSegments } from '../repository/segments.js';
@@ -86,10 +86,10 @@ export function rollbackRepository(repoPath: string, quarantineRoot: string, toT
   return withBorgLock(repoPath, async () => {
     const plan = await planRollback(repoPath, toTxn);
     const stamp = now.toISOString().replace(/[:.]/g, '-');
-    const quarantine = join(quarantineRoot, `${repoPath.split('/').pop()}-${stamp}-to-${toTxn}`);
+    const quarantine = join(quarantineRoot, `${basename(repoPath)}-${stamp}-to-${toTxn}`);
     mkdirSync(quarantine, { recursive: true, mode: 0o700 });
     moveAll(repoPath, quarantine, plan.moved);
-    const record: RollbackRecord = { repository: repoPath.split('/').pop() as string, toTxn, at: now.toISOString(), moved: plan.moved };
+    const record: RollbackRecord = { repository: basename(repoPath), toTxn, at: now.toISOString(), moved: plan.moved };
     writeFileSync(join(quarantine, 'rollback.json'), `${JSON.stringify(record, null, 2)}\n`);
     return { toTxn, fromTxn: plan.fromTxn, quarantine, moved: plan.moved };
   });
@@ -98,7 +98,7 @@ export function rollbackRepository(repoPath: string, quarantineRoot: string, toT
 /** The newest rollback of this repository that was not undone, or null. */
 export function lastRollback(repoPath: string, quarantineRoot: string): { dir: string; record: RollbackRecord } | null {
   if (!existsSync(quarantineRoot)) return null;
-  const name = repoPath.split('/').pop() as string;
+  const name = basename(repoPath);
   const found = readdirSync(quarantineRoot)
     .filter((d) => d.startsWith(`${name}-`) && existsSync(join(quarantineRoot, d, 'rollback.json')))
     .map((d) => ({ dir: join(quarantineRoot, d), record: JSON.parse(readFileSync(join(quarantineRoot, d, 'rollback.json'), 'utf8')) as RollbackRecord }))

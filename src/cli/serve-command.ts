@@ -104,13 +104,14 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       );
     });
 
-    const hostForUrl = bound.host === '0.0.0.0' || bound.host === '::' ? 'HOST' : bound.host.includes(':') ? `[${bound.host}]` : bound.host;
+    const shownHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
+    const hostForUrl = bound.host === '0.0.0.0' || bound.host === '::' ? 'HOST' : shownHost;
     const lines = [
       `borgkeep serve: data directory ${paths.root}`,
       ...(stale > 0 ? [`closed ${stale} session(s) left open by a process that died, as aborted`] : []),
       'SSH host key fingerprints (clients can compare them on their first connection):',
       ...hostKeys.map((k) => `  ${k.fingerprint} (${k.type})`),
-      `ssh gateway listening on ${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`,
+      `ssh gateway listening on ${shownHost}:${bound.port}`,
       `clients use: borg init -e repokey ssh://${config.sshUser}@${hostForUrl}:${bound.port}/./REPO`,
     ];
     ctx.out.line(lines.join('\n'));

@@ -10,9 +10,9 @@
 import type { MsgValue } from '../rpc/msgpack.js';
 import type { RpcRequest } from '../rpc/messages.js';
 import type { Role } from '../store/types.js';
+import { MANIFEST_ID } from '../repository/manifest.js';
 
-/** The manifest's object id: 32 zero bytes. */
-export const MANIFEST_ID = Buffer.alloc(32);
+export { MANIFEST_ID } from '../repository/manifest.js';
 /** borg's MAX_DATA_SIZE: the largest put payload (20 MiB - 41). */
 export const MAX_DATA_SIZE = 20 * 1024 * 1024 - 41;
 

@@ -9,6 +9,9 @@ import type { BorgKey } from './borg-key.js';
 
 export class ManifestError extends Error {}
 
+/** The manifest's object id: 32 zero bytes. */
+export const MANIFEST_ID = Buffer.alloc(32);
+
 /** get_limited_unpacker('manifest'). */
 const MANIFEST_LIMITS: UnpackLimits = { maxArrayLen: 100, maxMapLen: 400_000, maxStrLen: 255, maxFrameSize: 60 * 1024 * 1024, maxDepth: 8 };
 
