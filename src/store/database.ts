@@ -19,6 +19,7 @@ import {
   type SqliteDialectConfig,
 } from 'kysely';
 import { BorgkeepError } from '../errors.js';
+import { createAuthStore, type AuthStore } from './auth-store.js';
 import { dataDirPaths, type DataDirPaths } from './data-dir.js';
 import { createGrantStore, type GrantStore } from './grant-store.js';
 import { createKeyStore, type KeyStore } from './key-store.js';
@@ -40,7 +41,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -126,6 +127,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createGrantStore(deps),
     ...createLedgerStore(deps),
     ...createHistoryStore(deps),
+    ...createAuthStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -28,7 +28,10 @@ export interface CompactionGate {
 }
 
 export interface HistoryStore {
-  recordEvent(event: Omit<RepositoryEvent, 'id' | 'at'>): Promise<RepositoryEvent>;
+  /** `report`: an audit's whole report, kept so it can be shown again (JSON-serialisable). */
+  recordEvent(event: Omit<RepositoryEvent, 'id' | 'at'> & { report?: unknown }): Promise<RepositoryEvent>;
+  /** The newest audit of the repository with its stored report (null for audits recorded without one). */
+  lastAudit(repositoryId: number): Promise<{ event: RepositoryEvent; report: unknown } | undefined>;
   listEvents(repositoryId: number, limit?: number): Promise<RepositoryEvent[]>;
   compactionGate(repositoryId: number): Promise<CompactionGate>;
 }
@@ -72,10 +75,30 @@ export function createHistoryStore({ db, now }: StoreDeps): HistoryStore {
     async recordEvent(e) {
       const row = await db
         .insertInto('repository_events')
-        .values({ repository_id: e.repositoryId, kind: e.kind, through_txn: e.throughTxn, verdict: e.verdict, actor: e.actor, detail: e.detail, at: iso(now()) })
+        .values({
+          repository_id: e.repositoryId,
+          kind: e.kind,
+          through_txn: e.throughTxn,
+          verdict: e.verdict,
+          actor: e.actor,
+          detail: e.detail,
+          at: iso(now()),
+          report: e.report === undefined ? null : JSON.stringify(e.report),
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toEvent(row);
+    },
+    async lastAudit(repositoryId) {
+      const row = await db
+        .selectFrom('repository_events')
+        .selectAll()
+        .where('repository_id', '=', repositoryId)
+        .where('kind', '=', 'audit')
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      return row && { event: toEvent(row), report: row.report === null ? null : (JSON.parse(row.report) as unknown) };
     },
     listEvents,
     async compactionGate(repositoryId) {

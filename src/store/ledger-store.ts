@@ -3,9 +3,12 @@
 // API read it. Rows are never deleted or rewritten after their session ends, except that a
 // session whose process died while it was open is closed as aborted.
 
+import { invalidInput } from '../errors.js';
 import { iso, toDenial, toSession, toTransaction } from './rows.js';
+import type { SessionsTable } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
-import type { Denial, GuardStore, Session, Transaction } from './types.js';
+import type { Denial, GuardStore, Role, Session, SessionResult, Transaction } from './types.js';
+import type { Selectable } from 'kysely';
 
 export const DEFAULT_LEDGER_LIMIT = 50;
 export const STALE_SESSION_DETAIL = "the session's process ended without closing it";
@@ -15,6 +18,49 @@ export interface LedgerEntry extends Session {
   denials: Denial[];
 }
 
+/** A page of a listing, newest first; `next` is the cursor of the following page, null at the end. */
+export interface LedgerPage<T> {
+  items: T[];
+  next: string | null;
+}
+
+export interface LedgerFilter {
+  repositoryId?: number;
+  keyId?: number;
+  /** Inclusive lower and exclusive upper bound on the start time (sessions) or the time (denials). */
+  from?: Date;
+  to?: Date;
+  /** Sessions only. */
+  result?: SessionResult;
+  limit: number;
+  /** From the previous page's `next`. */
+  cursor?: string;
+}
+
+/** A ledger row that committed a borg transaction, for the audit's attributions. */
+export interface CommittedTransaction {
+  borgTransactionId: number;
+  sessionId: number;
+  keyName: string | null;
+  role: Role | null;
+  at: Date;
+}
+
+/**
+ * Cursors are opaque to clients: base64url of "time|id" of the last row shown. Ordering by
+ * (time desc, id desc) is total, so pages neither skip nor repeat rows while new ones arrive.
+ */
+export function encodeCursor(at: string, id: number): string {
+  return Buffer.from(`${at}|${id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { at: string; id: number } {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)\|(\d{1,15})$/.exec(text);
+  if (!m) throw invalidInput('the cursor is not one this server handed out; start again without it');
+  return { at: m[1]!, id: Number(m[2]) };
+}
+
 export interface LedgerStore
   extends Pick<
     GuardStore,
@@ -22,6 +68,12 @@ export interface LedgerStore
   > {
   /** Sessions newest first, each with its transactions and denials (oldest first). */
   listSessions(filter?: { repositoryId?: number; limit?: number }): Promise<LedgerEntry[]>;
+  /** Sessions newest first (start time, then id), filtered, one page at a time. */
+  querySessions(filter: LedgerFilter): Promise<LedgerPage<LedgerEntry>>;
+  /** Denials newest first (time, then id), filtered, one page at a time. */
+  queryDenials(filter: Omit<LedgerFilter, 'result'>): Promise<LedgerPage<Denial & { keyName: string | null; repositoryName: string | null }>>;
+  /** Every committed transaction on the repository that has a borg transaction id, oldest first. */
+  listCommittedTransactions(repositoryId: number): Promise<CommittedTransaction[]>;
   /**
    * Marks `open` sessions whose process is gone as `aborted`. isAlive says whether process pid
    * on host still runs (answer true when unsure). Returns how many sessions were closed.
@@ -30,6 +82,20 @@ export interface LedgerStore
 }
 
 export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
+  const withDetails = async (sessions: Selectable<SessionsTable>[]): Promise<LedgerEntry[]> => {
+    if (sessions.length === 0) return [];
+    const ids = sessions.map((s) => s.id);
+    const [transactions, denials] = await Promise.all([
+      db.selectFrom('transactions').selectAll().where('session_id', 'in', ids).orderBy('id').execute(),
+      db.selectFrom('denials').selectAll().where('session_id', 'in', ids).orderBy('id').execute(),
+    ]);
+    return sessions.map((row) => ({
+      ...toSession(row),
+      transactions: transactions.filter((t) => t.session_id === row.id).map(toTransaction),
+      denials: denials.filter((d) => d.session_id === row.id).map(toDenial),
+    }));
+  };
+
   return {
     async startSession(session) {
       const row = await db
@@ -144,18 +210,68 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
         .orderBy('id', 'desc')
         .limit(filter.limit ?? DEFAULT_LEDGER_LIMIT)
         .execute();
-      if (sessions.length === 0) return [];
-      const ids = sessions.map((s) => s.id);
-      const [transactions, denials] = await Promise.all([
-        db.selectFrom('transactions').selectAll().where('session_id', 'in', ids).orderBy('id').execute(),
-        db.selectFrom('denials').selectAll().where('session_id', 'in', ids).orderBy('id').execute(),
-      ]);
-      return sessions.map((row) => ({
-        ...toSession(row),
-        transactions: transactions.filter((t) => t.session_id === row.id).map(toTransaction),
-        denials: denials.filter((d) => d.session_id === row.id).map(toDenial),
+      return withDetails(sessions);
+    },
+
+    async querySessions(filter) {
+      let query = db.selectFrom('sessions').selectAll();
+      if (filter.repositoryId !== undefined) query = query.where('repository_id', '=', filter.repositoryId);
+      if (filter.keyId !== undefined) query = query.where('key_id', '=', filter.keyId);
+      if (filter.result !== undefined) query = query.where('result', '=', filter.result);
+      if (filter.from !== undefined) query = query.where('started_at', '>=', iso(filter.from));
+      if (filter.to !== undefined) query = query.where('started_at', '<', iso(filter.to));
+      if (filter.cursor !== undefined) {
+        const c = decodeCursor(filter.cursor);
+        query = query.where((eb) => eb.or([eb('started_at', '<', c.at), eb.and([eb('started_at', '=', c.at), eb('id', '<', c.id)])]));
+      }
+      const rows = await query.orderBy('started_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
+      const page = rows.slice(0, filter.limit);
+      const last = page.at(-1);
+      return { items: await withDetails(page), next: rows.length > filter.limit && last ? encodeCursor(last.started_at, last.id) : null };
+    },
+
+    async queryDenials(filter) {
+      let query = db
+        .selectFrom('denials as d')
+        .leftJoin('sessions as s', 's.id', 'd.session_id')
+        .selectAll('d')
+        .select(['s.key_name as key_name', 's.repository_name as repository_name']);
+      if (filter.repositoryId !== undefined) query = query.where('d.repository_id', '=', filter.repositoryId);
+      if (filter.keyId !== undefined) query = query.where('d.key_id', '=', filter.keyId);
+      if (filter.from !== undefined) query = query.where('d.at', '>=', iso(filter.from));
+      if (filter.to !== undefined) query = query.where('d.at', '<', iso(filter.to));
+      if (filter.cursor !== undefined) {
+        const c = decodeCursor(filter.cursor);
+        query = query.where((eb) => eb.or([eb('d.at', '<', c.at), eb.and([eb('d.at', '=', c.at), eb('d.id', '<', c.id)])]));
+      }
+      const rows = await query.orderBy('d.at', 'desc').orderBy('d.id', 'desc').limit(filter.limit + 1).execute();
+      const page = rows.slice(0, filter.limit);
+      const last = page.at(-1);
+      return {
+        items: page.map((row) => ({ ...toDenial(row), keyName: row.key_name, repositoryName: row.repository_name })),
+        next: rows.length > filter.limit && last ? encodeCursor(last.at, last.id) : null,
+      };
+    },
+
+    async listCommittedTransactions(repositoryId) {
+      const rows = await db
+        .selectFrom('transactions as t')
+        .innerJoin('sessions as s', 's.id', 't.session_id')
+        .select(['t.borg_transaction_id', 't.session_id', 't.ended_at', 's.key_name', 's.role'])
+        .where('s.repository_id', '=', repositoryId)
+        .where('t.state', '=', 'committed')
+        .where('t.borg_transaction_id', 'is not', null)
+        .orderBy('t.id')
+        .execute();
+      return rows.map((r) => ({
+        borgTransactionId: Number(r.borg_transaction_id),
+        sessionId: r.session_id,
+        keyName: r.key_name,
+        role: r.role as Role | null,
+        at: new Date(r.ended_at),
       }));
     },
+
 
     async closeStaleSessions(isAlive) {
       const open = await db.selectFrom('sessions').select(['id', 'pid', 'host']).where('result', '=', 'open').execute();

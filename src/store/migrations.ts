@@ -155,10 +155,68 @@ const repositoryEvents: Migration = {
   },
 };
 
+/** How often a repository is expected to get a backup when nothing says otherwise: a daily job plus slack. */
+export const DEFAULT_EXPECTED_INTERVAL_SECONDS = 26 * 3600;
+
+/**
+ * The HTTP API and console: a repository's expected backup interval (its backup is late after
+ * that), the stored report of each audit, users' second factor (TOTP), console login sessions
+ * and API tokens. Session ids and tokens are stored as SHA-256 hashes only: the database alone
+ * never lets anyone log in.
+ */
+const consoleAuth: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .alterTable('repositories')
+      .addColumn('expected_interval_seconds', 'integer', (col) => col.notNull().defaultTo(DEFAULT_EXPECTED_INTERVAL_SECONDS))
+      .execute();
+    // The whole report an audit printed (JSON), so the console can show the last one again.
+    await db.schema.alterTable('repository_events').addColumn('report', 'text').execute();
+    // A TOTP secret (base32) is pending until a code confirms it; totp_last_step refuses a code twice.
+    await db.schema.alterTable('users').addColumn('totp_secret', 'text').execute();
+    await db.schema.alterTable('users').addColumn('totp_enabled', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('users').addColumn('totp_last_step', 'bigint').execute();
+
+    await withId(db, db.schema.createTable('console_sessions'))
+      .addColumn('user_id', 'integer', (col) => col.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('id_hash', 'text', (col) => col.notNull().unique())
+      .addColumn('address', 'text')
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .addColumn('last_seen_at', 'text', (col) => col.notNull())
+      .addColumn('expires_at', 'text', (col) => col.notNull())
+      .execute();
+    await db.schema.createIndex('console_sessions_user_idx').on('console_sessions').column('user_id').execute();
+
+    await withId(db, db.schema.createTable('api_tokens'))
+      .addColumn('user_id', 'integer', (col) => col.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('name', 'text', (col) => col.notNull())
+      .addColumn('token_hash', 'text', (col) => col.notNull().unique())
+      .addColumn('prefix', 'text', (col) => col.notNull())
+      .addColumn('role', 'text', (col) => col.notNull())
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .addColumn('expires_at', 'text')
+      .addColumn('last_used_at', 'text')
+      .addColumn('revoked_at', 'text')
+      .addCheckConstraint('api_tokens_role_check', sql`role in ('admin', 'operator', 'viewer')`)
+      .execute();
+    await db.schema.createIndex('api_tokens_user_idx').on('api_tokens').column('user_id').execute();
+    await db.schema.createIndex('denials_repository_at_idx').on('denials').columns(['repository_id', 'at']).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropIndex('denials_repository_at_idx').execute();
+    await db.schema.dropTable('api_tokens').execute();
+    await db.schema.dropTable('console_sessions').execute();
+    for (const column of ['totp_last_step', 'totp_enabled', 'totp_secret']) await db.schema.alterTable('users').dropColumn(column).execute();
+    await db.schema.alterTable('repository_events').dropColumn('report').execute();
+    await db.schema.alterTable('repositories').dropColumn('expected_interval_seconds').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_repository_events': repositoryEvents,
+  '0003_console_auth': consoleAuth,
 };
 
 export const migrationProvider: MigrationProvider = {

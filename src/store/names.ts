@@ -7,7 +7,7 @@ import { invalidInput } from '../errors.js';
 export const NAME_MAX_LENGTH = 64;
 const NAME_CHARS = /^[A-Za-z0-9._-]+$/;
 
-export type NamedThing = 'repository' | 'key' | 'user';
+export type NamedThing = 'repository' | 'key' | 'user' | 'token';
 
 export function checkName(thing: NamedThing, name: string): string {
   if (name.length === 0) throw invalidInput(`a ${thing} name cannot be empty`);

@@ -25,6 +25,7 @@ export function toRepository(row: Selectable<RepositoriesTable>): Repository {
     name: row.name,
     dirName: row.dir_name,
     quotaBytes: numOrNull(row.quota_bytes),
+    expectedIntervalSeconds: num(row.expected_interval_seconds),
     createdAt: new Date(row.created_at),
   };
 }

@@ -11,6 +11,9 @@ export interface UsersTable {
   role: string;
   password_hash: string | null;
   created_at: string;
+  totp_secret: string | null;
+  totp_enabled: Generated<number>;
+  totp_last_step: number | null;
 }
 
 export interface RepositoriesTable {
@@ -19,6 +22,7 @@ export interface RepositoriesTable {
   dir_name: string;
   quota_bytes: number | null;
   created_at: string;
+  expected_interval_seconds: Generated<number>;
 }
 
 export interface SshKeysTable {
@@ -98,6 +102,34 @@ export interface RepositoryEventsTable {
   actor: string;
   detail: string;
   at: string;
+  /** The audit's whole report as JSON (audits recorded since migration 0003), else null. */
+  report: Generated<string | null>;
+}
+
+export interface ConsoleSessionsTable {
+  id: Generated<number>;
+  user_id: number;
+  /** SHA-256 (hex) of the session id in the cookie; the id itself is never stored. */
+  id_hash: string;
+  address: string | null;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+}
+
+export interface ApiTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  /** SHA-256 (hex) of the whole token; the token is shown once and never stored. */
+  token_hash: string;
+  /** The first characters of the token, so people can tell their tokens apart. */
+  prefix: string;
+  role: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
 }
 
 export interface Database {
@@ -109,4 +141,6 @@ export interface Database {
   transactions: TransactionsTable;
   denials: DenialsTable;
   repository_events: RepositoryEventsTable;
+  console_sessions: ConsoleSessionsTable;
+  api_tokens: ApiTokensTable;
 }

@@ -14,6 +14,8 @@ export interface Repository {
   dirName: string;
   /** Storage quota in bytes, or null for none. */
   quotaBytes: number | null;
+  /** A backup is late when the last successful write is older than this. */
+  expectedIntervalSeconds: number;
   createdAt: Date;
 }
 
