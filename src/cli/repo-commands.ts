@@ -2,14 +2,15 @@
 // by the first `borg init` through the guard; deleting one moves its directory to the trash,
 // never destroys it.
 
-import { existsSync, lstatSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { BorgkeepError, invalidInput } from '../errors.js';
+import { invalidInput } from '../errors.js';
 import type { DataDirPaths } from '../store/data-dir.js';
 import type { GrantView } from '../store/grant-store.js';
-import type { MovedFiles, RepositorySummary } from '../store/repository-store.js';
+import type { RepositorySummary } from '../store/repository-store.js';
+import { moveToTrash } from '../store/trash.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
 import { parseQuota } from './input.js';
@@ -183,26 +184,4 @@ async function confirm(ctx: CliContext, name: string): Promise<void> {
   } finally {
     rl.close();
   }
-}
-
-/** Moves the repository's directory (if borg ever created it) to trash/<dirName>-<UTC time>. */
-function moveToTrash(paths: DataDirPaths, repository: Repository, now: Date): MovedFiles | null {
-  const source = paths.repository(repository.dirName);
-  try {
-    lstatSync(source);
-  } catch {
-    return null;
-  }
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.[0-9]{3}Z$/, 'Z');
-  let target = join(paths.trash, `${repository.dirName}-${stamp}`);
-  for (let n = 2; existsSync(target); n += 1) target = join(paths.trash, `${repository.dirName}-${stamp}-${n}`);
-  try {
-    mkdirSync(paths.trash, { recursive: true, mode: 0o700 });
-    renameSync(source, target);
-  } catch (error) {
-    throw new BorgkeepError('BK_ERR_INTERNAL', `cannot move ${source} to the trash: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  return { to: target, undo: async () => renameSync(target, source) };
 }

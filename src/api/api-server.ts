@@ -1,0 +1,193 @@
+// The HTTP API server: Fastify with the routes of src/api/routes under /api/v1, the OpenAPI
+// document at /api/v1/openapi.json, authentication and CSRF checks before every handler, and
+// one error shape. createApiServer takes every I/O dependency (store, password hasher, clock,
+// logger, TLS material, audit runner, disk sizing) so tests run it on a real store over loopback
+// without the SSH gateway. This file wires; it holds no business logic.
+
+import { parse as parseCookies } from 'cookie';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { BorgkeepError } from '../errors.js';
+import type { Store } from '../store/database.js';
+import { createAuthenticator, roleAtLeast, SESSION_COOKIE, CSRF_HEADER, type AuthSettings, type Authenticator, type Principal } from './auth/authenticator.js';
+import type { PasswordHasher } from './auth/passwords.js';
+import { toApiError, zodInputError, type InputPart } from './api-errors.js';
+import { createAuditFeature, type AuditFeatureDeps } from './features/audits.js';
+import { createRepositorySizer } from './features/repository-size.js';
+import { buildOpenApiDocument } from './openapi.js';
+import type { ApiRoute } from './route.js';
+import { auditRoutes } from './routes/audit-routes.js';
+import { grantRoutes } from './routes/grant-routes.js';
+import { keyRoutes } from './routes/key-routes.js';
+import { ledgerRoutes } from './routes/ledger-routes.js';
+import { repositoryRoutes } from './routes/repository-routes.js';
+import { sessionRoutes } from './routes/session-routes.js';
+import { tokenRoutes } from './routes/token-routes.js';
+import { userRoutes } from './routes/user-routes.js';
+
+export const API_PREFIX = '/api/v1';
+/** Bodies are small JSON documents; a key file for an audit is the biggest thing sent. */
+export const BODY_LIMIT_BYTES = 256 * 1024;
+
+export type ApiStore = Omit<Store, 'close'>;
+
+export interface ApiDeps {
+  store: ApiStore;
+  passwords: PasswordHasher;
+  now?: () => Date;
+  auth?: Partial<AuthSettings>;
+  /** Serve HTTPS with this certificate and key (PEM); session cookies are then Secure. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | null;
+  logger?: FastifyBaseLogger | false;
+  /** The audit runner and history reader (src/audit); tests may narrow them. */
+  audit?: Partial<AuditFeatureDeps>;
+  /** Measures a repository directory's size; default walks it, cached for a minute. */
+  sizeOf?: (path: string) => Promise<number | null>;
+  /** Validate every response against its documented schema (tests): a mismatch is a 500. */
+  checkResponses?: boolean;
+}
+
+/** What route factories get. */
+export interface ApiContext {
+  store: ApiStore;
+  authenticator: Authenticator;
+  passwords: PasswordHasher;
+  now: () => Date;
+  secureCookies: boolean;
+  sessionMaxMs: number;
+  sizeOf: (path: string) => Promise<number | null>;
+  audits: ReturnType<typeof createAuditFeature>;
+}
+
+export interface ApiServer {
+  app: FastifyInstance;
+  routes: readonly ApiRoute[];
+  listen(host: string, port: number): Promise<{ host: string; port: number; url: string }>;
+  close(): Promise<void>;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function createApiServer(deps: ApiDeps): ApiServer {
+  const now = deps.now ?? (() => new Date());
+  const authenticator = createAuthenticator({ users: deps.store, auth: deps.store, passwords: deps.passwords, now, settings: deps.auth ?? {} });
+  const ctx: ApiContext = {
+    store: deps.store,
+    authenticator,
+    passwords: deps.passwords,
+    now,
+    secureCookies: Boolean(deps.tls),
+    sessionMaxMs: deps.auth?.sessionMaxMs ?? 12 * 3600_000,
+    sizeOf: deps.sizeOf ?? createRepositorySizer({ now }).sizeOf,
+    audits: createAuditFeature(deps.store, deps.audit ?? {}),
+  };
+  const routes: ApiRoute[] = [
+    ...sessionRoutes(ctx),
+    ...userRoutes(ctx),
+    ...tokenRoutes(ctx),
+    ...repositoryRoutes(ctx),
+    ...keyRoutes(ctx),
+    ...grantRoutes(ctx),
+    ...ledgerRoutes(ctx),
+    ...auditRoutes(ctx),
+  ];
+
+  const app = Fastify({
+    ...(deps.tls ? { https: { cert: deps.tls.cert, key: deps.tls.key } } : {}),
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Keep-alive connections must not hold up shutdown.
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body, internal } = toApiError(error);
+    if (internal) request.log.error({ err: error, url: request.url, method: request.method }, 'internal error in an API request');
+    void reply.code(status).header('cache-control', 'no-store').send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0];
+    void reply.code(404).send({ code: 'BK_ERR_NOT_FOUND', message: `there is no API endpoint ${request.method} ${path}` });
+  });
+  // JSON only; an empty body on a route without one is fine.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  const openApi = buildOpenApiDocument(routes, API_PREFIX);
+  app.get(`${API_PREFIX}/openapi.json`, async () => openApi);
+
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: `${API_PREFIX}${route.url}`,
+      handler: async (request, reply) => {
+        const principal = await authorize(route, request);
+        const input = {
+          params: parse('path', route.params, request.params),
+          query: parse('query', route.query, request.query),
+          body: route.body ? parse('body', route.body, request.body ?? undefined) : undefined,
+        };
+        const result = await route.handler({ ...input, principal, request, reply });
+        if (reply.sent) return reply;
+        const status = route.status ?? 200;
+        if (status === 204 || result === undefined) return reply.code(204).send();
+        if (deps.checkResponses && route.response) {
+          const checked = route.response.safeParse(JSON.parse(JSON.stringify(result)));
+          if (!checked.success) {
+            throw new Error(`response of ${route.method} ${route.url} does not match its schema: ${JSON.stringify(checked.error.issues[0])}`);
+          }
+        }
+        return reply.code(status).send(result);
+      },
+    });
+  }
+
+  async function authorize(route: ApiRoute, request: FastifyRequest): Promise<Principal | null> {
+    const header = request.headers.authorization;
+    const cookieHeader = request.headers.cookie;
+    const cookie = cookieHeader ? parseCookies(cookieHeader)[SESSION_COOKIE] : undefined;
+    if (route.access === 'public') return null;
+    const found = await authenticator.authenticate({ cookie, authorization: header });
+    if (!found) throw new BorgkeepError('BK_ERR_UNAUTHENTICATED', 'log in first (POST /api/v1/session) or send an API token as Authorization: Bearer bk_...');
+    const { principal } = found;
+    if (principal.via === 'session' && !SAFE_METHODS.has(request.method)) {
+      authenticator.checkCsrf(found.csrfToken!, header1(request.headers[CSRF_HEADER]));
+    }
+    if (route.sessionOnly && principal.via === 'token') {
+      throw new BorgkeepError('BK_ERR_DENIED', 'an API token cannot do this; log in to the console instead');
+    }
+    if (route.access !== 'signed-in' && !roleAtLeast(principal.role, route.access)) {
+      throw new BorgkeepError('BK_ERR_DENIED', `this needs the ${route.access} role; ${principal.via === 'token' ? 'this token acts as' : 'you are'} ${principal.role}`);
+    }
+    return principal;
+  }
+
+  return {
+    app,
+    routes,
+    async listen(host, port) {
+      await app.listen({ host, port });
+      const address = app.server.address();
+      const bound = typeof address === 'object' && address ? address.port : port;
+      const shown = host.includes(':') ? `[${host}]` : host;
+      return { host, port: bound, url: `${deps.tls ? 'https' : 'http'}://${shown}:${bound}` };
+    },
+    close: () => app.close(),
+  };
+}
+
+function header1(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function parse<T>(part: InputPart, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: any } } | undefined, value: unknown): T {
+  if (!schema) return undefined as T;
+  const result = schema.safeParse(value);
+  if (!result.success) throw zodInputError(part, result.error);
+  return result.data;
+}
+
+export type { FastifyReply };

@@ -1,0 +1,84 @@
+// Audits and approvals from the HTTP API, the same way `borgkeep audit` and `borgkeep approve`
+// do them (src/cli/history-commands.ts): the ledger's committed transactions as attributions,
+// runAudit over the repository on disk, and a repository_event whose verdict moves the
+// compaction gate; the API also keeps the whole report with the event so it can be shown again.
+// The passphrase and key file are used for this one audit and never stored or logged.
+
+import { join } from 'node:path';
+import type { AuditReport } from '../../audit/audit.js';
+import { BorgkeepError } from '../../errors.js';
+import type { Store } from '../../store/database.js';
+
+export interface AuditFeatureDeps {
+  runAudit: (input: {
+    repoPath: string;
+    passphrase: string | null;
+    keyFile: string | null;
+    attributions: readonly { borgTransactionId: number; sessionId: number; keyName: string | null; role: any; at: Date }[];
+    cachePath: string | null;
+  }) => Promise<AuditReport & { mode?: unknown; locked: boolean }>;
+  /** The id of the newest committed transaction on disk, or null for none; throws when there is no history. */
+  lastTransaction: (repoPath: string) => Promise<number | null>;
+}
+
+type AuditStore = Pick<Store, 'paths' | 'getRepository' | 'listCommittedTransactions' | 'recordEvent' | 'listEvents' | 'compactionGate' | 'lastAudit'>;
+
+export type StoredAuditReport = Omit<AuditReport, never> & { locked: boolean };
+
+export function createAuditFeature(store: AuditStore, deps: Partial<AuditFeatureDeps>) {
+  // src/audit is loaded on first use: most API requests never need it.
+  const runAudit: AuditFeatureDeps['runAudit'] = deps.runAudit ?? (async (input) => (await import('../../audit/run-audit.js')).runAudit(input));
+  const lastTransaction: AuditFeatureDeps['lastTransaction'] =
+    deps.lastTransaction ?? (async (path) => (await (await import('../../audit/history.js')).readHistory(path)).transactions.at(-1)?.id ?? null);
+
+  return {
+    async audit(repositoryName: string, input: { passphrase: string | null; keyFile: string | null; actor: string }) {
+      const repository = await store.getRepository(repositoryName);
+      const attributions = await store.listCommittedTransactions(repository.id);
+      // The cache is shared with `borgkeep audit` (same place, same format).
+      const cachePath = join(store.paths.root, 'cache', repository.dirName);
+      const result = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase: input.passphrase, keyFile: input.keyFile, attributions, cachePath });
+      const { mode: _mode, ...report } = result;
+      const event = await store.recordEvent({
+        repositoryId: repository.id,
+        kind: 'audit',
+        throughTxn: report.transactions.at(-1)?.id ?? null,
+        verdict: report.verdict === 'suspicious' ? 'suspicious' : report.manifestsRead ? 'clean' : 'clean-structural',
+        actor: input.actor,
+        detail:
+          report.firstSuspiciousTransaction === null
+            ? `${report.transactions.length} transaction(s), none suspicious`
+            : `first suspicious transaction ${report.firstSuspiciousTransaction}, last known-good ${report.lastKnownGoodTransaction ?? 'none'}`,
+        report,
+      });
+      return { event, report, gate: await store.compactionGate(repository.id) };
+    },
+
+    async lastAudit(repositoryName: string) {
+      const repository = await store.getRepository(repositoryName);
+      const found = await store.lastAudit(repository.id);
+      if (!found) throw new BorgkeepError('BK_ERR_NOT_FOUND', `repository '${repositoryName}' has not been audited yet`);
+      return { ...found, gate: await store.compactionGate(repository.id) };
+    },
+
+    async approve(repositoryName: string, actor: string) {
+      const repository = await store.getRepository(repositoryName);
+      let through: number | null;
+      try {
+        through = await lastTransaction(store.paths.repository(repository.dirName));
+      } catch {
+        throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repositoryName}' has no history to approve yet (is it initialised?)`);
+      }
+      const last = (await store.listEvents(repository.id, 50)).find((e) => e.kind === 'audit');
+      const event = await store.recordEvent({
+        repositoryId: repository.id,
+        kind: 'approve',
+        throughTxn: through,
+        verdict: null,
+        actor,
+        detail: last ? `after the audit of ${last.at.toISOString()} (${last.verdict}: ${last.detail})` : 'without an audit on record',
+      });
+      return { event, gate: await store.compactionGate(repository.id) };
+    },
+  };
+}

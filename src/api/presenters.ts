@@ -1,0 +1,74 @@
+// How records look in API responses (camelCase; dates become ISO-8601 strings when serialised).
+// Never includes a server path, a repository's directory name, a hash or a secret.
+
+import type { ApiToken } from '../store/auth-store.js';
+import type { GrantView } from '../store/grant-store.js';
+import type { RepositoryStatus } from '../store/repository-store.js';
+import type { SshKey } from '../store/types.js';
+import type { User } from '../store/user-store.js';
+import type { Principal } from './auth/authenticator.js';
+
+export const userJson = (u: User) => ({ id: u.id, name: u.name, role: u.role, hasPassword: u.hasPassword, totpEnabled: u.totpEnabled, createdAt: u.createdAt });
+
+export const keyJson = (k: SshKey) => ({
+  id: k.id,
+  name: k.name,
+  type: k.type,
+  bits: k.bits,
+  fingerprint: k.fingerprint,
+  comment: k.comment,
+  revoked: k.revokedAt !== null,
+  revokedAt: k.revokedAt,
+  createdAt: k.createdAt,
+});
+
+export const grantJson = (view: GrantView) => ({
+  keyId: view.grant.keyId,
+  keyName: view.keyName,
+  keyFingerprint: view.keyFingerprint,
+  keyRevoked: view.keyRevokedAt !== null,
+  repositoryName: view.repositoryName,
+  role: view.grant.role,
+  writesPerDay: view.grant.writesPerDay,
+  fromCidrs: view.grant.fromCidrs,
+  expiresAt: view.grant.expiresAt,
+  createdAt: view.grant.createdAt,
+});
+
+export const tokenJson = (t: ApiToken) => ({
+  id: t.id,
+  name: t.name,
+  prefix: t.prefix,
+  user: t.userName,
+  role: t.role,
+  createdAt: t.createdAt,
+  expiresAt: t.expiresAt,
+  lastUsedAt: t.lastUsedAt,
+  revokedAt: t.revokedAt,
+});
+
+export function repositoryJson(s: RepositoryStatus, extra: { now: Date; initialized: boolean; sizeBytes: number | null }) {
+  const r = s.repository;
+  const backup = s.lastWriteAt === null ? 'never' : extra.now.getTime() - s.lastWriteAt.getTime() > r.expectedIntervalSeconds * 1000 ? 'late' : 'ok';
+  return {
+    id: r.id,
+    name: r.name,
+    quotaBytes: r.quotaBytes,
+    expectedIntervalSeconds: r.expectedIntervalSeconds,
+    createdAt: r.createdAt,
+    grantCount: s.grantCount,
+    lastSessionAt: s.lastSessionAt,
+    lastWriteAt: s.lastWriteAt,
+    backup,
+    denialsLast24h: s.denialsSince,
+    lastAudit: s.lastAudit,
+    gate: s.gate,
+    initialized: extra.initialized,
+    sizeBytes: extra.sizeBytes,
+  };
+}
+
+/** Who did it, as repository events record it. */
+export function actorOf(principal: Principal): string {
+  return principal.via === 'token' ? `${principal.user.name} (API token '${principal.tokenName}')` : principal.user.name;
+}

@@ -1,0 +1,76 @@
+// SSH keys: add from an OpenSSH public key line (optionally with a first grant), list, show,
+// revoke. Keys are never deleted (see key-store.ts).
+
+import { z } from 'zod';
+import { checkGrantTerms } from '../../store/grant-terms.js';
+import { MAX_KEY_LINE_LENGTH, parseSshPublicKey } from '../../store/ssh-public-key.js';
+import type { ApiContext } from '../api-server.js';
+import { grantJson, keyJson } from '../presenters.js';
+import { defineRoute } from '../route.js';
+import { grantSchema, grantTermsInput, keyParams, keySchema, name } from '../schemas.js';
+
+const tag = 'keys';
+
+export function keyRoutes(ctx: ApiContext) {
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/keys',
+      tag,
+      summary: 'list SSH keys',
+      access: 'viewer',
+      response: z.object({ keys: z.array(keySchema) }),
+      handler: async () => ({ keys: (await ctx.store.listKeys()).map(keyJson) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/keys/:key',
+      tag,
+      summary: 'a key with its grants',
+      access: 'viewer',
+      params: keyParams,
+      response: z.object({ key: keySchema, grants: z.array(grantSchema) }),
+      async handler({ params }) {
+        const key = await ctx.store.getKey(params.key);
+        return { key: keyJson(key), grants: (await ctx.store.listGrants({ keyId: key.id })).map(grantJson) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/keys',
+      tag,
+      summary: 'register an SSH public key (one line as in a .pub file), optionally granting it a role on a repository',
+      access: 'operator',
+      status: 201,
+      body: z
+        .object({
+          name,
+          publicKey: z.string().max(MAX_KEY_LINE_LENGTH).describe("'TYPE BASE64 [comment]'"),
+          grant: z.object({ repository: name, ...grantTermsInput }).strict().optional(),
+        })
+        .strict(),
+      response: z.object({ key: keySchema, grant: grantSchema.nullable() }),
+      async handler({ body }) {
+        const publicKey = parseSshPublicKey(body.publicKey);
+        const g = body.grant;
+        const terms = g && checkGrantTerms({ role: g.role, writesPerDay: g.writesPerDay ?? null, fromCidrs: g.fromCidrs ?? null, expiresAt: g.expiresAt ?? null }, ctx.now());
+        const added = await ctx.store.addKey({ name: body.name, publicKey, ...(g && terms && { grant: { repositoryName: g.repository, ...terms } }) });
+        const grant = added.grant ? (await ctx.store.listGrants({ keyId: added.key.id }))[0] : undefined;
+        return { key: keyJson(added.key), grant: grant ? grantJson(grant) : null };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      url: '/keys/:key',
+      tag,
+      summary: 'revoke a key for good: its grants go and its sessions are refused',
+      access: 'operator',
+      params: keyParams,
+      response: z.object({ key: keySchema, alreadyRevoked: z.boolean(), grantsRemoved: z.number() }),
+      async handler({ params }) {
+        const r = await ctx.store.revokeKey(params.key);
+        return { key: keyJson(r.key), alreadyRevoked: r.alreadyRevoked, grantsRemoved: r.grantsRemoved };
+      },
+    }),
+  ];
+}

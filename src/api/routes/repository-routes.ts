@@ -1,0 +1,100 @@
+// Repositories: create, list with status, show, change quota and expected backup interval,
+// delete (the files move to the data directory's trash; the response never says where).
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { MAX_EXPECTED_INTERVAL_SECONDS, MIN_EXPECTED_INTERVAL_SECONDS, MIN_QUOTA_BYTES, type RepositoryStatus } from '../../store/repository-store.js';
+import { moveToTrash } from '../../store/trash.js';
+import type { ApiContext } from '../api-server.js';
+import { grantJson, repositoryJson } from '../presenters.js';
+import { defineRoute } from '../route.js';
+import { grantSchema, name, nameParams, repositorySchema } from '../schemas.js';
+
+const tag = 'repositories';
+const DAY_MS = 86_400_000;
+const quota = z.number().int().min(MIN_QUOTA_BYTES).nullable().describe('storage quota in bytes (at least 10 MB, as borg needs); null: none');
+const interval = z.number().int().min(MIN_EXPECTED_INTERVAL_SECONDS).max(MAX_EXPECTED_INTERVAL_SECONDS).describe('a backup is late after this many seconds (default 26 h)');
+
+export function repositoryRoutes(ctx: ApiContext) {
+  const present = async (s: RepositoryStatus) => {
+    const path = ctx.store.paths.repository(s.repository.dirName);
+    const initialized = existsSync(join(path, 'config'));
+    return repositoryJson(s, { now: ctx.now(), initialized, sizeBytes: initialized ? await ctx.sizeOf(path) : null });
+  };
+  const status = async (repositoryName: string) =>
+    (await ctx.store.listRepositoryStatuses({ denialsSince: new Date(ctx.now().getTime() - DAY_MS), name: repositoryName }))[0]!;
+
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/repositories',
+      tag,
+      summary: 'list repositories with their state: last backup, size, quota, audit and gate, denials in the last 24 h',
+      access: 'viewer',
+      response: z.object({ repositories: z.array(repositorySchema) }),
+      async handler() {
+        const all = await ctx.store.listRepositoryStatuses({ denialsSince: new Date(ctx.now().getTime() - DAY_MS) });
+        return { repositories: await Promise.all(all.map(present)) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/repositories',
+      tag,
+      summary: 'register a repository; the first borg init through borgkeep creates it on disk',
+      access: 'operator',
+      status: 201,
+      body: z.object({ name, quotaBytes: quota.optional(), expectedIntervalSeconds: interval.optional() }).strict(),
+      response: z.object({ repository: repositorySchema }),
+      async handler({ body }) {
+        const created = await ctx.store.createRepository({
+          name: body.name,
+          quotaBytes: body.quotaBytes ?? null,
+          ...(body.expectedIntervalSeconds !== undefined && { expectedIntervalSeconds: body.expectedIntervalSeconds }),
+        });
+        return { repository: await present(await status(created.name)) };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/repositories/:name',
+      tag,
+      summary: 'a repository with its state and grants',
+      access: 'viewer',
+      params: nameParams,
+      response: z.object({ repository: repositorySchema, grants: z.array(grantSchema) }),
+      async handler({ params }) {
+        const s = await status(params.name);
+        return { repository: await present(s), grants: (await ctx.store.listGrants({ repositoryId: s.repository.id })).map(grantJson) };
+      },
+    }),
+    defineRoute({
+      method: 'PATCH',
+      url: '/repositories/:name',
+      tag,
+      summary: "change a repository's quota or expected backup interval",
+      access: 'operator',
+      params: nameParams,
+      body: z.object({ quotaBytes: quota.optional(), expectedIntervalSeconds: interval.optional() }).strict(),
+      response: z.object({ repository: repositorySchema }),
+      async handler({ params, body }) {
+        await ctx.store.updateRepository(params.name, body);
+        return { repository: await present(await status(params.name)) };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      url: '/repositories/:name',
+      tag,
+      summary: "remove a repository's registration and grants; its files move to the data directory's trash, never destroyed",
+      access: 'operator',
+      params: nameParams,
+      response: z.object({ name: z.string(), grantsRemoved: z.number(), filesMovedToTrash: z.boolean() }),
+      async handler({ params }) {
+        const deletion = await ctx.store.deleteRepository(params.name, async (repository) => moveToTrash(ctx.store.paths, repository, ctx.now()));
+        return { name: deletion.repository.name, grantsRemoved: deletion.grantsRemoved, filesMovedToTrash: deletion.movedTo !== null };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,155 @@
+// The zod schemas the API validates input with and documents output with. Output schemas describe
+// the JSON a client receives (dates as ISO-8601 strings). Names, sizes and grant terms are checked
+// again by the stores, which every caller goes through; these schemas catch wrong types early and
+// are what the OpenAPI document shows.
+
+import { z } from 'zod';
+import { NAME_MAX_LENGTH } from '../store/names.js';
+import { ROLES, SESSION_RESULTS } from '../store/types.js';
+import { USER_ROLES } from '../store/user-store.js';
+
+export const time = z.iso.datetime({ offset: true });
+const timeOrNull = time.nullable();
+export const name = z.string().min(1).max(NAME_MAX_LENGTH);
+export const keyRef = z.string().min(1).max(NAME_MAX_LENGTH).describe('key name or id');
+export const userRole = z.enum(USER_ROLES);
+export const grantRole = z.enum(ROLES);
+/** A time in the input, as a Date. */
+export const timeInput = time.transform((text) => new Date(text));
+
+export const nameParams = z.object({ name }).strict();
+export const keyParams = z.object({ key: keyRef }).strict();
+export const grantParams = z.object({ key: keyRef, repository: name }).strict();
+export const idParams = z.object({ id: z.coerce.number().int().positive() }).strict();
+
+export const userSchema = z
+  .object({ id: z.number(), name: z.string(), role: userRole, hasPassword: z.boolean(), totpEnabled: z.boolean(), createdAt: time })
+  .meta({ id: 'User' });
+
+export const gateSchema = z.object({ open: z.boolean(), why: z.string() }).meta({ id: 'CompactionGate' });
+
+export const repositorySchema = z
+  .object({
+    id: z.number(),
+    name: z.string(),
+    quotaBytes: z.number().nullable(),
+    expectedIntervalSeconds: z.number(),
+    createdAt: time,
+    grantCount: z.number(),
+    lastSessionAt: timeOrNull,
+    lastWriteAt: timeOrNull.describe('end of the newest session that committed data and ended ok'),
+    backup: z.enum(['ok', 'late', 'never']).describe('late: the last write is older than the expected interval'),
+    denialsLast24h: z.number(),
+    lastAudit: z.object({ at: time, verdict: z.string().nullable(), detail: z.string() }).nullable(),
+    gate: gateSchema,
+    initialized: z.boolean(),
+    sizeBytes: z.number().nullable().describe('bytes on disk; null when not measured (not initialised)'),
+  })
+  .meta({ id: 'Repository' });
+
+export const grantSchema = z
+  .object({
+    keyId: z.number(),
+    keyName: z.string(),
+    keyFingerprint: z.string(),
+    keyRevoked: z.boolean(),
+    repositoryName: z.string(),
+    role: grantRole,
+    writesPerDay: z.number().nullable(),
+    fromCidrs: z.array(z.string()).nullable(),
+    expiresAt: timeOrNull,
+    createdAt: time,
+  })
+  .meta({ id: 'Grant' });
+
+export const keySchema = z
+  .object({
+    id: z.number(),
+    name: z.string(),
+    type: z.string(),
+    bits: z.number(),
+    fingerprint: z.string(),
+    comment: z.string().nullable(),
+    revoked: z.boolean(),
+    revokedAt: timeOrNull,
+    createdAt: time,
+  })
+  .meta({ id: 'Key' });
+
+const denialSchema = z.object({
+  id: z.number(),
+  sessionId: z.number().nullable(),
+  keyId: z.number().nullable(),
+  repositoryId: z.number().nullable(),
+  method: z.string(),
+  reason: z.string(),
+  message: z.string(),
+  at: time,
+});
+
+export const sessionSchema = z
+  .object({
+    id: z.number(),
+    keyId: z.number().nullable(),
+    keyName: z.string().nullable(),
+    repositoryId: z.number().nullable(),
+    repositoryName: z.string().nullable(),
+    role: grantRole.nullable(),
+    clientAddress: z.string().nullable(),
+    clientVersion: z.string().nullable(),
+    startedAt: time,
+    endedAt: timeOrNull,
+    bytesIn: z.number(),
+    bytesOut: z.number(),
+    result: z.enum(SESSION_RESULTS),
+    detail: z.string().nullable(),
+    transactions: z.array(
+      z.object({
+        id: z.number(),
+        borgTransactionId: z.number().nullable(),
+        objectsPut: z.number(),
+        objectsOverwritten: z.number(),
+        objectsDeleted: z.number(),
+        manifestWritten: z.boolean(),
+        state: z.enum(['committed', 'rolled_back']),
+        startedAt: time,
+        endedAt: time,
+      }),
+    ),
+    denials: z.array(denialSchema),
+  })
+  .meta({ id: 'Session' });
+
+export const denialListItem = denialSchema.extend({ keyName: z.string().nullable(), repositoryName: z.string().nullable() }).meta({ id: 'Denial' });
+
+export const tokenSchema = z
+  .object({
+    id: z.number(),
+    name: z.string(),
+    prefix: z.string(),
+    user: z.string(),
+    role: userRole,
+    createdAt: time,
+    expiresAt: timeOrNull,
+    lastUsedAt: timeOrNull,
+    revokedAt: timeOrNull,
+  })
+  .meta({ id: 'ApiToken' });
+
+export const ledgerQuery = z
+  .object({
+    repository: name.optional().describe('only this repository'),
+    key: keyRef.optional().describe('only this key (name or id)'),
+    from: timeInput.optional().describe('from this time on (inclusive)'),
+    to: timeInput.optional().describe('before this time'),
+    limit: z.coerce.number().int().min(1).max(500).default(50).describe('rows per page'),
+    cursor: z.string().max(200).optional().describe('the `next` of the previous page'),
+  })
+  .strict();
+
+export const grantTermsInput = {
+  role: grantRole,
+  writesPerDay: z.number().int().min(1).nullable().optional().describe('writing sessions per rolling 24 h; null: no limit'),
+  fromCidrs: z.array(z.string().max(64)).max(64).nullable().optional().describe('allowed client address ranges; null: any'),
+  expiresAt: timeInput.nullable().optional().describe('null: never'),
+};
