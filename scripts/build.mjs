@@ -5,6 +5,7 @@
 // start-up time of `borgkeep borg-serve` (measured: 0.17 s -> 0.09 s wall). better-sqlite3, ssh2
 // and pino stay outside (native addons, worker files).
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,18 +18,25 @@ export async function build() {
   const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) return 'the TypeScript build failed; see the errors above';
   const esbuild = await import('esbuild');
+  // Chunk names carry a hash: drop the last build's, or they pile up.
+  rmSync(join(root, 'dist', 'cli', 'chunks'), { recursive: true, force: true });
   try {
     await esbuild.build({
       absWorkingDir: root,
-      entryPoints: ['src/cli/main.ts'],
-      outfile: 'dist/cli/borgkeep.mjs',
+      entryPoints: { borgkeep: 'src/cli/main.ts' },
+      outdir: 'dist/cli',
+      // What a command imports dynamically is its own chunk, compiled only when that command
+      // runs: the forced command and the audit do not parse the API server or zod.
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
       bundle: true,
+      outExtension: { '.js': '.mjs' },
       platform: 'node',
       format: 'esm',
       target: 'node20',
       // Loaded at run time from node_modules: native addons (better-sqlite3, ssh2's optional
       // crypto binding), pino's worker-thread files and xz-decompress's WebAssembly stay in node_modules.
-      external: ['better-sqlite3', 'ssh2', 'pino', 'xz-decompress'],
+      external: ['better-sqlite3', 'ssh2', 'pino', 'xz-decompress', '@node-rs/argon2'],
       logLevel: 'warning',
       // Bundled CommonJS dependencies call require() for node's own modules.
       banner: { js: "import { createRequire as __borgkeepRequire } from 'node:module'; const require = __borgkeepRequire(import.meta.url);" },

@@ -7,6 +7,7 @@
 
 import type { Role } from '../store/types.js';
 import type { Manifest, ManifestArchive } from '../repository/manifest.js';
+import type { ArchiveDiff } from './archive-list.js';
 import type { RepositoryHistory, TxnHistory } from './history.js';
 
 export type TxnVerdict = 'ok' | 'notice' | 'suspicious';
@@ -20,8 +21,11 @@ export interface Attribution {
   readonly at: Date;
 }
 
-/** What the key told about a transaction's manifest, or why it could not. */
-export type ManifestReading = { readonly manifest: Manifest } | { readonly error: string } | null;
+/**
+ * What the key told about a transaction's manifest (and what it changed in the archive list,
+ * null for the first one after a compaction), or why it could not.
+ */
+export type ManifestReading = { readonly manifest: Manifest; readonly diff: ArchiveDiff | null } | { readonly error: string } | null;
 
 export interface AuditedTransaction {
   readonly id: number;
@@ -68,37 +72,30 @@ export const CHECKS_NEEDING_KEY = [
   `${TAM_CHECK} and increasing manifest timestamps`,
 ];
 
-interface Diff {
-  added: string[];
-  removed: string[];
-  replaced: string[];
+interface Diff extends ArchiveDiff {
   promoted: string[];
 }
 
-function diffArchives(before: readonly ManifestArchive[], after: readonly ManifestArchive[]): Diff {
-  const old = new Map(before.map((a) => [a.name, a.id]));
-  const now = new Map(after.map((a) => [a.name, a.id]));
-  const added = after.filter((a) => !old.has(a.name)).map((a) => a.name);
-  const removed = before.filter((a) => !now.has(a.name)).map((a) => a.name);
-  const replaced = after.filter((a) => old.has(a.name) && old.get(a.name) !== a.id).map((a) => a.name);
-  // `X.checkpoint` (or `.checkpoint.N`) gone and `X` added: a backup finished after checkpoints.
+/** `X.checkpoint` (or `.checkpoint.N`) gone and `X` added: a backup finished after checkpoints. */
+function withPromoted(d: ArchiveDiff): Diff {
   const checkpointOf = (n: string) => /^(.*)\.checkpoint(\.\d+)?$/.exec(n)?.[1];
-  const promoted = removed.filter((r) => {
+  const promoted = d.removed.filter((r) => {
     const base = checkpointOf(r);
-    return base !== undefined && added.includes(base);
+    return base !== undefined && d.added.includes(base);
   });
-  return { added, removed, replaced, promoted };
+  return { ...d, promoted };
 }
 
 const isCheckpoint = (name: string) => /\.checkpoint(\.\d+)?$/.test(name);
 
 export function auditHistory(
   history: RepositoryHistory,
-  manifests: ReadonlyMap<number, ManifestReading>,
   attributions: readonly Attribution[],
-  manifestsRead: boolean,
-  tamChecked = manifestsRead,
+  /** What the manifests said (null: they could not be read, no key): per transaction, and the archives now. */
+  read: { readonly manifests: ReadonlyMap<number, ManifestReading>; readonly archives: ManifestArchive[] | null; readonly tamChecked: boolean } | null,
 ): AuditReport {
+  const manifestsRead = read !== null;
+  const tamChecked = read?.tamChecked ?? false;
   // The newest ledger transaction per borg transaction id (ids are reused after a rollback).
   const byTxn = new Map<number, Attribution>();
   for (const a of attributions) {
@@ -109,7 +106,6 @@ export function auditHistory(
   const out: AuditedTransaction[] = [];
   // A history that starts at the repository's creation starts from no archives; after a
   // compaction, the first manifest read is the baseline.
-  let archives: ManifestArchive[] | null = history.compactedBefore === null ? [] : null;
   let lastTimestamp: string | null = null;
 
   for (let i = 0; i < txns.length; i++) {
@@ -132,7 +128,7 @@ export function auditHistory(
     const role = who?.role ?? null;
     if (!who) reasons.push('written outside borgkeep: no ledger session made this transaction');
 
-    const reading = manifests.get(t.id) ?? null;
+    const reading = read?.manifests.get(t.id) ?? null;
     let diff: Diff | null = null;
     let manifestTimestamp: string | null = null;
     if (t.manifest && reading && 'manifest' in reading) {
@@ -142,8 +138,7 @@ export function auditHistory(
       if (m.tam === 'missing') reasons.push('the manifest has no authentication (TAM)');
       if (lastTimestamp !== null && m.timestamp <= lastTimestamp) reasons.push(`the manifest timestamp ${m.timestamp} does not increase`);
       lastTimestamp = m.timestamp;
-      if (archives !== null) diff = diffArchives(archives, m.archives);
-      archives = m.archives;
+      diff = reading.diff && withPromoted(reading.diff);
     } else if (t.manifest && reading && 'error' in reading) {
       reasons.push(`the manifest cannot be read: ${reading.error}`);
     }
@@ -216,6 +211,6 @@ export function auditHistory(
     uncommittedSegments: history.uncommittedSegments,
     problems,
     transactions: out,
-    archives: manifestsRead ? archives : null,
+    archives: read?.archives ?? null,
   };
 }

@@ -8,7 +8,14 @@ import { join } from 'node:path';
 
 import { listSegments, readPutData, readSegment, type ReadSegment, type SegmentFile, type SegmentProblem } from '../repository/segments.js';
 import { MANIFEST_ID } from '../repository/manifest.js';
-import type { SegmentCache } from './segment-cache.js';
+import type { HistoryCache } from './history-cache.js';
+
+/** Where a transaction's last manifest PUT is: enough to read it again (readManifest). */
+export interface ManifestEntry {
+  readonly segment: number;
+  readonly offset: number;
+  readonly size: number;
+}
 
 export interface TxnHistory {
   /** borg's transaction id: the number of the segment holding its COMMIT. */
@@ -26,8 +33,8 @@ export interface TxnHistory {
   /** For each older object deleted, the transaction that had put it (same order as the ids). */
   readonly deletedOlderFrom: readonly number[];
   readonly manifestPuts: number;
-  /** The envelope of the last manifest PUT of the transaction, or null when it wrote none. */
-  readonly manifest: Buffer | null;
+  /** The last manifest PUT of the transaction, or null when it wrote none. */
+  readonly manifest: ManifestEntry | null;
   /** Time from the `transactions` file, if it has a line for this id (the last such line). */
   readonly time: string | null;
 }
@@ -42,6 +49,15 @@ export interface RepositoryHistory {
   readonly tailProblems: SegmentProblem[];
   /** Segment numbers missing below the last one: compaction removed them (history before is lost). */
   readonly compactedBefore: number | null;
+  /** The envelope of a transaction's manifest, CRC-checked (a ManifestDamage when it fails). */
+  readManifest(t: TxnHistory): Promise<Buffer>;
+}
+
+/** A manifest entry whose bytes no longer match their CRC (or are cut short). */
+export class ManifestDamage extends Error {
+  constructor(readonly problem: SegmentProblem) {
+    super(`segment ${problem.segment} at offset ${problem.offset}: ${problem.problem}`);
+  }
 }
 
 /** `transactions` lines: "transaction N, UTC time YYYY-MM-DDTHH:MM:SS.ffffff"; the last line per N wins. */
@@ -63,29 +79,37 @@ export function readTransactionTimes(repoPath: string): Map<number, string> {
 /** Segments read ahead of the one being processed, in parallel. */
 const READ_AHEAD = 16;
 
-/** `cache`: what earlier audits learnt from unchanged segments (segment-cache.ts). */
-export async function readHistory(repoPath: string, cache?: SegmentCache): Promise<RepositoryHistory> {
+/** The state of the walk after a committed transaction: what a later walk can start from. */
+export interface HistoryFold {
+  /** The committed state: id (latin1 of its 32 bytes) -> transaction that put it. */
+  readonly live: Map<string, number>;
+  readonly transactions: Array<Omit<TxnHistory, 'time'>>;
+  expectedNext: number;
+  lastGap: number | null;
+}
+
+/**
+ * `cache`: what earlier audits learnt (history-cache.ts): the walk's state after an unchanged
+ * run of segments, and the entries of each unchanged segment.
+ */
+export async function readHistory(repoPath: string, cache?: HistoryCache): Promise<RepositoryHistory> {
   const times = readTransactionTimes(repoPath);
   const segments = listSegments(repoPath);
   const problems: SegmentProblem[] = [];
-  const transactions: TxnHistory[] = [];
-  // The committed state: id (latin1 of its 32 bytes) -> transaction that put it.
-  const live = new Map<string, number>();
+  const start = cache?.checkpoint(segments) ?? null;
+  const first = start ? start.segments.length : 0;
+  const fold: HistoryFold = start
+    ? // The live objects are needed only to walk new segments; decoding them is most of a cached audit.
+      { live: first < segments.length ? start.live() : new Map(), transactions: [...start.transactions], expectedNext: start.expectedNext, lastGap: start.lastGap }
+    : { live: new Map(), transactions: [], expectedNext: segments[0]?.segment ?? 0, lastGap: null };
+  const live = fold.live;
+  // Manifest envelopes met on the way (the walk reads them anyway), so readManifest needs no read.
+  const manifestData = new Map<ManifestEntry, Buffer>();
 
   let pending: ReadSegment[] = [];
-  let expectedNext = segments[0]?.segment ?? 0;
-  let lastGap: number | null = null;
   const isManifest = (id: Buffer): boolean => id.equals(MANIFEST_ID);
-  const load = async (file: SegmentFile): Promise<ReadSegment> => {
-    const cached = cache?.get(file);
-    if (!cached) return readSegment(file, isManifest);
-    const entries = await Promise.all(
-      cached.entries.map(async (e) => (e.tag === 'put' && isManifest(e.id) ? { ...e, ...(await readPutData(file, e)) } : e)),
-    );
-    const problems = entries.flatMap((e) => (e.tag === 'put' && e.crcOk === false ? [{ segment: file.segment, offset: e.offset, problem: 'CRC mismatch in a PUT entry' }] : []));
-    return { ...cached, entries, problems, committed: cached.committed && problems.length === 0 };
-  };
-  const committedFiles: SegmentFile[] = [];
+  // After a checkpoint, segments are new since the last audit: none is in the segment cache.
+  const load = async (file: SegmentFile): Promise<ReadSegment> => (!start && cache?.segments.get(file)) || readSegment(file, isManifest);
   const reads: Array<Promise<ReadSegment>> = [];
   const readAhead = (i: number): void => {
     if (i < segments.length && reads[i] === undefined) {
@@ -93,7 +117,11 @@ export async function readHistory(repoPath: string, cache?: SegmentCache): Promi
       reads[i].catch(() => undefined); // awaited in order below; no unhandled rejection meanwhile
     }
   };
-  for (let i = 0; i < segments.length; i++) {
+  // The fold takes these at each commit: a checkpoint holds them as of its last transaction.
+  let expectedNext = fold.expectedNext;
+  let lastGap = fold.lastGap;
+  let committedThrough = first;
+  for (let i = first; i < segments.length; i++) {
     for (let j = i; j < i + READ_AHEAD; j++) readAhead(j);
     const file = segments[i];
     if (file.segment !== expectedNext) lastGap = file.segment;
@@ -105,11 +133,11 @@ export async function readHistory(repoPath: string, cache?: SegmentCache): Promi
     for (const s of pending) problems.push(...s.problems);
     if (cache && pending.every((s) => s.problems.length === 0)) {
       // Segments of a committed transaction never change again: remember them.
-      for (let k = i - pending.length + 1; k <= i; k++) {
-        cache.set(segments[k], pending[k - (i - pending.length + 1)]);
-        committedFiles.push(segments[k]);
-      }
+      for (let k = i - pending.length + 1; k <= i; k++) cache.segments.set(segments[k], pending[k - (i - pending.length + 1)]);
     }
+    committedThrough = i + 1;
+    fold.expectedNext = expectedNext;
+    fold.lastGap = lastGap;
 
     const id = file.segment;
     const own = new Set<string>();
@@ -120,14 +148,15 @@ export async function readHistory(repoPath: string, cache?: SegmentCache): Promi
     let deletedUnknown = 0;
     const deletedOlderFrom: number[] = [];
     let manifestPuts = 0;
-    let manifest: Buffer | null = null;
+    let manifest: ManifestEntry | null = null;
     for (const s of pending) {
       for (const e of s.entries) {
         if (e.tag === 'commit') continue;
         if (isManifest(e.id)) {
           if (e.tag === 'put') {
             manifestPuts++;
-            manifest = e.data;
+            manifest = { segment: s.segment, offset: e.offset, size: e.size };
+            if (e.data) manifestData.set(manifest, e.data);
           }
           continue;
         }
@@ -149,26 +178,32 @@ export async function readHistory(repoPath: string, cache?: SegmentCache): Promi
         }
       }
     }
-    transactions.push({
-      id,
-      objectsPut,
-      objectsOverwritten,
-      deletedOlder,
-      deletedOwn,
-      deletedUnknown,
-      deletedOlderFrom,
-      manifestPuts,
-      manifest,
-      time: times.get(id) ?? null,
-    });
+    fold.transactions.push({ id, objectsPut, objectsOverwritten, deletedOlder, deletedOwn, deletedUnknown, deletedOlderFrom, manifestPuts, manifest });
     pending = [];
   }
-  cache?.save(committedFiles);
+  if (cache && problems.length === 0) {
+    cache.segments.save(segments.slice(0, committedThrough));
+    // A walk that read nothing new leaves the checkpoint as it is.
+    if (committedThrough > first || !start) cache.saveCheckpoint(segments.slice(0, committedThrough), fold);
+  }
+  const byNumber = new Map(segments.map((f) => [f.segment, f]));
   return {
-    transactions,
+    transactions: fold.transactions.map((t) => ({ ...t, time: times.get(t.id) ?? null })),
     uncommittedSegments: pending.map((s) => s.segment),
     problems,
     tailProblems: pending.flatMap((s) => s.problems),
     compactedBefore: lastGap ?? (segments.length > 0 && segments[0].segment > 0 ? segments[0].segment : null),
+    async readManifest(t) {
+      const entry = t.manifest;
+      if (!entry) throw new Error(`transaction ${t.id} wrote no manifest`);
+      const seen = manifestData.get(entry);
+      if (seen) return seen;
+      const file = byNumber.get(entry.segment);
+      const damage = (problem: string) => new ManifestDamage({ segment: entry.segment, offset: entry.offset, problem });
+      if (!file) throw damage('the segment is gone');
+      const { data, crcOk } = await readPutData(file, entry);
+      if (!crcOk) throw damage('CRC mismatch in a PUT entry');
+      return data;
+    },
   };
 }

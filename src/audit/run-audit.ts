@@ -8,10 +8,12 @@ import { join } from 'node:path';
 import { BorgkeepError } from '../errors.js';
 import { KeyError, keyBlobFromKeyfile, objectMode, openObject, unlockKey, isEncrypted, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { parseManifest } from '../repository/manifest.js';
+import { createArchiveList } from './archive-list.js';
 import { RepoFormatError, parseRepoConfig } from '../repository/repo-config.js';
 import { auditHistory, type Attribution, type AuditReport, type ManifestReading } from './audit.js';
-import { readHistory } from './history.js';
-import { openSegmentCache } from './segment-cache.js';
+import type { SegmentProblem } from '../repository/segments.js';
+import { ManifestDamage, readHistory, type TxnHistory } from './history.js';
+import { openHistoryCache } from './history-cache.js';
 
 export interface AuditInput {
   readonly repoPath: string;
@@ -19,9 +21,12 @@ export interface AuditInput {
   /** Contents of a keyfile (keyfile modes), if given. */
   readonly keyFile: string | null;
   readonly attributions: readonly Attribution[];
-  /** Where what earlier audits learnt from unchanged segments is kept; null: read every segment. */
+  /** Where what earlier audits learnt is kept (history-cache.ts; a path without extension); null: read every segment. */
   readonly cachePath: string | null;
 }
+
+/** Manifests read ahead of the one being decrypted. */
+const MANIFEST_READ_AHEAD = 16;
 
 const cannot = (message: string) => new BorgkeepError('BK_ERR_INVALID_INPUT', message);
 
@@ -38,14 +43,20 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
     if (error instanceof RepoFormatError) throw cannot(`cannot read the repository: ${error.message}`);
     throw error;
   }
-  const history = await readHistory(repoPath, input.cachePath ? openSegmentCache(input.cachePath) : undefined);
-  if (history.problems.length > 0) {
-    const p = history.problems[0];
-    const more = history.problems.length > 1 ? ` (and ${history.problems.length - 1} more problem(s))` : '';
-    throw cannot(`its history is damaged: segment ${p.segment} at offset ${p.offset}: ${p.problem}${more}; run 'borg check' on it before trusting any of it`);
-  }
-  const firstManifest = history.transactions.find((t) => t.manifest)?.manifest ?? null;
-  const mode = firstManifest ? objectMode(firstManifest) : null;
+  const history = await readHistory(repoPath, input.cachePath ? openHistoryCache(input.cachePath) : undefined);
+  const damaged = (p: SegmentProblem, count = 1) =>
+    cannot(`its history is damaged: segment ${p.segment} at offset ${p.offset}: ${p.problem}${count > 1 ? ` (and ${count - 1} more problem(s))` : ''}; run 'borg check' on it before trusting any of it`);
+  if (history.problems.length > 0) throw damaged(history.problems[0], history.problems.length);
+  const readManifest = async (t: TxnHistory): Promise<Buffer> => {
+    try {
+      return await history.readManifest(t);
+    } catch (error) {
+      if (error instanceof ManifestDamage) throw damaged(error.problem);
+      throw error;
+    }
+  };
+  const firstWithManifest = history.transactions.find((t) => t.manifest);
+  const mode = firstWithManifest ? objectMode(await readManifest(firstWithManifest)) : null;
 
   let key: BorgKey | null = null;
   // Unencrypted modes (none, authenticated*) can be read without the key; only the TAM of the
@@ -72,19 +83,37 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
   }
   const checkTam = key !== null || mode === 'none';
 
-  const manifests = new Map<number, ManifestReading>();
+  let read: Parameters<typeof auditHistory>[2] = null;
   if (canRead) {
-    for (const t of history.transactions) {
-      if (!t.manifest) continue;
+    const manifests = new Map<number, ManifestReading>();
+    const withManifest = history.transactions.filter((t) => t.manifest);
+    // Read a few ahead: on a cold page cache each is a disk round trip.
+    const envelopes = withManifest.map(() => null as Promise<Buffer> | null);
+    const envelope = (i: number): Promise<Buffer> => {
+      for (let j = i; j < Math.min(i + MANIFEST_READ_AHEAD, withManifest.length); j++) {
+        if (!envelopes[j]) {
+          envelopes[j] = readManifest(withManifest[j]);
+          envelopes[j]?.catch(() => undefined); // awaited in order below
+        }
+      }
+      return envelopes[i] as Promise<Buffer>;
+    };
+    const list = createArchiveList(history.compactedBefore === null);
+    for (let i = 0; i < withManifest.length; i++) {
+      const t = withManifest[i];
+      const sealed = await envelope(i);
+      envelopes[i] = null;
       try {
-        const plain = await openObject(t.manifest, mode as KeyMode, key);
-        manifests.set(t.id, { manifest: parseManifest(plain, key, checkTam) });
+        const plain = await openObject(sealed, mode as KeyMode, key);
+        const manifest = parseManifest(plain, key, checkTam);
+        manifests.set(t.id, { manifest, diff: list.advance(manifest) });
       } catch (error) {
         // Without this manifest the archive diffs after it mean nothing: no verdict at all.
         throw cannot(`the manifest of transaction ${t.id} cannot be read: ${(error as Error).message}`);
       }
     }
+    read = { manifests, archives: list.archives(), tamChecked: checkTam };
   }
-  const report = auditHistory(history, manifests, input.attributions, canRead, checkTam);
+  const report = auditHistory(history, input.attributions, read);
   return { ...report, mode, locked: existsSync(join(repoPath, 'lock.exclusive')) };
 }

@@ -91,7 +91,7 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
               .filter((t) => t.state === 'committed' && t.borgTransactionId !== null)
               .map((t) => ({ borgTransactionId: t.borgTransactionId as number, sessionId: s.id, keyName: s.keyName, role: s.role, at: t.endedAt })),
           );
-          const cachePath = opts.cache ? join(store.paths.root, 'cache', `${repository.dirName}.audit`) : null;
+          const cachePath = opts.cache ? join(store.paths.root, 'cache', repository.dirName) : null;
           const r = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase, keyFile, attributions, cachePath });
           // The audit's verdict moves the compaction gate (history-store.ts).
           await store.recordEvent({

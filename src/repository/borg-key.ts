@@ -8,7 +8,6 @@ import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:
 import { inflateSync } from 'node:zlib';
 
 import { decompress as zstdDecompress } from 'fzstd';
-import { createBLAKE2b } from 'hash-wasm';
 
 import { MsgMap, decode, scanFrame, type MsgValue, type UnpackLimits } from '../rpc/msgpack.js';
 import { lz4BlockDecompress } from './lz4.js';
@@ -112,6 +111,9 @@ export function unlockKey(blobBase64: string, passphrase: string, repositoryId: 
 }
 
 async function blake2b256(...parts: Buffer[]): Promise<Buffer> {
+  // Loaded on first use: the WebAssembly of hash-wasm is most of the audit's code, and only the
+  // BLAKE2 modes need it.
+  const { createBLAKE2b } = await import('hash-wasm');
   const h = await createBLAKE2b(256);
   h.init();
   for (const p of parts) h.update(p);

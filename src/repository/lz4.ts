@@ -4,6 +4,9 @@
 
 export class Lz4Error extends Error {}
 
+/** Copies shorter than this go byte by byte. */
+const SHORT_COPY = 32;
+
 /** Decompresses `src`; the output may not grow beyond `maxOutput` bytes. */
 export function lz4BlockDecompress(src: Uint8Array, maxOutput: number): Buffer {
   let out = Buffer.allocUnsafe(Math.min(maxOutput, Math.max(64, src.length * 4)));
@@ -33,9 +36,13 @@ export function lz4BlockDecompress(src: Uint8Array, maxOutput: number): Buffer {
     const literals = length(token >> 4);
     if (ip + literals > src.length) throw new Lz4Error('literals run past the end of the block');
     ensure(literals);
-    out.set(src.subarray(ip, ip + literals), op);
-    op += literals;
-    ip += literals;
+    // Short runs byte by byte: a view per copy costs more than the copy.
+    if (literals < SHORT_COPY) for (let i = 0; i < literals; i++) out[op++] = src[ip++];
+    else {
+      out.set(src.subarray(ip, ip + literals), op);
+      op += literals;
+      ip += literals;
+    }
     if (ip === src.length) break; // the last sequence has literals only
     if (ip + 2 > src.length) throw new Lz4Error('the block ends inside a match offset');
     const offset = src[ip] | (src[ip + 1] << 8);
@@ -44,7 +51,10 @@ export function lz4BlockDecompress(src: Uint8Array, maxOutput: number): Buffer {
     const matchLength = length(token & 15) + 4;
     ensure(matchLength);
     // Overlapping copies (offset < length) repeat the pattern: copy byte by byte.
-    for (let i = 0; i < matchLength; i++, op++) out[op] = out[op - offset];
+    if (matchLength >= SHORT_COPY && offset >= matchLength) {
+      out.copyWithin(op, op - offset, op - offset + matchLength);
+      op += matchLength;
+    } else for (let i = 0; i < matchLength; i++, op++) out[op] = out[op - offset];
   }
   return out.subarray(0, op);
 }

@@ -4,7 +4,7 @@
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-import { MsgMap, decode, scanFrame, type MsgValue, type UnpackLimits } from '../rpc/msgpack.js';
+import { MsgMap, decode, mapAt, scanFrame, skipValues, strAt, type MsgValue, type UnpackLimits } from '../rpc/msgpack.js';
 import type { BorgKey } from './borg-key.js';
 
 export class ManifestError extends Error {}
@@ -26,9 +26,35 @@ export interface ManifestArchive {
 export interface Manifest {
   readonly version: number;
   readonly timestamp: string;
-  readonly archives: ManifestArchive[];
+  /**
+   * The archive list as it is on the wire: the bytes of the archives map's entries (name, entry,
+   * ...), without the map header. Consecutive manifests share nearly all of it, so a diff compares
+   * bytes and decodes only what changed (archive-list.ts).
+   */
+  readonly archivesBody: Buffer;
+  readonly archiveCount: number;
   /** 'ok', 'missing' (no TAM), 'invalid', or 'unchecked' (no key to check it with). */
   readonly tam: 'ok' | 'missing' | 'invalid' | 'unchecked';
+}
+
+/** The entries of an archives map body ([raw name, raw entry], latin1), in wire order. */
+export function* archiveEntries(body: Buffer): Generator<[rawName: string, rawEntry: string]> {
+  let pos = 0;
+  while (pos < body.length) {
+    const name = strAt(body, pos);
+    if (!name) throw new ManifestError('the manifest has a malformed archive entry');
+    const end = skipValues(body, name[1]);
+    yield [body.toString('latin1', name[0], name[1]), body.toString('latin1', name[1], end)];
+    pos = end;
+  }
+}
+
+/** One archive entry decoded; a ManifestError when it is not one borg wrote. */
+export function archiveFromEntry(rawName: string, rawEntry: string): ManifestArchive {
+  const v = decode(Buffer.from(rawEntry, 'latin1'));
+  const id = v instanceof MsgMap ? v.get('id') : undefined;
+  if (!Buffer.isBuffer(id) || id.length !== 32) throw new ManifestError('the manifest has a malformed archive entry');
+  return { name: Buffer.from(rawName, 'latin1').toString('utf8'), id: id.toString('hex'), time: text(v instanceof MsgMap ? v.get('time') : undefined) ?? '' };
 }
 
 const text = (v: MsgValue | undefined): string | null => (Buffer.isBuffer(v) ? v.toString('utf8') : null);
@@ -45,29 +71,37 @@ function tamKey(key: BorgKey | null, salt: Buffer): Buffer {
 }
 
 /**
- * Decodes a manifest plaintext. `key` is the unlocked key (null for mode none); pass
- * `checkTam: false` when there is no key to check with.
+ * Decodes a manifest plaintext, all but the archive entries (see Manifest.archivesBody). `key`
+ * is the unlocked key (null for mode none); pass `checkTam: false` when there is no key to check with.
  */
 export function parseManifest(plain: Buffer, key: BorgKey | null, checkTam: boolean): Manifest {
   if (plain.length >= 4 && plain.readUInt32BE(0) === 0xc1c1c1c1) throw new ManifestError('the manifest was written by a newer borg');
   const r = scanFrame(plain, 0, MANIFEST_LIMITS);
   if (r.kind !== 'complete' || r.end !== plain.length) throw new ManifestError("the manifest is not valid msgpack within borg's limits");
-  const m = decode(plain, 0, plain.length);
-  if (!(m instanceof MsgMap)) throw new ManifestError('the manifest is not a map');
-  const version = m.get('version');
-  if (version !== 1 && version !== 2) throw new ManifestError('the manifest has an unknown version');
-  const timestamp = text(m.get('timestamp'));
-  if (timestamp === null) throw new ManifestError('the manifest has no timestamp');
-  const archivesMap = m.get('archives');
-  if (!(archivesMap instanceof MsgMap)) throw new ManifestError('the manifest has no archive list');
-  const archives: ManifestArchive[] = [];
-  for (const [k, v] of archivesMap.entries) {
-    const id = v instanceof MsgMap ? v.get('id') : undefined;
-    if (!Buffer.isBuffer(k) || !Buffer.isBuffer(id) || id.length !== 32) throw new ManifestError('the manifest has a malformed archive entry');
-    archives.push({ name: k.toString('utf8'), id: id.toString('hex'), time: text(v instanceof MsgMap ? v.get('time') : undefined) ?? '' });
+  const top = mapAt(plain, 0);
+  if (!top) throw new ManifestError('the manifest is not a map');
+  const fields = new Map<string, MsgValue>();
+  let archives: { body: Buffer; count: number } | null = null;
+  let pos = top[1];
+  for (let i = 0; i < top[0]; i++) {
+    const keyEnd = skipValues(plain, pos);
+    const k = strAt(plain, pos);
+    const name = k ? plain.toString('latin1', k[0], k[1]) : null;
+    const valueEnd = skipValues(plain, keyEnd);
+    if (name === 'archives') {
+      const map = mapAt(plain, keyEnd);
+      if (!map) throw new ManifestError('the manifest has no archive list');
+      archives = { body: plain.subarray(map[1], valueEnd), count: map[0] };
+    } else if (name !== null) fields.set(name, decode(plain, keyEnd, valueEnd));
+    pos = valueEnd;
   }
+  const version = fields.get('version');
+  if (version !== 1 && version !== 2) throw new ManifestError('the manifest has an unknown version');
+  const timestamp = text(fields.get('timestamp'));
+  if (timestamp === null) throw new ManifestError('the manifest has no timestamp');
+  if (!archives) throw new ManifestError('the manifest has no archive list');
   let tam: Manifest['tam'] = 'missing';
-  const t = m.get('tam');
+  const t = fields.get('tam');
   if (t instanceof MsgMap) {
     const hmac = t.get('hmac');
     const salt = t.get('salt');
@@ -81,5 +115,5 @@ export function parseManifest(plain: Buffer, key: BorgKey | null, checkTam: bool
       tam = timingSafeEqual(expected, hmac) ? 'ok' : 'invalid';
     }
   }
-  return { version, timestamp, archives, tam };
+  return { version, timestamp, archivesBody: archives.body, archiveCount: archives.count, tam };
 }

@@ -1,23 +1,16 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { afterAll, expect, test } from 'vitest';
 
+import { objectId, segmentEntry } from './segment-fixture.js';
 import { COMMIT_ENTRY, SEGMENT_MAGIC, listSegments, readSegment } from './segments.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'segments-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function entry(tag: number, id: Buffer | null, data = Buffer.alloc(0)): Buffer {
-  const body = Buffer.concat([Buffer.alloc(5), id ?? Buffer.alloc(0), data]);
-  body.writeUInt32LE(body.length + 4, 0);
-  body[4] = tag;
-  const out = Buffer.concat([Buffer.alloc(4), body]);
-  out.writeUInt32LE(crc32(body), 0);
-  return out;
-}
-const id = (n: number) => Buffer.alloc(32, n);
+const entry = segmentEntry;
+const id = objectId;
 const MANIFEST = Buffer.alloc(32);
 
 test('entries of every size are read in order, across block boundaries, with data only where asked', async () => {

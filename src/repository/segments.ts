@@ -5,7 +5,7 @@
 // checked for every entry whose bytes were read whole (DELETE, COMMIT, PUTs whose data was
 // asked for). Never writes.
 
-import { readdirSync, statSync } from 'node:fs';
+import { closeSync, openSync, read, readdirSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -175,13 +175,15 @@ export async function readSegment(file: SegmentFile, wantData: (id: Buffer) => b
 
 /** Reads (and CRC-checks) the data of one PUT entry found earlier, e.g. from a cached walk. */
 export async function readPutData(file: SegmentFile, entry: { offset: number; size: number }): Promise<{ data: Buffer; crcOk: boolean }> {
-  const fh = await open(file.path, 'r');
+  // Opening and closing need no thread of their own (a system call each); only the read, which
+  // may wait for the disk, goes to the thread pool, so callers can have many in flight.
+  const fd = openSync(file.path, 'r');
   try {
     const whole = Buffer.alloc(entry.size);
-    const { bytesRead } = await fh.read(whole, 0, entry.size, entry.offset);
+    const bytesRead = await new Promise<number>((resolve, reject) => read(fd, whole, 0, entry.size, entry.offset, (error, n) => (error ? reject(error) : resolve(n))));
     if (bytesRead !== entry.size) return { data: whole.subarray(ID_HEADER, bytesRead), crcOk: false };
     return { data: whole.subarray(ID_HEADER), crcOk: crc32(whole.subarray(4)) === whole.readUInt32LE(0) };
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }

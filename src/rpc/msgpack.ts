@@ -186,6 +186,64 @@ export function scanFrame(buf: Uint8Array, start: number, limits: UnpackLimits):
   return { kind: 'complete', end: pos };
 }
 
+/**
+ * The offset just past `count` values starting at `pos`, in a buffer scanFrame() accepted: a
+ * walk that allocates nothing (a container adds its children to the count still owed).
+ */
+export function skipValues(buf: Uint8Array, pos: number, count = 1): number {
+  let owed = count;
+  while (owed > 0) {
+    owed--;
+    const b = buf[pos];
+    if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) pos += 1;
+    else if (b >= 0xa0 && b <= 0xbf) pos += 1 + (b & 0x1f);
+    else if (b >= 0x90 && b <= 0x9f) {
+      owed += b & 0x0f;
+      pos += 1;
+    } else if (b >= 0x80 && b <= 0x8f) {
+      owed += 2 * (b & 0x0f);
+      pos += 1;
+    } else {
+      switch (b) {
+        case 0xcc: case 0xd0: pos += 2; break;
+        case 0xcd: case 0xd1: pos += 3; break;
+        case 0xce: case 0xd2: case 0xca: pos += 5; break;
+        case 0xcf: case 0xd3: case 0xcb: pos += 9; break;
+        case 0xd9: pos += 2 + buf[pos + 1]; break;
+        case 0xda: pos += 3 + ((buf[pos + 1] << 8) | buf[pos + 2]); break;
+        case 0xdb: pos += 5 + readU32(buf, pos + 1); break;
+        case 0xdc: owed += (buf[pos + 1] << 8) | buf[pos + 2]; pos += 3; break;
+        case 0xdd: owed += readU32(buf, pos + 1); pos += 5; break;
+        case 0xde: owed += 2 * ((buf[pos + 1] << 8) | buf[pos + 2]); pos += 3; break;
+        case 0xdf: owed += 2 * readU32(buf, pos + 1); pos += 5; break;
+        default: throw new FrameError(`unsupported msgpack type 0x${b.toString(16)}`);
+      }
+    }
+  }
+  return pos;
+}
+
+const readU32 = (buf: Uint8Array, at: number): number => buf[at] * 0x1000000 + ((buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]);
+
+/** The content of the str at `pos` ([start, end)), or null when the value there is no str. */
+export function strAt(buf: Uint8Array, pos: number): [number, number] | null {
+  const b = buf[pos];
+  if (b >= 0xa0 && b <= 0xbf) return [pos + 1, pos + 1 + (b & 0x1f)];
+  if (b === 0xd9) return [pos + 2, pos + 2 + buf[pos + 1]];
+  if (b === 0xda) return [pos + 3, pos + 3 + ((buf[pos + 1] << 8) | buf[pos + 2])];
+  if (b === 0xdb) return [pos + 5, pos + 5 + readU32(buf, pos + 1)];
+  return null;
+}
+
+/** The number of entries of the map at `pos` and the offset of its first key, or null when it is no map. */
+export function mapAt(buf: Uint8Array, pos: number): [count: number, first: number] | null {
+  const b = buf[pos];
+  if (b >= 0x80 && b <= 0x8f) return [b & 0x0f, pos + 1];
+  if (b === 0xde) return [(buf[pos + 1] << 8) | buf[pos + 2], pos + 3];
+  if (b === 0xdf) return [readU32(buf, pos + 1), pos + 5];
+  return null;
+}
+
 /** Decodes one value that scanFrame() accepted. Strings are views into `buf`, not copies. */
 export function decode(buf: Buffer, start = 0, end = buf.length): MsgValue {
   const d = new Decoder(buf, start, end);
