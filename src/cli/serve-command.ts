@@ -1,12 +1,17 @@
-// `borgkeep serve`: the long-running server. Today the embedded SSH gateway: borg clients connect
-// to ssh://borg@HOST:2222/./REPO with no sshd set-up. Host keys are created on first start and
-// their fingerprints printed, so users can check them. Structured logs (pino, JSON lines) go to
-// stdout after the start-up lines. SIGTERM or SIGINT: stop accepting, let running sessions finish
-// for the grace period, then end them so borg rolls back what is not committed.
+// `borgkeep serve`: the long-running server. The embedded SSH gateway (borg clients connect to
+// ssh://borg@HOST:2222/./REPO with no sshd set-up) and the HTTP API (src/api, on --http-listen,
+// HTTPS with --tls-cert/--tls-key). Host keys are created on first start and their fingerprints
+// printed, so users can check them. On a store without users, the first start creates `admin`
+// and prints its one-time password here, on stdout, never through the logger. Structured logs
+// (pino, JSON lines) go to stdout after the start-up lines. SIGTERM or SIGINT: stop accepting,
+// let running sessions finish for the grace period, then end them so borg rolls back what is not
+// committed; the API closes its connections at once.
 
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 
+import type { ApiServer } from '../api/api-server.js';
 import { BorgkeepError } from '../errors.js';
 import type { ServeConfig } from '../gateway/serve-config.js';
 import { isLocalProcessAlive, type CliContext } from './cli-context.js';
@@ -20,12 +25,15 @@ interface ServeFlags {
   loginGrace?: string;
   idleTimeout?: string;
   shutdownGrace?: string;
+  httpListen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export function registerServeCommand(program: Command, ctx: CliContext): void {
   program
     .command('serve')
-    .description('run the server: the embedded SSH gateway for borg clients')
+    .description('run the server: the embedded SSH gateway for borg clients and the HTTP API')
     .option('--ssh-listen <host:port>', 'address of the SSH gateway (env BORGKEEP_SSH_LISTEN, default 0.0.0.0:2222)')
     .option('--ssh-user <name>', 'SSH user name borg clients log in as (env BORGKEEP_SSH_USER, default borg)')
     .option('--max-sessions <n>', 'guarded sessions at once over all keys (default 100)')
@@ -34,6 +42,9 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--login-grace <seconds>', 'time a connection has to authenticate (default 30)')
     .option('--idle-timeout <seconds>', 'a connection running no session is closed after this (default 60)')
     .option('--shutdown-grace <seconds>', 'on SIGTERM, how long running sessions may go on (default 30)')
+    .option('--http-listen <host:port>', 'address of the HTTP API (env BORGKEEP_HTTP_LISTEN, default 127.0.0.1:8080)')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (env BORGKEEP_TLS_CERT; needs --tls-key)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert (env BORGKEEP_TLS_KEY)')
     .action(async (flags: ServeFlags) => {
       const { parseServeConfig } = await import('../gateway/serve-config.js');
       const config = parseServeConfig(
@@ -46,6 +57,9 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           loginGraceSeconds: flags.loginGrace,
           idleSeconds: flags.idleTimeout,
           shutdownGraceSeconds: flags.shutdownGrace,
+          httpListen: flags.httpListen,
+          tlsCert: flags.tlsCert,
+          tlsKey: flags.tlsKey,
         },
         process.env,
       );
@@ -67,6 +81,8 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
   // Only the server needs these two; the forced command starts without them.
   const [{ default: ssh2 }, { default: pino }] = await Promise.all([import('ssh2'), import('pino')]);
 
+  // Unreadable TLS files are refused before anything listens.
+  const tls = config.tlsCert && config.tlsKey ? { cert: readPem(config.tlsCert, '--tls-cert'), key: readPem(config.tlsKey, '--tls-key') } : null;
   const dataDir = ctx.getDataDir();
   const paths = dataDirPaths(dataDir);
   const store = await openStore({ dataDir });
@@ -92,17 +108,28 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       log,
       ssh2: { Server: ssh2.Server, parseKey: ssh2.utils.parseKey },
     });
-    const bound = await gateway.listen(config.sshListen.host, config.sshListen.port).catch((error: NodeJS.ErrnoException) => {
-      const where = `${config.sshListen.host}:${config.sshListen.port}`;
-      throw new BorgkeepError(
-        'BK_ERR_INVALID_INPUT',
-        error.code === 'EADDRINUSE'
-          ? `cannot listen on ${where}: the address is in use (another borgkeep or sshd?); choose another with --ssh-listen`
-          : error.code === 'EACCES'
-            ? `cannot listen on ${where}: permission denied (ports below 1024 need root); choose another with --ssh-listen`
-            : `cannot listen on ${where}: ${error.message}`,
-      );
-    });
+    const bound = await gateway.listen(config.sshListen.host, config.sshListen.port).catch(listenError(config.sshListen, '--ssh-listen', 'sshd'));
+
+    // Anything failing from here on must close the gateway, or the process would never exit.
+    let api: ApiServer | undefined;
+    let http: { url: string };
+    let firstAdmin: { name: string; password: string } | null;
+    try {
+      const [{ createApiServer }, { createPasswordHasher }, { ensureFirstAdmin }] = await Promise.all([
+        import('../api/api-server.js'),
+        import('../api/auth/passwords.js'),
+        import('../api/first-run.js'),
+      ]);
+      const passwords = await createPasswordHasher();
+      firstAdmin = await ensureFirstAdmin(store, passwords);
+      api = createApiServer({ store, passwords, tls, logger: log });
+      http = await api.listen(config.httpListen.host, config.httpListen.port).catch(listenError(config.httpListen, '--http-listen', 'web server'));
+    } catch (error) {
+      await api?.close().catch(() => undefined);
+      await gateway.close(0);
+      throw error;
+    }
+    const apiServer: ApiServer = api;
 
     const shownHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
     const hostForUrl = bound.host === '0.0.0.0' || bound.host === '::' ? 'HOST' : shownHost;
@@ -113,6 +140,14 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       ...hostKeys.map((k) => `  ${k.fingerprint} (${k.type})`),
       `ssh gateway listening on ${shownHost}:${bound.port}`,
       `clients use: borg init -e repokey ssh://${config.sshUser}@${hostForUrl}:${bound.port}/./REPO`,
+      `HTTP API listening on ${http.url}/api/v1 (OpenAPI document: ${http.url}/api/v1/openapi.json)`,
+      ...(firstAdmin
+        ? [
+            `created the console user '${firstAdmin.name}' (role admin) with this one-time password, shown only now:`,
+            `  ${firstAdmin.password}`,
+            `log in and change it (POST /api/v1/me/password), or set one with: borgkeep user passwd ${firstAdmin.name}`,
+          ]
+        : []),
     ];
     ctx.out.line(lines.join('\n'));
 
@@ -120,12 +155,34 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       const onSignal = (signal: NodeJS.Signals): void => {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
         log.info({ event: 'shutdown', signal, sessions: gateway.sessionCount(), graceSeconds: config.shutdownGraceSeconds }, 'stopping');
-        void gateway.close(config.shutdownGraceSeconds * 1000).then(resolve, resolve);
+        void Promise.allSettled([gateway.close(config.shutdownGraceSeconds * 1000), apiServer.close()]).then(() => resolve());
       };
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
     });
     log.info({ event: 'stopped' }, 'borgkeep serve stopped');
   } finally {
     await store.close();
+  }
+}
+
+function listenError(address: { host: string; port: number }, flag: string, other: string) {
+  return (error: NodeJS.ErrnoException): never => {
+    const where = `${address.host}:${address.port}`;
+    throw new BorgkeepError(
+      'BK_ERR_INVALID_INPUT',
+      error.code === 'EADDRINUSE'
+        ? `cannot listen on ${where}: the address is in use (another borgkeep or ${other}?); choose another with ${flag}`
+        : error.code === 'EACCES'
+          ? `cannot listen on ${where}: permission denied (ports below 1024 need root); choose another with ${flag}`
+          : `cannot listen on ${where}: ${error.message}`,
+    );
+  };
+}
+
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `${flag}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'there is no such file' : (error as Error).message}`);
   }
 }

@@ -24,3 +24,12 @@ test('a bad value is one sentence naming the flag', () => {
   expect(() => parseServeConfig({ maxSessionsPerKey: 'many' }, {})).toThrow(/^--max-sessions-per-key: /);
   expect(() => parseServeConfig({ sshUser: 'Root; rm' }, {})).toThrow(/^--ssh-user: is not a user name/);
 });
+
+test('the HTTP API listens on loopback port 8080 unless told otherwise; TLS needs both files', () => {
+  expect(parseServeConfig({}, {}).httpListen).toEqual({ host: '127.0.0.1', port: 8080 });
+  expect(parseServeConfig({}, { BORGKEEP_HTTP_LISTEN: '[::]:8443' }).httpListen).toEqual({ host: '::', port: 8443 });
+  expect(parseServeConfig({ httpListen: '0.0.0.0:9000' }, { BORGKEEP_HTTP_LISTEN: '[::]:8443' }).httpListen).toEqual({ host: '0.0.0.0', port: 9000 });
+  expect(() => parseServeConfig({ httpListen: 'web' }, {})).toThrow(/^--http-listen: 'web' is not HOST:PORT/);
+  expect(() => parseServeConfig({ tlsCert: 'cert.pem' }, {})).toThrow(/^give --tls-cert and --tls-key together$/);
+  expect(parseServeConfig({ tlsCert: 'c.pem' }, { BORGKEEP_TLS_KEY: 'k.pem' })).toMatchObject({ tlsCert: 'c.pem', tlsKey: 'k.pem' });
+});

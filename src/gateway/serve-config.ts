@@ -19,7 +19,10 @@ const listenAddress = z.string().transform((text, ctx) => {
 
 const count = (min: number) => z.coerce.number().int().min(min);
 
-export const serveConfigSchema = z.object({
+const filePath = z.string().min(1, 'needs a file name');
+
+export const serveConfigSchema = z
+  .object({
   sshListen: listenAddress.describe('where the embedded SSH gateway listens (--ssh-listen, BORGKEEP_SSH_LISTEN)').prefault('0.0.0.0:2222'),
   sshUser: z
     .string()
@@ -36,7 +39,16 @@ export const serveConfigSchema = z.object({
   shutdownGraceSeconds: count(0)
     .describe('on SIGTERM, how long running sessions may go on before they are ended and rolled back (--shutdown-grace)')
     .default(30),
-});
+  httpListen: listenAddress
+    .describe('where the HTTP API and console listen (--http-listen, BORGKEEP_HTTP_LISTEN); loopback by default, put TLS or a proxy in front before opening it up')
+    .prefault('127.0.0.1:8080'),
+  tlsCert: filePath.describe('PEM certificate (chain) for HTTPS (--tls-cert, BORGKEEP_TLS_CERT); with --tls-key').optional(),
+  tlsKey: filePath.describe('PEM private key for HTTPS (--tls-key, BORGKEEP_TLS_KEY); with --tls-cert').optional(),
+})
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
+    message: 'give --tls-cert and --tls-key together',
+    path: ['tlsCert'],
+  });
 
 export type ServeConfig = z.output<typeof serveConfigSchema>;
 
@@ -50,6 +62,9 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   loginGraceSeconds: '--login-grace',
   idleSeconds: '--idle-timeout',
   shutdownGraceSeconds: '--shutdown-grace',
+  httpListen: '--http-listen',
+  tlsCert: '--tls-cert',
+  tlsKey: '--tls-key',
 };
 
 export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string>>, env: NodeJS.ProcessEnv): ServeConfig {
@@ -57,11 +72,15 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
     ...flags,
     sshListen: flags.sshListen ?? env.BORGKEEP_SSH_LISTEN,
     sshUser: flags.sshUser ?? env.BORGKEEP_SSH_USER,
+    httpListen: flags.httpListen ?? env.BORGKEEP_HTTP_LISTEN,
+    tlsCert: flags.tlsCert ?? env.BORGKEEP_TLS_CERT,
+    tlsKey: flags.tlsKey ?? env.BORGKEEP_TLS_KEY,
   };
   const parsed = serveConfigSchema.safeParse(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)));
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const field = String(issue.path[0]) as keyof ServeConfig;
   const message = issue.code === 'custom' ? issue.message : `${issue.message.replace(/^Invalid input: /, '')}`;
+  if (message === 'give --tls-cert and --tls-key together') throw invalidInput(message);
   throw invalidInput(`${FLAGS[field] ?? field}: ${message}`);
 }
