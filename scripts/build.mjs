@@ -5,7 +5,7 @@
 // start-up time of `borgkeep borg-serve` (measured: 0.17 s -> 0.09 s wall). better-sqlite3, ssh2
 // and pino stay outside (native addons, worker files).
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,10 +18,9 @@ export async function build() {
   const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) return 'the TypeScript build failed; see the errors above';
   const esbuild = await import('esbuild');
-  // Chunk names carry a hash: drop the last build's, or they pile up.
-  rmSync(join(root, 'dist', 'cli', 'chunks'), { recursive: true, force: true });
+  let result;
   try {
-    await esbuild.build({
+    result = await esbuild.build({
       absWorkingDir: root,
       entryPoints: { borgkeep: 'src/cli/main.ts' },
       outdir: 'dist/cli',
@@ -40,12 +39,41 @@ export async function build() {
       logLevel: 'warning',
       // Bundled CommonJS dependencies call require() for node's own modules.
       banner: { js: "import { createRequire as __borgkeepRequire } from 'node:module'; const require = __borgkeepRequire(import.meta.url);" },
+      write: false,
     });
   } catch {
     return 'bundling the CLI failed; see the errors above';
   }
+  writeOutput(result.outputFiles);
   return null;
 }
+
+/**
+ * Writes the bundle so that a borgkeep process running meanwhile (a backup session, the server,
+ * a test) never finds its entry file naming a chunk that is not there: the chunks first (their
+ * names carry a hash of their content), then the entry file by rename, then chunks of earlier
+ * builds, once they are old enough that no process started before can still be loading them.
+ */
+function writeOutput(files) {
+  const chunksDir = join(root, 'dist', 'cli', 'chunks');
+  mkdirSync(chunksDir, { recursive: true });
+  const put = (f) => {
+    writeFileSync(`${f.path}.tmp-${process.pid}`, f.contents);
+    renameSync(`${f.path}.tmp-${process.pid}`, f.path);
+  };
+  const chunks = files.filter((f) => dirname(f.path) === chunksDir);
+  chunks.forEach(put);
+  files.filter((f) => dirname(f.path) !== chunksDir).forEach(put);
+  const written = new Set(chunks.map((f) => f.path));
+  const stale = Date.now() - STALE_CHUNK_MS;
+  for (const name of readdirSync(chunksDir)) {
+    const path = join(chunksDir, name);
+    if (!written.has(path) && statSync(path).mtimeMs < stale) rmSync(path, { force: true });
+  }
+}
+
+/** Chunks of an earlier build are removed once they are this old. */
+const STALE_CHUNK_MS = 10 * 60 * 1000;
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const error = await build();

@@ -113,7 +113,9 @@ export function unlockKey(blobBase64: string, passphrase: string, repositoryId: 
 async function blake2b256(...parts: Buffer[]): Promise<Buffer> {
   // Loaded on first use: the WebAssembly of hash-wasm is most of the audit's code, and only the
   // BLAKE2 modes need it.
-  const { createBLAKE2b } = await import('hash-wasm');
+  // (From the bundle it is loaded as CommonJS: its exports are then under `default`.)
+  const mod: typeof import('hash-wasm') & { default?: typeof import('hash-wasm') } = await import('hash-wasm');
+  const createBLAKE2b = mod.createBLAKE2b ?? mod.default?.createBLAKE2b;
   const h = await createBLAKE2b(256);
   h.init();
   for (const p of parts) h.update(p);
