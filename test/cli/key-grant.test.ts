@@ -1,7 +1,7 @@
 // `borgkeep key ...`, `grant` and `revoke` end to end through the built CLI, with real
 // ssh-keygen keys.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSandbox, expectOneSentence, type CliSandbox } from './cli-harness.js';
@@ -103,12 +103,33 @@ describe('borgkeep grant and revoke', () => {
 });
 
 describe('borgkeep user', () => {
-  it('adds users and lists them', async () => {
-    expect(await cli.ok(['user', 'add', 'alice', '--role', 'admin'])).toBe(
-      "added user 'alice' (id 1) as admin; it has no password yet.\n",
-    );
+  it('adds users with a generated password printed once, or one from a file, lists them, sets passwords', async () => {
+    const added = await cli.ok(['user', 'add', 'alice', '--role', 'admin']);
+    const password = /^added user 'alice' \(id 1\) as admin\.\nIts password, shown only now: ([A-Za-z0-9_-]{20})\n$/.exec(added)?.[1];
+    expect(password).toBeDefined();
     expect((await cli.json(['user', 'list'])).users).toEqual([
-      { id: 1, name: 'alice', role: 'admin', hasPassword: false, createdAt: expect.any(String) },
+      { id: 1, name: 'alice', role: 'admin', hasPassword: true, totpEnabled: false, createdAt: expect.any(String) },
     ]);
+    const file = join(cli.root, 'pw.txt');
+    writeFileSync(file, 'bobs long password\nignored second line\n');
+    expect(await cli.ok(['user', 'add', 'bob', '--role', 'viewer', '--password-file', file])).toBe("added user 'bob' (id 2) as viewer.\n");
+    expect(await cli.ok(['user', 'passwd', 'bob', '--password-file', file])).toBe("set the password of 'bob'; their console sessions have ended.\n");
+    expect(await cli.ok(['user', 'passwd', 'alice'])).toMatch(/^set the password of 'alice'; their console sessions have ended\.\nThe new password, shown only now: [A-Za-z0-9_-]{20}\n$/);
+
+    // The stored hash is argon2id and verifies the file's password.
+    const { openStore } = await import('../../src/store/database.js');
+    const { createPasswordHasher } = await import('../../src/api/auth/passwords.js');
+    const store = await openStore({ dataDir: cli.dataDir });
+    try {
+      const bob = await store.findUserCredentials('bob');
+      expect(bob?.passwordHash).toMatch(/^\$argon2id\$/);
+      expect(await (await createPasswordHasher()).verify(bob!.passwordHash!, 'bobs long password')).toBe(true);
+    } finally {
+      await store.close();
+    }
+    writeFileSync(file, 'short\n');
+    expectOneSentence(await cli.run(['user', 'add', 'carol', '--role', 'viewer', '--password-file', file]), 'a password needs at least 10 characters');
+    expectOneSentence(await cli.run(['user', 'add', 'carol', '--role', 'viewer', '--password-file', join(cli.root, 'none')]), `cannot read the password file ${join(cli.root, 'none')}: there is no such file`);
+    expectOneSentence(await cli.run(['user', 'passwd', 'nobody']), "no user named 'nobody'");
   });
 });
