@@ -5,7 +5,7 @@
 // without the SSH gateway. This file wires; it holds no business logic.
 
 import { parse as parseCookies } from 'cookie';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { BorgkeepError } from '../errors.js';
 import type { Store } from '../store/database.js';
 import { createAuthenticator, roleAtLeast, SESSION_COOKIE, CSRF_HEADER, type AuthSettings, type Authenticator, type Principal } from './auth/authenticator.js';
@@ -109,7 +109,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     const path = request.url.split('?')[0];
     void reply.code(404).send({ code: 'BK_ERR_NOT_FOUND', message: `there is no API endpoint ${request.method} ${path}` });
   });
-  // JSON only; an empty body on a route without one is fine.
+  // API answers are personal: never cached, never content-sniffed.
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
@@ -190,4 +190,3 @@ function parse<T>(part: InputPart, schema: { safeParse(v: unknown): { success: t
   return result.data;
 }
 
-export type { FastifyReply };

@@ -5,7 +5,7 @@
 // The passphrase and key file are used for this one audit and never stored or logged.
 
 import { join } from 'node:path';
-import type { AuditReport } from '../../audit/audit.js';
+import type { Attribution, AuditReport } from '../../audit/audit.js';
 import { BorgkeepError } from '../../errors.js';
 import type { Store } from '../../store/database.js';
 
@@ -14,7 +14,7 @@ export interface AuditFeatureDeps {
     repoPath: string;
     passphrase: string | null;
     keyFile: string | null;
-    attributions: readonly { borgTransactionId: number; sessionId: number; keyName: string | null; role: any; at: Date }[];
+    attributions: readonly Attribution[];
     cachePath: string | null;
   }) => Promise<AuditReport & { mode?: unknown; locked: boolean }>;
   /** The id of the newest committed transaction on disk, or null for none; throws when there is no history. */
@@ -22,8 +22,6 @@ export interface AuditFeatureDeps {
 }
 
 type AuditStore = Pick<Store, 'paths' | 'getRepository' | 'listCommittedTransactions' | 'recordEvent' | 'listEvents' | 'compactionGate' | 'lastAudit'>;
-
-export type StoredAuditReport = Omit<AuditReport, never> & { locked: boolean };
 
 export function createAuditFeature(store: AuditStore, deps: Partial<AuditFeatureDeps>) {
   // src/audit is loaded on first use: most API requests never need it.
