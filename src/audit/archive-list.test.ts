@@ -11,8 +11,8 @@ const idFor = (s: string) => createHash('sha256').update(s).digest();
 /** A manifest plaintext as borg writes it (archives sorted by name, as its StableDict does, unless told otherwise). */
 function manifest(archives: Archive[], sorted = true): Buffer {
   const list = sorted ? [...archives].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) : archives;
-  const entries = list.map(([name, id]): [string, MsgMap] => [name, MsgMap.of([['id', idFor(id)], ['time', '2026-11-23T10:00:00.000000']])]);
-  return encode(MsgMap.of([['version', 1], ['timestamp', '2026-11-23T10:00:00.000000'], ['config', MsgMap.of([])], ['archives', MsgMap.of(entries)]]));
+  const entries = list.map(([name, id]): [string, MsgMap] => [name, MsgMap.of([['id', idFor(id)], ['time', Buffer.from('2026-11-23T10:00:00.000000')]])]);
+  return encode(MsgMap.of([['version', 1], ['timestamp', Buffer.from('2026-11-23T10:00:00.000000')], ['config', MsgMap.of([])], ['archives', MsgMap.of(entries)]]));
 }
 const parse = (archives: Archive[], sorted = true) => parseManifest(manifest(archives, sorted), null, false);
 
@@ -70,7 +70,7 @@ test('names that are not UTF-8 are kept apart by their bytes and shown as borg s
   const list = createArchiveList(true);
   const raw = (bytes: number[]) => Buffer.from(bytes);
   const plain = (names: Buffer[]) =>
-    encode(MsgMap.of([['version', 1], ['timestamp', 't'], ['archives', new MsgMap(names.map((n, k) => [n, MsgMap.of([['id', idFor(String(k))], ['time', 't']])]))]]));
+    encode(MsgMap.of([['version', 1], ['timestamp', Buffer.from('t')], ['archives', new MsgMap(names.map((n, k) => [n, MsgMap.of([['id', idFor(String(k))], ['time', Buffer.from('t')]])]))]]));
   list.advance(parseManifest(plain([raw([0x61, 0xff])]), null, false));
   const diff = list.advance(parseManifest(plain([raw([0x61, 0xff]), raw([0x61, 0xfe])]), null, false));
   expect(diff?.added).toEqual(['a\ufffd']);

@@ -45,6 +45,8 @@ import { createStderrScrubber, createTextScrubber } from './stderr-scrubber.js';
 export const DENIED_CLASS = 'PermissionDenied';
 const INTERNAL_MSGID_BASE = -1;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** How often a running session writes its byte counts to the ledger. */
+export const PROGRESS_INTERVAL_MS = 2000;
 
 export interface GuardDeps {
   readonly store: GuardStore;
@@ -606,6 +608,24 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     lastMethod = req.method;
   };
 
+  // --- progress in the ledger ------------------------------------------------------------------
+  // The bytes so far, written every PROGRESS_INTERVAL_MS while data flows, so the console shows a
+  // running backup's progress also when it runs in another process (sshd's forced command).
+  // One write at a time, never queued up behind a slow database.
+  let lastProgress = now().getTime();
+  let progressWrite: Promise<void> | null = null;
+  const reportProgress = (): void => {
+    const at = now().getTime();
+    if (progressWrite || at - lastProgress < PROGRESS_INTERVAL_MS) return;
+    lastProgress = at;
+    progressWrite = store
+      .updateSession(sessionId, { bytesIn, bytesOut })
+      .catch(() => undefined) // progress only: the session's end writes the totals
+      .finally(() => {
+        progressWrite = null;
+      });
+  };
+
   // --- the client stream -----------------------------------------------------------------------
   const splitter = createFrameSplitter(SERVER_LIMITS);
   const onStop = (): void => {
@@ -619,6 +639,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       bytesIn += chunk.length;
       for (const frame of splitter.push(chunk)) await handleFrame(frame);
       if (endCause) break;
+      reportProgress();
     }
     if (splitter.pendingBytes > 0 && !endCause) {
       endCause = new SessionEnd('aborted', 'the client went away in the middle of a message');
@@ -679,6 +700,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     if (notInitialised) detail = 'the repository is not initialised yet (borg init with a full key creates it)';
   }
   await Promise.all(ledgerWrites);
+  await progressWrite; // before the totals, which it must not overwrite
   await store.endSession(sessionId, { endedAt: now(), result, detail, bytesIn, bytesOut });
   return { sessionId, result, detail };
 }

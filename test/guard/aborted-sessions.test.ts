@@ -13,6 +13,7 @@ import { waitForSession } from '../helpers/ledger-wait.js';
 interface LedgerSession {
   id: number;
   result: string;
+  bytesIn: number;
   detail: string | null;
   pid: number | null;
   transactions: Array<{ state: string }>;
@@ -45,8 +46,8 @@ describe('sessions that end badly', () => {
   afterAll(() => env?.cleanup());
 
   /** Starts a slow backup (rate-limited upload) and returns the running borg client. */
-  function slowBackup(name: string) {
-    return spawn('borg', ['create', '--upload-ratelimit', '2048', '--compression', 'none', `${env.url('main')}::${name}`, big], {
+  function slowBackup(name: string, source = big) {
+    return spawn('borg', ['create', '--upload-ratelimit', '2048', '--compression', 'none', `${env.url('main')}::${name}`, source], {
       env: env.borgEnv('laptop'),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -54,6 +55,23 @@ describe('sessions that end badly', () => {
 
   const waitForOpenSession = () => waitForSession(ledger, (all) => all.find((s) => s.result === 'open'), 'an open session');
   const waitUntilClosed = (id: number) => waitForSession(ledger, (all) => all.find((s) => s.id === id && s.result !== 'open'), `session ${id} closed`);
+
+  test('a running backup writes its progress to the ledger while it runs, and its totals at the end', async () => {
+    // Data of its own: the other tests need backups of `big` that are still slow (not deduplicated).
+    const own = join(env.root, 'watched');
+    mkdirSync(own);
+    writeFileSync(join(own, 'random.bin'), randomBytes(12 * 1024 * 1024));
+    const client = slowBackup('watched', own);
+    const exited = new Promise<number | null>((resolve) => client.on('exit', resolve));
+    // 12 MiB at 2 MiB/s: several progress writes (every 2 s) before the end.
+    const running = await waitForSession(ledger, (all) => all.find((s) => s.result === 'open' && s.bytesIn > 1024 * 1024), 'an open session with bytes in');
+    const later = await waitForSession(ledger, (all) => all.find((s) => s.id === running.id && s.result === 'open' && s.bytesIn > running.bytesIn), 'more bytes in the same session');
+    expect(await exited).toBe(0);
+    const done = await waitUntilClosed(running.id);
+    expect(done.result).toBe('ok');
+    expect(done.bytesIn).toBeGreaterThan(12 * 1024 * 1024);
+    expect(done.bytesIn).toBeGreaterThan(later.bytesIn);
+  });
 
   test('a client killed with SIGKILL mid-backup: session aborted, nothing committed, repository checks clean', async () => {
     const before = await archives();
