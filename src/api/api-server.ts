@@ -12,10 +12,12 @@ import { createAuthenticator, roleAtLeast, SESSION_COOKIE, CSRF_HEADER, type Aut
 import type { PasswordHasher } from './auth/passwords.js';
 import { toApiError, zodInputError, type InputPart } from './api-errors.js';
 import { createAuditFeature, type AuditFeatureDeps } from './features/audits.js';
+import { createLiveEvents } from './features/live-events.js';
 import { createRepositorySizer } from './features/repository-size.js';
 import { buildOpenApiDocument } from './openapi.js';
 import type { ApiRoute } from './route.js';
 import { auditRoutes } from './routes/audit-routes.js';
+import { createEventStreams } from './routes/event-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { ledgerRoutes } from './routes/ledger-routes.js';
@@ -44,6 +46,8 @@ export interface ApiDeps {
   sizeOf?: (path: string) => Promise<number | null>;
   /** Validate every response against its documented schema (tests): a mismatch is a 500. */
   checkResponses?: boolean;
+  /** Live events: how often the ledger is looked at, and the streams' heartbeat (tests shorten them). */
+  live?: { pollMs?: number; heartbeatMs?: number };
 }
 
 /** What route factories get. */
@@ -90,6 +94,9 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...ledgerRoutes(ctx),
     ...auditRoutes(ctx),
   ];
+  const liveHub = createLiveEvents({ store: deps.store, ...(deps.live?.pollMs && { pollMs: deps.live.pollMs }), onError: (err) => app.log.error({ err }, 'live events: reading the ledger failed') });
+  const eventStreams = createEventStreams(ctx, liveHub, { ...(deps.live?.heartbeatMs && { heartbeatMs: deps.live.heartbeatMs }) });
+  routes.push(...eventStreams.routes);
 
   const app = Fastify({
     ...(deps.tls ? { https: { cert: deps.tls.cert, key: deps.tls.key } } : {}),
@@ -100,6 +107,8 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     return503OnClosing: true,
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
+  // Open event streams end first, so closing never waits on a browser.
+  app.addHook('preClose', async () => eventStreams.close('the server is shutting down'));
   app.setErrorHandler((error, request, reply) => {
     const { status, body, internal } = toApiError(error);
     if (internal) request.log.error({ err: error, url: request.url, method: request.method }, 'internal error in an API request');

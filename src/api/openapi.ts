@@ -57,7 +57,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], prefix: string
       ...(parameters.length > 0 && { parameters }),
       ...(route.body && { requestBody: { required: true, content: { 'application/json': { schema: toSchema(route.body, 'input') } } } }),
       responses: {
-        [status]: status === '204' ? { description: 'done' } : { description: 'success', content: { 'application/json': { schema: route.response ? toSchema(route.response, 'output') : {} } } },
+        [status]: status === '204' ? { description: 'done' } : { description: 'success', content: { [route.contentType ?? 'application/json']: { schema: route.response ? toSchema(route.response, 'output') : {} } } },
         ...Object.fromEntries(
           [...errorStatuses].sort().map((s) => [String(s), { description: errorDescription(s), content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
         ),

@@ -35,6 +35,8 @@ export interface ApiRoute<P = any, Q = any, B = any> {
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
   response?: z.ZodType;
+  /** Of the success response; default application/json. A text/event-stream handler writes the stream itself. */
+  contentType?: 'application/json' | 'text/event-stream';
   /** Success status; 204 routes return undefined. Default 200. */
   status?: 200 | 201 | 204;
   handler(input: HandlerInput<P, Q, B>): Promise<unknown>;

@@ -79,7 +79,22 @@ export interface LedgerStore
    * on host still runs (answer true when unsure). Returns how many sessions were closed.
    */
   closeStaleSessions(isAlive: (pid: number, host: string) => boolean): Promise<number>;
+  /** The newest session and denial ids (0 for none): where a live view starts looking. */
+  ledgerMarks(): Promise<LedgerMarks>;
+  /**
+   * For live views (the API's event stream), one look at what may have changed: sessions that
+   * are open, newer than `marks.sessionId`, or in `watchIds` (open at the previous look); and
+   * denials newer than `marks.denialId`. Two indexed queries, whatever the ledger's size.
+   */
+  ledgerChanges(marks: LedgerMarks, watchIds: readonly number[]): Promise<{ sessions: Session[]; denials: DenialWithNames[] }>;
 }
+
+export interface LedgerMarks {
+  sessionId: number;
+  denialId: number;
+}
+
+export type DenialWithNames = Denial & { keyName: string | null; repositoryName: string | null };
 
 export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
   const withDetails = async (sessions: Selectable<SessionsTable>[]): Promise<LedgerEntry[]> => {
@@ -285,6 +300,40 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
         .where('result', '=', 'open')
         .executeTakeFirst();
       return Number(updated.numUpdatedRows);
+    },
+
+    async ledgerMarks() {
+      const [s, d] = await Promise.all([
+        db.selectFrom('sessions').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst(),
+        db.selectFrom('denials').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst(),
+      ]);
+      return { sessionId: Number(s?.id ?? 0), denialId: Number(d?.id ?? 0) };
+    },
+
+    async ledgerChanges(marks, watchIds) {
+      // A UNION, not an OR: each part is a search of sessions_result_idx or the primary key
+      // whatever the table's statistics (SQLite picks a full scan for the OR without ANALYZE).
+      // Ids grow in commit order because SQLite has one writer at a time; a PostgreSQL store
+      // would need a change counter instead.
+      const part = () => db.selectFrom('sessions').selectAll();
+      let sessionQuery = part().where('result', '=', 'open').union(part().where('id', '>', marks.sessionId));
+      if (watchIds.length > 0) sessionQuery = sessionQuery.union(part().where('id', 'in', [...watchIds]));
+      const [sessionRows, denials] = await Promise.all([
+        sessionQuery.execute(),
+        db
+          .selectFrom('denials as d')
+          .leftJoin('sessions as s', 's.id', 'd.session_id')
+          .leftJoin('repositories as r', 'r.id', 'd.repository_id')
+          .selectAll('d')
+          .select(['s.key_name as key_name', (eb) => eb.fn.coalesce('s.repository_name', 'r.name').as('repository_name')])
+          .where('d.id', '>', marks.denialId)
+          .orderBy('d.id')
+          .execute(),
+      ]);
+      return {
+        sessions: sessionRows.sort((a, b) => a.id - b.id).map(toSession),
+        denials: denials.map((row) => ({ ...toDenial(row), keyName: row.key_name, repositoryName: row.repository_name })),
+      };
     },
   };
 }
