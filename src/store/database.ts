@@ -25,6 +25,7 @@ import { createGrantStore, type GrantStore } from './grant-store.js';
 import { createKeyStore, type KeyStore } from './key-store.js';
 import { createHistoryStore, type HistoryStore } from './history-store.js';
 import { createLedgerStore, type LedgerStore } from './ledger-store.js';
+import { createMonitoringStore, type MonitoringStore } from './monitoring-store.js';
 import { MIGRATIONS, migrationProvider } from './migrations.js';
 import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
 import type { Database } from './schema.js';
@@ -41,7 +42,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -128,6 +129,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createLedgerStore(deps),
     ...createHistoryStore(deps),
     ...createAuthStore(deps),
+    ...createMonitoringStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -212,11 +212,100 @@ const consoleAuth: Migration = {
   },
 };
 
+/**
+ * Monitoring and alerts: the channels alerts go to (mail, webhooks), the alerts themselves (one
+ * row per time a condition held: opened, notified, resolved), each delivery attempt, the
+ * scheduler's jobs with their last run, daily repository statistics, failed logins of known
+ * keys, and named settings (alert thresholds, the mail server) as JSON.
+ */
+const monitoring: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await withId(db, db.schema.createTable('alert_channels'))
+      .addColumn('name', 'text', (col) => col.notNull().unique())
+      .addColumn('kind', 'text', (col) => col.notNull())
+      // Mail: comma-separated addresses. Webhook: the URL.
+      .addColumn('target', 'text', (col) => col.notNull())
+      // Webhook: json (signed), slack, discord or text.
+      .addColumn('format', 'text')
+      // Webhook: the HMAC-SHA256 signing secret.
+      .addColumn('secret', 'text')
+      .addColumn('enabled', 'integer', (col) => col.notNull().defaultTo(1))
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .addCheckConstraint('alert_channels_kind_check', sql`kind in ('email', 'webhook')`)
+      .execute();
+
+    await withId(db, db.schema.createTable('alerts'))
+      .addColumn('key', 'text', (col) => col.notNull())
+      .addColumn('rule', 'text', (col) => col.notNull())
+      .addColumn('severity', 'text', (col) => col.notNull())
+      .addColumn('repository_id', 'integer', (col) => col.references('repositories.id').onDelete('set null'))
+      .addColumn('summary', 'text', (col) => col.notNull())
+      .addColumn('detail', 'text', (col) => col.notNull())
+      .addColumn('opened_at', 'text', (col) => col.notNull())
+      .addColumn('last_notified_at', 'text', (col) => col.notNull())
+      .addColumn('notifications', 'integer', (col) => col.notNull().defaultTo(1))
+      .addColumn('resolved_at', 'text')
+      .execute();
+    await db.schema.createIndex('alerts_open_idx').on('alerts').columns(['resolved_at', 'key']).execute();
+
+    await withId(db, db.schema.createTable('alert_deliveries'))
+      .addColumn('alert_id', 'integer', (col) => col.references('alerts.id').onDelete('cascade'))
+      .addColumn('channel_id', 'integer', (col) => col.references('alert_channels.id').onDelete('cascade'))
+      .addColumn('channel_name', 'text', (col) => col.notNull())
+      .addColumn('event', 'text', (col) => col.notNull())
+      .addColumn('state', 'text', (col) => col.notNull())
+      .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+      .addColumn('last_error', 'text')
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .addColumn('finished_at', 'text')
+      .execute();
+    await db.schema.createIndex('alert_deliveries_alert_idx').on('alert_deliveries').column('alert_id').execute();
+
+    await db.schema
+      .createTable('jobs')
+      .addColumn('name', 'text', (col) => col.primaryKey())
+      .addColumn('last_started_at', 'text')
+      .addColumn('last_finished_at', 'text')
+      .addColumn('last_result', 'text')
+      .addColumn('last_detail', 'text')
+      .execute();
+
+    await withId(db, db.schema.createTable('repository_stats'))
+      .addColumn('repository_id', 'integer', (col) => col.notNull().references('repositories.id').onDelete('cascade'))
+      .addColumn('at', 'text', (col) => col.notNull())
+      .addColumn('size_bytes', 'bigint', (col) => col.notNull())
+      .addColumn('objects', 'bigint')
+      // What compaction would free (borg's hints: the free space of each segment).
+      .addColumn('reclaimable_bytes', 'bigint')
+      .execute();
+    await db.schema.createIndex('repository_stats_repository_idx').on('repository_stats').columns(['repository_id', 'at']).execute();
+
+    await withId(db, db.schema.createTable('auth_failures'))
+      .addColumn('key_id', 'integer', (col) => col.references('ssh_keys.id').onDelete('cascade'))
+      .addColumn('address', 'text')
+      .addColumn('reason', 'text', (col) => col.notNull())
+      .addColumn('at', 'text', (col) => col.notNull())
+      .execute();
+    await db.schema.createIndex('auth_failures_at_idx').on('auth_failures').columns(['at']).execute();
+
+    await db.schema
+      .createTable('settings')
+      .addColumn('name', 'text', (col) => col.primaryKey())
+      .addColumn('value', 'text', (col) => col.notNull())
+      .addColumn('updated_at', 'text', (col) => col.notNull())
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    for (const table of ['settings', 'auth_failures', 'repository_stats', 'jobs', 'alert_deliveries', 'alerts', 'alert_channels']) await db.schema.dropTable(table).execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_repository_events': repositoryEvents,
   '0003_console_auth': consoleAuth,
+  '0004_monitoring': monitoring,
 };
 
 export const migrationProvider: MigrationProvider = {

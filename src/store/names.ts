@@ -7,10 +7,11 @@ import { invalidInput } from '../errors.js';
 export const NAME_MAX_LENGTH = 64;
 const NAME_CHARS = /^[A-Za-z0-9._-]+$/;
 
-export type NamedThing = 'repository' | 'key' | 'user' | 'token';
+export type NamedThing = 'repository' | 'key' | 'user' | 'token' | 'alert channel';
 
 export function checkName(thing: NamedThing, name: string): string {
-  if (name.length === 0) throw invalidInput(`a ${thing} name cannot be empty`);
+  const a = /^[aeiou]/.test(thing) ? 'an' : 'a';
+  if (name.length === 0) throw invalidInput(`${a} ${thing} name cannot be empty`);
   const shown = name.length > 80 ? `${name.slice(0, 80)}…` : name;
   if (name.length > NAME_MAX_LENGTH) {
     throw invalidInput(`the ${thing} name '${shown}' is longer than ${NAME_MAX_LENGTH} characters`);
@@ -19,7 +20,7 @@ export function checkName(thing: NamedThing, name: string): string {
     throw invalidInput(`the ${thing} name '${shown}' may only contain letters, digits, '.', '_' and '-'`);
   }
   if (name.startsWith('.') || name.startsWith('-')) {
-    throw invalidInput(`a ${thing} name cannot start with '.' or '-' ('${shown}')`);
+    throw invalidInput(`${a} ${thing} name cannot start with '.' or '-' ('${shown}')`);
   }
   // KEY on the command line is a name or an id; an all-digit name would be ambiguous.
   if (thing === 'key' && /^[0-9]+$/.test(name)) {

@@ -132,6 +132,76 @@ export interface ApiTokensTable {
   revoked_at: string | null;
 }
 
+export interface AlertChannelsTable {
+  id: Generated<number>;
+  name: string;
+  kind: string;
+  target: string;
+  format: string | null;
+  secret: string | null;
+  enabled: Generated<number>;
+  created_at: string;
+}
+
+export interface AlertsTable {
+  id: Generated<number>;
+  key: string;
+  rule: string;
+  severity: string;
+  repository_id: number | null;
+  summary: string;
+  detail: string;
+  opened_at: string;
+  last_notified_at: string;
+  notifications: Generated<number>;
+  resolved_at: string | null;
+}
+
+export interface AlertDeliveriesTable {
+  id: Generated<number>;
+  alert_id: number | null;
+  channel_id: number | null;
+  channel_name: string;
+  event: string;
+  state: string;
+  attempts: Generated<number>;
+  last_error: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface JobsTable {
+  name: string;
+  last_started_at: string | null;
+  last_finished_at: string | null;
+  last_result: string | null;
+  last_detail: string | null;
+}
+
+export interface RepositoryStatsTable {
+  id: Generated<number>;
+  repository_id: number;
+  at: string;
+  size_bytes: number;
+  objects: number | null;
+  reclaimable_bytes: number | null;
+}
+
+export interface AuthFailuresTable {
+  id: Generated<number>;
+  key_id: number | null;
+  address: string | null;
+  reason: string;
+  at: string;
+}
+
+export interface SettingsTable {
+  name: string;
+  /** JSON. */
+  value: string;
+  updated_at: string;
+}
+
 export interface Database {
   users: UsersTable;
   repositories: RepositoriesTable;
@@ -143,4 +213,11 @@ export interface Database {
   repository_events: RepositoryEventsTable;
   console_sessions: ConsoleSessionsTable;
   api_tokens: ApiTokensTable;
+  alert_channels: AlertChannelsTable;
+  alerts: AlertsTable;
+  alert_deliveries: AlertDeliveriesTable;
+  jobs: JobsTable;
+  repository_stats: RepositoryStatsTable;
+  auth_failures: AuthFailuresTable;
+  settings: SettingsTable;
 }

@@ -1,0 +1,74 @@
+// The facts the alert rules need, gathered from the store and the disk, and one evaluation of a
+// family of rules through the engine. The scheduler (src/jobs) calls evaluate('security') every
+// second and evaluate('state') every half minute; tests call it with a fixed clock.
+
+import { statfs } from 'node:fs/promises';
+
+import type { Store } from '../store/database.js';
+import { DEFAULT_ALERT_SETTINGS, evaluateAlerts, type AlertFamily, type AlertSettings, type DiskFacts } from './alert-rules.js';
+import type { AlertEngine, Reconciled } from './alert-engine.js';
+
+export const ALERT_SETTINGS = 'alerts';
+
+type MonitorStore = Pick<Store, 'paths' | 'getSetting' | 'denialsSince' | 'authFailuresSince' | 'listRepositoryStatuses'>;
+
+export interface MonitorDeps {
+  store: MonitorStore;
+  engine: AlertEngine;
+  now: () => Date;
+  /** Bytes a repository's directory holds (cached by the caller), or null when it has none. */
+  sizeOf: (path: string) => Promise<number | null>;
+  /** Free and total bytes of the file system holding `path`. */
+  disk?: (path: string) => Promise<DiskFacts | null>;
+  /** Settings from the config file, under those stored (the console's). */
+  configured?: Partial<AlertSettings>;
+}
+
+async function diskOf(path: string): Promise<DiskFacts | null> {
+  try {
+    const s = await statfs(path);
+    return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+  } catch {
+    return null;
+  }
+}
+
+export async function alertSettings(store: Pick<Store, 'getSetting'>, configured: Partial<AlertSettings> = {}): Promise<AlertSettings> {
+  return { ...DEFAULT_ALERT_SETTINGS, ...configured, ...((await store.getSetting<Partial<AlertSettings>>(ALERT_SETTINGS)) ?? {}) };
+}
+
+export function createMonitor(deps: MonitorDeps) {
+  const disk = deps.disk ?? diskOf;
+  return {
+    async evaluate(family: AlertFamily): Promise<Reconciled> {
+      const settings = await alertSettings(deps.store, deps.configured);
+      const now = deps.now();
+      const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000);
+      if (family === 'security') {
+        const [denials, authFailures] = await Promise.all([
+          deps.store.denialsSince(ago(settings.denialWindowSeconds)),
+          deps.store.authFailuresSince(ago(settings.authFailureWindowSeconds)),
+        ]);
+        return deps.engine.reconcile(family, evaluateAlerts({ now, denials, authFailures }, settings), settings.repeatSeconds);
+      }
+      const statuses = await deps.store.listRepositoryStatuses({ denialsSince: now });
+      const repositories = await Promise.all(
+        statuses.map(async (s) => ({
+          id: s.repository.id,
+          name: s.repository.name,
+          createdAt: s.repository.createdAt,
+          expectedIntervalSeconds: s.repository.expectedIntervalSeconds,
+          lastWriteAt: s.lastWriteAt,
+          quotaBytes: s.repository.quotaBytes,
+          sizeBytes: s.repository.quotaBytes === null ? null : await deps.sizeOf(deps.store.paths.repository(s.repository.dirName)),
+          auditSuspiciousUnreviewed: s.lastAudit?.verdict === 'suspicious' && !s.gate.open,
+          lastAuditAt: s.lastAudit?.at ?? null,
+        })),
+      );
+      const conditions = evaluateAlerts({ now, repositories, disk: await disk(deps.store.paths.root) }, settings);
+      return deps.engine.reconcile(family, conditions, settings.repeatSeconds);
+    },
+  };
+}
+
+export type Monitor = ReturnType<typeof createMonitor>;
