@@ -58,9 +58,9 @@ async function waitFor<T>(what: string, probe: () => T | null, log: () => string
   }
 }
 
-/** Starts `borgkeep serve` on 127.0.0.1 with a system-chosen port. */
+/** Starts `borgkeep serve` on 127.0.0.1 with system-chosen ports (SSH and HTTP API), so tests can run side by side. */
 export async function startEmbedded(dataDir: string, extraArgs: readonly string[] = []): Promise<SshFrontEnd> {
-  const child = spawn(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', ...extraArgs], {
+  const child = spawn(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', ...extraArgs], {
     env: { ...process.env, BORGKEEP_DATA_DIR: undefined },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
