@@ -277,6 +277,8 @@ const monitoring: Migration = {
       .addColumn('objects', 'bigint')
       // What compaction would free (borg's hints: the free space of each segment).
       .addColumn('reclaimable_bytes', 'bigint')
+      // borg's storage_quota_use (hints): bytes of the live objects.
+      .addColumn('storage_used_bytes', 'bigint')
       .execute();
     await db.schema.createIndex('repository_stats_repository_idx').on('repository_stats').columns(['repository_id', 'at']).execute();
 

@@ -69,6 +69,7 @@ export interface RepositoryStat {
   sizeBytes: number;
   objects: number | null;
   reclaimableBytes: number | null;
+  storageUsedBytes: number | null;
 }
 
 export interface DenialGroup {
@@ -344,7 +345,14 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
     async addRepositoryStat(stat) {
       await db
         .insertInto('repository_stats')
-        .values({ repository_id: stat.repositoryId, at: iso(now()), size_bytes: stat.sizeBytes, objects: stat.objects, reclaimable_bytes: stat.reclaimableBytes })
+        .values({
+          repository_id: stat.repositoryId,
+          at: iso(now()),
+          size_bytes: stat.sizeBytes,
+          objects: stat.objects,
+          reclaimable_bytes: stat.reclaimableBytes,
+          storage_used_bytes: stat.storageUsedBytes,
+        })
         .execute();
     },
     async listRepositoryStats(repositoryId, since) {
@@ -355,6 +363,7 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
         sizeBytes: Number(r.size_bytes),
         objects: r.objects === null ? null : Number(r.objects),
         reclaimableBytes: r.reclaimable_bytes === null ? null : Number(r.reclaimable_bytes),
+        storageUsedBytes: r.storage_used_bytes === null ? null : Number(r.storage_used_bytes),
       }));
     },
 

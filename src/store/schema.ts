@@ -185,6 +185,7 @@ export interface RepositoryStatsTable {
   size_bytes: number;
   objects: number | null;
   reclaimable_bytes: number | null;
+  storage_used_bytes: number | null;
 }
 
 export interface AuthFailuresTable {
