@@ -11,7 +11,7 @@ import type { Store } from '../store/database.js';
 import { createAuthenticator, roleAtLeast, SESSION_COOKIE, CSRF_HEADER, type AuthSettings, type Authenticator, type Principal } from './auth/authenticator.js';
 import type { PasswordHasher } from './auth/passwords.js';
 import { toApiError, zodInputError, type InputPart } from './api-errors.js';
-import { createAuditFeature, type AuditFeatureDeps } from './features/audits.js';
+import { createAuditService, type AuditService, type AuditServiceDeps } from '../audit/audit-service.js';
 import { createLiveEvents } from './features/live-events.js';
 import { createRepositorySizer } from './features/repository-size.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -41,7 +41,7 @@ export interface ApiDeps {
   tls?: { cert: string | Buffer; key: string | Buffer } | null;
   logger?: FastifyBaseLogger | false;
   /** The audit runner and history reader (src/audit); tests may narrow them. */
-  audit?: Partial<AuditFeatureDeps>;
+  audit?: Partial<AuditServiceDeps>;
   /** Measures a repository directory's size; default walks it, cached for a minute. */
   sizeOf?: (path: string) => Promise<number | null>;
   /** Validate every response against its documented schema (tests): a mismatch is a 500. */
@@ -59,7 +59,7 @@ export interface ApiContext {
   secureCookies: boolean;
   sessionMaxMs: number;
   sizeOf: (path: string) => Promise<number | null>;
-  audits: ReturnType<typeof createAuditFeature>;
+  audits: AuditService;
 }
 
 export interface ApiServer {
@@ -82,7 +82,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     secureCookies: Boolean(deps.tls),
     sessionMaxMs: deps.auth?.sessionMaxMs ?? 12 * 3600_000,
     sizeOf: deps.sizeOf ?? createRepositorySizer({ now }).sizeOf,
-    audits: createAuditFeature(deps.store, deps.audit ?? {}),
+    audits: createAuditService(deps.store, deps.audit ?? {}),
   };
   const routes: ApiRoute[] = [
     ...sessionRoutes(ctx),

@@ -82,30 +82,10 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
           ? readSecretFile(opts.passphraseFile, 'passphrase file').replace(/\r?\n$/, '')
           : (process.env.BORG_PASSPHRASE ?? null);
         const keyFile = opts.keyFile ? readSecretFile(opts.keyFile, 'key file') : null;
-        const [{ runAudit }] = await Promise.all([import('../audit/run-audit.js')]);
-        const report = await withStore(ctx, async (store) => {
-          const repository = await store.getRepository(repoName);
-          const sessions = await store.listSessions({ repositoryId: repository.id, limit: Number.MAX_SAFE_INTEGER });
-          const attributions = sessions.flatMap((s) =>
-            s.transactions
-              .filter((t) => t.state === 'committed' && t.borgTransactionId !== null)
-              .map((t) => ({ borgTransactionId: t.borgTransactionId as number, sessionId: s.id, keyName: s.keyName, role: s.role, at: t.endedAt })),
-          );
-          const cachePath = opts.cache ? join(store.paths.root, 'cache', repository.dirName) : null;
-          const r = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase, keyFile, attributions, cachePath });
-          // The audit's verdict moves the compaction gate (history-store.ts).
-          await store.recordEvent({
-            repositoryId: repository.id,
-            kind: 'audit',
-            throughTxn: r.transactions.at(-1)?.id ?? null,
-            verdict: r.verdict === 'suspicious' ? 'suspicious' : r.manifestsRead ? 'clean' : 'clean-structural',
-            actor: actorName(),
-            detail: r.firstSuspiciousTransaction === null ? `${r.transactions.length} transaction(s), none suspicious` : `first suspicious transaction ${r.firstSuspiciousTransaction}, last known-good ${r.lastKnownGoodTransaction ?? 'none'}`,
-          });
-          return r;
-        });
+        const { createAuditService } = await import('../audit/audit-service.js');
+        const { report } = await withStore(ctx, (store) => createAuditService(store).audit(repoName, { passphrase, keyFile, actor: actorName(), cache: opts.cache }));
         if (opts.json) {
-          const { mode: _mode, locked, ...rest } = report;
+          const { locked, ...rest } = report;
           ctx.out.json({ repository: repoName, ...rest, locked });
         } else ctx.out.line(formatAudit(repoName, report));
         process.exitCode = report.verdict === 'clean' ? EXIT_AUDIT_CLEAN : EXIT_AUDIT_SUSPICIOUS;
@@ -123,30 +103,12 @@ export function registerApproveCommand(program: Command, ctx: CliContext): void 
     .description("open the compaction gate after reviewing a repository's history (borgkeep audit)")
     .argument('<repo>', 'repository name')
     .action(async (repoName: string) => {
-      const { readHistory } = await import('../audit/history.js');
-      await withStore(ctx, async (store) => {
-        const repository = await store.getRepository(repoName);
-        const path = store.paths.repository(repository.dirName);
-        let through: number | null = null;
-        try {
-          through = (await readHistory(path)).transactions.at(-1)?.id ?? null;
-        } catch {
-          throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repoName}' has no history to approve yet (is it initialised?)`);
-        }
-        const last = (await store.listEvents(repository.id, 50)).find((e) => e.kind === 'audit');
-        await store.recordEvent({
-          repositoryId: repository.id,
-          kind: 'approve',
-          throughTxn: through,
-          verdict: null,
-          actor: actorName(),
-          detail: last ? `after the audit of ${last.at.toISOString()} (${last.verdict}: ${last.detail})` : 'without an audit on record',
-        });
-        ctx.out.line(
-          `approved the history of '${repoName}' through transaction ${through ?? '(none)'}: the compaction gate is open` +
-            (last ? '.' : ' (no audit is on record: run borgkeep audit first next time).'),
-        );
-      });
+      const { createAuditService } = await import('../audit/audit-service.js');
+      const { event } = await withStore(ctx, (store) => createAuditService(store).approve(repoName, actorName()));
+      ctx.out.line(
+        `approved the history of '${repoName}' through transaction ${event.throughTxn ?? '(none)'}: the compaction gate is open` +
+          (event.detail === 'without an audit on record' ? ' (no audit is on record: run borgkeep audit first next time).' : '.'),
+      );
     });
 }
 

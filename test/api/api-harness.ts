@@ -3,7 +3,7 @@
 // only), a clock the test moves, and every response checked against its documented schema.
 // Clients talk real HTTP (fetch) with a cookie jar of their own.
 
-import type { AuditFeatureDeps } from '../../src/api/features/audits.js';
+import type { AuditServiceDeps } from '../../src/audit/audit-service.js';
 import { createApiServer, type ApiServer } from '../../src/api/api-server.js';
 import { createPasswordHasher, type PasswordHasher } from '../../src/api/auth/passwords.js';
 import type { AuthSettings } from '../../src/api/auth/authenticator.js';
@@ -39,7 +39,7 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApi(options: { auth?: Partial<AuthSettings>; audit?: Partial<AuditFeatureDeps>; tls?: { cert: string; key: string } } = {}): Promise<ApiHarness> {
+export async function startApi(options: { auth?: Partial<AuthSettings>; audit?: Partial<AuditServiceDeps>; tls?: { cert: string; key: string } } = {}): Promise<ApiHarness> {
   const temp = await openTempStore();
   temp.clock.set(new Date());
   const passwords = await createPasswordHasher(TEST_ARGON2);

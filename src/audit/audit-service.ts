@@ -1,40 +1,41 @@
-// Audits and approvals from the HTTP API, the same way `borgkeep audit` and `borgkeep approve`
-// do them (src/cli/history-commands.ts): the ledger's committed transactions as attributions,
-// runAudit over the repository on disk, and a repository_event whose verdict moves the
-// compaction gate; the API also keeps the whole report with the event so it can be shown again.
-// The passphrase and key file are used for this one audit and never stored or logged.
+// An audit or an approval as `borgkeep audit`/`approve`, the HTTP API and the daily audit job do
+// it: the ledger's committed transactions as attributions, runAudit over the repository on disk,
+// and a repository_event (with the whole report, so it can be shown again) whose verdict moves
+// the compaction gate. The passphrase and key file are used for this one audit and never stored
+// or logged.
 
 import { join } from 'node:path';
-import type { Attribution, AuditReport } from '../../audit/audit.js';
-import { BorgkeepError } from '../../errors.js';
-import type { Store } from '../../store/database.js';
+import { BorgkeepError } from '../errors.js';
+import type { Store } from '../store/database.js';
+import type { Attribution, AuditReport } from './audit.js';
+import type { KeyMode } from '../repository/borg-key.js';
 
-export interface AuditFeatureDeps {
+export interface AuditServiceDeps {
   runAudit: (input: {
     repoPath: string;
     passphrase: string | null;
     keyFile: string | null;
     attributions: readonly Attribution[];
     cachePath: string | null;
-  }) => Promise<AuditReport & { mode?: unknown; locked: boolean }>;
+  }) => Promise<AuditReport & { mode?: KeyMode | null; locked: boolean }>;
   /** The id of the newest committed transaction on disk, or null for none; throws when there is no history. */
   lastTransaction: (repoPath: string) => Promise<number | null>;
 }
 
 type AuditStore = Pick<Store, 'paths' | 'getRepository' | 'listCommittedTransactions' | 'recordEvent' | 'listEvents' | 'compactionGate' | 'lastAudit'>;
 
-export function createAuditFeature(store: AuditStore, deps: Partial<AuditFeatureDeps>) {
-  // src/audit is loaded on first use: most API requests never need it.
-  const runAudit: AuditFeatureDeps['runAudit'] = deps.runAudit ?? (async (input) => (await import('../../audit/run-audit.js')).runAudit(input));
-  const lastTransaction: AuditFeatureDeps['lastTransaction'] =
-    deps.lastTransaction ?? (async (path) => (await (await import('../../audit/history.js')).readHistory(path)).transactions.at(-1)?.id ?? null);
+export function createAuditService(store: AuditStore, deps: Partial<AuditServiceDeps> = {}) {
+  // The reader is loaded on first use: most API requests never need it.
+  const runAudit: AuditServiceDeps['runAudit'] = deps.runAudit ?? (async (input) => (await import('./run-audit.js')).runAudit(input));
+  const lastTransaction: AuditServiceDeps['lastTransaction'] =
+    deps.lastTransaction ?? (async (path) => (await (await import('./history.js')).readHistory(path)).transactions.at(-1)?.id ?? null);
 
   return {
-    async audit(repositoryName: string, input: { passphrase: string | null; keyFile: string | null; actor: string }) {
+    /** `cache: false` reads every segment again (history-cache.ts). */
+    async audit(repositoryName: string, input: { passphrase: string | null; keyFile: string | null; actor: string; cache?: boolean }) {
       const repository = await store.getRepository(repositoryName);
       const attributions = await store.listCommittedTransactions(repository.id);
-      // The cache is shared with `borgkeep audit` (same place, same format).
-      const cachePath = join(store.paths.root, 'cache', repository.dirName);
+      const cachePath = input.cache === false ? null : join(store.paths.root, 'cache', repository.dirName);
       const result = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase: input.passphrase, keyFile: input.keyFile, attributions, cachePath });
       const { mode: _mode, ...report } = result;
       const event = await store.recordEvent({
@@ -80,3 +81,5 @@ export function createAuditFeature(store: AuditStore, deps: Partial<AuditFeature
     },
   };
 }
+
+export type AuditService = ReturnType<typeof createAuditService>;
