@@ -5,7 +5,7 @@
 // without the SSH gateway. This file wires; it holds no business logic.
 
 import { parse as parseCookies } from 'cookie';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BorgkeepError } from '../errors.js';
 import type { Store } from '../store/database.js';
 import { createAuthenticator, roleAtLeast, SESSION_COOKIE, CSRF_HEADER, type AuthSettings, type Authenticator, type Principal } from './auth/authenticator.js';
@@ -14,6 +14,7 @@ import { toApiError, zodInputError, type InputPart } from './api-errors.js';
 import { createAuditService, type AuditService, type AuditServiceDeps } from '../audit/audit-service.js';
 import { createLiveEvents } from './features/live-events.js';
 import { createRepositorySizer } from './features/repository-size.js';
+import { registerConsole } from './console-static.js';
 import { buildOpenApiDocument } from './openapi.js';
 import type { ApiRoute } from './route.js';
 import { auditRoutes } from './routes/audit-routes.js';
@@ -22,6 +23,7 @@ import { grantRoutes } from './routes/grant-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { ledgerRoutes } from './routes/ledger-routes.js';
 import { repositoryRoutes } from './routes/repository-routes.js';
+import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
@@ -48,6 +50,10 @@ export interface ApiDeps {
   checkResponses?: boolean;
   /** Live events: how often the ledger is looked at, and the streams' heartbeat (tests shorten them). */
   live?: { pollMs?: number; heartbeatMs?: number };
+  /** Serve the built console (dist/web) at `/`; null: `/` says it is not built; left out: no console. */
+  consoleDir?: string | null;
+  /** The embedded SSH gateway, for clients' instructions (GET /server). */
+  ssh?: SshEndpoint | null;
 }
 
 /** What route factories get. */
@@ -93,6 +99,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...grantRoutes(ctx),
     ...ledgerRoutes(ctx),
     ...auditRoutes(ctx),
+    ...serverRoutes(ctx, deps.ssh ?? null),
   ];
   const liveHub = createLiveEvents({ store: deps.store, ...(deps.live?.pollMs && { pollMs: deps.live.pollMs }), onError: (err) => app.log.error({ err }, 'live events: reading the ledger failed') });
   const eventStreams = createEventStreams(ctx, liveHub, { ...(deps.live?.heartbeatMs && { heartbeatMs: deps.live.heartbeatMs }) });
@@ -114,10 +121,12 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     if (internal) request.log.error({ err: error, url: request.url, method: request.method }, 'internal error in an API request');
     void reply.code(status).header('cache-control', 'no-store').send(body);
   });
-  app.setNotFoundHandler((request, reply) => {
+  const apiNotFound = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0];
-    void reply.code(404).send({ code: 'BK_ERR_NOT_FOUND', message: `there is no API endpoint ${request.method} ${path}` });
-  });
+    return reply.code(404).send({ code: 'BK_ERR_NOT_FOUND', message: `there is no API endpoint ${request.method} ${path}` });
+  };
+  app.setNotFoundHandler((request, reply) => void apiNotFound(request, reply));
+  if (deps.consoleDir !== undefined) registerConsole(app, deps.consoleDir, apiNotFound);
   // API answers are personal: never cached, never content-sniffed.
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');

@@ -115,14 +115,27 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     let http: { url: string };
     let firstAdmin: { name: string; password: string } | null;
     try {
-      const [{ createApiServer }, { createPasswordHasher }, { ensureFirstAdmin }] = await Promise.all([
+      const [{ createApiServer }, { createPasswordHasher }, { ensureFirstAdmin }, { findConsoleDir }] = await Promise.all([
         import('../api/api-server.js'),
         import('../api/auth/passwords.js'),
         import('../api/first-run.js'),
+        import('../api/console-static.js'),
       ]);
       const passwords = await createPasswordHasher();
       firstAdmin = await ensureFirstAdmin(store, passwords);
-      api = createApiServer({ store, passwords, tls, logger: log });
+      api = createApiServer({
+        store,
+        passwords,
+        tls,
+        logger: log,
+        consoleDir: findConsoleDir(),
+        ssh: {
+          user: config.sshUser,
+          port: bound.port,
+          host: bound.host === '0.0.0.0' || bound.host === '::' ? null : bound.host,
+          fingerprints: hostKeys.map((k) => ({ type: k.type, fingerprint: k.fingerprint })),
+        },
+      });
       http = await api.listen(config.httpListen.host, config.httpListen.port).catch(listenError(config.httpListen, '--http-listen', 'web server'));
     } catch (error) {
       await api?.close().catch(() => undefined);
@@ -141,6 +154,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       `ssh gateway listening on ${shownHost}:${bound.port}`,
       `clients use: borg init -e repokey ssh://${config.sshUser}@${hostForUrl}:${bound.port}/./REPO`,
       `HTTP API listening on ${http.url}/api/v1 (OpenAPI document: ${http.url}/api/v1/openapi.json)`,
+      `web console: ${http.url}/`,
       ...(firstAdmin
         ? [
             `created the console user '${firstAdmin.name}' (role admin) with this one-time password, shown only now:`,
