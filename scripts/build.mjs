@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run build`: type-checks and compiles src/ to dist/ (tsc), then bundles the CLI into one
-// file, dist/cli/borgkeep.mjs, which bin/borgkeep runs. The bundle is what sshd starts for every
+// file, dist/cli/borgkeep.mjs, which bin/borgkeep runs, then builds the web console into
+// dist/web (Vite). The bundle is what sshd starts for every
 // backup session: one file instead of hundreds of ES modules (Kysely alone has ~400) halves the
 // start-up time of `borgkeep borg-serve` (measured: 0.17 s -> 0.09 s wall). better-sqlite3, ssh2
 // and pino stay outside (native addons, worker files).
@@ -45,6 +46,25 @@ export async function build() {
     return 'bundling the CLI failed; see the errors above';
   }
   writeOutput(result.outputFiles);
+  return buildConsole();
+}
+
+/**
+ * The web console (web/: React + Vite) into dist/web, which `borgkeep serve` serves at `/`.
+ * Type-checked first (Vite only strips types). Its code never enters the CLI bundle: the
+ * server reads the built files (src/api/console-static.ts).
+ */
+export async function buildConsole() {
+  const require = createRequire(import.meta.url);
+  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'web/tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) return 'the console (web/) does not type-check; see the errors above';
+  const vite = await import('vite');
+  try {
+    await vite.build({ configFile: join(root, 'web', 'vite.config.ts'), logLevel: 'warn' });
+  } catch (error) {
+    console.error(error);
+    return 'building the console (web/) failed; see the errors above';
+  }
   return null;
 }
 

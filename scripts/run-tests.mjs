@@ -11,13 +11,15 @@ import { build } from './build.mjs';
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
 
-// The suite drives the real programs: install the Debian packages that are missing (as root),
+// The suite drives the real programs (and a real browser): install the Debian packages that are missing (as root),
 // or say which ones to install.
 const NEEDED = [
   ['borg', 'borgbackup'],
   ['borgmatic', 'borgmatic'],
   ['ssh', 'openssh-client'],
   ['/usr/sbin/sshd', 'openssh-server'],
+  // The console's end-to-end test (test/e2e) drives it with playwright-core.
+  ['/usr/bin/chromium', 'chromium'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = NEEDED.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);

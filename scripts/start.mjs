@@ -26,7 +26,7 @@ if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
   if (run('npm', ['ci', '--no-audit', '--no-fund']).status !== 0) fail('npm ci failed; see the output above.');
 }
 
-// 2. The build, when any source is newer than it.
+// 2. The build (CLI and console), when any source is newer than it.
 function newest(dir) {
   let t = 0;
   for (const name of readdirSync(dir)) {
@@ -37,7 +37,8 @@ function newest(dir) {
   return t;
 }
 const entry = join(root, 'dist', 'cli', 'borgkeep.mjs');
-if (!existsSync(entry) || statSync(entry).mtimeMs < newest(join(root, 'src'))) {
+const built = Math.min(existsSync(entry) ? statSync(entry).mtimeMs : 0, existsSync(join(root, 'dist', 'web', 'index.html')) ? statSync(join(root, 'dist', 'web', 'index.html')).mtimeMs : 0);
+if (built < Math.max(newest(join(root, 'src')), newest(join(root, 'web')))) {
   say('Building...');
   const error = await build();
   if (error) fail(`${error}.`);

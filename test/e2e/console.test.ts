@@ -1,0 +1,215 @@
+// The console end to end, in a real browser: Debian's chromium driven by playwright-core against
+// a real `borgkeep serve` (embedded SSH gateway + API + console on loopback ports). Log in with
+// the first-run admin password, create a repository, add a key with a grant, run a real
+// `borg init` and a slow `borg create` through the gateway while the page is open and watch the
+// session appear, count bytes and end with no reload; audit with the passphrase and approve;
+// check the phone width, dark mode and keyboard focus; log out. Screenshots of the dashboard and
+// the repository page go to test-results/screenshots (and to docs/screenshots when missing or
+// with BORGKEEP_UPDATE_SCREENSHOTS=1).
+//
+// Without chromium this test fails with what to install: it never skips.
+
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBorgkeepEnv, PASSPHRASE, ROOT, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+
+// What page.evaluate callbacks use runs in the browser; the Node-side tsconfig has no DOM types.
+declare const window: any;
+declare const document: any;
+declare const getComputedStyle: any;
+
+const CHROMIUM = process.env.BORGKEEP_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = join(ROOT, 'test-results', 'screenshots');
+const DOC_SHOTS = join(ROOT, 'docs', 'screenshots');
+
+describe('the web console in a real browser', () => {
+  let env: BorgkeepEnv;
+  let browser: Browser;
+  let page: Page;
+  let url: string;
+  let adminPassword: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`the console's end-to-end test needs chromium at ${CHROMIUM}: install it (on Debian: apt-get install chromium) or set BORGKEEP_CHROMIUM`);
+    }
+    if (!existsSync(join(ROOT, 'dist', 'web', 'index.html'))) throw new Error('the console is not built: run npm run build first');
+    env = createBorgkeepEnv('bk-e2e', 'embedded');
+    const front = await env.frontEnd();
+    const log = front.log();
+    url = /HTTP API listening on (\S+)\/api\/v1/.exec(log)![1]!;
+    adminPassword = /one-time password, shown only now:\n\s+(\S+)/.exec(log)![1]!;
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+    page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      // The API's 401 before login and 404 for "not audited yet" are answers the console reads.
+      if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 40[14]/.test(m.text())) pageErrors.push(`console error: ${m.text()}`);
+    });
+    mkdirSync(SHOTS, { recursive: true });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await env?.cleanup();
+  });
+
+  async function screenshot(name: string, { forDocs = true } = {}) {
+    const file = join(SHOTS, `${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    const doc = join(DOC_SHOTS, `${name}.png`);
+    if (forDocs && (!existsSync(doc) || process.env.BORGKEEP_UPDATE_SCREENSHOTS === '1')) {
+      mkdirSync(DOC_SHOTS, { recursive: true });
+      copyFileSync(file, doc);
+    }
+  }
+
+  const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
+
+  it('logs in, creates a repository, adds a key and grant, watches a real backup live, audits, approves and logs out', async () => {
+    // --- log in with the password `borgkeep serve` printed -------------------------------------
+    await page.goto(url);
+    await page.getByLabel('User').fill('admin');
+    await page.getByLabel('Password').fill('wrong password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('wrong user name or password');
+    await page.getByLabel('Password').fill(adminPassword);
+    await page.getByLabel('Password').press('Enter');
+    await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+    await page.getByText('No repositories yet').waitFor();
+    await page.getByText('live', { exact: true }).waitFor(); // the event stream is connected
+
+    // --- a repository, a key with a grant --------------------------------------------------------
+    await page.getByLabel('Name').fill('web');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.waitForURL(`${url}/repositories/web`);
+    await page.getByRole('heading', { name: 'web', level: 1 }).waitFor();
+    await page.getByText('No key may use this repository yet').waitFor();
+
+    const keyFile = join(env.root, 'ssh-keys', 'laptop');
+    const keygen = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'laptop@e2e', '-f', keyFile]);
+    expect(keygen.code).toBe(0);
+    await nav('Keys').click();
+    await page.getByText('No keys yet').waitFor();
+    await page.getByLabel('Name').fill('laptop');
+    await page.getByLabel('Public key line').fill(readFileSync(`${keyFile}.pub`, 'utf8').trim());
+    await page.getByLabel('Grant on').selectOption('web');
+    await page.getByLabel('Role').selectOption('full');
+    await page.getByRole('button', { name: 'Add key' }).click();
+    await page.locator('tr[data-key="laptop"]').waitFor();
+
+    // --- the repository page, open while the backup runs ----------------------------------------
+    await nav('Repositories').click();
+    await page.locator('tr[data-repository="web"] a').click();
+    await page.locator('li[data-grant="laptop"]').waitFor();
+    // One grant: its client set-up is open, with this server's SSH port.
+    const port = (await env.frontEnd()).port;
+    await expect.poll(() => page.locator('.instructions').textContent()).toContain(`borg init --encryption repokey ssh://borg@127.0.0.1:${port}/./web`);
+    expect(await page.locator('.instructions').textContent()).toContain('repositories:');
+    // A reload would lose this marker.
+    await page.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true));
+
+    const init = await env.borg('laptop', ['init', '-e', 'repokey', env.url('web')]);
+    expect(init.code, init.stderr).toBe(0);
+    // The init session comes and goes live too.
+    await page.locator('.live li[data-result="ok"]').first().waitFor();
+
+    const source = join(env.root, 'source');
+    mkdirSync(source);
+    writeFileSync(join(source, 'random.bin'), randomBytes(8 * 1024 * 1024));
+    // 8 MiB at 2 MiB/s: several seconds of a running session with progress in the ledger.
+    const backup = spawn('borg', ['create', '--upload-ratelimit', '2048', '--compression', 'none', `${env.url('web')}::first`, source], {
+      env: env.borgEnv('laptop'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let backupErr = '';
+    backup.stderr.on('data', (d: Buffer) => (backupErr += d.toString()));
+    const backupDone = new Promise<number | null>((resolve) => backup.on('exit', resolve));
+
+    const running = page.locator('.live li[data-result="open"]');
+    await running.waitFor();
+    expect(await running.textContent()).toContain('laptop');
+    // Bytes in grow while it runs (progress events), shown in MB.
+    await expect.poll(async () => (await running.locator('.bytes-in').textContent()) ?? '', { timeout: 20_000 }).toMatch(/[1-9][0-9.]* MB in/);
+    await screenshot('repository-live', { forDocs: false });
+    expect(await backupDone, backupErr).toBe(0);
+    // It ends without a reload: no running session, and the ledger timeline shows it with its transaction.
+    await page.locator('.live li[data-result="open"]').waitFor({ state: 'detached' });
+    const ended = page.locator('.timeline li[data-result="ok"]').first();
+    await ended.waitFor();
+    await expect.poll(() => page.locator('.timeline li[data-result="ok"]').count()).toBe(2);
+    await expect.poll(() => page.locator('.timeline').first().textContent()).toContain('committed');
+    expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+    await expect.poll(() => page.locator('.facts').textContent()).toContain('on time');
+    await page.locator('.chart canvas').first().waitFor();
+
+    // --- audit with the passphrase, then approve ------------------------------------------------
+    await page.getByLabel(/^Passphrase/).fill(PASSPHRASE);
+    await page.getByRole('button', { name: 'Run audit' }).click();
+    await page.locator('.audit-report[data-verdict="clean"]').waitFor();
+    const report = page.locator('.audit-report');
+    await expect.poll(() => report.textContent()).toContain('added: first');
+    expect(await report.textContent()).toContain('last known-good');
+    expect(await page.locator('.audit-report .step').count()).toBeGreaterThanOrEqual(2);
+    // A clean audit with the passphrase opens the gate; approving records the review anyway.
+    await page.getByRole('button', { name: 'Approve history' }).click();
+    await expect.poll(() => page.locator('p.gate').getAttribute('data-gate')).toBe('open');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await screenshot('repository');
+
+    // --- dashboard: the state at a glance --------------------------------------------------------
+    await nav('Repositories').click();
+    const row = page.locator('tr[data-repository="web"]');
+    await row.waitFor();
+    expect(await row.textContent()).toMatch(/on time/);
+    expect(await row.textContent()).toMatch(/clean/);
+    expect(await row.textContent()).toMatch(/compaction allowed/);
+    // Relative times carry the exact time on hover.
+    expect(await row.locator('time').first().getAttribute('title')).toMatch(/\d{4}/);
+    await screenshot('dashboard');
+
+    // --- keyboard, phone width, dark mode --------------------------------------------------------
+    // After a page change focus is on the content: the first Tab reaches the repository, Enter opens it.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('web');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${url}/repositories/web`);
+    await page.locator('li[data-grant="laptop"]').waitFor();
+    // On a fresh load (here of the page's own address: the SPA fallback) the first Tab is the skip link.
+    await page.reload();
+    await page.locator('li[data-grant="laptop"]').waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await page.setViewportSize({ width: 375, height: 740 });
+    await page.waitForTimeout(300); // the chart follows its box's new width
+    const overflow = await page.evaluate(() =>
+      ([...document.querySelectorAll('body *')] as any[])
+        .filter((el) => el.getBoundingClientRect().right > 376 && !el.parentElement?.closest('pre, .table-wrap'))
+        .map((el) => `${el.tagName.toLowerCase()}.${el.className}`)
+        .slice(0, 5),
+    );
+    expect(overflow, 'elements wider than a phone').toEqual([]);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const dark = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    await page.emulateMedia({ colorScheme: 'light' });
+    const light = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    expect(dark).not.toBe(light);
+    await page.setViewportSize({ width: 1280, height: 800 });
+
+    // --- log out ---------------------------------------------------------------------------------
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('button', { name: 'Log in' }).waitFor();
+    const after = await page.evaluate(async () => (await fetch('/api/v1/session')).status);
+    expect(after).toBe(401);
+
+    expect(pageErrors).toEqual([]);
+  }, 180_000);
+});

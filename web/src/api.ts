@@ -1,0 +1,189 @@
+// The API from the console: JSON over fetch with the session cookie (same origin), the CSRF
+// token on every state change, and errors as ApiError carrying the server's code and sentence.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+let csrfToken: string | null = null;
+let onSignedOut: () => void = () => {};
+
+export function setCsrfToken(token: string | null): void {
+  csrfToken = token;
+}
+
+/** Called when a request finds the session gone (401), so the app shows the login again. */
+export function onSessionEnded(handler: () => void): void {
+  onSignedOut = handler;
+}
+
+export async function api<T = unknown>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
+  let response: Response;
+  try {
+    response = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', ...(body !== undefined && { body: JSON.stringify(body) }) });
+  } catch {
+    throw new ApiError(0, 'BK_ERR_NETWORK', 'the server cannot be reached; is borgkeep serve running?');
+  }
+  const text = await response.text();
+  const json = text === '' ? undefined : (JSON.parse(text) as unknown);
+  if (!response.ok) {
+    const error = (json ?? {}) as { code?: string; message?: string };
+    if (response.status === 401 && path !== '/session') onSignedOut();
+    throw new ApiError(response.status, error.code ?? 'BK_ERR_INTERNAL', error.message ?? `the server answered ${response.status}`);
+  }
+  return json as T;
+}
+
+// The shapes the console reads (see /api/v1/openapi.json).
+export type UserRole = 'admin' | 'operator' | 'viewer';
+export type GrantRole = 'read' | 'append' | 'prune' | 'full';
+
+export interface User {
+  id: number;
+  name: string;
+  role: UserRole;
+  hasPassword: boolean;
+  totpEnabled: boolean;
+  createdAt: string;
+}
+
+export interface Repository {
+  id: number;
+  name: string;
+  quotaBytes: number | null;
+  expectedIntervalSeconds: number;
+  createdAt: string;
+  grantCount: number;
+  lastSessionAt: string | null;
+  lastWriteAt: string | null;
+  backup: 'ok' | 'late' | 'never';
+  denialsLast24h: number;
+  lastAudit: { at: string; verdict: string | null; detail: string } | null;
+  gate: { open: boolean; why: string };
+  initialized: boolean;
+  sizeBytes: number | null;
+}
+
+export interface Grant {
+  keyId: number;
+  keyName: string;
+  keyFingerprint: string;
+  keyRevoked: boolean;
+  repositoryName: string;
+  role: GrantRole;
+  writesPerDay: number | null;
+  fromCidrs: string[] | null;
+  expiresAt: string | null;
+  createdAt: string;
+}
+
+export interface SshKey {
+  id: number;
+  name: string;
+  type: string;
+  bits: number;
+  fingerprint: string;
+  comment: string | null;
+  revoked: boolean;
+  revokedAt: string | null;
+  createdAt: string;
+}
+
+export interface Transaction {
+  id: number;
+  borgTransactionId: number | null;
+  objectsPut: number;
+  objectsOverwritten: number;
+  objectsDeleted: number;
+  manifestWritten: boolean;
+  state: 'committed' | 'rolled_back';
+  startedAt: string;
+  endedAt: string;
+}
+
+export interface Denial {
+  id: number;
+  sessionId: number | null;
+  keyId: number | null;
+  repositoryId: number | null;
+  method: string;
+  reason: string;
+  message: string;
+  at: string;
+  keyName?: string | null;
+  repositoryName?: string | null;
+}
+
+export interface Session {
+  id: number;
+  keyId: number | null;
+  keyName: string | null;
+  repositoryId: number | null;
+  repositoryName: string | null;
+  role: GrantRole | null;
+  clientAddress: string | null;
+  clientVersion: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  bytesIn: number;
+  bytesOut: number;
+  result: 'open' | 'ok' | 'denied' | 'error' | 'aborted';
+  detail: string | null;
+  transactions?: Transaction[];
+  denials?: Denial[];
+}
+
+export interface AuditedTransaction {
+  id: number;
+  time: string | null;
+  verdict: 'ok' | 'notice' | 'suspicious';
+  reasons: string[];
+  session: number | null;
+  key: string | null;
+  role: GrantRole | null;
+  attributed: boolean;
+  objectsPut: number;
+  objectsOverwritten: number;
+  objectsDeleted: number;
+  manifestWritten: boolean;
+  archivesAdded: string[] | null;
+  archivesRemoved: string[] | null;
+  archivesReplaced: string[] | null;
+  checkpointsPromoted: string[] | null;
+}
+
+export interface AuditReport {
+  verdict: 'clean' | 'suspicious';
+  firstSuspiciousTransaction: number | null;
+  lastKnownGoodTransaction: number | null;
+  manifestsRead: boolean;
+  checksNeedingKey?: string[];
+  problems?: string[];
+  transactions: AuditedTransaction[];
+}
+
+export interface AuditEvent {
+  id: number;
+  kind: string;
+  throughTxn: number | null;
+  verdict: string | null;
+  actor: string;
+  detail: string;
+  at: string;
+}
+
+export interface SshEndpoint {
+  user: string;
+  port: number;
+  host: string | null;
+  fingerprints: Array<{ type: string; fingerprint: string }>;
+}

@@ -1,0 +1,124 @@
+// The console's shell: who is signed in (GET /session), the login page otherwise, the header
+// with the navigation, and the page for the current path.
+import { createContext, useContext, useEffect, useRef, useState } from 'react';
+import { api, onSessionEnded, setCsrfToken, type User, type UserRole } from './api';
+import { LiveProvider, useLive } from './live';
+import { Link, navigate, usePath } from './router';
+import { LoginPage } from './pages/login';
+import { DashboardPage } from './pages/dashboard';
+import { RepositoryPage } from './pages/repository';
+import { KeysPage } from './pages/keys';
+import { UsersPage } from './pages/users';
+
+interface Me {
+  user: User;
+  role: UserRole;
+}
+
+const MeContext = createContext<Me | null>(null);
+export const useMe = () => useContext(MeContext)!;
+const RANK: Record<UserRole, number> = { viewer: 1, operator: 2, admin: 3 };
+export const can = (me: Me, role: UserRole) => RANK[me.role] >= RANK[role];
+
+export function App() {
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  useEffect(() => {
+    onSessionEnded(() => setMe(null));
+    api<{ user: User; role: UserRole; csrfToken?: string }>('GET', '/session').then(
+      (r) => {
+        setCsrfToken(r.csrfToken ?? null);
+        setMe({ user: r.user, role: r.role });
+      },
+      () => setMe(null),
+    );
+  }, []);
+  if (me === undefined) return <p className="loading" aria-live="polite">Loading…</p>;
+  if (me === null)
+    return (
+      <LoginPage
+        onLogin={(user, csrf) => {
+          setCsrfToken(csrf);
+          setMe({ user, role: user.role });
+        }}
+      />
+    );
+  const logout = async () => {
+    await api('DELETE', '/session').catch(() => undefined);
+    setCsrfToken(null);
+    setMe(null);
+    navigate('/');
+  };
+  return (
+    <MeContext.Provider value={me}>
+      <LiveProvider>
+        <Shell onLogout={logout} />
+      </LiveProvider>
+    </MeContext.Provider>
+  );
+}
+
+function Shell({ onLogout }: { onLogout: () => void }) {
+  const me = useMe();
+  const path = usePath();
+  const live = useLive();
+  const nav: Array<[string, string, boolean]> = [
+    ['/', 'Repositories', path === '/' || path.startsWith('/repositories/')],
+    ['/keys', 'Keys', path === '/keys'],
+    ...(can(me, 'admin') ? [['/users', 'Users', path === '/users'] as [string, string, boolean]] : []),
+  ];
+  // After a page change, focus moves to the content (as a page load would start over); on the
+  // first load it stays at the top, where the skip link is the first stop.
+  const firstPath = useRef(path);
+  useEffect(() => {
+    if (path !== firstPath.current) {
+      firstPath.current = '';
+      document.getElementById('main')?.focus({ preventScroll: true });
+    }
+  }, [path]);
+  let page;
+  const repo = /^\/repositories\/([^/]+)$/.exec(path);
+  if (path === '/') page = <DashboardPage />;
+  else if (repo) page = <RepositoryPage name={decodeURIComponent(repo[1]!)} />;
+  else if (path === '/keys') page = <KeysPage />;
+  else if (path === '/users' && can(me, 'admin')) page = <UsersPage />;
+  else
+    page = (
+      <section>
+        <h1>Not found</h1>
+        <p>
+          There is no page at {path}. <Link href="/">Go to the repositories.</Link>
+        </p>
+      </section>
+    );
+  return (
+    <>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="top">
+        <Link href="/" className="brand">
+          borgkeep
+        </Link>
+        <nav aria-label="Main">
+          {nav.map(([href, label, current]) => (
+            <Link key={href} href={href} aria-current={current ? 'page' : undefined}>
+              {label}
+            </Link>
+          ))}
+        </nav>
+        <span className={`live-dot ${live.connected ? 'on' : ''}`} title={live.connected ? 'live updates on' : 'live updates off'} role="status">
+          {live.open.length > 0 ? `${live.open.length} running` : live.connected ? 'live' : 'offline'}
+        </span>
+        <span className="who">
+          {me.user.name} <span className="muted">({me.role})</span>
+        </span>
+        <button type="button" className="link" onClick={onLogout}>
+          Log out
+        </button>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {page}
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,53 @@
+// Sizes, durations and times as people read them. Times are relative ("3 min ago") with the
+// exact time in the title, so hovering (or a long press) shows it.
+import { useEffect, useState } from 'react';
+
+export function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '—';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i += 1;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function duration(seconds: number): string {
+  const s = Math.abs(Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 86400 * 2) return `${Math.round(s / 360) / 10} h`.replace('.0 h', ' h');
+  return `${Math.round(s / 86400)} days`;
+}
+
+export function relative(iso: string, now: number): string {
+  const seconds = (now - new Date(iso).getTime()) / 1000;
+  if (Math.abs(seconds) < 5) return 'just now';
+  return seconds >= 0 ? `${duration(seconds)} ago` : `in ${duration(seconds)}`;
+}
+
+export function exact(iso: string): string {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+/** Re-renders every 15 s so relative times stay true. */
+function useNow(): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 15_000);
+    return () => clearInterval(t);
+  }, []);
+  return now;
+}
+
+export function Time({ at, empty = 'never' }: { at: string | null | undefined; empty?: string }) {
+  const now = useNow();
+  if (!at) return <span className="muted">{empty}</span>;
+  return (
+    <time dateTime={at} title={exact(at)}>
+      {relative(at, Math.max(now, Date.now()))}
+    </time>
+  );
+}

@@ -1,0 +1,141 @@
+// Every repository at a glance: last backup against its expected interval, size and quota, the
+// audit and the compaction gate, denials in the last 24 h. Refreshes when a session ends.
+import { useState, type FormEvent } from 'react';
+import { api, type Repository } from '../api';
+import { can, useMe } from '../app';
+import { bytes, duration, Time } from '../format';
+import { useAction, useLoad } from '../hooks';
+import { useLive } from '../live';
+import { Link, navigate } from '../router';
+import { LiveSessions } from '../parts/live-sessions';
+
+export function DashboardPage() {
+  const me = useMe();
+  const live = useLive();
+  const repos = useLoad(() => api<{ repositories: Repository[] }>('GET', '/repositories'), [live.changes]);
+  const list = repos.data?.repositories ?? [];
+  return (
+    <>
+      <h1>Repositories</h1>
+      <LiveSessions />
+      {repos.error && <p className="error">{repos.error.message}</p>}
+      {repos.data && list.length === 0 && (
+        <section className="empty">
+          <h2>No repositories yet</h2>
+          <p>
+            {can(me, 'operator')
+              ? 'Create the first one below. Then add a machine’s SSH public key on the Keys page with a grant on it, and the repository page shows the borg commands to run there.'
+              : 'An operator or admin creates repositories; ask one of them.'}
+          </p>
+        </section>
+      )}
+      {list.length > 0 && (
+        <div className="table-wrap">
+          <table className="repos">
+            <caption className="sr-only">Repositories and their state</caption>
+            <thead>
+              <tr>
+                <th scope="col">Repository</th>
+                <th scope="col">Last backup</th>
+                <th scope="col">Size</th>
+                <th scope="col">Audit</th>
+                <th scope="col">Denials 24 h</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((r) => (
+                <RepositoryRow key={r.id} r={r} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {can(me, 'operator') && <CreateRepository onCreated={(name) => navigate(`/repositories/${encodeURIComponent(name)}`)} />}
+    </>
+  );
+}
+
+function RepositoryRow({ r }: { r: Repository }) {
+  const used = r.quotaBytes && r.sizeBytes !== null ? Math.min(1, r.sizeBytes / r.quotaBytes) : null;
+  return (
+    <tr data-repository={r.name}>
+      <th scope="row">
+        <Link href={`/repositories/${encodeURIComponent(r.name)}`}>{r.name}</Link>
+        <div className="muted small">
+          {r.grantCount} grant{r.grantCount === 1 ? '' : 's'}
+          {!r.initialized && ' · not initialised'}
+        </div>
+      </th>
+      <td>
+        <span className={`badge ${r.backup}`}>{r.backup === 'ok' ? 'on time' : r.backup}</span> <Time at={r.lastWriteAt} empty="no backup yet" />
+        <div className="muted small">expected every {duration(r.expectedIntervalSeconds)}</div>
+      </td>
+      <td>
+        {bytes(r.sizeBytes)}
+        {r.quotaBytes !== null && (
+          <>
+            <span className="muted"> of {bytes(r.quotaBytes)}</span>
+            <meter min={0} max={1} high={0.8} optimum={0} value={used ?? 0} aria-label="quota used">
+              {Math.round((used ?? 0) * 100)}%
+            </meter>
+          </>
+        )}
+      </td>
+      <td>
+        <AuditBadge r={r} />
+      </td>
+      <td className={r.denialsLast24h > 0 ? 'alert' : ''}>{r.denialsLast24h}</td>
+    </tr>
+  );
+}
+
+export function AuditBadge({ r }: { r: Repository }) {
+  const verdict = r.lastAudit?.verdict ?? null;
+  return (
+    <>
+      {r.lastAudit ? (
+        <>
+          <span className={`badge ${verdict === 'suspicious' ? 'late' : 'ok'}`}>{verdict ?? r.lastAudit.detail}</span> <Time at={r.lastAudit.at} />
+        </>
+      ) : (
+        <span className="muted">not audited</span>
+      )}
+      <div className="muted small" title={r.gate.why}>
+        compaction {r.gate.open ? 'allowed' : 'closed'}
+      </div>
+    </>
+  );
+}
+
+function CreateRepository({ onCreated }: { onCreated: (name: string) => void }) {
+  const [name, setName] = useState('');
+  const [quota, setQuota] = useState('');
+  const action = useAction();
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const quotaBytes = quota.trim() === '' ? null : Math.round(Number(quota) * 1e9);
+    const r = await action.run(() => api<{ repository: Repository }>('POST', '/repositories', { name: name.trim(), quotaBytes }));
+    if (r) onCreated(r.repository.name);
+  };
+  return (
+    <form className="card inline-form" onSubmit={submit} aria-labelledby="create-repo">
+      <h2 id="create-repo">New repository</h2>
+      <label>
+        Name
+        <input name="repository" value={name} onChange={(e) => setName(e.target.value)} required pattern="[A-Za-z0-9._\-]+" />
+      </label>
+      <label>
+        Quota in GB <span className="muted">(optional)</span>
+        <input name="quota" type="number" min="0.01" step="any" value={quota} onChange={(e) => setQuota(e.target.value)} />
+      </label>
+      <button type="submit" disabled={action.busy}>
+        Create
+      </button>
+      {action.error && (
+        <p className="error" role="alert">
+          {action.error}
+        </p>
+      )}
+    </form>
+  );
+}

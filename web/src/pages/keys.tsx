@@ -1,0 +1,143 @@
+// SSH keys: add one from its public key line (optionally with a first grant), revoke.
+import { useState, type FormEvent } from 'react';
+import { api, type GrantRole, type Repository, type SshKey } from '../api';
+import { can, useMe } from '../app';
+import { Time } from '../format';
+import { useAction, useLoad } from '../hooks';
+
+export function KeysPage() {
+  const me = useMe();
+  const keys = useLoad(() => api<{ keys: SshKey[] }>('GET', '/keys'), []);
+  const revoke = useAction();
+  const list = keys.data?.keys ?? [];
+  return (
+    <>
+      <h1>Keys</h1>
+      {keys.error && <p className="error">{keys.error.message}</p>}
+      {keys.data && list.length === 0 && (
+        <section className="empty">
+          <h2>No keys yet</h2>
+          <p>Each machine that backs up gets its own SSH key. Paste its public key (the line in <code>~/.ssh/id_ed25519.pub</code>) below and grant it a role on a repository.</p>
+        </section>
+      )}
+      {list.length > 0 && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Fingerprint</th>
+                <th scope="col">Added</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((k) => (
+                <tr key={k.id} data-key={k.name} className={k.revoked ? 'revoked' : ''}>
+                  <th scope="row">
+                    {k.name}
+                    {k.comment && <div className="muted small">{k.comment}</div>}
+                  </th>
+                  <td className="mono small">
+                    {k.fingerprint} <span className="muted">({k.type}, {k.bits} bits)</span>
+                  </td>
+                  <td>
+                    <Time at={k.createdAt} />
+                  </td>
+                  <td>
+                    {k.revoked ? (
+                      <span className="badge late">
+                        revoked <Time at={k.revokedAt} />
+                      </span>
+                    ) : (
+                      can(me, 'operator') && (
+                        <button
+                          type="button"
+                          className="small danger"
+                          disabled={revoke.busy}
+                          onClick={async () => {
+                            if (!confirm(`Revoke key ${k.name}? Its grants go and its sessions are refused, for good.`)) return;
+                            if (await revoke.run(() => api('DELETE', `/keys/${k.id}`))) keys.reload();
+                          }}
+                        >
+                          Revoke
+                        </button>
+                      )
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {revoke.error && <p className="error">{revoke.error}</p>}
+      {can(me, 'operator') && <AddKey onAdded={keys.reload} />}
+    </>
+  );
+}
+
+function AddKey({ onAdded }: { onAdded: () => void }) {
+  const repos = useLoad(() => api<{ repositories: Repository[] }>('GET', '/repositories'), []);
+  const [name, setName] = useState('');
+  const [line, setLine] = useState('');
+  const [repository, setRepository] = useState('');
+  const [role, setRole] = useState<GrantRole>('append');
+  const action = useAction();
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const r = await action.run(() =>
+      api('POST', '/keys', { name: name.trim(), publicKey: line.trim(), ...(repository !== '' && { grant: { repository, role } }) }),
+    );
+    if (r) {
+      setName('');
+      setLine('');
+      onAdded();
+    }
+  };
+  return (
+    <form className="card" onSubmit={submit} aria-labelledby="add-key">
+      <h2 id="add-key">Add a key</h2>
+      <label>
+        Name <span className="muted">(the machine, e.g. laptop)</span>
+        <input name="keyName" value={name} onChange={(e) => setName(e.target.value)} required />
+      </label>
+      <label>
+        Public key line
+        <textarea name="publicKey" rows={3} placeholder="ssh-ed25519 AAAA… user@host" value={line} onChange={(e) => setLine(e.target.value)} required spellCheck={false} />
+      </label>
+      <div className="inline-form">
+        <label>
+          Grant on <span className="muted">(optional)</span>
+          <select name="grantRepository" value={repository} onChange={(e) => setRepository(e.target.value)}>
+            <option value="">no grant yet</option>
+            {(repos.data?.repositories ?? []).map((r) => (
+              <option key={r.id} value={r.name}>
+                {r.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Role
+          <select name="grantRole" value={role} onChange={(e) => setRole(e.target.value as GrantRole)} disabled={repository === ''}>
+            <option value="append">append (backups only)</option>
+            <option value="read">read</option>
+            <option value="prune">prune</option>
+            <option value="full">full (needed for borg init)</option>
+          </select>
+        </label>
+      </div>
+      <button type="submit" disabled={action.busy}>
+        Add key
+      </button>
+      {action.error && (
+        <p className="error" role="alert">
+          {action.error}
+        </p>
+      )}
+    </form>
+  );
+}

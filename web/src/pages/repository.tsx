@@ -1,0 +1,292 @@
+// One repository: its state, live sessions, grants with client instructions, the audit, a
+// size chart, and the ledger's sessions (with their transactions) and denials.
+import { useMemo, useState, type FormEvent } from 'react';
+import { api, type Denial, type Grant, type GrantRole, type Repository, type Session, type SshEndpoint, type SshKey } from '../api';
+import { can, useMe } from '../app';
+import { bytes, duration, exact, Time } from '../format';
+import { useAction, useLoad } from '../hooks';
+import { useLiveFor } from '../live';
+import { Link, navigate } from '../router';
+import { AuditBadge } from './dashboard';
+import { AuditView } from '../parts/audit-view';
+import { ClientInstructions } from '../parts/client-instructions';
+import { LiveSessions } from '../parts/live-sessions';
+import { receivedOverTime, SizeChart } from '../parts/size-chart';
+
+export function RepositoryPage({ name }: { name: string }) {
+  const me = useMe();
+  const live = useLiveFor(name);
+  const path = encodeURIComponent(name);
+  const repo = useLoad(() => api<{ repository: Repository; grants: Grant[] }>('GET', `/repositories/${path}`), [name, live.changes]);
+  const sessions = useLoad(() => api<{ sessions: Session[] }>('GET', `/sessions?repository=${path}&limit=100`), [name, live.changes]);
+  const denials = useLoad(() => api<{ denials: Denial[] }>('GET', `/denials?repository=${path}&limit=20`), [name, live.changes]);
+  const server = useLoad(() => api<{ ssh: SshEndpoint | null }>('GET', '/server'), []);
+  const points = useMemo(() => receivedOverTime(sessions.data?.sessions ?? []), [sessions.data]);
+
+  if (repo.error) {
+    return (
+      <section>
+        <h1>{name}</h1>
+        <p className="error">{repo.error.message}</p>
+        <Link href="/">Back to the repositories</Link>
+      </section>
+    );
+  }
+  if (!repo.data) return <p className="loading">Loading…</p>;
+  const r = repo.data.repository;
+  const reload = () => {
+    repo.reload();
+    sessions.reload();
+  };
+  return (
+    <>
+      <p className="crumbs">
+        <Link href="/">Repositories</Link> /
+      </p>
+      <h1>{r.name}</h1>
+      <dl className="facts">
+        <div>
+          <dt>Last backup</dt>
+          <dd>
+            <span className={`badge ${r.backup}`}>{r.backup === 'ok' ? 'on time' : r.backup}</span> <Time at={r.lastWriteAt} empty="no backup yet" />
+            <div className="muted small">expected every {duration(r.expectedIntervalSeconds)}</div>
+          </dd>
+        </div>
+        <div>
+          <dt>Size</dt>
+          <dd>
+            {bytes(r.sizeBytes)}
+            {r.quotaBytes !== null && <span className="muted"> of {bytes(r.quotaBytes)} quota</span>}
+          </dd>
+        </div>
+        <div>
+          <dt>Audit</dt>
+          <dd>
+            <AuditBadge r={r} />
+          </dd>
+        </div>
+        <div>
+          <dt>Denials 24 h</dt>
+          <dd className={r.denialsLast24h > 0 ? 'alert' : ''}>{r.denialsLast24h}</dd>
+        </div>
+      </dl>
+      <LiveSessions repository={r.name} />
+      <Grants repository={r} grants={repo.data.grants} ssh={server.data?.ssh ?? null} onChange={repo.reload} />
+      <AuditView repository={r} onChange={reload} />
+      <section aria-labelledby="size-title">
+        <h2 id="size-title">Size over time</h2>
+        <SizeChart points={points} label="data received by backups" />
+        <p className="muted small">Cumulative data received by committed backup sessions (the ledger); {bytes(r.sizeBytes)} on disk now.</p>
+      </section>
+      <SessionTimeline sessions={sessions.data?.sessions ?? []} open={live.open} />
+      <Denials denials={denials.data?.denials ?? []} />
+      {can(me, 'operator') && <DangerZone repository={r} />}
+    </>
+  );
+}
+
+function Grants({ repository, grants, ssh, onChange }: { repository: Repository; grants: Grant[]; ssh: SshEndpoint | null; onChange: () => void }) {
+  const me = useMe();
+  const [shown, setShown] = useState<number | null>(grants.length === 1 ? grants[0]!.keyId : null);
+  const remove = useAction();
+  return (
+    <section aria-labelledby="grants-title">
+      <h2 id="grants-title">Grants</h2>
+      {grants.length === 0 ? (
+        <p className="muted">
+          No key may use this repository yet. {can(me, 'operator') ? 'Grant one below, or add a key on the ' : 'An operator grants keys on the '}
+          <Link href="/keys">Keys page</Link>.
+        </p>
+      ) : (
+        <ul className="grants">
+          {grants.map((g) => (
+            <li key={g.keyId} data-grant={g.keyName}>
+              <div className="grant-line">
+                <strong>{g.keyName}</strong> <span className={`badge role-${g.role}`}>{g.role}</span>
+                <span className="muted small mono"> {g.keyFingerprint}</span>
+                {g.keyRevoked && <span className="badge late">revoked</span>}
+                <span className="muted small">
+                  {g.writesPerDay !== null && ` · ${g.writesPerDay} writing session(s) a day`}
+                  {g.fromCidrs && ` · from ${g.fromCidrs.join(', ')}`}
+                  {g.expiresAt && (
+                    <>
+                      {' · expires '}
+                      <Time at={g.expiresAt} />
+                    </>
+                  )}
+                </span>
+                <span className="actions">
+                  <button type="button" className="small" aria-expanded={shown === g.keyId} onClick={() => setShown(shown === g.keyId ? null : g.keyId)}>
+                    {shown === g.keyId ? 'Hide' : 'Client set-up'}
+                  </button>
+                  {can(me, 'operator') && (
+                    <button
+                      type="button"
+                      className="small danger"
+                      disabled={remove.busy}
+                      onClick={async () => {
+                        if (!confirm(`Remove the grant of ${g.keyName} on ${repository.name}?`)) return;
+                        if ((await remove.run(() => api('DELETE', `/grants/${encodeURIComponent(String(g.keyId))}/${encodeURIComponent(repository.name)}`))) !== undefined) onChange();
+                      }}
+                    >
+                      Remove
+                    </button>
+                  )}
+                </span>
+              </div>
+              {shown === g.keyId && <ClientInstructions grant={g} ssh={ssh} />}
+            </li>
+          ))}
+        </ul>
+      )}
+      {remove.error && <p className="error">{remove.error}</p>}
+      {can(me, 'operator') && <AddGrant repository={repository} existing={grants} onAdded={onChange} />}
+    </section>
+  );
+}
+
+function AddGrant({ repository, existing, onAdded }: { repository: Repository; existing: Grant[]; onAdded: () => void }) {
+  const keys = useLoad(() => api<{ keys: SshKey[] }>('GET', '/keys'), [existing.length]);
+  const candidates = (keys.data?.keys ?? []).filter((k) => !k.revoked && !existing.some((g) => g.keyId === k.id));
+  const [key, setKey] = useState('');
+  const [role, setRole] = useState<GrantRole>('append');
+  const [writes, setWrites] = useState('');
+  const action = useAction();
+  if (keys.data && candidates.length === 0) return null;
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const chosen = key || String(candidates[0]?.id ?? '');
+    const r = await action.run(() =>
+      api('POST', '/grants', { key: chosen, repository: repository.name, role, writesPerDay: writes === '' ? null : Number(writes) }),
+    );
+    if (r) {
+      setKey('');
+      onAdded();
+    }
+  };
+  return (
+    <form className="inline-form" onSubmit={submit} aria-label="grant a key">
+      <label>
+        Key
+        <select name="key" value={key} onChange={(e) => setKey(e.target.value)}>
+          {candidates.map((k) => (
+            <option key={k.id} value={String(k.id)}>
+              {k.name}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Role
+        <select name="role" value={role} onChange={(e) => setRole(e.target.value as GrantRole)}>
+          <option value="append">append (backups only)</option>
+          <option value="read">read</option>
+          <option value="prune">prune</option>
+          <option value="full">full</option>
+        </select>
+      </label>
+      <label>
+        Writes a day <span className="muted">(optional)</span>
+        <input name="writesPerDay" type="number" min="1" value={writes} onChange={(e) => setWrites(e.target.value)} />
+      </label>
+      <button type="submit" disabled={action.busy}>
+        Grant
+      </button>
+      {action.error && (
+        <p className="error" role="alert">
+          {action.error}
+        </p>
+      )}
+    </form>
+  );
+}
+
+function SessionTimeline({ sessions, open }: { sessions: Session[]; open: Session[] }) {
+  // Running sessions carry their live byte counts.
+  const shown = sessions.map((s) => open.find((o) => o.id === s.id) ?? s);
+  return (
+    <section aria-labelledby="timeline-title">
+      <h2 id="timeline-title">Sessions and transactions</h2>
+      {shown.length === 0 ? (
+        <p className="muted">No session yet. Run the client set-up of a grant above; each borg run appears here.</p>
+      ) : (
+        <ol className="timeline">
+          {shown.map((s) => (
+            <li key={s.id} className={`step ${s.result}`} data-session={s.id} data-result={s.result}>
+              <div>
+                <span className={`badge ${s.result}`}>{s.result === 'open' ? 'running' : s.result}</span> <strong>{s.keyName ?? 'unknown key'}</strong>
+                {s.role && <span className="muted"> ({s.role})</span>} <Time at={s.startedAt} />
+                <span className="muted small">
+                  {' '}
+                  · {bytes(s.bytesIn)} in · {bytes(s.bytesOut)} out
+                  {s.endedAt && ` · ${duration((new Date(s.endedAt).getTime() - new Date(s.startedAt).getTime()) / 1000)}`}
+                  {s.clientAddress && ` · ${s.clientAddress}`}
+                  {s.clientVersion && ` · borg ${s.clientVersion}`}
+                </span>
+              </div>
+              {s.detail && <div className="muted small">{s.detail}</div>}
+              {(s.transactions ?? []).length > 0 && (
+                <ul className="txns">
+                  {s.transactions!.map((t) => (
+                    <li key={t.id}>
+                      transaction {t.borgTransactionId ?? '—'} {t.state === 'committed' ? 'committed' : 'rolled back'}{' '}
+                      <time title={exact(t.endedAt)}>{new Date(t.endedAt).toLocaleTimeString()}</time>: {t.objectsPut} put, {t.objectsDeleted} deleted
+                      {t.objectsOverwritten > 0 && `, ${t.objectsOverwritten} overwritten`}
+                      {t.manifestWritten && ', manifest written'}
+                    </li>
+                  ))}
+                </ul>
+              )}
+              {(s.denials ?? []).map((d) => (
+                <div key={d.id} className="error small">
+                  refused {d.method}: {d.message}
+                </div>
+              ))}
+            </li>
+          ))}
+        </ol>
+      )}
+    </section>
+  );
+}
+
+function Denials({ denials }: { denials: Denial[] }) {
+  return (
+    <section aria-labelledby="denials-title">
+      <h2 id="denials-title">Denials</h2>
+      {denials.length === 0 ? (
+        <p className="muted">Nothing refused. A refusal here is a security signal: a client tried something its role does not allow.</p>
+      ) : (
+        <ul className="denials">
+          {denials.map((d) => (
+            <li key={d.id}>
+              <Time at={d.at} /> <strong>{d.keyName ?? 'unknown key'}</strong> {d.method}: {d.message} <span className="muted small mono">{d.reason}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function DangerZone({ repository }: { repository: Repository }) {
+  const action = useAction();
+  return (
+    <details className="danger-zone">
+      <summary>Remove this repository</summary>
+      <p>Removes the registration and its grants; the files move to the data directory’s trash and are never destroyed.</p>
+      <button
+        type="button"
+        className="danger"
+        disabled={action.busy}
+        onClick={async () => {
+          if (!confirm(`Remove repository ${repository.name}?`)) return;
+          if ((await action.run(() => api('DELETE', `/repositories/${encodeURIComponent(repository.name)}`))) !== undefined) navigate('/');
+        }}
+      >
+        Remove {repository.name}
+      </button>
+      {action.error && <p className="error">{action.error}</p>}
+    </details>
+  );
+}

@@ -1,0 +1,114 @@
+// Console users (admin only): add (a generated password is shown once), change role, remove.
+import { useState, type FormEvent } from 'react';
+import { api, type User, type UserRole } from '../api';
+import { useMe } from '../app';
+import { Time } from '../format';
+import { useAction, useLoad } from '../hooks';
+
+export function UsersPage() {
+  const me = useMe();
+  const users = useLoad(() => api<{ users: User[] }>('GET', '/users'), []);
+  const change = useAction();
+  const [name, setName] = useState('');
+  const [role, setRole] = useState<UserRole>('viewer');
+  const [created, setCreated] = useState<{ name: string; password: string } | null>(null);
+  const add = useAction();
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const r = await add.run(() => api<{ user: User; password?: string }>('POST', '/users', { name: name.trim(), role }));
+    if (r) {
+      setCreated(r.password ? { name: r.user.name, password: r.password } : null);
+      setName('');
+      users.reload();
+    }
+  };
+  return (
+    <>
+      <h1>Users</h1>
+      {users.error && <p className="error">{users.error.message}</p>}
+      <div className="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Role</th>
+              <th scope="col">Second factor</th>
+              <th scope="col">Added</th>
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {(users.data?.users ?? []).map((u) => (
+              <tr key={u.id} data-user={u.name}>
+                <th scope="row">{u.name}</th>
+                <td>
+                  <select
+                    aria-label={`role of ${u.name}`}
+                    value={u.role}
+                    disabled={change.busy || u.id === me.user.id}
+                    onChange={async (e) => {
+                      if (await change.run(() => api('PATCH', `/users/${encodeURIComponent(u.name)}`, { role: e.target.value }))) users.reload();
+                    }}
+                  >
+                    <option value="admin">admin</option>
+                    <option value="operator">operator</option>
+                    <option value="viewer">viewer</option>
+                  </select>
+                </td>
+                <td>{u.totpEnabled ? 'on' : <span className="muted">off</span>}</td>
+                <td>
+                  <Time at={u.createdAt} />
+                </td>
+                <td>
+                  {u.id !== me.user.id && (
+                    <button
+                      type="button"
+                      className="small danger"
+                      onClick={async () => {
+                        if (!confirm(`Remove user ${u.name} with their sessions and API tokens?`)) return;
+                        if (await change.run(() => api('DELETE', `/users/${encodeURIComponent(u.name)}`))) users.reload();
+                      }}
+                    >
+                      Remove
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {change.error && <p className="error">{change.error}</p>}
+      <form className="card inline-form" onSubmit={submit} aria-labelledby="add-user">
+        <h2 id="add-user">Add a user</h2>
+        <label>
+          Name
+          <input name="userName" value={name} onChange={(e) => setName(e.target.value)} required />
+        </label>
+        <label>
+          Role
+          <select name="userRole" value={role} onChange={(e) => setRole(e.target.value as UserRole)}>
+            <option value="viewer">viewer (read only)</option>
+            <option value="operator">operator (repositories, keys, audits)</option>
+            <option value="admin">admin (everything)</option>
+          </select>
+        </label>
+        <button type="submit" disabled={add.busy}>
+          Add
+        </button>
+        {add.error && (
+          <p className="error" role="alert">
+            {add.error}
+          </p>
+        )}
+      </form>
+      {created && (
+        <p className="notice" role="status">
+          Password of {created.name}, shown only now: <code className="mono">{created.password}</code>
+        </p>
+      )}
+    </>
+  );
+}
