@@ -22,6 +22,8 @@ import { createEventStreams } from './routes/event-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { ledgerRoutes } from './routes/ledger-routes.js';
+import { alertRoutes, type MonitoringApi } from './routes/alert-routes.js';
+import { metricsAuthorized, type ServerMetrics } from './metrics.js';
 import { repositoryRoutes } from './routes/repository-routes.js';
 import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
@@ -46,6 +48,8 @@ export interface ApiDeps {
   audit?: Partial<AuditServiceDeps>;
   /** Measures a repository directory's size; default walks it, cached for a minute. */
   sizeOf?: (path: string) => Promise<number | null>;
+  /** The running scheduler, notifier and metrics (serve); left out, those endpoints say monitoring does not run. */
+  monitoring?: (MonitoringApi & { metrics: ServerMetrics; metricsToken: string | null }) | null;
   /** Validate every response against its documented schema (tests): a mismatch is a 500. */
   checkResponses?: boolean;
   /** Live events: how often the ledger is looked at, and the streams' heartbeat (tests shorten them). */
@@ -99,6 +103,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...grantRoutes(ctx),
     ...ledgerRoutes(ctx),
     ...auditRoutes(ctx),
+    ...alertRoutes(ctx, deps.monitoring ?? null),
     ...serverRoutes(ctx, deps.ssh ?? null),
   ];
   const liveHub = createLiveEvents({ store: deps.store, ...(deps.live?.pollMs && { pollMs: deps.live.pollMs }), onError: (err) => app.log.error({ err }, 'live events: reading the ledger failed') });
@@ -133,6 +138,18 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     return payload;
   });
+
+  // Prometheus scrapes /metrics (not under /api/v1: that is where scrapers look), with the
+  // metrics token when one is configured.
+  const monitoring = deps.monitoring;
+  if (monitoring) {
+    app.get('/metrics', async (request, reply) => {
+      if (!metricsAuthorized(monitoring.metricsToken, request.headers.authorization)) {
+        return reply.code(401).header('www-authenticate', 'Bearer').send({ code: 'BK_ERR_UNAUTHENTICATED', message: 'the metrics need the metrics token: Authorization: Bearer TOKEN' });
+      }
+      return reply.header('content-type', monitoring.metrics.contentType).send(await monitoring.metrics.render());
+    });
+  }
 
   const openApi = buildOpenApiDocument(routes, API_PREFIX);
   app.get(`${API_PREFIX}/openapi.json`, async () => openApi);

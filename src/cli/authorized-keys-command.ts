@@ -29,6 +29,8 @@ export function registerAuthorizedKeysCommand(program: Command, ctx: CliContext)
       const line = await withStore(ctx, async (store) => {
         const key = await store.findKeyByBlob(keyType, keyBlob);
         if (!key) return null;
+        // A revoked key still in use may be a stolen one: counted, and repeated tries raise an alert.
+        if (key.revokedAt) await store.recordAuthFailure({ keyId: key.id, address: null, reason: `key '${key.name}' is revoked` });
         const grants = (await store.listGrants({ keyId: key.id })).map((v) => v.grant);
         return authorizedKeyLine(key, grants, { node: process.execPath, borgkeep: borgkeepBin(), dataDir: ctx.getDataDir() });
       });

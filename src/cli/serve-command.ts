@@ -7,7 +7,7 @@
 // let running sessions finish for the grace period, then end them so borg rolls back what is not
 // committed; the API closes its connections at once.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 
@@ -28,6 +28,7 @@ interface ServeFlags {
   httpListen?: string;
   tlsCert?: string;
   tlsKey?: string;
+  config?: string;
 }
 
 export function registerServeCommand(program: Command, ctx: CliContext): void {
@@ -45,6 +46,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--http-listen <host:port>', 'address of the HTTP API (env BORGKEEP_HTTP_LISTEN, default 127.0.0.1:8080)')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (env BORGKEEP_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (env BORGKEEP_TLS_KEY)')
+    .option('--config <file>', 'JSON settings: any of the above, alerts, metricsToken, auditPassphraseFiles (env BORGKEEP_CONFIG; default DATA/borgkeep.json when it exists)')
     .action(async (flags: ServeFlags) => {
       const { parseServeConfig } = await import('../gateway/serve-config.js');
       const config = parseServeConfig(
@@ -62,6 +64,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           tlsKey: flags.tlsKey,
         },
         process.env,
+        readConfigFile(flags.config ?? process.env.BORGKEEP_CONFIG ?? null, join(ctx.getDataDir(), 'borgkeep.json')),
       );
       await serve(ctx, config);
     });
@@ -92,7 +95,10 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       type === 'rsa' ? ssh2.utils.generateKeyPairSync('rsa', { bits: 3072 }) : ssh2.utils.generateKeyPairSync('ed25519'),
     );
     const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
-    const guardDeps = createGuardDeps(dataDir, store, process.env);
+    const [{ startMonitoring }, { createRepositorySizer, directorySize }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js')]);
+    const { sizeOf } = createRepositorySizer({ now: () => new Date() });
+    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles });
+    const guardDeps = { ...createGuardDeps(dataDir, store, process.env), onFrame: (method: string) => monitoring.metrics.frame(method) };
     const gateway = createSshGateway({
       hostKeys,
       user: config.sshUser,
@@ -107,8 +113,12 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       },
       log,
       ssh2: { Server: ssh2.Server, parseKey: ssh2.utils.parseKey },
+      events: monitoring.gatewayEvents,
     });
-    const bound = await gateway.listen(config.sshListen.host, config.sshListen.port).catch(listenError(config.sshListen, '--ssh-listen', 'sshd'));
+    const bound = await gateway.listen(config.sshListen.host, config.sshListen.port).catch(async (error: NodeJS.ErrnoException) => {
+      await monitoring.stop(); // its timers would keep the process alive
+      return listenError(config.sshListen, '--ssh-listen', 'sshd')(error);
+    });
 
     // Anything failing from here on must close the gateway, or the process would never exit.
     let api: ApiServer | undefined;
@@ -129,6 +139,8 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         tls,
         logger: log,
         consoleDir: findConsoleDir(),
+        sizeOf,
+        monitoring: { notifier: monitoring.notifier, scheduler: monitoring.scheduler, metrics: monitoring.metrics, metricsToken: config.metricsToken ?? null },
         ssh: {
           user: config.sshUser,
           port: bound.port,
@@ -140,6 +152,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     } catch (error) {
       await api?.close().catch(() => undefined);
       await gateway.close(0);
+      await monitoring.stop();
       throw error;
     }
     const apiServer: ApiServer = api;
@@ -155,6 +168,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       `clients use: borg init -e repokey ssh://${config.sshUser}@${hostForUrl}:${bound.port}/./REPO`,
       `HTTP API listening on ${http.url}/api/v1 (OpenAPI document: ${http.url}/api/v1/openapi.json)`,
       `web console: ${http.url}/`,
+      `Prometheus metrics: ${http.url}/metrics${config.metricsToken ? ' (with the metrics token)' : ''}`,
       ...(firstAdmin
         ? [
             `created the console user '${firstAdmin.name}' (role admin) with this one-time password, shown only now:`,
@@ -169,7 +183,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       const onSignal = (signal: NodeJS.Signals): void => {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
         log.info({ event: 'shutdown', signal, sessions: gateway.sessionCount(), graceSeconds: config.shutdownGraceSeconds }, 'stopping');
-        void Promise.allSettled([gateway.close(config.shutdownGraceSeconds * 1000), apiServer.close()]).then(() => resolve());
+        void Promise.allSettled([gateway.close(config.shutdownGraceSeconds * 1000), apiServer.close(), monitoring.stop()]).then(() => resolve());
       };
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
     });
@@ -191,6 +205,26 @@ function listenError(address: { host: string; port: number }, flag: string, othe
           : `cannot listen on ${where}: ${error.message}`,
     );
   };
+}
+
+/** The config file's JSON: `explicit` must exist; `fallback` (DATA/borgkeep.json) is read when it does. */
+function readConfigFile(explicit: string | null, fallback: string): Record<string, unknown> {
+  const path = explicit ?? (existsSync(fallback) ? fallback : null);
+  if (path === null) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `cannot read the config file ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'there is no such file' : (error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the config file ${path} must hold one JSON object`);
+  return value as Record<string, unknown>;
 }
 
 function readPem(file: string, flag: string): Buffer {

@@ -4,6 +4,7 @@
 
 import { z } from 'zod';
 
+import { alertConfigSchema } from '../alerts/alert-config.js';
 import { invalidInput } from '../errors.js';
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 lets the system choose (tests). */
@@ -44,7 +45,15 @@ export const serveConfigSchema = z
     .prefault('127.0.0.1:8080'),
   tlsCert: filePath.describe('PEM certificate (chain) for HTTPS (--tls-cert, BORGKEEP_TLS_CERT); with --tls-key').optional(),
   tlsKey: filePath.describe('PEM private key for HTTPS (--tls-key, BORGKEEP_TLS_KEY); with --tls-cert').optional(),
+  // Only in the config file (or the environment): secrets and structured settings.
+  alerts: alertConfigSchema.describe('alert thresholds, the mail server and channels; written into the store at each start').optional(),
+  metricsToken: z.string().min(16, 'needs at least 16 characters').describe('bearer token /metrics asks for (BORGKEEP_METRICS_TOKEN); none: /metrics is open').optional(),
+  auditPassphraseFiles: z
+    .record(z.string(), filePath)
+    .describe("repository name -> file holding its passphrase, so the daily audit also reads the archive lists; none: structural audits")
+    .default({}),
 })
+  .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
     message: 'give --tls-cert and --tls-key together',
     path: ['tlsCert'],
@@ -65,16 +74,26 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   httpListen: '--http-listen',
   tlsCert: '--tls-cert',
   tlsKey: '--tls-key',
+  alerts: 'alerts',
+  metricsToken: 'metricsToken',
+  auditPassphraseFiles: 'auditPassphraseFiles',
 };
 
-export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string>>, env: NodeJS.ProcessEnv): ServeConfig {
+/**
+ * Flags win over the environment, which wins over the config file (`file`: its parsed JSON, whose
+ * keys are the names above, e.g. {"httpListen": "0.0.0.0:8080", "alerts": {...}}).
+ */
+export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string>>, env: NodeJS.ProcessEnv, file: Record<string, unknown> = {}): ServeConfig {
+  const fromFlags = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
   const input = {
-    ...flags,
-    sshListen: flags.sshListen ?? env.BORGKEEP_SSH_LISTEN,
-    sshUser: flags.sshUser ?? env.BORGKEEP_SSH_USER,
-    httpListen: flags.httpListen ?? env.BORGKEEP_HTTP_LISTEN,
-    tlsCert: flags.tlsCert ?? env.BORGKEEP_TLS_CERT,
-    tlsKey: flags.tlsKey ?? env.BORGKEEP_TLS_KEY,
+    ...file,
+    ...fromFlags,
+    metricsToken: env.BORGKEEP_METRICS_TOKEN ?? file.metricsToken,
+    sshListen: flags.sshListen ?? env.BORGKEEP_SSH_LISTEN ?? file.sshListen,
+    sshUser: flags.sshUser ?? env.BORGKEEP_SSH_USER ?? file.sshUser,
+    httpListen: flags.httpListen ?? env.BORGKEEP_HTTP_LISTEN ?? file.httpListen,
+    tlsCert: flags.tlsCert ?? env.BORGKEEP_TLS_CERT ?? file.tlsCert,
+    tlsKey: flags.tlsKey ?? env.BORGKEEP_TLS_KEY ?? file.tlsKey,
   };
   const parsed = serveConfigSchema.safeParse(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)));
   if (parsed.success) return parsed.data;
@@ -82,5 +101,8 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
   const field = String(issue.path[0]) as keyof ServeConfig;
   const message = issue.code === 'custom' ? issue.message : `${issue.message.replace(/^Invalid input: /, '')}`;
   if (message === 'give --tls-cert and --tls-key together') throw invalidInput(message);
-  throw invalidInput(`${FLAGS[field] ?? field}: ${message}`);
+  if (issue.code === 'unrecognized_keys') throw invalidInput(`the config file has unknown settings: ${issue.keys.join(', ')}`);
+  // A value from a flag is named by its flag; one from the file by its path in the file.
+  const fromFile = !(field in fromFlags) && FLAGS[field] !== undefined && !FLAGS[field].startsWith('--') ? true : !(field in fromFlags) && field in file;
+  throw invalidInput(fromFile ? `config file, ${issue.path.join('.')}: ${message}` : `${FLAGS[field] ?? field}: ${message}`);
 }

@@ -55,6 +55,14 @@ export interface SshGatewayDeps {
   readonly log: GatewayLog;
   /** ssh2's Server and key parser, loaded by the caller (only `serve` needs ssh2). */
   readonly ssh2: { Server: typeof SshServer; parseKey: (data: string | Buffer) => ParsedKey | Error };
+  /** Told of each connection and each refused login (metrics; failures of known keys raise alerts). */
+  readonly events?: GatewayEvents;
+}
+
+export interface GatewayEvents {
+  connection(address: string): void;
+  /** `key`: the registered key that was refused (revoked, bad signature), or null for an unknown one. */
+  authFailure(address: string, key: SshKey | null, reason: string): void;
 }
 
 export interface SshGateway {
@@ -133,12 +141,13 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
       });
 
       client.on('authentication', (ctx) => {
-        const reject = (reason: string): void => {
+        const reject = (reason: string, known: SshKey | null = null): void => {
           // One failure per connection, counted at once (a throttled peer's next connection is
           // checked before its first byte); taken back if the connection logs in after all.
           if (!authFailed) deps.throttle.fail(address);
           authFailed = true;
           log.warn({ event: 'auth-failed', address, user: ctx.username, method: ctx.method, reason }, 'authentication refused');
+          deps.events?.authFailure(address, known, reason);
           ctx.reject(['publickey']);
         };
         if (ctx.method !== 'publickey') {
@@ -153,11 +162,11 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
           .findKeyByBlob(type, ctx.key.data.toString('base64'))
           .then((found) => {
             if (!found) return reject('unknown key');
-            if (found.revokedAt) return reject(`key '${found.name}' is revoked`);
+            if (found.revokedAt) return reject(`key '${found.name}' is revoked`, found);
             if (!ctx.signature) return ctx.accept(); // the client asks whether this key would do
             const parsed = deps.ssh2.parseKey(`${found.type} ${found.blob}`);
             if (parsed instanceof Error || parsed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) {
-              return reject(`bad signature for key '${found.name}'`);
+              return reject(`bad signature for key '${found.name}'`, found);
             }
             key = found;
             if (accepted) clearTimeout(accepted.grace); // logged in within the grace time
@@ -255,6 +264,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
       socket.destroy();
       return;
     }
+    deps.events?.connection(address);
     const id = `${address}|${socket.remotePort}`;
     // Absolute, not an inactivity time-out: a peer trickling bytes must not stay for ever.
     const grace = setTimeout(() => {

@@ -36,7 +36,7 @@ import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from 
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
-import { MANIFEST_ID, decideCall, destroysHistory, type DenyReason } from './grant-policy.js';
+import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
 import { createIdSet } from './id-set.js';
 import { repositoryNameFromPath } from './repository-path.js';
 import { createStderrScrubber, createTextScrubber } from './stderr-scrubber.js';
@@ -59,6 +59,8 @@ export interface GuardDeps {
   readonly now?: () => Date;
   readonly host?: string;
   readonly pid?: number;
+  /** Told the method of every call (metrics). */
+  readonly onFrame?: (method: string) => void;
 }
 
 export interface GuardSession {
@@ -592,6 +594,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
 
   const handleFrame = async (frame: Buffer): Promise<void> => {
     const req = parseRequest(frame);
+    // Client text as a metric label only when it is one of borg's methods: no unbounded labels.
+    deps.onFrame?.(req.method === 'negotiate' || req.method === 'open' || isKnownMethod(req.method) ? req.method : 'other');
     if (!negotiateFrame) {
       if (req.method !== 'negotiate') throw new SessionEnd('error', 'the client did not start with negotiate');
       return handleNegotiate(req);

@@ -20,7 +20,7 @@ export interface ServerJobDeps {
   audit: (repositoryName: string) => Promise<string>;
 }
 
-const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+const repositories = (n: number) => `${n} ${n === 1 ? 'repository' : 'repositories'}`;
 
 /** Size on disk, and from borg's hints: live objects, what compaction would free, borg's own usage. */
 export async function repositoryStatistics(deps: Pick<ServerJobDeps, 'store' | 'directorySize'>): Promise<string> {
@@ -45,7 +45,7 @@ export async function repositoryStatistics(deps: Pick<ServerJobDeps, 'store' | '
     });
     measured++;
   }
-  return `measured ${count(measured, 'repository')}`;
+  return `measured ${repositories(measured)}`;
 }
 
 export function serverJobs(deps: ServerJobDeps): JobDefinition[] {

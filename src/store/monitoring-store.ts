@@ -134,6 +134,9 @@ export interface MonitoringStore {
   /** Guard denials since `since`, per (key, repository), with the newest one's method, message and address. */
   denialsSince(since: Date): Promise<DenialGroup[]>;
 
+  /** Per repository and session result: sessions, bytes received and sent (for metrics). */
+  sessionTotals(): Promise<Array<{ repositoryId: number; result: string; sessions: number; bytesIn: number; bytesOut: number }>>;
+
   getSetting<T>(name: string): Promise<T | undefined>;
   setSetting(name: string, value: unknown): Promise<void>;
 }
@@ -421,6 +424,16 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
           });
       }
       return [...groups.values()];
+    },
+
+    async sessionTotals() {
+      const rows = await db
+        .selectFrom('sessions')
+        .select((eb) => ['repository_id', 'result', eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('bytes_in').as('bytes_in'), eb.fn.sum<number>('bytes_out').as('bytes_out')])
+        .where('repository_id', 'is not', null)
+        .groupBy(['repository_id', 'result'])
+        .execute();
+      return rows.map((r) => ({ repositoryId: r.repository_id as number, result: r.result, sessions: Number(r.n), bytesIn: Number(r.bytes_in ?? 0), bytesOut: Number(r.bytes_out ?? 0) }));
     },
 
     async getSetting<T>(name: string) {

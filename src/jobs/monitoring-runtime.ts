@@ -1,0 +1,111 @@
+// Monitoring as `borgkeep serve` runs it: the config file's alert section applied to the store,
+// the notifier with its channels, the alert engine and rules, the metrics, and the scheduler
+// with the server's jobs. One place that wires them; serve-command.ts starts and stops it.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+
+import { createAlertEngine } from '../alerts/alert-engine.js';
+import { SMTP_SETTINGS, type AlertConfig } from '../alerts/alert-config.js';
+import { createChannelSender, type SmtpSettings } from '../alerts/channels.js';
+import { ALERT_SETTINGS, createMonitor } from '../alerts/monitor.js';
+import { createNotifier, type Notifier } from '../alerts/notifier.js';
+import { createServerMetrics, type ServerMetrics } from '../api/metrics.js';
+import { createAuditService } from '../audit/audit-service.js';
+import type { GatewayEvents } from '../gateway/ssh-gateway.js';
+import type { Store } from '../store/database.js';
+import { createScheduler, type Scheduler } from './scheduler.js';
+import { serverJobs } from './server-jobs.js';
+
+export interface MonitoringLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface MonitoringDeps {
+  store: Store;
+  log: MonitoringLog;
+  sizeOf: (path: string) => Promise<number | null>;
+  directorySize: (path: string) => Promise<number | null>;
+  config: AlertConfig | undefined;
+  /** Repository name -> file holding its passphrase, for the daily audit (config file). */
+  auditPassphraseFiles: Readonly<Record<string, string>>;
+  now?: () => Date;
+}
+
+export interface Monitoring {
+  scheduler: Scheduler;
+  notifier: Notifier;
+  metrics: ServerMetrics;
+  gatewayEvents: GatewayEvents;
+  stop(): Promise<void>;
+}
+
+/** Writes the config file's alert section into the store: at every start, the file wins. */
+async function applyConfig(store: Store, config: AlertConfig | undefined): Promise<void> {
+  if (!config) return;
+  if (config.settings) await store.setSetting(ALERT_SETTINGS, { ...((await store.getSetting<object>(ALERT_SETTINGS)) ?? {}), ...config.settings });
+  if (config.smtp) await store.setSetting(SMTP_SETTINGS, config.smtp);
+  for (const c of config.channels ?? []) {
+    const existing = (await store.listChannels()).find((x) => x.name === c.name);
+    if (existing && existing.kind !== c.kind) await store.removeChannel(c.name);
+    if (existing && existing.kind === c.kind) await store.updateChannel(c.name, { target: c.target, format: c.format, secret: c.secret, enabled: c.enabled ?? true });
+    else await store.addChannel(c);
+  }
+}
+
+export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring> {
+  const { store, log } = deps;
+  const now = deps.now ?? (() => new Date());
+  await applyConfig(store, deps.config);
+  const notifier = createNotifier({
+    store,
+    send: createChannelSender({ smtp: async () => (await store.getSetting<SmtpSettings>(SMTP_SETTINGS)) ?? null }),
+    server: hostname(),
+    now,
+    log,
+  });
+  const names = async (id: number) => (await store.listRepositories()).find((r) => r.repository.id === id)?.repository.name ?? null;
+  const engine = createAlertEngine({ store, notifier, now, repositoryName: names });
+  const monitor = createMonitor({ store, engine, now, sizeOf: deps.sizeOf });
+  const audits = createAuditService(store);
+  const scheduler = createScheduler({ store, now, log });
+  const jobs = serverJobs({
+    store,
+    monitor,
+    directorySize: deps.directorySize,
+    audit: async (name) => {
+      const repository = await store.getRepository(name);
+      if (!existsSync(join(store.paths.repository(repository.dirName), 'config'))) return 'not initialised';
+      const file = deps.auditPassphraseFiles[name];
+      const passphrase = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : null;
+      const { report } = await audits.audit(name, { passphrase, keyFile: null, actor: 'borgkeep (daily audit)' });
+      return report.verdict === 'clean' ? (report.manifestsRead ? 'clean' : 'clean (structural)') : `suspicious from transaction ${report.firstSuspiciousTransaction}`;
+    },
+  });
+  for (const job of jobs) scheduler.add(job);
+  await scheduler.start();
+
+  const metrics = createServerMetrics({ store, sizeOf: deps.sizeOf, now });
+  const gatewayEvents: GatewayEvents = {
+    connection: () => metrics.connection(),
+    authFailure: (address, key, reason) => {
+      metrics.authFailure(key !== null);
+      // Unknown keys are every client's other keys being offered; only registered keys count.
+      if (key) void store.recordAuthFailure({ keyId: key.id, address, reason }).catch((error: unknown) => log.error({ error: (error as Error).message }, 'could not record a failed login'));
+    },
+  };
+  return {
+    scheduler,
+    notifier,
+    metrics,
+    gatewayEvents,
+    async stop() {
+      await scheduler.stop();
+      notifier.stop();
+      await notifier.idle();
+    },
+  };
+}
