@@ -20,6 +20,8 @@ const NEEDED = [
   ['/usr/sbin/sshd', 'openssh-server'],
   // The console's end-to-end test (test/e2e) drives it with playwright-core.
   ['/usr/bin/chromium', 'chromium'],
+  // Certificates for the TLS tests (the mail server's STARTTLS).
+  ['openssl', 'openssl'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = NEEDED.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);

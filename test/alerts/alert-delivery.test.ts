@@ -3,7 +3,11 @@
 // notice; webhook signatures verify; a broken receiver is retried, then reported, and holds up
 // nobody else.
 
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 
 import { createAlertEngine } from '../../src/alerts/alert-engine.js';
@@ -242,5 +246,32 @@ describe('webhooks', () => {
     expect(await notifier.test(await store.getChannel('broken-hook'))).toMatch(/^the webhook 127\.0\.0\.1:\d+ answered HTTP 503$/);
     await store.setSetting('smtp', { host: '127.0.0.1', port: mail.port, secure: false, requireTls: false, user: 'alerts', password: 'wrong', from: 'borgkeep@example.org', verifyCertificate: true });
     expect(await notifier.test(await store.getChannel('ops-mail'))).toMatch(/^the mail server 127\.0\.0\.1:\d+ did not take the message: /);
+  });
+});
+
+describe('mail', () => {
+  test('STARTTLS with a login: the message goes out encrypted; a server that cannot upgrade is refused when TLS is required', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smtp-tls-'));
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const secure = await startMailSink({ user: 'alerts', password: 'secret', tls: { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') } });
+    rmSync(dir, { recursive: true, force: true });
+    try {
+      const { store } = temp;
+      const { notifier } = harness();
+      const smtp = { host: '127.0.0.1', port: secure.port, secure: false, requireTls: true, user: 'alerts', password: 'secret', from: 'borgkeep@example.org', verifyCertificate: false };
+      await store.setSetting('smtp', smtp satisfies SmtpSettings);
+      expect(await notifier.test(await store.getChannel('ops-mail'))).toBeNull();
+      expect(secure.tlsUsed()).toBe(true);
+      expect((await secure.waitFor(() => true)).subject).toContain('TEST');
+      // The self-signed certificate is refused when it is checked.
+      await store.setSetting('smtp', { ...smtp, verifyCertificate: true });
+      expect(await notifier.test(await store.getChannel('ops-mail'))).toMatch(/did not take the message: .*certificate/i);
+      // The plain server offers no STARTTLS: with requireTls the message is not sent in the clear.
+      await store.setSetting('smtp', { ...smtp, port: mail.port, requireTls: true });
+      expect(await notifier.test(await store.getChannel('ops-mail'))).toMatch(/did not take the message: .*STARTTLS/i);
+    } finally {
+      await secure.close();
+    }
   });
 });

@@ -48,13 +48,21 @@ async function waitIn<T>(list: T[], pick: (x: T) => boolean, ms: number, what: s
   }
 }
 
-export async function startMailSink(options: { user?: string; password?: string } = {}): Promise<MailSink> {
+/**
+ * `tls`: a certificate and key (PEM) to offer STARTTLS with; then AUTH is refused before the
+ * upgrade. Without it, plain SMTP on loopback with AUTH allowed in the clear.
+ */
+export async function startMailSink(options: { user?: string; password?: string; tls?: { cert: string; key: string } } = {}): Promise<MailSink & { tlsUsed: () => boolean }> {
   const mails: ReceivedMail[] = [];
+  let tlsUsed = false;
   const server = new SMTPServer({
     secure: false,
-    // No certificate here: plain SMTP on loopback, with AUTH allowed without TLS for the test.
-    disabledCommands: ['STARTTLS'],
-    allowInsecureAuth: true,
+    ...(options.tls ? { key: options.tls.key, cert: options.tls.cert } : { disabledCommands: ['STARTTLS'] }),
+    allowInsecureAuth: !options.tls,
+    onSecure(_socket, _session, callback) {
+      tlsUsed = true;
+      callback();
+    },
     authOptional: options.user === undefined,
     logger: false,
     onAuth(auth, _session, callback) {
@@ -83,6 +91,7 @@ export async function startMailSink(options: { user?: string; password?: string 
   return {
     port,
     mails,
+    tlsUsed: () => tlsUsed,
     waitFor: (pick, ms = 10_000) => waitIn(mails, pick, ms, 'mail'),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
