@@ -30,10 +30,10 @@ test('a daily job missed while the server was down runs once at start-up, and no
   const runs: string[] = [];
   const s = scheduler();
   s.add(daily(runs));
-  await s.start(); // never ran: today's 02:15 is missed
+  await s.start(); // a new installation: it runs once now, without a word
   await s.stop();
   expect(runs).toEqual(['2026-11-23T10:00:00.000Z']);
-  expect(logged).toEqual(['job statistics missed its run at 2026-11-23T02:15:00.000Z; running it now']);
+  expect(logged).toEqual([]);
 
   // A restart the same day: today's run is covered.
   temp.clock.set('2026-11-23T20:00:00.000Z');
@@ -54,6 +54,7 @@ test('a daily job missed while the server was down runs once at start-up, and no
   await nextDay.start();
   await nextDay.stop();
   expect(runs).toEqual(['2026-11-23T10:00:00.000Z', '2026-11-24T09:00:00.000Z']);
+  expect(logged).toEqual(['job statistics missed its run at 2026-11-24T02:15:00.000Z; running it now']);
 });
 
 test('a job never runs twice at once; a failure is recorded with its reason', async () => {
@@ -85,12 +86,13 @@ test('a job never runs twice at once; a failure is recorded with its reason', as
   await s.stop();
 });
 
-test('a job its timer runs every second is recorded at most once a minute, but a change of result at once', async () => {
+test('a job its timer runs every second is recorded at most once a minute, but a change of result or detail at once', async () => {
   let fail = false;
+  let said = 'fine';
   const s = scheduler();
   s.add({ name: 'watch', pattern: '* * * * * *', description: 'every second', run: async () => {
     if (fail) throw new Error('the store is locked');
-    return 'fine';
+    return said;
   } });
   const finished = async () => (await temp.store.listJobs())[0]?.lastFinishedAt?.toISOString();
   await s.runNow('watch', true);
@@ -107,8 +109,13 @@ test('a job its timer runs every second is recorded at most once a minute, but a
   temp.clock.advance(1000);
   await s.runNow('watch', true);
   expect((await s.list())[0]).toMatchObject({ lastResult: 'ok', lastDetail: 'fine' });
+  temp.clock.advance(1000);
+  said = '1 opened';
+  await s.runNow('watch', true);
+  expect((await s.list())[0]).toMatchObject({ lastResult: 'ok', lastDetail: '1 opened' });
+  said = 'fine';
   temp.clock.advance(60_000);
   await s.runNow('watch', true);
-  expect(await finished()).toBe('2026-11-23T10:01:03.000Z');
+  expect(await finished()).toBe('2026-11-23T10:01:04.000Z');
   await s.stop();
 });

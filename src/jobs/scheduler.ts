@@ -43,11 +43,11 @@ export interface SchedulerDeps {
   log: SchedulerLog;
 }
 
-/** Runs closer together than this are recorded at most once per this interval (unless they fail). */
+/** Timer runs closer together than this are recorded at most once per this interval, unless what they say changes. */
 const RECORD_EVERY_MS = 60_000;
 
 export function createScheduler(deps: SchedulerDeps) {
-  const jobs = new Map<string, { def: JobDefinition; cron: Cron | null; running: Promise<void> | null; lastRecorded: number; lastResult: 'ok' | 'error' | null }>();
+  const jobs = new Map<string, { def: JobDefinition; cron: Cron | null; running: Promise<void> | null; lastRecorded: number; lastResult: 'ok' | 'error' | null; lastDetail: string | null }>();
 
   /**
    * Starts a run, or returns the one under way: never two at once. `throttled` (timer runs):
@@ -70,13 +70,14 @@ export function createScheduler(deps: SchedulerDeps) {
         detail = (error as Error).message;
         deps.log.error({ job: name, error: detail }, `job ${name} failed: ${detail}`);
       }
-      // A failure, or the first success after one, is always recorded.
-      if (record || result !== job.lastResult) {
+      // A new result or detail (a failure, alerts opened) is always recorded; the same again not.
+      if (record || result !== job.lastResult || detail !== job.lastDetail) {
         if (!record) await deps.store.jobStarted(name);
         await deps.store.jobFinished(name, result, detail);
         job.lastRecorded = started;
       }
       job.lastResult = result;
+      job.lastDetail = detail;
     };
     job.running = go()
       .catch((error: unknown) => deps.log.error({ job: name, error: (error as Error).message }, `job ${name} could not be recorded`))
@@ -89,7 +90,7 @@ export function createScheduler(deps: SchedulerDeps) {
   return {
     add(def: JobDefinition): void {
       if (jobs.has(def.name)) throw new Error(`job ${def.name} is defined twice`);
-      jobs.set(def.name, { def, cron: null, running: null, lastRecorded: 0, lastResult: null });
+      jobs.set(def.name, { def, cron: null, running: null, lastRecorded: 0, lastResult: null, lastDetail: null });
     },
 
     /** Starts every job's timer, and runs at once the jobs that missed a run while the server was down. */
@@ -103,7 +104,8 @@ export function createScheduler(deps: SchedulerDeps) {
           const due = new Cron(job.def.pattern, { paused: true }).previousRuns(1, deps.now())[0] ?? null;
           const lastRun = last?.lastFinishedAt ?? null;
           if (due && (!lastRun || lastRun < due)) {
-            deps.log.info({ job: name }, `job ${name} missed its run at ${due.toISOString()}; running it now`);
+            // A job that never ran (a new installation) runs once now, without a word.
+            if (last) deps.log.info({ job: name }, `job ${name} missed its run at ${due.toISOString()}; running it now`);
             void runJob(name);
           }
         }
