@@ -10,68 +10,37 @@
 // Without chromium this test fails with what to install: it never skips.
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBorgkeepEnv, PASSPHRASE, ROOT, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { PASSPHRASE, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { overflowAt, startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
 // What page.evaluate callbacks use runs in the browser; the Node-side tsconfig has no DOM types.
 declare const window: any;
 declare const document: any;
 declare const getComputedStyle: any;
 
-const CHROMIUM = process.env.BORGKEEP_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'test-results', 'screenshots');
-const DOC_SHOTS = join(ROOT, 'docs', 'screenshots');
-
 describe('the web console in a real browser', () => {
+  let h: ConsoleHarness;
   let env: BorgkeepEnv;
-  let browser: Browser;
   let page: Page;
   let url: string;
   let adminPassword: string;
-  const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`the console's end-to-end test needs chromium at ${CHROMIUM}: install it (on Debian: apt-get install chromium) or set BORGKEEP_CHROMIUM`);
-    }
-    if (!existsSync(join(ROOT, 'dist', 'web', 'index.html'))) throw new Error('the console is not built: run npm run build first');
-    env = createBorgkeepEnv('bk-e2e', 'embedded');
-    const front = await env.frontEnd();
-    const log = front.log();
-    url = /HTTP API listening on (\S+)\/api\/v1/.exec(log)![1]!;
-    adminPassword = /one-time password, shown only now:\n\s+(\S+)/.exec(log)![1]!;
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
-    page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
-    page.on('console', (m) => {
-      // The API's 401 before login and 404 for "not audited yet" are answers the console reads.
-      if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 40[14]/.test(m.text())) pageErrors.push(`console error: ${m.text()}`);
-    });
-    mkdirSync(SHOTS, { recursive: true });
+    h = await startConsoleHarness('bk-e2e');
+    ({ env, page, url, adminPassword } = h);
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await env?.cleanup();
+    await h?.close();
   });
 
-  async function screenshot(name: string, { forDocs = true } = {}) {
-    const file = join(SHOTS, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    const doc = join(DOC_SHOTS, `${name}.png`);
-    if (forDocs && (!existsSync(doc) || process.env.BORGKEEP_UPDATE_SCREENSHOTS === '1')) {
-      mkdirSync(DOC_SHOTS, { recursive: true });
-      copyFileSync(file, doc);
-    }
-  }
-
-  const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
+  const screenshot = (name: string, options?: { forDocs?: boolean }) => h.screenshot(name, options);
+  const nav = (name: string) => h.nav(name);
 
   it('logs in, creates a repository, adds a key and grant, watches a real backup live, audits, approves and logs out', async () => {
     // --- log in with the password `borgkeep serve` printed -------------------------------------
@@ -148,6 +117,9 @@ describe('the web console in a real browser', () => {
     await expect.poll(() => page.locator('.timeline').first().textContent()).toContain('committed');
     expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
     await expect.poll(() => page.locator('.facts').textContent()).toContain('on time');
+    // The size chart draws the daily statistics: none yet, so measure now.
+    await page.getByText('No statistics yet. They are measured daily').waitFor();
+    await page.getByRole('button', { name: 'Measure now' }).click();
     await page.locator('.chart canvas').first().waitFor();
 
     // --- audit with the passphrase, then approve ------------------------------------------------
@@ -187,16 +159,9 @@ describe('the web console in a real browser', () => {
     await page.locator('li[data-grant="laptop"]').waitFor();
     await page.keyboard.press('Tab');
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
-    await page.setViewportSize({ width: 375, height: 740 });
-    await page.waitForTimeout(300); // the chart follows its box's new width
-    const overflow = await page.evaluate(() =>
-      ([...document.querySelectorAll('body *')] as any[])
-        .filter((el) => el.getBoundingClientRect().right > 376 && !el.parentElement?.closest('pre, .table-wrap'))
-        .map((el) => `${el.tagName.toLowerCase()}.${el.className}`)
-        .slice(0, 5),
-    );
-    expect(overflow, 'elements wider than a phone').toEqual([]);
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    const phone = await overflowAt(page, 375);
+    expect(phone.wide, 'elements wider than a phone').toEqual([]);
+    expect(phone.scrollWidth).toBeLessThanOrEqual(375);
     await page.emulateMedia({ colorScheme: 'dark' });
     const dark = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
     await page.emulateMedia({ colorScheme: 'light' });
@@ -210,6 +175,6 @@ describe('the web console in a real browser', () => {
     const after = await page.evaluate(async () => (await fetch('/api/v1/session')).status);
     expect(after).toBe(401);
 
-    expect(pageErrors).toEqual([]);
+    expect(h.pageErrors).toEqual([]);
   }, 180_000);
 });

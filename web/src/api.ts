@@ -187,3 +187,81 @@ export interface SshEndpoint {
   host: string | null;
   fingerprints: Array<{ type: string; fingerprint: string }>;
 }
+
+// Monitoring (alert-routes.ts): alerts with their deliveries, channels, settings, jobs, statistics.
+export interface Alert {
+  id: number;
+  rule: string;
+  severity: 'warning' | 'critical';
+  repository: string | null;
+  summary: string;
+  detail: string;
+  openedAt: string;
+  lastNotifiedAt: string;
+  notifications: number;
+  resolvedAt: string | null;
+}
+
+export interface Delivery {
+  id: number;
+  channel: string;
+  event: 'opened' | 'repeated' | 'resolved' | 'test';
+  state: 'pending' | 'sent' | 'failed';
+  attempts: number;
+  lastError: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export type WebhookFormat = 'json' | 'slack' | 'discord' | 'text';
+
+export interface AlertChannel {
+  name: string;
+  kind: 'email' | 'webhook';
+  target: string;
+  format: WebhookFormat | null;
+  hasSecret: boolean;
+  enabled: boolean;
+  createdAt: string;
+}
+
+export interface AlertSettings {
+  repeatSeconds: number;
+  quotaWarnPercent: number;
+  quotaCriticalPercent: number;
+  denialWindowSeconds: number;
+  authFailureThreshold: number;
+  authFailureWindowSeconds: number;
+  diskFreePercent: number;
+}
+
+export interface SmtpServer {
+  host: string;
+  port: number;
+  secure: boolean;
+  requireTls: boolean;
+  user: string | null;
+  hasPassword: boolean;
+  from: string;
+  verifyCertificate: boolean;
+}
+
+export interface Job {
+  name: string;
+  description: string;
+  pattern: string;
+  running: boolean;
+  nextRunAt: string | null;
+  lastStartedAt: string | null;
+  lastFinishedAt: string | null;
+  lastResult: 'ok' | 'error' | null;
+  lastDetail: string | null;
+}
+
+export interface RepositoryStat {
+  at: string;
+  sizeBytes: number;
+  objects: number | null;
+  reclaimableBytes: number | null;
+  storageUsedBytes: number | null;
+}

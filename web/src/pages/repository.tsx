@@ -1,7 +1,7 @@
 // One repository: its state, live sessions, grants with client instructions, the audit, a
 // size chart, and the ledger's sessions (with their transactions) and denials.
-import { useMemo, useState, type FormEvent } from 'react';
-import { api, type Denial, type Grant, type GrantRole, type Repository, type Session, type SshEndpoint, type SshKey } from '../api';
+import { useState, type FormEvent } from 'react';
+import { api, type Denial, type Grant, type GrantRole, type Job, type Repository, type RepositoryStat, type Session, type SshEndpoint, type SshKey } from '../api';
 import { can, useMe } from '../app';
 import { bytes, duration, exact, Time } from '../format';
 import { useAction, useLoad } from '../hooks';
@@ -11,7 +11,7 @@ import { AuditBadge } from './dashboard';
 import { AuditView } from '../parts/audit-view';
 import { ClientInstructions } from '../parts/client-instructions';
 import { LiveSessions } from '../parts/live-sessions';
-import { receivedOverTime, SizeChart } from '../parts/size-chart';
+import { SizeChart } from '../parts/size-chart';
 
 export function RepositoryPage({ name }: { name: string }) {
   const me = useMe();
@@ -21,7 +21,6 @@ export function RepositoryPage({ name }: { name: string }) {
   const sessions = useLoad(() => api<{ sessions: Session[] }>('GET', `/sessions?repository=${path}&limit=100`), [name, live.changes]);
   const denials = useLoad(() => api<{ denials: Denial[] }>('GET', `/denials?repository=${path}&limit=20`), [name, live.changes]);
   const server = useLoad(() => api<{ ssh: SshEndpoint | null }>('GET', '/server'), []);
-  const points = useMemo(() => receivedOverTime(sessions.data?.sessions ?? []), [sessions.data]);
 
   if (repo.error) {
     return (
@@ -73,15 +72,65 @@ export function RepositoryPage({ name }: { name: string }) {
       <LiveSessions repository={r.name} />
       <Grants repository={r} grants={repo.data.grants} ssh={server.data?.ssh ?? null} onChange={repo.reload} />
       <AuditView repository={r} onChange={reload} />
-      <section aria-labelledby="size-title">
-        <h2 id="size-title">Size over time</h2>
-        <SizeChart points={points} label="data received by backups" />
-        <p className="muted small">Cumulative data received by committed backup sessions (the ledger); {bytes(r.sizeBytes)} on disk now.</p>
-      </section>
+      <SizeOverTime repository={r} />
       <SessionTimeline sessions={sessions.data?.sessions ?? []} open={live.open} />
       <Denials denials={denials.data?.denials ?? []} />
       {can(me, 'operator') && <DangerZone repository={r} />}
     </>
+  );
+}
+
+/** The daily statistics as a chart, with "Measure now" (the statistics job) for operators. */
+function SizeOverTime({ repository }: { repository: Repository }) {
+  const me = useMe();
+  const path = encodeURIComponent(repository.name);
+  const stats = useLoad(() => api<{ stats: RepositoryStat[] }>('GET', `/repositories/${path}/stats?days=365`), [repository.name]);
+  const job = useLoad(() => api<{ jobs: Job[] }>('GET', '/jobs').then((r) => r.jobs.find((j) => j.name === 'statistics') ?? null), []);
+  const measure = useAction();
+  const [measured, setMeasured] = useState<string | null>(null);
+  const list = stats.data?.stats ?? [];
+  const last = list.at(-1);
+  const measureNow = async () => {
+    setMeasured(null);
+    const r = await measure.run(() => api<{ job: Job }>('POST', '/jobs/statistics/run'));
+    if (!r) return;
+    // The job measures every repository; one not initialised yet has nothing on disk to measure.
+    setMeasured(r.job.lastResult === 'ok' ? `The statistics job ${r.job.lastDetail ?? 'ran'}.` : `The statistics job failed: ${r.job.lastDetail ?? 'no detail'}`);
+    stats.reload();
+    job.reload();
+  };
+  return (
+    <section aria-labelledby="size-title">
+      <h2 id="size-title">Size over time</h2>
+      {stats.error && <p className="error">{stats.error.message}</p>}
+      {stats.data && list.length === 0 && (
+        <p className="muted" data-stats="none">
+          No statistics yet. They are measured daily{job.data?.nextRunAt ? <> (next <Time at={job.data.nextRunAt} />)</> : ''}: size on disk, objects, and what compaction would free.
+          {!repository.initialized && ' The repository has no data on disk until its first borg init.'}
+        </p>
+      )}
+      <SizeChart stats={list} />
+      {last && (
+        <p className="muted small" data-stats={list.length}>
+          Measured <Time at={last.at} />: {bytes(last.sizeBytes)} on disk
+          {last.objects !== null && `, ${last.objects.toLocaleString()} objects`}
+          {last.reclaimableBytes !== null && `, compaction would free ${bytes(last.reclaimableBytes)}`}
+          {last.storageUsedBytes !== null && ` (borg counts ${bytes(last.storageUsedBytes)} in use)`}. Measured daily
+          {job.data?.nextRunAt ? <>, next <Time at={job.data.nextRunAt} /></> : ''}.
+        </p>
+      )}
+      {can(me, 'operator') && (
+        <p className="button-row">
+          <button type="button" className="small" disabled={measure.busy} onClick={measureNow}>
+            {measure.busy ? 'Measuring…' : 'Measure now'}
+          </button>
+          <span role="status" className="small">
+            {measured}
+          </span>
+        </p>
+      )}
+      {measure.error && <p className="error small">{measure.error}</p>}
+    </section>
   );
 }
 
