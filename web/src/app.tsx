@@ -9,6 +9,9 @@ import { DashboardPage } from './pages/dashboard';
 import { RepositoryPage } from './pages/repository';
 import { KeysPage } from './pages/keys';
 import { UsersPage } from './pages/users';
+import { AlertsPage } from './pages/alerts';
+import { SettingsPage } from './pages/settings';
+import { OpenAlertsProvider, useOpenAlerts } from './open-alerts';
 
 interface Me {
   user: User;
@@ -51,7 +54,9 @@ export function App() {
   return (
     <MeContext.Provider value={me}>
       <LiveProvider>
-        <Shell onLogout={logout} />
+        <OpenAlertsProvider>
+          <Shell onLogout={logout} />
+        </OpenAlertsProvider>
       </LiveProvider>
     </MeContext.Provider>
   );
@@ -61,9 +66,12 @@ function Shell({ onLogout }: { onLogout: () => void }) {
   const me = useMe();
   const path = usePath();
   const live = useLive();
+  const openAlerts = useOpenAlerts().alerts;
   const nav: Array<[string, string, boolean]> = [
     ['/', 'Repositories', path === '/' || path.startsWith('/repositories/')],
+    ['/alerts', 'Alerts', path === '/alerts'],
     ['/keys', 'Keys', path === '/keys'],
+    ['/settings/alerts', 'Settings', path === '/settings' || path.startsWith('/settings/')],
     ...(can(me, 'admin') ? [['/users', 'Users', path === '/users'] as [string, string, boolean]] : []),
   ];
   // After a page change, focus moves to the content (as a page load would start over); on the
@@ -80,6 +88,9 @@ function Shell({ onLogout }: { onLogout: () => void }) {
   if (path === '/') page = <DashboardPage />;
   else if (repo) page = <RepositoryPage name={decodeURIComponent(repo[1]!)} />;
   else if (path === '/keys') page = <KeysPage />;
+  else if (path === '/alerts') page = <AlertsPage />;
+  else if (path === '/settings' || path === '/settings/alerts') page = <SettingsPage tab="alerts" />;
+  else if (path === '/settings/jobs') page = <SettingsPage tab="jobs" />;
   else if (path === '/users' && can(me, 'admin')) page = <UsersPage />;
   else
     page = (
@@ -103,6 +114,13 @@ function Shell({ onLogout }: { onLogout: () => void }) {
           {nav.map(([href, label, current]) => (
             <Link key={href} href={href} aria-current={current ? 'page' : undefined}>
               {label}
+              {href === '/alerts' && openAlerts && openAlerts.length > 0 && (
+                <span className={`count ${openAlerts.some((a) => a.severity === 'critical') ? 'critical' : ''}`} data-open-alerts={openAlerts.length}>
+                  {' '}
+                  {openAlerts.length}
+                  <span className="sr-only"> open</span>
+                </span>
+              )}
             </Link>
           ))}
         </nav>
