@@ -146,18 +146,27 @@ async function xzDecompress(data: Buffer): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** A damaged zlib or zstd payload: the library's own error, as one ObjectError sentence. */
+function decompressing<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (error) {
+    throw new ObjectError(`the ${what} payload cannot be decompressed: ${(error as Error).message}`);
+  }
+}
+
 /** Decompresses a decrypted payload by its 2-byte header (C.6); detection order as borg's. */
 export async function decompressPayload(payload: Buffer, depth = 0): Promise<Buffer> {
   if (payload.length < 2) throw new ObjectError('the payload is shorter than its compression header');
   const [a, b] = payload;
   if (a === 0x01 && b === 0x00) return lz4BlockDecompress(payload.subarray(2), MAX_PLAINTEXT);
   if (a === 0x03 && b === 0x00) {
-    const out = Buffer.from(zstdDecompress(payload.subarray(2)));
+    const out = Buffer.from(decompressing('zstd', () => zstdDecompress(payload.subarray(2))));
     if (out.length > MAX_PLAINTEXT) throw new ObjectError('the zstd payload is too large');
     return out;
   }
   if (a === 0x00 && b === 0x00) return payload.subarray(2);
-  if ((a & 0x0f) === 8 && (a * 256 + b) % 31 === 0) return inflateSync(payload, { maxOutputLength: MAX_PLAINTEXT });
+  if ((a & 0x0f) === 8 && (a * 256 + b) % 31 === 0) return decompressing('zlib', () => inflateSync(payload, { maxOutputLength: MAX_PLAINTEXT }));
   if (a === 0x02 && b === 0x00) return xzDecompress(payload.subarray(2));
   if (a === 0x04 && b === 0x00) {
     if (depth > 0 || payload.length < 6) throw new ObjectError('a malformed obfuscated payload');

@@ -57,3 +57,16 @@ test('unknown compression headers and truncated payloads are one sentence each',
   await expect(decompressPayload(Buffer.from([0x09, 0x09, 1, 2]))).rejects.toThrow('unknown compression header 09 09');
   await expect(decompressPayload(Buffer.from([0x01]))).rejects.toThrow('shorter than its compression header');
 });
+
+test('damaged zlib and zstd payloads are an ObjectError, not the library error (fuzz findings)', async () => {
+  // zlib: the Adler-32 check and a distance before the start, as the reader fuzzer found them.
+  const zlib = borgCompress('zlib,6', SAMPLES[2]);
+  const badCheck = Buffer.from(zlib);
+  badCheck[badCheck.length - 2] ^= 0xff;
+  await expect(decompressPayload(badCheck)).rejects.toThrow(new ObjectError('the zlib payload cannot be decompressed: incorrect data check'));
+  await expect(decompressPayload(Buffer.from([0x78, 0x9c, 0x63, 0x00, 0x82, 0xff, 0xff]))).rejects.toThrow(ObjectError);
+  // zstd: not a frame at all, and a frame cut short.
+  await expect(decompressPayload(Buffer.concat([Buffer.from([0x03, 0x00]), Buffer.from('not zstd at all')]))).rejects.toThrow(ObjectError);
+  const zstd = borgCompress('zstd,3', SAMPLES[3]);
+  await expect(decompressPayload(zstd.subarray(0, zstd.length - 7))).rejects.toThrow(ObjectError);
+});
