@@ -306,10 +306,13 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
 
   const onChildReply = (reply: RpcReply): Promise<void> | void => {
-    const head = pending.shift();
+    // Only a matching head is taken: one left in place is answered when the child is gone, so a
+    // call the guard itself waits on (__len__) or a client's request is not lost.
+    const head = pending[0];
     if (!head || head.msgid !== reply.msgid) {
       throw new SessionEnd('error', 'borg serve answered out of order');
     }
+    pending.shift();
     if (head.kind === 'internal') {
       head.resolve(reply);
       return;
