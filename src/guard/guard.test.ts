@@ -67,3 +67,10 @@ test('borg serve answering out of order ends the session as an error, without le
   expect(run.violations).toEqual([]);
   expect(run.outcome).toMatchObject({ result: 'error', detail: 'borg serve answered out of order' });
 });
+
+test("borg serve refusing the open ends the session as an error that says why, in the client's terms", async () => {
+  const run = await runGuardInput(session({ chunks: frames('list'), child: 'errors', childAt: 1 }), harness, 5000);
+  expect(run.violations).toEqual([]);
+  expect(run.outcome?.result).toBe('error');
+  expect(run.outcome?.detail).toBe('borg serve could not open the repository: DoesNotExist: Repository /./repo does not exist.');
+});

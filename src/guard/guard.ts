@@ -197,6 +197,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const denialCounts = new Map<string, number>();
   let rolledBackWrites = 0;
   let writeError: string | null = null;
+  /** Why borg serve refused the open (locked, not a repository...), for the ledger. */
+  let openError: string | null = null;
   let writeAllowed: boolean | null = null; // writes-per-day verdict, decided at the first write
   let index: CommittedIndex | null = null;
   let indexReady = false;
@@ -354,6 +356,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       return sendClient(reply.frame);
     }
     const scrubbed = scrubExceptionReply(reply, scrubText);
+    if (head.method === 'open') openError ??= exceptionText(reply, scrubText);
     if (head.method === 'put' || head.method === 'delete' || head.method === 'commit') {
       writeError ??= exceptionText(reply, scrubText);
     }
@@ -705,6 +708,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   if (!(opened as boolean) && result === 'ok' && openAttempted) {
     result = 'error';
     if (notInitialised) detail = 'the repository is not initialised yet (borg init with a full key creates it)';
+    else detail = openError ? `borg serve could not open the repository: ${openError}` : 'the repository was never opened';
   }
   await Promise.all(ledgerWrites);
   await progressWrite; // before the totals, which it must not overwrite
