@@ -17,6 +17,7 @@ import {
   type GuardCorpus,
   type GuardInput,
 } from '../../test/fuzz/guard-target.js';
+import { MsgMap, encode, type MsgValue } from '../rpc/msgpack.js';
 
 const CORPUS = fileURLToPath(new URL('../../test/fuzz/corpus', import.meta.url));
 
@@ -73,4 +74,17 @@ test("borg serve refusing the open ends the session as an error that says why, i
   expect(run.violations).toEqual([]);
   expect(run.outcome?.result).toBe('error');
   expect(run.outcome?.detail).toBe('borg serve could not open the repository: DoesNotExist: Repository /./repo does not exist.');
+});
+
+test('an open whose lock_wait is a float beyond 2^53 is refused as wrongly typed, not an internal error', async () => {
+  const open = encode(
+    MsgMap.of([
+      ['i', 2],
+      ['m', Buffer.from('open')],
+      ['a', MsgMap.of([['path', Buffer.from('/./repo')], ['create', false], ['lock_wait', { float: 1e300 } as unknown as MsgValue], ['lock', true], ['exclusive', null], ['append_only', false]])],
+    ]),
+  );
+  const run = await runGuardInput(session({ chunks: [frames('list')[0], open] }), harness, 5000);
+  expect(run.violations).toEqual([]);
+  expect(run.outcome).toMatchObject({ result: 'denied', detail: '1 call(s) refused: open' });
 });

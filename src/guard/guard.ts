@@ -456,7 +456,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       typeof appendOnly !== 'boolean' ||
       typeof makeParents !== 'boolean' ||
       !(exclusive === null || typeof exclusive === 'boolean') ||
-      !(lockWait === null || (typeof lockWait === 'number' && Number.isFinite(lockWait) && lockWait >= 0))
+      // Seconds; beyond 2^53 it is no wait anyone means, and the re-encoded open could not carry it.
+      !(lockWait === null || (typeof lockWait === 'number' && Number.isFinite(lockWait) && lockWait >= 0 && lockWait <= Number.MAX_SAFE_INTEGER))
     ) {
       return refuse(req, 'BK_DENY_BAD_ARGS', 'its arguments have the wrong types');
     }
