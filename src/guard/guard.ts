@@ -47,6 +47,15 @@ const INTERNAL_MSGID_BASE = -1;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** How often a running session writes its byte counts to the ledger. */
 export const PROGRESS_INTERVAL_MS = 2000;
+/**
+ * When borg serve dies under a client that is still sending (a backup's pipelined puts), the
+ * client's further calls are answered with an error, while it keeps sending but for this long at
+ * most, before the session ends: the borg client then prints why, instead of dying of a broken
+ * pipe on its next write (a rate-limited upload took 3 s to read the error). A client that is
+ * quiet for CHILD_GONE_QUIET_MS is not waited for.
+ */
+export const CHILD_GONE_DRAIN_MS = 15_000;
+export const CHILD_GONE_QUIET_MS = 2000;
 
 export interface GuardDeps {
   readonly store: GuardStore;
@@ -112,7 +121,9 @@ class SessionEnd extends Error {
 function exceptionText(reply: RpcReply, scrub: (t: string) => string): string {
   const short = reply.value instanceof MsgMap ? reply.value.get('exception_short') : undefined;
   const text = Array.isArray(short) ? short.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : '')).join(' ').trim() : '';
-  return scrub(`${reply.exceptionClass ?? 'Exception'}${text ? `: ${text}` : ''}`).slice(0, 500);
+  const cls = reply.exceptionClass ?? 'Exception';
+  // borg's short text of an OSError already starts with its class ("OSError: [Errno 28] ...").
+  return scrub(text.startsWith(`${cls}: `) ? text : `${cls}${text ? `: ${text}` : ''}`).slice(0, 500);
 }
 
 function parseVersion(v: MsgValue | undefined): VersionTuple | null {
@@ -208,6 +219,20 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const ledgerWrites: Promise<unknown>[] = [];
   let clientGone = false;
   let endCause: SessionEnd | null = null;
+
+  // Ending a session early stops reading the client. The embedded gateway's SSH channel is one
+  // duplex for both directions: destroying it would also drop the replies still queued, the
+  // message on stderr and the exit status, and the borg client would die of a broken pipe
+  // instead of printing why. Such an input is only no longer read; the front-end closes it.
+  const duplexInput = (s.input as unknown) === s.output;
+  let draining = false; // borg serve died while the client still talks: its calls get an error
+  let drainTimer: NodeJS.Timeout | undefined;
+  let quietTimer: NodeJS.Timeout | undefined;
+  const reading = new AbortController();
+  const stopReading = (): void => {
+    reading.abort();
+    if (!duplexInput && !s.input.readableEnded) s.input.destroy();
+  };
 
   const ledger = (p: Promise<unknown>): void => {
     ledgerWrites.push(p.catch((e: unknown) => s.errOutput.write(`borgkeep: could not write the ledger: ${(e as Error).message}\n`)));
@@ -368,16 +393,11 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
 
   /** Requests the child will never answer: answer them, so a client still waiting is not left hanging. */
+  const CHILD_GONE = 'borg serve on the server ended before answering this call; nothing more of this session is committed.';
   const answerUnanswered = async (): Promise<void> => {
     for (const p of pending.splice(0)) {
       if (p.kind === 'internal') p.resolve(null);
-      else
-        await sendClient(
-          encodeExceptionReply(format, p.msgid, {
-            exceptionClass: 'ConnectionClosed',
-            message: 'borg serve on the server ended before answering this call.',
-          }),
-        );
+      else await sendClient(encodeExceptionReply(format, p.msgid, { exceptionClass: 'ConnectionClosed', message: CHILD_GONE }));
     }
   };
 
@@ -408,16 +428,19 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     }
     const code = await c.exited;
     childExited = true;
+    // borg serve only ends by itself when it crashed or was killed. Nothing can answer the
+    // client's next call: answer it with an error for a moment, then end the session rather
+    // than wait for the client to hang up.
+    draining = !inputEnded;
     await answerUnanswered();
     const how = typeof code === 'number' ? `exit code ${code}` : code;
     if (code !== 0 && code !== 'SIGTERM' && !endCause) {
       endCause = new SessionEnd('error', `borg serve ended with ${how}`);
     }
-    // borg serve only ends by itself when it crashed or was killed. Nothing can answer the
-    // client's next call, so end the session now rather than wait for the client to hang up.
     if (!inputEnded) {
       endCause ??= new SessionEnd('error', `borg serve ended with ${how}`);
-      s.input.destroy();
+      drainTimer = setTimeout(stopReading, CHILD_GONE_DRAIN_MS);
+      quietTimer = setTimeout(stopReading, CHILD_GONE_QUIET_MS);
     }
   };
 
@@ -601,6 +624,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
 
   const handleFrame = async (frame: Buffer): Promise<void> => {
     const req = parseRequest(frame);
+    if (draining) {
+      return sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: 'ConnectionClosed', message: CHILD_GONE }));
+    }
     // Client text as a metric label only when it is one of borg's methods: no unbounded labels.
     deps.onFrame?.(req.method === 'negotiate' || req.method === 'open' || isKnownMethod(req.method) ? req.method : 'other');
     if (!negotiateFrame) {
@@ -641,15 +667,26 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const splitter = createFrameSplitter(SERVER_LIMITS);
   const onStop = (): void => {
     endCause ??= new SessionEnd('aborted', 'the session was stopped on the server');
-    s.input.destroy();
+    stopReading();
   };
   if (s.stop?.aborted) onStop();
   s.stop?.addEventListener('abort', onStop, { once: true });
+  const chunks = s.input.iterator({ destroyOnReturn: !duplexInput }) as AsyncIterator<Buffer>;
+  const stopped = new Promise<null>((resolve) => reading.signal.addEventListener('abort', () => resolve(null), { once: true }));
+  const nextChunk = (): Promise<IteratorResult<Buffer> | null> => {
+    const next = chunks.next();
+    next.catch(() => undefined); // when reading stopped first, nobody waits for this one any more
+    return Promise.race([next, stopped]);
+  };
   try {
-    for await (const chunk of s.input as AsyncIterable<Buffer>) {
+    for (;;) {
+      const next = reading.signal.aborted ? null : await nextChunk();
+      if (next === null || next.done) break;
+      const chunk = next.value;
       bytesIn += chunk.length;
+      quietTimer?.refresh();
       for (const frame of splitter.push(chunk)) await handleFrame(frame);
-      if (endCause) break;
+      if (endCause && !draining) break;
       reportProgress();
     }
     if (splitter.pendingBytes > 0 && !endCause) {
@@ -666,8 +703,10 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     }
   } finally {
     inputEnded = true;
+    clearTimeout(drainTimer);
+    clearTimeout(quietTimer);
     // Ending early (bad frame, signal) must not leave the process waiting on the client.
-    if (!s.input.readableEnded) s.input.destroy();
+    stopReading();
     s.stop?.removeEventListener('abort', onStop);
   }
   if (endCause && endCause.result === 'error') {
