@@ -191,6 +191,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let unlocked = false;
   let lastMethod = '';
   let lastCreate = false;
+  let openForwarded = false; // the open being handled went to the child
   let grant: Grant | null = null;
   let repository: Repository | null = null;
   let role: Role | null = null;
@@ -208,6 +209,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const denialCounts = new Map<string, number>();
   let rolledBackWrites = 0;
   let writeError: string | null = null;
+  let writeFailed = false; // a put, delete or commit failed since the last commit that worked
   /** Why borg serve refused the open (locked, not a repository...), for the ledger. */
   let openError: string | null = null;
   let writeAllowed: boolean | null = null; // writes-per-day verdict, decided at the first write
@@ -365,6 +367,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
           }
           break;
         case 'commit': {
+          writeFailed = false;
           if (repository) {
             const n = latestIndexTransaction(join(deps.reposDir, repository.dirName));
             finishTxn('committed', n);
@@ -384,6 +387,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     if (head.method === 'open') openError ??= exceptionText(reply, scrubText);
     if (head.method === 'put' || head.method === 'delete' || head.method === 'commit') {
       writeError ??= exceptionText(reply, scrubText);
+      writeFailed = true;
     }
     if (head.method === 'commit') {
       finishTxn('rolled_back', null);
@@ -434,11 +438,13 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     draining = !inputEnded;
     await answerUnanswered();
     const how = typeof code === 'number' ? `exit code ${code}` : code;
+    // After a failed write (a full disk) borg serve may exit too: its reason says more than the code.
+    const ended = writeFailed && writeError ? `borg rolled the transaction back: ${writeError}; borg serve then ended with ${how}` : `borg serve ended with ${how}`;
     if (code !== 0 && code !== 'SIGTERM' && !endCause) {
-      endCause = new SessionEnd('error', `borg serve ended with ${how}`);
+      endCause = new SessionEnd('error', ended);
     }
     if (!inputEnded) {
-      endCause ??= new SessionEnd('error', `borg serve ended with ${how}`);
+      endCause ??= new SessionEnd('error', ended);
       drainTimer = setTimeout(stopReading, CHILD_GONE_DRAIN_MS);
       quietTimer = setTimeout(stopReading, CHILD_GONE_QUIET_MS);
     }
@@ -552,6 +558,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       ['make_parent_dirs', false],
     ]);
     if (req.format === 'tuple') rewritten.delete('make_parent_dirs');
+    openForwarded = true;
     pending.push({ kind: 'client', msgid: req.msgid, method: 'open' });
     await writeChild(encodeRequest(req.format, req.msgid, 'open', rewritten));
   };
@@ -636,8 +643,11 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     if (req.method === 'negotiate') {
       await refuse(req, 'BK_DENY_PROTOCOL', 'negotiate may only be the first call of a session');
     } else if (req.method === 'open') {
+      openForwarded = false;
       await handleOpen(req);
-      lastCreate = req.args.get('create') === true;
+      // Only an open(create=True) that went to borg serve makes the next save_key init's own: a
+      // refused one (a second open) must not let a read or append key replace the key.
+      lastCreate = openForwarded && req.args.get('create') === true;
     } else {
       await handleCall(req);
       lastCreate = false;
@@ -736,7 +746,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     result = 'denied';
     const parts = [...denialCounts].map(([k, n]) => `${k.split(' ')[0]}${n > 1 ? ` x${n}` : ''}`);
     detail = `${denials} call(s) refused: ${parts.join(', ')}`;
-  } else if (rolledBackWrites > 0 && writeError) {
+  } else if ((rolledBackWrites > 0 || writeFailed) && writeError) {
+    // Also when the very first write failed (a full disk), so the transaction had nothing to roll back.
     result = 'error';
     detail = `borg rolled the transaction back: ${writeError}`;
   } else if (uncommitted || clientGone || rolledBackWrites > 0) {

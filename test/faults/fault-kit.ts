@@ -122,7 +122,9 @@ export function freeBytes(dir: string): number {
 export function fillUp(file: string, leaveBytes: number): void {
   const want = freeBytes(file.slice(0, file.lastIndexOf('/'))) - leaveBytes;
   if (want <= 0) return;
-  const r = spawnSync('fallocate', ['-l', String(want), file], { encoding: 'utf8' });
-  // tmpfs supports fallocate; fall back to writing zeros elsewhere.
-  if (r.status !== 0) spawnSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${Math.floor(want / 1048576)}`]);
+  // tmpfs supports fallocate; the last pages may be taken by metadata, so step back until it fits.
+  for (let size = want; size > 0; size -= 64 * 1024) {
+    if (spawnSync('fallocate', ['-l', String(size), file]).status === 0) return;
+  }
+  throw new Error(`could not fill the filesystem of ${file}`);
 }
