@@ -88,3 +88,26 @@ test('an open whose lock_wait is a float beyond 2^53 is refused as wrongly typed
   expect(run.violations).toEqual([]);
   expect(run.outcome).toMatchObject({ result: 'denied', detail: '1 call(s) refused: open' });
 });
+
+test.each(['read', 'append', 'prune'] as const)("a refused second open(create=True) does not let the %s key's next save_key replace the repository key", async (role) => {
+  // Found by the fuzzer: the guard took any open(create=True), even one it refused, as the init
+  // whose save_key a non-full key may send, and forwarded the save_key to borg serve.
+  const request = (msgid: number, method: string, args: Array<[string, MsgValue]>): Buffer =>
+    encode(MsgMap.of([['i', msgid], ['m', Buffer.from(method)], ['a', MsgMap.of(args)]]));
+  const [negotiate, open] = frames('list');
+  const run = await runGuardInput(
+    session({
+      role,
+      chunks: [
+        negotiate,
+        open,
+        request(3, 'open', [['path', Buffer.from('/./repo')], ['create', true], ['lock_wait', 1], ['lock', true], ['exclusive', null], ['append_only', false]]),
+        request(4, 'save_key', [['keydata', Buffer.from('a key of the attacker')]]),
+      ],
+    }),
+    harness,
+    5000,
+  );
+  expect(run.violations).toEqual([]); // the fake borg serve checks it never got the save_key
+  expect(run.outcome).toMatchObject({ result: 'denied', detail: '2 call(s) refused: open, save_key' });
+});
