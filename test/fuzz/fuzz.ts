@@ -6,11 +6,12 @@
 //   FUZZ_SEED=N                           the run's seed (printed at the start; default random)
 //   FUZZ_TARGET=guard|reader              one target only
 //   FUZZ_GUARD_INPUTS=N FUZZ_READER_INPUTS=N FUZZ_MINUTES=N    other bounds (inputs, then time)
+//   FUZZ_READER_WORKERS=N                 worker threads for the reader (default 2)
 //   FUZZ_SEED=N FUZZ_TARGET=T FUZZ_INDEX=I npm run fuzz        replays input I of that run
 //   FUZZ_REPLAY=test/fuzz/findings/F.json npm run fuzz         replays a finding
 //   npm run fuzz -- --record              records the corpus again from the real borg client
 //
-// Each target runs in its own worker thread (one per core); this thread is the watchdog: an input
+// Each target runs in its own worker thread (the reader in two); this thread is the watchdog: an input
 // that stops the worker's progress for HANG_SECONDS (a synchronous loop) or kills it (out of
 // memory) is a finding too, and the worker goes on after it. A finding is written to
 // test/fuzz/findings/ with the line that replays it; the run then exits 1.
@@ -65,6 +66,7 @@ interface Figures {
   maxHeapMb: number;
   heapAfterGcMb: number;
   properties: Map<string, number>;
+  outcomes: Map<string, number>;
 }
 
 async function main(): Promise<number> {
@@ -111,25 +113,15 @@ async function main(): Promise<number> {
     console.log(`      written to ${rel}; replay: FUZZ_REPLAY=${rel} npm run fuzz  (or FUZZ_SEED=${runSeed} FUZZ_TARGET=${target} FUZZ_INDEX=${index} npm run fuzz)`);
   };
 
-  const runTarget = async (target: TargetName): Promise<Figures> => {
-    const figures: Figures = { inputs: 0, ms: 0, findings: 0, maxHeapMb: 0, heapAfterGcMb: 0, properties: new Map() };
-    const started = performance.now();
-    let next = 0;
-    while (next < counts[target] && Date.now() < deadline) {
+  /** Inputs start..start+count of a target in one worker, restarted after an input that hung or killed it. */
+  const runShard = async (target: TargetName, start: number, count: number, figures: Figures): Promise<void> => {
+    let next = start;
+    const end = start + count;
+    while (next < end && Date.now() < deadline) {
       const progress = new SharedArrayBuffer(8);
       const view = new Int32Array(progress);
       Atomics.store(view, 0, next);
-      const data: WorkerData = {
-        target,
-        runSeed,
-        start: next,
-        count: counts[target] - next,
-        deadline,
-        corpusDir,
-        workDir: join(work, `${target}-${next}`),
-        heapLimitMb,
-        progress,
-      };
+      const data: WorkerData = { target, runSeed, start: next, count: end - next, deadline, corpusDir, workDir: join(work, `${target}-${next}`), heapLimitMb, progress };
       const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 2048 } });
       const stuck = await new Promise<{ index: number; why: string } | null>((done) => {
         let last = -1;
@@ -149,8 +141,9 @@ async function main(): Promise<number> {
           else {
             figures.inputs += m.inputs;
             figures.maxHeapMb = Math.max(figures.maxHeapMb, m.maxHeapMb);
-            figures.heapAfterGcMb = m.heapAfterGcMb;
-            next = counts[target];
+            figures.heapAfterGcMb = Math.max(figures.heapAfterGcMb, m.heapAfterGcMb);
+            for (const [k, n] of Object.entries(m.outcomes)) figures.outcomes.set(k, (figures.outcomes.get(k) ?? 0) + n);
+            next = end;
           }
         });
         worker.on('error', (e) => {
@@ -167,11 +160,19 @@ async function main(): Promise<number> {
         const t = openTarget(target, corpusDir, join(work, `${target}-stuck-${stuck.index}`));
         const seed = inputSeed(runSeed, target, stuck.index);
         // The input again, in this thread, only to keep it: it is not run.
-        const input = t.describe(seed);
-        writeFinding(target, stuck.index, seed, [{ property: stuck.why.includes('died') ? 'crash' : 'hang', message: stuck.why }], input, figures);
+        writeFinding(target, stuck.index, seed, [{ property: stuck.why.includes('died') ? 'crash' : 'hang', message: stuck.why }], t.describe(seed), figures);
         next = stuck.index + 1;
       }
     }
+  };
+
+  const runTarget = async (target: TargetName): Promise<Figures> => {
+    const figures: Figures = { inputs: 0, ms: 0, findings: 0, maxHeapMb: 0, heapAfterGcMb: 0, properties: new Map(), outcomes: new Map() };
+    const started = performance.now();
+    // The reader waits on the disk most of the time: two workers share a core well.
+    const shards = target === 'reader' ? int('FUZZ_READER_WORKERS', 2) || 1 : 1;
+    const size = Math.ceil(counts[target] / shards);
+    await Promise.all(Array.from({ length: shards }, (_, k) => runShard(target, k * size, Math.max(0, Math.min(size, counts[target] - k * size)), figures)));
     figures.ms = performance.now() - started;
     return figures;
   };
@@ -187,7 +188,9 @@ async function main(): Promise<number> {
     console.log(
       `${t.padEnd(8)} ${String(f.inputs).padStart(9)} ${(f.ms / 1000).toFixed(1).padStart(10)} ${(f.inputs / (f.ms / 1000)).toFixed(0).padStart(10)} ${String(f.findings).padStart(10)} ${f.maxHeapMb.toFixed(0).padStart(13)} ${f.heapAfterGcMb.toFixed(0).padStart(18)}${short}`,
     );
-    for (const [p, n] of f.properties) console.log(`         ${p}: ${n}`);
+    for (const [p, n] of f.properties) console.log(`         finding ${p}: ${n}`);
+    const outcomes = [...f.outcomes].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${((100 * n) / Math.max(1, f.inputs)).toFixed(1)}%`);
+    console.log(`         ended: ${outcomes.join(', ')}`);
   }
   console.log(`fuzz: seed ${runSeed}, ${findings} finding(s)`);
   return findings > 0 ? 1 : 0;

@@ -16,7 +16,9 @@
 //    the real path and its __len__), and decideCall allows it; nothing at all when the key, the
 //    grant or the front-end refuses the session; no compaction while the gate is closed; no write
 //    when the grant's writes per day are used up;
-//  - the session ends once in the store with a result, and with a message unless it was ok;
+//  - the session ends once in the store with a result, and with a message unless it was ok, and
+//    never with the guard's catch-all 'internal error';
+//  - a session that read the client to its end answered every request exactly once;
 //  - nothing the client receives names the server's repository directory.
 
 import { readdirSync, readFileSync } from 'node:fs';
@@ -27,8 +29,8 @@ import type { BorgChild, BorgServeOptions } from '../../src/guard/borg-child.js'
 import { MANIFEST_ID, decideCall, destroysHistory } from '../../src/guard/grant-policy.js';
 import { runGuardSession, type GuardOutcome } from '../../src/guard/guard.js';
 import { createFrameSplitter } from '../../src/rpc/frame-splitter.js';
-import { encodeExceptionReply, encodeResultReply, parseRequest, type RpcRequest } from '../../src/rpc/messages.js';
-import { MsgMap, SERVER_LIMITS, encode, type EncodableValue, type MsgValue } from '../../src/rpc/msgpack.js';
+import { encodeExceptionReply, encodeResultReply, parseReply, parseRequest, type RpcRequest } from '../../src/rpc/messages.js';
+import { CLIENT_LIMITS, MsgMap, SERVER_LIMITS, encode, type EncodableValue, type MsgValue } from '../../src/rpc/msgpack.js';
 import type { GuardStore, Role } from '../../src/store/types.js';
 import { createPrng, type Prng } from '../support/prng.js';
 import { mutate } from './mutate.js';
@@ -442,6 +444,25 @@ class Sink extends Writable {
 
 const RESULTS = new Set(['ok', 'denied', 'error', 'aborted']);
 
+/** Why the replies do not match the requests one for one by msgid, or null when they do. */
+function unansweredRequests(requests: Buffer, replies: Buffer): string | null {
+  const count = new Map<number, number>();
+  for (const f of createFrameSplitter(SERVER_LIMITS).push(requests)) {
+    const id = parseRequest(f).msgid;
+    count.set(id, (count.get(id) ?? 0) + 1);
+  }
+  for (const f of createFrameSplitter(CLIENT_LIMITS).push(replies)) {
+    const r = parseReply(f);
+    if (!r) return 'the client got a frame that is not a reply';
+    count.set(r.msgid, (count.get(r.msgid) ?? 0) - 1);
+  }
+  for (const [id, n] of count) {
+    if (n > 0) return `request ${id} got ${n} reply(s) too few`;
+    if (n < 0) return `msgid ${id} got ${-n} reply(s) too many`;
+  }
+  return null;
+}
+
 export interface GuardRun {
   readonly violations: Violation[];
   /** How the session ended; null when it did not (a crash or a hang). */
@@ -513,6 +534,11 @@ export async function runGuardInput(input: GuardInput, h: Harness, timeLimitMs: 
   }
   if (ends.length !== 1 || ends[0].result !== outcome.result) {
     violations.push({ property: 'result', message: `the store saw ${ends.length} session end(s) (${ends.map((e) => e.result).join(', ')}) for result ${outcome.result}` });
+  }
+  // A session that read the client to its end: every request got exactly one reply with its msgid.
+  if (outcome.result === 'ok' || outcome.result === 'denied') {
+    const unanswered = unansweredRequests(clientBytes, Buffer.concat(output.parts));
+    if (unanswered) violations.push({ property: 'reply', message: unanswered });
   }
   for (const [what, sink] of [['reply', output], ['stderr line', errOutput]] as const) {
     const text = sink.text();

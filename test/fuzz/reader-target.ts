@@ -5,9 +5,9 @@
 //
 // Checked for every input: each reader either returns or throws its own format error (one
 // sentence: RepoFormatError, IndexFormatError, KeyError, ObjectError, Lz4Error, ManifestError,
-// FrameError), readHistory never throws over damaged contents (damage is reported in its result),
-// and runAudit returns a report or throws a BorgkeepError with one sentence (what the CLI prints
-// with exit code 2). Nothing may take longer than the time limit.
+// FrameError), and runAudit (which walks the history with readHistory, whose damage must come back
+// in its result, not as an exception) returns a report or throws a BorgkeepError with one sentence
+// (what the CLI prints with exit code 2). Nothing may take longer than the time limit.
 //
 // The seed repositories' key blobs are re-wrapped with one PBKDF2 iteration when loaded (same
 // key, same format): borg's 100,000 would make each input cost 50 ms of key derivation.
@@ -18,7 +18,6 @@ import { join, relative } from 'node:path';
 
 import { BorgkeepError } from '../../src/errors.js';
 import { runAudit } from '../../src/audit/run-audit.js';
-import { readHistory } from '../../src/audit/history.js';
 import { KeyError, ObjectError, openObject, objectMode, unlockKey, type BorgKey } from '../../src/repository/borg-key.js';
 import { IndexFormatError, latestIndexTransaction, openCommittedIndex } from '../../src/repository/hash-index.js';
 import { readHints } from '../../src/repository/hints.js';
@@ -242,16 +241,16 @@ async function readers(repoPath: string, violations: Violation[], prng: Prng): P
       });
     }
   }
-  await expectClean(violations, 'readHistory', [], () => readHistory(repoPath));
 }
 
-/** Runs one input; returns what went wrong. */
-export async function runReaderInput(input: ReaderInput, h: ReaderHarness, seed: number, timeLimitMs: number): Promise<Violation[]> {
+/** Runs one input; says what went wrong, and how the audit ended ('report', or the error's first words). */
+export async function runReaderInput(input: ReaderInput, h: ReaderHarness, seed: number, timeLimitMs: number): Promise<{ violations: Violation[]; outcome: string }> {
   const repo = h.corpus.repos.find((r) => r.name === input.repo);
   if (!repo) throw new Error(`no seed repository ${input.repo}`);
   const repoPath = join(h.workDir, repo.name);
   const cacheBase = join(h.workDir, 'cache', repo.name);
   const violations: Violation[] = [];
+  let outcome = 'none';
   const prng = createPrng(seed);
   const isCache = input.file.startsWith('cache.');
   rmSync(join(h.workDir, 'cache'), { recursive: true, force: true });
@@ -275,9 +274,15 @@ export async function runReaderInput(input: ReaderInput, h: ReaderHarness, seed:
   try {
     const work = (async () => {
       if (!isCache) await readers(repoPath, violations, prng);
-      await expectClean(violations, 'runAudit', [BorgkeepError], () =>
-        runAudit({ repoPath, passphrase: input.passphrase ? READER_PASSPHRASE : null, keyFile: null, attributions: [], cachePath: input.cache ? cacheBase : null }),
-      );
+      await expectClean(violations, 'runAudit', [BorgkeepError], async () => {
+        try {
+          const report = await runAudit({ repoPath, passphrase: input.passphrase ? READER_PASSPHRASE : null, keyFile: null, attributions: [], cachePath: input.cache ? cacheBase : null });
+          outcome = `report ${report.verdict}`;
+        } catch (e) {
+          outcome = `could not audit (${(e as Error).message.split(/[:;(]/)[0].trim()})`;
+          throw e;
+        }
+      });
     })();
     if ((await Promise.race([work, hang])) === 'hang') violations.push({ property: 'hang', message: `the readers did not finish within ${timeLimitMs} ms` });
   } finally {
@@ -289,5 +294,5 @@ export async function runReaderInput(input: ReaderInput, h: ReaderHarness, seed:
       else rmSync(join(repoPath, input.file), { force: true });
     }
   }
-  return violations;
+  return { violations, outcome };
 }

@@ -20,7 +20,7 @@ export type TargetName = (typeof TARGETS)[number];
 
 export interface Target {
   /** Generates input `seed` and runs it; `json` is what a finding file keeps. */
-  run(seed: number): Promise<{ violations: Violation[]; json: () => object }>;
+  run(seed: number): Promise<{ violations: Violation[]; outcome: string; json: () => object }>;
   /** The JSON of input `seed` without running it (for an input that hung or killed its worker). */
   describe(seed: number): object;
   /** Runs an input read back from a finding file. */
@@ -40,7 +40,8 @@ export function openTarget(name: TargetName, corpusDir: string, workDir: string)
     return {
       async run(seed) {
         const input = generateGuardInput(seed, corpus);
-        return { violations: (await runGuardInput(input, h, TIME_LIMIT_MS.guard)).violations, json: () => guardInputToJson(input) };
+        const { violations, outcome } = await runGuardInput(input, h, TIME_LIMIT_MS.guard);
+        return { violations, outcome: `session ${outcome?.result ?? 'none'}`, json: () => guardInputToJson(input) };
       },
       describe: (seed) => guardInputToJson(generateGuardInput(seed, corpus)),
       replay: async (json) => (await runGuardInput(guardInputFromJson(json), h, TIME_LIMIT_MS.guard)).violations,
@@ -51,9 +52,9 @@ export function openTarget(name: TargetName, corpusDir: string, workDir: string)
   return {
     async run(seed) {
       const input = generateReaderInput(seed, corpus);
-      return { violations: await runReaderInput(input, h, seed, TIME_LIMIT_MS.reader), json: () => readerInputToJson(input, seed) };
+      return { ...(await runReaderInput(input, h, seed, TIME_LIMIT_MS.reader)), json: () => readerInputToJson(input, seed) };
     },
     describe: (seed) => readerInputToJson(generateReaderInput(seed, corpus), seed),
-    replay: (json) => runReaderInput(readerInputFromJson(json), h, json.cacheSeed as number, TIME_LIMIT_MS.reader),
+    replay: async (json) => (await runReaderInput(readerInputFromJson(json), h, json.cacheSeed as number, TIME_LIMIT_MS.reader)).violations,
   };
 }

@@ -24,7 +24,7 @@ export interface WorkerData {
 
 export type WorkerMessage =
   | { type: 'finding'; index: number; seed: number; violations: Array<{ property: string; message: string }>; input: object }
-  | { type: 'done'; inputs: number; ms: number; maxHeapMb: number; heapAfterGcMb: number };
+  | { type: 'done'; inputs: number; ms: number; maxHeapMb: number; heapAfterGcMb: number; outcomes: Record<string, number> };
 
 const d = workerData as WorkerData;
 const progress = new Int32Array(d.progress);
@@ -36,10 +36,13 @@ const started = performance.now();
 let maxHeap = heapMb();
 let heapAfterGc = 0;
 let done = 0;
+/** How the inputs ended (session results, audit reports or errors): is the fuzzer reaching deep? */
+const outcomes: Record<string, number> = {};
 for (let i = d.start; i < d.start + d.count && Date.now() < d.deadline; i++) {
   Atomics.store(progress, 0, i);
   const seed = inputSeed(d.runSeed, d.target, i);
-  const { violations, json } = await target.run(seed);
+  const { violations, outcome, json } = await target.run(seed);
+  outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
   if (violations.length > 0) parentPort?.postMessage({ type: 'finding', index: i, seed, violations, input: json() } satisfies WorkerMessage);
   done++;
   Atomics.store(progress, 1, done);
@@ -62,4 +65,4 @@ if (gc) {
   gc();
   heapAfterGc = heapMb();
 }
-parentPort?.postMessage({ type: 'done', inputs: done, ms: performance.now() - started, maxHeapMb: maxHeap, heapAfterGcMb: heapAfterGc } satisfies WorkerMessage);
+parentPort?.postMessage({ type: 'done', inputs: done, ms: performance.now() - started, maxHeapMb: maxHeap, heapAfterGcMb: heapAfterGc, outcomes } satisfies WorkerMessage);
