@@ -116,11 +116,22 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     bodyLimit: BODY_LIMIT_BYTES,
     // Keep-alive connections must not hold up shutdown.
     forceCloseConnections: true,
-    return503OnClosing: true,
+    // Requests arriving while the server closes are answered below, in our own error shape.
+    return503OnClosing: false,
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
+  let closing = false;
   // Open event streams end first, so closing never waits on a browser.
-  app.addHook('preClose', async () => eventStreams.close('the server is shutting down'));
+  app.addHook('preClose', async () => {
+    closing = true;
+    eventStreams.close('the server is shutting down');
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) {
+      reply.header('connection', 'close');
+      throw new BorgkeepError('BK_ERR_BUSY', 'the server is shutting down; try again in a moment');
+    }
+  });
   app.setErrorHandler((error, request, reply) => {
     const { status, body, internal } = toApiError(error);
     if (internal) request.log.error({ err: error, url: request.url, method: request.method }, 'internal error in an API request');
