@@ -16,6 +16,7 @@ import {
   SqliteDriver,
   type DatabaseConnection,
   type Driver,
+  type SqliteDatabase,
   type SqliteDialectConfig,
 } from 'kysely';
 import { BorgkeepError } from '../errors.js';
@@ -90,6 +91,37 @@ function enableWal(sqlite: BetterSqlite3.Database): void {
   }
 }
 
+/** How many prepared statements a store keeps; queries are built from a few dozen shapes. */
+export const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely's SQLite driver prepares every query it runs, and SQLite compiling the same statement
+ * again is a good part of a small query's cost (about a twentieth of the API's CPU under load in
+ * bench/api.bench.mjs). The database Kysely gets here hands back the statement prepared for the
+ * same SQL before, unless that one is still being iterated (a streamed query), least recently
+ * used first out. Statements are bound afresh on every run, so reusing them changes no result.
+ */
+function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sqlText: string) {
+      const hit = cache.get(sqlText);
+      if (hit && !hit.busy) {
+        cache.delete(sqlText);
+        cache.set(sqlText, hit);
+        return hit;
+      }
+      const statement = sqlite.prepare(sqlText);
+      if (!hit) {
+        cache.set(sqlText, statement);
+        if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      }
+      return statement;
+    },
+  };
+}
+
 export async function openStore(options: StoreOptions): Promise<Store> {
   const paths = dataDirPaths(options.dataDir);
   const now = options.now ?? (() => new Date());
@@ -103,7 +135,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       cause: error,
     });
   }
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
   try {
     sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     enableWal(sqlite);
@@ -119,7 +151,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     });
   }
 
-  const deps: StoreDeps = { db, now };
+  // Another connection's commit changes data_version; this connection's own writes change
+  // total_changes(). Together: whether anything may have changed since the last look.
+  const dataVersion = sqlite.prepare('pragma data_version').pluck();
+  const ownChanges = sqlite.prepare('select total_changes()').pluck();
+  const changeMark = () => `${dataVersion.get() as number}:${ownChanges.get() as number}`;
+  const deps: StoreDeps = { db, now, changeMark };
   return {
     paths,
     ...createUserStore(deps),

@@ -36,22 +36,31 @@ export interface HistoryStore {
   compactionGate(repositoryId: number): Promise<CompactionGate>;
 }
 
-/** The gate from a repository's events, newest first. */
+/** The gate from a repository's events, newest first (ids descending). */
 export function gateFromEvents(newestFirst: readonly RepositoryEvent[]): CompactionGate {
-  for (const e of newestFirst) {
-    const when = e.at.toISOString().replace(/\.\d{3}Z$/, 'Z');
-    if (e.kind === 'approve') return { open: true, why: `${e.actor} approved the history through transaction ${e.throughTxn} at ${when}` };
+  // The dashboard asks this of every repository on each look: one pass, and the time is only
+  // formatted for the event that decides. opener[i]: the newest opening event older than event i.
+  const isOpener = (x: RepositoryEvent) => x.kind === 'approve' || (x.kind === 'audit' && x.verdict === 'clean');
+  const opener: Array<RepositoryEvent | undefined> = new Array(newestFirst.length);
+  for (let i = newestFirst.length - 1, older: RepositoryEvent | undefined; i >= 0; i--) {
+    opener[i] = older;
+    if (isOpener(newestFirst[i]!)) older = newestFirst[i];
+  }
+  const when = (e: RepositoryEvent) => e.at.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  for (let i = 0; i < newestFirst.length; i++) {
+    const e = newestFirst[i]!;
+    if (e.kind === 'approve') return { open: true, why: `${e.actor} approved the history through transaction ${e.throughTxn} at ${when(e)}` };
     if (e.kind === 'rollback' || e.kind === 'rollback-undo') {
-      return { open: false, why: `the repository was rolled back at ${when} and its history has not been reviewed since` };
+      return { open: false, why: `the repository was rolled back at ${when(e)} and its history has not been reviewed since` };
     }
     if (e.kind === 'audit') {
-      if (e.verdict === 'clean') return { open: true, why: `the audit at ${when} found the history clean through transaction ${e.throughTxn}` };
-      if (e.verdict === 'suspicious') return { open: false, why: `the audit at ${when} found suspicious transactions that an admin has not approved` };
+      if (e.verdict === 'clean') return { open: true, why: `the audit at ${when(e)} found the history clean through transaction ${e.throughTxn}` };
+      if (e.verdict === 'suspicious') return { open: false, why: `the audit at ${when(e)} found suspicious transactions that an admin has not approved` };
       // A structural audit cannot see archive changes: it neither opens nor closes the gate,
       // unless it saw transactions newer than what the last opening event covered.
-      const opener = newestFirst.find((x) => x.id < e.id && (x.kind === 'approve' || (x.kind === 'audit' && x.verdict === 'clean')));
-      if (opener && e.throughTxn !== null && opener.throughTxn !== null && e.throughTxn > opener.throughTxn) {
-        return { open: false, why: `an audit at ${when} saw transactions newer than the last review` };
+      const o = opener[i];
+      if (o && e.throughTxn !== null && o.throughTxn !== null && e.throughTxn > o.throughTxn) {
+        return { open: false, why: `an audit at ${when(e)} saw transactions newer than the last review` };
       }
     }
   }

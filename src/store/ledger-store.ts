@@ -311,7 +311,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
     },
 
     async ledgerChanges(marks, watchIds) {
-      // A UNION, not an OR: each part is a search of sessions_result_idx or the primary key
+      // A UNION, not an OR: each part is a search of sessions_result_started_idx or the primary key
       // whatever the table's statistics (SQLite picks a full scan for the OR without ANALYZE).
       // Ids grow in commit order because SQLite has one writer at a time; a PostgreSQL store
       // would need a change counter instead.

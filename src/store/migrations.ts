@@ -302,12 +302,34 @@ const monitoring: Migration = {
   },
 };
 
+/**
+ * Indexes the console's busiest reads need once the ledger is large (found by
+ * bench/api.bench.mjs, 100,000 sessions): a repository's newest successful session (the
+ * dashboard's last backup, per repository) searched by (repository, result, end) instead of
+ * walking every session with that result; and sessions by result newest first (the ledger
+ * filtered by result, the live view's open sessions), which also serves everything the
+ * single-column result index served, so that one goes.
+ */
+const ledgerIndexes: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.createIndex('sessions_repository_result_ended_idx').on('sessions').columns(['repository_id', 'result', 'ended_at']).execute();
+    await db.schema.createIndex('sessions_result_started_idx').on('sessions').columns(['result', 'started_at']).execute();
+    await db.schema.dropIndex('sessions_result_idx').execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.createIndex('sessions_result_idx').on('sessions').column('result').execute();
+    await db.schema.dropIndex('sessions_result_started_idx').execute();
+    await db.schema.dropIndex('sessions_repository_result_ended_idx').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_repository_events': repositoryEvents,
   '0003_console_auth': consoleAuth,
   '0004_monitoring': monitoring,
+  '0005_ledger_indexes': ledgerIndexes,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openTempStore, ed25519Key, type TempStore } from '../../test/support/temp-store.js';
+import { openStore } from './database.js';
 
 let t: TempStore;
 beforeEach(async () => {
@@ -125,5 +126,37 @@ describe('repository store', () => {
     // The ledger keeps the session, with the repository's name but no id.
     const [session] = await t.store.listSessions();
     expect(session).toMatchObject({ repositoryId: null, repositoryName: 'photos' });
+  });
+
+  it("lists statuses that follow every write, this process's and another process's (the list is reused only while nothing changed)", async () => {
+    const repo = await t.store.createRepository({ name: 'photos', quotaBytes: null });
+    const since = new Date('2024-12-31T00:00:00Z');
+    const first = await t.store.listRepositoryStatuses({ denialsSince: since });
+    expect(first[0]).toMatchObject({ lastWriteAt: null, lastAudit: null, gate: { open: false } });
+    expect(await t.store.listRepositoryStatuses({ denialsSince: since })).toBe(first);
+
+    // Another process (a borg-serve session, the CLI) writes through its own connection.
+    const other = await openStore({ dataDir: t.dataDir, now: t.clock.now });
+    try {
+      const id = await other.startSession({ keyId: null, keyName: null, clientAddress: null, startedAt: new Date('2025-01-01T01:00:00Z'), pid: 1, host: 'h' });
+      await other.updateSession(id, { repositoryId: repo.id, repositoryName: 'photos' });
+      const at = new Date('2025-01-01T01:05:00Z');
+      await other.recordTransaction({ sessionId: id, borgTransactionId: 7, objectsPut: 1, objectsOverwritten: 0, objectsDeleted: 0, manifestWritten: true, state: 'committed', startedAt: at, endedAt: at });
+      await other.endSession(id, { endedAt: at, result: 'ok', detail: null, bytesIn: 1, bytesOut: 1 });
+      await other.recordEvent({ repositoryId: repo.id, kind: 'audit', throughTxn: 7, verdict: 'clean', actor: 'cli', detail: 'clean' });
+    } finally {
+      await other.close();
+    }
+    const [afterOther] = await t.store.listRepositoryStatuses({ denialsSince: since });
+    expect(afterOther).toMatchObject({ lastWriteAt: new Date('2025-01-01T01:05:00Z'), lastAudit: { verdict: 'clean' }, gate: { open: true } });
+
+    // This process's own writes, and the newest events ahead of the ones already seen.
+    await t.store.recordEvent({ repositoryId: repo.id, kind: 'rollback', throughTxn: 5, verdict: null, actor: 'admin', detail: 'to 5' });
+    await t.store.updateRepository('photos', { quotaBytes: 20_000_000 });
+    const [afterOwn] = await t.store.listRepositoryStatuses({ denialsSince: since });
+    expect(afterOwn).toMatchObject({ repository: { quotaBytes: 20_000_000 }, gate: { open: false } });
+    expect(afterOwn!.gate.why).toMatch(/rolled back/);
+    // One repository's status (its page) says the same.
+    expect((await t.store.listRepositoryStatuses({ denialsSince: since, name: 'photos' }))[0]).toEqual(afterOwn);
   });
 });

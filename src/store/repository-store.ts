@@ -4,12 +4,13 @@
 // the directory to the caller's moveFiles, inside the same transaction.
 
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { conflict, invalidInput } from '../errors.js';
 import { gateFromEvents, type CompactionGate, type RepositoryEvent, type RepositoryEventKind, type AuditEventVerdict } from './history-store.js';
 import { repositoryNotFound, requireRepository, selectRepository } from './lookups.js';
 import { checkName } from './names.js';
 import { iso, toRepository } from './rows.js';
+import type { RepositoryEventsTable } from './schema.js';
 import { isUniqueViolation, type StoreDeps } from './store-deps.js';
 import type { Repository } from './types.js';
 
@@ -27,6 +28,8 @@ export const MIN_EXPECTED_INTERVAL_SECONDS = 60;
 export const MAX_EXPECTED_INTERVAL_SECONDS = 366 * 86_400;
 /** How many of a repository's newest events the status reads to find its gate (see gateFromEvents). */
 const STATUS_EVENTS_PER_REPOSITORY = 20;
+/** The whole status list is given again, unchanged, for a denial count from up to this much later. */
+const STATUS_REUSE_MS = 1000;
 
 /** A repository at a glance, for the console's dashboard and `GET /repositories`. */
 export interface RepositoryStatus extends RepositorySummary {
@@ -84,7 +87,7 @@ function checkInterval(seconds: number): void {
   }
 }
 
-export function createRepositoryStore({ db, now }: StoreDeps): RepositoryStore {
+export function createRepositoryStore({ db, now, changeMark }: StoreDeps): RepositoryStore {
   const summaries = () =>
     db
       .selectFrom('repositories as r')
@@ -107,6 +110,127 @@ export function createRepositoryStore({ db, now }: StoreDeps): RepositoryStore {
     grantCount: Number(row.grant_count ?? 0),
     lastSessionAt: row.last_session_at ? new Date(row.last_session_at) : null,
   });
+
+  const toEvent = (e: Pick<Selectable<RepositoryEventsTable>, 'id' | 'repository_id' | 'kind' | 'through_txn' | 'verdict' | 'actor' | 'detail' | 'at'>): RepositoryEvent => ({
+    id: e.id,
+    repositoryId: e.repository_id,
+    kind: e.kind as RepositoryEventKind,
+    throughTxn: e.through_txn === null ? null : Number(e.through_txn),
+    verdict: e.verdict as AuditEventVerdict | null,
+    actor: e.actor,
+    detail: e.detail,
+    at: new Date(e.at),
+  });
+  const eventColumns = ['id', 'repository_id', 'kind', 'through_txn', 'verdict', 'actor', 'detail', 'at'] as const;
+  const newestFirstOf = (rows: Array<Parameters<typeof toEvent>[0]>) => {
+    const byRepository = new Map<number, RepositoryEvent[]>();
+    for (const e of rows) {
+      const list = byRepository.get(e.repository_id) ?? [];
+      list.push(toEvent(e));
+      byRepository.set(e.repository_id, list);
+    }
+    return byRepository;
+  };
+
+  // The newest events of every repository, kept in memory once the whole list was asked for
+  // (the dashboard; the alert rules every 30 s) and topped up with the events recorded since
+  // (in any process) by one search of the primary key: the daily audits add a row per
+  // repository and day, so reading them all again would cost more every day. Event ids grow in
+  // commit order (SQLite has one writer at a time; a PostgreSQL store would compare a change
+  // counter instead) and events are never changed, so nothing else can go stale.
+  const recent = { loaded: null as Promise<void> | null, upTo: 0, byRepository: new Map<number, RepositoryEvent[]>() };
+  const takeEvents = (rows: Array<Parameters<typeof toEvent>[0]>) => {
+    for (const e of rows) {
+      // Two requests may top up at once: each event is taken once.
+      if (e.id <= recent.upTo) continue;
+      const list = recent.byRepository.get(e.repository_id) ?? [];
+      list.unshift(toEvent(e));
+      if (list.length > STATUS_EVENTS_PER_REPOSITORY) list.length = STATUS_EVENTS_PER_REPOSITORY;
+      recent.byRepository.set(e.repository_id, list);
+      recent.upTo = e.id;
+    }
+  };
+  const loadAllEvents = async () => {
+    // The newest events of each repository in one query (window functions: SQLite ≥ 3.25 and PostgreSQL).
+    const rows = await db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('repository_events')
+          .select(eventColumns)
+          .select(sql<number>`row_number() over (partition by repository_id order by id desc)`.as('rn'))
+          .as('e'),
+      )
+      .select(eventColumns)
+      .where('rn', '<=', STATUS_EVENTS_PER_REPOSITORY)
+      .orderBy('id')
+      .execute();
+    takeEvents(rows);
+  };
+  /** Each repository's newest events (newest first); `all`: every repository is asked for. */
+  const newestEvents = async (ids: number[], all: boolean): Promise<Map<number, RepositoryEvent[]>> => {
+    if (ids.length === 0) return new Map();
+    if (!recent.loaded && !all) {
+      // One repository's page (or the CLI): its own events, without loading everyone's.
+      const rows = await db
+        .selectFrom('repository_events')
+        .select(eventColumns)
+        .where('repository_id', 'in', ids)
+        .orderBy('id', 'desc')
+        .limit(STATUS_EVENTS_PER_REPOSITORY * ids.length)
+        .execute();
+      const byRepository = newestFirstOf(rows);
+      for (const list of byRepository.values()) list.length = Math.min(list.length, STATUS_EVENTS_PER_REPOSITORY);
+      return byRepository;
+    }
+    recent.loaded ??= loadAllEvents().catch((error: unknown) => {
+      recent.loaded = null;
+      throw error;
+    });
+    await recent.loaded;
+    takeEvents(await db.selectFrom('repository_events').select(eventColumns).where('id', '>', recent.upTo).orderBy('id').execute());
+    return recent.byRepository;
+  };
+
+  let statusCache: { mark: string; denialsSince: number; statuses: Promise<RepositoryStatus[]> } | null = null;
+  async function readStatuses({ denialsSince, name }: { denialsSince: Date; name?: string }): Promise<RepositoryStatus[]> {
+    let query = summaries().select((eb) => [
+      eb
+        .selectFrom('sessions as s')
+        .whereRef('s.repository_id', '=', 'r.id')
+        .where('s.result', '=', 'ok')
+        .where('s.ended_at', 'is not', null)
+        .where((w) =>
+          w.exists(w.selectFrom('transactions as t').select('t.id').whereRef('t.session_id', '=', 's.id').where('t.state', '=', 'committed')),
+        )
+        // The newest first from sessions_repository_result_ended_idx, stopping at the first
+        // that committed (max() would visit every successful session of the repository).
+        .select('s.ended_at')
+        .orderBy('s.ended_at', 'desc')
+        .limit(1)
+        .as('last_write_at'),
+      eb
+        .selectFrom('denials as d')
+        .whereRef('d.repository_id', '=', 'r.id')
+        .where('d.at', '>=', iso(denialsSince))
+        .select((sub) => sub.fn.countAll().as('n'))
+        .as('denials_since'),
+    ]);
+    if (name !== undefined) query = query.where('r.name', '=', name);
+    const rows = await query.orderBy('r.name').execute();
+    if (name !== undefined && rows.length === 0) throw repositoryNotFound(name);
+    const byRepository = await newestEvents(rows.map((r) => r.id), name === undefined);
+    return rows.map((row) => {
+      const newestFirst = byRepository.get(row.id) ?? [];
+      const audit = newestFirst.find((e) => e.kind === 'audit');
+      return {
+        ...toSummary(row),
+        lastWriteAt: row.last_write_at ? new Date(row.last_write_at) : null,
+        denialsSince: Number(row.denials_since ?? 0),
+        lastAudit: audit ? { at: audit.at, verdict: audit.verdict, detail: audit.detail } : null,
+        gate: gateFromEvents(newestFirst),
+      };
+    });
+  }
 
   return {
     async createRepository({ name, quotaBytes, expectedIntervalSeconds }) {
@@ -155,67 +279,18 @@ export function createRepositoryStore({ db, now }: StoreDeps): RepositoryStore {
     },
 
     async listRepositoryStatuses({ denialsSince, name }) {
-      let query = summaries().select((eb) => [
-        eb
-          .selectFrom('sessions as s')
-          .whereRef('s.repository_id', '=', 'r.id')
-          .where('s.result', '=', 'ok')
-          .where((w) =>
-            w.exists(w.selectFrom('transactions as t').select('t.id').whereRef('t.session_id', '=', 's.id').where('t.state', '=', 'committed')),
-          )
-          .select((sub) => sub.fn.max('s.ended_at').as('m'))
-          .as('last_write_at'),
-        eb
-          .selectFrom('denials as d')
-          .whereRef('d.repository_id', '=', 'r.id')
-          .where('d.at', '>=', iso(denialsSince))
-          .select((sub) => sub.fn.countAll().as('n'))
-          .as('denials_since'),
-      ]);
-      if (name !== undefined) query = query.where('r.name', '=', name);
-      const rows = await query.orderBy('r.name').execute();
-      if (name !== undefined && rows.length === 0) throw repositoryNotFound(name);
-      // The newest events of each repository in one query (window functions: SQLite ≥ 3.25 and PostgreSQL).
-      const ids = rows.map((r) => r.id);
-      const events = ids.length === 0 ? [] : await db
-        .selectFrom((eb) =>
-          eb
-            .selectFrom('repository_events')
-            .select(['id', 'repository_id', 'kind', 'through_txn', 'verdict', 'actor', 'detail', 'at'])
-            .select(sql<number>`row_number() over (partition by repository_id order by id desc)`.as('rn'))
-            .where('repository_id', 'in', ids)
-            .as('e'),
-        )
-        .selectAll()
-        .where('rn', '<=', STATUS_EVENTS_PER_REPOSITORY)
-        .orderBy('id', 'desc')
-        .execute();
-      const byRepository = new Map<number, RepositoryEvent[]>();
-      for (const e of events) {
-        const list = byRepository.get(e.repository_id) ?? [];
-        list.push({
-          id: e.id,
-          repositoryId: e.repository_id,
-          kind: e.kind as RepositoryEventKind,
-          throughTxn: e.through_txn === null ? null : Number(e.through_txn),
-          verdict: e.verdict as AuditEventVerdict | null,
-          actor: e.actor,
-          detail: e.detail,
-          at: new Date(e.at),
-        });
-        byRepository.set(e.repository_id, list);
-      }
-      return rows.map((row) => {
-        const newestFirst = byRepository.get(row.id) ?? [];
-        const audit = newestFirst.find((e) => e.kind === 'audit');
-        return {
-          ...toSummary(row),
-          lastWriteAt: row.last_write_at ? new Date(row.last_write_at) : null,
-          denialsSince: Number(row.denials_since ?? 0),
-          lastAudit: audit ? { at: audit.at, verdict: audit.verdict, detail: audit.detail } : null,
-          gate: gateFromEvents(newestFirst),
-        };
+      if (name !== undefined || !changeMark) return readStatuses({ denialsSince, name });
+      // The whole list (the dashboard, the alert rules) again while nothing in the database has
+      // changed: the same answer, counting denials from within a second of the same time.
+      const mark = changeMark();
+      const hit = statusCache;
+      if (hit && hit.mark === mark && Math.abs(hit.denialsSince - denialsSince.getTime()) < STATUS_REUSE_MS) return hit.statuses;
+      const statuses = readStatuses({ denialsSince });
+      statusCache = { mark, denialsSince: denialsSince.getTime(), statuses };
+      statuses.catch(() => {
+        if (statusCache?.statuses === statuses) statusCache = null;
       });
+      return statuses;
     },
 
     async updateRepository(name, settings) {

@@ -1,5 +1,5 @@
-// What every *-store.ts factory gets: the database handle and the clock. Nothing else, so the
-// stores can be tested against a real database file with a fixed clock.
+// What every *-store.ts factory gets: the database handle, the clock and (SQLite) a change mark.
+// Nothing else, so the stores can be tested against a real database file with a fixed clock.
 
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.js';
@@ -7,6 +7,12 @@ import type { Database } from './schema.js';
 export interface StoreDeps {
   db: Kysely<Database>;
   now: () => Date;
+  /**
+   * A value that differs whenever anything in the database may have changed since it was last
+   * read, by this process or another (SQLite: data_version and this connection's total changes).
+   * Left out, nothing that depends on it is cached.
+   */
+  changeMark?: () => string;
 }
 
 /** A uniqueness constraint refused the write (SQLite or PostgreSQL). */
