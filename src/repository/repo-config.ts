@@ -15,11 +15,20 @@ export interface RepoConfig {
   readonly key: string | null;
 }
 
+/**
+ * A value of the file as an error message shows it: one line (a value may continue over several),
+ * no control characters, not too long. The file may come from anyone who could write the repository.
+ */
+function shown(text: string): string {
+  const line = text.replace(/[\x00-\x1f\x7f]+/g, ' ');
+  return line.length > 60 ? `${line.slice(0, 60)}...` : line;
+}
+
 const SI: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
 
 function parseSize(text: string, name: string): number {
   const m = /^([0-9]+)\s*([KMGTP]?)$/i.exec(text.trim());
-  if (!m) throw new RepoFormatError(`config: ${name} '${text}' is not a size`);
+  if (!m) throw new RepoFormatError(`config: ${name} '${shown(text)}' is not a size`);
   return Number(m[1]) * SI[m[2].toUpperCase()];
 }
 
@@ -27,7 +36,7 @@ function parseBool(text: string, name: string): boolean {
   const t = text.trim().toLowerCase();
   if (['1', 'yes', 'true', 'on'].includes(t)) return true;
   if (['0', 'no', 'false', 'off'].includes(t)) return false;
-  throw new RepoFormatError(`config: ${name} '${text}' is not a boolean`);
+  throw new RepoFormatError(`config: ${name} '${shown(text)}' is not a boolean`);
 }
 
 /** The options of one section, keys lowercased (as ConfigParser does), continuation lines joined with "\n". */
@@ -53,7 +62,7 @@ export function parseIni(text: string): Map<string, Map<string, string>> {
       continue;
     }
     const kv = /^([^=:]+?)\s*[=:]\s*(.*)$/.exec(raw);
-    if (!kv || !section) throw new RepoFormatError(`config: cannot read the line '${raw.slice(0, 60)}'`);
+    if (!kv || !section) throw new RepoFormatError(`config: cannot read the line '${shown(raw)}'`);
     lastKey = kv[1].toLowerCase();
     section.set(lastKey, kv[2].trim());
   }
@@ -69,7 +78,7 @@ export function parseRepoConfig(text: string): RepoConfig {
     return v;
   };
   const version = Number(get('version'));
-  if (version !== 1) throw new RepoFormatError(`config: repository version ${get('version')} is not borg 1.x's version 1`);
+  if (version !== 1) throw new RepoFormatError(`config: repository version ${shown(get('version'))} is not borg 1.x's version 1`);
   const idHex = get('id').trim();
   if (!/^[0-9a-f]{64}$/i.test(idHex)) throw new RepoFormatError('config: id is not 64 hex digits');
   const segmentsPerDir = Number(repo.get('segments_per_dir') ?? '1000');
