@@ -1,11 +1,16 @@
-// How much disk a repository directory uses, for the dashboard's quota bar. Walking a big
-// repository's segments takes a while, so each answer is kept for a minute; a directory that does
-// not exist (not initialised yet) is null.
+// How much disk a repository directory uses, for the dashboard's quota bar and the quota alerts.
+// Walking a big repository's segments takes a while, so each answer is kept for a minute, and an
+// answer older than that is still given at once while a fresh walk runs behind it (a few walks
+// at a time): the dashboard of a thousand repositories never waits on a thousand walks, except
+// for the very first look. A directory that does not exist (not initialised yet) is null.
+// Never throws: a directory that cannot be read is null too.
 
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const SIZE_CACHE_MS = 60_000;
+/** Walks running at once when refreshing answers in the background. */
+export const SIZE_REFRESH_CONCURRENCY = 2;
 
 export async function directorySize(path: string): Promise<number | null> {
   let total = 0;
@@ -24,15 +29,41 @@ export async function directorySize(path: string): Promise<number | null> {
 }
 
 export function createRepositorySizer({ now, measure = directorySize }: { now: () => Date; measure?: (path: string) => Promise<number | null> }) {
-  const cache = new Map<string, { at: number; size: Promise<number | null> }>();
+  const cache = new Map<string, { at: number; size: Promise<number | null>; refreshing: boolean }>();
+  const queue: string[] = [];
+  let running = 0;
+
+  const refreshNext = (): void => {
+    while (running < SIZE_REFRESH_CONCURRENCY && queue.length > 0) {
+      const path = queue.shift()!;
+      running++;
+      void measure(path)
+        .catch(() => null)
+        .then((size) => {
+          cache.set(path, { at: now().getTime(), size: Promise.resolve(size), refreshing: false });
+        })
+        .finally(() => {
+          running--;
+          refreshNext();
+        });
+    }
+  };
+
   return {
     sizeOf(path: string): Promise<number | null> {
       const t = now().getTime();
       const hit = cache.get(path);
-      if (hit && t - hit.at < SIZE_CACHE_MS) return hit.size;
-      const size = measure(path).catch(() => null);
-      cache.set(path, { at: t, size });
-      return size;
+      if (!hit) {
+        const size = measure(path).catch(() => null);
+        cache.set(path, { at: t, size, refreshing: false });
+        return size;
+      }
+      if (t - hit.at >= SIZE_CACHE_MS && !hit.refreshing) {
+        hit.refreshing = true;
+        queue.push(path);
+        refreshNext();
+      }
+      return hit.size;
     },
   };
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { MAX_EXPECTED_INTERVAL_SECONDS, MIN_EXPECTED_INTERVAL_SECONDS, MIN_QUOTA_BYTES, type RepositoryStatus } from '../../store/repository-store.js';
 import { moveToTrash } from '../../store/trash.js';
 import type { ApiContext } from '../api-server.js';
+import { SIZE_CACHE_MS } from '../features/repository-size.js';
 import { grantJson, repositoryJson } from '../presenters.js';
 import { defineRoute } from '../route.js';
 import { grantSchema, name, nameParams, repositorySchema } from '../schemas.js';
@@ -17,10 +18,21 @@ const quota = z.number().int().min(MIN_QUOTA_BYTES).nullable().describe('storage
 const interval = z.number().int().min(MIN_EXPECTED_INTERVAL_SECONDS).max(MAX_EXPECTED_INTERVAL_SECONDS).describe('a backup is late after this many seconds (default 26 h)');
 
 export function repositoryRoutes(ctx: ApiContext) {
-  const present = async (s: RepositoryStatus) => {
-    const path = ctx.store.paths.repository(s.repository.dirName);
+  // A repository stays initialised once borg init has written its config: a positive answer is
+  // trusted for a minute, so the dashboard does not stat every repository on each look.
+  const initializedAt = new Map<string, number>();
+  const isInitialized = (path: string, t: number) => {
+    const seen = initializedAt.get(path);
+    if (seen !== undefined && t - seen < SIZE_CACHE_MS) return true;
     const initialized = existsSync(join(path, 'config'));
-    return repositoryJson(s, { now: ctx.now(), initialized, sizeBytes: initialized ? await ctx.sizeOf(path) : null });
+    if (initialized) initializedAt.set(path, t);
+    else initializedAt.delete(path);
+    return initialized;
+  };
+  const present = async (s: RepositoryStatus, now = ctx.now()) => {
+    const path = ctx.store.paths.repository(s.repository.dirName);
+    const initialized = isInitialized(path, now.getTime());
+    return repositoryJson(s, { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path) : null });
   };
   const status = async (repositoryName: string) =>
     (await ctx.store.listRepositoryStatuses({ denialsSince: new Date(ctx.now().getTime() - DAY_MS), name: repositoryName }))[0]!;
@@ -34,8 +46,9 @@ export function repositoryRoutes(ctx: ApiContext) {
       access: 'viewer',
       response: z.object({ repositories: z.array(repositorySchema) }),
       async handler() {
-        const all = await ctx.store.listRepositoryStatuses({ denialsSince: new Date(ctx.now().getTime() - DAY_MS) });
-        return { repositories: await Promise.all(all.map(present)) };
+        const now = ctx.now();
+        const all = await ctx.store.listRepositoryStatuses({ denialsSince: new Date(now.getTime() - DAY_MS) });
+        return { repositories: await Promise.all(all.map((s) => present(s, now))) };
       },
     }),
     defineRoute({
