@@ -15,13 +15,14 @@
 import { createCipheriv, createHmac, pbkdf2Sync } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { crc32, inflateSync } from 'node:zlib';
 
 import { BorgkeepError } from '../../src/errors.js';
 import { runAudit } from '../../src/audit/run-audit.js';
 import { KeyError, ObjectError, openObject, objectMode, unlockKey, type BorgKey } from '../../src/repository/borg-key.js';
 import { IndexFormatError, latestIndexTransaction, openCommittedIndex } from '../../src/repository/hash-index.js';
 import { readHints } from '../../src/repository/hints.js';
-import { Lz4Error } from '../../src/repository/lz4.js';
+import { Lz4Error, lz4BlockDecompress } from '../../src/repository/lz4.js';
 import { ManifestError, archiveEntries, archiveFromEntry, parseManifest } from '../../src/repository/manifest.js';
 import { RepoFormatError, parseRepoConfig } from '../../src/repository/repo-config.js';
 import { listSegments, readSegment } from '../../src/repository/segments.js';
@@ -48,6 +49,44 @@ interface SeedRepo {
   readonly name: string;
   /** Relative path -> contents, for every file of the repository. */
   readonly files: Map<string, Buffer>;
+  /** The manifest PUTs of an unencrypted repository, with their plaintext (msgpack). */
+  readonly manifests: ReadonlyArray<{ readonly file: string; readonly offset: number; readonly size: number; readonly type: number; readonly plain: Buffer }>;
+}
+
+/** Manifest PUTs (id all zeros) of unencrypted modes (none 0x02, authenticated 0x06/0x07), decompressed. */
+function unencryptedManifests(files: Map<string, Buffer>): SeedRepo['manifests'] {
+  const found: Array<SeedRepo['manifests'][number]> = [];
+  for (const [file, seg] of files) {
+    if (!file.startsWith('data/')) continue;
+    for (let at = 8; at + 41 <= seg.length; ) {
+      const size = seg.readUInt32LE(at + 4);
+      if (size < 9 || at + size > seg.length) break;
+      const type = seg[at + 41];
+      if (seg[at + 8] === 0 && size > 44 && seg.subarray(at + 9, at + 41).every((b) => b === 0) && [0x02, 0x06, 0x07].includes(type)) {
+        const payload = seg.subarray(at + 42, at + size);
+        const plain =
+          payload[0] === 0x01 && payload[1] === 0x00
+            ? lz4BlockDecompress(payload.subarray(2), 1 << 24)
+            : payload[0] === 0x00 && payload[1] === 0x00
+              ? payload.subarray(2)
+              : (payload[0] & 0x0f) === 8
+                ? inflateSync(payload)
+                : null;
+        if (plain) found.push({ file, offset: at, size, type, plain: Buffer.from(plain) });
+      }
+      at += size;
+    }
+  }
+  return found;
+}
+
+/** The segment with one manifest PUT replaced by `plain`, stored uncompressed; CRCs made right. */
+function withManifest(segment: Buffer, m: SeedRepo['manifests'][number], plain: Buffer): Buffer {
+  const envelope = Buffer.concat([Buffer.from([m.type, 0x00, 0x00]), plain]);
+  const header = Buffer.alloc(41);
+  header.writeUInt32LE(41 + envelope.length, 4);
+  header[8] = 0; // PUT, id all zeros
+  return withFixedCrcs(Buffer.concat([segment.subarray(0, m.offset), header, envelope, segment.subarray(m.offset + m.size)]));
 }
 
 export interface ReaderCorpus {
@@ -100,7 +139,7 @@ export function loadReaderCorpus(corpusDir: string): ReaderCorpus {
       const files = walk(join(dir, name));
       const config = files.get('config');
       if (config) files.set('config', fastKeyConfig(config));
-      return { name, files };
+      return { name, files, manifests: unencryptedManifests(files) };
     });
   return { repos };
 }
@@ -116,14 +155,33 @@ function mutateKeyInConfig(prng: Prng, config: Buffer): Buffer {
   return Buffer.from(text.replace(m[1], damaged));
 }
 
+/** The segment with the CRC of every entry whose header still fits recomputed. */
+function withFixedCrcs(segment: Buffer): Buffer {
+  const out = Buffer.from(segment);
+  for (let at = 8; at + 9 <= out.length; ) {
+    const size = out.readUInt32LE(at + 4);
+    if (size < 9 || at + size > out.length) break;
+    out.writeUInt32LE(crc32(out.subarray(at + 4, at + size)), at);
+    at += size;
+  }
+  return out;
+}
+
 export function generateReaderInput(seed: number, corpus: ReaderCorpus): ReaderInput {
   const prng = createPrng(seed);
   const repo = prng.pick(corpus.repos);
   const names = [...repo.files.keys()];
   const segments = names.filter((n) => n.startsWith('data/'));
-  const pickFrom = prng.int(20);
+  const pickFrom = prng.int(24);
+  if (pickFrom >= 20 && repo.manifests.length > 0) {
+    // The manifest itself damaged behind valid CRCs: the audit decodes it and diffs archive lists.
+    const m = prng.pick(repo.manifests);
+    const other = prng.pick(repo.manifests).plain;
+    const data = withManifest(repo.files.get(m.file) as Buffer, m, mutate(prng, m.plain, other));
+    return { repo: repo.name, file: m.file, data, passphrase: prng.int(5) !== 0, cache: prng.int(8) === 0 };
+  }
   const file =
-    pickFrom < 9
+    pickFrom < 9 || pickFrom >= 20
       ? prng.pick(segments)
       : pickFrom < 12
         ? (names.find((n) => n.startsWith('index.')) ?? 'config')
@@ -144,6 +202,9 @@ export function generateReaderInput(seed: number, corpus: ReaderCorpus): ReaderI
   else {
     const other = repo.files.get(prng.pick(segments));
     data = mutate(prng, original, other);
+    // Half the damaged segments get their CRCs made right again, so the damage reaches what lies
+    // behind the CRC check: decryption, decompression, the manifest and the archive list.
+    if (file.startsWith('data/') && prng.int(2) === 0) data = withFixedCrcs(data);
   }
   return { repo: repo.name, file, data, passphrase: prng.int(5) !== 0, cache };
 }
@@ -159,7 +220,8 @@ export function readerInputFromJson(j: Record<string, unknown>): ReaderInput {
 // --- one input -----------------------------------------------------------------------------------
 
 const FORMAT_ERRORS = [RepoFormatError, IndexFormatError, KeyError, ObjectError, Lz4Error, ManifestError, FrameError];
-const oneSentence = (m: unknown): boolean => typeof m === 'string' && m.length > 0 && m.length < 1000 && !m.includes('\n');
+/** One line for a terminal: no newlines, no escape sequences or other control characters. */
+const oneSentence = (m: unknown): boolean => typeof m === 'string' && m.length > 0 && m.length < 1000 && !/[\x00-\x1f\x7f]/.test(m);
 
 export interface ReaderHarness {
   readonly workDir: string;
