@@ -62,6 +62,10 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
           },
         );
         process.exitCode = outcome.result === 'error' ? 1 : 0;
+        // sshd keeps the client until this process exits: the guard retries refused ledger
+        // writes for a bounded time (LEDGER_RETRY_MS); after that the next session closes this
+        // one as aborted.
+        if (outcome.ledgerWritten) await outcome.ledgerWritten;
       } finally {
         await store.close();
         if (output !== process.stdout) await new Promise<void>((resolve) => output.end(resolve));

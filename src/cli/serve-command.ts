@@ -98,7 +98,12 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const [{ startMonitoring }, { createRepositorySizer, directorySize }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js')]);
     const { sizeOf } = createRepositorySizer({ now: () => new Date() });
     const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles });
-    const guardDeps = { ...createGuardDeps(dataDir, store, process.env), onFrame: (method: string) => monitoring.metrics.frame(method) };
+    const guardDeps = {
+      ...createGuardDeps(dataDir, store, process.env),
+      onFrame: (method: string) => monitoring.metrics.frame(method),
+      // The server lives on: a session's end refused by the database is retried for an hour.
+      ledgerRetryMs: 60 * 60 * 1000,
+    };
     const gateway = createSshGateway({
       hostKeys,
       user: config.sshUser,

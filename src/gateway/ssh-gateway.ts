@@ -104,6 +104,8 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
   const log = deps.log;
   const sessions = new Set<RunningSession>();
   const refused = new Set<RunningSession>();
+  // Ledger writes of ended sessions that the database refused, still being retried by the guard.
+  const ledgerRetries = new Set<Promise<boolean>>();
   const connections = new Set<Connection>();
   const sockets = new Map<string, { socket: Socket; grace: NodeJS.Timeout }>();
   let closing = false;
@@ -225,6 +227,15 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
                     { event: 'session-end', address, key: authKey.name, session: outcome.sessionId, result: outcome.result, detail: outcome.detail, ms: Date.now() - started },
                     'session ended',
                   );
+                  // The client is not kept waiting for a database that refuses writes.
+                  const retry = outcome.ledgerWritten;
+                  if (retry) ledgerRetries.add(retry);
+                  void retry?.then((written) => {
+                    ledgerRetries.delete(retry);
+                    const fields = { event: 'ledger-retry', session: outcome.sessionId, result: outcome.result };
+                    if (written) log.info(fields, 'the session end was written to the ledger');
+                    else log.warn(fields, 'gave up writing the session end to the ledger; it stays open until the next start');
+                  });
                   return outcome.result === 'error' ? 1 : 0;
                 },
                 (error: unknown) => {
@@ -305,6 +316,10 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
         await all();
       }
       clearTimeout(timer);
+      if (ledgerRetries.size > 0) {
+        log.warn({ event: 'shutdown', ledgerRetries: ledgerRetries.size }, 'waiting for the ledger to take the end of ended sessions');
+        await Promise.race([Promise.all(ledgerRetries), new Promise((r) => setTimeout(r, graceMs).unref())]);
+      }
       for (const s of refused) s.stop.abort();
       await Promise.all([...refused].map((s) => s.done));
       // Say goodbye, and close what a client does not close itself soon after.

@@ -56,6 +56,9 @@ export const PROGRESS_INTERVAL_MS = 2000;
  */
 export const CHILD_GONE_DRAIN_MS = 15_000;
 export const CHILD_GONE_QUIET_MS = 2000;
+/** Default of GuardDeps.ledgerRetryMs, and the pauses between the attempts. */
+export const LEDGER_RETRY_MS = 30_000;
+const LEDGER_RETRY_PAUSES_MS = [500, 1000, 2000, 5000, 10_000];
 
 export interface GuardDeps {
   readonly store: GuardStore;
@@ -70,6 +73,12 @@ export interface GuardDeps {
   readonly pid?: number;
   /** Told the method of every call (metrics). */
   readonly onFrame?: (method: string) => void;
+  /**
+   * How long the session's ledger writes that the database refused (locked by another process,
+   * its disk full) are retried after the session ended, before giving up; default
+   * LEDGER_RETRY_MS. The client does not wait for them (see GuardOutcome.ledgerWritten).
+   */
+  readonly ledgerRetryMs?: number;
 }
 
 export interface GuardSession {
@@ -92,6 +101,12 @@ export interface GuardOutcome {
   readonly sessionId: number;
   readonly result: Exclude<SessionResult, 'open'>;
   readonly detail: string | null;
+  /**
+   * Null when the session is wholly in the ledger. When the database refused a write, the guard
+   * retries it: this settles once it is written (true) or retrying gave up (false). A front-end
+   * ends the client's connection before that, and waits for it before its process exits.
+   */
+  readonly ledgerWritten: Promise<boolean> | null;
 }
 
 /** What the guard must do with the child's reply to a forwarded request. */
@@ -236,8 +251,21 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     if (!duplexInput && !s.input.readableEnded) s.input.destroy();
   };
 
-  const ledger = (p: Promise<unknown>): void => {
-    ledgerWrites.push(p.catch((e: unknown) => s.errOutput.write(`borgkeep: could not write the ledger: ${(e as Error).message}\n`)));
+  // A write the database refused is kept and retried when the session ends: a committed
+  // transaction missing from the ledger would make the audit call it unattributed.
+  const refusedWrites: Array<() => Promise<unknown>> = [];
+  let ledgerTrouble: string | null = null;
+  const ledger = (write: () => Promise<unknown>): void => {
+    if (ledgerTrouble) {
+      refusedWrites.push(write); // in order, after those refused before
+      return;
+    }
+    ledgerWrites.push(
+      write().catch((e: unknown) => {
+        refusedWrites.push(write);
+        ledgerTrouble ??= (e as Error).message;
+      }),
+    );
   };
 
   // --- writing to the client -------------------------------------------------------------------
@@ -269,7 +297,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     const seen = denialCounts.get(k) ?? 0;
     denialCounts.set(k, seen + 1);
     if (seen > 0) return;
-    ledger(store.recordDenial({ sessionId, keyId: key?.id ?? null, repositoryId, method, reason, message, at: now() }));
+    const at = now();
+    ledger(() => store.recordDenial({ sessionId, keyId: key?.id ?? null, repositoryId, method, reason, message, at }));
   };
 
   const refuse = async (req: RpcRequest, reason: DenyReason, why: string): Promise<void> => {
@@ -310,7 +339,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     txn = null;
     if (t.writes === 0 && state === 'rolled_back') return;
     if (state === 'rolled_back') rolledBackWrites++;
-    ledger(
+    const endedAt = now();
+    ledger(() =>
       store.recordTransaction({
         sessionId,
         borgTransactionId,
@@ -320,7 +350,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
         manifestWritten: t.manifest,
         state,
         startedAt: t.startedAt,
-        endedAt: now(),
+        endedAt,
       }),
     );
   };
@@ -460,7 +490,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     negotiateFrame = req.frame;
     format = clientData === 2 ? 'tuple' : 'dict';
     const cv = versionText(clientData);
-    if (cv) ledger(store.updateSession(sessionId, { clientVersion: cv }));
+    if (cv) ledger(() => store.updateSession(sessionId, { clientVersion: cv }));
     const result = clientData === 2 ? 2 : MsgMap.of([['server_version', version]]);
     await sendClient(encodeResultReply(req.format, req.msgid, result));
   };
@@ -501,7 +531,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     repository = found.repository;
     role = grant.role;
     clientPath = path.toString('utf8');
-    ledger(store.updateSession(sessionId, { repositoryId: repository.id, repositoryName: repository.name, role }));
+    const opened = { repositoryId: repository.id, repositoryName: repository.name, role };
+    ledger(() => store.updateSession(sessionId, opened));
     if (grant.expiresAt && grant.expiresAt.getTime() <= now().getTime()) {
       return refuse(req, 'BK_DENY_EXPIRED', `the grant expired on ${grant.expiresAt.toISOString()}`);
     }
@@ -663,11 +694,14 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let progressWrite: Promise<void> | null = null;
   const reportProgress = (): void => {
     const at = now().getTime();
-    if (progressWrite || at - lastProgress < PROGRESS_INTERVAL_MS) return;
+    // Not while the database refuses writes: each attempt could block for the busy timeout.
+    if (progressWrite || ledgerTrouble || at - lastProgress < PROGRESS_INTERVAL_MS) return;
     lastProgress = at;
     progressWrite = store
       .updateSession(sessionId, { bytesIn, bytesOut })
-      .catch(() => undefined) // progress only: the session's end writes the totals
+      .catch((e: unknown) => {
+        ledgerTrouble ??= (e as Error).message; // progress only: the session's end writes the totals
+      })
       .finally(() => {
         progressWrite = null;
       });
@@ -763,6 +797,45 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   }
   await Promise.all(ledgerWrites);
   await progressWrite; // before the totals, which it must not overwrite
-  await store.endSession(sessionId, { endedAt: now(), result, detail, bytesIn, bytesOut });
-  return { sessionId, result, detail };
+  const end = { endedAt: now(), result, detail, bytesIn, bytesOut };
+  const writeRest = async (): Promise<void> => {
+    while (refusedWrites.length > 0) {
+      await refusedWrites[0]!();
+      refusedWrites.shift();
+    }
+    await store.endSession(sessionId, end);
+  };
+  // When the database refused a write (locked by another process, its disk full), the client's
+  // session is over all the same: it is not kept waiting on the database (every attempt may
+  // block for SQLite's busy timeout); the rest is written as soon as the database takes it again,
+  // so the session does not stay open in the ledger for ever.
+  let ledgerWritten: Promise<boolean> | null = null;
+  if (!ledgerTrouble) {
+    try {
+      await writeRest();
+    } catch (e) {
+      ledgerTrouble = (e as Error).message;
+    }
+  }
+  if (ledgerTrouble) {
+    s.errOutput.write(`borgkeep: the server could not write its ledger (${ledgerTrouble}); it will retry.\n`);
+    ledgerWritten = retryLedger(writeRest, deps.ledgerRetryMs ?? LEDGER_RETRY_MS);
+  }
+  return { sessionId, result, detail, ledgerWritten };
+}
+
+/** Runs `write` again after growing pauses until it works (true) or `giveUpMs` passed (false). */
+async function retryLedger(write: () => Promise<void>, giveUpMs: number): Promise<boolean> {
+  const deadline = Date.now() + giveUpMs;
+  for (let i = 0; ; i++) {
+    const pause = LEDGER_RETRY_PAUSES_MS[Math.min(i, LEDGER_RETRY_PAUSES_MS.length - 1)]!;
+    if (Date.now() + pause > deadline) return false;
+    await new Promise((r) => setTimeout(r, pause));
+    try {
+      await write();
+      return true;
+    } catch {
+      // still refused
+    }
+  }
 }

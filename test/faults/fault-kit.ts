@@ -123,8 +123,9 @@ export function fillUp(file: string, leaveBytes: number): void {
   const want = freeBytes(file.slice(0, file.lastIndexOf('/'))) - leaveBytes;
   if (want <= 0) return;
   // tmpfs supports fallocate; the last pages may be taken by metadata, so step back until it fits.
-  for (let size = want; size > 0; size -= 64 * 1024) {
-    if (spawnSync('fallocate', ['-l', String(size), file]).status === 0) return;
-  }
-  throw new Error(`could not fill the filesystem of ${file}`);
+  let size = want;
+  while (size > 0 && spawnSync('fallocate', ['-l', String(size), file]).status !== 0) size -= 64 * 1024;
+  if (size <= 0) throw new Error(`could not fill the filesystem of ${file}`);
+  // Every last page too (dd stops at ENOSPC).
+  if (leaveBytes === 0) spawnSync('dd', ['if=/dev/zero', `of=${file}.last`, 'bs=4096']);
 }
