@@ -8,6 +8,7 @@ import { useAction, useLoad } from '../hooks';
 import { useLive } from '../live';
 import { Link, navigate } from '../router';
 import { LiveSessions } from '../parts/live-sessions';
+import { SubmitWithError } from '../parts/form-error';
 
 export function DashboardPage() {
   const me = useMe();
@@ -128,14 +129,7 @@ function CreateRepository({ onCreated }: { onCreated: (name: string) => void }) 
         Quota in GB <span className="muted">(optional)</span>
         <input name="quota" type="number" min="0.01" step="any" value={quota} onChange={(e) => setQuota(e.target.value)} />
       </label>
-      <button type="submit" disabled={action.busy}>
-        Create
-      </button>
-      {action.error && (
-        <p className="error" role="alert">
-          {action.error}
-        </p>
-      )}
+      <SubmitWithError label="Create" action={action} />
     </form>
   );
 }

@@ -4,6 +4,7 @@ import { api, type GrantRole, type Repository, type SshKey } from '../api';
 import { can, useMe } from '../app';
 import { Time } from '../format';
 import { useAction, useLoad } from '../hooks';
+import { SubmitWithError } from '../parts/form-error';
 
 export function KeysPage() {
   const me = useMe();
@@ -130,14 +131,7 @@ function AddKey({ onAdded }: { onAdded: () => void }) {
           </select>
         </label>
       </div>
-      <button type="submit" disabled={action.busy}>
-        Add key
-      </button>
-      {action.error && (
-        <p className="error" role="alert">
-          {action.error}
-        </p>
-      )}
+      <SubmitWithError label="Add key" action={action} />
     </form>
   );
 }

@@ -12,6 +12,7 @@ import { AuditView } from '../parts/audit-view';
 import { ClientInstructions } from '../parts/client-instructions';
 import { LiveSessions } from '../parts/live-sessions';
 import { SizeChart } from '../parts/size-chart';
+import { SubmitWithError } from '../parts/form-error';
 
 export function RepositoryPage({ name }: { name: string }) {
   const me = useMe();
@@ -238,14 +239,7 @@ function AddGrant({ repository, existing, onAdded }: { repository: Repository; e
         Writes a day <span className="muted">(optional)</span>
         <input name="writesPerDay" type="number" min="1" value={writes} onChange={(e) => setWrites(e.target.value)} />
       </label>
-      <button type="submit" disabled={action.busy}>
-        Grant
-      </button>
-      {action.error && (
-        <p className="error" role="alert">
-          {action.error}
-        </p>
-      )}
+      <SubmitWithError label="Grant" action={action} />
     </form>
   );
 }

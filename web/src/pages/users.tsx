@@ -4,6 +4,7 @@ import { api, type User, type UserRole } from '../api';
 import { useMe } from '../app';
 import { Time } from '../format';
 import { useAction, useLoad } from '../hooks';
+import { SubmitWithError } from '../parts/form-error';
 
 export function UsersPage() {
   const me = useMe();
@@ -95,14 +96,7 @@ export function UsersPage() {
             <option value="admin">admin (everything)</option>
           </select>
         </label>
-        <button type="submit" disabled={add.busy}>
-          Add
-        </button>
-        {add.error && (
-          <p className="error" role="alert">
-            {add.error}
-          </p>
-        )}
+        <SubmitWithError label="Add" action={add} />
       </form>
       {created && (
         <p className="notice" role="status">

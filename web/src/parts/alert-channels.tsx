@@ -6,6 +6,7 @@ import { api, type AlertChannel, type WebhookFormat } from '../api';
 import { can, useMe } from '../app';
 import { Time } from '../format';
 import { useAction, useLoad } from '../hooks';
+import { SubmitWithError } from './form-error';
 
 const FORMATS: Array<[WebhookFormat, string]> = [
   ['json', 'JSON, signed with the secret'],
@@ -173,14 +174,7 @@ function AddChannel({ onAdded }: { onAdded: () => void }) {
           </div>
         </>
       )}
-      <button type="submit" disabled={action.busy}>
-        Add channel
-      </button>
-      {action.error && (
-        <p className="error" role="alert">
-          {action.error}
-        </p>
-      )}
+      <SubmitWithError label="Add channel" action={action} />
     </form>
   );
 }

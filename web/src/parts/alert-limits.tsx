@@ -5,6 +5,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { api, type AlertSettings, type SmtpServer } from '../api';
 import { can, useMe } from '../app';
 import { useAction, type Loaded } from '../hooks';
+import { FormError } from './form-error';
 
 export interface AlertSettingsAnswer {
   settings: AlertSettings;
@@ -84,11 +85,7 @@ export function AlertThresholds({ loaded }: { loaded: Loaded<AlertSettingsAnswer
       <span role="status" className="small ok-text">
         {saved && ' Saved.'}
       </span>
-      {action.error && (
-        <p className="error" role="alert">
-          {action.error}
-        </p>
-      )}
+      <FormError error={action.error} />
     </form>
   );
 }
@@ -218,11 +215,7 @@ export function MailServer({ loaded }: { loaded: Loaded<AlertSettingsAnswer> }) 
       <p role="status" className="small ok-text">
         {saved}
       </p>
-      {action.error && (
-        <p className="error" role="alert">
-          {action.error}
-        </p>
-      )}
+      <FormError error={action.error} />
     </form>
   );
 }
