@@ -4,12 +4,12 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { invalidInput } from '../errors.js';
-import type { SshKey } from '../store/types.js';
 import { checkRole } from '../store/grant-terms.js';
 import { checkName } from '../store/names.js';
 import { MAX_KEY_LINE_LENGTH, parseSshPublicKey } from '../store/ssh-public-key.js';
 import { withStore, type CliContext } from './cli-context.js';
 import { formatTable, formatTime, plural } from './output.js';
+import { keyJson } from '../api/presenters.js';
 
 export function registerKeyCommands(program: Command, ctx: CliContext): void {
   const key = program.command('key').description('add, list and revoke SSH public keys');
@@ -95,20 +95,6 @@ export function registerKeyCommands(program: Command, ctx: CliContext): void {
         `revoked key '${k.name}' (id ${k.id}) and removed its ${plural(revocation.grantsRemoved, 'grant')}; sessions with it are refused from now on.`,
       );
     });
-}
-
-export function keyJson(k: SshKey) {
-  return {
-    id: k.id,
-    name: k.name,
-    type: k.type,
-    bits: k.bits,
-    fingerprint: k.fingerprint,
-    comment: k.comment,
-    revoked: k.revokedAt !== null,
-    revokedAt: k.revokedAt,
-    createdAt: k.createdAt,
-  };
 }
 
 function readKeyFile(file: string): string {

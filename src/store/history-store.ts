@@ -3,7 +3,7 @@
 // came out clean or an admin's approval opens it; any other audit that covers new transactions,
 // and any rollback, closes it. No event at all: closed (nothing has been reviewed yet).
 
-import { iso } from './rows.js';
+import { iso, toRepositoryEvent } from './rows.js';
 import type { StoreDeps } from './store-deps.js';
 
 export type RepositoryEventKind = 'audit' | 'approve' | 'rollback' | 'rollback-undo';
@@ -68,16 +68,7 @@ export function gateFromEvents(newestFirst: readonly RepositoryEvent[]): Compact
 }
 
 export function createHistoryStore({ db, now }: StoreDeps): HistoryStore {
-  const toEvent = (r: { id: number; repository_id: number; kind: string; through_txn: number | null; verdict: string | null; actor: string; detail: string; at: string }): RepositoryEvent => ({
-    id: r.id,
-    repositoryId: r.repository_id,
-    kind: r.kind as RepositoryEventKind,
-    throughTxn: r.through_txn === null ? null : Number(r.through_txn),
-    verdict: r.verdict as AuditEventVerdict | null,
-    actor: r.actor,
-    detail: r.detail,
-    at: new Date(r.at),
-  });
+  const toEvent = toRepositoryEvent;
   const listEvents = async (repositoryId: number, limit = 1000) =>
     (await db.selectFrom('repository_events').selectAll().where('repository_id', '=', repositoryId).orderBy('id', 'desc').limit(limit).execute()).map(toEvent);
   return {

@@ -4,13 +4,12 @@
 // the directory to the caller's moveFiles, inside the same transaction.
 
 import { randomBytes } from 'node:crypto';
-import { sql, type Selectable } from 'kysely';
+import { sql } from 'kysely';
 import { conflict, invalidInput } from '../errors.js';
-import { gateFromEvents, type CompactionGate, type RepositoryEvent, type RepositoryEventKind, type AuditEventVerdict } from './history-store.js';
+import { gateFromEvents, type CompactionGate, type RepositoryEvent, type AuditEventVerdict } from './history-store.js';
 import { repositoryNotFound, requireRepository, selectRepository } from './lookups.js';
 import { checkName } from './names.js';
-import { iso, toRepository } from './rows.js';
-import type { RepositoryEventsTable } from './schema.js';
+import { iso, toRepository, toRepositoryEvent } from './rows.js';
 import { isUniqueViolation, type StoreDeps } from './store-deps.js';
 import type { Repository } from './types.js';
 
@@ -111,16 +110,7 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
     lastSessionAt: row.last_session_at ? new Date(row.last_session_at) : null,
   });
 
-  const toEvent = (e: Pick<Selectable<RepositoryEventsTable>, 'id' | 'repository_id' | 'kind' | 'through_txn' | 'verdict' | 'actor' | 'detail' | 'at'>): RepositoryEvent => ({
-    id: e.id,
-    repositoryId: e.repository_id,
-    kind: e.kind as RepositoryEventKind,
-    throughTxn: e.through_txn === null ? null : Number(e.through_txn),
-    verdict: e.verdict as AuditEventVerdict | null,
-    actor: e.actor,
-    detail: e.detail,
-    at: new Date(e.at),
-  });
+  const toEvent = toRepositoryEvent;
   const eventColumns = ['id', 'repository_id', 'kind', 'through_txn', 'verdict', 'actor', 'detail', 'at'] as const;
   const newestFirstOf = (rows: Array<Parameters<typeof toEvent>[0]>) => {
     const byRepository = new Map<number, RepositoryEvent[]>();

@@ -12,6 +12,8 @@ import type {
   TransactionsTable,
 } from './schema.js';
 import type { Denial, Grant, Repository, Role, Session, SessionResult, SshKey, Transaction } from './types.js';
+import type { AuditEventVerdict, RepositoryEvent, RepositoryEventKind } from './history-store.js';
+import type { RepositoryEventsTable } from './schema.js';
 
 export const iso = (date: Date): string => date.toISOString();
 export const isoOrNull = (date: Date | null | undefined): string | null => (date ? date.toISOString() : null);
@@ -103,5 +105,18 @@ export function toDenial(row: Selectable<DenialsTable>): Denial {
     reason: row.reason,
     message: row.message,
     at: new Date(row.at),
+  };
+}
+
+export function toRepositoryEvent(e: Pick<Selectable<RepositoryEventsTable>, 'id' | 'repository_id' | 'kind' | 'through_txn' | 'verdict' | 'actor' | 'detail' | 'at'>): RepositoryEvent {
+  return {
+    id: e.id,
+    repositoryId: e.repository_id,
+    kind: e.kind as RepositoryEventKind,
+    throughTxn: numOrNull(e.through_txn),
+    verdict: e.verdict as AuditEventVerdict | null,
+    actor: e.actor,
+    detail: e.detail,
+    at: new Date(e.at),
   };
 }
