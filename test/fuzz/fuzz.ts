@@ -1,7 +1,7 @@
 // `npm run fuzz`: the guard and the repository readers fed with mutated real borg data, bounded in
 // inputs and time, deterministic from one seed. Never part of `npm test`.
 //
-//   npm run fuzz                          1,000,000 guard and 100,000 reader inputs (about 15 min on 2 cores)
+//   npm run fuzz                          1,000,000 guard and 100,000 reader inputs (about 20 min on 2 cores)
 //   FUZZ_QUICK=1 npm run fuzz             20,000 and 5,000, for development
 //   FUZZ_SEED=N                           the run's seed (printed at the start; default random)
 //   FUZZ_TARGET=guard|reader              one target only
@@ -97,6 +97,18 @@ async function main(): Promise<number> {
   const deadline = Date.now() + minutes * 60_000;
   const work = mkdtempSync(join(tmpdir(), 'borgkeep-fuzz-'));
   const written = new Map<string, number>();
+  // Inputs done per target: finished workers, plus the running workers' counters.
+  const finished = new Map<TargetName, number>(targets.map((t) => [t, 0]));
+  const running = new Set<{ target: TargetName; view: Int32Array }>();
+  const started = Date.now();
+  const ticker = setInterval(() => {
+    const done = targets.map((t) => {
+      let n = finished.get(t) ?? 0;
+      for (const r of running) if (r.target === t) n += Atomics.load(r.view, 1);
+      return `${t} ${n}/${counts[t]}`;
+    });
+    console.log(`fuzz: ${Math.round((Date.now() - started) / 1000)} s: ${done.join(', ')}`);
+  }, 60_000);
 
   const writeFinding = (target: TargetName, index: number, seed: number, violations: Array<{ property: string; message: string }>, input: object, figures: Figures): void => {
     figures.findings++;
@@ -120,6 +132,8 @@ async function main(): Promise<number> {
     while (next < end && Date.now() < deadline) {
       const progress = new SharedArrayBuffer(8);
       const view = new Int32Array(progress);
+      const shard = { target, view };
+      running.add(shard);
       Atomics.store(view, 0, next);
       const data: WorkerData = { target, runSeed, start: next, count: end - next, deadline, corpusDir, workDir: join(work, `${target}-${next}`), heapLimitMb, progress };
       const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 2048 } });
@@ -155,6 +169,8 @@ async function main(): Promise<number> {
           done(null);
         });
       });
+      running.delete(shard);
+      finished.set(target, (finished.get(target) ?? 0) + Atomics.load(view, 1));
       if (stuck) {
         figures.inputs += Atomics.load(view, 1);
         const t = openTarget(target, corpusDir, join(work, `${target}-stuck-${stuck.index}`));
@@ -178,6 +194,7 @@ async function main(): Promise<number> {
   };
 
   const results = await Promise.all(targets.map(async (t) => [t, await runTarget(t)] as const));
+  clearInterval(ticker);
   rmSync(work, { recursive: true, force: true });
   console.log('\nfuzz: figures');
   console.log('target   inputs      seconds   inputs/s   findings   max heap MB   heap after GC MB');
