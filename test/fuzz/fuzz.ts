@@ -9,7 +9,7 @@
 //   FUZZ_READER_WORKERS=N                 worker threads for the reader (default 2)
 //   FUZZ_SEED=N FUZZ_TARGET=T FUZZ_INDEX=I npm run fuzz        replays input I of that run
 //   FUZZ_REPLAY=test/fuzz/findings/F.json npm run fuzz         replays a finding
-//   npm run fuzz -- --record              records the corpus again from the real borg client
+//   npm run fuzz -- --record [MODE...]    records the corpus again from the real borg client (MODE: only those seed repositories)
 //
 // Each target runs in its own worker thread (the reader in two); this thread is the watchdog: an input
 // that stops the worker's progress for HANG_SECONDS (a synchronous loop) or kills it (out of
@@ -70,8 +70,9 @@ interface Figures {
 }
 
 async function main(): Promise<number> {
-  if (process.argv.includes('--record')) {
-    recordCorpus(corpusDir);
+  const record = process.argv.indexOf('--record');
+  if (record >= 0) {
+    recordCorpus(corpusDir, process.argv.slice(record + 1));
     return 0;
   }
   const runSeed = env.FUZZ_SEED ? int('FUZZ_SEED', 0) >>> 0 : randomInt(2 ** 32);
