@@ -131,6 +131,8 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
       let authFailed = false;
       let running = 0;
       let idleTimer: NodeJS.Timeout | null = null;
+      // Tells this connection's sessions that their client is gone (see GuardSession.gone).
+      const gone = new AbortController();
       const armIdle = (): void => {
         if (idleTimer) clearTimeout(idleTimer);
         idleTimer = running === 0 ? setTimeout(() => client.end(), limits.idleMs).unref() : null;
@@ -138,6 +140,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
 
       client.on('error', (error: Error) => log.warn({ event: 'connection-error', address, error: error.message }, 'connection error'));
       client.on('close', () => {
+        gone.abort();
         if (idleTimer) clearTimeout(idleTimer);
         connections.delete(client);
       });
@@ -219,6 +222,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
                 output: channel,
                 errOutput: channel.stderr,
                 stop: stop.signal,
+                gone: gone.signal,
                 refusal,
               })
               .then(

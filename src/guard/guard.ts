@@ -91,6 +91,12 @@ export interface GuardSession {
   /** Aborting ends the session: borg serve gets EOF and rolls back what is not committed. */
   readonly stop?: AbortSignal;
   /**
+   * Aborted by the front-end when the client's connection is gone. An SSH channel whose client
+   * stopped reading and then hung up never says so itself (ssh2 emits 'close' only after the
+   * unread input was consumed), and replies waiting for it to drain would wait for ever.
+   */
+  readonly gone?: AbortSignal;
+  /**
    * Set when the front-end will not run this session (too many sessions, shutting down): the
    * guard still speaks borg's protocol, so the client prints why its `open` was refused.
    */
@@ -273,14 +279,18 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   s.output.on('error', () => {
     clientGone = true;
   });
+  const connectionGone = new Promise<void>((resolve) => {
+    if (s.gone?.aborted) resolve();
+    s.gone?.addEventListener('abort', () => resolve(), { once: true });
+  });
   const writeClient = async (buf: Buffer): Promise<void> => {
-    if (clientGone || s.output.destroyed) {
+    if (clientGone || s.output.destroyed || s.gone?.aborted) {
       clientGone = true;
       return;
     }
     bytesOut += buf.length;
     if (!s.output.write(buf)) {
-      await Promise.race([once(s.output, 'drain'), once(s.output, 'close')]).catch(() => undefined);
+      await Promise.race([once(s.output, 'drain'), once(s.output, 'close'), connectionGone]).catch(() => undefined);
     }
   };
   const sendClient = (buf: Buffer): Promise<void> => {
@@ -715,6 +725,13 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
   if (s.stop?.aborted) onStop();
   s.stop?.addEventListener('abort', onStop, { once: true });
+  const onGone = (): void => {
+    clientGone = true;
+    endCause ??= new SessionEnd('aborted', 'the connection to the client was closed');
+    stopReading();
+  };
+  if (s.gone?.aborted) onGone();
+  s.gone?.addEventListener('abort', onGone, { once: true });
   const chunks = s.input.iterator({ destroyOnReturn: !duplexInput }) as AsyncIterator<Buffer>;
   const stopped = new Promise<null>((resolve) => reading.signal.addEventListener('abort', () => resolve(null), { once: true }));
   const nextChunk = (): Promise<IteratorResult<Buffer> | null> => {
@@ -752,6 +769,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     // Ending early (bad frame, signal) must not leave the process waiting on the client.
     stopReading();
     s.stop?.removeEventListener('abort', onStop);
+    s.gone?.removeEventListener('abort', onGone);
   }
   if (endCause && endCause.result === 'error') {
     s.errOutput.write(`borgkeep: session ended: ${endCause.detail}.\n`);

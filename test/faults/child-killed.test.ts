@@ -52,7 +52,7 @@ test('the child borg serve killed mid-transaction: that session ends as an error
 
   // The client is told in words, not by a broken pipe and a Python traceback.
   const v = await victim.result;
-  expect(Date.now() - killedAt).toBeLessThan(15_000);
+  expect(Date.now() - killedAt).toBeLessThan(60_000); // no hang (about 3 s on an idle machine)
   expect(v.code).toBe(2);
   expect(v.stderr).toMatch(/borg serve on the server ended before answering this call; nothing more of this session is committed/);
   expect(v.stderr).not.toMatch(/Traceback|Broken pipe/);

@@ -19,6 +19,7 @@ export interface LedgerSession {
   keyName: string | null;
   repositoryName: string | null;
   bytesIn: number;
+  bytesOut: number;
   transactions: Array<{ state: string; borgTransactionId: number | null }>;
   denials: Array<{ method: string; reason: string; message: string }>;
 }
