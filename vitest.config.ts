@@ -9,6 +9,9 @@ export default defineConfig({
     fileParallelism: true,
     testTimeout: 120_000,
     hookTimeout: 300_000,
+    // expect.poll waits for real processes (a browser, a webhook, borg): 1 s, vitest's default,
+    // is too short on a loaded machine; a poll that can never succeed still fails, only later.
+    expect: { poll: { timeout: 15_000, interval: 100 } },
     globalSetup: ['test/global-setup.ts'],
   },
 });

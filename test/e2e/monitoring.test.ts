@@ -70,7 +70,7 @@ describe('alerts, channels, jobs and statistics in the console', () => {
     expect(await channel.textContent()).toContain('signed');
     await channel.getByRole('button', { name: 'Send test' }).click();
     await expect.poll(() => channel.getByRole('status').textContent()).toBe('Test message sent to hook: check that it arrived.');
-    const probe = await hook.waitFor((r) => r.headers['x-borgkeep-event'] === 'test', 2000);
+    const probe = await hook.waitFor((r) => r.headers['x-borgkeep-event'] === 'test', 10_000);
     expect(JSON.parse(probe.body)).toMatchObject({ event: 'test' });
     expect(probe.headers['x-borgkeep-signature']).toBe(`sha256=${createHmac('sha256', SECRET).update(`${probe.headers['x-borgkeep-timestamp']}.${probe.body}`).digest('hex')}`);
     // A receiver that fails: the sentence says so and why.
@@ -130,7 +130,7 @@ describe('alerts, channels, jobs and statistics in the console', () => {
     // Its delivery to the webhook, as sent, and the receiver has it.
     await expect.poll(() => alert.locator('li[data-channel="hook"] .delivery').first().getAttribute('data-state'), { timeout: 10_000 }).toBe('sent');
     expect(await alert.locator('li[data-channel="hook"]').textContent()).toMatch(/opened\s*sent/);
-    const posted = await hook.waitFor((r) => r.body.includes('"rule":"denial"'), 2000);
+    const posted = await hook.waitFor((r) => r.body.includes('"rule":"denial"'), 10_000);
     expect(JSON.parse(posted.body)).toMatchObject({ event: 'opened', alert: { rule: 'denial', repository: 'main' } });
     await h.screenshot('alerts', { forDocs: false });
 
