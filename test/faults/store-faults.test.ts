@@ -64,8 +64,9 @@ describe('the database locked while a session ends', () => {
       const r = await backup.result;
       expect(r.code, r.stderr).toBe(0);
       // ~2 s of upload left when the lock was taken, and one write that waited out SQLite's busy
-      // timeout (10 s); not the two minutes the lock is held.
-      expect(Date.now() - lockedAt).toBeLessThan(20_000);
+      // timeout (10 s; it blocks the gateway's process meanwhile): 12-22 s here, never the two
+      // minutes the lock is held.
+      expect(Date.now() - lockedAt).toBeLessThan(45_000);
       expect((await kit.ledger('main')).find((s) => s.id === session.id)?.result).toBe('open');
     } finally {
       await lock.release();
