@@ -8,10 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { startRpcClient } from '../helpers/rpc-client.js';
+import { waitForSession } from '../helpers/ledger-wait.js';
 import { faultKit, fillUp, freeBytes, mountTmpfs, randomTree } from './fault-kit.js';
 
 let env: BorgkeepEnv;
@@ -44,6 +45,7 @@ afterAll(async () => {
 test('a backup that fills the disk is rolled back with a clear error; the server goes on; after freeing space a backup works', async () => {
   const repos = join(env.dataDir, 'repos');
   const filler = join(repos, 'filler');
+  onTestFinished(() => rmSync(filler, { force: true }));
   fillUp(filler, 6 * MB);
   expect(freeBytes(repos)).toBeLessThan(7 * MB);
   const big = randomTree(join(env.root, 'big'), 16 * MB);
@@ -53,7 +55,13 @@ test('a backup that fills the disk is rolled back with a clear error; the server
   // borg's own one-line reason first, then the client's sysinfo; never a server path or traceback.
   expect(full.stderr.split('\n')[0]).toBe('OSError: [Errno 28] No space left on device');
   expect(full.stderr).not.toMatch(/Traceback|\/repos\//);
-  const [failed] = (await kit.ledger('victim')).filter((s) => s.keyName === 'laptop');
+  // The session's rows may reach the store a moment after the client is released (a busy
+  // database's writes are retried): wait for its transaction.
+  const failed = await waitForSession(
+    () => kit.ledger('victim'),
+    (all) => all.find((s) => s.keyName === 'laptop' && s.result !== 'open' && s.transactions.length > 0 && s.result !== 'ok'),
+    "the laptop's failed session with its transaction",
+  );
   expect(failed?.result).toBe('error');
   // (borg serve may also exit after such an error; the reason stays borg's.)
   expect(failed?.detail).toMatch(/^borg rolled the transaction back: OSError: \[Errno 28\] No space left on device/);
@@ -66,7 +74,7 @@ test('a backup that fills the disk is rolled back with a clear error; the server
   expect(list.code, list.stderr).toBe(0);
   expect(list.stdout.trim()).toBe('before');
 
-  rmSync(filler);
+  rmSync(filler, { force: true });
   expect(await kit.onDisk('victim')).toEqual(['first']);
   const again = await env.borg('laptop', ['create', '--compression', 'none', `${env.url('victim')}::after`, big]);
   expect(again.code, again.stderr).toBe(0);
