@@ -20,8 +20,6 @@ export interface MonitorDeps {
   sizeOf: (path: string) => Promise<number | null>;
   /** Free and total bytes of the file system holding `path`. */
   disk?: (path: string) => Promise<DiskFacts | null>;
-  /** Settings from the config file, under those stored (the console's). */
-  configured?: Partial<AlertSettings>;
 }
 
 async function diskOf(path: string): Promise<DiskFacts | null> {
@@ -33,15 +31,16 @@ async function diskOf(path: string): Promise<DiskFacts | null> {
   }
 }
 
-export async function alertSettings(store: Pick<Store, 'getSetting'>, configured: Partial<AlertSettings> = {}): Promise<AlertSettings> {
-  return { ...DEFAULT_ALERT_SETTINGS, ...configured, ...((await store.getSetting<Partial<AlertSettings>>(ALERT_SETTINGS)) ?? {}) };
+/** The stored thresholds (the console's, or the config file's, written at start) over the defaults. */
+export async function alertSettings(store: Pick<Store, 'getSetting'>): Promise<AlertSettings> {
+  return { ...DEFAULT_ALERT_SETTINGS, ...((await store.getSetting<Partial<AlertSettings>>(ALERT_SETTINGS)) ?? {}) };
 }
 
 export function createMonitor(deps: MonitorDeps) {
   const disk = deps.disk ?? diskOf;
   return {
     async evaluate(family: AlertFamily): Promise<Reconciled> {
-      const settings = await alertSettings(deps.store, deps.configured);
+      const settings = await alertSettings(deps.store);
       const now = deps.now();
       const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000);
       if (family === 'security') {

@@ -22,7 +22,7 @@ export interface ServerMetrics {
   readonly contentType: string;
 }
 
-export function createServerMetrics(deps: { store: MetricsStore; sizeOf: (path: string) => Promise<number | null>; now: () => Date }): ServerMetrics {
+export function createServerMetrics(deps: { store: MetricsStore; sizeOf: (path: string) => Promise<number | null> }): ServerMetrics {
   const registry = new Registry();
   const connections = new Counter({ name: 'borgkeep_gateway_connections_total', help: 'TCP connections to the embedded SSH gateway', registers: [registry] });
   const authFailures = new Counter({

@@ -88,7 +88,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
   for (const job of jobs) scheduler.add(job);
   await scheduler.start();
 
-  const metrics = createServerMetrics({ store, sizeOf: deps.sizeOf, now });
+  const metrics = createServerMetrics({ store, sizeOf: deps.sizeOf });
   const gatewayEvents: GatewayEvents = {
     connection: () => metrics.connection(),
     authFailure: (address, key, reason) => {

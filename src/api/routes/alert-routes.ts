@@ -79,6 +79,7 @@ export function alertRoutes(ctx: ApiContext, monitoring: MonitoringApi | null) {
     notifications: a.notifications,
     resolvedAt: a.resolvedAt,
   });
+  const storedSmtp = async () => (await ctx.store.getSetting<z.output<typeof smtpSchema> | null>(SMTP_SETTINGS)) ?? undefined;
   const smtpJson = (s: z.output<typeof smtpSchema> | undefined) => {
     if (!s) return null;
     const { password, ...rest } = s;
@@ -176,7 +177,7 @@ export function alertRoutes(ctx: ApiContext, monitoring: MonitoringApi | null) {
       handler: async () => ({
         settings: await alertSettings(ctx.store),
         defaults: DEFAULT_ALERT_SETTINGS,
-        smtp: smtpJson(await ctx.store.getSetting<z.output<typeof smtpSchema>>(SMTP_SETTINGS)),
+        smtp: smtpJson(await storedSmtp()),
       }),
     }),
     defineRoute({
@@ -209,10 +210,10 @@ export function alertRoutes(ctx: ApiContext, monitoring: MonitoringApi | null) {
         }
         if (body.smtp === null) await ctx.store.setSetting(SMTP_SETTINGS, null);
         else if (body.smtp) {
-          const before = await ctx.store.getSetting<z.output<typeof smtpSchema>>(SMTP_SETTINGS);
+          const before = await storedSmtp();
           await ctx.store.setSetting(SMTP_SETTINGS, { ...body.smtp, password: body.smtp.password === undefined ? (before?.password ?? null) : body.smtp.password });
         }
-        return { settings: await alertSettings(ctx.store), smtp: smtpJson((await ctx.store.getSetting<z.output<typeof smtpSchema>>(SMTP_SETTINGS)) ?? undefined) };
+        return { settings: await alertSettings(ctx.store), smtp: smtpJson(await storedSmtp()) };
       },
     }),
     defineRoute({
