@@ -16,7 +16,7 @@ import { createLiveEvents } from './features/live-events.js';
 import { createRepositorySizer } from './features/repository-size.js';
 import { registerConsole } from './console-static.js';
 import { buildOpenApiDocument } from './openapi.js';
-import type { ApiRoute } from './route.js';
+import { JsonText, type ApiRoute } from './route.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { createEventStreams } from './routes/event-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
@@ -181,11 +181,12 @@ export function createApiServer(deps: ApiDeps): ApiServer {
         const status = route.status ?? 200;
         if (status === 204 || result === undefined) return reply.code(204).send();
         if (deps.checkResponses && route.response) {
-          const checked = route.response.safeParse(JSON.parse(JSON.stringify(result)));
+          const checked = route.response.safeParse(JSON.parse(result instanceof JsonText ? result.text : JSON.stringify(result)));
           if (!checked.success) {
             throw new Error(`response of ${route.method} ${route.url} does not match its schema: ${JSON.stringify(checked.error.issues[0])}`);
           }
         }
+        if (result instanceof JsonText) return reply.code(status).type('application/json; charset=utf-8').send(result.text);
         return reply.code(status).send(result);
       },
     });

@@ -47,9 +47,15 @@ export const tokenJson = (t: ApiToken) => ({
   revokedAt: t.revokedAt,
 });
 
+/** Whether the repository's last backup is within its expected interval at `now`. */
+export function backupState(s: RepositoryStatus, now: Date): 'never' | 'late' | 'ok' {
+  if (s.lastWriteAt === null) return 'never';
+  return now.getTime() - s.lastWriteAt.getTime() > s.repository.expectedIntervalSeconds * 1000 ? 'late' : 'ok';
+}
+
 export function repositoryJson(s: RepositoryStatus, extra: { now: Date; initialized: boolean; sizeBytes: number | null }) {
   const r = s.repository;
-  const backup = s.lastWriteAt === null ? 'never' : extra.now.getTime() - s.lastWriteAt.getTime() > r.expectedIntervalSeconds * 1000 ? 'late' : 'ok';
+  const backup = backupState(s, extra.now);
   return {
     id: r.id,
     name: r.name,

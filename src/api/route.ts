@@ -46,3 +46,11 @@ export interface ApiRoute<P = any, Q = any, B = any> {
 export function defineRoute<P = undefined, Q = undefined, B = undefined>(route: ApiRoute<P, Q, B>): ApiRoute<P, Q, B> {
   return route;
 }
+
+/**
+ * A JSON answer a handler serialised itself (the dashboard keeps each repository's JSON while it
+ * is unchanged); sent as it is, and checked against the route's schema like any other.
+ */
+export class JsonText {
+  constructor(readonly text: string) {}
+}

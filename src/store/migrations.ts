@@ -1,7 +1,7 @@
 // The database schema, as an ordered list of migrations run by Kysely's Migrator.
-// Written with Kysely's schema builder only, so the same migrations can create the schema on
-// PostgreSQL later: no SQLite-only SQL here. A migration, once released, is never edited; change
-// the schema with a new one (names sort in run order).
+// Written with Kysely's schema builder, so the same migrations can create the schema on
+// PostgreSQL later; the one exception is 0006's triggers, which say so. A migration, once
+// released, is never edited; change the schema with a new one (names sort in run order).
 
 import { SqliteAdapter, sql, type Kysely, type Migration, type MigrationProvider, type CreateTableBuilder } from 'kysely';
 
@@ -323,6 +323,49 @@ const ledgerIndexes: Migration = {
   },
 };
 
+/**
+ * A version per repository that every write changing its status bumps, so the dashboard's status
+ * list can read again only the repositories that changed (see listRepositoryStatuses) instead of
+ * every repository whenever anything was written (a running backup writes its progress every
+ * 2 s). The bumps are triggers, so every process that writes the ledger (`serve`, sshd's forced
+ * command, the CLI) keeps them without knowing of them: a session starting, being assigned its
+ * repository or ending; a transaction recorded; a grant added or removed. A session's byte
+ * counters are not in the status and bump nothing, nor do denials: their count is over a moving
+ * window of time, read on its own. The repository store bumps the version itself when it changes
+ * the repository's own row.
+ *
+ * SQLite only for now: the PostgreSQL store will need the same triggers as plpgsql functions.
+ */
+const repositoryStatusVersions: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    if (!(db.getExecutor().adapter instanceof SqliteAdapter)) throw new Error('migration 0006 has no PostgreSQL form yet');
+    await db.schema.alterTable('repositories').addColumn('status_version', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    const bump = (id: string) => `update repositories set status_version = status_version + 1 where id = ${id};`;
+    const ofSession = (sessionId: string) => bump(`(select repository_id from sessions where id = ${sessionId})`);
+    const triggers: Array<[string, string, string]> = [
+      ['sessions_insert', 'after insert on sessions when new.repository_id is not null', bump('new.repository_id')],
+      [
+        'sessions_update',
+        'after update of repository_id, result, ended_at on sessions',
+        `${bump('new.repository_id')} update repositories set status_version = status_version + 1 where id = old.repository_id and old.repository_id is not new.repository_id;`,
+      ],
+      ['sessions_delete', 'after delete on sessions', bump('old.repository_id')],
+      ['transactions_insert', 'after insert on transactions', ofSession('new.session_id')],
+      ['transactions_update', 'after update of state, session_id on transactions', `${ofSession('new.session_id')} ${ofSession('old.session_id')}`],
+      ['transactions_delete', 'after delete on transactions', ofSession('old.session_id')],
+      ['grants_insert', 'after insert on grants', bump('new.repository_id')],
+      ['grants_update', 'after update of repository_id on grants', `${bump('new.repository_id')} ${bump('old.repository_id')}`],
+      ['grants_delete', 'after delete on grants', bump('old.repository_id')],
+    ];
+    for (const [name, when, body] of triggers) await sql.raw(`create trigger repository_status_${name} ${when} begin ${body} end`).execute(db);
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    const names = ['sessions_insert', 'sessions_update', 'sessions_delete', 'transactions_insert', 'transactions_update', 'transactions_delete', 'grants_insert', 'grants_update', 'grants_delete'];
+    for (const name of names) await sql.raw(`drop trigger repository_status_${name}`).execute(db);
+    await db.schema.alterTable('repositories').dropColumn('status_version').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -330,6 +373,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003_console_auth': consoleAuth,
   '0004_monitoring': monitoring,
   '0005_ledger_indexes': ledgerIndexes,
+  '0006_repository_status_versions': repositoryStatusVersions,
 };
 
 export const migrationProvider: MigrationProvider = {

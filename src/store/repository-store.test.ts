@@ -159,4 +159,92 @@ describe('repository store', () => {
     // One repository's status (its page) says the same.
     expect((await t.store.listRepositoryStatuses({ denialsSince: since, name: 'photos' }))[0]).toEqual(afterOwn);
   });
+
+  it('keeps the whole status list equal to reading each repository afresh through 200 random writes from two processes, and keeps the status of every repository a write did not touch', async () => {
+    // A seeded walk over every kind of write the status depends on (and one it does not: a
+    // running session's byte counters), half of them through another connection as sshd's
+    // forced command writes. After each, the incrementally kept list must equal each
+    // repository's status read whole, and the repositories the write did not touch must keep
+    // their status objects (the API reuses what it made of them).
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
+    const other = await openStore({ dataDir: t.dataDir, now: t.clock.now });
+    try {
+      const names = ['a', 'b', 'c', 'd'];
+      for (const name of names) await t.store.createRepository({ name, quotaBytes: null });
+      const keys: string[] = [];
+      for (let k = 0; k < 3; k++) keys.push((await t.store.addKey({ name: `k${k}`, publicKey: ed25519Key(`k${k}@x`) })).key.name);
+      const open: Array<{ id: number; repository: string }> = [];
+      const ended: Array<{ id: number; repository: string }> = [];
+      const since = () => new Date(t.clock.now().getTime() - 86_400_000);
+      const repoId = async (name: string) => (await t.store.getRepository(name)).id;
+      let created = 0;
+      let before = await t.store.listRepositoryStatuses({ denialsSince: since() });
+      for (let step = 0; step < 200; step++) {
+        const s = rnd() < 0.5 ? t.store : other;
+        const name = pick(names);
+        let touched: string | null = name;
+        const op = Math.floor(rnd() * 13);
+        if (op === 0) {
+          const fresh = `n${created++}`;
+          await s.createRepository({ name: fresh, quotaBytes: null });
+          names.push(fresh);
+          touched = fresh;
+        } else if (op === 1 && names.length > 2 && !open.some((o) => o.repository === name)) {
+          await s.deleteRepository(name);
+          names.splice(names.indexOf(name), 1);
+        } else if (op === 2) {
+          await s.updateRepository(name, rnd() < 0.5 ? { quotaBytes: 10_000_000 + step } : { expectedIntervalSeconds: 3600 + step });
+        } else if (op === 3) {
+          await s.setGrant(pick(keys), name, { role: pick(['read', 'append', 'prune', 'full'] as const), writesPerDay: null, fromCidrs: null, expiresAt: null });
+        } else if (op === 4) {
+          const key = pick(keys);
+          if ((await s.listGrants({ repositoryId: await repoId(name) })).some((g) => g.keyName === key)) await s.removeGrant(key, name);
+        } else if (op === 5 || op === 6) {
+          const id = await s.startSession({ keyId: null, keyName: null, clientAddress: null, startedAt: t.clock.now(), pid: process.pid, host: 'h' });
+          if (op === 6) touched = null;
+          else {
+            await s.updateSession(id, { repositoryId: await repoId(name), repositoryName: name });
+            open.push({ id, repository: name });
+          }
+        } else if (op === 7 && open.length > 0) {
+          const session = pick(open);
+          touched = null; // byte counters only: nobody's status changes
+          await s.updateSession(session.id, { bytesIn: step, bytesOut: step });
+        } else if (op === 8 && open.length > 0) {
+          const session = open.splice(Math.floor(rnd() * open.length), 1)[0]!;
+          touched = session.repository;
+          if (rnd() < 0.7) {
+            const at = t.clock.now();
+            await s.recordTransaction({ sessionId: session.id, borgTransactionId: step, objectsPut: 1, objectsOverwritten: 0, objectsDeleted: 0, manifestWritten: true, state: rnd() < 0.8 ? 'committed' : 'rolled_back', startedAt: at, endedAt: at });
+          }
+          await s.endSession(session.id, { endedAt: t.clock.now(), result: pick(['ok', 'ok', 'error', 'aborted'] as const), detail: null, bytesIn: 1, bytesOut: 1 });
+          ended.push(session);
+        } else if (op === 9) {
+          await s.recordDenial({ sessionId: null, keyId: null, repositoryId: await repoId(name), method: 'delete', reason: 'BK_DENY_DELETE', message: 'no', at: t.clock.now() });
+        } else if (op === 10) {
+          const kind = pick(['audit', 'approve', 'rollback'] as const);
+          await s.recordEvent({ repositoryId: await repoId(name), kind, throughTxn: step, verdict: kind === 'audit' ? pick(['clean', 'suspicious'] as const) : null, actor: 'test', detail: kind });
+        } else if (op === 11) {
+          t.clock.advance(Math.floor(rnd() * 6) * 3_600_000); // denials leave the day's window
+          touched = '*';
+        } else touched = null;
+        if (names.length === 0) break;
+        const list = await t.store.listRepositoryStatuses({ denialsSince: since() });
+        const whole = await Promise.all([...names].sort().map(async (n) => (await t.store.listRepositoryStatuses({ denialsSince: since(), name: n }))[0]!));
+        expect(list, `after step ${step} (op ${op})`).toEqual(whole);
+        if (touched !== '*') {
+          for (const status of list) {
+            const was = before.find((b) => b.repository.id === status.repository.id);
+            if (was && status.repository.name !== touched) expect(status, `${status.repository.name} after step ${step} (op ${op} on ${touched})`).toBe(was);
+          }
+        }
+        before = list;
+      }
+      expect(ended.length).toBeGreaterThan(5);
+    } finally {
+      await other.close();
+    }
+  });
 });

@@ -74,6 +74,15 @@ export interface RepositoryStore {
   deleteRepository(name: string, moveFiles?: (repository: Repository) => Promise<MovedFiles | null>): Promise<RepositoryDeletion>;
 }
 
+/** SQLite's order of names (bytes; names are ASCII: see names.ts). */
+const compareNames = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 function checkQuota(quotaBytes: number | null): void {
   if (quotaBytes !== null && (!Number.isSafeInteger(quotaBytes) || quotaBytes < MIN_QUOTA_BYTES)) {
     throw invalidInput(`the quota must be at least 10M (${MIN_QUOTA_BYTES} bytes), since borg refuses less`);
@@ -128,7 +137,13 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
   // repository and day, so reading them all again would cost more every day. Event ids grow in
   // commit order (SQLite has one writer at a time; a PostgreSQL store would compare a change
   // counter instead) and events are never changed, so nothing else can go stale.
-  const recent = { loaded: null as Promise<void> | null, upTo: 0, byRepository: new Map<number, RepositoryEvent[]>() };
+  const recent = {
+    loaded: null as Promise<void> | null,
+    upTo: 0,
+    byRepository: new Map<number, RepositoryEvent[]>(),
+    /** Per repository, how many times its list changed: whether a status made from it is current. */
+    versions: new Map<number, number>(),
+  };
   const takeEvents = (rows: Array<Parameters<typeof toEvent>[0]>) => {
     for (const e of rows) {
       // Two requests may top up at once: each event is taken once.
@@ -137,6 +152,7 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
       list.unshift(toEvent(e));
       if (list.length > STATUS_EVENTS_PER_REPOSITORY) list.length = STATUS_EVENTS_PER_REPOSITORY;
       recent.byRepository.set(e.repository_id, list);
+      recent.versions.set(e.repository_id, (recent.versions.get(e.repository_id) ?? 0) + 1);
       recent.upTo = e.id;
     }
   };
@@ -181,8 +197,8 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
     return recent.byRepository;
   };
 
-  let statusCache: { mark: string; denialsSince: number; statuses: Promise<RepositoryStatus[]> } | null = null;
-  async function readStatuses({ denialsSince, name }: { denialsSince: Date; name?: string }): Promise<RepositoryStatus[]> {
+  /** The status columns of the repositories asked for (by name or ids), denials and events apart. */
+  const readBases = (filter: { name?: string; ids?: number[] }) => {
     let query = summaries().select((eb) => [
       eb
         .selectFrom('sessions as s')
@@ -198,29 +214,92 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
         .orderBy('s.ended_at', 'desc')
         .limit(1)
         .as('last_write_at'),
-      eb
-        .selectFrom('denials as d')
-        .whereRef('d.repository_id', '=', 'r.id')
-        .where('d.at', '>=', iso(denialsSince))
-        .select((sub) => sub.fn.countAll().as('n'))
-        .as('denials_since'),
     ]);
-    if (name !== undefined) query = query.where('r.name', '=', name);
-    const rows = await query.orderBy('r.name').execute();
-    if (name !== undefined && rows.length === 0) throw repositoryNotFound(name);
-    const byRepository = await newestEvents(rows.map((r) => r.id), name === undefined);
-    return rows.map((row) => {
-      const newestFirst = byRepository.get(row.id) ?? [];
-      const audit = newestFirst.find((e) => e.kind === 'audit');
-      return {
-        ...toSummary(row),
-        lastWriteAt: row.last_write_at ? new Date(row.last_write_at) : null,
-        denialsSince: Number(row.denials_since ?? 0),
-        lastAudit: audit ? { at: audit.at, verdict: audit.verdict, detail: audit.detail } : null,
-        gate: gateFromEvents(newestFirst),
-      };
-    });
+    if (filter.name !== undefined) query = query.where('r.name', '=', filter.name);
+    if (filter.ids !== undefined) query = query.where('r.id', 'in', filter.ids);
+    return query.execute();
+  };
+  type BaseRow = Awaited<ReturnType<typeof readBases>>[number];
+  type Base = RepositorySummary & { lastWriteAt: Date | null };
+  const toBase = (row: BaseRow): Base => ({ ...toSummary(row), lastWriteAt: row.last_write_at ? new Date(row.last_write_at) : null });
+
+  /** Denials per repository from `since` (those of the repositories in `ids`, or every one). */
+  const countDenials = async (since: Date, ids?: number[]): Promise<Map<number, number>> => {
+    let query = db
+      .selectFrom('denials')
+      .select(['repository_id', (eb) => eb.fn.countAll().as('n')])
+      .where('at', '>=', iso(since))
+      .where('repository_id', 'is not', null)
+      .groupBy('repository_id');
+    if (ids !== undefined) query = query.where('repository_id', 'in', ids);
+    return new Map((await query.execute()).map((r) => [r.repository_id!, Number(r.n)]));
+  };
+
+  const toStatus = (base: Base, denials: number, newestFirst: RepositoryEvent[]): RepositoryStatus => {
+    const audit = newestFirst.find((e) => e.kind === 'audit');
+    return {
+      ...base,
+      denialsSince: denials,
+      lastAudit: audit ? { at: audit.at, verdict: audit.verdict, detail: audit.detail } : null,
+      gate: gateFromEvents(newestFirst),
+    };
+  };
+
+  /** One repository's status (its page, the CLI), read whole. */
+  async function readStatus(name: string, denialsSince: Date): Promise<RepositoryStatus> {
+    const [row] = await readBases({ name });
+    if (!row) throw repositoryNotFound(name);
+    const [denials, events] = await Promise.all([countDenials(denialsSince, [row.id]), newestEvents([row.id], false)]);
+    return toStatus(toBase(row), denials.get(row.id) ?? 0, events.get(row.id) ?? []);
   }
+
+  // The whole list (the dashboard; the alert rules every 30 s; the metrics), kept in memory and
+  // brought up to date by reading again only what changed: each repository's status columns
+  // when its status_version moved (migration 0006's triggers bump it on every write that
+  // changes them, in any process), its newest events as they are recorded, and the denial counts
+  // (a window that moves with time). A repository whose inputs are all unchanged keeps its
+  // status object, so the API can keep what it made of it. Callers asking for different windows
+  // (a day for the dashboard, none for the alerts, ever for the metrics) each keep their own
+  // objects. Every change goes through `refresh`, one at a time.
+  const live = {
+    bases: new Map<number, { version: number; base: Base }>(),
+    order: [] as number[],
+    windows: new Map<number, { mark: string; since: number; list: RepositoryStatus[]; byId: Map<number, { base: Base; denials: number; events: number; status: RepositoryStatus }> }>(),
+    running: null as Promise<unknown> | null,
+  };
+  const MAX_WINDOWS = 4;
+  const REREAD_BATCH = 500;
+
+  async function refresh(mark: string, denialsSince: Date): Promise<RepositoryStatus[]> {
+    const versions = await db.selectFrom('repositories').select(['id', 'status_version']).execute();
+    const stale = versions.filter((v) => live.bases.get(v.id)?.version !== v.status_version).map((v) => v.id);
+    if (stale.length > 0 || versions.length !== live.bases.size) {
+      const present = new Set(versions.map((v) => v.id));
+      for (const id of live.bases.keys()) if (!present.has(id)) live.bases.delete(id);
+      const rows = stale.length === versions.length ? await readBases({}) : (await Promise.all(chunks(stale, REREAD_BATCH).map((ids) => readBases({ ids })))).flat();
+      for (const row of rows) live.bases.set(row.id, { version: row.status_version, base: toBase(row) });
+      live.order = [...live.bases.keys()].sort((a, b) => compareNames(live.bases.get(a)!.base.repository.name, live.bases.get(b)!.base.repository.name));
+    }
+    const [denials, events] = await Promise.all([countDenials(denialsSince), newestEvents(live.order, true)]);
+    const key = windowKey(denialsSince);
+    const window = live.windows.get(key) ?? { mark, since: 0, list: [], byId: new Map() };
+    const byId = new Map<number, { base: Base; denials: number; events: number; status: RepositoryStatus }>();
+    const list = live.order.map((id) => {
+      const { base } = live.bases.get(id)!;
+      const n = denials.get(id) ?? 0;
+      const eventVersion = recent.versions.get(id) ?? 0;
+      const was = window.byId.get(id);
+      const entry = was && was.base === base && was.denials === n && was.events === eventVersion ? was : { base, denials: n, events: eventVersion, status: toStatus(base, n, events.get(id) ?? []) };
+      byId.set(id, entry);
+      return entry.status;
+    });
+    live.windows.delete(key);
+    live.windows.set(key, { mark, since: denialsSince.getTime(), list, byId });
+    if (live.windows.size > MAX_WINDOWS) live.windows.delete(live.windows.keys().next().value!);
+    return list;
+  }
+  /** Callers ask for "the last day" (or none, or ever) at different moments: the window's length in seconds. */
+  const windowKey = (since: Date) => Math.round((now().getTime() - since.getTime()) / 1000);
 
   return {
     async createRepository({ name, quotaBytes, expectedIntervalSeconds }) {
@@ -269,18 +348,23 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
     },
 
     async listRepositoryStatuses({ denialsSince, name }) {
-      if (name !== undefined || !changeMark) return readStatuses({ denialsSince, name });
-      // The whole list (the dashboard, the alert rules) again while nothing in the database has
-      // changed: the same answer, counting denials from within a second of the same time.
-      const mark = changeMark();
-      const hit = statusCache;
-      if (hit && hit.mark === mark && Math.abs(hit.denialsSince - denialsSince.getTime()) < STATUS_REUSE_MS) return hit.statuses;
-      const statuses = readStatuses({ denialsSince });
-      statusCache = { mark, denialsSince: denialsSince.getTime(), statuses };
-      statuses.catch(() => {
-        if (statusCache?.statuses === statuses) statusCache = null;
-      });
-      return statuses;
+      if (name !== undefined) return [await readStatus(name, denialsSince)];
+      for (;;) {
+        // Wait for a refresh under way: the next may find nothing left to do.
+        while (live.running) await live.running.catch(() => undefined);
+        const mark = changeMark?.() ?? String(Math.random());
+        const window = live.windows.get(windowKey(denialsSince));
+        // The same list again while nothing in the database has changed, counting denials from
+        // within a second of the same time.
+        if (window && window.mark === mark && Math.abs(window.since - denialsSince.getTime()) < STATUS_REUSE_MS) return window.list;
+        const running = refresh(mark, denialsSince);
+        live.running = running;
+        try {
+          return await running;
+        } finally {
+          live.running = null;
+        }
+      }
     },
 
     async updateRepository(name, settings) {
@@ -293,7 +377,7 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
           ...(settings.expectedIntervalSeconds !== undefined && { expected_interval_seconds: settings.expectedIntervalSeconds }),
         };
         if (Object.keys(values).length === 0) return toRepository(row);
-        return toRepository(await trx.updateTable('repositories').set(values).where('id', '=', row.id).returningAll().executeTakeFirstOrThrow());
+        return toRepository(await trx.updateTable('repositories').set({ ...values, status_version: sql`status_version + 1` }).where('id', '=', row.id).returningAll().executeTakeFirstOrThrow());
       });
     },
 

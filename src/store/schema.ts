@@ -23,6 +23,8 @@ export interface RepositoriesTable {
   quota_bytes: number | null;
   created_at: string;
   expected_interval_seconds: Generated<number>;
+  /** Bumped by every write that changes the repository's status (migration 0006). */
+  status_version: Generated<number>;
 }
 
 export interface SshKeysTable {

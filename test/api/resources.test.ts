@@ -29,6 +29,14 @@ describe('repositories', () => {
     expect(changed.body.repository).toMatchObject({ quotaBytes: null, expectedIntervalSeconds: 7200 });
     const listed = await admin.call('GET', `${V1}/repositories`);
     expect(listed.body.repositories.map((r: { name: string }) => r.name)).toEqual(['web']);
+    // The list follows every change, though it keeps what is unchanged between requests.
+    await admin.call('PATCH', `${V1}/repositories/web`, { expectedIntervalSeconds: 7260 });
+    await admin.call('POST', `${V1}/repositories`, { name: 'app' });
+    expect((await admin.call('GET', `${V1}/repositories`)).body.repositories.map((r: { name: string; expectedIntervalSeconds: number }) => [r.name, r.expectedIntervalSeconds])).toEqual([
+      ['app', 93_600],
+      ['web', 7260],
+    ]);
+    await admin.call('DELETE', `${V1}/repositories/app`);
     const shown = await admin.call('GET', `${V1}/repositories/web`);
     expect(shown.body).toMatchObject({ repository: { name: 'web' }, grants: [] });
     const everything = JSON.stringify([created.body, listed.body, shown.body]);

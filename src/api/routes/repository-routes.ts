@@ -8,8 +8,8 @@ import { MAX_EXPECTED_INTERVAL_SECONDS, MIN_EXPECTED_INTERVAL_SECONDS, MIN_QUOTA
 import { moveToTrash } from '../../store/trash.js';
 import type { ApiContext } from '../api-server.js';
 import { SIZE_CACHE_MS } from '../features/repository-size.js';
-import { grantJson, repositoryJson } from '../presenters.js';
-import { defineRoute } from '../route.js';
+import { backupState, grantJson, repositoryJson } from '../presenters.js';
+import { JsonText, defineRoute } from '../route.js';
 import { grantSchema, name, nameParams, repositorySchema } from '../schemas.js';
 
 const tag = 'repositories';
@@ -34,6 +34,22 @@ export function repositoryRoutes(ctx: ApiContext) {
     const initialized = isInitialized(path, now.getTime());
     return repositoryJson(s, { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path) : null });
   };
+  // The dashboard asks for every repository often; the store keeps a repository's status object
+  // while nothing it depends on changed, and its JSON is kept with it while its size, whether it
+  // is initialised and whether its backup is late are the same too.
+  const presented = new WeakMap<RepositoryStatus, { key: string; json: string }>();
+  const presentedJson = async (s: RepositoryStatus, now: Date) => {
+    const path = ctx.store.paths.repository(s.repository.dirName);
+    const initialized = isInitialized(path, now.getTime());
+    const sizeBytes = initialized ? await ctx.sizeOf(path) : null;
+    const key = `${initialized}:${sizeBytes}:${backupState(s, now)}`;
+    let hit = presented.get(s);
+    if (hit?.key !== key) {
+      hit = { key, json: JSON.stringify(repositoryJson(s, { now, initialized, sizeBytes })) };
+      presented.set(s, hit);
+    }
+    return hit.json;
+  };
   const status = async (repositoryName: string) =>
     (await ctx.store.listRepositoryStatuses({ denialsSince: new Date(ctx.now().getTime() - DAY_MS), name: repositoryName }))[0]!;
 
@@ -48,7 +64,8 @@ export function repositoryRoutes(ctx: ApiContext) {
       async handler() {
         const now = ctx.now();
         const all = await ctx.store.listRepositoryStatuses({ denialsSince: new Date(now.getTime() - DAY_MS) });
-        return { repositories: await Promise.all(all.map((s) => present(s, now))) };
+        const parts = await Promise.all(all.map((s) => presentedJson(s, now)));
+        return new JsonText(`{"repositories":[${parts.join(',')}]}`);
       },
     }),
     defineRoute({
