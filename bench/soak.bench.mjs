@@ -13,6 +13,9 @@
 //   - the gateway's RSS (VmRSS of the serve process) every SOAK_SAMPLE_SECONDS (10): first,
 //     last, max, and the slope of a least-squares line through the samples after the first
 //     minute (MB per hour), to show it does not grow;
+//   - the gateway's live JS heap, from a heap snapshot (taken after V8's garbage collection) of
+//     the idle server before the soak and again once every client has stopped: a leak is live
+//     objects that grow from one idle moment to the next; the groups that grew most are printed;
 //   - failed sessions: every client run that did not end as intended, and every ledger session
 //     whose result is not `ok` (or `denied` for the intended denials), or that is still open;
 //   - afterwards every repository's archives, straight from the disk, are the last three each
@@ -27,6 +30,7 @@ import { join } from 'node:path';
 
 import BetterSqlite3 from 'better-sqlite3';
 
+import { heapGrowth, summariseHeapSnapshot, takeHeapSnapshot } from './lib/heap-snapshot.mjs';
 import { BORGKEEP, ROOT, borgClientEnv, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot } from './lib/common.mjs';
 
 requireBuilt();
@@ -67,9 +71,12 @@ await inBatches(Array.from({ length: CLIENTS }, (_, i) => i), 4, async (i) => {
   await cli(['grant', 'admin', `r${i}`, '--role', 'full']);
 });
 
-const serve = spawn(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], {
+const snapDir = join(tmp.dir, 'heap');
+mkdirSync(snapDir);
+const serve = spawn(process.execPath, ['--heapsnapshot-signal=SIGUSR2', BORGKEEP, '--data-dir', dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], {
   env: { ...process.env, BORGKEEP_DATA_DIR: undefined },
   stdio: ['ignore', 'pipe', 'pipe'],
+  cwd: snapDir,
 });
 let serveLog = '';
 let serveLogBytes = 0;
@@ -196,6 +203,8 @@ for (let k = 0; k < 20; k++) {
 }
 const idleCycle = [];
 for (let k = 0; k < 3; k++) idleCycle.push((await cycle(0, false)).ms);
+log('heap snapshot of the idle server');
+const heapBefore = summariseHeapSnapshot(await takeHeapSnapshot(serve, snapDir), { remove: true });
 
 // --- the soak -----------------------------------------------------------------------------------
 const rss = () => {
@@ -221,6 +230,9 @@ await Promise.all(
 const elapsedMin = (Date.now() - startedAt) / 60_000;
 clearInterval(sampler);
 samples.push({ s: (Date.now() - startedAt) / 1000, mb: rss() });
+log('every client stopped; heap snapshot of the idle server');
+await new Promise((r) => setTimeout(r, 5000)); // the last sessions' ledger writes
+const heapAfter = summariseHeapSnapshot(await takeHeapSnapshot(serve, snapDir), { remove: true });
 const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${serve.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
 // --- afterwards ---------------------------------------------------------------------------------
@@ -297,6 +309,13 @@ const results = {
     slopeMbPerHour: Number(fmt(slopeMbPerHour(samples), 2)),
     samples: samples.map((p) => [Math.round(p.s), Number(fmt(p.mb, 1))]),
   },
+  gatewayHeap: {
+    liveMbBefore: Number(fmt(heapBefore.liveMb, 2)),
+    liveMbAfter: Number(fmt(heapAfter.liveMb, 2)),
+    objectsBefore: heapBefore.objects,
+    objectsAfter: heapAfter.objects,
+    grewMost: heapGrowth(heapBefore, heapAfter, 8),
+  },
   lostArchives: lost.length,
   borgCheck: checked.map((c) => `${c.repo}: ${c.ok ? 'ok' : 'FAILED'}`),
   serveLogMb: Number(fmt(serveLogBytes / 1024 / 1024, 1)),
@@ -315,6 +334,8 @@ console.log('');
 console.log(`${results.cycles} cycles in ${fmt(elapsedMin, 1)} min: ${results.cyclesPerMinute} cycles/min (each: create, list, prune, set-up probe)`);
 console.log(`intended denials: ${results.intendedDenials}; ledger sessions by result: ${JSON.stringify(byResult)}`);
 console.log(`gateway RSS MB: first ${results.gatewayRssMb.first}, after 1 min ${results.gatewayRssMb.afterFirstMinute}, last ${results.gatewayRssMb.last}, max ${results.gatewayRssMb.max} (high-water mark ${results.gatewayRssMb.highWaterMark}); slope after the first minute ${results.gatewayRssMb.slopeMbPerHour} MB/h`);
+console.log(`gateway live heap (snapshots of the idle server): before ${results.gatewayHeap.liveMbBefore} MB in ${heapBefore.objects} objects, after ${results.gatewayHeap.liveMbAfter} MB in ${heapAfter.objects} objects`);
+for (const g of results.gatewayHeap.grewMost) console.log(`  ${g.group}: ${g.from} -> ${g.to} (${fmt(g.bytesFrom / 1024, 1)} -> ${fmt(g.bytesTo / 1024, 1)} KiB)`);
 console.log(`archives lost: ${lost.length}; borg check: ${results.borgCheck.join(', ')}`);
 const failed = stats.failures.length + badSessions.length + lost.length + checked.filter((c) => !c.ok).length + (byResult.open ?? 0);
 if (deniedSessions !== stats.denialsIntended) console.log(`ledger denied sessions ${deniedSessions} != intended denials ${stats.denialsIntended}`);
