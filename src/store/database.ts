@@ -1,5 +1,5 @@
 // Opens an installation's store: the data directory, its SQLite database (WAL, foreign keys,
-// a 10 s busy timeout), the schema migrations, and the stores on top. Every SSH session is a
+// a 10 s busy timeout that does not block the process: sqlite-driver.ts), the schema migrations, and the stores on top. Every SSH session is a
 // separate `borgkeep borg-serve` process that opens the same database, so opening is cheap when
 // the schema is current (one read, no write lock) and safe when several processes find it is
 // not (the migrations run inside one BEGIN IMMEDIATE transaction; the others wait, then find
@@ -8,17 +8,7 @@
 
 import { mkdirSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
-import {
-  CompiledQuery,
-  Kysely,
-  Migrator,
-  SqliteDialect,
-  SqliteDriver,
-  type DatabaseConnection,
-  type Driver,
-  type SqliteDatabase,
-  type SqliteDialectConfig,
-} from 'kysely';
+import { Kysely, Migrator } from 'kysely';
 import { BorgkeepError } from '../errors.js';
 import { createAuthStore, type AuthStore } from './auth-store.js';
 import { dataDirPaths, type DataDirPaths } from './data-dir.js';
@@ -28,13 +18,13 @@ import { createHistoryStore, type HistoryStore } from './history-store.js';
 import { createLedgerStore, type LedgerStore } from './ledger-store.js';
 import { createMonitoringStore, type MonitoringStore } from './monitoring-store.js';
 import { MIGRATIONS, migrationProvider } from './migrations.js';
+import { AsyncBusySqliteDialect, BUSY_SLICE_MS, BUSY_TIMEOUT_MS } from './sqlite-driver.js';
 import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
 import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { GuardStore } from './types.js';
 import { createUserStore, type UserStore } from './user-store.js';
 
-export const BUSY_TIMEOUT_MS = 10_000;
 const MIGRATION_TABLE = 'kysely_migration';
 
 export interface StoreOptions {
@@ -46,30 +36,6 @@ export interface StoreOptions {
 export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
-}
-
-/**
- * Kysely's SQLite driver starts transactions with a plain (deferred) BEGIN. In WAL mode a
- * deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
- * process wrote in between, and the busy timeout does not help. Every transaction the stores
- * open is a write transaction, so take the write lock up front and let the busy timeout queue
- * concurrent writers instead.
- */
-class ImmediateSqliteDriver extends SqliteDriver {
-  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
-  }
-}
-
-class ImmediateSqliteDialect extends SqliteDialect {
-  readonly #config: SqliteDialectConfig;
-  constructor(config: SqliteDialectConfig) {
-    super(config);
-    this.#config = config;
-  }
-  override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config);
-  }
 }
 
 /**
@@ -91,37 +57,6 @@ function enableWal(sqlite: BetterSqlite3.Database): void {
   }
 }
 
-/** How many prepared statements a store keeps; queries are built from a few dozen shapes. */
-export const STATEMENT_CACHE_SIZE = 256;
-
-/**
- * Kysely's SQLite driver prepares every query it runs, and SQLite compiling the same statement
- * again is a good part of a small query's cost (about a twentieth of the API's CPU under load in
- * bench/api.bench.mjs). The database Kysely gets here hands back the statement prepared for the
- * same SQL before, unless that one is still being iterated (a streamed query), least recently
- * used first out. Statements are bound afresh on every run, so reusing them changes no result.
- */
-function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDatabase {
-  const cache = new Map<string, BetterSqlite3.Statement>();
-  return {
-    close: () => sqlite.close(),
-    prepare(sqlText: string) {
-      const hit = cache.get(sqlText);
-      if (hit && !hit.busy) {
-        cache.delete(sqlText);
-        cache.set(sqlText, hit);
-        return hit;
-      }
-      const statement = sqlite.prepare(sqlText);
-      if (!hit) {
-        cache.set(sqlText, statement);
-        if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
-      }
-      return statement;
-    },
-  };
-}
-
 export async function openStore(options: StoreOptions): Promise<Store> {
   const paths = dataDirPaths(options.dataDir);
   const now = options.now ?? (() => new Date());
@@ -135,12 +70,14 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       cause: error,
     });
   }
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({ dialect: new AsyncBusySqliteDialect(sqlite) });
   try {
     sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     enableWal(sqlite);
     sqlite.pragma('foreign_keys = ON');
     await migrate(sqlite, db, paths.database);
+    // From here on the driver waits for other processes' locks without blocking (sqlite-driver.ts).
+    sqlite.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
   } catch (error) {
     // Kysely opens its driver lazily, so destroy() alone may not close the handle.
     await db.destroy().catch(() => undefined);

@@ -9,13 +9,13 @@
 // session alone.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { hostKeyLine, startOpenSsh, writePortAndHostKey, writeSshRsh, type SshFrontEnd } from '../helpers/ssh-transports.js';
-import { childPids, cmdline, faultKit, randomTree, sleep } from './fault-kit.js';
+import { childPids, cmdline, faultKit, randomTree, segmentBytes, sleep } from './fault-kit.js';
 
 const MB = 1024 * 1024;
 
@@ -24,13 +24,6 @@ let sshd: (SshFrontEnd & { dir: string }) | undefined;
 let sshdRsh: string;
 let orphan: number | undefined;
 const kit = faultKit(() => env);
-
-/** Bytes in a repository's segment files (they grow while a transaction is uploaded). */
-function segmentBytes(repoPath: string): number {
-  const walk = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((sum, e) => sum + (e.isDirectory() ? walk(join(dir, e.name)) : statSync(join(dir, e.name)).size), 0);
-  return walk(join(repoPath, 'data'));
-}
 
 /** A process that has exited (a zombie not yet reaped has an empty command line). */
 const gone = (pid: number) => (cmdline(pid)?.length ?? 0) === 0;

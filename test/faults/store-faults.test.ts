@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { waitForSession } from '../helpers/ledger-wait.js';
-import { faultKit, fillUp, freeBytes, mountTmpfs, randomTree } from './fault-kit.js';
+import { faultKit, fillUp, freeBytes, mountTmpfs, randomTree, segmentBytes, sleep } from './fault-kit.js';
 
 const MB = 1024 * 1024;
 const LOCKER = join(import.meta.dirname, 'fixtures', 'hold-db-lock.mjs');
@@ -63,8 +63,8 @@ describe('the database locked while a session ends', () => {
     try {
       const r = await backup.result;
       expect(r.code, r.stderr).toBe(0);
-      // ~2 s of upload left when the lock was taken, and one write that waited out SQLite's busy
-      // timeout (10 s; it blocks the gateway's process meanwhile): 12-22 s here, never the two
+      // ~2 s of upload left when the lock was taken, and the session's end waiting out the busy
+      // timeout (10 s) before it leaves the rest to the retries: 11-22 s here, never the two
       // minutes the lock is held.
       expect(Date.now() - lockedAt).toBeLessThan(45_000);
       expect((await kit.ledger('main')).find((s) => s.id === session.id)?.result).toBe('open');
@@ -76,6 +76,32 @@ describe('the database locked while a session ends', () => {
     expect(closed.transactions.map((t) => t.state)).toEqual(['committed']);
     expect((await env.frontEnd()).log()).toMatch(/the session end was written to the ledger/);
     expect(await kit.onDisk('main')).toEqual(['during-lock', 'first']);
+    await kit.noneOpen();
+  });
+  test("another backup goes on at full speed while the database is locked: the gateway waits for the lock without stopping", async () => {
+    await env.cliOk(['repo', 'create', 'side']);
+    await env.cliOk(['grant', 'admin', 'side', '--role', 'full']);
+    await env.cliOk(['grant', 'laptop', 'side', '--role', 'append']);
+    const init = await env.borg('admin', ['init', '-e', 'repokey', env.url('side')]);
+    expect(init.code, init.stderr).toBe(0);
+    const backup = kit.slowBackup('laptop', 'side', 'beside-lock', randomTree(join(env.root, 'side-source'), 24 * MB));
+    const session = await kit.openSessionOf('side', MB);
+    const path = await env.repoPath('side');
+    const lock = await holdLock(env, 120_000);
+    try {
+      // The running session's progress write (every 2 s) now waits on the lock. The upload goes
+      // on at 2 MiB/s meanwhile: a gateway blocked by that wait (SQLite's own busy timeout
+      // stops the whole process) would have passed nothing for 10 s.
+      const before = segmentBytes(path);
+      await sleep(6000);
+      expect(segmentBytes(path) - before).toBeGreaterThan(6 * MB);
+    } finally {
+      await lock.release();
+    }
+    const r = await backup.result;
+    expect(r.code, r.stderr).toBe(0);
+    expect((await kit.closedSession(session.id)).result).toBe('ok');
+    expect(await kit.onDisk('side')).toEqual(['beside-lock']);
     await kit.noneOpen();
   });
 });
