@@ -268,9 +268,9 @@ const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN;
 };
-/** Least-squares slope of MB over hours, from the samples after the first minute (warm-up). */
-function slopeMbPerHour(points) {
-  const pts = points.filter((p) => p.s >= 60 && Number.isFinite(p.mb));
+/** Least-squares slope of MB over hours, from the samples after `fromS` seconds (the warm-up). */
+function slopeMbPerHour(points, fromS = 60) {
+  const pts = points.filter((p) => p.s >= fromS && Number.isFinite(p.mb));
   if (pts.length < 3) return NaN;
   const n = pts.length;
   const mx = pts.reduce((a, p) => a + p.s, 0) / n;
@@ -307,6 +307,7 @@ const results = {
     max: Number(fmt(Math.max(...rssMb), 1)),
     highWaterMark: Number(fmt(hwm, 1)),
     slopeMbPerHour: Number(fmt(slopeMbPerHour(samples), 2)),
+    slopeAfter5MinMbPerHour: Number(fmt(slopeMbPerHour(samples, 300), 2)),
     samples: samples.map((p) => [Math.round(p.s), Number(fmt(p.mb, 1))]),
   },
   gatewayHeap: {
@@ -333,7 +334,7 @@ printTable([
 console.log('');
 console.log(`${results.cycles} cycles in ${fmt(elapsedMin, 1)} min: ${results.cyclesPerMinute} cycles/min (each: create, list, prune, set-up probe)`);
 console.log(`intended denials: ${results.intendedDenials}; ledger sessions by result: ${JSON.stringify(byResult)}`);
-console.log(`gateway RSS MB: first ${results.gatewayRssMb.first}, after 1 min ${results.gatewayRssMb.afterFirstMinute}, last ${results.gatewayRssMb.last}, max ${results.gatewayRssMb.max} (high-water mark ${results.gatewayRssMb.highWaterMark}); slope after the first minute ${results.gatewayRssMb.slopeMbPerHour} MB/h`);
+console.log(`gateway RSS MB: first ${results.gatewayRssMb.first}, after 1 min ${results.gatewayRssMb.afterFirstMinute}, last ${results.gatewayRssMb.last}, max ${results.gatewayRssMb.max} (high-water mark ${results.gatewayRssMb.highWaterMark}); slope after the first minute ${results.gatewayRssMb.slopeMbPerHour} MB/h, after 5 min ${results.gatewayRssMb.slopeAfter5MinMbPerHour} MB/h`);
 console.log(`gateway live heap (snapshots of the idle server): before ${results.gatewayHeap.liveMbBefore} MB in ${heapBefore.objects} objects, after ${results.gatewayHeap.liveMbAfter} MB in ${heapAfter.objects} objects`);
 for (const g of results.gatewayHeap.grewMost) console.log(`  ${g.group}: ${g.from} -> ${g.to} (${fmt(g.bytesFrom / 1024, 1)} -> ${fmt(g.bytesTo / 1024, 1)} KiB)`);
 console.log(`archives lost: ${lost.length}; borg check: ${results.borgCheck.join(', ')}`);
