@@ -58,6 +58,17 @@ describe('the store driver while another process holds the write lock', () => {
     await db.destroy();
   });
 
+  it('keeps the order of the writes that wait for the lock', async () => {
+    const db = open();
+    other.exec('begin immediate');
+    const writes = Array.from({ length: 20 }, (_, n) => db.insertInto('t').values({ n }).execute());
+    await new Promise((r) => setTimeout(r, 300));
+    other.exec('commit');
+    await Promise.all(writes);
+    expect((await sql<{ n: number }>`select n from t order by rowid`.execute(db)).rows.map((r) => r.n)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    await db.destroy();
+  });
+
   it('gives up with SQLite\'s busy error after the busy timeout, and writes nothing', async () => {
     const db = open(300);
     other.exec('begin immediate');

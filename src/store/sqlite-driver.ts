@@ -7,9 +7,10 @@
 // every SSH session's data with it. Here SQLite waits only a few milliseconds; a statement it
 // refuses as busy is tried again after an asynchronous pause, until BUSY_TIMEOUT_MS have passed.
 //
-// Kysely's own SQLite driver runs every query behind one mutex. This one only keeps the rest of
-// the process out of an open transaction (a query would otherwise run inside it): queries from
-// outside wait until it ends. A query waiting for the lock holds nothing, so reads go on.
+// Kysely's own SQLite driver runs every query behind one mutex. This one keeps the rest of the
+// process out of an open transaction (a query would otherwise run inside it): queries from
+// outside wait until it ends. Writes keep their order; reads do not wait behind a write that
+// waits for the lock, and see what is committed.
 // Every transaction the stores open writes, so it takes the write lock up front (BEGIN
 // IMMEDIATE): in WAL mode a deferred transaction that reads and then writes fails at once with
 // SQLITE_BUSY when another process wrote in between, which no retry of the one statement fixes.
@@ -53,6 +54,9 @@ class AsyncBusyDriver implements Driver {
   #owner: Connection | null = null;
   #ended: Promise<void> = Promise.resolve();
   #end: () => void = () => undefined;
+  /** The last write from outside a transaction, and how many are under way. */
+  #writes: Promise<void> = Promise.resolve();
+  #writesQueued = 0;
 
   constructor(sqlite: BetterSqlite3.Database, busyTimeoutMs: number) {
     this.#sqlite = sqlite;
@@ -90,8 +94,28 @@ class AsyncBusyDriver implements Driver {
     this.#sqlite.close();
   }
 
-  /** Runs one statement for `connection`, trying again while another process holds the lock. */
+  /**
+   * Runs one statement for `connection`. Writes from outside a transaction (and the BEGIN of
+   * one) keep the order they were asked in, as behind one mutex: the ledger's records of a
+   * session are written in the order they happened, also when the first meets a lock.
+   */
   async run(connection: Connection, query: CompiledQuery, begins: boolean): Promise<QueryResult<unknown>> {
+    if (this.#owner === connection || this.#prepare(query.sql).reader) return this.#runTrying(connection, query, begins);
+    const earlier = this.#writes;
+    let done!: () => void;
+    this.#writes = new Promise((resolve) => (done = resolve));
+    try {
+      // Only when an earlier write is still waiting: otherwise this one runs at once, as asked.
+      if (this.#writesQueued++ > 0) await earlier;
+      return await this.#runTrying(connection, query, begins);
+    } finally {
+      this.#writesQueued--;
+      done();
+    }
+  }
+
+  /** Runs the statement, trying again while another process holds the lock. */
+  async #runTrying(connection: Connection, query: CompiledQuery, begins: boolean): Promise<QueryResult<unknown>> {
     const deadline = Date.now() + this.#busyTimeoutMs;
     let pause = 2;
     for (;;) {

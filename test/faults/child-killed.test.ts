@@ -10,22 +10,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { childPids, cmdline, faultKit, randomTree, sleep } from './fault-kit.js';
+import { childPids, cmdline, faultKit, randomTree, sleep, twoRepositories } from './fault-kit.js';
 
 let env: BorgkeepEnv;
 const kit = faultKit(() => env);
 
 beforeAll(async () => {
   env = createBorgkeepEnv('fault-child', 'embedded');
-  await env.repoWithKeys('victim', { admin: 'full', laptop: 'append' });
-  await env.cliOk(['repo', 'create', 'other']);
-  await env.addKey('server');
-  await env.cliOk(['grant', 'admin', 'other', '--role', 'full']);
-  await env.cliOk(['grant', 'server', 'other', '--role', 'append']);
-  for (const repo of ['victim', 'other']) {
-    const init = await env.borg('admin', ['init', '-e', 'repokey', env.url(repo)]);
-    expect(init.code, init.stderr).toBe(0);
-  }
+  await twoRepositories(env, 'victim', { admin: 'full', laptop: 'append' }, 'other');
   const first = await env.borg('laptop', ['create', `${env.url('victim')}::first`, makeSourceTree(join(env.root, 'small'), 1)]);
   expect(first.code, first.stderr).toBe(0);
 });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { startRpcClient } from '../helpers/rpc-client.js';
 import { waitForSession } from '../helpers/ledger-wait.js';
-import { faultKit, fillUp, freeBytes, mountTmpfs, randomTree } from './fault-kit.js';
+import { faultKit, fillUp, freeBytes, mountTmpfs, randomTree, twoRepositories } from './fault-kit.js';
 
 let env: BorgkeepEnv;
 let unmount = (): void => {};
@@ -23,15 +23,7 @@ const MB = 1024 * 1024;
 beforeAll(async () => {
   env = createBorgkeepEnv('fault-disk', 'embedded');
   unmount = mountTmpfs(join(env.dataDir, 'repos'), 64);
-  await env.repoWithKeys('victim', { admin: 'full', laptop: 'append' });
-  await env.cliOk(['repo', 'create', 'bystander']);
-  await env.addKey('server');
-  await env.cliOk(['grant', 'admin', 'bystander', '--role', 'full']);
-  await env.cliOk(['grant', 'server', 'bystander', '--role', 'append']);
-  for (const repo of ['victim', 'bystander']) {
-    const init = await env.borg('admin', ['init', '-e', 'repokey', env.url(repo)]);
-    expect(init.code, init.stderr).toBe(0);
-  }
+  await twoRepositories(env, 'victim', { admin: 'full', laptop: 'append' }, 'bystander');
   const src = makeSourceTree(join(env.root, 'small'), 1);
   expect((await env.borg('laptop', ['create', `${env.url('victim')}::first`, src])).code).toBe(0);
   expect((await env.borg('server', ['create', `${env.url('bystander')}::before`, src])).code).toBe(0);

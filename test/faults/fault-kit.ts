@@ -26,6 +26,23 @@ export interface LedgerSession {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Two initialised repositories: `main` with the keys and roles given (`admin` with `full` among
+ * them), and `side`, which `admin` may do anything with and the key `server` appends to: the
+ * other client whose backups must go on while the fault hits `main`.
+ */
+export async function twoRepositories(env: BorgkeepEnv, main: string, roles: Readonly<Record<string, 'read' | 'append' | 'prune' | 'full'>>, side: string): Promise<void> {
+  await env.repoWithKeys(main, roles);
+  await env.cliOk(['repo', 'create', side]);
+  await env.addKey('server');
+  await env.cliOk(['grant', 'admin', side, '--role', 'full']);
+  await env.cliOk(['grant', 'server', side, '--role', 'append']);
+  for (const repo of [main, side]) {
+    const init = await env.borg('admin', ['init', '-e', 'repokey', env.url(repo)]);
+    expect(init.code, init.stderr).toBe(0);
+  }
+}
+
 /** Bytes in a repository's segment files (they grow while a transaction is uploaded). */
 export function segmentBytes(repoPath: string): number {
   const walk = (dir: string): number =>

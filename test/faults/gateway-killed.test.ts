@@ -15,7 +15,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { hostKeyLine, startOpenSsh, writePortAndHostKey, writeSshRsh, type SshFrontEnd } from '../helpers/ssh-transports.js';
-import { childPids, cmdline, faultKit, randomTree, segmentBytes, sleep } from './fault-kit.js';
+import { childPids, cmdline, faultKit, randomTree, segmentBytes, sleep, twoRepositories } from './fault-kit.js';
 
 const MB = 1024 * 1024;
 
@@ -30,15 +30,7 @@ const gone = (pid: number) => (cmdline(pid)?.length ?? 0) === 0;
 
 beforeAll(async () => {
   env = createBorgkeepEnv('fault-gateway', 'embedded');
-  await env.repoWithKeys('victim', { admin: 'full', laptop: 'append' });
-  await env.cliOk(['repo', 'create', 'other']);
-  await env.addKey('server');
-  await env.cliOk(['grant', 'admin', 'other', '--role', 'full']);
-  await env.cliOk(['grant', 'server', 'other', '--role', 'append']);
-  for (const repo of ['victim', 'other']) {
-    const init = await env.borg('admin', ['init', '-e', 'repokey', env.url(repo)]);
-    expect(init.code, init.stderr).toBe(0);
-  }
+  await twoRepositories(env, 'victim', { admin: 'full', laptop: 'append' }, 'other');
   for (const [i, name] of ['first', 'second'].entries()) {
     const r = await env.borg('laptop', ['create', `${env.url('victim')}::${name}`, makeSourceTree(join(env.root, `small-${i}`), i)]);
     expect(r.code, r.stderr).toBe(0);

@@ -17,7 +17,7 @@ import { MsgMap, encode } from '../../src/rpc/msgpack.js';
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { OPEN_DEFAULTS } from '../helpers/rpc-client.js';
 import type { SshFrontEnd } from '../helpers/ssh-transports.js';
-import { faultKit, randomTree, rssMb, sleep } from './fault-kit.js';
+import { faultKit, randomTree, rssMb, sleep, twoRepositories } from './fault-kit.js';
 
 const MB = 1024 * 1024;
 let env: BorgkeepEnv;
@@ -26,15 +26,7 @@ const kit = faultKit(() => env);
 
 beforeAll(async () => {
   env = createBorgkeepEnv('fault-hostile-load', 'embedded');
-  await env.repoWithKeys('main', { admin: 'full', greedy: 'read', noisy: 'append' });
-  await env.cliOk(['repo', 'create', 'other']);
-  await env.addKey('server');
-  await env.cliOk(['grant', 'admin', 'other', '--role', 'full']);
-  await env.cliOk(['grant', 'server', 'other', '--role', 'append']);
-  for (const repo of ['main', 'other']) {
-    const init = await env.borg('admin', ['init', '-e', 'repokey', env.url(repo)]);
-    expect(init.code, init.stderr).toBe(0);
-  }
+  await twoRepositories(env, 'main', { admin: 'full', greedy: 'read', noisy: 'append' }, 'other');
   const big = await env.borg('admin', ['create', '--compression', 'none', `${env.url('main')}::big`, randomTree(join(env.root, 'big'), 24 * MB)]);
   expect(big.code, big.stderr).toBe(0);
   front = await env.frontEnd();
