@@ -25,6 +25,14 @@ export function parseQuota(text: string): number {
   return bytes;
 }
 
+/** How often a repository expects a backup: 90m, 26h, 7d (or seconds); the store checks the range. */
+export function parseInterval(text: string): number {
+  const match = /^([0-9]{1,9})([smhd]?)$/.exec(text.trim());
+  if (!match) throw invalidInput(`the interval '${text}' is not a duration; use minutes, hours or days, e.g. 90m, 26h or 7d`);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2]!]!;
+  return Number(match[1]) * unit;
+}
+
 /** A whole number ≥ 1 (≤ max) for option `name`. */
 export function parseCount(text: string, name: string, max = 1_000_000): number {
   const value = /^[0-9]+$/.test(text.trim()) ? Number(text.trim()) : NaN;

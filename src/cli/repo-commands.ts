@@ -1,4 +1,4 @@
-// `borgkeep repo create|list|show|delete`. A repository is registered here and created on disk
+// `borgkeep repo create|set|list|show|delete`. A repository is registered here and created on disk
 // by the first `borg init` through the guard; deleting one moves its directory to the trash,
 // never destroys it.
 
@@ -13,27 +13,44 @@ import type { RepositorySummary } from '../store/repository-store.js';
 import { moveToTrash } from '../store/trash.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
-import { parseQuota } from './input.js';
+import { parseInterval, parseQuota } from './input.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext): void {
-  const repo = program.command('repo').description('create, list, show and delete repositories');
+  const repo = program.command('repo').description('create, change, list, show and delete repositories');
 
   repo
     .command('create')
     .description('register a repository; the first borg init through borgkeep creates it on disk')
     .argument('<name>', "the name clients use: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.' or '-'")
     .option('--quota <size>', 'storage quota, e.g. 500G (K, M, G, T, P are powers of 1000; at least 10M)')
-    .action(async (name: string, opts: { quota?: string }) => {
+    .option('--interval <duration>', 'a backup is late after this long, e.g. 26h (the default) or 7d')
+    .action(async (name: string, opts: { quota?: string; interval?: string }) => {
       const quotaBytes = opts.quota === undefined ? null : parseQuota(opts.quota);
-      const repository = await withStore(ctx, (store) => store.createRepository({ name, quotaBytes }));
-      const quota = repository.quotaBytes === null ? 'no quota' : `quota ${formatSize(repository.quotaBytes)}`;
-      ctx.out.line(`created repository '${repository.name}' (${quota}).`);
+      const expectedIntervalSeconds = opts.interval === undefined ? undefined : parseInterval(opts.interval);
+      const repository = await withStore(ctx, (store) => store.createRepository({ name, quotaBytes, ...(expectedIntervalSeconds !== undefined && { expectedIntervalSeconds }) }));
+      ctx.out.line(`created repository '${repository.name}' (${describeSettings(repository)}).`);
       ctx.out.line('Next:');
       ctx.out.line(`  1. let a key create it:  borgkeep grant KEY ${repository.name} --role full`);
       ctx.out.line(`                           (or: borgkeep key add KEY --file KEY.pub --repo ${repository.name} --role full)`);
       ctx.out.line(`  2. on that client:       borg init --encryption=repokey-blake2 ssh://borg@HOST:PORT/./${repository.name}`);
       ctx.out.line(`  3. for daily backups:    borgkeep grant KEY ${repository.name} --role append`);
+    });
+
+  repo
+    .command('set')
+    .description("change a repository's quota or expected backup interval")
+    .argument('<name>', 'repository name')
+    .option('--quota <size>', "storage quota, e.g. 500G (at least 10M), or 'none'")
+    .option('--interval <duration>', 'a backup is late after this long, e.g. 26h or 7d')
+    .action(async (name: string, opts: { quota?: string; interval?: string }) => {
+      if (opts.quota === undefined && opts.interval === undefined) throw invalidInput('say what to change: --quota SIZE (or none) and/or --interval DURATION');
+      const settings = {
+        ...(opts.quota !== undefined && { quotaBytes: opts.quota.trim().toLowerCase() === 'none' ? null : parseQuota(opts.quota) }),
+        ...(opts.interval !== undefined && { expectedIntervalSeconds: parseInterval(opts.interval) }),
+      };
+      const repository = await withStore(ctx, (store) => store.updateRepository(name, settings));
+      ctx.out.line(`repository '${repository.name}': ${describeSettings(repository)}; sessions that start from now on use it.`);
     });
 
   repo
@@ -90,6 +107,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
             ['id', String(r.id)],
             ['directory', `${paths.repository(r.dirName)} (${initialized})`],
             ['quota', r.quotaBytes === null ? 'none' : `${formatSize(r.quotaBytes)} (${r.quotaBytes} bytes)`],
+            ['backup expected every', formatInterval(r.expectedIntervalSeconds)],
             ['created', formatTime(r.createdAt)],
             ['last session', formatTime(summary.lastSessionAt, 'never')],
           ],
@@ -148,6 +166,7 @@ function repositoryJson(summary: RepositorySummary, paths: DataDirPaths) {
     dirName: r.dirName,
     path: paths.repository(r.dirName),
     quotaBytes: r.quotaBytes,
+    expectedIntervalSeconds: r.expectedIntervalSeconds,
     initialized: isInitialized(paths, r),
     grantCount: summary.grantCount,
     lastSessionAt: summary.lastSessionAt,
@@ -184,4 +203,17 @@ async function confirm(ctx: CliContext, name: string): Promise<void> {
   } finally {
     rl.close();
   }
+}
+
+/** 93600 -> "26h", 604800 -> "7d", 5400 -> "90m". */
+function formatInterval(seconds: number): string {
+  if (seconds % 86_400 === 0) return `${seconds / 86_400}d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}
+
+function describeSettings(r: Repository): string {
+  const quota = r.quotaBytes === null ? 'no quota' : `quota ${formatSize(r.quotaBytes)}`;
+  return `${quota}, a backup expected every ${formatInterval(r.expectedIntervalSeconds)}`;
 }

@@ -17,7 +17,7 @@ afterEach(() => cli.cleanup());
 describe('borgkeep repo', () => {
   it('creates repositories and lists them, as a table and as JSON', async () => {
     const created = await cli.ok(['repo', 'create', 'photos', '--quota', '1.5T']);
-    expect(created).toMatch(/^created repository 'photos' \(quota 1\.5 TB\)\.\n/);
+    expect(created).toMatch(/^created repository 'photos' \(quota 1\.5 TB, a backup expected every 26h\)\.\n/);
     expect(created).toContain('borg init --encryption=repokey-blake2 ssh://borg@HOST:PORT/./photos');
     await cli.ok(['repo', 'create', 'mail']);
 
@@ -29,6 +29,7 @@ describe('borgkeep repo', () => {
       dirName: expect.stringMatching(/^[0-9a-f]{16}$/),
       path: expect.stringMatching(/\/repos\/[0-9a-f]{16}$/),
       quotaBytes: null,
+      expectedIntervalSeconds: 93_600,
       initialized: false,
       grantCount: 0,
       lastSessionAt: null,
@@ -46,6 +47,26 @@ describe('borgkeep repo', () => {
     expect(table.split('\n')[0]).toMatch(/^NAME\s+QUOTA\s+INITIALIZED\s+GRANTS\s+LAST SESSION$/);
     expect(table).toMatch(/^mail\s+-\s+no\s+0\s+never$/m);
     expect(table).toMatch(/^photos\s+1\.5 TB\s+yes\s+0\s+never$/m);
+  });
+
+  it('changes the quota and the expected backup interval; refuses bad values with one sentence and changes nothing', async () => {
+    expect(await cli.ok(['repo', 'create', 'photos', '--interval', '7d'])).toMatch(/^created repository 'photos' \(no quota, a backup expected every 7d\)\.\n/);
+    expect(await cli.ok(['repo', 'set', 'photos', '--quota', '20G', '--interval', '90m'])).toBe(
+      "repository 'photos': quota 20 GB, a backup expected every 90m; sessions that start from now on use it.\n",
+    );
+    expect(await cli.json(['repo', 'show', 'photos'])).toMatchObject({ quotaBytes: 20_000_000_000, expectedIntervalSeconds: 5400 });
+    expect(await cli.ok(['repo', 'show', 'photos'])).toMatch(/^backup expected every\s+90m$/m);
+    for (const [args, message] of [
+      [['--quota', '5M'], "the quota '5M' is too small; borg needs at least 10M"],
+      [['--interval', 'weekly'], "the interval 'weekly' is not a duration; use minutes, hours or days, e.g. 90m, 26h or 7d"],
+      [['--interval', '30s'], 'the expected backup interval must be a whole number of seconds from 60 to 31622400, not 30'],
+      [[], 'say what to change: --quota SIZE (or none) and/or --interval DURATION'],
+    ] as const) {
+      expectOneSentence(await cli.run(['repo', 'set', 'photos', ...args]), message);
+    }
+    expectOneSentence(await cli.run(['repo', 'set', 'nope', '--quota', 'none']), "no repository named 'nope'");
+    expect(await cli.ok(['repo', 'set', 'photos', '--quota', 'none'])).toMatch(/no quota, a backup expected every 90m/);
+    expect(await cli.json(['repo', 'show', 'photos'])).toMatchObject({ quotaBytes: null, expectedIntervalSeconds: 5400 });
   });
 
   it('shows one repository with its grants', async () => {
