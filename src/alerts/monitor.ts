@@ -7,6 +7,7 @@ import { statfs } from 'node:fs/promises';
 import type { Store } from '../store/database.js';
 import { DEFAULT_ALERT_SETTINGS, evaluateAlerts, type AlertFamily, type AlertSettings, type DiskFacts } from './alert-rules.js';
 import type { AlertEngine, Reconciled } from './alert-engine.js';
+import type { SizeOf } from '../api/features/repository-size.js';
 
 export const ALERT_SETTINGS = 'alerts';
 
@@ -17,7 +18,7 @@ export interface MonitorDeps {
   engine: AlertEngine;
   now: () => Date;
   /** Bytes a repository's directory holds (cached by the caller), or null when it has none. */
-  sizeOf: (path: string) => Promise<number | null>;
+  sizeOf: SizeOf;
   /** Free and total bytes of the file system holding `path`. */
   disk?: (path: string) => Promise<DiskFacts | null>;
 }
@@ -59,7 +60,7 @@ export function createMonitor(deps: MonitorDeps) {
           expectedIntervalSeconds: s.repository.expectedIntervalSeconds,
           lastWriteAt: s.lastWriteAt,
           quotaBytes: s.repository.quotaBytes,
-          sizeBytes: s.repository.quotaBytes === null ? null : await deps.sizeOf(deps.store.paths.repository(s.repository.dirName)),
+          sizeBytes: s.repository.quotaBytes === null ? null : await deps.sizeOf(deps.store.paths.repository(s.repository.dirName), s.lastWriteAt),
           auditSuspiciousUnreviewed: s.lastAudit?.verdict === 'suspicious' && !s.gate.open,
           lastAuditAt: s.lastAudit?.at ?? null,
         })),

@@ -13,7 +13,7 @@ import type { PasswordHasher } from './auth/passwords.js';
 import { toApiError, zodInputError, type InputPart } from './api-errors.js';
 import { createAuditService, type AuditService, type AuditServiceDeps } from '../audit/audit-service.js';
 import { createLiveEvents } from './features/live-events.js';
-import { createRepositorySizer } from './features/repository-size.js';
+import { createRepositorySizer, type SizeOf } from './features/repository-size.js';
 import { registerConsole } from './console-static.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { JsonText, type ApiRoute } from './route.js';
@@ -47,7 +47,7 @@ export interface ApiDeps {
   /** The audit runner and history reader (src/audit); tests may narrow them. */
   audit?: Partial<AuditServiceDeps>;
   /** Measures a repository directory's size; default walks it, cached for a minute. */
-  sizeOf?: (path: string) => Promise<number | null>;
+  sizeOf?: SizeOf;
   /** The running scheduler, notifier and metrics (serve); left out, those endpoints say monitoring does not run. */
   monitoring?: (MonitoringApi & { metrics: ServerMetrics; metricsToken: string | null }) | null;
   /** Validate every response against its documented schema (tests): a mismatch is a 500. */
@@ -68,7 +68,7 @@ export interface ApiContext {
   now: () => Date;
   secureCookies: boolean;
   sessionMaxMs: number;
-  sizeOf: (path: string) => Promise<number | null>;
+  sizeOf: SizeOf;
   audits: AuditService;
 }
 

@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Counter, Gauge, Registry } from 'prom-client';
 
 import type { Store } from '../store/database.js';
+import type { SizeOf } from './features/repository-size.js';
 
 type MetricsStore = Pick<Store, 'paths' | 'listRepositoryStatuses' | 'sessionTotals' | 'openAlerts'>;
 
@@ -22,7 +23,7 @@ export interface ServerMetrics {
   readonly contentType: string;
 }
 
-export function createServerMetrics(deps: { store: MetricsStore; sizeOf: (path: string) => Promise<number | null> }): ServerMetrics {
+export function createServerMetrics(deps: { store: MetricsStore; sizeOf: SizeOf }): ServerMetrics {
   const registry = new Registry();
   const connections = new Counter({ name: 'borgkeep_gateway_connections_total', help: 'TCP connections to the embedded SSH gateway', registers: [registry] });
   const authFailures = new Counter({
@@ -65,7 +66,7 @@ export function createServerMetrics(deps: { store: MetricsStore; sizeOf: (path: 
         if (s.repository.quotaBytes !== null) quota.set({ repository: name }, s.repository.quotaBytes);
         expected.set({ repository: name }, s.repository.expectedIntervalSeconds);
         denials.set({ repository: name }, s.denialsSince);
-        const bytes = await deps.sizeOf(deps.store.paths.repository(s.repository.dirName));
+        const bytes = await deps.sizeOf(deps.store.paths.repository(s.repository.dirName), s.lastWriteAt);
         if (bytes !== null) size.set({ repository: name }, bytes);
       }),
     );

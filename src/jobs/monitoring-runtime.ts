@@ -17,6 +17,7 @@ import type { GatewayEvents } from '../gateway/ssh-gateway.js';
 import type { Store } from '../store/database.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 import { serverJobs } from './server-jobs.js';
+import type { SizeOf } from '../api/features/repository-size.js';
 
 export interface MonitoringLog {
   info(fields: object, message: string): void;
@@ -27,7 +28,7 @@ export interface MonitoringLog {
 export interface MonitoringDeps {
   store: Store;
   log: MonitoringLog;
-  sizeOf: (path: string) => Promise<number | null>;
+  sizeOf: SizeOf;
   directorySize: (path: string) => Promise<number | null>;
   config: AlertConfig | undefined;
   /** Repository name -> file holding its passphrase, for the daily audit (config file). */

@@ -117,6 +117,8 @@ describe('the web console in a real browser', () => {
     await expect.poll(() => page.locator('.timeline').first().textContent()).toContain('committed');
     expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
     await expect.poll(() => page.locator('.facts').textContent()).toContain('on time');
+    // The size includes the backup at once (8 MiB, stored uncompressed), not a measurement from before it.
+    await expect.poll(() => page.locator('.facts').textContent()).toMatch(/8\.\d MB/);
     // The size chart draws the daily statistics: none yet, so measure now.
     await page.getByText('No statistics yet. They are measured daily').waitFor();
     await page.getByRole('button', { name: 'Measure now' }).click();
@@ -143,6 +145,7 @@ describe('the web console in a real browser', () => {
     expect(await row.textContent()).toMatch(/on time/);
     expect(await row.textContent()).toMatch(/clean/);
     expect(await row.textContent()).toMatch(/compaction allowed/);
+    expect(await row.textContent()).toMatch(/8\.\d MB/);
     // Relative times carry the exact time on hover.
     expect(await row.locator('time').first().getAttribute('title')).toMatch(/\d{4}/);
     await screenshot('dashboard');

@@ -2,13 +2,17 @@
 // Walking a big repository's segments takes a while, so each answer is kept for a minute, and an
 // answer older than that is still given at once while a fresh walk runs behind it (a few walks
 // at a time): the dashboard of a thousand repositories never waits on a thousand walks, except
-// for the very first look. A directory that does not exist (not initialised yet) is null.
+// for the very first look. An answer from before the repository's last write is not given: that
+// repository is walked again at once, so a backup's size shows as soon as it is listed. A directory that does not exist (not initialised yet) is null.
 // Never throws: a directory that cannot be read is null too.
 
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const SIZE_CACHE_MS = 60_000;
+
+/** A repository directory's size in bytes (null: not there); `changedAt`: its last write, so an older answer is not given. */
+export type SizeOf = (path: string, changedAt?: Date | null) => Promise<number | null>;
 /** Walks running at once when refreshing answers in the background. */
 export const SIZE_REFRESH_CONCURRENCY = 2;
 
@@ -50,10 +54,11 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
   };
 
   return {
-    sizeOf(path: string): Promise<number | null> {
+    /** `changedAt`: when the repository last changed (its last write); an answer older is measured anew. */
+    sizeOf(path: string, changedAt?: Date | null): Promise<number | null> {
       const t = now().getTime();
       const hit = cache.get(path);
-      if (!hit) {
+      if (!hit || (changedAt && hit.at < changedAt.getTime())) {
         const size = measure(path).catch(() => null);
         cache.set(path, { at: t, size, refreshing: false });
         return size;

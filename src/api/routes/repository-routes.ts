@@ -32,7 +32,7 @@ export function repositoryRoutes(ctx: ApiContext) {
   const present = async (s: RepositoryStatus, now = ctx.now()) => {
     const path = ctx.store.paths.repository(s.repository.dirName);
     const initialized = isInitialized(path, now.getTime());
-    return repositoryJson(s, { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path) : null });
+    return repositoryJson(s, { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null });
   };
   // The dashboard asks for every repository often; the store keeps a repository's status object
   // while nothing it depends on changed, and its JSON is kept with it while its size, whether it
@@ -41,7 +41,7 @@ export function repositoryRoutes(ctx: ApiContext) {
   const presentedJson = async (s: RepositoryStatus, now: Date) => {
     const path = ctx.store.paths.repository(s.repository.dirName);
     const initialized = isInitialized(path, now.getTime());
-    const sizeBytes = initialized ? await ctx.sizeOf(path) : null;
+    const sizeBytes = initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null;
     const key = `${initialized}:${sizeBytes}:${backupState(s, now)}`;
     let hit = presented.get(s);
     if (hit?.key !== key) {
