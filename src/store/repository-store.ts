@@ -298,8 +298,8 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
     if (live.windows.size > MAX_WINDOWS) live.windows.delete(live.windows.keys().next().value!);
     return list;
   }
-  /** Callers ask for "the last day" (or none, or ever) at different moments: the window's length in seconds. */
-  const windowKey = (since: Date) => Math.round((now().getTime() - since.getTime()) / 1000);
+  /** Callers ask for "the last day" (or none) at different moments: the window's length in seconds; -1 for ever (the metrics). */
+  const windowKey = (since: Date) => (since.getTime() <= 0 ? -1 : Math.round((now().getTime() - since.getTime()) / 1000));
 
   return {
     async createRepository({ name, quotaBytes, expectedIntervalSeconds }) {
