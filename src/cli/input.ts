@@ -25,12 +25,14 @@ export function parseQuota(text: string): number {
   return bytes;
 }
 
+/** Seconds in each unit of a duration (30d, 26h, 90m, 45s), largest first. */
+export const DURATION_UNITS: Readonly<Record<string, number>> = { d: 86_400, h: 3600, m: 60, s: 1 };
+
 /** How often a repository expects a backup: 90m, 26h, 7d (or seconds); the store checks the range. */
 export function parseInterval(text: string): number {
   const match = /^([0-9]{1,9})([smhd]?)$/.exec(text.trim());
   if (!match) throw invalidInput(`the interval '${text}' is not a duration; use minutes, hours or days, e.g. 90m, 26h or 7d`);
-  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2]!]!;
-  return Number(match[1]) * unit;
+  return Number(match[1]) * DURATION_UNITS[match[2] || 's']!;
 }
 
 /** A whole number ≥ 1 (≤ max) for option `name`. */
@@ -42,7 +44,6 @@ export function parseCount(text: string, name: string, max = 1_000_000): number 
   return value;
 }
 
-const RELATIVE_UNITS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000 };
 const TIME_FORMS = 'an ISO-8601 date (2030-12-31), a date-time with a zone (2030-12-31T18:00Z) or a time from now (30d, 12h, 90m)';
 
 /**
@@ -52,7 +53,7 @@ const TIME_FORMS = 'an ISO-8601 date (2030-12-31), a date-time with a zone (2030
 export function parseTime(text: string, now: Date): Date {
   const value = text.trim();
   const relative = /^([0-9]{1,6})([dhm])$/.exec(value);
-  if (relative) return new Date(now.getTime() + Number(relative[1]) * RELATIVE_UNITS[relative[2]!]!);
+  if (relative) return new Date(now.getTime() + Number(relative[1]) * DURATION_UNITS[relative[2]!]! * 1000);
 
   const match =
     /^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$/i.exec(

@@ -13,7 +13,7 @@ import type { RepositorySummary } from '../store/repository-store.js';
 import { moveToTrash } from '../store/trash.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
-import { parseInterval, parseQuota } from './input.js';
+import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext): void {
@@ -205,12 +205,10 @@ async function confirm(ctx: CliContext, name: string): Promise<void> {
   }
 }
 
-/** 93600 -> "26h", 604800 -> "7d", 5400 -> "90m". */
+/** In the largest unit that divides it, as parseInterval reads it: 93600 -> "26h", 604800 -> "7d". */
 function formatInterval(seconds: number): string {
-  if (seconds % 86_400 === 0) return `${seconds / 86_400}d`;
-  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
-  if (seconds % 60 === 0) return `${seconds / 60}m`;
-  return `${seconds}s`;
+  const [unit, size] = Object.entries(DURATION_UNITS).find(([, size]) => seconds % size === 0)!;
+  return `${seconds / size}${unit}`;
 }
 
 function describeSettings(r: Repository): string {

@@ -78,7 +78,8 @@ describe('the database locked while a session ends', () => {
     expect(await kit.onDisk('main')).toEqual(['during-lock', 'first']);
     await kit.noneOpen();
   });
-  test("another backup goes on at full speed while the database is locked: the gateway waits for the lock without stopping", async () => {
+
+  test('another backup goes on at full speed while the database is locked: the gateway waits for the lock without stopping', async () => {
     await env.cliOk(['repo', 'create', 'side']);
     await env.cliOk(['grant', 'admin', 'side', '--role', 'full']);
     await env.cliOk(['grant', 'laptop', 'side', '--role', 'append']);

@@ -3,18 +3,19 @@
 // answer older than that is still given at once while a fresh walk runs behind it (a few walks
 // at a time): the dashboard of a thousand repositories never waits on a thousand walks, except
 // for the very first look. An answer from before the repository's last write is not given: that
-// repository is walked again at once, so a backup's size shows as soon as it is listed. A directory that does not exist (not initialised yet) is null.
-// Never throws: a directory that cannot be read is null too.
+// repository is walked again at once, so a backup's size shows as soon as it is listed. A
+// directory that does not exist (not initialised yet) is null. Never throws: a directory that
+// cannot be read is null too.
 
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const SIZE_CACHE_MS = 60_000;
+/** Walks running at once when refreshing answers in the background. */
+export const SIZE_REFRESH_CONCURRENCY = 2;
 
 /** A repository directory's size in bytes (null: not there); `changedAt`: its last write, so an older answer is not given. */
 export type SizeOf = (path: string, changedAt?: Date | null) => Promise<number | null>;
-/** Walks running at once when refreshing answers in the background. */
-export const SIZE_REFRESH_CONCURRENCY = 2;
 
 export async function directorySize(path: string): Promise<number | null> {
   let total = 0;

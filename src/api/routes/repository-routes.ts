@@ -29,23 +29,23 @@ export function repositoryRoutes(ctx: ApiContext) {
     else initializedAt.delete(path);
     return initialized;
   };
-  const present = async (s: RepositoryStatus, now = ctx.now()) => {
+  /** What the status does not hold: whether borg init made the repository, and its size. */
+  const onDisk = async (s: RepositoryStatus, now: Date) => {
     const path = ctx.store.paths.repository(s.repository.dirName);
     const initialized = isInitialized(path, now.getTime());
-    return repositoryJson(s, { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null });
+    return { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null };
   };
+  const present = async (s: RepositoryStatus, now = ctx.now()) => repositoryJson(s, await onDisk(s, now));
   // The dashboard asks for every repository often; the store keeps a repository's status object
   // while nothing it depends on changed, and its JSON is kept with it while its size, whether it
   // is initialised and whether its backup is late are the same too.
   const presented = new WeakMap<RepositoryStatus, { key: string; json: string }>();
   const presentedJson = async (s: RepositoryStatus, now: Date) => {
-    const path = ctx.store.paths.repository(s.repository.dirName);
-    const initialized = isInitialized(path, now.getTime());
-    const sizeBytes = initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null;
-    const key = `${initialized}:${sizeBytes}:${backupState(s, now)}`;
+    const extra = await onDisk(s, now);
+    const key = `${extra.initialized}:${extra.sizeBytes}:${backupState(s, now)}`;
     let hit = presented.get(s);
     if (hit?.key !== key) {
-      hit = { key, json: JSON.stringify(repositoryJson(s, { now, initialized, sizeBytes })) };
+      hit = { key, json: JSON.stringify(repositoryJson(s, extra)) };
       presented.set(s, hit);
     }
     return hit.json;
