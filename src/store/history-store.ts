@@ -6,7 +6,7 @@
 import { iso, toRepositoryEvent } from './rows.js';
 import type { StoreDeps } from './store-deps.js';
 
-export type RepositoryEventKind = 'audit' | 'approve' | 'rollback' | 'rollback-undo';
+export type RepositoryEventKind = 'audit' | 'approve' | 'rollback' | 'rollback-undo' | 'key-change' | 'key-restore' | 'compaction' | 'compaction-deferred';
 /** An audit's verdict as the gate sees it: `clean` needs the manifests (the passphrase). */
 export type AuditEventVerdict = 'clean' | 'clean-structural' | 'suspicious';
 

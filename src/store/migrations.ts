@@ -366,6 +366,38 @@ const repositoryStatusVersions: Migration = {
   },
 };
 
+/**
+ * Wave 2's repository events besides audits, approvals and rollbacks: a repository key replaced
+ * or restored (`key-change`, `key-restore`), a compaction the gate let through or deferred
+ * (`compaction`, `compaction-deferred`). SQLite cannot change a check constraint in place, so the
+ * table is built again with the wider one and its rows copied.
+ */
+export const REPOSITORY_EVENT_KINDS = ['audit', 'approve', 'rollback', 'rollback-undo', 'key-change', 'key-restore', 'compaction', 'compaction-deferred'] as const;
+const repositoryEventKinds: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    const kinds = sql.join(REPOSITORY_EVENT_KINDS.map((k) => sql.lit(k)));
+    await withId(db, db.schema.createTable('repository_events_new'))
+      .addColumn('repository_id', 'integer', (col) => col.notNull().references('repositories.id').onDelete('cascade'))
+      .addColumn('kind', 'text', (col) => col.notNull())
+      .addColumn('through_txn', 'bigint')
+      .addColumn('verdict', 'text')
+      .addColumn('actor', 'text', (col) => col.notNull())
+      .addColumn('detail', 'text', (col) => col.notNull())
+      .addColumn('at', 'text', (col) => col.notNull())
+      .addColumn('report', 'text')
+      .addCheckConstraint('repository_events_kind_check', sql`kind in (${kinds})`)
+      .execute();
+    await sql`insert into repository_events_new (id, repository_id, kind, through_txn, verdict, actor, detail, at, report)
+      select id, repository_id, kind, through_txn, verdict, actor, detail, at, report from repository_events`.execute(db);
+    await db.schema.dropTable('repository_events').execute();
+    await db.schema.alterTable('repository_events_new').renameTo('repository_events').execute();
+    await db.schema.createIndex('repository_events_repository_idx').on('repository_events').columns(['repository_id', 'id']).execute();
+  },
+  async down(): Promise<void> {
+    throw new Error('migration 0007 cannot be undone: later kinds of events would not fit the old table');
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -374,6 +406,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0004_monitoring': monitoring,
   '0005_ledger_indexes': ledgerIndexes,
   '0006_repository_status_versions': repositoryStatusVersions,
+  '0007_repository_event_kinds': repositoryEventKinds,
 };
 
 export const migrationProvider: MigrationProvider = {
