@@ -26,7 +26,14 @@ export const userSchema = z
   .object({ id: z.number(), name: z.string(), role: userRole, hasPassword: z.boolean(), totpEnabled: z.boolean(), createdAt: time })
   .meta({ id: 'User' });
 
-export const gateSchema = z.object({ open: z.boolean(), why: z.string() }).meta({ id: 'CompactionGate' });
+export const gateSchema = z
+  .object({
+    open: z.boolean().describe('whether a compaction asked for now would go through; when false it is deferred (borg compact still succeeds, frees nothing)'),
+    why: z.string(),
+    coveredThrough: z.number().nullable().describe('the last transaction an audit with the passphrase, an approval or an allowed compaction covered'),
+    waitingTxn: z.number().nullable().describe('the newest transaction that removed or overwrote data and waits for review'),
+  })
+  .meta({ id: 'CompactionGate' });
 
 export const repositorySchema = z
   .object({

@@ -36,6 +36,7 @@ import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from 
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
+import { checkCompaction } from './compaction-check.js';
 import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
 import { createIdSet } from './id-set.js';
 import { repositoryNameFromPath } from './repository-path.js';
@@ -79,6 +80,8 @@ export interface GuardDeps {
    * LEDGER_RETRY_MS. The client does not wait for them (see GuardOutcome.ledgerWritten).
    */
   readonly ledgerRetryMs?: number;
+  /** The compaction gate's look at the repository (compaction-check.ts); a seam for the fuzzer. */
+  readonly checkCompaction?: typeof checkCompaction;
 }
 
 export interface GuardSession {
@@ -117,7 +120,17 @@ export interface GuardOutcome {
 
 /** What the guard must do with the child's reply to a forwarded request. */
 type Pending =
-  | { kind: 'client'; msgid: number; method: string; id?: Buffer; overwrite?: boolean }
+  | {
+      kind: 'client';
+      msgid: number;
+      method: string;
+      id?: Buffer;
+      overwrite?: boolean;
+      /** A delete of an object this session did not write. */
+      older?: boolean;
+      /** A compacting commit the gate let through: the transaction it starts after. */
+      compactingFrom?: number | null;
+    }
   | { kind: 'internal'; msgid: number; resolve: (r: RpcReply | null) => void };
 
 interface Txn {
@@ -125,6 +138,11 @@ interface Txn {
   puts: number;
   overwrites: number;
   deletes: number;
+  /** Deletes of objects the session did not write itself (the gate's concern). */
+  deletesOlder: number;
+  /** Deletes of older objects and overwrites forwarded, answered or not: what the gate weighs at a commit. */
+  sentOlder: number;
+  sentOverwrites: number;
   manifest: boolean;
   writes: number;
 }
@@ -357,6 +375,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
         objectsPut: t.puts,
         objectsOverwritten: t.overwrites,
         objectsDeleted: t.deletes,
+        objectsDeletedOlder: t.deletesOlder,
         manifestWritten: t.manifest,
         state,
         startedAt: t.startedAt,
@@ -404,6 +423,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
           if (txn) {
             txn.writes++;
             txn.deletes++;
+            if (head.older) txn.deletesOlder++;
           }
           break;
         case 'commit': {
@@ -411,6 +431,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
           if (repository) {
             const n = latestIndexTransaction(join(deps.reposDir, repository.dirName));
             finishTxn('committed', n);
+            if (head.compactingFrom !== undefined) noteCompaction(head.compactingFrom, n);
           }
           sessionPuts.clear();
           if (indexReady) refreshIndex();
@@ -616,6 +637,37 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     indexReady = true;
   };
 
+  /** The object was put by this session (committed since it started, or in its open transaction). */
+  const putBySession = (id: Buffer): boolean => {
+    if (sessionPuts.has(id)) return true;
+    const e = index?.lookup(id);
+    return e !== undefined && e.segment > sessionStartTxn;
+  };
+
+  // --- the compaction gate -------------------------------------------------------------------
+  const reviewHint = (name: string) =>
+    `an admin reviews them with 'borgkeep audit ${name}' (with the passphrase) or approves them with 'borgkeep approve ${name}'`;
+  const gateCheck = (repo: Repository) =>
+    (deps.checkCompaction ?? checkCompaction)({ store, dataDir: dirname(deps.reposDir) }, repo, join(deps.reposDir, repo.dirName), {
+      sessionId,
+      // Counted as sent, not as answered: the commit can arrive before borg answered the deletes before it.
+      deletedOlder: txn?.sentOlder ?? 0,
+      overwritten: txn?.sentOverwrites ?? 0,
+    });
+  const noteDeferral = (repo: Repository, why: string): void => {
+    const line = `compaction deferred: ${why}. Nothing was removed: the commit went through without compaction; ${reviewHint(repo.name)}, then 'borg compact' frees the space`;
+    s.errOutput.write(`borgkeep: ${line}.\n`);
+    const actor = key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`;
+    ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'compaction-deferred', throughTxn: null, verdict: null, actor, detail: line }));
+  };
+  const noteCompaction = (fromTxn: number | null, throughTxn: number | null): void => {
+    if (!repository || throughTxn === null) return;
+    const repo = repository;
+    const actor = key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`;
+    const detail = `compacted after verifying every transaction through ${fromTxn ?? 'the start'}; manifest versions kept by borgkeep`;
+    ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'compaction', throughTxn, verdict: null, actor, detail, report: { fromTxn } }));
+  };
+
   const handleCall = async (req: RpcRequest): Promise<void> => {
     if (!openAttempted || !role) {
       return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');
@@ -627,24 +679,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       unlocked,
       justCreated: lastCreate && lastMethod === 'open',
       existsCommitted: (id) => index?.lookup(id) !== undefined,
-      putBySession: (id) => {
-        if (sessionPuts.has(id)) return true;
-        const e = index?.lookup(id);
-        return e !== undefined && e.segment > sessionStartTxn;
-      },
+      putBySession,
     });
     if (!decision.allow) return refuse(req, decision.reason, decision.why);
-    if (destroysHistory(req) && repository) {
-      // Compaction makes the deletions since the last compaction permanent: only after review.
-      const gate = await store.compactionGate(repository.id);
-      if (!gate.open) {
-        return refuse(
-          req,
-          'BK_DENY_GATE',
-          `the compaction gate of this repository is closed: ${gate.why}; an admin reviews it with 'borgkeep audit ${repository.name}' and opens it with 'borgkeep approve ${repository.name}'`,
-        );
-      }
-    }
     if (decision.write && grant?.writesPerDay != null && repository && key) {
       if (writeAllowed === null) {
         const since = new Date(now().getTime() - DAY_MS);
@@ -657,17 +694,40 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     }
     if (!child) return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');
     const entry: Pending = { kind: 'client', msgid: req.msgid, method: req.method };
+    let frame = req.frame;
+    if (destroysHistory(req) && repository) {
+      // Compaction makes the deletions and overwrites since the last compaction permanent: decided
+      // now, from what is on disk (audit/compaction-gate.ts), never from an earlier verdict.
+      const gate = await gateCheck(repository);
+      if (!gate.decision.allow) {
+        // A commit in the legacy tuple format cannot say compact=False (borg 1.0/1.1 clients).
+        if (req.method !== 'commit' || req.format === 'tuple') {
+          return refuse(req, 'BK_DENY_GATE', `the history holds changes nobody verified yet: ${gate.why}; ${reviewHint(repository.name)}`);
+        }
+        // Deferred, not failed: borg's own commit without compaction, so nothing is removed and
+        // the client's run goes on (a routine borgmatic run still makes its backup).
+        frame = encodeRequest(req.format, req.msgid, 'commit', new Map([...req.args, ['compact', false]]));
+        noteDeferral(repository, gate.why);
+      } else {
+        await gate.keep(gate.fromTxn, now());
+        entry.compactingFrom = gate.fromTxn;
+      }
+    }
     if (req.method === 'put' || req.method === 'delete') {
       const id = req.args.get('id') as Buffer;
       entry.id = Buffer.from(id); // the frame buffer is released after forwarding
-      txn ??= { startedAt: now(), puts: 0, overwrites: 0, deletes: 0, manifest: false, writes: 0 };
+      txn ??= { startedAt: now(), puts: 0, overwrites: 0, deletes: 0, deletesOlder: 0, sentOlder: 0, sentOverwrites: 0, manifest: false, writes: 0 };
       if (req.method === 'put') {
         entry.overwrite = !id.equals(MANIFEST_ID) && index?.lookup(id) !== undefined;
         sessionPuts.add(id);
+        if (entry.overwrite) txn.sentOverwrites++;
+      } else {
+        entry.older = !id.equals(MANIFEST_ID) && !putBySession(id);
+        if (entry.older) txn.sentOlder++;
       }
     }
     pending.push(entry);
-    await writeChild(req.frame);
+    await writeChild(frame);
   };
 
   const handleFrame = async (frame: Buffer): Promise<void> => {

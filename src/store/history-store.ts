@@ -1,10 +1,15 @@
-// What admins did to a repository's history: audits with their verdict, approvals, rollbacks and
-// their undo. The compaction gate is derived from these events, newest first: a full audit that
-// came out clean or an admin's approval opens it; any other audit that covers new transactions,
-// and any rollback, closes it. No event at all: closed (nothing has been reviewed yet).
+// What admins and the gate did to a repository's history: audits with their verdict, approvals,
+// rollbacks and their undo, key changes, compactions let through or deferred. What the gate
+// shows comes from these (their coverage, audit/compaction-gate.ts) and the ledger.
 
+import { sql } from 'kysely';
+
+import { coverageFromEvents, type Coverage } from '../audit/compaction-gate.js';
 import { iso, toRepositoryEvent } from './rows.js';
 import type { StoreDeps } from './store-deps.js';
+
+/** A ledger transaction the gate must see verified before compaction (t: transactions). */
+export const DESTRUCTIVE = sql<boolean>`(t.objects_overwritten > 0 or coalesce(t.objects_deleted_older, t.objects_deleted) > 0)`;
 
 export type RepositoryEventKind = 'audit' | 'approve' | 'rollback' | 'rollback-undo' | 'key-change' | 'key-restore' | 'compaction' | 'compaction-deferred';
 /** An audit's verdict as the gate sees it: `clean` needs the manifests (the passphrase). */
@@ -22,9 +27,14 @@ export interface RepositoryEvent {
 }
 
 export interface CompactionGate {
+  /** Whether a compaction asked for now would go through (not deferred). */
   readonly open: boolean;
-  /** One sentence: why it is open or closed, for the refusal message and the CLI. */
+  /** One sentence: why, for the console and the CLI. */
   readonly why: string;
+  /** The last transaction an audit, approval or allowed compaction covered. */
+  readonly coveredThrough: number | null;
+  /** The newest transaction that waits for review, or null. */
+  readonly waitingTxn: number | null;
 }
 
 export interface HistoryStore {
@@ -36,35 +46,32 @@ export interface HistoryStore {
   compactionGate(repositoryId: number): Promise<CompactionGate>;
 }
 
-/** The gate from a repository's events, newest first (ids descending). */
-export function gateFromEvents(newestFirst: readonly RepositoryEvent[]): CompactionGate {
-  // The dashboard asks this of every repository on each look: one pass, and the time is only
-  // formatted for the event that decides. opener[i]: the newest opening event older than event i.
-  const isOpener = (x: RepositoryEvent) => x.kind === 'approve' || (x.kind === 'audit' && x.verdict === 'clean');
-  const opener: Array<RepositoryEvent | undefined> = new Array(newestFirst.length);
-  for (let i = newestFirst.length - 1, older: RepositoryEvent | undefined; i >= 0; i--) {
-    opener[i] = older;
-    if (isOpener(newestFirst[i]!)) older = newestFirst[i];
+/**
+ * What the console and the API show of the gate: whether a compaction asked for now would go
+ * through, from the coverage (audit/compaction-gate.ts) and the ledger's newest committed
+ * transaction that deleted older objects or overwrote any. The guard decides from the disk at the
+ * moment of compaction; this is what the ledger says, and they agree for everything borgkeep wrote.
+ */
+export function gateState(coverage: Coverage, lastDestructiveTxn: number | null): CompactionGate {
+  const covered = coverage.coveredThrough;
+  const by = coverage.by ?? (covered !== null ? `history is verified through transaction ${covered}` : null);
+  if (lastDestructiveTxn === null || (covered !== null && lastDestructiveTxn <= covered)) {
+    return {
+      open: true,
+      why: `${by ? `${by}; ` : ''}every later transaction only added data, so compaction goes through`,
+      coveredThrough: covered,
+      waitingTxn: null,
+    };
   }
-  const when = (e: RepositoryEvent) => e.at.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  for (let i = 0; i < newestFirst.length; i++) {
-    const e = newestFirst[i]!;
-    if (e.kind === 'approve') return { open: true, why: `${e.actor} approved the history through transaction ${e.throughTxn} at ${when(e)}` };
-    if (e.kind === 'rollback' || e.kind === 'rollback-undo') {
-      return { open: false, why: `the repository was rolled back at ${when(e)} and its history has not been reviewed since` };
-    }
-    if (e.kind === 'audit') {
-      if (e.verdict === 'clean') return { open: true, why: `the audit at ${when(e)} found the history clean through transaction ${e.throughTxn}` };
-      if (e.verdict === 'suspicious') return { open: false, why: `the audit at ${when(e)} found suspicious transactions that an admin has not approved` };
-      // A structural audit cannot see archive changes: it neither opens nor closes the gate,
-      // unless it saw transactions newer than what the last opening event covered.
-      const o = opener[i];
-      if (o && e.throughTxn !== null && o.throughTxn !== null && e.throughTxn > o.throughTxn) {
-        return { open: false, why: `an audit at ${when(e)} saw transactions newer than the last review` };
-      }
-    }
-  }
-  return { open: false, why: 'the history since the last compaction has not been audited clean or approved yet' };
+  return {
+    open: false,
+    why:
+      `transaction ${lastDestructiveTxn} removed or overwrote data that nobody has verified yet` +
+      (by ? ` (${by})` : '') +
+      ': compaction is deferred until an audit with the passphrase or an approval covers it',
+    coveredThrough: covered,
+    waitingTxn: lastDestructiveTxn,
+  };
 }
 
 export function createHistoryStore({ db, now }: StoreDeps): HistoryStore {
@@ -102,7 +109,18 @@ export function createHistoryStore({ db, now }: StoreDeps): HistoryStore {
     },
     listEvents,
     async compactionGate(repositoryId) {
-      return gateFromEvents(await listEvents(repositoryId));
+      const [events, last] = await Promise.all([
+        listEvents(repositoryId),
+        db
+          .selectFrom('transactions as t')
+          .innerJoin('sessions as s', 's.id', 't.session_id')
+          .select((eb) => eb.fn.max('t.borg_transaction_id').as('m'))
+          .where('s.repository_id', '=', repositoryId)
+          .where('t.state', '=', 'committed')
+          .where(DESTRUCTIVE)
+          .executeTakeFirst(),
+      ]);
+      return gateState(coverageFromEvents(events), last?.m == null ? null : Number(last.m));
     },
   };
 }

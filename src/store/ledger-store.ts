@@ -170,6 +170,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
           objects_put: tx.objectsPut,
           objects_overwritten: tx.objectsOverwritten,
           objects_deleted: tx.objectsDeleted,
+          objects_deleted_older: tx.objectsDeletedOlder ?? null,
           manifest_written: tx.manifestWritten ? 1 : 0,
           state: tx.state,
           started_at: iso(tx.startedAt),

@@ -398,6 +398,26 @@ const repositoryEventKinds: Migration = {
   },
 };
 
+/**
+ * Deletes of objects that the deleting session did not write itself, per transaction: what makes
+ * a transaction need review before compaction (audit/compaction-gate.ts), so the dashboard can
+ * say whether a compaction would go through without reading the repository. Null for
+ * transactions recorded before this column: they count as if every delete were of older objects.
+ * A repository event now bumps the repository's status version too (0006): the status shows the
+ * gate, which approvals, audits, compactions and rollbacks move.
+ */
+const transactionOlderDeletes: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    if (!(db.getExecutor().adapter instanceof SqliteAdapter)) throw new Error('migration 0011 has no PostgreSQL form yet');
+    await db.schema.alterTable('transactions').addColumn('objects_deleted_older', 'integer').execute();
+    await sql`create trigger repository_status_events_insert after insert on repository_events begin update repositories set status_version = status_version + 1 where id = new.repository_id; end`.execute(db);
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await sql`drop trigger repository_status_events_insert`.execute(db);
+    await db.schema.alterTable('transactions').dropColumn('objects_deleted_older').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -407,6 +427,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0005_ledger_indexes': ledgerIndexes,
   '0006_repository_status_versions': repositoryStatusVersions,
   '0007_repository_event_kinds': repositoryEventKinds,
+  '0011_transaction_older_deletes': transactionOlderDeletes,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { conflict, invalidInput } from '../errors.js';
-import { gateFromEvents, type CompactionGate, type RepositoryEvent, type AuditEventVerdict } from './history-store.js';
+import { coverageFromEvents } from '../audit/compaction-gate.js';
+import { DESTRUCTIVE, gateState, type CompactionGate, type RepositoryEvent, type AuditEventVerdict } from './history-store.js';
 import { repositoryNotFound, requireRepository, selectRepository } from './lookups.js';
 import { checkName } from './names.js';
 import { iso, toRepository, toRepositoryEvent } from './rows.js';
@@ -214,14 +215,40 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
         .orderBy('s.ended_at', 'desc')
         .limit(1)
         .as('last_write_at'),
+      // The gate (gateState): the newest committed transaction that needs review, and what
+      // covers transactions since the newest rollback (coverageFromEvents says the same).
+      eb
+        .selectFrom('transactions as t')
+        .innerJoin('sessions as s2', 's2.id', 't.session_id')
+        .whereRef('s2.repository_id', '=', 'r.id')
+        .where('t.state', '=', 'committed')
+        .where(DESTRUCTIVE)
+        .select((sub) => sub.fn.max('t.borg_transaction_id').as('m'))
+        .as('last_destructive_txn'),
+      eb
+        .selectFrom('repository_events as e')
+        .whereRef('e.repository_id', '=', 'r.id')
+        .where(
+          'e.id',
+          '>',
+          sql<number>`coalesce((select max(x.id) from repository_events x where x.repository_id = r.id and x.kind = 'rollback'), 0)`,
+        )
+        .where((w) => w.or([w('e.kind', 'in', ['approve', 'compaction']), w.and([w('e.kind', '=', 'audit'), w('e.verdict', '=', 'clean')])]))
+        .select((sub) => sub.fn.max('e.through_txn').as('m'))
+        .as('covered_through'),
     ]);
     if (filter.name !== undefined) query = query.where('r.name', '=', filter.name);
     if (filter.ids !== undefined) query = query.where('r.id', 'in', filter.ids);
     return query.execute();
   };
   type BaseRow = Awaited<ReturnType<typeof readBases>>[number];
-  type Base = RepositorySummary & { lastWriteAt: Date | null };
-  const toBase = (row: BaseRow): Base => ({ ...toSummary(row), lastWriteAt: row.last_write_at ? new Date(row.last_write_at) : null });
+  type Base = RepositorySummary & { lastWriteAt: Date | null; lastDestructiveTxn: number | null; coveredThrough: number | null };
+  const toBase = (row: BaseRow): Base => ({
+    ...toSummary(row),
+    lastWriteAt: row.last_write_at ? new Date(row.last_write_at) : null,
+    lastDestructiveTxn: row.last_destructive_txn == null ? null : Number(row.last_destructive_txn),
+    coveredThrough: row.covered_through == null ? null : Number(row.covered_through),
+  });
 
   /** Denials per repository from `since` (those of the repositories in `ids`, or every one). */
   const countDenials = async (since: Date, ids?: number[]): Promise<Map<number, number>> => {
@@ -235,13 +262,20 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
     return new Map((await query.execute()).map((r) => [r.repository_id!, Number(r.n)]));
   };
 
+  const coverageOf = (base: Base, newestFirst: RepositoryEvent[]) => {
+    const seen = coverageFromEvents(newestFirst);
+    if (seen.coveredThrough === base.coveredThrough) return seen;
+    return { ...seen, coveredThrough: base.coveredThrough, by: base.coveredThrough === null ? null : `history is verified through transaction ${base.coveredThrough}` };
+  };
   const toStatus = (base: Base, denials: number, newestFirst: RepositoryEvent[]): RepositoryStatus => {
     const audit = newestFirst.find((e) => e.kind === 'audit');
     return {
       ...base,
       denialsSince: denials,
       lastAudit: audit ? { at: audit.at, verdict: audit.verdict, detail: audit.detail } : null,
-      gate: gateFromEvents(newestFirst),
+      // The newest events tell who covered it; the query, what covers it (events beyond the
+      // newest few, such as an approval before many daily audits, still count).
+      gate: gateState(coverageOf(base, newestFirst), base.lastDestructiveTxn),
     };
   };
 

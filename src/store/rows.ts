@@ -88,6 +88,7 @@ export function toTransaction(row: Selectable<TransactionsTable>): Transaction {
     objectsPut: row.objects_put,
     objectsOverwritten: row.objects_overwritten,
     objectsDeleted: row.objects_deleted,
+    objectsDeletedOlder: row.objects_deleted_older,
     manifestWritten: row.manifest_written !== 0,
     state: row.state as Transaction['state'],
     startedAt: new Date(row.started_at),

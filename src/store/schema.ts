@@ -78,6 +78,8 @@ export interface TransactionsTable {
   objects_put: number;
   objects_overwritten: number;
   objects_deleted: number;
+  /** Of those, objects the session had not written itself; null before migration 0011. */
+  objects_deleted_older: number | null;
   manifest_written: number;
   state: string;
   started_at: string;

@@ -1,6 +1,8 @@
 // Domain records of the store, as the rest of borgkeep sees them (camelCase, parsed values).
 // The database schema lives in migrations.ts; queries in the *-store.ts files map rows to these.
 
+import type { RepositoryEvent } from './history-store.js';
+
 export const ROLES = ['read', 'append', 'prune', 'full'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -76,6 +78,8 @@ export interface Transaction {
   objectsPut: number;
   objectsOverwritten: number;
   objectsDeleted: number;
+  /** Of those, objects the session had not written itself (null: recorded before borgkeep counted them). */
+  objectsDeletedOlder?: number | null;
   manifestWritten: boolean;
   state: 'committed' | 'rolled_back';
   startedAt: Date;
@@ -135,6 +139,10 @@ export interface GuardStore {
   endSession(sessionId: number, end: SessionEnd): Promise<void>;
   recordTransaction(tx: NewTransaction): Promise<number>;
   recordDenial(denial: NewDenial): Promise<number>;
-  /** Whether a full session may compact (or destroy) the repository now, and why. */
-  compactionGate(repositoryId: number): Promise<{ readonly open: boolean; readonly why: string }>;
+  /** The repository's events (audits, approvals, rollbacks, compactions), newest first: the gate's coverage. */
+  listEvents(repositoryId: number, limit?: number): Promise<RepositoryEvent[]>;
+  /** Records a compaction the gate let through, or one it deferred. */
+  recordEvent(event: Omit<RepositoryEvent, 'id' | 'at'> & { report?: unknown }): Promise<RepositoryEvent>;
+  /** Every committed transaction on the repository, oldest first: who wrote each, for the gate. */
+  listCommittedTransactions(repositoryId: number): Promise<Array<{ borgTransactionId: number; sessionId: number; keyName: string | null; role: Role | null; at: Date }>>;
 }

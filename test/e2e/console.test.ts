@@ -144,7 +144,7 @@ describe('the web console in a real browser', () => {
     await row.waitFor();
     expect(await row.textContent()).toMatch(/on time/);
     expect(await row.textContent()).toMatch(/clean/);
-    expect(await row.textContent()).toMatch(/compaction allowed/);
+    expect(await row.textContent()).toMatch(/compaction goes through/);
     expect(await row.textContent()).toMatch(/8\.\d MB/);
     // Relative times carry the exact time on hover.
     expect(await row.locator('time').first().getAttribute('title')).toMatch(/\d{4}/);

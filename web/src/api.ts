@@ -68,7 +68,7 @@ export interface Repository {
   backup: 'ok' | 'late' | 'never';
   denialsLast24h: number;
   lastAudit: { at: string; verdict: string | null; detail: string } | null;
-  gate: { open: boolean; why: string };
+  gate: { open: boolean; why: string; coveredThrough: number | null; waitingTxn: number | null };
   initialized: boolean;
   sizeBytes: number | null;
 }

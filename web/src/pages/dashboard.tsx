@@ -102,7 +102,7 @@ export function AuditBadge({ r }: { r: Repository }) {
         <span className="muted">not audited</span>
       )}
       <div className="muted small" title={r.gate.why}>
-        compaction {r.gate.open ? 'allowed' : 'closed'}
+        compaction {r.gate.open ? 'goes through' : 'waits for review'}
       </div>
     </>
   );

@@ -45,7 +45,7 @@ export function AuditView({ repository, onChange }: { repository: Repository; on
     <section aria-labelledby="audit-title">
       <h2 id="audit-title">Audit</h2>
       <p className="gate" data-gate={repository.gate.open ? 'open' : 'closed'}>
-        <span className={`badge ${repository.gate.open ? 'ok' : 'late'}`}>compaction {repository.gate.open ? 'allowed' : 'closed'}</span> {repository.gate.why}
+        <span className={`badge ${repository.gate.open ? 'ok' : 'late'}`}>compaction {repository.gate.open ? 'goes through' : 'waits for review'}</span> {repository.gate.why}
       </p>
       {can(me, 'operator') && (
         <div className="audit-actions">
