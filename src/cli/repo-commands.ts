@@ -90,12 +90,13 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
     .argument('<name>', 'repository name')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const { summary, grants, paths } = await withStore(ctx, async (store) => {
+      const { summary, grants, paths, gate } = await withStore(ctx, async (store) => {
         const summary = await store.getRepositorySummary(name);
-        return { summary, grants: await store.listGrants({ repositoryId: summary.repository.id }), paths: store.paths };
+        const [grants, gate] = await Promise.all([store.listGrants({ repositoryId: summary.repository.id }), store.compactionGate(summary.repository.id)]);
+        return { summary, grants, paths: store.paths, gate };
       });
       if (opts.json) {
-        ctx.out.json({ ...repositoryJson(summary, paths), grants: grants.map(grantJson) });
+        ctx.out.json({ ...repositoryJson(summary, paths), gate, grants: grants.map(grantJson) });
         return;
       }
       const r = summary.repository;
@@ -110,6 +111,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
             ['backup expected every', formatInterval(r.expectedIntervalSeconds)],
             ['created', formatTime(r.createdAt)],
             ['last session', formatTime(summary.lastSessionAt, 'never')],
+            ['compaction', `${gate.open ? 'goes through' : 'waits for review'}: ${gate.why}`],
           ],
         ),
       );

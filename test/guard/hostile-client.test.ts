@@ -221,19 +221,7 @@ describe('inject_exception', () => {
 });
 
 describe('commit', () => {
-  test('full: compacting, destroy and check --repair wait behind the closed compaction gate', async () => {
-    const c = await f.open('full');
-    const why = 'the compaction gate of this repository is closed: the history since the last compaction has not been audited clean or approved yet';
-    await refused(c, 'full', 'commit', {}, why); // a 1.1 client: borg's default is compact=True
-    await refused(c, 'full', 'commit', { ...COMMIT_ARGS, compact: true }, why);
-    await refused(c, 'full', 'destroy', {}, why);
-    await refused(c, 'full', 'check', { repair: true, save_space: false }, why);
-    await stillServing(c);
-    const s = await end(c);
-    expect(reasons(s)).toEqual(['commit BK_DENY_GATE', 'destroy BK_DENY_GATE', 'check BK_DENY_GATE']);
-    f.expectUnchanged('main');
-  });
-
+  // A full key's compaction, destroy and repair are the gate's: test/guard/compaction-gate.test.ts.
   test.each(['append', 'prune'] as const)('%s: only compact=False is allowed', async (role) => {
     const index = latestIndex('main');
     const c = await f.open(role);
@@ -366,7 +354,6 @@ test('the ledger holds every session closed, with every denial and its reason co
       'BK_DENY_COMPACT',
       'BK_DENY_DELETE_OLD',
       'BK_DENY_DESTROY',
-      'BK_DENY_GATE',
       'BK_DENY_INJECT',
       'BK_DENY_NOT_OPEN',
       'BK_DENY_OVERWRITE',
