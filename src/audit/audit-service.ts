@@ -9,6 +9,8 @@ import { BorgkeepError } from '../errors.js';
 import type { Store } from '../store/database.js';
 import type { Attribution, AuditReport } from './audit.js';
 import type { KeyMode } from '../repository/borg-key.js';
+import { coverageFromEvents } from './compaction-gate.js';
+import { keptDir } from './kept-manifests.js';
 
 export interface AuditServiceDeps {
   runAudit: (input: {
@@ -17,6 +19,7 @@ export interface AuditServiceDeps {
     keyFile: string | null;
     attributions: readonly Attribution[];
     cachePath: string | null;
+    kept: { dir: string; verifiedThrough: number | null } | null;
   }) => Promise<AuditReport & { mode?: KeyMode | null; locked: boolean }>;
   /** The id of the newest committed transaction on disk, or null for none; throws when there is no history. */
   lastTransaction: (repoPath: string) => Promise<number | null>;
@@ -34,9 +37,11 @@ export function createAuditService(store: AuditStore, deps: Partial<AuditService
     /** `cache: false` reads every segment again (history-cache.ts). */
     async audit(repositoryName: string, input: { passphrase: string | null; keyFile: string | null; actor: string; cache?: boolean }) {
       const repository = await store.getRepository(repositoryName);
-      const attributions = await store.listCommittedTransactions(repository.id);
+      const [attributions, events] = await Promise.all([store.listCommittedTransactions(repository.id), store.listEvents(repository.id)]);
       const cachePath = input.cache === false ? null : join(store.paths.root, 'cache', repository.dirName);
-      const result = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase: input.passphrase, keyFile: input.keyFile, attributions, cachePath });
+      // What compaction removed is read from what borgkeep kept of it, from the last verified point.
+      const kept = { dir: keptDir(store.paths.root, repository), verifiedThrough: coverageFromEvents(events).keyVerifiedThrough };
+      const result = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase: input.passphrase, keyFile: input.keyFile, attributions, cachePath, kept });
       const { mode: _mode, ...report } = result;
       const event = await store.recordEvent({
         repositoryId: repository.id,

@@ -47,6 +47,8 @@ export interface AuditedTransaction {
   readonly archivesReplaced: string[] | null;
   readonly checkpointsPromoted: string[] | null;
   readonly manifestTimestamp: string | null;
+  /** Compaction removed it from the disk: what is shown comes from what borgkeep kept of it. */
+  readonly compacted: boolean;
 }
 
 export interface AuditReport {
@@ -136,7 +138,10 @@ export function auditHistory(
       manifestTimestamp = m.timestamp;
       if (m.tam === 'invalid') reasons.push('the manifest authentication (TAM) does not verify');
       if (m.tam === 'missing') reasons.push('the manifest has no authentication (TAM)');
-      if (lastTimestamp !== null && m.timestamp <= lastTimestamp) reasons.push(`the manifest timestamp ${m.timestamp} does not increase`);
+      // borgkeep's own rollback writes an earlier manifest back, older timestamp and all.
+      const restored = who?.keyName?.startsWith('(rollback by ') === true;
+      if (restored) notices.push(`${who?.keyName?.slice(1, -1)} wrote back an earlier manifest`);
+      else if (lastTimestamp !== null && m.timestamp <= lastTimestamp) reasons.push(`the manifest timestamp ${m.timestamp} does not increase`);
       lastTimestamp = m.timestamp;
       diff = reading.diff && withPromoted(reading.diff);
     } else if (t.manifest && reading && 'error' in reading) {
@@ -192,6 +197,7 @@ export function auditHistory(
       archivesReplaced: diff ? diff.replaced : null,
       checkpointsPromoted: diff ? diff.promoted : null,
       manifestTimestamp,
+      compacted: t.kept === true,
     });
   }
 

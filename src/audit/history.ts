@@ -37,6 +37,8 @@ export interface TxnHistory {
   readonly manifest: ManifestEntry | null;
   /** Time from the `transactions` file, if it has a line for this id (the last such line). */
   readonly time: string | null;
+  /** Compaction removed it from the disk; borgkeep kept its facts and manifest (kept-manifests.ts). */
+  readonly kept?: boolean;
 }
 
 export interface RepositoryHistory {

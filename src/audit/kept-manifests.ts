@@ -35,6 +35,9 @@ export interface KeptHistory {
 
 const LIST = 'transactions.jsonl';
 
+/** Where the kept history of a repository lives: <data-dir>/kept/<repository dir>. */
+export const keptDir = (dataDir: string, repository: { readonly dirName: string }) => join(dataDir, 'kept', repository.dirName);
+
 /** The kept history of a repository (empty when nothing was kept). */
 export function readKeptHistory(dir: string): KeptHistory {
   const byId = new Map<number, KeptTransaction>();
@@ -85,6 +88,9 @@ export async function keepHistory(dir: string, history: RepositoryHistory, compa
     }
     const seen = known.get(t.id);
     if (seen && seen.manifestFile === manifestFile) continue;
+    // Before the last gap a transaction is what an earlier compaction left of it (its COMMIT
+    // segment, not its manifest): what was kept of it then is the whole of it.
+    if (seen && history.compactedBefore !== null && t.id < history.compactedBefore) continue;
     const { manifest: _entry, ...facts } = t;
     const entry: KeptTransaction = {
       ...facts,

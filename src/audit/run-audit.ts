@@ -12,7 +12,8 @@ import { createArchiveList } from './archive-list.js';
 import { RepoFormatError, parseRepoConfig } from '../repository/repo-config.js';
 import { auditHistory, type Attribution, type AuditReport, type ManifestReading } from './audit.js';
 import type { SegmentProblem } from '../repository/segments.js';
-import { ManifestDamage, readHistory, type TxnHistory } from './history.js';
+import { ManifestDamage, readHistory, type RepositoryHistory, type TxnHistory } from './history.js';
+import { readKeptHistory, type KeptTransaction } from './kept-manifests.js';
 import { openHistoryCache } from './history-cache.js';
 
 export interface AuditInput {
@@ -23,6 +24,12 @@ export interface AuditInput {
   readonly attributions: readonly Attribution[];
   /** Where what earlier audits learnt is kept (history-cache.ts; a path without extension); null: read every segment. */
   readonly cachePath: string | null;
+  /**
+   * Where borgkeep kept the transactions compaction removed (kept-manifests.ts), and the last one
+   * verified with the key or approved: the audit starts from the newest kept manifest at or
+   * before it, so what a client changed before a compaction can still be named.
+   */
+  readonly kept?: { readonly dir: string; readonly verifiedThrough: number | null } | null;
 }
 
 /** Manifests read ahead of the one being decrypted. */
@@ -43,7 +50,7 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
     if (error instanceof RepoFormatError) throw cannot(`cannot read the repository: ${error.message}`);
     throw error;
   }
-  const history = await readHistory(repoPath, input.cachePath ? openHistoryCache(input.cachePath) : undefined);
+  const history = withKeptHistory(await readHistory(repoPath, input.cachePath ? openHistoryCache(input.cachePath) : undefined), input.kept ?? null);
   const damaged = (p: SegmentProblem, count = 1) =>
     cannot(`its history is damaged: segment ${p.segment} at offset ${p.offset}: ${p.problem}${count > 1 ? ` (and ${count - 1} more problem(s))` : ''}; run 'borg check' on it before trusting any of it`);
   if (history.problems.length > 0) throw damaged(history.problems[0], history.problems.length);
@@ -116,4 +123,45 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
   }
   const report = auditHistory(history, input.attributions, read);
   return { ...report, mode, locked: existsSync(join(repoPath, 'lock.exclusive')) };
+}
+
+/**
+ * The history on disk with the kept transactions that compaction removed put back in front of it
+ * (those before the last gap), from the newest kept manifest at or before `verifiedThrough`.
+ */
+export function withKeptHistory(history: RepositoryHistory, kept: AuditInput['kept'] | null): RepositoryHistory {
+  if (!kept || history.compactedBefore === null) return history;
+  const cut = history.compactedBefore;
+  const found = readKeptHistory(kept.dir);
+  let before = found.transactions.filter((t) => t.id < cut);
+  if (before.length === 0) return history;
+  if (kept.verifiedThrough !== null) {
+    let base = -1;
+    for (let i = 0; i < before.length; i++) if (before[i]!.id <= kept.verifiedThrough && before[i]!.manifestFile !== null) base = i;
+    if (base > 0) before = before.slice(base);
+  }
+  const byId = new Map(before.map((t) => [t.id, t]));
+  const asTxn = (t: KeptTransaction): TxnHistory => ({
+    id: t.id,
+    objectsPut: t.objectsPut,
+    objectsOverwritten: t.objectsOverwritten,
+    deletedOlder: t.deletedOlder,
+    deletedOwn: t.deletedOwn,
+    deletedUnknown: t.deletedUnknown,
+    deletedOlderFrom: t.deletedOlderFrom,
+    manifestPuts: t.manifestPuts,
+    // Not a place on disk: readManifest below reads the kept file.
+    manifest: t.manifestFile ? { segment: -1, offset: 0, size: 0 } : null,
+    time: t.time,
+    kept: true,
+  });
+  return {
+    ...history,
+    transactions: [...before.map(asTxn), ...history.transactions.filter((t) => t.id >= cut)],
+    compactedBefore: before[0]!.first ? null : history.compactedBefore,
+    async readManifest(t) {
+      const k = t.kept ? byId.get(t.id) : undefined;
+      return k ? found.readManifest(k) : history.readManifest(t);
+    },
+  };
 }

@@ -29,7 +29,7 @@ function readSecretFile(path: string, what: string): string {
 
 function describeTxn(t: AuditedTransaction): string[] {
   const who = t.attributed ? `session #${t.session}, key ${t.key ?? '?'}, role ${t.role ?? '?'}` : 'UNATTRIBUTED (not written through borgkeep)';
-  const lines = [`transaction ${t.id}  ${t.time ?? 'time unknown'}  ${t.verdict.toUpperCase()}  ${who}`];
+  const lines = [`transaction ${t.id}  ${t.time ?? 'time unknown'}  ${t.verdict.toUpperCase()}  ${who}${t.compacted ? '  (compacted on disk: as borgkeep kept it)' : ''}`];
   const objects = [`${t.objectsPut} put`, `${t.objectsOverwritten} overwritten`, `${t.objectsDeleted} deleted`, t.manifestWritten ? 'manifest written' : 'no manifest written'];
   lines.push(`    objects: ${objects.join(', ')}`);
   const archives: string[] = [];
@@ -132,6 +132,55 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
         const repository = await store.getRepository(repoName);
         const path = store.paths.repository(repository.dirName);
         const quarantineRoot = join(store.paths.root, 'quarantine');
+        if (toTxn !== null && (await compactedAway(path, toTxn))) {
+          // Compaction removed the transaction's segments: write its kept manifest back instead.
+          const { keptDir, readKeptHistory } = await import('../audit/kept-manifests.js');
+          const { keptManifestAt, restoreManifest } = await import('../audit/manifest-restore.js');
+          const { createGuardDeps } = await import('../gateway/guard-runtime.js');
+          const kept = readKeptHistory(keptDir(store.paths.root, repository));
+          const at = keptManifestAt(kept, toTxn);
+          if (!at) {
+            throw new BorgkeepError(
+              'BK_ERR_INVALID_INPUT',
+              `transaction ${toTxn} was compacted away and borgkeep kept no manifest of it (kept: ${kept.transactions.map((t) => t.id).join(', ') || 'none'})`,
+            );
+          }
+          if (!opts.yes && process.stdin.isTTY && process.stderr.isTTY) {
+            const ok = await confirm(ctx, `Write back the archive list of transaction ${toTxn} (kept by borgkeep) as '${repoName}''s manifest? [y/N] `);
+            if (!ok) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'rollback cancelled; nothing was changed');
+          }
+          const actor = actorName();
+          const startedAt = ctx.now();
+          await restoreManifest(createGuardDeps(store.paths.root, store, process.env).spawnBorg, path, kept.readManifest(at));
+          // The transaction it wrote, in the ledger like a client's, so the audit can say who wrote it.
+          const { latestIndexTransaction } = await import('../repository/hash-index.js');
+          const { hostname } = await import('node:os');
+          const written = latestIndexTransaction(path);
+          const sessionId = await store.startSession({ keyId: null, keyName: `(rollback by ${actor})`, clientAddress: null, startedAt, pid: process.pid, host: hostname() });
+          await store.updateSession(sessionId, { repositoryId: repository.id, repositoryName: repository.name, role: 'full' });
+          const endedAt = ctx.now();
+          await store.recordTransaction({ sessionId, borgTransactionId: written, objectsPut: 0, objectsOverwritten: 0, objectsDeleted: 0, objectsDeletedOlder: 0, manifestWritten: true, state: 'committed', startedAt, endedAt });
+          await store.endSession(sessionId, { endedAt, result: 'ok', detail: `wrote back the manifest of transaction ${at.id}`, bytesIn: 0, bytesOut: 0 });
+          await store.recordEvent({
+            repositoryId: repository.id,
+            kind: 'rollback',
+            throughTxn: toTxn,
+            verdict: null,
+            actor,
+            detail: `wrote back the archive list of transaction ${toTxn} (kept by borgkeep; compacted away on disk) as transaction ${written}`,
+          });
+          const repoId = parseRepoConfig(readFileSync(join(path, 'config'), 'utf8')).id.toString('hex');
+          ctx.out.line(
+            [
+              `rolled '${repoName}' back to the archive list of transaction ${toTxn}: borgkeep wrote its kept manifest back as transaction ${written}.`,
+              'Archives added since are no longer listed; their objects stay behind as orphans, and a client that',
+              `uploads the same data again is refused until they are gone: after review (borgkeep approve ${repoName}),`,
+              `run 'borg check --repair' with a full key, which deletes them.`,
+              ...clientsMustForget(repoName, repoId),
+            ].join('\n'),
+          );
+          return;
+        }
         if (toTxn !== null) {
           let plan;
           try {
@@ -165,17 +214,36 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
                 `(borgkeep rollback ${repoName} --undo puts them back while nothing new has been written).`,
               ]
             : [`put back the ${result.moved.length} file(s) the rollback to transaction ${result.toTxn} had moved away.`];
-        lines.push(
-          '',
-          'Every client that has used this repository must forget what it knows of the later state before its next run:',
-          `  borg delete --cache-only ssh://borg@HOST:PORT/./${repoName}`,
-          `  rm ~/.config/borg/security/${repoId}/manifest-timestamp`,
-          "Otherwise borg refuses with 'Cache, or information obtained from the security directory is newer than repository'.",
-          'The compaction gate is closed until the history is reviewed again (borgkeep audit, borgkeep approve).',
-        );
+        lines.push(...clientsMustForget(repoName, repoId));
         ctx.out.line(lines.join('\n'));
       });
     });
+}
+
+/** Whether compaction removed transaction `toTxn`'s segments (it lies before the last gap). */
+async function compactedAway(repoPath: string, toTxn: number): Promise<boolean> {
+  const { listSegments } = await import('../repository/segments.js');
+  let segments;
+  try {
+    segments = listSegments(repoPath);
+  } catch {
+    return false; // planRollback says what is wrong
+  }
+  let gap: number | null = null;
+  for (let i = 1; i < segments.length; i++) if (segments[i]!.segment !== segments[i - 1]!.segment + 1) gap = segments[i]!.segment;
+  if (gap === null && segments.length > 0 && segments[0]!.segment > 0) gap = segments[0]!.segment;
+  return gap !== null && toTxn < gap;
+}
+
+function clientsMustForget(repoName: string, repoId: string): string[] {
+  return [
+    '',
+    'Every client that has used this repository must forget what it knows of the later state before its next run:',
+    `  borg delete --cache-only ssh://borg@HOST:PORT/./${repoName}`,
+    `  rm ~/.config/borg/security/${repoId}/manifest-timestamp`,
+    "Otherwise borg refuses with 'Cache, or information obtained from the security directory is newer than repository'.",
+    'Nothing after the rolled-back-to transaction counts as reviewed: compaction waits for removals to be reviewed again (borgkeep audit, borgkeep approve).',
+  ];
 }
 
 async function confirm(ctx: CliContext, question: string): Promise<boolean> {

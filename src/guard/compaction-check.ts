@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { coverageFromEvents, decideCompaction, describeUnverified, formatBytes, type GateDecision, type PendingWrites } from '../audit/compaction-gate.js';
 import { readHistory } from '../audit/history.js';
 import { openHistoryCache } from '../audit/history-cache.js';
-import { keepHistory } from '../audit/kept-manifests.js';
+import { keepHistory, keptDir } from '../audit/kept-manifests.js';
 import { latestIndexTransaction } from '../repository/hash-index.js';
 import { readHints } from '../repository/hints.js';
 import type { GuardStore, Repository } from '../store/types.js';
@@ -32,7 +32,6 @@ export interface CompactionCheckDeps {
   readonly dataDir: string;
 }
 
-export const keptDir = (dataDir: string, repository: Pick<Repository, 'dirName'>) => join(dataDir, 'kept', repository.dirName);
 
 export async function checkCompaction(
   deps: CompactionCheckDeps,

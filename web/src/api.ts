@@ -159,6 +159,7 @@ export interface AuditedTransaction {
   archivesRemoved: string[] | null;
   archivesReplaced: string[] | null;
   checkpointsPromoted: string[] | null;
+  compacted?: boolean;
 }
 
 export interface AuditReport {
