@@ -61,7 +61,9 @@ export function createMonitor(deps: MonitorDeps) {
           lastWriteAt: s.lastWriteAt,
           quotaBytes: s.repository.quotaBytes,
           sizeBytes: s.repository.quotaBytes === null ? null : await deps.sizeOf(deps.store.paths.repository(s.repository.dirName), s.lastWriteAt),
-          auditSuspiciousUnreviewed: s.lastAudit?.verdict === 'suspicious' && !s.gate.open,
+          // A suspicious audit is reviewed by an approval after it (the gate may be open without one:
+          // what the audit found may have destroyed nothing compaction would make permanent).
+          auditSuspiciousUnreviewed: s.lastAudit?.verdict === 'suspicious' && s.lastAudit.approvedSince !== true,
           lastAuditAt: s.lastAudit?.at ?? null,
         })),
       );

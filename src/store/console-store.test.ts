@@ -55,7 +55,7 @@ describe('repository status and settings', () => {
     await t.store.recordEvent({ repositoryId: repo.id, kind: 'audit', throughTxn: 5, verdict: 'clean', actor: 'ann', detail: 'fine', report: { verdict: 'clean' } });
 
     const [empty, web] = await t.store.listRepositoryStatuses({ denialsSince: new Date('2024-12-31T00:00:00Z') });
-    expect(empty).toMatchObject({ lastWriteAt: null, denialsSince: 0, lastAudit: null, gate: { open: false } });
+    expect(empty).toMatchObject({ lastWriteAt: null, denialsSince: 0, lastAudit: null, gate: { open: true, waitingTxn: null } });
     expect(web!.lastWriteAt).toEqual(new Date('2025-01-01T01:01:00.000Z'));
     expect(web!.denialsSince).toBe(1);
     expect(web!.lastAudit).toMatchObject({ verdict: 'clean', detail: 'fine' });

@@ -36,6 +36,7 @@ function txn(sessionId: number, state: NewTransaction['state'], borgTransactionI
     objectsPut: 3,
     objectsOverwritten: 0,
     objectsDeleted: 1,
+    objectsDeletedOlder: 1,
     manifestWritten: true,
     state,
     startedAt: new Date('2025-01-01T00:00:00Z'),

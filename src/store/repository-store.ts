@@ -36,7 +36,8 @@ export interface RepositoryStatus extends RepositorySummary {
   /** End of the newest session that ended ok and committed at least one transaction. */
   lastWriteAt: Date | null;
   denialsSince: number;
-  lastAudit: { at: Date; verdict: AuditEventVerdict | null; detail: string } | null;
+  /** The newest audit; `approvedSince`: an admin approved the history after it (its findings were reviewed). */
+  lastAudit: { at: Date; verdict: AuditEventVerdict | null; detail: string; approvedSince?: boolean } | null;
   gate: CompactionGate;
 }
 
@@ -272,7 +273,7 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
     return {
       ...base,
       denialsSince: denials,
-      lastAudit: audit ? { at: audit.at, verdict: audit.verdict, detail: audit.detail } : null,
+      lastAudit: audit ? { at: audit.at, verdict: audit.verdict, detail: audit.detail, approvedSince: newestFirst.some((e) => e.kind === 'approve' && e.id > audit.id) } : null,
       // The newest events tell who covered it; the query, what covers it (events beyond the
       // newest few, such as an approval before many daily audits, still count).
       gate: gateState(coverageOf(base, newestFirst), base.lastDestructiveTxn),
