@@ -33,6 +33,7 @@ import {
   type RpcRequest,
 } from '../rpc/messages.js';
 import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
+import { readRepositoryNonce } from '../repository/nonce-file.js';
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
@@ -632,6 +633,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
         const e = index?.lookup(id);
         return e !== undefined && e.segment > sessionStartTxn;
       },
+      // Read at the decision: under the session's exclusive lock nobody else moves it until borg has.
+      currentNonce: () => (repository ? readRepositoryNonce(join(deps.reposDir, repository.dirName)) : null),
     });
     if (!decision.allow) return refuse(req, decision.reason, decision.why);
     if (destroysHistory(req) && repository) {
