@@ -80,6 +80,12 @@ export interface GuardDeps {
    * LEDGER_RETRY_MS. The client does not wait for them (see GuardOutcome.ledgerWritten).
    */
   readonly ledgerRetryMs?: number;
+  /**
+   * Runs before an allowed save_key goes to borg serve, which erases the config it replaces: keeps
+   * the current key (the data directory's key history). A throw refuses the call. What it returns
+   * is written to the ledger once borg has replaced the key.
+   */
+  readonly beforeSaveKey?: (c: { repositoryPath: string; repository: Repository; sessionId: number; keyName: string | null }) => Promise<(() => Promise<unknown>) | null>;
 }
 
 export interface GuardSession {
@@ -240,6 +246,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let sessionStartTxn = -1;
   const sessionPuts = createIdSet();
   let txn: Txn | null = null;
+  /** The ledger's record of a key change, once borg serve has answered the save_key. */
+  let keyChanged: (() => Promise<unknown>) | null = null;
   const ledgerWrites: Promise<unknown>[] = [];
   let clientGone = false;
   let endCause: SessionEnd | null = null;
@@ -420,6 +428,10 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
         case 'rollback':
           finishTxn('rolled_back', null);
           sessionPuts.clear();
+          break;
+        case 'save_key':
+          if (keyChanged) ledger(keyChanged);
+          keyChanged = null;
           break;
       }
       return sendClient(reply.frame);
@@ -659,6 +671,13 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       }
     }
     if (!child) return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');
+    if (req.method === 'save_key' && repository && deps.beforeSaveKey) {
+      try {
+        keyChanged = await deps.beforeSaveKey({ repositoryPath: join(deps.reposDir, repository.dirName), repository, sessionId, keyName: key?.name ?? null });
+      } catch {
+        return refuse(req, 'BK_DENY_SAVE_KEY', 'borgkeep could not keep the current key first, so it is not replaced');
+      }
+    }
     const entry: Pending = { kind: 'client', msgid: req.msgid, method: req.method };
     if (req.method === 'put' || req.method === 'delete') {
       const id = req.args.get('id') as Buffer;
