@@ -195,12 +195,12 @@ export function decideCall(req: RpcRequest, ctx: PolicyContext): Decision {
       break;
     case 'check': {
       const repair = args.get('repair') === true;
+      if (repair && !full) return deny('BK_DENY_REPAIR', 'only a full grant may repair a repository');
       // borg 1.2's server-side check rewrites `config` (it keeps its progress there), so it is a
       // write, and a read key changes no file of the repository.
       if (role === 'read') {
         return deny('BK_DENY_ROLE', "the read role may not run borg's repository check, which rewrites the repository's config file; a writing key may");
       }
-      if (repair && !full) return deny('BK_DENY_REPAIR', 'only a full grant may repair a repository');
       // A repair rewrites segments and the index: never without the repository lock.
       if (repair && ctx.unlocked) {
         return deny('BK_DENY_UNLOCKED_WRITE', UNLOCKED);
