@@ -10,6 +10,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { BorgkeepError } from '../errors.js';
 import { listSegments } from '../repository/segments.js';
 import { readHistory } from './history.js';
+import { keyInEffectAt, restoreKeptKey, type KeptKey } from './key-history.js';
 
 const AUX = /^(index|hints|integrity)\.\d+$/;
 const LOCK_DIR = 'lock.exclusive';
@@ -20,6 +21,8 @@ export interface RollbackResult {
   readonly quarantine: string;
   /** Paths moved, relative to the repository. */
   readonly moved: string[];
+  /** The kept key written back into config (the one in effect at the transaction), and the one it replaced. */
+  readonly key: { restored: KeptKey; replaced: KeptKey | null } | null;
 }
 
 interface RollbackRecord {
@@ -27,13 +30,15 @@ interface RollbackRecord {
   readonly toTxn: number;
   readonly at: string;
   readonly moved: string[];
+  /** The kept key that was the repository's key before the rollback restored an older one. */
+  readonly keyBefore?: number | null;
   undone?: string;
 }
 
 const refuse = (message: string) => new BorgkeepError('BK_ERR_INVALID_INPUT', message);
 
 /** Takes borg's exclusive lock the way borg does (an atomic mkdir), or refuses. */
-async function withBorgLock<T>(repoPath: string, work: () => Promise<T>): Promise<T> {
+export async function withBorgLock<T>(repoPath: string, work: () => Promise<T>): Promise<T> {
   const lock = join(repoPath, LOCK_DIR);
   if (existsSync(join(repoPath, 'lock.roster'))) throw refuse('the repository is in use: a session holds its lock; try again when it has finished');
   try {
@@ -82,16 +87,29 @@ export async function planRollback(repoPath: string, toTxn: number): Promise<{ f
   return { fromTxn: ids.at(-1) ?? null, moved: [...segments, ...aux] };
 }
 
-export function rollbackRepository(repoPath: string, quarantineRoot: string, toTxn: number, now: Date): Promise<RollbackResult> {
+/**
+ * `keyHistory`: the repository's kept keys (key-history.ts); the key that was in effect at `toTxn`
+ * is written back into config, the current one kept first, so that transaction's archives open
+ * with the passphrase they were made with.
+ */
+export function rollbackRepository(repoPath: string, quarantineRoot: string, toTxn: number, now: Date, keyHistory?: string): Promise<RollbackResult> {
   return withBorgLock(repoPath, async () => {
     const plan = await planRollback(repoPath, toTxn);
     const stamp = now.toISOString().replace(/[:.]/g, '-');
     const quarantine = join(quarantineRoot, `${basename(repoPath)}-${stamp}-to-${toTxn}`);
     mkdirSync(quarantine, { recursive: true, mode: 0o700 });
     moveAll(repoPath, quarantine, plan.moved);
-    const record: RollbackRecord = { repository: basename(repoPath), toTxn, at: now.toISOString(), moved: plan.moved };
+    let key: RollbackResult['key'] = null;
+    try {
+      const then = keyHistory ? keyInEffectAt(keyHistory, toTxn) : null;
+      if (then && keyHistory) key = restoreKeptKey(repoPath, keyHistory, then.n, now, 'rollback', plan.fromTxn);
+    } catch (error) {
+      moveAll(quarantine, repoPath, plan.moved);
+      throw error;
+    }
+    const record: RollbackRecord = { repository: basename(repoPath), toTxn, at: now.toISOString(), moved: plan.moved, keyBefore: key?.replaced?.n ?? null };
     writeFileSync(join(quarantine, 'rollback.json'), `${JSON.stringify(record, null, 2)}\n`);
-    return { toTxn, fromTxn: plan.fromTxn, quarantine, moved: plan.moved };
+    return { toTxn, fromTxn: plan.fromTxn, quarantine, moved: plan.moved, key };
   });
 }
 
@@ -107,8 +125,8 @@ export function lastRollback(repoPath: string, quarantineRoot: string): { dir: s
   return found.at(-1) ?? null;
 }
 
-/** Puts the last rollback's files back; refuses when the repository was written to since. */
-export function undoRollback(repoPath: string, quarantineRoot: string, now: Date): Promise<RollbackResult> {
+/** Puts the last rollback's files (and the key it replaced) back; refuses when the repository was written to since. */
+export function undoRollback(repoPath: string, quarantineRoot: string, now: Date, keyHistory?: string): Promise<RollbackResult> {
   return withBorgLock(repoPath, async () => {
     const last = lastRollback(repoPath, quarantineRoot);
     if (!last) throw refuse('there is no rollback of this repository to undo');
@@ -128,7 +146,8 @@ export function undoRollback(repoPath: string, quarantineRoot: string, now: Date
       throw error;
     }
     if (rebuilt.length === 0 && existsSync(aside)) rmdirSync(aside);
+    const key = keyHistory && record.keyBefore ? restoreKeptKey(repoPath, keyHistory, record.keyBefore, now, 'rollback') : null;
     writeFileSync(join(dir, 'rollback.json'), `${JSON.stringify({ ...record, undone: now.toISOString() }, null, 2)}\n`);
-    return { toTxn: record.toTxn, fromTxn: null, quarantine: dir, moved: record.moved };
+    return { toTxn: record.toTxn, fromTxn: null, quarantine: dir, moved: record.moved, key };
   });
 }

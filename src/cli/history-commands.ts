@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 
 import type { AuditedTransaction, AuditReport } from '../audit/audit.js';
+import { keyHistoryDir } from '../audit/key-history.js';
 import { BorgkeepError } from '../errors.js';
 import { withStore, type CliContext } from './cli-context.js';
 
@@ -194,7 +195,8 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
             if (!ok) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'rollback cancelled; nothing was changed');
           }
         }
-        const result = toTxn !== null ? await rb.rollbackRepository(path, quarantineRoot, toTxn, ctx.now()) : await rb.undoRollback(path, quarantineRoot, ctx.now());
+        const keys = keyHistoryDir(store.paths.root, repository.dirName);
+        const result = toTxn !== null ? await rb.rollbackRepository(path, quarantineRoot, toTxn, ctx.now(), keys) : await rb.undoRollback(path, quarantineRoot, ctx.now(), keys);
         await store.recordEvent({
           repositoryId: repository.id,
           kind: toTxn !== null ? 'rollback' : 'rollback-undo',
@@ -206,6 +208,17 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
               ? `rolled back from transaction ${result.fromTxn} to ${toTxn}; ${result.moved.length} file(s) moved to ${result.quarantine}`
               : `undid the rollback to transaction ${result.toTxn}; ${result.moved.length} file(s) put back from ${result.quarantine}`,
         });
+        if (result.key) {
+          const { restored, replaced } = result.key;
+          await store.recordEvent({
+            repositoryId: repository.id,
+            kind: 'key-restore',
+            throughTxn: restored.txn,
+            verdict: null,
+            actor: actorName(),
+            detail: `the ${toTxn !== null ? 'rollback' : 'undone rollback'} put back kept key ${restored.n} (fingerprint ${restored.fingerprint})${replaced ? `; the key it replaced is kept as number ${replaced.n}` : ''}`,
+          });
+        }
         const repoId = parseRepoConfig(readFileSync(join(path, 'config'), 'utf8')).id.toString('hex');
         const lines =
           toTxn !== null
@@ -214,6 +227,14 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
                 `(borgkeep rollback ${repoName} --undo puts them back while nothing new has been written).`,
               ]
             : [`put back the ${result.moved.length} file(s) the rollback to transaction ${result.toTxn} had moved away.`];
+        if (result.key) {
+          const { n, fingerprint } = result.key.restored;
+          lines.push(
+            toTxn !== null
+              ? `The repository key was replaced after transaction ${toTxn}; the key in effect then (kept key ${n}, fingerprint ${fingerprint}) is back: use the passphrase that went with it.`
+              : `The key from before the rollback (kept key ${n}, fingerprint ${fingerprint}) is back.`,
+          );
+        }
         lines.push(...clientsMustForget(repoName, repoId));
         ctx.out.line(lines.join('\n'));
       });

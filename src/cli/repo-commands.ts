@@ -14,10 +14,12 @@ import { moveToTrash } from '../store/trash.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
 import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
+import { registerKeyHistoryCommand } from './key-history-command.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext): void {
   const repo = program.command('repo').description('create, change, list, show and delete repositories');
+  registerKeyHistoryCommand(repo, ctx);
 
   repo
     .command('create')

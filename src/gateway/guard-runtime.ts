@@ -10,6 +10,8 @@ import { createBorgSpawner } from '../guard/borg-child.js';
 import { createBorgVersionCache } from '../guard/borg-version.js';
 import type { GuardDeps } from '../guard/guard.js';
 import { dataDirPaths } from '../store/data-dir.js';
+import { keepCurrentKey, keyHistoryDir } from '../audit/key-history.js';
+import type { HistoryStore } from '../store/history-store.js';
 import type { GuardStore } from '../store/types.js';
 
 /** The borg on PATH, unless BORGKEEP_BORG names another (tests and odd installs). */
@@ -17,7 +19,7 @@ export function borgCommand(env: NodeJS.ProcessEnv): string {
   return env.BORGKEEP_BORG || 'borg';
 }
 
-export function createGuardDeps(dataDir: string, store: GuardStore, env: NodeJS.ProcessEnv): GuardDeps {
+export function createGuardDeps(dataDir: string, store: GuardStore & Pick<HistoryStore, 'recordEvent'>, env: NodeJS.ProcessEnv): GuardDeps {
   const paths = dataDirPaths(dataDir);
   const borg = borgCommand(env);
   const versions = createBorgVersionCache(paths.root, borg, env.PATH ?? '');
@@ -32,5 +34,19 @@ export function createGuardDeps(dataDir: string, store: GuardStore, env: NodeJS.
     onChildVersion: (v) => versions.correct(v),
     host: hostname(),
     pid: process.pid,
+    // borg erases the config save_key replaces: the key it held is kept in the data directory first.
+    async beforeSaveKey({ repositoryPath, repository, sessionId, keyName }) {
+      const kept = keepCurrentKey(repositoryPath, keyHistoryDir(paths.root, repository.dirName), new Date(), 'save_key');
+      if (!kept) return null; // borg init's first key, or a keyfile repository: nothing is replaced
+      return () =>
+        store.recordEvent({
+          repositoryId: repository.id,
+          kind: 'key-change',
+          throughTxn: kept.txn,
+          verdict: null,
+          actor: `session #${sessionId}, key ${keyName ?? '?'}`,
+          detail: `the repository key was replaced by a client's save_key; the previous key (fingerprint ${kept.fingerprint}) is kept as number ${kept.n} (borgkeep repo key-history ${repository.name})`,
+        });
+    },
   };
 }

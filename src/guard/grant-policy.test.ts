@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseRequest, type RpcRequest } from '../rpc/messages.js';
 import { MsgMap, encode, type EncodableValue, type MsgValue } from '../rpc/msgpack.js';
 import type { Role } from '../store/types.js';
-import { MANIFEST_ID, MAX_DATA_SIZE, checkArgs, decideCall, isKnownMethod, type Decision, type DenyReason, type PolicyContext } from './grant-policy.js';
+import { MANIFEST_ID, MAX_DATA_SIZE, MAX_NONCE_RESERVATION, NONCE_SPACE_RESERVATION, checkArgs, decideCall, isKnownMethod, type Decision, type DenyReason, type PolicyContext } from './grant-policy.js';
 
 const ROLES: readonly Role[] = ['read', 'append', 'prune', 'full'];
 
@@ -20,6 +20,22 @@ const MINE = id(0x03);
 /** Put by this session and committed by one of its checkpoints. */
 const MINE_COMMITTED = id(0x04);
 
+/** What `borg key change-passphrase` (borg 1.2.4) sent as keydata for a throw-away repository. */
+const KEY_BLOB = Buffer.from(
+  [
+    'hqlhbGdvcml0aG2mc2hhMjU2pGRhdGHaAN4RCbjJvuL4dLsOUGUc+pL4YR5LXp5tWN83aU',
+    'LymolLT6gDc7MAd5LZNw8rfRK25VNwrQE51RzRn8zBRuxEWTa49Tf2blGbMyf0uuvOEMsj',
+    'TOJuZKhw0BOseqeOoMldM9TxWvOttTT9/uazg4cR2kcf5mtqTIRthUBI+4yonhe0buCJ2z',
+    'S1MSLWWm5tU6JeN+cPQmzGlGTDnxvFYfPvnQxHRoVs4mLxmbocgdPnt5PBe9sWphaAQIps',
+    'v41Hsp30dLZEIph9LMvKKgnkdZLN3+XiChREuvGHALTbr55Kn9KkaGFzaNoAIM44z00Zp/',
+    'n6x+Mnl1EF/hdo9Pt2CY/DxYmuQhCVzUU5qml0ZXJhdGlvbnPOAAGGoKRzYWx02gAgOvUD',
+    '9TJlljkDcTYK+ZWfacdffp4Emitkn73gRzaLaMqndmVyc2lvbgE=',
+  ].join('\n'),
+);
+
+/** The repository's nonce file in most cases: after `borg init`'s first reservation. */
+const REPO_NONCE = 268435484n;
+
 function ctxFor(role: Role, over: Partial<PolicyContext> = {}): PolicyContext {
   const committed = [OLD, MINE_COMMITTED, MANIFEST_ID];
   const mine = [MINE, MINE_COMMITTED];
@@ -29,6 +45,7 @@ function ctxFor(role: Role, over: Partial<PolicyContext> = {}): PolicyContext {
     justCreated: false,
     existsCommitted: (x) => committed.some((c) => c.equals(x)),
     putBySession: (x) => mine.some((c) => c.equals(x)),
+    currentNonce: () => REPO_NONCE,
     ...over,
   };
 }
@@ -58,12 +75,11 @@ const TABLE: Array<[string, () => RpcRequest, boolean, [Expect, Expect, Expect, 
   ['get', () => req('get', [['id', OLD]]), false, [ok, ok, ok, ok]],
   ['get manifest', () => req('get', [['id', MANIFEST_ID]]), false, [ok, ok, ok, ok]],
   ['load_key', () => req('load_key'), false, [ok, ok, ok, ok]],
-  ['get_free_nonce', () => req('get_free_nonce'), false, [ok, ok, ok, ok]],
-  ['commit_nonce_reservation', () => req('commit_nonce_reservation', [['next_unreserved', 536889691], ['start_nonce', 268435484]]), false, [ok, ok, ok, ok]],
-  ['commit_nonce_reservation (first)', () => req('commit_nonce_reservation', [['next_unreserved', 268435484], ['start_nonce', null]]), false, [ok, ok, ok, ok]],
+  ['get_free_nonce', () => req('get_free_nonce'), true, ['BK_DENY_ROLE', ok, ok, ok]],
+  ['commit_nonce_reservation', () => req('commit_nonce_reservation', [['next_unreserved', 536889691], ['start_nonce', 268435484]]), true, ['BK_DENY_ROLE', ok, ok, ok]],
   ['rollback', () => req('rollback'), false, [ok, ok, ok, ok]],
-  ['check', () => req('check', [['repair', false], ['save_space', false], ['max_duration', 0]]), false, [ok, ok, ok, ok]],
-  ['check --max-duration', () => req('check', [['repair', false], ['save_space', false], ['max_duration', 600]]), false, [ok, ok, ok, ok]],
+  ['check', () => req('check', [['repair', false], ['save_space', false], ['max_duration', 0]]), false, ['BK_DENY_ROLE', ok, ok, ok]],
+  ['check --max-duration', () => req('check', [['repair', false], ['save_space', false], ['max_duration', 600]]), false, ['BK_DENY_ROLE', ok, ok, ok]],
   ['check --repair', () => req('check', [['repair', true], ['save_space', false], ['max_duration', 0]]), true, ['BK_DENY_REPAIR', 'BK_DENY_REPAIR', 'BK_DENY_REPAIR', ok]],
   ['put new chunk (async)', () => req('put', [['id', NEW], ['data', data]]), true, ['BK_DENY_ROLE', ok, 'BK_DENY_ROLE', ok]],
   ['put new chunk (sync)', () => req('put', [['id', NEW], ['data', data], ['wait', true]]), true, ['BK_DENY_ROLE', ok, 'BK_DENY_ROLE', ok]],
@@ -79,7 +95,7 @@ const TABLE: Array<[string, () => RpcRequest, boolean, [Expect, Expect, Expect, 
   ['commit(compact=True)', () => req('commit', COMMIT(true)), true, ['BK_DENY_ROLE', 'BK_DENY_COMPACT', 'BK_DENY_COMPACT', ok]],
   ['commit without compact (1.1 client: compacts)', () => req('commit', [['save_space', false]]), true, ['BK_DENY_ROLE', 'BK_DENY_COMPACT', 'BK_DENY_COMPACT', ok]],
   ['commit without arguments', () => req('commit'), true, ['BK_DENY_ROLE', 'BK_DENY_COMPACT', 'BK_DENY_COMPACT', ok]],
-  ['save_key', () => req('save_key', [['keydata', Buffer.from('hqlhbGdvcml0aG0=')]]), true, ['BK_DENY_SAVE_KEY', 'BK_DENY_SAVE_KEY', 'BK_DENY_SAVE_KEY', ok]],
+  ['save_key', () => req('save_key', [['keydata', KEY_BLOB]]), true, ['BK_DENY_SAVE_KEY', 'BK_DENY_SAVE_KEY', 'BK_DENY_SAVE_KEY', ok]],
   ['break_lock', () => req('break_lock'), true, ['BK_DENY_BREAK_LOCK', 'BK_DENY_BREAK_LOCK', 'BK_DENY_BREAK_LOCK', ok]],
   ['destroy', () => req('destroy'), true, ['BK_DENY_DESTROY', 'BK_DENY_DESTROY', 'BK_DENY_DESTROY', ok]],
   ['inject_exception', () => req('inject_exception', [['kind', Buffer.from('KeyError')]]), false, ['BK_DENY_INJECT', 'BK_DENY_INJECT', 'BK_DENY_INJECT', 'BK_DENY_INJECT']],
@@ -121,7 +137,7 @@ describe('decideCall', () => {
   });
 
   it('allows save_key right after open(create=True) (borg init), and only then', () => {
-    const saveKey = req('save_key', [['keydata', Buffer.from('key')]]);
+    const saveKey = req('save_key', [['keydata', KEY_BLOB]]);
     for (const role of ['append', 'prune', 'full'] as const) {
       expect(decideCall(saveKey, ctxFor(role, { justCreated: true }))).toEqual({ allow: true, write: true });
     }
@@ -129,6 +145,45 @@ describe('decideCall', () => {
       expect(decideCall(saveKey, ctxFor(role, { justCreated: false }))).toMatchObject({ allow: false, reason: 'BK_DENY_SAVE_KEY' });
     }
     expect(decideCall(saveKey, ctxFor('full', { justCreated: true, unlocked: true }))).toMatchObject({ allow: false, reason: 'BK_DENY_UNLOCKED_WRITE' });
+  });
+
+  it('refuses save_key with anything but a well-formed borg 1.2 key blob, also from a full key', () => {
+    const b64 = (m: Array<[string, EncodableValue]>) => Buffer.from(encode(MsgMap.of(m as Array<[string, MsgValue]>)).toString('base64'));
+    const fields = (over: Record<string, EncodableValue> = {}, drop = ''): Array<[string, EncodableValue]> =>
+      (
+        [
+          ['algorithm', Buffer.from('sha256')],
+          ['data', Buffer.alloc(222, 7)],
+          ['hash', Buffer.alloc(32, 1)],
+          ['iterations', 100000],
+          ['salt', Buffer.alloc(32, 2)],
+          ['version', 1],
+        ] as Array<[string, EncodableValue]>
+      )
+        .filter(([k]) => k !== drop)
+        .map(([k, v]) => [k, k in over ? over[k] : v]);
+    expect(decideCall(req('save_key', [['keydata', b64(fields())]]), ctxFor('full'))).toEqual({ allow: true, write: true });
+    const junk: Array<[string, Buffer]> = [
+      ['text', Buffer.from('a key the attacker chose')],
+      ['empty', Buffer.alloc(0)],
+      ['base64 of junk', Buffer.from(Buffer.from('junk junk junk').toString('base64'))],
+      ['bad base64', Buffer.from(KEY_BLOB.toString('latin1').replace('hqlh', 'hq!h'))],
+      ['truncated', KEY_BLOB.subarray(0, 200)],
+      ['no salt', b64(fields({}, 'salt'))],
+      ['an extra field', b64([...fields(), ['argon2', 1]])],
+      ['version 2', b64(fields({ version: 2 }))],
+      ["borg 2's argon2", b64(fields({ algorithm: Buffer.from('argon2 chacha20-poly1305') }))],
+      ['short salt', b64(fields({ salt: Buffer.alloc(8) }))],
+      ['empty data', b64(fields({ data: Buffer.alloc(0) }))],
+      ['too large', Buffer.alloc(9000, 0x41)],
+    ];
+    for (const [name, keydata] of junk) {
+      for (const c of [ctxFor('full'), ctxFor('append', { justCreated: true })]) {
+        const d = decideCall(req('save_key', [['keydata', keydata]]), c);
+        expect(d, name).toMatchObject({ allow: false, reason: 'BK_DENY_SAVE_KEY' });
+        if (!d.allow) expect(d.why, name).toMatch(/^the key data is not an encrypted borg 1\.2 key: /);
+      }
+    }
   });
 
   it('refuses unknown methods for every role', () => {
@@ -218,20 +273,53 @@ describe('decideCall', () => {
     for (const role of ROLES) expect(decideCall(over, ctxFor(role))).toMatchObject({ allow: false, reason: 'BK_DENY_BAD_ARGS' });
   });
 
-  it('lets a nonce reservation only move forward', () => {
+  describe('nonce reservations', () => {
     const nonce = (next: EncodableValue, start: EncodableValue): RpcRequest => req('commit_nonce_reservation', [['next_unreserved', next], ['start_nonce', start]]);
-    for (const role of ROLES) {
-      expect(decideCall(nonce(99, 100), ctxFor(role))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
-      expect(decideCall(nonce(0, 268435484), ctxFor(role))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
-      expect(decideCall(nonce(100, 100), ctxFor(role))).toEqual({ allow: true, write: false });
-      expect(decideCall(nonce(101, 100), ctxFor(role))).toEqual({ allow: true, write: false });
-      expect(decideCall(nonce(5, null), ctxFor(role))).toEqual({ allow: true, write: false });
-      // 64-bit nonces arrive as bigints
-      expect(decideCall(nonce(2n ** 64n - 1n, 2n ** 63n), ctxFor(role))).toEqual({ allow: true, write: false });
-      expect(decideCall(nonce(2n ** 63n, 2n ** 64n - 1n), ctxFor(role))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
-      expect(decideCall(nonce(2 ** 40, 2n ** 60n), ctxFor(role))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
-      expect(decideCall(nonce(2n ** 60n, 2 ** 40), ctxFor(role))).toEqual({ allow: true, write: false });
-    }
+    const at = (current: bigint | null | 'unreadable', role: Role = 'append') => ctxFor(role, { currentNonce: () => current });
+    const WRITERS = ['append', 'prune', 'full'] as const;
+
+    it("allow borg's own reservations: init's first, a create's, one for the largest object borg encrypts", () => {
+      expect(MAX_NONCE_RESERVATION).toBe(2n ** 28n + (20n * 1024n * 1024n) / 16n);
+      for (const role of WRITERS) {
+        // What borg 1.2.4 sent: init (no nonce file yet), then a create of a 400 kB chunk.
+        expect(decideCall(nonce(268435484, null), at(null, role))).toEqual({ allow: true, write: true });
+        expect(decideCall(nonce(536896658, 268435484), at(268435484n, role))).toEqual({ allow: true, write: true });
+        expect(decideCall(nonce(REPO_NONCE + MAX_NONCE_RESERVATION, REPO_NONCE), at(REPO_NONCE, role))).toEqual({ allow: true, write: true });
+        // 64-bit nonces arrive as bigints
+        const high = 2n ** 63n;
+        expect(decideCall(nonce(high + NONCE_SPACE_RESERVATION, high), at(high, role))).toEqual({ allow: true, write: true });
+      }
+    });
+
+    it('refuse a jump further than borg reserves at once, to 2^64-1 above all', () => {
+      for (const role of WRITERS) {
+        for (const next of [REPO_NONCE + MAX_NONCE_RESERVATION + 1n, 2n ** 64n - 1n, 2n ** 64n - 2n]) {
+          expect(decideCall(nonce(next, REPO_NONCE), at(REPO_NONCE, role)), `${next} as ${role}`).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE_JUMP' });
+        }
+        expect(decideCall(nonce(MAX_NONCE_RESERVATION + 1n, null), at(null, role))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE_JUMP' });
+      }
+    });
+
+    it("refuse a reservation that does not start at the repository's nonce, or moves it back", () => {
+      expect(decideCall(nonce(REPO_NONCE + 100n, REPO_NONCE - 1n), at(REPO_NONCE))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
+      expect(decideCall(nonce(REPO_NONCE + 100n, null), at(REPO_NONCE))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
+      expect(decideCall(nonce(100, 0), at(null))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
+      expect(decideCall(nonce(REPO_NONCE - 1n, REPO_NONCE), at(REPO_NONCE))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
+      expect(decideCall(nonce(REPO_NONCE + 100n, REPO_NONCE), at('unreadable'))).toMatchObject({ allow: false, reason: 'BK_DENY_NONCE' });
+    });
+
+    it('are refused to the read role and in an unlocked session, before the file is read', () => {
+      const unread = () => {
+        throw new Error('the nonce file must not be read');
+      };
+      for (const r of [req('get_free_nonce'), nonce(REPO_NONCE + 1n, REPO_NONCE)]) {
+        expect(decideCall(r, ctxFor('read', { currentNonce: unread }))).toMatchObject({ allow: false, reason: 'BK_DENY_ROLE' });
+        expect(decideCall(r, ctxFor('read', { currentNonce: unread, unlocked: true }))).toMatchObject({ allow: false, reason: 'BK_DENY_ROLE' });
+        for (const role of WRITERS) {
+          expect(decideCall(r, ctxFor(role, { currentNonce: unread, unlocked: true }))).toMatchObject({ allow: false, reason: 'BK_DENY_UNLOCKED_WRITE' });
+        }
+      }
+    });
   });
 
   it('asks the repository about the id the request names', () => {

@@ -10,11 +10,23 @@
 import type { MsgValue } from '../rpc/msgpack.js';
 import type { RpcRequest } from '../rpc/messages.js';
 import type { Role } from '../store/types.js';
+import { keyBlobProblem } from '../repository/borg-key.js';
 import { MANIFEST_ID } from '../repository/manifest.js';
 
 export { MANIFEST_ID } from '../repository/manifest.js';
 /** borg's MAX_DATA_SIZE: the largest put payload (20 MiB - 41). */
 export const MAX_DATA_SIZE = 20 * 1024 * 1024 - 41;
+
+/** borg 1.2's NONCE_SPACE_RESERVATION (crypto/nonces.py): AES blocks it reserves beyond what it needs now. */
+export const NONCE_SPACE_RESERVATION = 2n ** 28n;
+/**
+ * The furthest a stock borg 1.2 client moves the repository's nonce in one reservation. It reserves
+ * from max(repository nonce, its own copy, the manifest's next IV) up to that plus the blocks of
+ * the object it is about to encrypt plus NONCE_SPACE_RESERVATION; that object is at most borg's
+ * MAX_OBJECT_SIZE (20 MiB, else its put fails), i.e. 20 MiB / 16 blocks. Its own copy and the
+ * manifest's IV are never ahead of the repository's file unless that file was moved back.
+ */
+export const MAX_NONCE_RESERVATION = NONCE_SPACE_RESERVATION + BigInt((20 * 1024 * 1024) / 16);
 
 export type DenyReason =
   | 'BK_DENY_ROLE'
@@ -32,6 +44,7 @@ export type DenyReason =
   | 'BK_DENY_BAD_ARGS'
   | 'BK_DENY_NOT_OPEN'
   | 'BK_DENY_NONCE'
+  | 'BK_DENY_NONCE_JUMP'
   | 'BK_DENY_CREATE'
   | 'BK_DENY_NO_REPOSITORY'
   | 'BK_DENY_REVOKED'
@@ -58,6 +71,11 @@ export interface PolicyContext {
   existsCommitted(id: Buffer): boolean;
   /** The object was put by this session (committed since, or still in its transaction). */
   putBySession(id: Buffer): boolean;
+  /**
+   * The repository's `nonce` file now (borg's next unreserved AES-CTR counter): null when there is
+   * none, 'unreadable' when it is not the 16 hex digits borg writes. Asked only for nonce calls.
+   */
+  currentNonce(): bigint | null | 'unreadable';
 }
 
 type ArgType = 'bool' | 'int' | 'uint' | 'number' | 'id' | 'bytes' | 'any';
@@ -78,8 +96,10 @@ const METHODS: Readonly<Record<string, MethodSpec>> = {
   scan: { args: { limit: { type: 'uint', optional: true, nullable: true }, marker: { type: 'id', optional: true, nullable: true } }, roles: ALL, write: false },
   get: { args: { id: { type: 'id' } }, roles: ALL, write: false },
   load_key: { args: {}, roles: ALL, write: false },
-  get_free_nonce: { args: {}, roles: ALL, write: false },
-  commit_nonce_reservation: { args: { next_unreserved: { type: 'uint' }, start_nonce: { type: 'uint', nullable: true } }, roles: ALL, write: false },
+  // Writes: the reservation rewrites the repository's `nonce` file, and borg asks for the
+  // exclusive lock for both (a read key's `borg check --archives-only` asks for them too).
+  get_free_nonce: { args: {}, roles: WRITERS, write: true },
+  commit_nonce_reservation: { args: { next_unreserved: { type: 'uint' }, start_nonce: { type: 'uint', nullable: true } }, roles: WRITERS, write: true },
   rollback: { args: {}, roles: ALL, write: false },
   check: {
     args: { repair: { type: 'bool', optional: true }, save_space: { type: 'bool', optional: true }, max_duration: { type: 'uint', optional: true } },
@@ -117,6 +137,9 @@ function typeOk(v: MsgValue, t: ArgType): boolean {
 }
 
 const deny = (reason: DenyReason, why: string): Decision => ({ allow: false, reason, why });
+const UNLOCKED = 'the repository was opened without a lock, so nothing may be written in this session';
+const NONCE_READ_ROLE =
+  "the read role may not reserve nonce space, which rewrites the repository's nonce file (borg asks for it before it encrypts anything, also in 'borg check --archives-only' of an encrypted repository)";
 
 /**
  * Whether an allowed call makes deletions permanent, so a full grant needs the compaction gate
@@ -173,22 +196,44 @@ export function decideCall(req: RpcRequest, ctx: PolicyContext): Decision {
     case 'check': {
       const repair = args.get('repair') === true;
       if (repair && !full) return deny('BK_DENY_REPAIR', 'only a full grant may repair a repository');
+      // borg 1.2's server-side check rewrites `config` (it keeps its progress there), so it is a
+      // write, and a read key changes no file of the repository.
+      if (role === 'read') {
+        return deny('BK_DENY_ROLE', "the read role may not run borg's repository check, which rewrites the repository's config file; a writing key may");
+      }
       // A repair rewrites segments and the index: never without the repository lock.
       if (repair && ctx.unlocked) {
-        return deny('BK_DENY_UNLOCKED_WRITE', 'the repository was opened without a lock, so nothing may be written in this session');
+        return deny('BK_DENY_UNLOCKED_WRITE', UNLOCKED);
       }
       return { allow: true, write: repair };
     }
     case 'save_key':
       if (!full && !ctx.justCreated) return deny('BK_DENY_SAVE_KEY', 'only a full grant may replace the repository key');
+      {
+        // borg erases the previous config when it writes the new one: junk here loses the key.
+        const problem = keyBlobProblem(args.get('keydata') as Buffer);
+        if (problem) return deny('BK_DENY_SAVE_KEY', `the key data is not an encrypted borg 1.2 key: ${problem}`);
+      }
+      break;
+    case 'get_free_nonce':
+      if (!spec.roles.includes(role)) return deny('BK_DENY_ROLE', NONCE_READ_ROLE);
       break;
     case 'commit_nonce_reservation': {
-      const next = args.get('next_unreserved');
-      const start = args.get('start_nonce');
-      if (start !== null && start !== undefined && BigInt(next as number | bigint) < BigInt(start as number | bigint)) {
-        return deny('BK_DENY_NONCE', 'a nonce reservation may only move forward');
+      if (!spec.roles.includes(role)) return deny('BK_DENY_ROLE', NONCE_READ_ROLE);
+      if (ctx.unlocked) return deny('BK_DENY_UNLOCKED_WRITE', UNLOCKED);
+      const next = BigInt(args.get('next_unreserved') as number | bigint);
+      const startArg = args.get('start_nonce');
+      const start = startArg === null || startArg === undefined ? null : BigInt(startArg as number | bigint);
+      const current = ctx.currentNonce();
+      if (current === 'unreadable') return deny('BK_DENY_NONCE', "the repository's nonce file is not what borg writes; an admin must look at it");
+      // borg refuses this too; refusing it here means the reservation below is judged from the file.
+      if (start !== current) return deny('BK_DENY_NONCE', "the reservation does not start at the repository's current nonce");
+      const from = current ?? 0n;
+      if (next < from) return deny('BK_DENY_NONCE', 'a nonce reservation may only move forward');
+      if (next - from > MAX_NONCE_RESERVATION) {
+        return deny('BK_DENY_NONCE_JUMP', `it would move the repository's nonce forward by ${next - from} AES blocks, more than the ${MAX_NONCE_RESERVATION} borg reserves at once`);
       }
-      return { allow: true, write: false };
+      break;
     }
     case 'commit':
       // A role that may not commit at all is told so, not that it may not compact.
@@ -221,7 +266,7 @@ export function decideCall(req: RpcRequest, ctx: PolicyContext): Decision {
   }
   if (!spec.roles.includes(role)) return deny('BK_DENY_ROLE', `the ${role} role may not do this`);
   if (spec.write && ctx.unlocked) {
-    return deny('BK_DENY_UNLOCKED_WRITE', 'the repository was opened without a lock, so nothing may be written in this session');
+    return deny('BK_DENY_UNLOCKED_WRITE', UNLOCKED);
   }
   return { allow: true, write: spec.write };
 }

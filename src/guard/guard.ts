@@ -33,6 +33,7 @@ import {
   type RpcRequest,
 } from '../rpc/messages.js';
 import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
+import { readRepositoryNonce } from '../repository/nonce-file.js';
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
@@ -82,6 +83,12 @@ export interface GuardDeps {
   readonly ledgerRetryMs?: number;
   /** The compaction gate's look at the repository (compaction-check.ts); a seam for the fuzzer. */
   readonly checkCompaction?: typeof checkCompaction;
+  /**
+   * Runs before an allowed save_key goes to borg serve, which erases the config it replaces: keeps
+   * the current key (the data directory's key history). A throw refuses the call. What it returns
+   * is written to the ledger once borg has replaced the key.
+   */
+  readonly beforeSaveKey?: (c: { repositoryPath: string; repository: Repository; sessionId: number; keyName: string | null }) => Promise<(() => Promise<unknown>) | null>;
 }
 
 export interface GuardSession {
@@ -257,6 +264,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let sessionStartTxn = -1;
   const sessionPuts = createIdSet();
   let txn: Txn | null = null;
+  /** The ledger's record of a key change, once borg serve has answered the save_key. */
+  let keyChanged: (() => Promise<unknown>) | null = null;
   const ledgerWrites: Promise<unknown>[] = [];
   let clientGone = false;
   let endCause: SessionEnd | null = null;
@@ -440,6 +449,10 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
         case 'rollback':
           finishTxn('rolled_back', null);
           sessionPuts.clear();
+          break;
+        case 'save_key':
+          if (keyChanged) ledger(keyChanged);
+          keyChanged = null;
           break;
       }
       return sendClient(reply.frame);
@@ -680,6 +693,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       justCreated: lastCreate && lastMethod === 'open',
       existsCommitted: (id) => index?.lookup(id) !== undefined,
       putBySession,
+      // Read at the decision: under the session's exclusive lock nobody else moves it until borg has.
+      currentNonce: () => (repository ? readRepositoryNonce(join(deps.reposDir, repository.dirName)) : null),
     });
     if (!decision.allow) return refuse(req, decision.reason, decision.why);
     if (decision.write && grant?.writesPerDay != null && repository && key) {
@@ -693,6 +708,13 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       }
     }
     if (!child) return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');
+    if (req.method === 'save_key' && repository && deps.beforeSaveKey) {
+      try {
+        keyChanged = await deps.beforeSaveKey({ repositoryPath: join(deps.reposDir, repository.dirName), repository, sessionId, keyName: key?.name ?? null });
+      } catch {
+        return refuse(req, 'BK_DENY_SAVE_KEY', 'borgkeep could not keep the current key first, so it is not replaced');
+      }
+    }
     const entry: Pending = { kind: 'client', msgid: req.msgid, method: req.method };
     let frame = req.frame;
     if (destroysHistory(req) && repository) {

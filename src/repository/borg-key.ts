@@ -81,6 +81,46 @@ export function keyBlobFromKeyfile(text: string, repositoryId: Buffer): string {
   return rest.join('').replace(/\s+/g, '');
 }
 
+/** The six fields of borg 1.2's EncryptedKey (item.pyx VALID_KEYS), and nothing else. */
+const KEY_BLOB_FIELDS = ['algorithm', 'data', 'hash', 'iterations', 'salt', 'version'];
+/** Far above the ~450 bytes of base64 borg writes for a key; the decoded map's strings are bounded by KEY_LIMITS. */
+const MAX_KEY_BLOB_TEXT = 8192;
+
+/**
+ * Why `keydata` (what `save_key` carries: base64 wrapped into lines joined by "\n") is not an
+ * encrypted key blob borg 1.2 could load, or null when it is. Checks the form only; whether it
+ * opens with any passphrase cannot be known without one. (borg 2's argon2 blobs are not 1.2's.)
+ */
+export function keyBlobProblem(keydata: Buffer): string | null {
+  if (keydata.length === 0 || keydata.length > MAX_KEY_BLOB_TEXT) return `its size (${keydata.length} bytes) is not that of a key`;
+  const text = keydata.toString('latin1');
+  if (!/^[A-Za-z0-9+/=\n]+$/.test(text)) return 'it is not base64 text';
+  const b64 = text.replace(/\n/g, '');
+  if (b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return 'it is not base64 text';
+  let outer: MsgValue;
+  try {
+    outer = unpack(Buffer.from(b64, 'base64'), KEY_LIMITS, 'the key blob');
+  } catch {
+    return 'it is not a msgpack map';
+  }
+  if (!(outer instanceof MsgMap)) return 'it is not a msgpack map';
+  const names = outer.entries.map(([k]) => (Buffer.isBuffer(k) ? k.toString('latin1') : '')).sort();
+  if (names.join() !== KEY_BLOB_FIELDS.join()) return `its fields are not borg's (${KEY_BLOB_FIELDS.join(', ')})`;
+  if (outer.get('version') !== 1) return 'its version is not 1';
+  const algorithm = outer.get('algorithm');
+  if (!Buffer.isBuffer(algorithm) || algorithm.toString('latin1') !== 'sha256') return "its algorithm is not 'sha256'";
+  const iterations = outer.get('iterations');
+  if (typeof iterations !== 'number' || !Number.isSafeInteger(iterations) || iterations < 1 || iterations > 10_000_000) return 'its iteration count is not usable';
+  const salt = outer.get('salt');
+  if (!Buffer.isBuffer(salt) || salt.length !== 32) return 'its salt is not 32 bytes';
+  const hash = outer.get('hash');
+  if (!Buffer.isBuffer(hash) || hash.length !== 32) return 'its hash is not 32 bytes';
+  const data = outer.get('data');
+  // The encrypted inner key: four keys of 32 bytes or more, the chunk seed and flags, packed.
+  if (!Buffer.isBuffer(data) || data.length < 128) return 'its encrypted key is too short to hold a key';
+  return null;
+}
+
 /** Unlocks an encrypted key blob (base64) with the passphrase; KeyError for a wrong passphrase. */
 export function unlockKey(blobBase64: string, passphrase: string, repositoryId: Buffer): BorgKey {
   const outer = unpack(Buffer.from(blobBase64, 'base64'), KEY_LIMITS, 'the key blob');

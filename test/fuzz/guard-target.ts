@@ -28,6 +28,7 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import type { BorgChild, BorgServeOptions } from '../../src/guard/borg-child.js';
 import { MANIFEST_ID, decideCall, destroysHistory } from '../../src/guard/grant-policy.js';
 import { runGuardSession, type GuardOutcome } from '../../src/guard/guard.js';
+import { readRepositoryNonce } from '../../src/repository/nonce-file.js';
 import { createFrameSplitter } from '../../src/rpc/frame-splitter.js';
 import { encodeExceptionReply, encodeResultReply, parseReply, parseRequest, type RpcRequest } from '../../src/rpc/messages.js';
 import { CLIENT_LIMITS, MsgMap, SERVER_LIMITS, encode, type EncodableValue, type MsgValue } from '../../src/rpc/msgpack.js';
@@ -404,6 +405,7 @@ function fakeChild(opts: BorgServeOptions, input: GuardInput, h: Harness, client
       existsCommitted: (id) => h.committed.has(id.toString('latin1')),
       // Weaker than the guard's own notion (put in this session, committed or not): no false alarms.
       putBySession: (id) => putIds.has(id.toString('latin1')),
+      currentNonce: () => readRepositoryNonce(h.repoPath),
     });
     prevCreate = false;
     if (!decision.allow) violate('forwarded', `the child got a ${req.method} that decideCall refuses for role ${input.role}: ${decision.why}`);

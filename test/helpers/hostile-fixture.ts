@@ -77,6 +77,8 @@ export interface FixtureOptions {
   label: string;
   /** Extra repositories: created, and initialised by the full key when `init` is set. */
   repos?: Array<{ name: string; init: boolean }>;
+  /** borg init's --encryption for "main" (default none); with a key, borg reserves nonces. */
+  encryption?: string;
 }
 
 function hashFile(path: string): string {
@@ -134,7 +136,7 @@ export async function createHostileFixture(opts: FixtureOptions): Promise<Hostil
       if (r.code !== 0) throw new Error(`borg ${args.join(' ')} as ${role} failed (${r.code}): ${r.stderr}`);
       return r;
     };
-    await ok('full', ['init', '-e', 'none', env.url('main')]);
+    await ok('full', ['init', '-e', opts.encryption ?? 'none', env.url('main')]);
     await ok('full', ['create', `${env.url('main')}::first`, makeSourceTree(join(env.root, 'src'), 1)]);
     for (const r of opts.repos ?? []) if (r.init) await ok('full', ['init', '-e', 'none', env.url(r.name)]);
     for (const name of ['main', ...(opts.repos ?? []).map((r) => r.name)]) repoDirs.set(name, await env.repoPath(name));
