@@ -21,7 +21,7 @@
 //  - a session that read the client to its end answered every request exactly once;
 //  - nothing the client receives names the server's repository directory.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 
@@ -364,6 +364,7 @@ function fakeChild(opts: BorgServeOptions, input: GuardInput, h: Harness, client
     else if (req.method === 'open') result = Buffer.alloc(32, 1);
     else if (req.method === '__len__') result = h.committed.size;
     else if (req.method === 'get' || req.method === 'load_key') result = Buffer.from('data');
+    else if (req.method === 'commit_nonce_reservation') setNonce(h, req.args.get('next_unreserved'));
     stdout.write(encodeResultReply(req.format, msgid, result));
   };
 
@@ -478,7 +479,33 @@ export interface GuardRun {
 }
 
 /** Runs one input; says what went wrong (nothing, for a good input). */
+/** Writes the repository's nonce file as borg serve would (null: no file). */
+function setNonce(h: Harness, value: MsgValue | undefined): void {
+  const file = join(h.repoPath, 'nonce');
+  if (typeof value === 'number' || typeof value === 'bigint') writeFileSync(file, BigInt(value).toString(16).padStart(16, '0').slice(-16));
+  else rmSync(file, { force: true });
+}
+
+/**
+ * The nonce file as it was when the session was recorded: the start of its first reservation
+ * (the guard judges reservations against the file, which the recorded repository has moved on).
+ */
+function alignNonce(h: Harness, chunks: readonly Buffer[]): void {
+  const splitter = createFrameSplitter(SERVER_LIMITS);
+  try {
+    for (const chunk of chunks) {
+      for (const frame of splitter.push(chunk)) {
+        const req = parseRequest(frame);
+        if (req.method === 'commit_nonce_reservation') return setNonce(h, req.args.get('start_nonce'));
+      }
+    }
+  } catch {
+    // a damaged stream: whatever the file says
+  }
+}
+
 export async function runGuardInput(input: GuardInput, h: Harness, timeLimitMs: number): Promise<GuardRun> {
+  alignNonce(h, input.chunks);
   const violations: Violation[] = [];
   const ends: Array<{ result: string; detail: string | null }> = [];
   const clientBytes = Buffer.concat(input.chunks);
