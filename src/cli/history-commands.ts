@@ -153,6 +153,11 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
           const actor = actorName();
           const startedAt = ctx.now();
           await restoreManifest(createGuardDeps(store.paths.root, store, process.env).spawnBorg, path, kept.readManifest(at));
+          // The key in effect at that transaction, as a rollback by segments restores it.
+          const { keyInEffectAt, restoreKeptKey } = await import('../audit/key-history.js');
+          const keys = keyHistoryDir(store.paths.root, repository.dirName);
+          const then = keyInEffectAt(keys, toTxn);
+          const key = then ? await rb.withBorgLock(path, async () => restoreKeptKey(path, keys, then.n, ctx.now(), 'rollback')) : null;
           // The transaction it wrote, in the ledger like a client's, so the audit can say who wrote it.
           const { latestIndexTransaction } = await import('../repository/hash-index.js');
           const { hostname } = await import('node:os');
@@ -174,6 +179,7 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
           ctx.out.line(
             [
               `rolled '${repoName}' back to the archive list of transaction ${toTxn}: borgkeep wrote its kept manifest back as transaction ${written}.`,
+              ...(key ? [`The repository key was replaced after transaction ${toTxn}; the key in effect then (kept key ${key.restored.n}, fingerprint ${key.restored.fingerprint}) is back: use the passphrase that went with it.`] : []),
               'Archives added since are no longer listed; their objects stay behind as orphans, and a client that',
               `uploads the same data again is refused until they are gone: after review (borgkeep approve ${repoName}),`,
               `run 'borg check --repair' with a full key, which deletes them.`,
