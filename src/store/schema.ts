@@ -198,6 +198,17 @@ export interface AuthFailuresTable {
   at: string;
 }
 
+/** Migration 0009: the server's time at which each archive (id and name) was first seen. */
+export interface ArchiveSightingsTable {
+  repository_id: number;
+  archive_id: string;
+  name: string;
+  client_time: string;
+  first_seen_at: string;
+  transaction_id: number;
+  baseline: Generated<number>;
+}
+
 export interface SettingsTable {
   name: string;
   /** JSON. */
@@ -223,4 +234,5 @@ export interface Database {
   repository_stats: RepositoryStatsTable;
   auth_failures: AuthFailuresTable;
   settings: SettingsTable;
+  archive_sightings: ArchiveSightingsTable;
 }
