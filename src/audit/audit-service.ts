@@ -2,12 +2,13 @@
 // it: the ledger's committed transactions as attributions, runAudit over the repository on disk,
 // and a repository_event (with the whole report, so it can be shown again) whose verdict moves
 // the compaction gate. The passphrase and key file are used for this one audit and never stored
-// or logged.
+// or logged. It also records when the server first saw each archive (archive-sighting-store.ts)
+// and shows that earliest sighting beside the client's time in the report's archive list.
 
 import { join } from 'node:path';
 import { BorgkeepError } from '../errors.js';
 import type { Store } from '../store/database.js';
-import type { Attribution, AuditReport } from './audit.js';
+import type { Attribution, AuditReport, ReportedArchive } from './audit.js';
 import type { KeyMode } from '../repository/borg-key.js';
 import { coverageFromEvents } from './compaction-gate.js';
 import { keptDir } from './kept-manifests.js';
@@ -25,13 +26,36 @@ export interface AuditServiceDeps {
   lastTransaction: (repoPath: string) => Promise<number | null>;
 }
 
-type AuditStore = Pick<Store, 'paths' | 'getRepository' | 'listCommittedTransactions' | 'recordEvent' | 'listEvents' | 'compactionGate' | 'lastAudit'>;
+type AuditStore = Pick<
+  Store,
+  'paths' | 'getRepository' | 'listCommittedTransactions' | 'recordEvent' | 'listEvents' | 'compactionGate' | 'lastAudit' | 'recordArchiveSightings' | 'listArchiveSightings'
+>;
 
 export function createAuditService(store: AuditStore, deps: Partial<AuditServiceDeps> = {}) {
   // The reader is loaded on first use: most API requests never need it.
   const runAudit: AuditServiceDeps['runAudit'] = deps.runAudit ?? (async (input) => (await import('./run-audit.js')).runAudit(input));
   const lastTransaction: AuditServiceDeps['lastTransaction'] =
     deps.lastTransaction ?? (async (path) => (await (await import('./history.js')).readHistory(path)).transactions.at(-1)?.id ?? null);
+
+  /**
+   * Records what this audit saw appear (the earliest sighting per archive id and name is kept),
+   * then gives each archive of the report the earliest sighting on record.
+   */
+  async function withSightings<R extends AuditReport>(repositoryId: number, report: R): Promise<R> {
+    if (!report.sightings || !report.archives) return report;
+    await store.recordArchiveSightings(
+      repositoryId,
+      report.sightings.flatMap((s) =>
+        s.serverTime === null ? [] : [{ archiveId: s.id, name: s.name, clientTime: s.time, firstSeenAt: new Date(s.serverTime), transactionId: s.transaction, baseline: s.baseline }],
+      ),
+    );
+    const known = new Map((await store.listArchiveSightings(repositoryId)).map((s) => [`${s.archiveId} ${s.name}`, s]));
+    const archives: ReportedArchive[] = report.archives.map((a) => {
+      const s = known.get(`${a.id} ${a.name}`);
+      return s ? { ...a, firstSeen: s.firstSeenAt.toISOString(), firstSeenTransaction: s.transactionId } : a;
+    });
+    return { ...report, archives };
+  }
 
   return {
     /** `cache: false` reads every segment again (history-cache.ts). */
@@ -42,7 +66,8 @@ export function createAuditService(store: AuditStore, deps: Partial<AuditService
       // What compaction removed is read from what borgkeep kept of it, from the last verified point.
       const kept = { dir: keptDir(store.paths.root, repository), verifiedThrough: coverageFromEvents(events).keyVerifiedThrough };
       const result = await runAudit({ repoPath: store.paths.repository(repository.dirName), passphrase: input.passphrase, keyFile: input.keyFile, attributions, cachePath, kept });
-      const { mode: _mode, ...report } = result;
+      const { mode: _mode, ...audited } = result;
+      const report = await withSightings(repository.id, audited);
       const event = await store.recordEvent({
         repositoryId: repository.id,
         kind: 'audit',

@@ -3,10 +3,15 @@
 // borgkeep), what it did to the objects and, with the key, to the archive list; a verdict per
 // transaction and overall, the first suspicious transaction and the last known-good one.
 //
+// What a manifest write changed and whether its role may make that change is judged by
+// src/archive/manifest-change.ts, the one judgement the live guard shares; this file adds what only
+// the history shows (objects overwritten or deleted, unattributed writes, compaction steps).
+//
 // Pure: the history, the decoded manifests and the ledger's transactions come in from outside.
 
 import type { Role } from '../store/types.js';
-import type { Manifest, ManifestArchive } from '../repository/manifest.js';
+import { ManifestError, type Manifest, type ManifestArchive } from '../repository/manifest.js';
+import { judgeManifestChange, type ArchiveRef, type ManifestChange, type Renamed, type Retimed, type TimeOutOfRange } from '../archive/manifest-change.js';
 import type { ArchiveDiff } from './archive-list.js';
 import type { RepositoryHistory, TxnHistory } from './history.js';
 
@@ -22,10 +27,10 @@ export interface Attribution {
 }
 
 /**
- * What the key told about a transaction's manifest (and what it changed in the archive list,
- * null for the first one after a compaction), or why it could not.
+ * What the key told about a transaction's manifest, or why it could not. `diff` (archive-list.ts)
+ * is no longer used: the change is judged from the manifests themselves (manifest-change.ts).
  */
-export type ManifestReading = { readonly manifest: Manifest; readonly diff: ArchiveDiff | null } | { readonly error: string } | null;
+export type ManifestReading = { readonly manifest: Manifest; readonly diff?: ArchiveDiff | null } | { readonly error: string } | null;
 
 export interface AuditedTransaction {
   readonly id: number;
@@ -49,6 +54,49 @@ export interface AuditedTransaction {
   readonly manifestTimestamp: string | null;
   /** Compaction removed it from the disk: what is shown comes from what borgkeep kept of it. */
   readonly compacted: boolean;
+  // Added with the manifest judgement (src/archive/manifest-change.ts); null when the manifests
+  // were not read or this transaction wrote none.
+  /** The server's own time of the transaction, which archive times are judged against. */
+  readonly serverTime: string | null;
+  /** Same archive id under a new name, the old name gone (a manifest-only rename). */
+  readonly archivesRenamed: Renamed[] | null;
+  /** Same name and id, another time. */
+  readonly archivesRetimed: Retimed[] | null;
+  /** New entries pointing at an archive id listed under another name. */
+  readonly archivesPointingAtListed: ArchiveRef[] | null;
+  /** New entries with an id an earlier manifest of the history listed. */
+  readonly archivesRelisted: ArchiveRef[] | null;
+  /** New archives whose time is outside the window around the server time. */
+  readonly archiveTimesOutOfWindow: TimeOutOfRange[] | null;
+  readonly manifestVersion: number | null;
+  readonly configChanged: boolean | null;
+  readonly mandatoryFeaturesAdded: string[] | null;
+  readonly itemKeysChanged: { readonly added: string[]; readonly removed: string[] } | null;
+  /** The manifest's TAM: ok, missing, invalid, or unchecked (no key). */
+  readonly tam: Manifest['tam'] | null;
+}
+
+/** An archive entry as it first appeared in this history, with the server's time of that transaction. */
+export interface ArchiveSighting {
+  readonly name: string;
+  readonly id: string;
+  /** The client's time, as written in the manifest. */
+  readonly time: string;
+  readonly transaction: number;
+  /** The server's time of that transaction; null when neither the ledger nor the transactions log has it. */
+  readonly serverTime: string | null;
+  /** Listed by the first manifest after a compaction: it appeared then or earlier. */
+  readonly baseline: boolean;
+}
+
+/** An archive of the last manifest, with when the server first saw it. */
+export interface ReportedArchive extends ManifestArchive {
+  /**
+   * The server's time at which this (name, id) was first seen: the earliest recorded sighting
+   * (audit-service.ts keeps them across audits and compactions), else this history's; null if unknown.
+   */
+  readonly firstSeen: string | null;
+  readonly firstSeenTransaction: number | null;
 }
 
 export interface AuditReport {
@@ -64,7 +112,9 @@ export interface AuditReport {
   readonly problems: string[];
   readonly transactions: AuditedTransaction[];
   /** The archives of the last transaction's manifest, when it was read. */
-  readonly archives: ManifestArchive[] | null;
+  readonly archives: ReportedArchive[] | null;
+  /** Every archive entry that appeared in the history read, oldest first; null when the manifests were not read. */
+  readonly sightings: ArchiveSighting[] | null;
 }
 
 const TAM_CHECK = 'manifest authentication (TAM)';
@@ -72,23 +122,9 @@ export const CHECKS_NEEDING_KEY = [
   'which archives each transaction added, removed or replaced',
   'archives removed by sessions whose role may not remove them',
   `${TAM_CHECK} and increasing manifest timestamps`,
+  "archive renames, moved archive times, archive times far from the server's clock, entries pointing at listed archives",
+  "changes of the manifest's version, config (feature flags) and item keys",
 ];
-
-interface Diff extends ArchiveDiff {
-  promoted: string[];
-}
-
-/** `X.checkpoint` (or `.checkpoint.N`) gone and `X` added: a backup finished after checkpoints. */
-function withPromoted(d: ArchiveDiff): Diff {
-  const checkpointOf = (n: string) => /^(.*)\.checkpoint(\.\d+)?$/.exec(n)?.[1];
-  const promoted = d.removed.filter((r) => {
-    const base = checkpointOf(r);
-    return base !== undefined && d.added.includes(base);
-  });
-  return { ...d, promoted };
-}
-
-const isCheckpoint = (name: string) => /\.checkpoint(\.\d+)?$/.test(name);
 
 export function auditHistory(
   history: RepositoryHistory,
@@ -108,7 +144,9 @@ export function auditHistory(
   const out: AuditedTransaction[] = [];
   // A history that starts at the repository's creation starts from no archives; after a
   // compaction, the first manifest read is the baseline.
-  let lastTimestamp: string | null = null;
+  let previous: Manifest | null | 'unknown' = history.compactedBefore === null ? null : 'unknown';
+  const listedBefore = new Map<string, string>();
+  const sightings: ArchiveSighting[] = [];
 
   for (let i = 0; i < txns.length; i++) {
     const t: TxnHistory = txns[i];
@@ -131,19 +169,31 @@ export function auditHistory(
     if (!who) reasons.push('written outside borgkeep: no ledger session made this transaction');
 
     const reading = read?.manifests.get(t.id) ?? null;
-    let diff: Diff | null = null;
-    let manifestTimestamp: string | null = null;
+    let change: ManifestChange | null = null;
+    let manifest: Manifest | null = null;
+    const serverTime = who?.at ?? (t.time !== null ? new Date(t.time) : null);
     if (t.manifest && reading && 'manifest' in reading) {
-      const m = reading.manifest;
-      manifestTimestamp = m.timestamp;
-      if (m.tam === 'invalid') reasons.push('the manifest authentication (TAM) does not verify');
-      if (m.tam === 'missing') reasons.push('the manifest has no authentication (TAM)');
-      // borgkeep's own rollback writes an earlier manifest back, older timestamp and all.
-      const restored = who?.keyName?.startsWith('(rollback by ') === true;
-      if (restored) notices.push(`${who?.keyName?.slice(1, -1)} wrote back an earlier manifest`);
-      else if (lastTimestamp !== null && m.timestamp <= lastTimestamp) reasons.push(`the manifest timestamp ${m.timestamp} does not increase`);
-      lastTimestamp = m.timestamp;
-      diff = reading.diff && withPromoted(reading.diff);
+      manifest = reading.manifest;
+      try {
+        const judged = judgeManifestChange({ previous, next: manifest, role, serverTime, listedBefore });
+        change = judged.change;
+        // borgkeep's own rollback writes an earlier manifest back (older timestamp, archives
+        // listed again): the admin's act, shown, not held against the history.
+        const restored = who?.keyName?.startsWith('(rollback by ') === true;
+        if (restored) notices.push(`${who?.keyName?.slice(1, -1)} wrote back an earlier manifest`);
+        for (const f of judged.findings) (f.suspicious && !(restored && f.kind !== 'tam') ? reasons : notices).push(f.message);
+        const baseline = previous === 'unknown';
+        for (const a of change.appeared) {
+          sightings.push({ name: a.name, id: a.id, time: a.time, transaction: t.id, serverTime: serverTime?.toISOString() ?? null, baseline });
+        }
+        // Every id ever listed: one that comes back after it left the list is "relisted" (the
+        // judgement asks only about ids the previous list does not hold).
+        for (const a of change.appeared) if (!listedBefore.has(a.id)) listedBefore.set(a.id, a.name);
+      } catch (error) {
+        if (!(error instanceof ManifestError)) throw error;
+        reasons.push(`the manifest cannot be read: ${error.message}`);
+      }
+      previous = manifest;
     } else if (t.manifest && reading && 'error' in reading) {
       reasons.push(`the manifest cannot be read: ${reading.error}`);
     }
@@ -160,18 +210,8 @@ export function auditHistory(
     if (t.manifestPuts === 0 && !compactionStep && (t.objectsPut > 0 || t.deletedOlder > 0 || t.objectsOverwritten > 0)) {
       reasons.push('it changed objects without writing a manifest');
     }
-    if (diff) {
-      // Archives a checkpoint becomes, and checkpoints replaced by the next checkpoint, are a backup's own course.
-      // A checkpoint archive goes away when the backup that wrote it moves on or finishes.
-      const removed = diff.removed.filter((n) => !isCheckpoint(n));
-      const replaced = diff.replaced.filter((n) => !isCheckpoint(n));
-      if ((removed.length > 0 || replaced.length > 0) && (role === 'append' || role === 'read' || role === null)) {
-        const what = [removed.length ? `removed ${removed.join(', ')}` : '', replaced.length ? `replaced ${replaced.join(', ')}` : ''].filter(Boolean).join(' and ');
-        reasons.push(`${role ? `a session with the ${role} role` : 'an unattributed writer'} ${what}`);
-      } else if (removed.length > 0 || replaced.length > 0) {
-        notices.push(`the ${role} session ${removed.length ? `removed ${removed.join(', ')}` : ''}${removed.length && replaced.length ? ' and ' : ''}${replaced.length ? `replaced ${replaced.join(', ')}` : ''}`);
-      }
-      if (deletedOthers > 0 && diff.removed.length === 0 && !compactionStep) reasons.push(`deleted ${deletedOthers} object(s) but removed no archive`);
+    if (change) {
+      if (deletedOthers > 0 && change.removed.length === 0 && !compactionStep) reasons.push(`deleted ${deletedOthers} object(s) but removed no archive`);
     } else if (deletedOthers > 0 && !manifestsRead && role !== 'prune' && role !== 'full' && role !== 'append') {
       // Without the key a prune cannot be told from a chunk wipe; roles that may delete (and
       // append, checked above) are left to the key-based checks.
@@ -192,11 +232,22 @@ export function auditHistory(
       objectsOverwritten: t.objectsOverwritten,
       objectsDeleted: t.deletedOlder + t.deletedOwn + t.deletedUnknown,
       manifestWritten: t.manifestPuts > 0,
-      archivesAdded: diff ? diff.added : null,
-      archivesRemoved: diff ? diff.removed : null,
-      archivesReplaced: diff ? diff.replaced : null,
-      checkpointsPromoted: diff ? diff.promoted : null,
-      manifestTimestamp,
+      archivesAdded: change ? change.added : null,
+      archivesRemoved: change ? change.removed : null,
+      archivesReplaced: change ? change.replaced : null,
+      checkpointsPromoted: change ? change.promoted : null,
+      manifestTimestamp: manifest?.timestamp ?? null,
+      serverTime: serverTime?.toISOString() ?? null,
+      archivesRenamed: change ? change.renamed : null,
+      archivesRetimed: change ? change.retimed : null,
+      archivesPointingAtListed: change ? change.pointsAtListed : null,
+      archivesRelisted: change ? change.relisted : null,
+      archiveTimesOutOfWindow: change ? change.timeOutOfRange : null,
+      manifestVersion: manifest?.version ?? null,
+      configChanged: change ? change.configChanged : null,
+      mandatoryFeaturesAdded: change ? change.mandatoryFeaturesAdded : null,
+      itemKeysChanged: change ? change.itemKeys : null,
+      tam: manifest?.tam ?? null,
       compacted: t.kept === true,
     });
   }
@@ -217,6 +268,20 @@ export function auditHistory(
     uncommittedSegments: history.uncommittedSegments,
     problems,
     transactions: out,
-    archives: read?.archives ?? null,
+    archives: read?.archives ? withFirstSeen(read.archives, sightings) : null,
+    sightings: read ? sightings : null,
   };
+}
+
+/** The archives now, each with the earliest sighting of its (name, id) in this history. */
+function withFirstSeen(archives: readonly ManifestArchive[], sightings: readonly ArchiveSighting[]): ReportedArchive[] {
+  const first = new Map<string, ArchiveSighting>();
+  for (const s of sightings) {
+    const k = `${s.id} ${s.name}`;
+    if (!first.has(k)) first.set(k, s);
+  }
+  return archives.map((a) => {
+    const s = first.get(`${a.id} ${a.name}`);
+    return { ...a, firstSeen: s?.serverTime ?? null, firstSeenTransaction: s?.transaction ?? null };
+  });
 }

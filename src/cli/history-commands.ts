@@ -38,6 +38,10 @@ function describeTxn(t: AuditedTransaction): string[] {
   if (t.archivesRemoved?.length) archives.push(`removed ${t.archivesRemoved.join(', ')}`);
   if (t.archivesReplaced?.length) archives.push(`replaced ${t.archivesReplaced.join(', ')}`);
   if (t.checkpointsPromoted?.length) archives.push(`checkpoints finished ${t.checkpointsPromoted.join(', ')}`);
+  // Reports recorded before these fields existed lack them.
+  if (t.archivesRenamed?.length) archives.push(`renamed ${t.archivesRenamed.map((r) => `${r.from} to ${r.to}`).join(', ')}`);
+  if (t.archivesRetimed?.length) archives.push(`time moved ${t.archivesRetimed.map((r) => r.name).join(', ')}`);
+  if (t.configChanged) archives.push('manifest config changed');
   if (archives.length) lines.push(`    archives: ${archives.join('; ')}`);
   for (const r of t.reasons) lines.push(`    ! ${r}`);
   return lines;
@@ -59,7 +63,11 @@ export function formatAudit(repo: string, r: AuditReport & { locked: boolean }):
   lines.push('');
   lines.push(`first suspicious transaction: ${r.firstSuspiciousTransaction ?? 'none'}`);
   lines.push(`last known-good transaction:  ${r.lastKnownGoodTransaction ?? 'none'}`);
-  if (r.archives) lines.push(`archives now: ${r.archives.map((a) => a.name).join(', ') || '(none)'}`);
+  if (r.archives) {
+    lines.push(`archives now: ${r.archives.map((a) => a.name).join(', ') || '(none)'}`);
+    // The client's time beside the server's first sighting: retention should trust the latter.
+    for (const a of r.archives) lines.push(`    ${a.name}  time ${a.time}  first seen by the server ${a.firstSeen ?? 'unknown'}${a.firstSeenTransaction != null ? ` (transaction ${a.firstSeenTransaction})` : ''}`);
+  }
   return lines.join('\n');
 }
 

@@ -35,6 +35,15 @@ export interface Manifest {
   readonly archiveCount: number;
   /** 'ok', 'missing' (no TAM), 'invalid', or 'unchecked' (no key to check it with). */
   readonly tam: 'ok' | 'missing' | 'invalid' | 'unchecked';
+  /** The `config` value's msgpack bytes as written (borg keeps its feature flags there), or null when absent. */
+  readonly config: Buffer | null;
+  /**
+   * The mandatory feature flags of `config.feature_flags`, as "operation:feature" sorted: borg
+   * refuses every operation that names a feature it does not know.
+   */
+  readonly mandatoryFeatures: string[];
+  /** `item_keys` sorted, or null when absent. */
+  readonly itemKeys: string[] | null;
 }
 
 /** The entries of an archives map body ([raw name, raw entry], latin1), in wire order. */
@@ -82,6 +91,7 @@ export function parseManifest(plain: Buffer, key: BorgKey | null, checkTam: bool
   if (!top) throw new ManifestError('the manifest is not a map');
   const fields = new Map<string, MsgValue>();
   let archives: { body: Buffer; count: number } | null = null;
+  let config: Buffer | null = null;
   let pos = top[1];
   for (let i = 0; i < top[0]; i++) {
     const keyEnd = skipValues(plain, pos);
@@ -92,7 +102,10 @@ export function parseManifest(plain: Buffer, key: BorgKey | null, checkTam: bool
       const map = mapAt(plain, keyEnd);
       if (!map) throw new ManifestError('the manifest has no archive list');
       archives = { body: plain.subarray(map[1], valueEnd), count: map[0] };
-    } else if (name !== null) fields.set(name, decode(plain, keyEnd, valueEnd));
+    } else if (name !== null) {
+      if (name === 'config') config = plain.subarray(keyEnd, valueEnd);
+      fields.set(name, decode(plain, keyEnd, valueEnd));
+    }
     pos = valueEnd;
   }
   const version = fields.get('version');
@@ -115,5 +128,34 @@ export function parseManifest(plain: Buffer, key: BorgKey | null, checkTam: bool
       tam = timingSafeEqual(expected, hmac) ? 'ok' : 'invalid';
     }
   }
-  return { version, timestamp, archivesBody: archives.body, archiveCount: archives.count, tam };
+  return {
+    version,
+    timestamp,
+    archivesBody: archives.body,
+    archiveCount: archives.count,
+    tam,
+    config,
+    mandatoryFeatures: mandatoryFeatures(fields.get('config')),
+    itemKeys: itemKeys(fields.get('item_keys')),
+  };
+}
+
+const latin1 = (v: MsgValue): string => (Buffer.isBuffer(v) ? v.toString('latin1') : String(v));
+
+/** Manifest.get_all_mandatory_features: config[feature_flags][operation][mandatory]; anything else shaped is kept as it is written. */
+function mandatoryFeatures(config: MsgValue | undefined): string[] {
+  const flags = config instanceof MsgMap ? config.get('feature_flags') : undefined;
+  if (!(flags instanceof MsgMap)) return [];
+  const out: string[] = [];
+  for (const [operation, requirements] of flags.entries) {
+    const mandatory = requirements instanceof MsgMap ? requirements.get('mandatory') : undefined;
+    if (Array.isArray(mandatory)) for (const f of mandatory) out.push(`${latin1(operation)}:${latin1(f)}`);
+    else if (mandatory !== undefined) out.push(`${latin1(operation)}:?`);
+  }
+  return out.sort();
+}
+
+function itemKeys(v: MsgValue | undefined): string[] | null {
+  if (!Array.isArray(v)) return null;
+  return v.map(latin1).sort();
 }

@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator } from 'kysely';
 import { BorgkeepError } from '../errors.js';
+import { createArchiveSightingStore, type ArchiveSightingStore } from './archive-sighting-store.js';
 import { createAuthStore, type AuthStore } from './auth-store.js';
 import { dataDirPaths, type DataDirPaths } from './data-dir.js';
 import { createGrantStore, type GrantStore } from './grant-store.js';
@@ -33,7 +34,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -104,6 +105,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createHistoryStore(deps),
     ...createAuthStore(deps),
     ...createMonitoringStore(deps),
+    ...createArchiveSightingStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -399,6 +399,32 @@ const repositoryEventKinds: Migration = {
 };
 
 /**
+ * When the server first saw each archive (wave 2, issue 13): per repository, archive id and name,
+ * the client's time as written in the manifest and the server's own time of the transaction that
+ * first listed it. Audits fill it (audit-service.ts) and keep the earliest sighting, so it outlives
+ * compactions and rollbacks; retention rules will be based on it. `baseline` marks a sighting in
+ * the first manifest after a compaction: the archive appeared then or earlier.
+ */
+const archiveSightings: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('archive_sightings')
+      .addColumn('repository_id', 'integer', (col) => col.notNull().references('repositories.id').onDelete('cascade'))
+      .addColumn('archive_id', 'text', (col) => col.notNull())
+      .addColumn('name', 'text', (col) => col.notNull())
+      .addColumn('client_time', 'text', (col) => col.notNull())
+      .addColumn('first_seen_at', 'text', (col) => col.notNull())
+      .addColumn('transaction_id', 'bigint', (col) => col.notNull())
+      .addColumn('baseline', 'integer', (col) => col.notNull().defaultTo(0))
+      .addPrimaryKeyConstraint('archive_sightings_pk', ['repository_id', 'archive_id', 'name'])
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('archive_sightings').execute();
+  },
+};
+
+/**
  * Deletes of objects that the deleting session did not write itself, per transaction: what makes
  * a transaction need review before compaction (audit/compaction-gate.ts), so the dashboard can
  * say whether a compaction would go through without reading the repository. Null for
@@ -427,6 +453,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0005_ledger_indexes': ledgerIndexes,
   '0006_repository_status_versions': repositoryStatusVersions,
   '0007_repository_event_kinds': repositoryEventKinds,
+  '0009_archive_sightings': archiveSightings,
   '0011_transaction_older_deletes': transactionOlderDeletes,
 };
 

@@ -200,6 +200,17 @@ export interface AuthFailuresTable {
   at: string;
 }
 
+/** Migration 0009: the server's time at which each archive (id and name) was first seen. */
+export interface ArchiveSightingsTable {
+  repository_id: number;
+  archive_id: string;
+  name: string;
+  client_time: string;
+  first_seen_at: string;
+  transaction_id: number;
+  baseline: Generated<number>;
+}
+
 export interface SettingsTable {
   name: string;
   /** JSON. */
@@ -225,4 +236,5 @@ export interface Database {
   repository_stats: RepositoryStatsTable;
   auth_failures: AuthFailuresTable;
   settings: SettingsTable;
+  archive_sightings: ArchiveSightingsTable;
 }

@@ -1,0 +1,451 @@
+// What one manifest write changed, and which of those changes the writing session's role may not
+// make: the one judgement of a manifest change, for the audit (src/audit/audit.ts, every
+// transaction of a repository's history) and for the live guard (issue 14, at the write).
+//
+// Pure: no I/O, no clock. The caller gives the manifest before (or null / 'unknown'), the new one,
+// the role of the session that wrote it (null: a writer borgkeep did not see) and the server's
+// own time of the transaction; this file gives back what changed and the findings, each marked
+// suspicious (the role may not do it, or stock borg never does it) or a notice (allowed, shown for
+// review). It must never throw for anything a client can write except a malformed archive entry
+// or a name listed twice (ManifestError, as parseManifest), and never decides from the client's
+// clock alone.
+//
+// The API (stable; the guard will call it):
+//   judgeManifestChange(input: ManifestChangeInput): ManifestJudgement
+//   archiveEntriesOf(m: Manifest): ArchiveEntry[]          every entry, decoded, in wire order
+//   parseArchiveTime(time: string): number | null          borg's naive-UTC ISO time, ms since epoch
+//   FUTURE_TOLERANCE_MS, PAST_TOLERANCE_MS                  the archive-time rule's bounds
+//   types: ManifestChangeInput, ManifestJudgement, ManifestChange, ManifestFinding, FindingKind,
+//          ArchiveEntry, ArchiveRef, Retimed, Renamed, TimeOutOfRange
+//
+// The rules (docs/audit.md says the same for users):
+// * suspicious for every role: an existing archive's time moves (same name and id: archive ids
+//   hash the metadata, time included, so borg never does this); a new archive whose time is more
+//   than FUTURE_TOLERANCE_MS after, or more than PAST_TOLERANCE_MS before, the server's time of the
+//   transaction (or not a time at all); an entry pointing at an archive id the list already holds
+//   under another name (stock borg never lists one archive twice); a manifest timestamp that does
+//   not increase (borg makes it strictly increasing); a TAM that fails or is missing.
+// * suspicious unless the role is `full` (a notice for full): an archive under a new name with an
+//   id the list held under its old name (a manifest-only rename: borg's own rename writes a new
+//   archive, a new id); an id listed earlier in the history and gone from the previous list coming
+//   back; a change of the manifest's version or config (feature flags); item keys removed.
+// * `prune` may only remove: any name it adds (new, replaced, renamed, relisted) is suspicious.
+// * removals (and replacements: same name, another id) by `append`, `read` or an unattributed
+//   writer are suspicious; by `prune` and `full` a notice. Checkpoints keep their course: a
+//   checkpoint replaced by the next one, or removed, and `X.checkpoint` becoming `X` are no removal;
+//   checkpoint archives are exempt from the time-window rule (prune ignores them, and a long backup's
+//   checkpoints carry its start time).
+// The time window: `borg create --timestamp` and `borg import-tar --timestamp` set an archive's time
+// at will, and a backup's archive carries the time it started, so the past bound allows a week
+// (a longer backup, or an older --timestamp, needs a reviewer's approval); an archive with an
+// old time is exactly what displaces a real one from `prune --keep-daily`/`--keep-last`. The
+// future bound allows a day of client clock skew.
+
+import type { Role } from '../store/types.js';
+import { skipValues, strAt } from '../rpc/msgpack.js';
+import { ManifestError, archiveFromEntry, type Manifest, type ManifestArchive } from '../repository/manifest.js';
+
+/** A new archive's time may be this far after the server's time of its transaction. */
+export const FUTURE_TOLERANCE_MS = 24 * 3600 * 1000;
+/** A new archive's time may be this far before the server's time of its transaction. */
+export const PAST_TOLERANCE_MS = 7 * 24 * 3600 * 1000;
+
+/** One archive entry: name as borg shows it, metadata id (hex), the client's time as written. */
+export type ArchiveEntry = ManifestArchive;
+
+export interface ManifestChangeInput {
+  /**
+   * The manifest before this write. null: there was none (a new repository: every archive is
+   * added); 'unknown': it is not known (the first manifest kept after a compaction), so the new
+   * list is a baseline and only the manifest's own state (TAM) is judged.
+   */
+  readonly previous: Manifest | null | 'unknown';
+  readonly next: Manifest;
+  /** The writing session's role; null when no borgkeep session made the write. */
+  readonly role: Role | null;
+  /** The server's own time of the transaction; null when unknown (the time rule is then not applied). */
+  readonly serverTime: Date | null;
+  /** Archive ids (hex) listed by earlier manifests of the history, with the name they had; for relisting. */
+  readonly listedBefore?: ReadonlyMap<string, string>;
+}
+
+export interface ArchiveRef {
+  readonly name: string;
+  readonly id: string;
+  /** The name the id is (or was) listed under. */
+  readonly listedAs: string;
+}
+export interface Renamed {
+  readonly id: string;
+  readonly from: string;
+  readonly to: string;
+}
+export interface Retimed {
+  readonly name: string;
+  readonly id: string;
+  readonly from: string;
+  readonly to: string;
+}
+export interface TimeOutOfRange {
+  readonly name: string;
+  readonly id: string;
+  readonly time: string;
+  readonly why: 'future' | 'past' | 'unreadable';
+}
+
+export interface ManifestChange {
+  /** Names listed now and not before (rename targets included), wire order. Empty for a baseline. */
+  readonly added: string[];
+  /** Names listed before and not now (rename sources included). */
+  readonly removed: string[];
+  /** Names listed before and now with another archive id. */
+  readonly replaced: string[];
+  /** Same id under a new name, the old name gone. */
+  readonly renamed: Renamed[];
+  /** Same name and id, another time. */
+  readonly retimed: Retimed[];
+  /** A new entry whose id the new list holds under another name too. */
+  readonly pointsAtListed: ArchiveRef[];
+  /** A new entry whose id an earlier manifest of the history listed (not the previous one). */
+  readonly relisted: ArchiveRef[];
+  /** Checkpoints that became their archive (`X.checkpoint` gone, `X` added). */
+  readonly promoted: string[];
+  /** Every entry whose (name, id) the previous list did not hold: the archives first seen here (all of them for a baseline). */
+  readonly appeared: ArchiveEntry[];
+  /** New archives (ids the previous list did not hold) whose time is outside the window. */
+  readonly timeOutOfRange: TimeOutOfRange[];
+  readonly version: { readonly from: number; readonly to: number } | null;
+  readonly timestamp: { readonly from: string | null; readonly to: string; readonly increased: boolean | null };
+  readonly configChanged: boolean;
+  readonly mandatoryFeaturesAdded: string[];
+  readonly mandatoryFeaturesRemoved: string[];
+  readonly itemKeys: { readonly added: string[]; readonly removed: string[] } | null;
+  readonly tam: Manifest['tam'];
+}
+
+export type FindingKind =
+  | 'tam'
+  | 'timestamp'
+  | 'version'
+  | 'config'
+  | 'item-keys'
+  | 'removed'
+  | 'added'
+  | 'renamed'
+  | 'retimed'
+  | 'points-at-listed'
+  | 'relisted'
+  | 'archive-time';
+
+export interface ManifestFinding {
+  readonly kind: FindingKind;
+  /** true: the role may not make this change (or stock borg never does); false: a notice. */
+  readonly suspicious: boolean;
+  /** One sentence for people. */
+  readonly message: string;
+}
+
+export interface ManifestJudgement {
+  readonly change: ManifestChange;
+  /** Suspicious findings first, then notices. */
+  readonly findings: ManifestFinding[];
+  readonly suspicious: boolean;
+}
+
+const CHECKPOINT = /^(.*)\.checkpoint(\.\d+)?$/;
+const isCheckpoint = (name: string) => CHECKPOINT.test(name);
+const displayName = (raw: string): string => Buffer.from(raw, 'latin1').toString('utf8');
+
+/** borg's archive and manifest times: ISO 8601, naive UTC, microseconds; ms since the epoch, or null. */
+export function parseArchiveTime(time: string): number | null {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)?$/.exec(time);
+  if (!m) return null;
+  const ms = Date.parse(`${m[1]}.${(m[2] ?? '').padEnd(3, '0').slice(0, 3)}${m[3] ?? 'Z'}`);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** A time in microseconds since the epoch (borg's manifest timestamps step by one microsecond), or null. */
+function microseconds(time: string): bigint | null {
+  const ms = parseArchiveTime(time);
+  if (ms === null) return null;
+  const fraction = /\.(\d{1,9})/.exec(time)?.[1] ?? '';
+  return BigInt(ms) * 1000n + BigInt(fraction.padEnd(6, '0').slice(3, 6));
+}
+
+/** Entry start offsets of an archives map body. */
+function entryStarts(body: Buffer): number[] {
+  const starts: number[] = [];
+  let pos = 0;
+  while (pos < body.length) {
+    const name = strAt(body, pos);
+    if (!name) throw new ManifestError('the manifest has a malformed archive entry');
+    starts.push(pos);
+    pos = skipValues(body, name[1]);
+  }
+  if (pos !== body.length) throw new ManifestError('the manifest has a malformed archive entry');
+  return starts;
+}
+
+interface Raw {
+  readonly rawName: string;
+  readonly entry: ArchiveEntry;
+}
+
+function rawEntry(body: Buffer, starts: readonly number[], k: number): Raw {
+  const name = strAt(body, starts[k]) as [number, number];
+  const end = k + 1 < starts.length ? starts[k + 1] : body.length;
+  const rawName = body.toString('latin1', name[0], name[1]);
+  return { rawName, entry: archiveFromEntry(rawName, body.toString('latin1', name[1], end)) };
+}
+
+/** Every archive entry of a manifest, decoded, in wire order; a ManifestError for a malformed one. */
+export function archiveEntriesOf(m: Manifest): ArchiveEntry[] {
+  const starts = entryStarts(m.archivesBody);
+  return starts.map((_, k) => rawEntry(m.archivesBody, starts, k).entry);
+}
+
+/** Length of the longest common start of a and b. */
+function commonPrefix(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (b.compare(a, 0, mid, 0, mid) === 0) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** Length of the longest common end of a and b. */
+function commonSuffix(a: Buffer, b: Buffer): number {
+  let lo = 0;
+  let hi = Math.min(a.length, b.length);
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (b.compare(a, a.length - mid, a.length, b.length - mid, b.length) === 0) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/**
+ * The two lists as: a common start of `head` entries, a common end of `tail` entries (byte-equal,
+ * so equal), and the entries in between decoded. A backup adds one entry and a prune removes a
+ * few, so nearly every entry is in the common parts and is never decoded again.
+ */
+function split(prev: Buffer, next: Buffer) {
+  const ps = entryStarts(prev);
+  const ns = entryStarts(next);
+  const prefix = commonPrefix(prev, next);
+  const end = (starts: number[], body: Buffer, k: number) => (k + 1 < starts.length ? starts[k + 1] : body.length);
+  let head = 0;
+  // Entries parse forwards from byte-equal starts, so equal leading bytes mean equal leading entries.
+  while (head < ps.length && head < ns.length && end(ps, prev, head) <= prefix) head++;
+  const suffix = commonSuffix(prev, next);
+  let tail = 0;
+  // An entry at the same distance from the end in both, inside the common end: it and all after it are equal.
+  while (tail < ps.length - head && tail < ns.length - head) {
+    const p = ps[ps.length - 1 - tail];
+    const n = ns[ns.length - 1 - tail];
+    if (prev.length - p !== next.length - n || prev.length - p > suffix) break;
+    tail++;
+  }
+  return { ps, ns, head, tail };
+}
+
+/** Whether `id` (hex) is the id of one of the entries [from, to) of `body`; the name if so. */
+function idIn(body: Buffer, starts: readonly number[], from: number, to: number, id: string): string | null {
+  if (from >= to) return null;
+  const raw = Buffer.from(id, 'hex');
+  const lo = starts[from];
+  const hi = to < starts.length ? starts[to] : body.length;
+  // The 32 raw bytes of the id are in any encoding of it: search, then decode the entry found.
+  let at = body.indexOf(raw, lo);
+  while (at >= 0 && at < hi) {
+    let k = from;
+    let a = from;
+    let b = to - 1;
+    while (a <= b) {
+      const mid = (a + b) >>> 1;
+      if (starts[mid] <= at) {
+        k = mid;
+        a = mid + 1;
+      } else b = mid - 1;
+    }
+    const e = rawEntry(body, starts, k).entry;
+    if (e.id === id) return e.name;
+    at = body.indexOf(raw, at + 1);
+  }
+  return null;
+}
+
+function listChange(previous: Manifest | null, next: Manifest, listedBefore: ReadonlyMap<string, string> | undefined, serverTime: Date | null) {
+  const prevBody = previous?.archivesBody ?? Buffer.alloc(0);
+  const { ps, ns, head, tail } = split(prevBody, next.archivesBody);
+  const prevMid: Raw[] = [];
+  for (let k = head; k < ps.length - tail; k++) prevMid.push(rawEntry(prevBody, ps, k));
+  const nextMid: Raw[] = [];
+  for (let k = head; k < ns.length - tail; k++) nextMid.push(rawEntry(next.archivesBody, ns, k));
+
+  // A name listed twice: borg would keep only the last, hiding the other.
+  const twice = () => new ManifestError('the manifest lists an archive name twice');
+  const midNames = new Set<string>();
+  for (const r of nextMid) {
+    if (midNames.has(r.rawName)) throw twice();
+    midNames.add(r.rawName);
+  }
+  if (midNames.size > 0) {
+    for (let k = 0; k < ns.length; k++) {
+      if (k === head) k = ns.length - tail;
+      if (k >= ns.length) break;
+      const n = strAt(next.archivesBody, ns[k]) as [number, number];
+      if (midNames.has(next.archivesBody.toString('latin1', n[0], n[1]))) throw twice();
+    }
+  }
+
+  const prevByName = new Map(prevMid.map((r) => [r.rawName, r.entry]));
+  const nextByName = new Map(nextMid.map((r) => [r.rawName, r.entry]));
+  const prevMidById = new Map<string, Raw>();
+  for (const r of prevMid) prevMidById.set(r.entry.id, r);
+  // Where an id sits in the previous list: among the changed entries, else in the common parts.
+  const prevCommonNameOf = (id: string): string | null => idIn(prevBody, ps, 0, head, id) ?? idIn(prevBody, ps, ps.length - tail, ps.length, id);
+  const nextCommonNameOf = (id: string): string | null =>
+    idIn(next.archivesBody, ns, 0, head, id) ?? idIn(next.archivesBody, ns, ns.length - tail, ns.length, id);
+
+  const added: string[] = [];
+  const replaced: string[] = [];
+  const retimed: Retimed[] = [];
+  const renamed: Renamed[] = [];
+  const pointsAtListed: ArchiveRef[] = [];
+  const relisted: ArchiveRef[] = [];
+  const appeared: ArchiveEntry[] = [];
+  const timeOutOfRange: TimeOutOfRange[] = [];
+  const idsInNextMid = new Map<string, string>();
+
+  for (const { rawName, entry } of nextMid) {
+    const before = prevByName.get(rawName);
+    if (before && before.id === entry.id) {
+      if (before.time !== entry.time) retimed.push({ name: entry.name, id: entry.id, from: before.time, to: entry.time });
+      idsInNextMid.set(entry.id, entry.name);
+      continue;
+    }
+    if (before) replaced.push(entry.name);
+    else added.push(entry.name);
+    appeared.push(entry);
+    const otherHere = idsInNextMid.get(entry.id) ?? nextCommonNameOf(entry.id);
+    idsInNextMid.set(entry.id, entry.name);
+    const prevMidRaw = prevMidById.get(entry.id);
+    if (otherHere !== null) {
+      pointsAtListed.push({ name: entry.name, id: entry.id, listedAs: otherHere });
+    } else if (prevMidRaw && nextByName.get(prevMidRaw.rawName)?.id === entry.id) {
+      // Listed under its old name as well, further on in this list.
+      pointsAtListed.push({ name: entry.name, id: entry.id, listedAs: prevMidRaw.entry.name });
+    } else if (prevMidRaw) {
+      renamed.push({ id: entry.id, from: prevMidRaw.entry.name, to: entry.name });
+      if (prevMidRaw.entry.time !== entry.time) retimed.push({ name: entry.name, id: entry.id, from: prevMidRaw.entry.time, to: entry.time });
+    } else if (prevCommonNameOf(entry.id) !== null) {
+      // Unreachable while the common parts are equal in both lists (otherHere found it); kept for safety.
+      pointsAtListed.push({ name: entry.name, id: entry.id, listedAs: prevCommonNameOf(entry.id) as string });
+    } else {
+      const earlier = listedBefore?.get(entry.id);
+      if (earlier !== undefined) relisted.push({ name: entry.name, id: entry.id, listedAs: earlier });
+      else if (serverTime && !isCheckpoint(entry.name)) {
+        const t = parseArchiveTime(entry.time);
+        const why = t === null ? 'unreadable' : t > serverTime.getTime() + FUTURE_TOLERANCE_MS ? 'future' : t < serverTime.getTime() - PAST_TOLERANCE_MS ? 'past' : null;
+        if (why) timeOutOfRange.push({ name: entry.name, id: entry.id, time: entry.time, why });
+      }
+    }
+  }
+  const removed = prevMid.filter((r) => !nextByName.has(r.rawName)).map((r) => r.entry.name);
+  const promoted = removed.filter((r) => {
+    const base = CHECKPOINT.exec(r)?.[1];
+    return base !== undefined && added.includes(base);
+  });
+  return { added, removed, replaced, renamed, retimed, pointsAtListed, relisted, promoted, appeared, timeOutOfRange };
+}
+
+const setDiff = (a: readonly string[], b: readonly string[]) => a.filter((x) => !b.includes(x));
+const list = (xs: readonly string[]) => xs.join(', ');
+
+export function judgeManifestChange(input: ManifestChangeInput): ManifestJudgement {
+  const { next, role } = input;
+  const baseline = input.previous === 'unknown';
+  const previous = input.previous === 'unknown' ? null : input.previous;
+  const archives = baseline
+    ? { added: [], removed: [], replaced: [], renamed: [], retimed: [], pointsAtListed: [], relisted: [], promoted: [], appeared: archiveEntriesOf(next), timeOutOfRange: [] }
+    : listChange(previous, next, input.listedBefore, input.serverTime);
+
+  const fromTs = previous?.timestamp ?? null;
+  let increased: boolean | null = null;
+  if (fromTs !== null) {
+    const a = microseconds(fromTs);
+    const b = microseconds(next.timestamp);
+    increased = a !== null && b !== null ? b > a : next.timestamp > fromTs;
+  }
+  const itemKeysBefore = previous?.itemKeys ?? null;
+  const itemKeys =
+    previous && (itemKeysBefore !== null || next.itemKeys !== null)
+      ? { added: setDiff(next.itemKeys ?? [], itemKeysBefore ?? []), removed: setDiff(itemKeysBefore ?? [], next.itemKeys ?? []) }
+      : null;
+  const configChanged = previous !== null && !((previous.config ?? Buffer.alloc(0)).equals(next.config ?? Buffer.alloc(0)));
+  const change: ManifestChange = {
+    ...archives,
+    version: previous && previous.version !== next.version ? { from: previous.version, to: next.version } : null,
+    timestamp: { from: fromTs, to: next.timestamp, increased },
+    configChanged,
+    mandatoryFeaturesAdded: previous ? setDiff(next.mandatoryFeatures, previous.mandatoryFeatures) : [],
+    mandatoryFeaturesRemoved: previous ? setDiff(previous.mandatoryFeatures, next.mandatoryFeatures) : [],
+    itemKeys: itemKeys && (itemKeys.added.length > 0 || itemKeys.removed.length > 0) ? itemKeys : null,
+    tam: next.tam,
+  };
+  return { change, ...findingsOf(change, role) };
+}
+
+function findingsOf(c: ManifestChange, role: Role | null): Pick<ManifestJudgement, 'findings' | 'suspicious'> {
+  const out: ManifestFinding[] = [];
+  const add = (kind: FindingKind, suspicious: boolean, message: string) => out.push({ kind, suspicious, message });
+  const who = role ? `a session with the ${role} role` : 'an unattributed writer';
+  const full = role === 'full';
+
+  if (c.tam === 'invalid') add('tam', true, 'the manifest authentication (TAM) does not verify');
+  if (c.tam === 'missing') add('tam', true, 'the manifest has no authentication (TAM)');
+  if (c.timestamp.increased === false) add('timestamp', true, `the manifest timestamp ${c.timestamp.to} does not increase (it was ${c.timestamp.from})`);
+  if (c.version) add('version', !full, `${who} changed the manifest version from ${c.version.from} to ${c.version.to}`);
+  if (c.configChanged) {
+    const flags = c.mandatoryFeaturesAdded.length > 0 ? `: mandatory feature flag(s) ${list(c.mandatoryFeaturesAdded)} added, which make borg refuse to work with the repository` : '';
+    const gone = c.mandatoryFeaturesRemoved.length > 0 ? `${flags ? ';' : ':'} mandatory feature flag(s) ${list(c.mandatoryFeaturesRemoved)} removed` : '';
+    add('config', !full, `${who} changed the manifest's config${flags}${gone}`);
+  }
+  if (c.itemKeys) {
+    if (c.itemKeys.removed.length > 0) add('item-keys', !full, `${who} removed item key(s) ${list(c.itemKeys.removed)} from the manifest (borg only ever adds them)`);
+    if (c.itemKeys.added.length > 0) add('item-keys', false, `item key(s) ${list(c.itemKeys.added)} added to the manifest (a newer borg)`);
+  }
+
+  for (const r of c.retimed) add('retimed', true, `${who} changed the time of archive ${r.name} from ${r.from} to ${r.to} (same archive id)`);
+  for (const p of c.pointsAtListed) add('points-at-listed', true, `${who} added ${p.name}, an entry pointing at archive ${p.listedAs}, which is already listed`);
+  for (const r of c.renamed) add('renamed', !full, `${who} renamed archive ${r.from} to ${r.to} in the manifest only (same archive id)`);
+  for (const r of c.relisted) add('relisted', !full, `${who} listed ${r.name} again, an archive id the history listed before as ${r.listedAs}`);
+  for (const t of c.timeOutOfRange) {
+    const what = t.why === 'unreadable' ? 'which is not a time' : t.why === 'future' ? 'more than a day after the server time of its transaction' : 'more than 7 days before the server time of its transaction';
+    add('archive-time', true, `archive ${t.name} has the time ${t.time}, ${what}`);
+  }
+
+  // Renames and relisting are judged above; what remains are plain additions and removals.
+  const renameTargets = new Set(c.renamed.map((r) => r.to));
+  const renameSources = new Set(c.renamed.map((r) => r.from));
+  if (role === 'prune' || role === 'read') {
+    const adds = [...c.added.filter((n) => !renameTargets.has(n)), ...c.replaced];
+    if (adds.length > 0) add('added', true, `${who} added ${list(adds)}; it may only remove archives`);
+  }
+  // A checkpoint replaced by the next one, removed, or become its archive is a backup's own course.
+  const removed = c.removed.filter((n) => !isCheckpoint(n) && !renameSources.has(n));
+  const replaced = c.replaced.filter((n) => !isCheckpoint(n));
+  if (removed.length > 0 || replaced.length > 0) {
+    const what = [removed.length ? `removed ${list(removed)}` : '', replaced.length ? `replaced ${list(replaced)}` : ''].filter(Boolean).join(' and ');
+    const mayRemove = role === 'prune' || role === 'full';
+    add('removed', !mayRemove, mayRemove ? `the ${role} session ${what}` : `${who} ${what}`);
+  }
+  const findings = [...out.filter((f) => f.suspicious), ...out.filter((f) => !f.suspicious)];
+  return { findings, suspicious: findings.some((f) => f.suspicious) };
+}
