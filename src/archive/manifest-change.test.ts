@@ -227,6 +227,13 @@ describe('names and ids', () => {
     const dup = manifest([...BASE, ['mon', 'other']], { sort: false, timestamp: ts() });
     expect(() => judge(m(BASE), dup, 'append')).toThrow(ManifestError);
     expect(() => judge(null, dup, 'append')).toThrow('the manifest lists an archive name twice');
+    // The same name in another msgpack form (str8 instead of fixstr), borg's dict still one key.
+    const base = m(BASE);
+    const plain = encode(MsgMap.of([['archives', MsgMap.of([...BASE, ['XXXX', 'x']].map(([n, id]): [string, MsgMap] => [n, MsgMap.of([['id', idFor(id)], ['time', Buffer.from(T0)]])]))], ['timestamp', Buffer.from(ts())], ['version', 1]]));
+    const at = plain.indexOf(Buffer.from([0xa4, 0x58, 0x58, 0x58, 0x58]));
+    Buffer.from([0xd9, 0x03, 0x74, 0x75, 0x65]).copy(plain, at); // "tue"
+    const sneaky = { ...parseManifest(plain, null, false), tam: 'ok' as const };
+    expect(() => judge(base, sneaky, 'append')).toThrow('the manifest lists an archive name twice');
   });
 
   test('random histories: added/removed/replaced match the obvious set diff', () => {

@@ -200,7 +200,7 @@ function rawEntry(body: Buffer, starts: readonly number[], k: number): Raw {
 
 /** Every archive entry of a manifest, decoded, in wire order; a ManifestError for a malformed one. */
 export function archiveEntriesOf(m: Manifest): ArchiveEntry[] {
-  const starts = entryStarts(m.archivesBody);
+  const starts = startsOf(m.archivesBody);
   return starts.map((_, k) => rawEntry(m.archivesBody, starts, k).entry);
 }
 
@@ -230,28 +230,104 @@ function commonSuffix(a: Buffer, b: Buffer): number {
 }
 
 /**
+ * Entry starts of archive bodies already walked, so a manifest judged as `next` and then as
+ * `previous` (the audit's walk) is scanned once. A cache only: the result is the same without it.
+ */
+const startsCache = new WeakMap<Buffer, number[]>();
+
+function startsOf(body: Buffer): number[] {
+  let starts = startsCache.get(body);
+  if (!starts) {
+    starts = entryStarts(body);
+    startsCache.set(body, starts);
+  }
+  return starts;
+}
+
+/** The index of the first element of the sorted `xs` that is >= x (xs.length if none). */
+function lowerBound(xs: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
  * The two lists as: a common start of `head` entries, a common end of `tail` entries (byte-equal,
- * so equal), and the entries in between decoded. A backup adds one entry and a prune removes a
- * few, so nearly every entry is in the common parts and is never decoded again.
+ * so equal), and the entries in between. A backup adds one entry and a prune removes a few, so
+ * nearly every entry is in the common parts and is neither scanned nor decoded again: only the
+ * changed bytes of `next` are walked, its other entry starts are the previous list's, shifted.
  */
 function split(prev: Buffer, next: Buffer) {
-  const ps = entryStarts(prev);
-  const ns = entryStarts(next);
+  const ps = startsOf(prev);
   const prefix = commonPrefix(prev, next);
-  const end = (starts: number[], body: Buffer, k: number) => (k + 1 < starts.length ? starts[k + 1] : body.length);
-  let head = 0;
-  // Entries parse forwards from byte-equal starts, so equal leading bytes mean equal leading entries.
-  while (head < ps.length && head < ns.length && end(ps, prev, head) <= prefix) head++;
-  const suffix = commonSuffix(prev, next);
-  let tail = 0;
-  // An entry at the same distance from the end in both, inside the common end: it and all after it are equal.
-  while (tail < ps.length - head && tail < ns.length - head) {
-    const p = ps[ps.length - 1 - tail];
-    const n = ns[ns.length - 1 - tail];
-    if (prev.length - p !== next.length - n || prev.length - p > suffix) break;
-    tail++;
+  // Entries parse forwards from byte-equal starts, so equal leading bytes mean equal leading
+  // entries: those ending within the common start.
+  const ends = (k: number) => (k + 1 < ps.length ? ps[k + 1] : prev.length);
+  let lo = 0;
+  let hi = ps.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ends(mid) <= prefix) lo = mid + 1;
+    else hi = mid;
   }
-  return { ps, ns, head, tail };
+  const head = lo;
+  const suffixFrom = prev.length - commonSuffix(prev, next);
+  const shift = next.length - prev.length;
+  const from = head < ps.length ? ps[head] : prev.length;
+  // Walk next from the first entry that may differ until an entry start meets an entry start of
+  // the previous list inside the common end: from there on both lists are the same bytes.
+  const middle: number[] = [];
+  let j = ps.length;
+  let pos = from;
+  while (pos < next.length) {
+    const old = pos - shift;
+    if (old >= suffixFrom && old >= from) {
+      const k = lowerBound(ps, old);
+      if (k < ps.length && ps[k] === old) {
+        j = k;
+        break;
+      }
+    }
+    const name = strAt(next, pos);
+    if (!name) throw new ManifestError('the manifest has a malformed archive entry');
+    middle.push(pos);
+    pos = skipValues(next, name[1]);
+  }
+  if (j === ps.length && pos !== next.length) throw new ManifestError('the manifest has a malformed archive entry');
+  let ns = startsCache.get(next);
+  if (!ns) {
+    ns = [...ps.slice(0, head), ...middle, ...ps.slice(j).map((x) => x + shift)];
+    startsCache.set(next, ns);
+  }
+  return { ps, ns, head, tail: ps.length - j };
+}
+
+/** Whether a name (raw bytes, latin1) is the name of one of the entries [from, to) of `body`. */
+function nameIn(body: Buffer, starts: readonly number[], from: number, to: number, rawName: string): boolean {
+  if (from >= to) return false;
+  const raw = Buffer.from(rawName, 'latin1');
+  const lo = starts[from];
+  const hi = to < starts.length ? starts[to] : body.length;
+  // Any encoding of the name holds its bytes right after a 1, 2, 3 or 5 byte header: search, then
+  // check that an entry starts there and its name is exactly these bytes.
+  let at = body.indexOf(raw, lo);
+  while (at >= 0 && at < hi) {
+    for (const header of [1, 2, 3, 5]) {
+      const start = at - header;
+      const k = lowerBound(starts, start);
+      if (start >= lo && k < to && starts[k] === start) {
+        const n = strAt(body, start);
+        if (n && n[0] === at && n[1] - n[0] === raw.length) return true;
+      }
+    }
+    at = body.indexOf(raw, at + 1);
+  }
+  return false;
 }
 
 /** Whether `id` (hex) is the id of one of the entries [from, to) of `body`; the name if so. */
@@ -295,13 +371,8 @@ function listChange(previous: Manifest | null, next: Manifest, listedBefore: Rea
     if (midNames.has(r.rawName)) throw twice();
     midNames.add(r.rawName);
   }
-  if (midNames.size > 0) {
-    for (let k = 0; k < ns.length; k++) {
-      if (k === head) k = ns.length - tail;
-      if (k >= ns.length) break;
-      const n = strAt(next.archivesBody, ns[k]) as [number, number];
-      if (midNames.has(next.archivesBody.toString('latin1', n[0], n[1]))) throw twice();
-    }
+  for (const name of midNames) {
+    if (nameIn(next.archivesBody, ns, 0, head, name) || nameIn(next.archivesBody, ns, ns.length - tail, ns.length, name)) throw twice();
   }
 
   const prevByName = new Map(prevMid.map((r) => [r.rawName, r.entry]));

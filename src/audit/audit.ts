@@ -171,7 +171,9 @@ export function auditHistory(
     const reading = read?.manifests.get(t.id) ?? null;
     let change: ManifestChange | null = null;
     let manifest: Manifest | null = null;
-    const serverTime = who?.at ?? (t.time !== null ? new Date(t.time) : null);
+    // The server's own time of the transaction: the ledger's commit, else borg's transactions log.
+    const logged = t.time !== null ? new Date(t.time) : null;
+    const serverTime = who?.at ?? (logged && !Number.isNaN(logged.getTime()) ? logged : null);
     if (t.manifest && reading && 'manifest' in reading) {
       manifest = reading.manifest;
       try {
