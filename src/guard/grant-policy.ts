@@ -199,7 +199,10 @@ export function decideCall(req: RpcRequest, ctx: PolicyContext): Decision {
       // borg 1.2's server-side check rewrites `config` (it keeps its progress there), so it is a
       // write, and a read key changes no file of the repository.
       if (role === 'read') {
-        return deny('BK_DENY_ROLE', "the read role may not run borg's repository check, which rewrites the repository's config file; a writing key may");
+        return deny(
+          'BK_DENY_ROLE',
+          "the read role may not run borg's repository check, which rewrites the repository's config file; a writing key may (with a read key, 'borg check --archives-only' works on repositories that are not encrypted)",
+        );
       }
       // A repair rewrites segments and the index: never without the repository lock.
       if (repair && ctx.unlocked) {

@@ -693,7 +693,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       justCreated: lastCreate && lastMethod === 'open',
       existsCommitted: (id) => index?.lookup(id) !== undefined,
       putBySession,
-      // Read at the decision: under the session's exclusive lock nobody else moves it until borg has.
+      // Read at the decision: borg reserves only under the session's exclusive lock, so no other
+      // session moves the file between this read and borg's own.
       currentNonce: () => (repository ? readRepositoryNonce(join(deps.reposDir, repository.dirName)) : null),
     });
     if (!decision.allow) return refuse(req, decision.reason, decision.why);

@@ -359,12 +359,13 @@ function fakeChild(opts: BorgServeOptions, input: GuardInput, h: Harness, client
       stdout.write(encodeExceptionReply(req.format, msgid, { exceptionClass: 'DoesNotExist', message: text, args: [h.repoPath], trace: true }));
       return;
     }
+    // As borg does: a reservation rewrites the nonce file the guard judges the next one against.
+    if (req.method === 'commit_nonce_reservation') writeNonce(h.repoPath, req.args.get('next_unreserved'));
     let result: EncodableValue = null;
     if (req.method === 'negotiate') result = req.format === 'tuple' ? 2 : MsgMap.of([['server_version', SERVER_VERSION as MsgValue]]);
     else if (req.method === 'open') result = Buffer.alloc(32, 1);
     else if (req.method === '__len__') result = h.committed.size;
     else if (req.method === 'get' || req.method === 'load_key') result = Buffer.from('data');
-    else if (req.method === 'commit_nonce_reservation') setNonce(h, req.args.get('next_unreserved'));
     stdout.write(encodeResultReply(req.format, msgid, result));
   };
 
@@ -479,36 +480,40 @@ export interface GuardRun {
 }
 
 /** Runs one input; says what went wrong (nothing, for a good input). */
-/** Writes the repository's nonce file as borg serve would (null: no file). */
-function setNonce(h: Harness, value: MsgValue | undefined): void {
-  const file = join(h.repoPath, 'nonce');
-  if (typeof value === 'number' || typeof value === 'bigint') writeFileSync(file, BigInt(value).toString(16).padStart(16, '0').slice(-16));
-  else rmSync(file, { force: true });
+/** Writes the repository's nonce file as borg does (16 hex digits); removes it for nil. */
+function writeNonce(repoPath: string, value: MsgValue | undefined): void {
+  if (value === null) rmSync(join(repoPath, 'nonce'), { force: true });
+  else if ((typeof value === 'number' || typeof value === 'bigint') && BigInt(value) >= 0n && BigInt(value) < 2n ** 64n) {
+    writeFileSync(join(repoPath, 'nonce'), BigInt(value).toString(16).padStart(16, '0'));
+  }
 }
 
 /**
- * The nonce file as it was when the session was recorded: the start of its first reservation
- * (the guard judges reservations against the file, which the recorded repository has moved on).
+ * The recorded sessions come from one repository at different times: each finds the nonce file
+ * as it was when it ran, i.e. where its first reservation starts (the seed's state otherwise).
  */
-function alignNonce(h: Harness, chunks: readonly Buffer[]): void {
-  const splitter = createFrameSplitter(SERVER_LIMITS);
+function nonceAsRecorded(repoPath: string, clientBytes: Buffer): void {
+  let frames: Buffer[];
   try {
-    for (const chunk of chunks) {
-      for (const frame of splitter.push(chunk)) {
-        const req = parseRequest(frame);
-        if (req.method === 'commit_nonce_reservation') return setNonce(h, req.args.get('start_nonce'));
-      }
-    }
+    frames = createFrameSplitter(SERVER_LIMITS).push(clientBytes);
   } catch {
-    // a damaged stream: whatever the file says
+    return;
+  }
+  for (const frame of frames) {
+    try {
+      const req = parseRequest(frame);
+      if (req.method === 'commit_nonce_reservation' && req.args.has('start_nonce')) return writeNonce(repoPath, req.args.get('start_nonce'));
+    } catch {
+      // not a request the parser reads: the guard will refuse it
+    }
   }
 }
 
 export async function runGuardInput(input: GuardInput, h: Harness, timeLimitMs: number): Promise<GuardRun> {
-  alignNonce(h, input.chunks);
   const violations: Violation[] = [];
   const ends: Array<{ result: string; detail: string | null }> = [];
   const clientBytes = Buffer.concat(input.chunks);
+  nonceAsRecorded(h.repoPath, clientBytes);
   const stop = new AbortController();
   let spawned = 0;
   const output = new Sink();
