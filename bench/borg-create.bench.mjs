@@ -8,8 +8,13 @@
 // spawning the client to its exit, so (b) includes the guard's start-up and ledger writes.
 // Runs alternate a, b (BENCH_RUNS rounds, default 3), medians and the ratio b/a are printed and
 // stored in bench/results/latest.json. CPU seconds of each side come from `times` in the
-// BORG_RSH scripts. BENCH_PROFILE=1 also runs (b) under `node --cpu-prof` and prints the
-// guard's hottest functions (profiling slows it: those runs are not the timed ones).
+// BORG_RSH scripts; the guard's own (its node process without the child borg serve) from
+// bench/lib/report-cpu.mjs preloaded into it. CPU seconds per GiB are the figures to compare
+// across changes of the guard: unlike wall time they hardly move on a busy machine (the guard's
+// include its start-up, about 0.1 s, so compare them at one BENCH_SOURCE_BYTES).
+// BENCH_PROFILE=1 also runs (b) under `node --cpu-prof` and prints the guard's hottest functions
+// (profiling slows it: those runs are not the timed ones); BENCH_PROFILE_DIR=DIR keeps the
+// .cpuprofile files there (for Chrome's DevTools).
 
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +29,7 @@ import {
   median,
   printTable,
   readCpuLog,
+  readGuardCpuLog,
   requireBuilt,
   run,
   runOk,
@@ -58,22 +64,26 @@ const appendPub = await makeKey('writer-key');
 
 async function timedCreate(env, url, src, label) {
   const cpuLog = join(tmp.dir, `${label}.cpu`);
+  const guardLog = join(tmp.dir, `${label}.guard-cpu`);
   const totalLog = join(tmp.dir, `${label}.total-cpu`);
   const args = ['create', '--compression', COMPRESSION, `${url}::bench`, src];
   // GNU time adds a fork and a wait, the same for (a) and (b); it reports borg plus everything
   // under it (the BORG_RSH script and the server side), so the client's share is the difference.
   const [cmd, argv] = TIME ? [TIME, ['-f', '%U %S', '-o', totalLog, 'borg', ...args]] : ['borg', args];
   const t0 = process.hrtime.bigint();
-  const r = await run(cmd, argv, { env: { ...env, BENCH_CPU_LOG: cpuLog } });
+  const r = await run(cmd, argv, { env: { ...env, BENCH_CPU_LOG: cpuLog, BENCH_GUARD_CPU: guardLog } });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.code !== 0) throw new Error(`borg create (${label}) failed (${r.code}):\n${r.stderr}`);
   const serverCpu = readCpuLog(cpuLog);
+  const guard = readGuardCpuLog(guardLog); // null for (a): no guard ran
+  const guardCpu = guard?.cpu ?? null;
+  const guardRss = guard?.maxRssMiB ?? null;
   let clientCpu = null;
   if (TIME && existsSync(totalLog)) {
     const [user, sys] = readFileSync(totalLog, 'utf8').trim().split('\n').pop().split(' ').map(Number);
     clientCpu = user + sys - (serverCpu ?? 0);
   }
-  return { seconds, serverCpu, clientCpu };
+  return { seconds, serverCpu, guardCpu, guardRss, clientCpu };
 }
 
 /** (a): plain borg serve, the command line borgkeep gives its child for an append key. */
@@ -130,32 +140,52 @@ for (let i = 0; i < ROUNDS; i++) {
   a.push(await measure('a'));
   console.log(`  round ${i + 1}: a ${fmt(a[i].seconds)} s`);
   b.push(await measure('b'));
-  console.log(`  round ${i + 1}: b ${fmt(b[i].seconds)} s`);
+  const guardPerGiB = b[i].guardCpu == null ? 'n/a' : fmt(b[i].guardCpu / (SOURCE_BYTES / GiB), 3);
+  const rss = b[i].guardRss == null ? 'n/a' : fmt(b[i].guardRss, 0);
+  console.log(`  round ${i + 1}: b ${fmt(b[i].seconds)} s, b/a ${fmt(b[i].seconds / a[i].seconds, 3)}, guard CPU ${guardPerGiB} s/GiB, guard peak RSS ${rss} MiB`);
 }
 
-const rows = [['round', 'a: borg serve s', 'b: borgkeep s', 'b/a', 'a server CPU s', 'b server CPU s', 'a client CPU s', 'b client CPU s']];
-const cpu = (x) => fmt(x ?? NaN);
+const GIB = SOURCE_BYTES / GiB;
+const perGiB = (x) => (x == null ? NaN : x / GIB);
+/** Per round: wall seconds, b/a, and CPU seconds per GiB of plain borg serve, the guard's own node process, and its child borg serve. */
+const per = [];
 for (let i = 0; i < ROUNDS; i++) {
-  rows.push([String(i + 1), fmt(a[i].seconds), fmt(b[i].seconds), fmt(b[i].seconds / a[i].seconds, 3), cpu(a[i].serverCpu), cpu(b[i].serverCpu), cpu(a[i].clientCpu), cpu(b[i].clientCpu)]);
+  per.push({
+    a: a[i].seconds,
+    b: b[i].seconds,
+    ratio: b[i].seconds / a[i].seconds,
+    plainServe: perGiB(a[i].serverCpu),
+    guard: perGiB(b[i].guardCpu),
+    guardedServe: perGiB(b[i].serverCpu == null || b[i].guardCpu == null ? null : b[i].serverCpu - b[i].guardCpu),
+    guardRss: b[i].guardRss,
+    clientA: a[i].clientCpu,
+    clientB: b[i].clientCpu,
+  });
 }
-const medA = median(a.map((r) => r.seconds));
-const medB = median(b.map((r) => r.seconds));
-const cpuA = median(a.map((r) => r.serverCpu ?? NaN));
-const cpuB = median(b.map((r) => r.serverCpu ?? NaN));
-const clientA = median(a.map((r) => r.clientCpu ?? NaN));
-const clientB = median(b.map((r) => r.clientCpu ?? NaN));
-rows.push(['median', fmt(medA), fmt(medB), fmt(medB / medA, 3), fmt(cpuA), fmt(cpuB), fmt(clientA), fmt(clientB)]);
+const med = (k) => median(per.map((r) => r[k]));
+const cols = ['a', 'b', 'ratio', 'plainServe', 'guard', 'guardedServe', 'guardRss', 'clientA', 'clientB'];
+const digits = { ratio: 3, plainServe: 3, guard: 3, guardedServe: 3, guardRss: 0 };
+const cells = (r) => cols.map((k) => fmt(r[k] ?? NaN, digits[k] ?? 2));
+const rows = [
+  ['round', 'a: borg serve s', 'b: borgkeep s', 'b/a', 'a: borg serve CPU s/GiB', 'b: guard CPU s/GiB', "b: guard's borg serve CPU s/GiB", 'b: guard peak RSS MiB', 'a client CPU s', 'b client CPU s'],
+  ...per.map((r, i) => [String(i + 1), ...cells(r)]),
+  ['median', ...cells(Object.fromEntries(cols.map((k) => [k, med(k)])))],
+];
 console.log('');
 printTable(rows);
+const medA = med('a');
+const medB = med('b');
 console.log(
-  `\nratio of medians b/a = ${fmt(medB / medA, 3)} (goal <= 1.03); ` +
-    `${fmt((SOURCE_BYTES / 1e6) / medA, 0)} MB/s plain, ${fmt((SOURCE_BYTES / 1e6) / medB, 0)} MB/s guarded; ` +
-    `server-side CPU (b includes the guard's node process): ${fmt(cpuA)} s vs ${fmt(cpuB)} s; borg client CPU ${fmt(clientA)} s vs ${fmt(clientB)} s`,
+  `\n${ROUNDS} rounds; ratio of medians b/a = ${fmt(medB / medA, 3)} (goal <= 1.03; wall time, sensitive to a busy machine); ` +
+    `${fmt(SOURCE_BYTES / 1e6 / medA, 0)} MB/s plain, ${fmt(SOURCE_BYTES / 1e6 / medB, 0)} MB/s guarded\n` +
+    `guard's own CPU ${fmt(med('guard'), 3)} s/GiB (median; its node process, without its borg serve), ` +
+    `plain borg serve CPU ${fmt(med('plainServe'), 3)} s/GiB, the guard's borg serve ${fmt(med('guardedServe'), 3)} s/GiB; ` +
+    `guard peak RSS ${fmt(med('guardRss'), 0)} MiB`,
 );
 
 let profile = null;
 if (PROFILE) {
-  const dir = join(tmp.dir, 'cpu-prof');
+  const dir = process.env.BENCH_PROFILE_DIR ?? join(tmp.dir, 'cpu-prof');
   const n = ++counter;
   const src = writeRandomTree(join(tmp.dir, `src-${n}`), SOURCE_BYTES);
   syncDisks();
@@ -173,8 +203,10 @@ saveResults('borgCreate', {
   compression: COMPRESSION,
   encryption: ENCRYPTION,
   a: { what: 'borg serve --restrict-to-repository R --append-only', seconds: a.map((r) => r.seconds), serverCpuSeconds: a.map((r) => r.serverCpu), clientCpuSeconds: a.map((r) => r.clientCpu), median: medA },
-  b: { what: 'borgkeep borg-serve --key K (append role)', seconds: b.map((r) => r.seconds), serverCpuSeconds: b.map((r) => r.serverCpu), clientCpuSeconds: b.map((r) => r.clientCpu), median: medB },
+  b: { what: 'borgkeep borg-serve --key K (append role)', seconds: b.map((r) => r.seconds), serverCpuSeconds: b.map((r) => r.serverCpu), guardCpuSeconds: b.map((r) => r.guardCpu), guardPeakRssMiB: b.map((r) => r.guardRss), clientCpuSeconds: b.map((r) => r.clientCpu), median: medB },
   ratio: medB / medA,
+  cpuSecondsPerGiB: { plainServe: med('plainServe'), guard: med('guard'), guardedServe: med('guardedServe') },
+  guardPeakRssMiB: med('guardRss'),
   goal: 1.03,
   ...(profile ? { guardProfileTop: profile.top.slice(0, 10) } : {}),
 });

@@ -8,7 +8,7 @@ import { randomFillSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 export const BORGKEEP = join(ROOT, 'bin', 'borgkeep');
@@ -112,7 +112,9 @@ ${CPU_LOG}`,
 
 /**
  * BORG_RSH standing in for sshd with the forced command `borgkeep borg-serve --key $BENCH_KEY`,
- * as in test/helpers/borgkeep-env.ts. BENCH_CPU_PROF=DIR runs the guard under `node --cpu-prof`.
+ * as in test/helpers/borgkeep-env.ts. BENCH_CPU_PROF=DIR runs the guard under `node --cpu-prof`;
+ * BENCH_GUARD_CPU=FILE preloads report-cpu.mjs, which appends the guard process's own user and
+ * system seconds (without its child borg serve) to FILE when it exits.
  */
 export function writeGuardRsh(dir, dataDir) {
   return script(
@@ -121,6 +123,7 @@ export function writeGuardRsh(dir, dataDir) {
 export SSH_CONNECTION="127.0.0.1 40022 127.0.0.1 22"
 set -- "${process.execPath}"
 [ -n "$BENCH_CPU_PROF" ] && set -- "$@" --cpu-prof --cpu-prof-dir="$BENCH_CPU_PROF"
+[ -n "$BENCH_GUARD_CPU" ] && set -- "$@" --import="${pathToFileURL(join(ROOT, 'bench', 'lib', 'report-cpu.mjs')).href}"
 "$@" "${BORGKEEP}" --data-dir "${dataDir}" borg-serve --key "$BENCH_KEY"
 ${CPU_LOG}`,
   );
@@ -138,6 +141,22 @@ export function readCpuLog(file) {
   // `times` prints two lines: the shell's own user/sys, then its children's.
   for (let i = 1; i < lines.length; i += 2) total += lines[i].trim().split(/\s+/).map(secs).reduce((a, b) => a + b, 0);
   return total;
+}
+
+/**
+ * What report-cpu.mjs appended to FILE (one line per guard process): the guard's own CPU
+ * seconds (user + system, summed) and its peak RSS in MiB (the largest), or null without a file.
+ */
+export function readGuardCpuLog(file) {
+  if (!existsSync(file)) return null;
+  let cpu = 0;
+  let maxRssMiB = 0;
+  for (const line of readFileSync(file, 'utf8').trim().split('\n')) {
+    const [user, sys, rssKiB] = line.split(' ').map(Number);
+    cpu += user + sys;
+    maxRssMiB = Math.max(maxRssMiB, (rssKiB ?? 0) / 1024);
+  }
+  return { cpu, maxRssMiB };
 }
 
 /** The borg client's environment: its own base dir, so no cache is shared between runs. */
