@@ -81,7 +81,7 @@ test('borgmatic with a full key: init, create, prune, compact, check', async () 
   const refused = await borgmatic('admin', config, ['compact']);
   expect(refused.code).not.toBe(0);
   expect(`${refused.stdout}${refused.stderr}`).toContain('the compaction gate of this repository is closed');
-  expect((await env.cli(['approve', 'laptop'])).code).toBe(0);
+  expect((await env.cli(['approve', 'laptop', '--yes'])).code).toBe(0);
   const compact = await borgmatic('admin', config, ['compact']);
   expect(compact.code, compact.stderr).toBe(0);
   const check = await borgmatic('admin', config, ['check']);

@@ -141,7 +141,7 @@ export function defineRoleMatrix(role: RoleName, transport: RoleFixture['env']['
         // Even a full key compacts only behind the compaction gate, which starts closed.
         const { r } = await attempt('commit', ['compact', f.main]);
         expect(r.stderr).toContain('the compaction gate of this repository is closed');
-        await f.env.cliOk(['approve', 'main']);
+        await f.env.cliOk(['approve', 'main', '--yes']);
       }
       await attempt(expected.compact, ['compact', f.main]);
       await f.assertIntact();
