@@ -55,7 +55,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], prefix: string
       description: `${ACCESS_TEXT[route.access]}${route.sessionOnly ? ' Console sessions only, not API tokens.' : ''}${route.method !== 'GET' && route.access !== 'public' ? ' With a cookie session, send the X-CSRF-Token header.' : ''}`,
       security: route.access === 'public' ? [] : route.sessionOnly ? [{ cookieSession: [] }] : [{ cookieSession: [] }, { bearerToken: [] }],
       ...(parameters.length > 0 && { parameters }),
-      ...(route.body && { requestBody: { required: true, content: { 'application/json': { schema: toSchema(route.body, 'input') } } } }),
+      ...(route.body && { requestBody: { required: !route.body.safeParse(undefined).success, content: { 'application/json': { schema: toSchema(route.body, 'input') } } } }),
       responses: {
         [status]: status === '204' ? { description: 'done' } : { description: 'success', content: { [route.contentType ?? 'application/json']: { schema: route.response ? toSchema(route.response, 'output') : {} } } },
         ...Object.fromEntries(

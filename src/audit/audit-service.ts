@@ -57,6 +57,30 @@ export function createAuditService(store: AuditStore, deps: Partial<AuditService
     return { ...report, archives };
   }
 
+  /** The newest committed transaction on disk, after checking that `throughTxn` (if given) is one of the current history's. */
+  async function resolveThrough(repositoryName: string, repoPath: string, throughTxn: number | undefined): Promise<number | null> {
+    let newest: number | null;
+    try {
+      newest = await lastTransaction(repoPath);
+    } catch {
+      throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repositoryName}' has no history to approve yet (is it initialised?)`);
+    }
+    if (throughTxn !== undefined) {
+      if (!Number.isSafeInteger(throughTxn) || throughTxn < 0) {
+        throw new BorgkeepError('BK_ERR_INVALID_INPUT', `'${String(throughTxn)}' is not a transaction id (a whole number, as the audit shows it)`);
+      }
+      // After a rollback the newest transaction on disk is older than what an audit may have
+      // shown: approving a transaction that is no longer there would cover nothing real.
+      if (newest === null || throughTxn > newest) {
+        throw new BorgkeepError(
+          'BK_ERR_INVALID_INPUT',
+          `transaction ${throughTxn} is not a committed transaction of repository '${repositoryName}' (the newest on disk is ${newest ?? 'none'}): audit it again and approve what that audit shows`,
+        );
+      }
+    }
+    return newest;
+  }
+
   return {
     /** `cache: false` reads every segment again (history-cache.ts). */
     async audit(repositoryName: string, input: { passphrase: string | null; keyFile: string | null; actor: string; cache?: boolean }) {
@@ -90,14 +114,26 @@ export function createAuditService(store: AuditStore, deps: Partial<AuditService
       return { ...found, gate: await store.compactionGate(repository.id) };
     },
 
-    async approve(repositoryName: string, actor: string) {
+    /**
+     * What an approval through `throughTxn` (else the newest committed transaction) would record,
+     * without recording it: the CLI shows this before it asks. Refuses what approve() refuses.
+     */
+    async previewApproval(repositoryName: string, throughTxn?: number) {
       const repository = await store.getRepository(repositoryName);
-      let through: number | null;
-      try {
-        through = await lastTransaction(store.paths.repository(repository.dirName));
-      } catch {
-        throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repositoryName}' has no history to approve yet (is it initialised?)`);
-      }
+      const newest = await resolveThrough(repositoryName, store.paths.repository(repository.dirName), throughTxn);
+      const last = await store.lastAudit(repository.id);
+      return { through: throughTxn ?? newest, newest, lastAudit: last ? { event: last.event, report: last.report as AuditReport | null } : null };
+    },
+
+    /**
+     * Approves the history through `throughTxn`: the transaction the person approving was shown
+     * (the last audit's). A write made after it is not covered by this approval. Without it, the
+     * newest committed transaction on disk (a script that says --yes approves what is there).
+     */
+    async approve(repositoryName: string, actor: string, throughTxn?: number) {
+      const repository = await store.getRepository(repositoryName);
+      const newest = await resolveThrough(repositoryName, store.paths.repository(repository.dirName), throughTxn);
+      const through = throughTxn ?? newest;
       const last = (await store.listEvents(repository.id, 50)).find((e) => e.kind === 'audit');
       const event = await store.recordEvent({
         repositoryId: repository.id,

@@ -1,5 +1,5 @@
 // The commands on a repository's history: `borgkeep audit REPO [--passphrase-file F] [--key-file F] [--json]`,
-// `borgkeep approve REPO` (opens the compaction gate) and `borgkeep rollback REPO --to TXN | --undo`.
+// `borgkeep approve REPO [--through TXN] [--as NAME] [--yes]` (opens the compaction gate) and `borgkeep rollback REPO --to TXN | --undo`.
 //
 // audit tells, transaction by transaction since the last compaction, who made each one and what
 // it did, and names the first suspicious and last known-good transaction: exit 0 clean, 1
@@ -8,6 +8,7 @@
 // move the compaction gate that the guard checks.
 
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 
@@ -71,9 +72,30 @@ export function formatAudit(repo: string, r: AuditReport & { locked: boolean }):
   return lines.join('\n');
 }
 
-/** Who runs an admin command: the person behind sudo, else the login name. */
-export function actorName(): string {
-  return process.env.SUDO_USER || process.env.USER || process.env.LOGNAME || 'unknown';
+/**
+ * Who runs an admin command, for the ledger: `--as NAME` when given, else the person behind sudo
+ * (SUDO_USER), else the login name ($USER, $LOGNAME: after `su` without `-` they still name the
+ * person, where the effective user is root), else the effective user's account name, else its
+ * uid. Never "unknown": an approval must name someone. None of this is authentication: whoever
+ * runs the CLI can write the data directory anyway; it is who the ledger says did it.
+ */
+export function actorName(as?: string): string {
+  if (as !== undefined) {
+    const name = as.trim();
+    // Shown in the console, the ledger and alert mail: one short printable line.
+    if (name === '' || name.length > 64 || /[\p{Cc}\p{Cf}]/u.test(name)) {
+      throw new BorgkeepError('BK_ERR_INVALID_INPUT', '--as needs a name of 1 to 64 printable characters');
+    }
+    return name;
+  }
+  const fromEnv = process.env.SUDO_USER || process.env.USER || process.env.LOGNAME;
+  if (fromEnv) return fromEnv;
+  try {
+    return userInfo().username;
+  } catch {
+    // A uid without a passwd entry (containers): its number still says who.
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
 }
 
 export function registerAuditCommand(program: Command, ctx: CliContext): void {
@@ -85,14 +107,15 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
     .option('--key-file <file>', 'the borg key file, for keyfile-encrypted repositories')
     .option('--json', 'print the report as JSON')
     .option('--no-cache', 'read every segment again instead of reusing what earlier audits learnt from unchanged ones')
-    .action(async (repoName: string, opts: { passphraseFile?: string; keyFile?: string; json?: boolean; cache: boolean }) => {
+    .option('--as <name>', 'who audits, for the ledger (default: the operating-system user)')
+    .action(async (repoName: string, opts: { passphraseFile?: string; keyFile?: string; json?: boolean; cache: boolean; as?: string }) => {
       try {
         const passphrase = opts.passphraseFile
           ? readSecretFile(opts.passphraseFile, 'passphrase file').replace(/\r?\n$/, '')
           : (process.env.BORG_PASSPHRASE ?? null);
         const keyFile = opts.keyFile ? readSecretFile(opts.keyFile, 'key file') : null;
         const { createAuditService } = await import('../audit/audit-service.js');
-        const { report } = await withStore(ctx, (store) => createAuditService(store).audit(repoName, { passphrase, keyFile, actor: actorName(), cache: opts.cache }));
+        const { report } = await withStore(ctx, (store) => createAuditService(store).audit(repoName, { passphrase, keyFile, actor: actorName(opts.as), cache: opts.cache }));
         if (opts.json) {
           const { locked, ...rest } = report;
           ctx.out.json({ repository: repoName, ...rest, locked });
@@ -106,17 +129,83 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
     });
 }
 
+/** What an approval covers, from the last audit's report, for the person (or script log) approving it. */
+export function formatApprovalSummary(
+  repo: string,
+  p: { through: number | null; newest: number | null; lastAudit: { event: { at: Date; verdict: string | null; detail: string; actor: string; throughTxn: number | null }; report: AuditReport | null } | null },
+): string {
+  const lines: string[] = [];
+  const audit = p.lastAudit;
+  if (!audit) {
+    lines.push(`repository '${repo}' has no audit on record: nothing below has been reviewed (borgkeep audit ${repo} shows what each transaction did).`);
+  } else {
+    const e = audit.event;
+    lines.push(`last audit of '${repo}': ${e.at.toISOString()} by ${e.actor}, ${(e.verdict ?? '?').toUpperCase()}, through transaction ${e.throughTxn ?? '(none)'} (${e.detail})`);
+    const r = audit.report;
+    if (r) {
+      const suspicious = r.transactions.filter((t) => t.verdict === 'suspicious');
+      if (suspicious.length === 0) lines.push('suspicious transactions: none');
+      else {
+        lines.push('suspicious transactions:');
+        for (const t of suspicious) lines.push(`  transaction ${t.id}: ${t.reasons.join('; ') || 'suspicious'}`);
+      }
+      const removed = r.transactions.flatMap((t) => (t.archivesRemoved ?? []).map((a) => `${a} (transaction ${t.id})`));
+      if (!r.manifestsRead) lines.push('archives removed: not known (audited without the passphrase)');
+      else lines.push(`archives removed: ${removed.join(', ') || 'none'}`);
+    }
+    if (p.through !== null && (e.throughTxn === null || p.through > e.throughTxn)) {
+      lines.push(`NOT REVIEWED: transactions after ${e.throughTxn ?? '(none)'} through ${p.through} were written after this audit.`);
+    }
+  }
+  lines.push(`this approves the history of '${repo}' through transaction ${p.through ?? '(none)'}; anything written later is not covered.`);
+  return lines.join('\n');
+}
+
+/** A transaction id as the user typed it, or a clear refusal. */
+function parseTxn(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `${flag} '${text}' is not a transaction id (a whole number, as borgkeep audit shows it)`);
+  }
+  return n;
+}
+
 export function registerApproveCommand(program: Command, ctx: CliContext): void {
   program
     .command('approve')
-    .description("open the compaction gate after reviewing a repository's history (borgkeep audit)")
+    .description("approve a repository's history as reviewed through a transaction (borgkeep audit shows it): compaction may remove what it made unreferenced")
     .argument('<repo>', 'repository name')
-    .action(async (repoName: string) => {
+    .option('--through <txn>', "the transaction to approve through, as the audit showed it (default: the newest on disk); later writes are not covered")
+    .option('--as <name>', 'who approves, for the ledger (default: the operating-system user)')
+    .option('--yes', 'do not ask for confirmation; without a terminal, --yes or --through is required')
+    .action(async (repoName: string, opts: { through?: string; as?: string; yes?: boolean }) => {
+      const throughTxn = parseTxn('--through', opts.through);
+      const actor = actorName(opts.as);
+      const interactive = Boolean(ctx.stdin.isTTY && process.stderr.isTTY);
+      // A script must say what it approves: a transaction (--through), or "what is there" (--yes).
+      // Approving blindly is the hole this closes; a person at a terminal is asked instead.
+      if (!interactive && !opts.yes && throughTxn === undefined) {
+        throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'approve without a terminal needs --through TXN (the transaction the audit showed) or --yes (the newest on disk); nothing was approved');
+      }
       const { createAuditService } = await import('../audit/audit-service.js');
-      const { event } = await withStore(ctx, (store) => createAuditService(store).approve(repoName, actorName()));
+      const { event } = await withStore(ctx, async (store) => {
+        const service = createAuditService(store);
+        const preview = await service.previewApproval(repoName, throughTxn);
+        const summary = formatApprovalSummary(repoName, preview);
+        ctx.out.line(summary);
+        if (interactive && !opts.yes) {
+          const ok = await confirm(ctx, `Approve as ${actor}? [y/N] `);
+          if (!ok) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'approval cancelled; nothing was recorded');
+        }
+        // The same transaction as shown: with no --through, the newest that the summary named,
+        // so a write landing between the question and the answer is not covered either.
+        return service.approve(repoName, actor, preview.through ?? undefined);
+      });
       ctx.out.line(
         `approved the history of '${repoName}' through transaction ${event.throughTxn ?? '(none)'}: the compaction gate is open` +
-          (event.detail === 'without an audit on record' ? ' (no audit is on record: run borgkeep audit first next time).' : '.'),
+          (event.detail === 'without an audit on record' ? ' (no audit is on record: run borgkeep audit first next time).' : '.') +
+          ` Recorded as approved by ${actor}.`,
       );
     });
 }
@@ -129,7 +218,9 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
     .option('--to <txn>', 'the transaction to return to (borgkeep audit names the last known-good one)')
     .option('--undo', 'put back what the last rollback of this repository moved away')
     .option('--yes', 'do not ask for confirmation on a terminal')
-    .action(async (repoName: string, opts: { to?: string; undo?: boolean; yes?: boolean }) => {
+    .option('--as <name>', 'who rolls back, for the ledger (default: the operating-system user)')
+    .action(async (repoName: string, opts: { to?: string; undo?: boolean; yes?: boolean; as?: string }) => {
+      const actor = actorName(opts.as);
       if (opts.undo === (opts.to !== undefined)) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'give either --to TXN or --undo');
       const toTxn = opts.to === undefined ? null : Number(opts.to);
       if (toTxn !== null && (!/^\d+$/.test(opts.to ?? '') || !Number.isSafeInteger(toTxn))) {
@@ -216,7 +307,7 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
           kind: toTxn !== null ? 'rollback' : 'rollback-undo',
           throughTxn: toTxn !== null ? toTxn : null,
           verdict: null,
-          actor: actorName(),
+          actor,
           detail:
             toTxn !== null
               ? `rolled back from transaction ${result.fromTxn} to ${toTxn}; ${result.moved.length} file(s) moved to ${result.quarantine}`

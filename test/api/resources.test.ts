@@ -204,6 +204,49 @@ describe('audits', () => {
   });
 });
 
+describe('approve', () => {
+  it('approves the transaction the audit showed, not a write made after it; refuses one past the newest on disk; the actor is the user or token owner', async () => {
+    await admin.call('POST', `${V1}/repositories`, { name: 'web' });
+    const repo = await h.temp.store.getRepository('web');
+    const path = h.temp.store.paths.repository(repo.dirName);
+    const borgEnv = { ...process.env, BORG_PASSPHRASE: 'pass', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
+    execFileSync('borg', ['init', '--encryption=repokey', path], { env: borgEnv, stdio: 'pipe' });
+    const audited = (await admin.call('POST', `${V1}/repositories/web/audit`, { passphrase: 'pass' })).body.event.throughTxn as number;
+    // A write after the audit: the person approving has not seen it.
+    const { mkdtempSync, writeFileSync, readdirSync } = await import('node:fs');
+    const src = mkdtempSync(`${h.temp.root}/src-`);
+    writeFileSync(`${src}/f`, 'later');
+    execFileSync('borg', ['create', `${path}::later`, src], { env: borgEnv, stdio: 'pipe' });
+    const newest = Math.max(...readdirSync(path).flatMap((f) => (/^index\.(\d+)$/.exec(f) ? [Number(f.slice(6))] : [])));
+    expect(newest).toBeGreaterThan(audited);
+
+    const tooNew = await admin.call('POST', `${V1}/repositories/web/approve`, { throughTxn: newest + 1 });
+    expect(tooNew.status).toBe(400);
+    expect(tooNew.body).toEqual({
+      code: 'BK_ERR_INVALID_INPUT',
+      message: `transaction ${newest + 1} is not a committed transaction of repository 'web' (the newest on disk is ${newest}): audit it again and approve what that audit shows`,
+    });
+    expect((await admin.call('POST', `${V1}/repositories/web/approve`, { throughTxn: -1 })).status).toBe(400);
+    expect((await admin.call('POST', `${V1}/repositories/web/approve`, { throughTxn: 1.5 })).status).toBe(400);
+    expect((await admin.call('POST', `${V1}/repositories/web/approve`, { throughTxn: audited, actor: 'mallory' })).status).toBe(400);
+    expect((await h.temp.store.listEvents(repo.id)).filter((e) => e.kind === 'approve')).toEqual([]);
+
+    const shown = await admin.call('POST', `${V1}/repositories/web/approve`, { throughTxn: audited });
+    expect(shown.status).toBe(200);
+    expect(shown.body.event).toMatchObject({ kind: 'approve', actor: 'ann', throughTxn: audited });
+    // Without a body: the newest on disk, as before.
+    expect((await admin.call('POST', `${V1}/repositories/web/approve`)).body.event).toMatchObject({ actor: 'ann', throughTxn: newest });
+    const bot = h.client({ bearer: (await admin.call('POST', `${V1}/tokens`, { name: 'bot' })).body.token });
+    expect((await bot.call('POST', `${V1}/repositories/web/approve`, { throughTxn: audited })).body.event).toMatchObject({ actor: "ann (API token 'bot')", throughTxn: audited });
+    expect((await bot.call('POST', `${V1}/repositories/web/audit`, {})).body.event).toMatchObject({ kind: 'audit', actor: "ann (API token 'bot')" });
+
+    const doc = (await h.client().call('GET', `${V1}/openapi.json`)).body;
+    const body = doc.paths['/api/v1/repositories/{name}/approve'].post.requestBody;
+    expect(body.required).toBe(false);
+    expect(body.content['application/json'].schema.properties.throughTxn).toMatchObject({ type: 'integer', minimum: 0 });
+  });
+});
+
 describe('users', () => {
   it('adds with a given or generated password, changes roles, resets, removes; keeps an admin', async () => {
     const given = await admin.call('POST', `${V1}/users`, { name: 'bob', role: 'operator', password: 'bobs long password' });

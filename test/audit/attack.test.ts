@@ -184,7 +184,7 @@ describe('recovery: the compaction gate, rollback and undo', () => {
   });
 
   test('after approve, borg compact with the full key works, and the ledger has who approved', async () => {
-    const approve = await env.cli(['approve', 'main'], { env: { ...process.env, USER: 'carol', SUDO_USER: '', BORGKEEP_DATA_DIR: undefined } });
+    const approve = await env.cli(['approve', 'main', '--yes'], { env: { ...process.env, USER: 'carol', SUDO_USER: '', BORGKEEP_DATA_DIR: undefined } });
     expect(approve.code, approve.stderr).toBe(0);
     expect(approve.stdout).toMatch(new RegExp(`approved the history of 'main' through transaction ${lastGood}: the compaction gate is open`));
     const compact = await env.borg('admin', ['compact', env.url('main')]);

@@ -136,7 +136,7 @@ describe('a hacked append client, then a routine compaction', () => {
     // The forged archive's objects are orphans, and the laptop's next backup would put some of
     // them again (refused as an overwrite): after review, borg check --repair deletes them.
     expect(r.stdout).toContain("run 'borg check --repair' with a full key");
-    await env.cliOk(['approve', 'main']);
+    await env.cliOk(['approve', 'main', '--yes']);
     const repair = await env.borg('admin', ['check', '--repair', env.url('main')], { env: { BORG_CHECK_I_KNOW_WHAT_I_AM_DOING: 'YES' } });
     expect(repair.code, repair.stderr).toBe(0);
     await borgOk('laptop', ['create', `${env.url('main')}::wednesday`, src()]);
@@ -165,7 +165,7 @@ describe('a stolen prune key deletes an archive', () => {
     const removal = report.transactions.find((t) => t.archivesRemoved?.includes('a'));
     expect(removal).toMatchObject({ role: 'prune', key: 'thief', compacted: false });
     // The admin reviews it (the owner pruned on purpose) and approves: compaction goes through.
-    await env.cliOk(['approve', 'second']);
+    await env.cliOk(['approve', 'second', '--yes']);
     const done = await borgOk('admin', ['compact', env.url('second')]);
     expect(done.stderr).not.toContain('deferred');
     const compacted = await segments('second');

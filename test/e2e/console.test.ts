@@ -125,6 +125,14 @@ describe('the web console in a real browser', () => {
     await page.locator('.chart canvas').first().waitFor();
 
     // --- audit with the passphrase, then approve ------------------------------------------------
+    // Without an audit on record the dialog says to run one and offers no approval.
+    await page.getByRole('button', { name: 'Approve history' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toContain('No audit is on record. Run an audit first');
+    expect(await dialog.getByRole('button', { name: /^Approve through/ }).count()).toBe(0);
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'detached' });
     await page.getByLabel(/^Passphrase/).fill(PASSPHRASE);
     await page.getByRole('button', { name: 'Run audit' }).click();
     await page.locator('.audit-report[data-verdict="clean"]').waitFor();
@@ -132,9 +140,37 @@ describe('the web console in a real browser', () => {
     await expect.poll(() => report.textContent()).toContain('added: first');
     expect(await report.textContent()).toContain('last known-good');
     expect(await page.locator('.audit-report .step').count()).toBeGreaterThanOrEqual(2);
-    // A clean audit with the passphrase opens the gate; approving records the review anyway.
+    // A write after the audit: the approval below is of what the audit showed, so it does not cover this.
+    writeFileSync(join(source, 'later.txt'), 'written after the audit');
+    const later = await env.borg('laptop', ['create', `${env.url('web')}::later`, source]);
+    expect(later.code, later.stderr).toBe(0);
+    const shown = await page.evaluate(async () => ((await (await fetch('/api/v1/repositories/web/audit')).json()) as { event: { throughTxn: number } }).event.throughTxn);
+    const newest = await page.evaluate(
+      async () =>
+        ((await (await fetch('/api/v1/sessions?repository=web&limit=1')).json()) as { sessions: Array<{ transactions: Array<{ borgTransactionId: number }> }> }).sessions[0]!.transactions.at(-1)!
+          .borgTransactionId,
+    );
+    expect(newest).toBeGreaterThan(shown);
+    // A clean audit with the passphrase opens the gate; approving records the review anyway. The
+    // dialog shows the audit's summary first; Cancel changes nothing.
     await page.getByRole('button', { name: 'Approve history' }).click();
+    await dialog.waitFor();
+    const summary = (await dialog.textContent()) ?? '';
+    expect(summary).toContain('clean');
+    expect(summary).toContain('No suspicious transactions.');
+    expect(summary).toContain('Archives removed: none.');
+    expect(summary).toContain(`Approves history through transaction ${shown}.`);
+    expect(await dialog.locator('time').count()).toBe(1);
+    await screenshot('approve-dialog', { forDocs: false });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    expect(await page.locator('p.gate').textContent()).not.toContain('approved');
+    await page.getByRole('button', { name: 'Approve history' }).click();
+    await dialog.getByRole('button', { name: `Approve through transaction ${shown}` }).click();
+    await dialog.waitFor({ state: 'detached' });
     await expect.poll(() => page.locator('p.gate').getAttribute('data-gate')).toBe('open');
+    // Approved by the console user, through the transaction shown, not the later write's.
+    await expect.poll(() => page.locator('p.gate').textContent()).toContain(`admin approved the history through transaction ${shown} at`);
     await page.evaluate(() => window.scrollTo(0, 0));
     await screenshot('repository');
 

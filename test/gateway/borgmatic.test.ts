@@ -92,7 +92,7 @@ test('borgmatic with a full key: init, create, prune, compact, check', async () 
   const deferred = await borgmatic('admin', config, ['compact']);
   expect(deferred.code, deferred.stderr).toBe(0);
   expect(await gateEvents('laptop')).toEqual(['compaction-deferred']);
-  expect((await env.cli(['approve', 'laptop'])).code).toBe(0);
+  expect((await env.cli(['approve', 'laptop', '--yes'])).code).toBe(0);
   const compact = await borgmatic('admin', config, ['compact']);
   expect(compact.code, compact.stderr).toBe(0);
   expect(await gateEvents('laptop')).toEqual(['compaction-deferred', 'compaction']);
@@ -137,7 +137,7 @@ test("borgmatic's default run (prune, compact, create, check) with a full key ma
   expect(await gateEvents('daily')).toEqual(['compaction', 'compaction', 'compaction-deferred']);
   expect(await archives('daily')).toEqual(expect.arrayContaining([made.at(-1)]));
   // After the review, compaction goes through.
-  expect((await env.cli(['approve', 'daily'])).code).toBe(0);
+  expect((await env.cli(['approve', 'daily', '--yes'])).code).toBe(0);
   const compact = await borgmatic('admin', config, ['compact']);
   expect(compact.code, compact.stderr).toBe(0);
   expect((await gateEvents('daily')).at(-1)).toBe('compaction');

@@ -100,7 +100,7 @@ describe('the gate decides at the moment of compaction', () => {
   });
 
   test('an approval covers the transactions it names: compaction then goes through and frees the space', async () => {
-    await f.env.cliOk(['approve', REPO]);
+    await f.env.cliOk(['approve', REPO, '--yes']);
     expect((await gate()).open).toBe(true);
     const before = segments();
     const r = await compact();
@@ -120,7 +120,7 @@ describe('the gate decides at the moment of compaction', () => {
   });
 
   test("a session's own deletes of older objects and its compacting commit, in one go: deferred, nothing removed", async () => {
-    await f.env.cliOk(['approve', REPO]);
+    await f.env.cliOk(['approve', REPO, '--yes']);
     const c = await f.open('full', `/./${REPO}`);
     const listed = await c.call('list', { limit: 1000, marker: null });
     expectOk(listed, listed.msgid);

@@ -147,7 +147,7 @@ export function defineRoleMatrix(role: RoleName, transport: RoleFixture['env']['
         expectOk(deferred);
         expect(deferred.stderr).toContain('borgkeep: compaction deferred: transaction ');
         expect(deferred.stderr).toContain("approves them with 'borgkeep approve main'");
-        await f.env.cliOk(['approve', 'main']);
+        await f.env.cliOk(['approve', 'main', '--yes']);
         const done = await f.as('full', ['compact', f.main]);
         expectOk(done);
         expect(done.stderr).not.toContain('deferred');

@@ -68,12 +68,25 @@ export function auditRoutes(ctx: ApiContext) {
       method: 'POST',
       url: '/repositories/:name/approve',
       tag,
-      summary: 'approve the history as reviewed: opens the compaction gate',
+      summary: 'approve the history as reviewed through a transaction (the one the last audit showed): opens the compaction gate for it; later writes are not covered',
       access: 'operator',
       params: nameParams,
+      body: z
+        .object({
+          throughTxn: z
+            .number()
+            .int()
+            .min(0)
+            .max(Number.MAX_SAFE_INTEGER)
+            .optional()
+            .describe("the transaction to approve through, as shown to the person approving (the console sends the last audit's throughTxn); a committed transaction no newer than the newest on disk. Without it, the newest on disk"),
+        })
+        .strict()
+        .optional(),
       response: z.object({ event: eventSchema, gate: gateSchema }),
-      async handler({ params, principal }) {
-        const result = await ctx.audits.approve(params.name, actorOf(principal!));
+      async handler({ params, body, principal }) {
+        // The actor is the console user (or the token's owner, with the token named): never the client's say.
+        const result = await ctx.audits.approve(params.name, actorOf(principal!), body?.throughTxn);
         return { event: present(result.event), gate: result.gate };
       },
     }),

@@ -1,7 +1,9 @@
 // The latest audit as a timeline: each transaction since the last compaction with who made it,
 // what it did to the archives, and its verdict; the first suspicious and the last known-good
-// transaction are marked. Running an audit and approving the history are here too.
-import { useState, type FormEvent } from 'react';
+// transaction are marked. Running an audit and approving the history are here too: Approve opens
+// a dialog that shows the last audit's summary first and approves exactly the transaction that
+// audit went through, never "whatever is newest" (a write after the audit stays uncovered).
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, type AuditEvent, type AuditReport, type AuditedTransaction, type Repository } from '../api';
 import { can, useMe } from '../app';
 import { exact, Time } from '../format';
@@ -32,8 +34,10 @@ export function AuditView({ repository, onChange }: { repository: Repository; on
       onChange();
     }
   };
-  const doApprove = async () => {
-    const r = await approve.run(() => api('POST', `/repositories/${name}/approve`));
+  const [confirming, setConfirming] = useState(false);
+  const doApprove = async (throughTxn: number) => {
+    const r = await approve.run(() => api('POST', `/repositories/${name}/approve`, { throughTxn }));
+    setConfirming(false);
     if (r) {
       last.reload();
       onChange();
@@ -58,9 +62,20 @@ export function AuditView({ repository, onChange }: { repository: Repository; on
               {audit.busy ? 'Auditing…' : 'Run audit'}
             </button>
           </form>
-          <button type="button" onClick={doApprove} disabled={approve.busy || !repository.initialized} title="Mark the history as reviewed: borg compact may run">
+          <button
+            type="button"
+            onClick={() => {
+              approve.setError(null);
+              setConfirming(true);
+            }}
+            disabled={approve.busy || !repository.initialized || last.loading}
+            title="Review the last audit and mark its history as reviewed: borg compact may run"
+          >
             Approve history
           </button>
+          {confirming && (
+            <ApproveDialog repositoryName={repository.name} last={last.data ?? null} busy={approve.busy} onApprove={doApprove} onClose={() => setConfirming(false)} />
+          )}
           {(audit.error || approve.error) && (
             <p className="error" role="alert">
               {audit.error ?? approve.error}
@@ -80,6 +95,84 @@ export function AuditView({ repository, onChange }: { repository: Repository; on
         </div>
       )}
     </section>
+  );
+}
+
+/** The confirmation: what the last audit found, and the one transaction this approval covers. */
+function ApproveDialog({
+  repositoryName,
+  last,
+  busy,
+  onApprove,
+  onClose,
+}: {
+  repositoryName: string;
+  last: LastAudit | null;
+  busy: boolean;
+  onApprove: (throughTxn: number) => void;
+  onClose: () => void;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => d?.close();
+  }, []);
+  const through = last?.event.throughTxn ?? null;
+  const report = last?.report ?? null;
+  const suspicious = report?.transactions.filter((t) => t.verdict === 'suspicious') ?? [];
+  const removed = report?.transactions.flatMap((t) => (t.archivesRemoved ?? []).map((a) => `${a} (transaction ${t.id})`)) ?? [];
+  return (
+    <dialog ref={ref} className="approve-dialog" aria-labelledby="approve-title" onCancel={onClose}>
+      <h3 id="approve-title">Approve the history of {repositoryName}?</h3>
+      {!last ? (
+        <p>No audit is on record. Run an audit first: approving means you have reviewed what it found.</p>
+      ) : through === null ? (
+        <p>The last audit saw no transactions, so there is nothing to approve. Run an audit again after the next backup.</p>
+      ) : (
+        <>
+          <p>
+            Last audit <Time at={last.event.at} /> by {last.event.actor}:{' '}
+            <strong className={last.event.verdict === 'suspicious' ? 'alert' : ''} data-verdict={last.event.verdict ?? ''}>
+              {last.event.verdict}
+            </strong>
+          </p>
+          {report ? (
+            <>
+              {suspicious.length === 0 ? (
+                <p>No suspicious transactions.</p>
+              ) : (
+                <ul className="reasons suspicious-list">
+                  {suspicious.map((t) => (
+                    <li key={t.id} data-txn={t.id}>
+                      transaction {t.id}: {t.reasons.join('; ') || 'suspicious'}
+                    </li>
+                  ))}
+                </ul>
+              )}
+              <p className="removed">
+                {report.manifestsRead ? `Archives removed: ${removed.join(', ') || 'none'}.` : 'Archives removed: not known (audited without the passphrase).'}
+              </p>
+            </>
+          ) : (
+            <p className="muted">{last.event.detail}</p>
+          )}
+          <p className="through" data-through={through}>
+            Approves history through transaction {through}. Anything written after it is not covered.
+          </p>
+        </>
+      )}
+      <div className="dialog-actions">
+        {last && through !== null && (
+          <button type="button" onClick={() => onApprove(through)} disabled={busy}>
+            {busy ? 'Approving…' : `Approve through transaction ${through}`}
+          </button>
+        )}
+        <button type="button" className="secondary" onClick={onClose} disabled={busy}>
+          {last && through !== null ? 'Cancel' : 'Close'}
+        </button>
+      </div>
+    </dialog>
   );
 }
 
