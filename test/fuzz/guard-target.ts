@@ -300,7 +300,7 @@ function fakeStore(input: GuardInput, ends: Array<{ result: string; detail: stri
             },
             repository: { id: 3, name: 'repo', dirName: DIR_NAME, quotaBytes: null, expectedIntervalSeconds: 86400, createdAt: created },
           },
-    countWritingSessions: async () => 0,
+    claimBackup: async () => ({ claimed: input.writesPerDay !== 0, backups: 0 }),
     startSession: async () => ++sessions,
     updateSession: async () => undefined,
     endSession: async (_id, end) => {
@@ -403,7 +403,11 @@ function fakeChild(opts: BorgServeOptions, input: GuardInput, h: Harness, client
     });
     prevCreate = false;
     if (!decision.allow) violate('forwarded', `the child got a ${req.method} that decideCall refuses for role ${input.role}: ${decision.why}`);
-    else if (decision.write && input.writesPerDay === 0) violate('forwarded', `the child got a writing ${req.method} though the day's writes are used up`);
+    // A used-up backups-per-day limit stops the first new object besides the manifest (a prune's
+    // deletes and manifest and a compaction are no backup and go through).
+    else if (input.writesPerDay === 0 && req.method === 'put' && !(req.args.get('id') as Buffer).equals(MANIFEST_ID)) {
+      violate('forwarded', `the child got a put of new data though the day's backups are used up`);
+    }
     if (destroysHistory(req) && !input.gateOpen) violate('forwarded', `the child got a compacting ${req.method} while the gate is closed`);
     if (req.method === 'put') putIds.add((req.args.get('id') as Buffer).toString('latin1'));
     onFrame(frames + 1);
