@@ -88,7 +88,7 @@ const initial: Migration = {
       .on('sessions')
       .columns(['repository_id', 'started_at'])
       .execute();
-    // Also serves the writes-per-day count (key, repository, since).
+    // Also serves the backups-per-day count (key, repository, since).
     await db.schema
       .createIndex('sessions_key_repository_started_idx')
       .on('sessions')

@@ -14,8 +14,8 @@
 //  - the fake child receives only frames the policy allows for the session's role: every frame
 //    is a valid request, byte-identical to what the client sent (except the guard's own open with
 //    the real path and its __len__), and decideCall allows it; nothing at all when the key, the
-//    grant or the front-end refuses the session; no compaction while the gate is closed; no write
-//    when the grant's writes per day are used up;
+//    grant or the front-end refuses the session; no compaction while the gate is closed; no put
+//    of new data when the grant's backups per day are used up;
 //  - the session ends once in the store with a result, and with a message unless it was ok, and
 //    never with the guard's catch-all 'internal error';
 //  - a session that read the client to its end answered every request exactly once;
