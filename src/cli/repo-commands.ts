@@ -120,7 +120,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
       }
       ctx.out.line(
         formatTable(
-          ['KEY', 'ROLE', 'WRITES/DAY', 'FROM', 'EXPIRES'],
+          ['KEY', 'ROLE', 'BACKUPS/DAY', 'FROM', 'EXPIRES'],
           grants.map((g) => [
             g.keyRevokedAt ? `${g.keyName} (revoked)` : g.keyName,
             g.grant.role,
