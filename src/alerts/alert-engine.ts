@@ -1,8 +1,9 @@
 // Keeps the alerts in the store in step with the conditions that hold now: a condition whose key
 // has no open alert opens one (and notifies); an open alert whose condition still holds is sent
-// again every `repeatSeconds`; an open alert whose condition is gone is resolved (and notifies
-// that). Only alerts of the family being evaluated are touched, since the families are
-// evaluated at different rates (alert-rules.ts).
+// again every `repeatSeconds` (or the condition's own), and at once when it becomes critical; an
+// open alert whose condition is gone is resolved (and notifies that). Only alerts of the family
+// being evaluated are touched, since the families are evaluated at different rates
+// (alert-rules.ts).
 
 import type { AlertRecord, MonitoringStore } from '../store/monitoring-store.js';
 import { RULE_FAMILY, type AlertCondition, type AlertFamily, type AlertRule } from './alert-rules.js';
@@ -39,7 +40,9 @@ export function createAlertEngine(deps: AlertEngineDeps) {
           out.opened.push(a);
           continue;
         }
-        const due = now - current.lastNotifiedAt.getTime() >= repeatSeconds * 1000;
+        // A rise to critical (the quota past its second level) is told at once.
+        const escalated = current.severity !== c.severity && c.severity === 'critical';
+        const due = escalated || now - current.lastNotifiedAt.getTime() >= (c.repeatSeconds ?? repeatSeconds) * 1000;
         if (due || current.summary !== c.summary || current.detail !== c.detail || current.severity !== c.severity) {
           await deps.store.updateAlert(current.id, { summary: c.summary, detail: c.detail, severity: c.severity, notified: due });
         }

@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 
-import { DEFAULT_ALERT_SETTINGS as S, evaluateAlerts, formatDuration, type RepositoryFacts } from './alert-rules.js';
+import { DEFAULT_ALERT_SETTINGS as S, evaluateAlerts, formatDuration, refusalKind, type DenialFacts, type RepositoryFacts } from './alert-rules.js';
 
 const t0 = new Date('2026-11-23T00:00:00Z');
 const at = (seconds: number) => new Date(t0.getTime() + seconds * 1000);
@@ -9,7 +9,7 @@ const repo = (over: Partial<RepositoryFacts> = {}): RepositoryFacts => ({
   name: 'laptop',
   createdAt: at(-86_400 * 10),
   expectedIntervalSeconds: 26 * 3600,
-  lastWriteAt: t0,
+  lastBackupAt: t0,
   sizeBytes: null,
   quotaBytes: null,
   auditSuspiciousUnreviewed: false,
@@ -18,7 +18,7 @@ const repo = (over: Partial<RepositoryFacts> = {}): RepositoryFacts => ({
 });
 const keys = (now: Date, repositories: RepositoryFacts[]) => evaluateAlerts({ now, repositories }, S).map((c) => c.key);
 
-test('a backup is late exactly when its interval has passed since the last write, and not a second before', () => {
+test('a backup is late exactly when its interval has passed since the last backup, and not a second before', () => {
   const interval = 26 * 3600;
   expect(keys(at(interval), [repo()])).toEqual([]);
   expect(keys(at(interval + 1), [repo()])).toEqual(['backup-late:repository:1']);
@@ -26,19 +26,21 @@ test('a backup is late exactly when its interval has passed since the last write
   expect(c.summary).toBe("no backup of 'laptop' for 1 d 3 h");
   expect(c.detail).toContain('expects a backup every 1 d 2 h; the last one ended at 2026-11-23T00:00:00.000Z');
   // A repository nobody ever backed up counts from its creation.
-  const fresh = repo({ lastWriteAt: null, createdAt: t0, expectedIntervalSeconds: 3600 });
+  const fresh = repo({ lastBackupAt: null, createdAt: t0, expectedIntervalSeconds: 3600 });
   expect(keys(at(3600), [fresh])).toEqual([]);
   expect(evaluateAlerts({ now: at(7200), repositories: [fresh] }, S)[0].summary).toBe("'laptop' has had no backup since it was created 2 h ago");
 });
 
-test('quota: a warning over 80 %, and a critical alert too over 95 %', () => {
+test('quota: one alert, a warning over 80 % that becomes critical over 95 % instead of a second alert beside it', () => {
   const gib = 1024 ** 3;
-  const q = (size: number) => keys(t0, [repo({ quotaBytes: 100 * gib, sizeBytes: size * gib })]);
+  const q = (size: number) => evaluateAlerts({ now: t0, repositories: [repo({ quotaBytes: 100 * gib, sizeBytes: size * gib })] }, S).map((c) => `${c.key} ${c.severity}`);
   expect(q(79.9)).toEqual([]);
-  expect(q(80)).toEqual(['quota-80:repository:1']);
-  expect(q(96)).toEqual(['quota-80:repository:1', 'quota-95:repository:1']);
-  const [, critical] = evaluateAlerts({ now: t0, repositories: [repo({ quotaBytes: 100 * gib, sizeBytes: 96 * gib })] }, S);
+  expect(q(80)).toEqual(['quota:repository:1 warning']);
+  expect(q(94.9)).toEqual(['quota:repository:1 warning']);
+  expect(q(96)).toEqual(['quota:repository:1 critical']);
+  const [critical] = evaluateAlerts({ now: t0, repositories: [repo({ quotaBytes: 100 * gib, sizeBytes: 96 * gib })] }, S);
   expect(critical).toMatchObject({ severity: 'critical', summary: "'laptop' uses 96 % of its quota" });
+  expect(critical!.detail).toContain('(over 95 %)');
   expect(keys(t0, [repo({ quotaBytes: null, sizeBytes: 10 * gib })])).toEqual([]);
 });
 
@@ -46,14 +48,107 @@ test('a suspicious audit lasts until it is reviewed', () => {
   expect(keys(t0, [repo({ auditSuspiciousUnreviewed: true, lastAuditAt: t0 })])).toEqual(['audit-suspicious:repository:1']);
 });
 
-test('a denial names key, method, repository and address, and lasts for the denial window after the last one', () => {
-  const denial = { keyId: 3, keyName: 'laptop', repositoryId: 1, repositoryName: 'main', count: 2, lastAt: t0, method: 'delete', message: 'the append role may not delete', address: '10.0.0.5' };
+test('a hostile denial names key, method, repository and address, and lasts for the denial window after the last one', () => {
+  const denial = { reason: 'BK_DENY_ROLE', keyId: 3, keyName: 'laptop', repositoryId: 1, repositoryName: 'main', count: 2, lastAt: t0, method: 'delete', message: 'the append role may not delete', address: '10.0.0.5' };
   const [c] = evaluateAlerts({ now: at(10), denials: [denial] }, S);
   expect(c).toMatchObject({ key: 'denial:key:3:repository:1', rule: 'denial', severity: 'critical' });
   expect(c.summary).toBe("key 'laptop' was refused delete on 'main' from 10.0.0.5 (2 refusals)");
   expect(c.detail).toContain('the append role may not delete');
   expect(evaluateAlerts({ now: at(S.denialWindowSeconds), denials: [denial] }, S)).toHaveLength(1);
   expect(evaluateAlerts({ now: at(S.denialWindowSeconds + 1), denials: [denial] }, S)).toHaveLength(0);
+});
+
+const refused = (reason: string, over: Partial<DenialFacts> = {}): DenialFacts => ({
+  reason,
+  keyId: 3,
+  keyName: 'laptop',
+  repositoryId: 1,
+  repositoryName: 'main',
+  count: 1,
+  lastAt: t0,
+  method: 'put',
+  message: `borgkeep refused put: ${reason}`,
+  address: '10.0.0.5',
+  ...over,
+});
+
+test('refusals that policy expects are warnings, one per cause, lasting a day and repeating at most daily', () => {
+  for (const reason of ['BK_DENY_GATE', 'BK_DENY_WRITE_LIMIT', 'BK_DENY_EXPIRED', 'BK_DENY_SESSION_LIMIT', 'BK_DENY_SHUTDOWN']) {
+    expect(refusalKind(reason)).toBe('policy');
+    const [c, ...more] = evaluateAlerts({ now: at(10), denials: [refused(reason)] }, S);
+    expect(more).toEqual([]);
+    expect(c).toMatchObject({ key: `refusal:${reason}:key:3:repository:1`, rule: 'refusal', severity: 'warning', repeatSeconds: 86_400 });
+    expect(c!.detail).toContain('not a sign of a compromised machine');
+  }
+  const [limit] = evaluateAlerts({ now: at(10), denials: [refused('BK_DENY_WRITE_LIMIT', { count: 2 })] }, S);
+  expect(limit!.summary).toBe("key 'laptop' was refused put on 'main': the grant's backups per day are used up (2 refusals)");
+  // Past the hostile window, a policy refusal still holds: a nightly run meets it once a day.
+  expect(evaluateAlerts({ now: at(S.denialWindowSeconds + 1), denials: [refused('BK_DENY_GATE')] }, S)).toHaveLength(1);
+  expect(evaluateAlerts({ now: at(86_400), denials: [refused('BK_DENY_GATE')] }, S)).toHaveLength(1);
+  expect(evaluateAlerts({ now: at(86_401), denials: [refused('BK_DENY_GATE')] }, S)).toHaveLength(0);
+  // A longer repeat setting is kept.
+  expect(evaluateAlerts({ now: t0, denials: [refused('BK_DENY_GATE')] }, { ...S, repeatSeconds: 3 * 86_400 })[0]!.repeatSeconds).toBe(3 * 86_400);
+  // Two causes on one grant: two warnings.
+  expect(evaluateAlerts({ now: t0, denials: [refused('BK_DENY_GATE'), refused('BK_DENY_WRITE_LIMIT')] }, S).map((c) => c.key).sort()).toEqual([
+    'refusal:BK_DENY_GATE:key:3:repository:1',
+    'refusal:BK_DENY_WRITE_LIMIT:key:3:repository:1',
+  ]);
+});
+
+test("refusals only a tampered client sends stay critical, one alert per key and repository whatever the reasons; unknown codes count as hostile", () => {
+  const hostile = [
+    'BK_DENY_OVERWRITE',
+    'BK_DENY_DELETE_OLD',
+    'BK_DENY_SAVE_KEY',
+    'BK_DENY_BREAK_LOCK',
+    'BK_DENY_NONCE',
+    'BK_DENY_NONCE_JUMP',
+    'BK_DENY_NONCE_ANYTHING_NEW',
+    'BK_DENY_BAD_ARGS',
+    'BK_DENY_PROTOCOL',
+    'BK_DENY_INJECT',
+    'BK_DENY_UNKNOWN_METHOD',
+    'BK_DENY_ROLE',
+    'BK_DENY_ADDRESS',
+    'BK_DENY_SOMETHING_NEW',
+  ];
+  for (const reason of hostile) {
+    expect(refusalKind(reason), reason).toBe('hostile');
+    expect(evaluateAlerts({ now: at(10), denials: [refused(reason)] }, S)).toMatchObject([{ key: 'denial:key:3:repository:1', rule: 'denial', severity: 'critical' }]);
+  }
+  // Several hostile reasons of one key on one repository: one alert, counting them all, told by the newest.
+  const mixed = evaluateAlerts(
+    {
+      now: at(10),
+      denials: [
+        refused('BK_DENY_OVERWRITE', { count: 2, lastAt: at(1), method: 'put' }),
+        refused('BK_DENY_SAVE_KEY', { count: 1, lastAt: at(5), method: 'save_key', message: 'save_key is refused' }),
+        refused('BK_DENY_WRITE_LIMIT', { lastAt: at(2) }),
+      ],
+    },
+    S,
+  );
+  expect(mixed.map((c) => `${c.rule} ${c.severity}`).sort()).toEqual(['denial critical', 'refusal warning']);
+  const critical = mixed.find((c) => c.rule === 'denial')!;
+  expect(critical.summary).toBe("key 'laptop' was refused save_key on 'main' from 10.0.0.5 (3 refusals)");
+  expect(critical.repeatSeconds).toBeUndefined();
+});
+
+test("a replaced repository key is critical for a day, naming who and when; a second replacement is a new alert", () => {
+  const keyChange = { id: 41, actor: "key 'laptop-key' (full)", at: t0 };
+  const [c] = evaluateAlerts({ now: at(60), repositories: [repo({ keyChange })] }, S);
+  expect(c).toMatchObject({ key: 'key-change:repository:1:event:41', rule: 'key-change', severity: 'critical', summary: "the key of 'laptop' was replaced" });
+  expect(c!.detail).toContain("The repository key of 'laptop' was replaced by key 'laptop-key' (full) at 2026-11-23T00:00:00.000Z.");
+  expect(keys(at(86_399), [repo({ keyChange })])).toEqual(['key-change:repository:1:event:41']);
+  expect(keys(at(86_400), [repo({ keyChange })])).toEqual([]);
+  expect(keys(at(60), [repo({ keyChange: { ...keyChange, id: 42 } })])).toEqual(['key-change:repository:1:event:42']);
+});
+
+test('a deferred compaction is a warning whose text is the event\'s detail, while no compaction followed it', () => {
+  const detail = 'Compaction of laptop was deferred: transactions 12 and 14 are not verified, 1.2 GiB wait to be freed; review them with borgkeep audit laptop, then borgkeep approve laptop.';
+  const [c] = evaluateAlerts({ now: t0, repositories: [repo({ compactionDeferred: { at: t0, detail } })] }, S);
+  expect(c).toMatchObject({ key: 'compaction-deferred:repository:1', rule: 'compaction-deferred', severity: 'warning', detail, repeatSeconds: 86_400 });
+  expect(keys(t0, [repo({ compactionDeferred: null })])).toEqual([]);
 });
 
 test('failed logins of a known key raise an alert from the threshold on', () => {

@@ -5,10 +5,20 @@
 //
 // Two families, evaluated at different rates: `security` (guard denials, failed logins of known
 // keys) every second, so a refused delete reaches people within seconds; `state` (late backups,
-// quota, audit verdicts, disk space) every half minute.
+// quota, audit verdicts, disk space, repository events) every half minute.
+//
+// Refusals come in two kinds. What policy expects (the compaction gate closed, the day's backups
+// used up, an expired grant, the server busy or stopping) is a `refusal` warning, one per cause,
+// lasting a day after the last one and sent again at most daily: a nightly borgmatic run that
+// meets the gate every night is one alert, not a page a night. Everything else, and any reason
+// code this file does not know (new ones are hostile until said otherwise), is what only a
+// tampered or misused client sends (overwrites, deletes of older objects, save_key, break_lock,
+// nonce tricks, hostile frames, calls its role may not make, a key used from outside its address
+// ranges): a critical `denial`. One alert per cause at one severity: the quota alert is one
+// alert whose severity rises from warning to critical, not a second alert beside the first.
 
 export type AlertFamily = 'security' | 'state';
-export type AlertRule = 'backup-late' | 'quota' | 'denial' | 'audit-suspicious' | 'auth-failures' | 'disk-space';
+export type AlertRule = 'backup-late' | 'quota' | 'denial' | 'refusal' | 'audit-suspicious' | 'auth-failures' | 'disk-space' | 'key-change' | 'compaction-deferred';
 export type AlertSeverity = 'warning' | 'critical';
 
 export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
@@ -16,9 +26,35 @@ export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
   quota: 'state',
   'audit-suspicious': 'state',
   'disk-space': 'state',
+  'key-change': 'state',
+  'compaction-deferred': 'state',
   denial: 'security',
+  refusal: 'security',
   'auth-failures': 'security',
 };
+
+const DAY_SECONDS = 86_400;
+/** A policy refusal's alert lasts this long after the last such refusal, and repeats at most this often. */
+export const POLICY_REFUSAL_SECONDS = DAY_SECONDS;
+/** A replaced repository key is a critical alert for this long after the replacement. */
+export const KEY_CHANGE_ALERT_SECONDS = DAY_SECONDS;
+
+/**
+ * Refusals that policy expects, with what the alert says of each. A used-up limit or a closed gate
+ * is the policy working; the stock client meets them in everyday use.
+ */
+const POLICY_REFUSALS: Readonly<Record<string, string>> = {
+  BK_DENY_GATE: 'the compaction gate is closed',
+  BK_DENY_WRITE_LIMIT: "the grant's backups per day are used up",
+  BK_DENY_EXPIRED: 'the grant has expired',
+  BK_DENY_SESSION_LIMIT: 'the server had too many sessions',
+  BK_DENY_SHUTDOWN: 'the server was shutting down',
+};
+
+/** Whether a refusal's reason code is one policy expects; unknown codes are hostile. */
+export function refusalKind(reason: string): 'policy' | 'hostile' {
+  return Object.hasOwn(POLICY_REFUSALS, reason) ? 'policy' : 'hostile';
+}
 
 export interface AlertCondition {
   /** Stable while the condition lasts: the same key is the same alert. */
@@ -30,6 +66,8 @@ export interface AlertCondition {
   readonly summary: string;
   /** What an admin needs to act on it. */
   readonly detail: string;
+  /** How often it is sent again while it lasts, when not the settings' repeatSeconds. */
+  readonly repeatSeconds?: number;
 }
 
 export interface AlertSettings {
@@ -61,17 +99,23 @@ export interface RepositoryFacts {
   readonly name: string;
   readonly createdAt: Date;
   readonly expectedIntervalSeconds: number;
-  /** End of the newest session that committed a write. */
-  readonly lastWriteAt: Date | null;
+  /** End of the newest session that committed a backup (new objects besides the manifest; a prune is none). */
+  readonly lastBackupAt: Date | null;
   readonly sizeBytes: number | null;
   readonly quotaBytes: number | null;
   /** The newest audit's verdict, and whether the compaction gate is still closed by it. */
   readonly auditSuspiciousUnreviewed: boolean;
   readonly lastAuditAt: Date | null;
+  /** The newest replacement of the repository's key (a 'key-change' event). */
+  readonly keyChange?: { readonly id: number; readonly actor: string; readonly at: Date } | null;
+  /** The newest deferred compaction that no compaction followed (its event's detail says what waits). */
+  readonly compactionDeferred?: { readonly at: Date; readonly detail: string } | null;
 }
 
-/** Guard denials within the denial window, one entry per (key, repository). */
+/** Guard denials within the last day, one entry per (key, repository, reason). */
 export interface DenialFacts {
+  /** The reason code (BK_DENY_...); the rules tell policy refusals from hostile ones by it. */
+  readonly reason: string;
   readonly keyId: number | null;
   readonly keyName: string | null;
   readonly repositoryId: number | null;
@@ -125,7 +169,7 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
   const out: AlertCondition[] = [];
 
   for (const r of facts.repositories ?? []) {
-    const since = r.lastWriteAt ?? r.createdAt;
+    const since = r.lastBackupAt ?? r.createdAt;
     const age = (now - since.getTime()) / 1000;
     if (age > r.expectedIntervalSeconds) {
       out.push({
@@ -133,23 +177,21 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
         rule: 'backup-late',
         severity: 'warning',
         repositoryId: r.id,
-        summary: r.lastWriteAt ? `no backup of '${r.name}' for ${formatDuration(age)}` : `'${r.name}' has had no backup since it was created ${formatDuration(age)} ago`,
+        summary: r.lastBackupAt ? `no backup of '${r.name}' for ${formatDuration(age)}` : `'${r.name}' has had no backup since it was created ${formatDuration(age)} ago`,
         detail:
           `Repository '${r.name}' expects a backup every ${formatDuration(r.expectedIntervalSeconds)}; ` +
-          (r.lastWriteAt ? `the last one ended at ${r.lastWriteAt.toISOString()}.` : `none has written to it since ${r.createdAt.toISOString()}.`),
+          (r.lastBackupAt ? `the last one ended at ${r.lastBackupAt.toISOString()}.` : `none has been made since it was created at ${r.createdAt.toISOString()}.`),
       });
     }
     if (r.quotaBytes !== null && r.sizeBytes !== null && r.quotaBytes > 0) {
       const percent = (100 * r.sizeBytes) / r.quotaBytes;
-      for (const [level, severity] of [
-        [settings.quotaWarnPercent, 'warning'],
-        [settings.quotaCriticalPercent, 'critical'],
-      ] as const) {
-        if (percent < level) continue;
+      // One alert for the quota: over the critical level it is that alert, made critical.
+      const level = percent >= settings.quotaCriticalPercent ? settings.quotaCriticalPercent : percent >= settings.quotaWarnPercent ? settings.quotaWarnPercent : null;
+      if (level !== null) {
         out.push({
-          key: `quota-${level}:repository:${r.id}`,
+          key: `quota:repository:${r.id}`,
           rule: 'quota',
-          severity,
+          severity: level === settings.quotaCriticalPercent ? 'critical' : 'warning',
           repositoryId: r.id,
           summary: `'${r.name}' uses ${Math.floor(percent)} % of its quota`,
           detail: `Repository '${r.name}' holds ${gib(r.sizeBytes)} of its ${gib(r.quotaBytes)} quota (over ${level} %). Prune it or raise the quota before backups are refused.`,
@@ -168,20 +210,76 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
           `Compaction stays closed until an admin reviews them: borgkeep audit ${r.name}, then rollback or approve.`,
       });
     }
+    const k = r.keyChange;
+    if (k && now - k.at.getTime() < KEY_CHANGE_ALERT_SECONDS * 1000) {
+      out.push({
+        // Per event: a second replacement is a new alert.
+        key: `key-change:repository:${r.id}:event:${k.id}`,
+        rule: 'key-change',
+        severity: 'critical',
+        repositoryId: r.id,
+        summary: `the key of '${r.name}' was replaced`,
+        detail:
+          `The repository key of '${r.name}' was replaced by ${k.actor} at ${k.at.toISOString()}. ` +
+          `If nobody meant to, restore the earlier key (borgkeep repo key-history ${r.name}) and find out which machine did it. ` +
+          `This alert ends ${formatDuration(KEY_CHANGE_ALERT_SECONDS)} after the replacement.`,
+      });
+    }
+    const d = r.compactionDeferred;
+    if (d) {
+      out.push({
+        key: `compaction-deferred:repository:${r.id}`,
+        rule: 'compaction-deferred',
+        severity: 'warning',
+        repositoryId: r.id,
+        summary: `compaction of '${r.name}' was deferred`,
+        detail: d.detail,
+        repeatSeconds: Math.max(settings.repeatSeconds, POLICY_REFUSAL_SECONDS),
+      });
+    }
   }
 
+  // Hostile refusals: one critical alert per (key, repository), whatever the reasons.
+  const hostile = new Map<string, DenialFacts>();
   for (const d of facts.denials ?? []) {
-    if ((now - d.lastAt.getTime()) / 1000 > settings.denialWindowSeconds) continue;
-    const key = d.keyName ? `key '${d.keyName}'` : 'an unknown key';
+    const age = (now - d.lastAt.getTime()) / 1000;
+    const who = d.keyName ? `key '${d.keyName}'` : 'an unknown key';
+    const where = d.repositoryName ? ` on '${d.repositoryName}'` : '';
+    const from = d.address ? ` from ${d.address}` : '';
+    if (refusalKind(d.reason) === 'policy') {
+      if (age > POLICY_REFUSAL_SECONDS) continue;
+      out.push({
+        key: `refusal:${d.reason}:key:${d.keyId ?? d.keyName ?? 'unknown'}:repository:${d.repositoryId ?? 'none'}`,
+        rule: 'refusal',
+        severity: 'warning',
+        repositoryId: d.repositoryId,
+        summary: `${who} was refused ${d.method}${where}: ${POLICY_REFUSALS[d.reason]}${d.count > 1 ? ` (${d.count} refusals)` : ''}`,
+        detail:
+          `The guard refused ${d.method} to ${who}${where}${d.address ? ` connecting from ${d.address}` : ''}: ${d.message} ` +
+          `${d.count} such refusal(s) in the last ${formatDuration(POLICY_REFUSAL_SECONDS)}, the last at ${d.lastAt.toISOString()}. ` +
+          'This is the policy doing what it was set to do, not a sign of a compromised machine; change the grant or the repository if it should not happen.',
+        repeatSeconds: Math.max(settings.repeatSeconds, POLICY_REFUSAL_SECONDS),
+      });
+      continue;
+    }
+    if (age > settings.denialWindowSeconds) continue;
+    const key = `${d.keyId ?? d.keyName ?? 'unknown'}:repository:${d.repositoryId ?? 'none'}`;
+    const seen = hostile.get(key);
+    // The newest refusal's method, message and address speak for the group.
+    if (!seen) hostile.set(key, d);
+    else hostile.set(key, { ...(d.lastAt >= seen.lastAt ? d : seen), count: seen.count + d.count });
+  }
+  for (const [key, d] of hostile) {
+    const who = d.keyName ? `key '${d.keyName}'` : 'an unknown key';
     const where = d.repositoryName ? ` on '${d.repositoryName}'` : '';
     out.push({
-      key: `denial:key:${d.keyId ?? d.keyName ?? 'unknown'}:repository:${d.repositoryId ?? 'none'}`,
+      key: `denial:key:${key}`,
       rule: 'denial',
       severity: 'critical',
       repositoryId: d.repositoryId,
-      summary: `${key} was refused ${d.method}${where}${d.address ? ` from ${d.address}` : ''}${d.count > 1 ? ` (${d.count} refusals)` : ''}`,
+      summary: `${who} was refused ${d.method}${where}${d.address ? ` from ${d.address}` : ''}${d.count > 1 ? ` (${d.count} refusals)` : ''}`,
       detail:
-        `The guard refused ${d.method} to ${key}${where}${d.address ? ` connecting from ${d.address}` : ''}: ${d.message} ` +
+        `The guard refused ${d.method} to ${who}${where}${d.address ? ` connecting from ${d.address}` : ''}: ${d.message} ` +
         `${d.count} refusal(s) in the last ${formatDuration(settings.denialWindowSeconds)}, the last at ${d.lastAt.toISOString()}. ` +
         'A client trying what its role may not do can be a compromised machine.',
     });

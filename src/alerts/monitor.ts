@@ -5,7 +5,7 @@
 import { statfs } from 'node:fs/promises';
 
 import type { Store } from '../store/database.js';
-import { DEFAULT_ALERT_SETTINGS, evaluateAlerts, type AlertFamily, type AlertSettings, type DiskFacts } from './alert-rules.js';
+import { DEFAULT_ALERT_SETTINGS, POLICY_REFUSAL_SECONDS, evaluateAlerts, type AlertFamily, type AlertSettings, type DiskFacts } from './alert-rules.js';
 import type { AlertEngine, Reconciled } from './alert-engine.js';
 import type { SizeOf } from '../api/features/repository-size.js';
 
@@ -46,7 +46,8 @@ export function createMonitor(deps: MonitorDeps) {
       const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000);
       if (family === 'security') {
         const [denials, authFailures] = await Promise.all([
-          deps.store.denialsSince(ago(settings.denialWindowSeconds)),
+          // Policy refusals are kept in view for a day (alert-rules.ts), hostile ones for the window.
+          deps.store.denialsSince(ago(Math.max(settings.denialWindowSeconds, POLICY_REFUSAL_SECONDS))),
           deps.store.authFailuresSince(ago(settings.authFailureWindowSeconds)),
         ]);
         return deps.engine.reconcile(family, evaluateAlerts({ now, denials, authFailures }, settings), settings.repeatSeconds);
@@ -58,13 +59,15 @@ export function createMonitor(deps: MonitorDeps) {
           name: s.repository.name,
           createdAt: s.repository.createdAt,
           expectedIntervalSeconds: s.repository.expectedIntervalSeconds,
-          lastWriteAt: s.lastWriteAt,
+          lastBackupAt: s.lastBackupAt,
           quotaBytes: s.repository.quotaBytes,
           sizeBytes: s.repository.quotaBytes === null ? null : await deps.sizeOf(deps.store.paths.repository(s.repository.dirName), s.lastWriteAt),
           // A suspicious audit is reviewed by an approval after it (the gate may be open without one:
           // what the audit found may have destroyed nothing compaction would make permanent).
           auditSuspiciousUnreviewed: s.lastAudit?.verdict === 'suspicious' && s.lastAudit.approvedSince !== true,
           lastAuditAt: s.lastAudit?.at ?? null,
+          keyChange: s.keyChange,
+          compactionDeferred: s.compactionDeferred,
         })),
       );
       const conditions = evaluateAlerts({ now, repositories, disk: await disk(deps.store.paths.root) }, settings);

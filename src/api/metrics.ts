@@ -35,7 +35,7 @@ export function createServerMetrics(deps: { store: MetricsStore; sizeOf: SizeOf 
   const frames = new Counter({ name: 'borgkeep_guard_frames_total', help: 'borg RPC calls the guard decided on in this process, by method', labelNames: ['method'], registers: [registry] });
 
   const perRepository = (name: string, help: string) => new Gauge({ name, help, labelNames: ['repository'], registers: [registry] });
-  const lastBackup = perRepository('borgkeep_repository_last_backup_timestamp_seconds', 'end of the last session that committed a write (Unix time)');
+  const lastBackup = perRepository('borgkeep_repository_last_backup_timestamp_seconds', 'end of the last session that committed a backup: new objects besides the manifest; a prune or a compaction alone is none (Unix time)');
   const size = perRepository('borgkeep_repository_size_bytes', 'bytes the repository directory holds on disk');
   const quota = perRepository('borgkeep_repository_quota_bytes', 'the storage quota of the repository');
   const expected = perRepository('borgkeep_repository_expected_interval_seconds', 'how often the repository expects a backup');
@@ -62,7 +62,7 @@ export function createServerMetrics(deps: { store: MetricsStore; sizeOf: SizeOf 
       statuses.map(async (s) => {
         const name = s.repository.name;
         names.set(s.repository.id, name);
-        if (s.lastWriteAt) lastBackup.set({ repository: name }, s.lastWriteAt.getTime() / 1000);
+        if (s.lastBackupAt) lastBackup.set({ repository: name }, s.lastBackupAt.getTime() / 1000);
         if (s.repository.quotaBytes !== null) quota.set({ repository: name }, s.repository.quotaBytes);
         expected.set({ repository: name }, s.repository.expectedIntervalSeconds);
         denials.set({ repository: name }, s.denialsSince);

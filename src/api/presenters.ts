@@ -49,8 +49,8 @@ export const tokenJson = (t: ApiToken) => ({
 
 /** Whether the repository's last backup is within its expected interval at `now`. */
 export function backupState(s: RepositoryStatus, now: Date): 'never' | 'late' | 'ok' {
-  if (s.lastWriteAt === null) return 'never';
-  return now.getTime() - s.lastWriteAt.getTime() > s.repository.expectedIntervalSeconds * 1000 ? 'late' : 'ok';
+  if (s.lastBackupAt === null) return 'never';
+  return now.getTime() - s.lastBackupAt.getTime() > s.repository.expectedIntervalSeconds * 1000 ? 'late' : 'ok';
 }
 
 export function repositoryJson(s: RepositoryStatus, extra: { now: Date; initialized: boolean; sizeBytes: number | null }) {
@@ -65,6 +65,7 @@ export function repositoryJson(s: RepositoryStatus, extra: { now: Date; initiali
     grantCount: s.grantCount,
     lastSessionAt: s.lastSessionAt,
     lastWriteAt: s.lastWriteAt,
+    lastBackupAt: s.lastBackupAt,
     backup,
     denialsLast24h: s.denialsSince,
     lastAudit: s.lastAudit,

@@ -44,8 +44,9 @@ export const repositorySchema = z
     createdAt: time,
     grantCount: z.number(),
     lastSessionAt: timeOrNull,
-    lastWriteAt: timeOrNull.describe('end of the newest session that committed data and ended ok'),
-    backup: z.enum(['ok', 'late', 'never']).describe('late: the last write is older than the expected interval'),
+    lastWriteAt: timeOrNull.describe('end of the newest session that committed any write (a backup, a prune, a compaction) and ended ok'),
+    lastBackupAt: timeOrNull.describe('end of the newest session that committed a backup (new objects besides the manifest) and ended ok; a prune or a compaction alone is no backup'),
+    backup: z.enum(['ok', 'late', 'never']).describe('late: the last backup (lastBackupAt) is older than the expected interval'),
     denialsLast24h: z.number(),
     lastAudit: z.object({ at: time, verdict: z.string().nullable(), detail: z.string() }).nullable(),
     gate: gateSchema,
@@ -156,7 +157,7 @@ export const ledgerQuery = z
 
 export const grantTermsInput = {
   role: grantRole,
-  writesPerDay: z.number().int().min(1).nullable().optional().describe('writing sessions per rolling 24 h; null: no limit'),
+  writesPerDay: z.number().int().min(1).nullable().optional().describe('backups per rolling 24 h (sessions that commit new objects besides the manifest; prune, compact and reads do not count); null: no limit'),
   fromCidrs: z.array(z.string().max(64)).max(64).nullable().optional().describe('allowed client address ranges; null: any'),
   expiresAt: timeInput.nullable().optional().describe('null: never'),
 };

@@ -15,7 +15,7 @@ export function registerGrantCommands(program: Command, ctx: CliContext): void {
     .argument('<key>', 'key name or id')
     .argument('<repo>', 'repository name')
     .requiredOption('--role <role>', 'read, append, prune or full')
-    .option('--writes-per-day <n>', 'at most N writing sessions per 24 hours')
+    .option('--writes-per-day <n>', 'at most N backups per 24 hours (sessions that commit new data; prune, compact and reads do not count)')
     .option('--from <cidrs>', 'allowed client addresses, e.g. 192.0.2.0/24,2001:db8::/32 (a bare address is one host)')
     .option('--expires <time>', 'expiry: 2030-12-31 (midnight UTC), 2030-12-31T18:00Z, or from now: 30d, 12h, 90m')
     .action(async (keyRef: string, repoName: string, opts: { role: string; writesPerDay?: string; from?: string; expires?: string }) => {
@@ -47,7 +47,7 @@ export function registerGrantCommands(program: Command, ctx: CliContext): void {
 
 function describeLimits(grant: Grant): string {
   const limits: string[] = [];
-  if (grant.writesPerDay !== null) limits.push(`${plural(grant.writesPerDay, 'writing session')} per day`);
+  if (grant.writesPerDay !== null) limits.push(`${plural(grant.writesPerDay, 'backup')} per day`);
   if (grant.fromCidrs !== null) limits.push(`from ${grant.fromCidrs.join(', ')}`);
   if (grant.expiresAt !== null) limits.push(`until ${formatTime(grant.expiresAt)}`);
   return limits.length === 0 ? '' : ` (${limits.join('; ')})`;

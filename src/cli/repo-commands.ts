@@ -124,7 +124,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
       }
       ctx.out.line(
         formatTable(
-          ['KEY', 'ROLE', 'WRITES/DAY', 'FROM', 'EXPIRES'],
+          ['KEY', 'ROLE', 'BACKUPS/DAY', 'FROM', 'EXPIRES'],
           grants.map((g) => [
             g.keyRevokedAt ? `${g.keyName} (revoked)` : g.keyName,
             g.grant.role,

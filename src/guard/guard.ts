@@ -258,7 +258,11 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let writeFailed = false; // a put, delete or commit failed since the last commit that worked
   /** Why borg serve refused the open (locked, not a repository...), for the ledger. */
   let openError: string | null = null;
-  let writeAllowed: boolean | null = null; // writes-per-day verdict, decided at the first write
+  // The grant's backups per day: decided once, at the session's first put of a new object
+  // besides the manifest (the start of a backup), by a claim in the store; null until then.
+  // Once refused, the session's later writes are refused too, so it cannot commit a manifest
+  // that names data it was not allowed to write.
+  let backupAllowed: boolean | null = null;
   let index: CommittedIndex | null = null;
   let indexReady = false;
   let sessionStartTxn = -1;
@@ -699,13 +703,29 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     });
     if (!decision.allow) return refuse(req, decision.reason, decision.why);
     if (decision.write && grant?.writesPerDay != null && repository && key) {
-      if (writeAllowed === null) {
-        const since = new Date(now().getTime() - DAY_MS);
-        const count = await store.countWritingSessions(key.id, repository.id, since);
-        writeAllowed = count < grant.writesPerDay;
+      // Decided after borg holds the lock (a put waited for __len__ behind the open, above) and
+      // before this put goes to borg; prunes, compactions and reads never claim.
+      const startsBackup = req.method === 'put' && !(req.args.get('id') as Buffer).equals(MANIFEST_ID);
+      if (backupAllowed === null && startsBackup) {
+        const at = now();
+        const { claimed } = await store.claimBackup({
+          sessionId,
+          grantId: grant.id,
+          keyId: key.id,
+          repositoryId: repository.id,
+          limit: grant.writesPerDay,
+          since: new Date(at.getTime() - DAY_MS),
+          at,
+        });
+        backupAllowed = claimed;
       }
-      if (!writeAllowed) {
-        return refuse(req, 'BK_DENY_WRITE_LIMIT', `the grant allows ${grant.writesPerDay} writing session(s) per 24 hours and they are used up`);
+      if (backupAllowed === false) {
+        const n = grant.writesPerDay;
+        return refuse(
+          req,
+          'BK_DENY_WRITE_LIMIT',
+          `the grant allows ${n} ${n === 1 ? 'backup' : 'backups'} per 24 hours and ${n === 1 ? 'it is' : 'they are'} used up (prune, compact and reads do not count)`,
+        );
       }
     }
     if (!child) return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');

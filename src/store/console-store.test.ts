@@ -16,12 +16,12 @@ const failure = (promise: Promise<unknown>) =>
     (e: { code?: string; message: string }) => `${e.code}: ${e.message}`,
   );
 
-async function sessionAt(keyId: number, repositoryId: number, at: string, result: 'ok' | 'error', committed: boolean) {
+async function sessionAt(keyId: number, repositoryId: number, at: string, result: 'ok' | 'error', committed: boolean, objects: { put: number; deleted: number } = { put: 1, deleted: 0 }) {
   const id = await t.store.startSession({ keyId, keyName: 'laptop', clientAddress: '192.0.2.1', startedAt: new Date(at), pid: 1, host: 'h' });
   await t.store.updateSession(id, { repositoryId, repositoryName: 'web' });
   if (committed) {
     await t.store.recordTransaction({
-      sessionId: id, borgTransactionId: 5, objectsPut: 1, objectsOverwritten: 0, objectsDeleted: 0, manifestWritten: true,
+      sessionId: id, borgTransactionId: 5, objectsPut: objects.put, objectsOverwritten: 0, objectsDeleted: objects.deleted, manifestWritten: true,
       state: 'committed', startedAt: new Date(at), endedAt: new Date(at),
     });
   }
@@ -42,6 +42,20 @@ describe('repository status and settings', () => {
     expect(await failure(t.store.updateRepository('nope', {}))).toBe("BK_ERR_NOT_FOUND: no repository named 'nope'");
   });
 
+  it('the last backup is the last session that committed new objects besides the manifest: a prune or a compaction alone is none', async () => {
+    const repo = await t.store.createRepository({ name: 'web', quotaBytes: null });
+    const key = (await t.store.addKey({ name: 'laptop', publicKey: ed25519Key() })).key;
+    await sessionAt(key.id, repo.id, '2025-01-01T01:00:00.000Z', 'ok', true); // a backup
+    await sessionAt(key.id, repo.id, '2025-01-02T01:00:00.000Z', 'ok', true, { put: 0, deleted: 12 }); // a prune
+    await sessionAt(key.id, repo.id, '2025-01-02T01:10:00.000Z', 'ok', true, { put: 0, deleted: 0 }); // a compaction
+    const [web] = await t.store.listRepositoryStatuses({ denialsSince: new Date(0) });
+    expect(web!.lastBackupAt).toEqual(new Date('2025-01-01T01:01:00.000Z'));
+    // Every committed write still moves the repository's last write (its size is measured again).
+    expect(web!.lastWriteAt).toEqual(new Date('2025-01-02T01:11:00.000Z'));
+    const [one] = await t.store.listRepositoryStatuses({ denialsSince: new Date(0), name: 'web' });
+    expect(one!.lastBackupAt).toEqual(new Date('2025-01-01T01:01:00.000Z'));
+  });
+
   it('reports the last successful write, denials since a time, the last audit and the gate', async () => {
     const repo = await t.store.createRepository({ name: 'web', quotaBytes: null });
     await t.store.createRepository({ name: 'empty', quotaBytes: null });
@@ -55,8 +69,9 @@ describe('repository status and settings', () => {
     await t.store.recordEvent({ repositoryId: repo.id, kind: 'audit', throughTxn: 5, verdict: 'clean', actor: 'ann', detail: 'fine', report: { verdict: 'clean' } });
 
     const [empty, web] = await t.store.listRepositoryStatuses({ denialsSince: new Date('2024-12-31T00:00:00Z') });
-    expect(empty).toMatchObject({ lastWriteAt: null, denialsSince: 0, lastAudit: null, gate: { open: true, waitingTxn: null } });
+    expect(empty).toMatchObject({ lastWriteAt: null, lastBackupAt: null, denialsSince: 0, lastAudit: null, gate: { open: true, waitingTxn: null } });
     expect(web!.lastWriteAt).toEqual(new Date('2025-01-01T01:01:00.000Z'));
+    expect(web!.lastBackupAt).toEqual(new Date('2025-01-01T01:01:00.000Z'));
     expect(web!.denialsSince).toBe(1);
     expect(web!.lastAudit).toMatchObject({ verdict: 'clean', detail: 'fine' });
     expect(web!.gate.open).toBe(true);

@@ -55,7 +55,7 @@ describe('grant store', () => {
       'BK_ERR_INVALID_INPUT: the expiry time 2024-12-31T00:00:00.000Z has already passed',
     );
     expect(await outcome(t.store.setGrant('laptop', 'photos', { ...ok, writesPerDay: 0 }))).toBe(
-      'BK_ERR_INVALID_INPUT: writes per day must be a whole number of at least 1, not 0',
+      'BK_ERR_INVALID_INPUT: backups per day (writes per day) must be a whole number of at least 1, not 0',
     );
     expect(await outcome(t.store.setGrant('laptop', 'photos', { ...ok, fromCidrs: ['10.1.2.3/8'] }))).toBe(
       "BK_ERR_INVALID_INPUT: '10.1.2.3/8' has address bits set past its /8 prefix; did you mean 10.0.0.0/8?",

@@ -25,7 +25,7 @@ export function checkGrantTerms(terms: GrantTerms, now: Date): GrantTerms {
   const role = checkRole(terms.role);
   const { writesPerDay, expiresAt } = terms;
   if (writesPerDay !== null && (!Number.isSafeInteger(writesPerDay) || writesPerDay < 1)) {
-    refuse(`writes per day must be a whole number of at least 1, not ${writesPerDay}`);
+    refuse(`backups per day (writes per day) must be a whole number of at least 1, not ${writesPerDay}`);
   }
   if (expiresAt !== null) {
     if (Number.isNaN(expiresAt.getTime())) refuse('the expiry time is not a valid date');

@@ -115,24 +115,48 @@ describe('ledger store', () => {
     expect((await t.store.listSessions({ limit: 1 })).map((s) => s.id)).toEqual([b]);
   });
 
-  it('counts distinct sessions of this key and repository with a committed transaction since a time', async () => {
+  it('a backup claim counts committed backups (new objects besides the manifest) in the window and running claims, and nothing else', async () => {
     const since = new Date('2025-01-02T00:00:00Z');
-    const twice = await session({ at: '2025-01-02T01:00:00Z' });
-    await t.store.recordTransaction(txn(twice, 'committed'));
-    await t.store.recordTransaction(txn(twice, 'committed'));
-    const once = await session({ at: '2025-01-02T00:00:00Z' });
-    await t.store.recordTransaction(txn(once, 'committed'));
-    // Not counted: rolled back only, no transaction, before `since`, other key, other repository.
-    await t.store.recordTransaction(txn(await session({ at: '2025-01-02T02:00:00Z' }), 'rolled_back'));
-    await session({ at: '2025-01-02T03:00:00Z' });
-    await t.store.recordTransaction(txn(await session({ at: '2025-01-01T23:59:59Z' }), 'committed'));
-    await t.store.recordTransaction(txn(await session({ at: '2025-01-02T04:00:00Z', key: otherKeyId }), 'committed'));
-    const mailId = (await t.store.findRepository('mail'))!.id;
-    await t.store.recordTransaction(txn(await session({ at: '2025-01-02T04:00:00Z', repo: mailId }), 'committed'));
+    const at = new Date('2025-01-02T12:00:00Z');
+    const grantId = (await t.store.setGrant('laptop', 'photos', { role: 'append', writesPerDay: 2, fromCidrs: null, expiresAt: null })).grant.id;
+    const claim = (sessionId: number, limit = 2) => t.store.claimBackup({ sessionId, grantId, keyId, repositoryId: repoId, limit, since, at });
+    const ended = (id: number) => t.store.endSession(id, { endedAt: at, result: 'ok', detail: null, bytesIn: 0, bytesOut: 0 });
+    const committed = (sessionId: number, over: Partial<NewTransaction> = {}) =>
+      t.store.recordTransaction({ ...txn(sessionId, 'committed'), startedAt: new Date('2025-01-02T01:00:00Z'), endedAt: new Date('2025-01-02T01:00:01Z'), ...over });
 
-    expect(await t.store.countWritingSessions(keyId, repoId, since)).toBe(2);
-    expect(await t.store.countWritingSessions(otherKeyId, repoId, since)).toBe(1);
-    expect(await t.store.countWritingSessions(keyId, repoId, new Date('2025-01-03T00:00:00Z'))).toBe(0);
+    // Not backups: a prune (deletes and the manifest only), a compaction, a rolled-back put, one
+    // before the window, another key's, another repository's.
+    const prune = await session({ at: '2025-01-02T01:00:00Z' });
+    await committed(prune, { objectsPut: 0, objectsDeleted: 40 });
+    await ended(prune);
+    await committed(await session({ at: '2025-01-02T01:00:00Z' }), { objectsPut: 0, objectsDeleted: 0, manifestWritten: false });
+    await t.store.recordTransaction(txn(await session({ at: '2025-01-02T01:00:00Z' }), 'rolled_back'));
+    await committed(await session({ at: '2025-01-01T23:00:00Z' }), { endedAt: new Date('2025-01-01T23:59:59Z') });
+    await committed(await session({ at: '2025-01-02T01:00:00Z', key: otherKeyId }));
+    await committed(await session({ at: '2025-01-02T01:00:00Z', repo: (await t.store.findRepository('mail'))!.id }));
+
+    // A committed backup in the window counts; so does a running session that holds a claim.
+    await committed(await session({ at: '2025-01-02T02:00:00Z' }));
+    const running = await session({ at: '2025-01-02T03:00:00Z' });
+    expect(await claim(running)).toEqual({ claimed: true, backups: 1 });
+    // Claiming twice in one session is one claim.
+    expect(await claim(running)).toEqual({ claimed: true, backups: 1 });
+    const third = await session({ at: '2025-01-02T04:00:00Z' });
+    expect(await claim(third)).toEqual({ claimed: false, backups: 2 });
+
+    // The running session ends without committing: its claim is released.
+    await t.store.recordTransaction(txn(running, 'rolled_back'));
+    await ended(running);
+    expect(await claim(third)).toEqual({ claimed: true, backups: 1 });
+    expect(await claim(await session({ at: '2025-01-02T05:00:00Z' }), 3)).toEqual({ claimed: true, backups: 2 });
+  });
+
+  it('concurrent claims on one grant: exactly the limit is granted', async () => {
+    const grantId = (await t.store.setGrant('laptop', 'photos', { role: 'append', writesPerDay: 1, fromCidrs: null, expiresAt: null })).grant.id;
+    const sessions = await Promise.all(Array.from({ length: 8 }, (_, i) => session({ at: `2025-01-02T0${i}:00:00Z` })));
+    const at = new Date('2025-01-02T12:00:00Z');
+    const results = await Promise.all(sessions.map((sessionId) => t.store.claimBackup({ sessionId, grantId, keyId, repositoryId: repoId, limit: 1, since: new Date(0), at })));
+    expect(results.filter((r) => r.claimed)).toHaveLength(1);
   });
 
   it('closes open sessions whose process is gone as aborted, and leaves the rest', async () => {

@@ -64,7 +64,7 @@ export function decodeCursor(cursor: string): { at: string; id: number } {
 export interface LedgerStore
   extends Pick<
     GuardStore,
-    'countWritingSessions' | 'startSession' | 'updateSession' | 'endSession' | 'recordTransaction' | 'recordDenial'
+    'claimBackup' | 'startSession' | 'updateSession' | 'endSession' | 'recordTransaction' | 'recordDenial'
   > {
   /** Sessions newest first, each with its transactions and denials (oldest first). */
   listSessions(filter?: { repositoryId?: number; limit?: number }): Promise<LedgerEntry[]>;
@@ -198,24 +198,45 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       return row.id;
     },
 
-    async countWritingSessions(keyId, repositoryId, since) {
-      const row = await db
-        .selectFrom('sessions as s')
-        .where('s.key_id', '=', keyId)
-        .where('s.repository_id', '=', repositoryId)
-        .where('s.started_at', '>=', iso(since))
-        .where((eb) =>
-          eb.exists(
-            eb
-              .selectFrom('transactions as t')
-              .select('t.id')
-              .whereRef('t.session_id', '=', 's.id')
-              .where('t.state', '=', 'committed'),
-          ),
-        )
-        .select((eb) => eb.fn.countAll().as('n'))
-        .executeTakeFirstOrThrow();
-      return Number(row.n);
+    async claimBackup(claim) {
+      return db.transaction().execute(async (trx) => {
+        // Serialises the claims of one grant: on SQLite the transaction already holds the write
+        // lock (BEGIN IMMEDIATE, sqlite-driver.ts); on PostgreSQL this no-op update locks the
+        // grant's row until the commit, where a bare count would let two claims both see room.
+        await trx.updateTable('grants').set((eb) => ({ writes_per_day: eb.ref('writes_per_day') })).where('id', '=', claim.grantId).execute();
+        const row = await trx
+          .selectFrom('sessions as s')
+          .where('s.key_id', '=', claim.keyId)
+          .where('s.repository_id', '=', claim.repositoryId)
+          .where('s.id', '!=', claim.sessionId)
+          .where((eb) =>
+            eb.or([
+              // A backup: committed new objects besides the manifest within the window.
+              eb.exists(
+                eb
+                  .selectFrom('transactions as t')
+                  .select('t.id')
+                  .whereRef('t.session_id', '=', 's.id')
+                  .where('t.state', '=', 'committed')
+                  .where('t.objects_put', '>', 0)
+                  .where('t.ended_at', '>=', iso(claim.since)),
+              ),
+              // Still running with a claim: it may commit yet. Once it ended without committing
+              // new objects, its claim no longer counts.
+              eb.and([eb('s.result', '=', 'open'), eb.exists(eb.selectFrom('backup_claims as c').select('c.id').whereRef('c.session_id', '=', 's.id'))]),
+            ]),
+          )
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow();
+        const backups = Number(row.n);
+        if (backups >= claim.limit) return { claimed: false, backups };
+        await trx
+          .insertInto('backup_claims')
+          .values({ session_id: claim.sessionId, key_id: claim.keyId, repository_id: claim.repositoryId, claimed_at: iso(claim.at) })
+          .onConflict((oc) => oc.column('session_id').doNothing())
+          .execute();
+        return { claimed: true, backups };
+      });
     },
 
     async listSessions(filter = {}) {

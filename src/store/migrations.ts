@@ -88,7 +88,7 @@ const initial: Migration = {
       .on('sessions')
       .columns(['repository_id', 'started_at'])
       .execute();
-    // Also serves the writes-per-day count (key, repository, since).
+    // Also serves the backups-per-day count (key, repository, since).
     await db.schema
       .createIndex('sessions_key_repository_started_idx')
       .on('sessions')
@@ -399,6 +399,28 @@ const repositoryEventKinds: Migration = {
 };
 
 /**
+ * Backups per day (a grant's --writes-per-day) are decided by claims: a session that is about to
+ * write its first new object besides the manifest claims one of its grant's backups of the last
+ * 24 hours, in one transaction that counts and inserts (ledger-store.ts claimBackup), so sessions
+ * that race each other cannot all get past the limit. A claim counts while its session runs;
+ * once the session ended, only a committed transaction with new objects makes it a backup.
+ */
+const backupClaims: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await withId(db, db.schema.createTable('backup_claims'))
+      .addColumn('session_id', 'integer', (col) => col.notNull().unique().references('sessions.id').onDelete('cascade'))
+      .addColumn('key_id', 'integer', (col) => col.notNull())
+      .addColumn('repository_id', 'integer', (col) => col.notNull())
+      .addColumn('claimed_at', 'text', (col) => col.notNull())
+      .execute();
+    await db.schema.createIndex('backup_claims_key_repository_idx').on('backup_claims').columns(['key_id', 'repository_id', 'claimed_at']).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('backup_claims').execute();
+  },
+};
+
+/**
  * When the server first saw each archive (wave 2, issue 13): per repository, archive id and name,
  * the client's time as written in the manifest and the server's own time of the transaction that
  * first listed it. Audits fill it (audit-service.ts) and keep the earliest sighting, so it outlives
@@ -454,6 +476,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0006_repository_status_versions': repositoryStatusVersions,
   '0007_repository_event_kinds': repositoryEventKinds,
   '0009_archive_sightings': archiveSightings,
+  '0010_backup_claims': backupClaims,
   '0011_transaction_older_deletes': transactionOlderDeletes,
 };
 

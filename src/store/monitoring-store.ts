@@ -73,6 +73,7 @@ export interface RepositoryStat {
 }
 
 export interface DenialGroup {
+  reason: string;
   keyId: number | null;
   keyName: string | null;
   repositoryId: number | null;
@@ -131,7 +132,7 @@ export interface MonitoringStore {
   recordAuthFailure(f: { keyId: number; address: string | null; reason: string }): Promise<void>;
   /** Failed logins of known keys since `since`, per key. */
   authFailuresSince(since: Date): Promise<AuthFailureGroup[]>;
-  /** Guard denials since `since`, per (key, repository), with the newest one's method, message and address. */
+  /** Guard denials since `since`, per (key, repository, reason), with the newest one's method, message and address. */
   denialsSince(since: Date): Promise<DenialGroup[]>;
 
   /** Per repository and session result: sessions, bytes received and sent (for metrics). */
@@ -398,13 +399,13 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
         .leftJoin('sessions as s', 's.id', 'd.session_id')
         .leftJoin('ssh_keys as k', 'k.id', 'd.key_id')
         .leftJoin('repositories as r', 'r.id', 'd.repository_id')
-        .select(['d.id', 'd.key_id', 'd.repository_id', 'd.method', 'd.message', 'd.at', 's.client_address', 's.key_name', 's.repository_name', 'k.name as current_key_name', 'r.name as current_repository_name'])
+        .select(['d.id', 'd.key_id', 'd.repository_id', 'd.method', 'd.reason', 'd.message', 'd.at', 's.client_address', 's.key_name', 's.repository_name', 'k.name as current_key_name', 'r.name as current_repository_name'])
         .where('d.at', '>=', iso(since))
         .orderBy('d.id')
         .execute();
       const groups = new Map<string, DenialGroup>();
       for (const r of rows) {
-        const key = `${r.key_id ?? r.key_name ?? ''}/${r.repository_id ?? ''}`;
+        const key = `${r.key_id ?? r.key_name ?? ''}/${r.repository_id ?? ''}/${r.reason}`;
         const g = groups.get(key);
         const newest = {
           lastAt: new Date(r.at),
@@ -415,6 +416,7 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
         if (g) groups.set(key, { ...g, ...newest, count: g.count + 1 });
         else
           groups.set(key, {
+            reason: r.reason,
             keyId: r.key_id,
             keyName: r.current_key_name ?? r.key_name ?? null,
             repositoryId: r.repository_id,

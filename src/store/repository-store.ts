@@ -4,13 +4,14 @@
 // the directory to the caller's moveFiles, inside the same transaction.
 
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type ExpressionBuilder } from 'kysely';
 import { conflict, invalidInput } from '../errors.js';
 import { coverageFromEvents } from '../audit/compaction-gate.js';
 import { DESTRUCTIVE, gateState, type CompactionGate, type RepositoryEvent, type AuditEventVerdict } from './history-store.js';
 import { repositoryNotFound, requireRepository, selectRepository } from './lookups.js';
 import { checkName } from './names.js';
 import { iso, toRepository, toRepositoryEvent } from './rows.js';
+import type { Database } from './schema.js';
 import { isUniqueViolation, type StoreDeps } from './store-deps.js';
 import type { Repository } from './types.js';
 
@@ -33,12 +34,21 @@ const STATUS_REUSE_MS = 1000;
 
 /** A repository at a glance, for the console's dashboard and `GET /repositories`. */
 export interface RepositoryStatus extends RepositorySummary {
-  /** End of the newest session that ended ok and committed at least one transaction. */
+  /** End of the newest session that ended ok and committed at least one transaction (any write). */
   lastWriteAt: Date | null;
+  /**
+   * End of the newest session that ended ok and committed a backup: a transaction with new
+   * objects besides the manifest. A prune or a compaction alone is no backup.
+   */
+  lastBackupAt: Date | null;
   denialsSince: number;
   /** The newest audit; `approvedSince`: an admin approved the history after it (its findings were reviewed). */
   lastAudit: { at: Date; verdict: AuditEventVerdict | null; detail: string; approvedSince?: boolean } | null;
   gate: CompactionGate;
+  /** The newest replacement of the repository key among its recent events, for the alerts. */
+  keyChange: { id: number; actor: string; at: Date } | null;
+  /** The newest deferred compaction that no compaction followed, among its recent events. */
+  compactionDeferred: { at: Date; detail: string } | null;
 }
 
 export interface RepositorySettings {
@@ -201,21 +211,25 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
 
   /** The status columns of the repositories asked for (by name or ids), denials and events apart. */
   const readBases = (filter: { name?: string; ids?: number[] }) => {
-    let query = summaries().select((eb) => [
+    // The newest first from sessions_repository_result_ended_idx, stopping at the first that
+    // committed (max() would visit every successful session of the repository).
+    const newestOkSession = (eb: ExpressionBuilder<Database & { r: Database['repositories'] }, 'r'>, backupsOnly: boolean) =>
       eb
         .selectFrom('sessions as s')
         .whereRef('s.repository_id', '=', 'r.id')
         .where('s.result', '=', 'ok')
         .where('s.ended_at', 'is not', null)
-        .where((w) =>
-          w.exists(w.selectFrom('transactions as t').select('t.id').whereRef('t.session_id', '=', 's.id').where('t.state', '=', 'committed')),
-        )
-        // The newest first from sessions_repository_result_ended_idx, stopping at the first
-        // that committed (max() would visit every successful session of the repository).
+        .where((w) => {
+          let t = w.selectFrom('transactions as t').select('t.id').whereRef('t.session_id', '=', 's.id').where('t.state', '=', 'committed');
+          if (backupsOnly) t = t.where('t.objects_put', '>', 0);
+          return w.exists(t);
+        })
         .select('s.ended_at')
         .orderBy('s.ended_at', 'desc')
-        .limit(1)
-        .as('last_write_at'),
+        .limit(1);
+    let query = summaries().select((eb) => [
+      newestOkSession(eb, false).as('last_write_at'),
+      newestOkSession(eb, true).as('last_backup_at'),
       // The gate (gateState): the newest committed transaction that needs review, and what
       // covers transactions since the newest rollback (coverageFromEvents says the same).
       eb
@@ -243,10 +257,11 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
     return query.execute();
   };
   type BaseRow = Awaited<ReturnType<typeof readBases>>[number];
-  type Base = RepositorySummary & { lastWriteAt: Date | null; lastDestructiveTxn: number | null; coveredThrough: number | null };
+  type Base = RepositorySummary & { lastWriteAt: Date | null; lastBackupAt: Date | null; lastDestructiveTxn: number | null; coveredThrough: number | null };
   const toBase = (row: BaseRow): Base => ({
     ...toSummary(row),
     lastWriteAt: row.last_write_at ? new Date(row.last_write_at) : null,
+    lastBackupAt: row.last_backup_at ? new Date(row.last_backup_at) : null,
     lastDestructiveTxn: row.last_destructive_txn == null ? null : Number(row.last_destructive_txn),
     coveredThrough: row.covered_through == null ? null : Number(row.covered_through),
   });
@@ -270,6 +285,8 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
   };
   const toStatus = (base: Base, denials: number, newestFirst: RepositoryEvent[]): RepositoryStatus => {
     const audit = newestFirst.find((e) => e.kind === 'audit');
+    const keyChange = newestFirst.find((e) => e.kind === 'key-change');
+    const compaction = newestFirst.find((e) => e.kind === 'compaction' || e.kind === 'compaction-deferred');
     return {
       ...base,
       denialsSince: denials,
@@ -277,6 +294,8 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
       // The newest events tell who covered it; the query, what covers it (events beyond the
       // newest few, such as an approval before many daily audits, still count).
       gate: gateState(coverageOf(base, newestFirst), base.lastDestructiveTxn),
+      keyChange: keyChange ? { id: keyChange.id, actor: keyChange.actor, at: keyChange.at } : null,
+      compactionDeferred: compaction?.kind === 'compaction-deferred' ? { at: compaction.at, detail: compaction.detail } : null,
     };
   };
 

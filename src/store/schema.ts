@@ -86,6 +86,14 @@ export interface TransactionsTable {
   ended_at: string;
 }
 
+export interface BackupClaimsTable {
+  id: Generated<number>;
+  session_id: number;
+  key_id: number;
+  repository_id: number;
+  claimed_at: string;
+}
+
 export interface DenialsTable {
   id: Generated<number>;
   session_id: number | null;
@@ -226,6 +234,7 @@ export interface Database {
   sessions: SessionsTable;
   transactions: TransactionsTable;
   denials: DenialsTable;
+  backup_claims: BackupClaimsTable;
   repository_events: RepositoryEventsTable;
   console_sessions: ConsoleSessionsTable;
   api_tokens: ApiTokensTable;

@@ -41,7 +41,10 @@ export interface Grant {
   keyId: number;
   repositoryId: number;
   role: Role;
-  /** At most this many writing sessions per rolling 24 hours, or null for no limit. */
+  /**
+   * At most this many backups (sessions that commit new objects besides the manifest) per rolling
+   * 24 hours, or null for no limit. Named after the CLI's --writes-per-day.
+   */
   writesPerDay: number | null;
   /** Allowed client address ranges (CIDR), or null for any address. */
   fromCidrs: string[] | null;
@@ -124,6 +127,18 @@ export interface SessionEnd {
   bytesOut: number;
 }
 
+export interface BackupClaim {
+  sessionId: number;
+  grantId: number;
+  keyId: number;
+  repositoryId: number;
+  /** Backups allowed per rolling 24 hours (the grant's writesPerDay). */
+  limit: number;
+  /** Backups committed from this time on count; the start of the rolling window. */
+  since: Date;
+  at: Date;
+}
+
 export type NewTransaction = Omit<Transaction, 'id'>;
 export type NewDenial = Omit<Denial, 'id'>;
 
@@ -132,8 +147,13 @@ export interface GuardStore {
   findKey(ref: string): Promise<SshKey | undefined>;
   /** The grant of this key on the repository of this name, or undefined when there is none. */
   findGrant(keyId: number, repositoryName: string): Promise<{ grant: Grant; repository: Repository } | undefined>;
-  /** Sessions of this key on this repository since `since` that committed at least one transaction. */
-  countWritingSessions(keyId: number, repositoryId: number, since: Date): Promise<number>;
+  /**
+   * Claims one of the grant's backups for this session, atomically: counts the key's backups of
+   * the repository (sessions that committed new objects besides the manifest since `since`, and
+   * running sessions holding a claim) and, when fewer than `limit`, records the claim, in one
+   * transaction. A claim whose session ends without committing a backup stops counting.
+   */
+  claimBackup(claim: BackupClaim): Promise<{ readonly claimed: boolean; readonly backups: number }>;
   startSession(session: NewSession): Promise<number>;
   updateSession(sessionId: number, update: SessionUpdate): Promise<void>;
   endSession(sessionId: number, end: SessionEnd): Promise<void>;

@@ -96,7 +96,7 @@ test('/metrics asks for its token, parses as Prometheus text, and its values mat
   expect((await env.borg('admin', ['list', env.url('main')])).code).toBe(0);
 
   const ledger = JSON.parse(await env.cliOk(['ledger', '--repo', 'main', '--json', '--limit', '1000'])) as {
-    sessions: Array<{ result: string; endedAt: string | null; bytesIn: number; bytesOut: number; transactions: Array<{ state: string }> }>;
+    sessions: Array<{ result: string; endedAt: string | null; bytesIn: number; bytesOut: number; transactions: Array<{ state: string; objectsPut: number }> }>;
   };
   const m = await metrics();
   const repo = { repository: 'main' };
@@ -106,8 +106,9 @@ test('/metrics asks for its token, parses as Prometheus text, and its values mat
   for (const [result, n] of byResult) expect(value(m, 'borgkeep_repository_sessions_total', { ...repo, result }), result).toBe(String(n));
   expect(byResult.get('ok')).toBeGreaterThanOrEqual(5); // init, three backups, list
   expect(byResult.get('denied')).toBe(1);
-  const lastWrite = ended.filter((s) => s.result === 'ok' && s.transactions.some((t) => t.state === 'committed')).map((s) => Date.parse(s.endedAt!)).sort((a, b) => b - a)[0];
-  expect(Number(value(m, 'borgkeep_repository_last_backup_timestamp_seconds', repo))).toBe(lastWrite / 1000);
+  // The last backup: a session that committed new objects besides the manifest (a prune is none).
+  const lastBackup = ended.filter((s) => s.result === 'ok' && s.transactions.some((t) => t.state === 'committed' && t.objectsPut > 0)).map((s) => Date.parse(s.endedAt!)).sort((a, b) => b - a)[0];
+  expect(Number(value(m, 'borgkeep_repository_last_backup_timestamp_seconds', repo))).toBe(lastBackup / 1000);
   expect(Number(value(m, 'borgkeep_repository_received_bytes_total', repo))).toBe(ended.reduce((n, s) => n + s.bytesIn, 0));
   expect(Number(value(m, 'borgkeep_repository_sent_bytes_total', repo))).toBe(ended.reduce((n, s) => n + s.bytesOut, 0));
   expect(Number(value(m, 'borgkeep_repository_denials_total', repo))).toBeGreaterThanOrEqual(1);

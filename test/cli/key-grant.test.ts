@@ -76,7 +76,7 @@ describe('borgkeep grant and revoke', () => {
       '--from', '192.0.2.7, 2001:DB8::/32', '--expires', '2999-12-31T18:30+02:00',
     ]);
     expect(granted).toBe(
-      "granted prune on repository 'photos' to key 'laptop' (2 writing sessions per day; from 192.0.2.7/32, 2001:db8::/32; until 2999-12-31T16:30:00Z).\n",
+      "granted prune on repository 'photos' to key 'laptop' (2 backups per day; from 192.0.2.7/32, 2001:db8::/32; until 2999-12-31T16:30:00Z).\n",
     );
     let [grant] = (await cli.json(['repo', 'show', 'photos'])).grants;
     expect(grant).toMatchObject({

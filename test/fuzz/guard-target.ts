@@ -14,8 +14,8 @@
 //  - the fake child receives only frames the policy allows for the session's role: every frame
 //    is a valid request, byte-identical to what the client sent (except the guard's own open with
 //    the real path and its __len__), and decideCall allows it; nothing at all when the key, the
-//    grant or the front-end refuses the session; no compaction while the gate is closed; no write
-//    when the grant's writes per day are used up;
+//    grant or the front-end refuses the session; no compaction while the gate is closed; no put
+//    of new data when the grant's backups per day are used up;
 //  - the session ends once in the store with a result, and with a message unless it was ok, and
 //    never with the guard's catch-all 'internal error';
 //  - a session that read the client to its end answered every request exactly once;
@@ -301,7 +301,7 @@ function fakeStore(input: GuardInput, ends: Array<{ result: string; detail: stri
             },
             repository: { id: 3, name: 'repo', dirName: DIR_NAME, quotaBytes: null, expectedIntervalSeconds: 86400, createdAt: created },
           },
-    countWritingSessions: async () => 0,
+    claimBackup: async () => ({ claimed: input.writesPerDay !== 0, backups: 0 }),
     startSession: async () => ++sessions,
     updateSession: async () => undefined,
     endSession: async (_id, end) => {
@@ -411,7 +411,11 @@ function fakeChild(opts: BorgServeOptions, input: GuardInput, h: Harness, client
     });
     prevCreate = false;
     if (!decision.allow) violate('forwarded', `the child got a ${req.method} that decideCall refuses for role ${input.role}: ${decision.why}`);
-    else if (decision.write && input.writesPerDay === 0) violate('forwarded', `the child got a writing ${req.method} though the day's writes are used up`);
+    // A used-up backups-per-day limit stops the first new object besides the manifest (a prune's
+    // deletes and manifest and a compaction are no backup and go through).
+    else if (input.writesPerDay === 0 && req.method === 'put' && !(req.args.get('id') as Buffer).equals(MANIFEST_ID)) {
+      violate('forwarded', `the child got a put of new data though the day's backups are used up`);
+    }
     if (destroysHistory(req) && !input.gateOpen) violate('forwarded', `the child got a compacting ${req.method} while the gate is closed`);
     if (req.method === 'put') putIds.add((req.args.get('id') as Buffer).toString('latin1'));
     onFrame(frames + 1);

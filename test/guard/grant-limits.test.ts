@@ -1,4 +1,4 @@
-// The limits on a grant, against a client that knows them: writing sessions per day, source
+// The limits on a grant, against a client that knows them: backups per day, source
 // address ranges, expiry, and a revoked key. Each refusal is a PermissionDenied reply that
 // names what ran out (the address, the expiry, the key) and nothing reaches the repository.
 
@@ -57,7 +57,7 @@ async function nothingOpen(c: RpcClient, key: string, role: 'read' | 'none', rep
 }
 
 describe('--writes-per-day 1', () => {
-  test('the first writing session works', async () => {
+  test('the first backup works', async () => {
     const r = await f.env.borg(DAILY, ['create', `${f.env.url('main')}::daily-1`, makeSourceTree(join(f.env.root, 'daily'), 7)]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -69,7 +69,7 @@ describe('--writes-per-day 1', () => {
     const c = f.start(DAILY);
     await c.open('/./main');
     expectOk(await c.call('get', { id: MANIFEST_ID }), 2 + 1);
-    const why = 'the grant allows 1 writing session(s) per 24 hours and they are used up';
+    const why = 'the grant allows 1 backup per 24 hours and it is used up';
     for (const [method, args] of [
       ['put', { id: NEW_ID, data: Buffer.from('a new chunk') }],
       ['put', { id: MANIFEST_ID, data: Buffer.from('a new manifest'), wait: true }],
@@ -89,7 +89,7 @@ describe('--writes-per-day 1', () => {
   test('a real borg create is refused at its first put, before any data reaches the repository', async () => {
     const r = await f.env.borg(DAILY, ['create', `${f.env.url('main')}::daily-2`, join(f.env.root, 'daily')]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('borgkeep refused put: the grant allows 1 writing session(s) per 24 hours');
+    expect(r.stderr).toContain('borgkeep refused put: the grant allows 1 backup per 24 hours');
     f.expectUnchanged('main');
   });
 

@@ -65,6 +65,7 @@ export interface Repository {
   grantCount: number;
   lastSessionAt: string | null;
   lastWriteAt: string | null;
+  lastBackupAt: string | null;
   backup: 'ok' | 'late' | 'never';
   denialsLast24h: number;
   lastAudit: { at: string; verdict: string | null; detail: string } | null;

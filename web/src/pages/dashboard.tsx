@@ -68,7 +68,7 @@ function RepositoryRow({ r }: { r: Repository }) {
         </div>
       </th>
       <td>
-        <span className={`badge ${r.backup}`}>{r.backup === 'ok' ? 'on time' : r.backup}</span> <Time at={r.lastWriteAt} empty="no backup yet" />
+        <span className={`badge ${r.backup}`}>{r.backup === 'ok' ? 'on time' : r.backup}</span> <Time at={r.lastBackupAt} empty="no backup yet" />
         <div className="muted small">expected every {duration(r.expectedIntervalSeconds)}</div>
       </td>
       <td>

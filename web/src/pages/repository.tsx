@@ -48,7 +48,7 @@ export function RepositoryPage({ name }: { name: string }) {
         <div>
           <dt>Last backup</dt>
           <dd>
-            <span className={`badge ${r.backup}`}>{r.backup === 'ok' ? 'on time' : r.backup}</span> <Time at={r.lastWriteAt} empty="no backup yet" />
+            <span className={`badge ${r.backup}`}>{r.backup === 'ok' ? 'on time' : r.backup}</span> <Time at={r.lastBackupAt} empty="no backup yet" />
             <div className="muted small">expected every {duration(r.expectedIntervalSeconds)}</div>
           </dd>
         </div>
@@ -156,7 +156,7 @@ function Grants({ repository, grants, ssh, onChange }: { repository: Repository;
                 <span className="muted small mono"> {g.keyFingerprint}</span>
                 {g.keyRevoked && <span className="badge late">revoked</span>}
                 <span className="muted small">
-                  {g.writesPerDay !== null && ` · ${g.writesPerDay} writing session(s) a day`}
+                  {g.writesPerDay !== null && ` · ${g.writesPerDay} ${g.writesPerDay === 1 ? 'backup' : 'backups'} a day`}
                   {g.fromCidrs && ` · from ${g.fromCidrs.join(', ')}`}
                   {g.expiresAt && (
                     <>
@@ -236,7 +236,7 @@ function AddGrant({ repository, existing, onAdded }: { repository: Repository; e
         </select>
       </label>
       <label>
-        Writes a day <span className="muted">(optional)</span>
+        Backups a day <span className="muted">(optional; prune and compact do not count)</span>
         <input name="writesPerDay" type="number" min="1" value={writes} onChange={(e) => setWrites(e.target.value)} />
       </label>
       <SubmitWithError label="Grant" action={action} />
