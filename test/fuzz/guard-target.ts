@@ -483,7 +483,6 @@ export interface GuardRun {
   readonly stderr: string;
 }
 
-/** Runs one input; says what went wrong (nothing, for a good input). */
 /** Writes the repository's nonce file as borg does (16 hex digits); removes it for nil. */
 function writeNonce(repoPath: string, value: MsgValue | undefined): void {
   if (value === null) rmSync(join(repoPath, 'nonce'), { force: true });
@@ -513,6 +512,7 @@ function nonceAsRecorded(repoPath: string, clientBytes: Buffer): void {
   }
 }
 
+/** Runs one input; says what went wrong (nothing, for a good input). */
 export async function runGuardInput(input: GuardInput, h: Harness, timeLimitMs: number): Promise<GuardRun> {
   const violations: Violation[] = [];
   const ends: Array<{ result: string; detail: string | null }> = [];
