@@ -128,6 +128,12 @@ export interface GuardStore {
   findKey(ref: string): Promise<SshKey | undefined>;
   /** The grant of this key on the repository of this name, or undefined when there is none. */
   findGrant(keyId: number, repositoryName: string): Promise<{ grant: Grant; repository: Repository } | undefined>;
+  /**
+   * What a running session asks about every half second (guard/grant-watch.ts), in one indexed
+   * query: when the key was revoked, and its grant on the repository now; undefined when the key
+   * is not registered.
+   */
+  grantStanding(keyId: number, repositoryId: number): Promise<{ keyRevokedAt: Date | null; grant: Grant | null } | undefined>;
   /** Sessions of this key on this repository since `since` that committed at least one transaction. */
   countWritingSessions(keyId: number, repositoryId: number, since: Date): Promise<number>;
   startSession(session: NewSession): Promise<number>;
