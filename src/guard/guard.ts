@@ -39,6 +39,7 @@ import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
 import { checkCompaction } from './compaction-check.js';
 import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
+import { watchGrant, whyGrantEnded, type GrantWatch } from './grant-watch.js';
 import { createIdSet } from './id-set.js';
 import { repositoryNameFromPath } from './repository-path.js';
 import { createStderrScrubber, createTextScrubber } from './stderr-scrubber.js';
@@ -58,6 +59,8 @@ export const PROGRESS_INTERVAL_MS = 2000;
  */
 export const CHILD_GONE_DRAIN_MS = 15_000;
 export const CHILD_GONE_QUIET_MS = 2000;
+/** How long a session ended by its key or grant still answers the client's calls with why. */
+export const GRANT_ENDED_GRACE_MS = 1000;
 /** Default of GuardDeps.ledgerRetryMs, and the pauses between the attempts. */
 export const LEDGER_RETRY_MS = 30_000;
 const LEDGER_RETRY_PAUSES_MS = [500, 1000, 2000, 5000, 10_000];
@@ -273,6 +276,11 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const ledgerWrites: Promise<unknown>[] = [];
   let clientGone = false;
   let endCause: SessionEnd | null = null;
+  /** Ends the session when its key is revoked or its grant removed, changed or expired. */
+  let grantWatch: GrantWatch | null = null;
+  /** Why the grant watch ended the session: the client's further calls are answered with it. */
+  let grantEnded: string | null = null;
+  let graceTimer: NodeJS.Timeout | undefined;
 
   // Ending a session early stops reading the client. The embedded gateway's SSH channel is one
   // duplex for both directions: destroying it would also drop the replies still queued, the
@@ -364,6 +372,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   // --- the child -----------------------------------------------------------------------------
   const writeChild = async (buf: Buffer): Promise<void> => {
     if (!child || childExited) throw new SessionEnd('error', 'borg serve is not running');
+    if (grantEnded) throw new SessionEnd('aborted', grantEnded); // borg serve already has its EOF
     if (!child.stdin.write(buf)) await Promise.race([once(child.stdin, 'drain'), child.exited]);
   };
 
@@ -600,6 +609,13 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     // borg serve resolves the path with realpath() and names the resolved form in its messages
     // (ObjectNotFound's args, its log): behind a symlinked data directory that form differs.
     const realRepos = realPathOr(deps.reposDir);
+    grantWatch = watchGrant({
+      read: () => store.grantStanding(key.id, found.repository.id),
+      judge: (standing, at) =>
+        whyGrantEnded({ keyName: key.name, repositoryName: found.repository.name, grant: found.grant, addressAllowed: (cidrs) => addressAllowed(s.clientAddress, cidrs) }, standing, at),
+      now,
+    });
+    grantWatch.signal.addEventListener('abort', () => onGrantEnded(String(grantWatch?.signal.reason)), { once: true });
     scrubText = createTextScrubber([
       [repoPath, clientPath],
       [realPathOr(repoPath), clientPath],
@@ -775,6 +791,11 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
 
   const handleFrame = async (frame: Buffer): Promise<void> => {
     const req = parseRequest(frame);
+    if (grantEnded) {
+      // borg rolls back at EOF anyway; anything else gets the reason, which the client prints.
+      if (req.method === 'rollback') return sendClient(encodeResultReply(req.format, req.msgid, null));
+      return sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: DENIED_CLASS, message: `borgkeep ended this session: ${grantEnded}.` }));
+    }
     if (draining) {
       return sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: 'ConnectionClosed', message: CHILD_GONE }));
     }
@@ -826,6 +847,19 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     endCause ??= new SessionEnd('aborted', 'the session was stopped on the server');
     stopReading();
   };
+  // The key or grant went while the session ran: end it like a stop, and tell the client why.
+  // borg serve gets EOF at once (nothing more reaches it; it rolls back what is not committed).
+  // The client's calls for GRANT_ENDED_GRACE_MS more are answered with the reason: a borg client
+  // in the middle of a backup prints that, instead of dying of a broken pipe on its next write
+  // before it read the line on stderr (seen through the embedded gateway).
+  const onGrantEnded = (why: string): void => {
+    if (endCause) return;
+    endCause = new SessionEnd('aborted', `${why}; the session was ended and borg rolled back what it had not committed`);
+    grantEnded = why;
+    s.errOutput.write(`borgkeep: session ended: ${why}; what was not committed is rolled back.\n`);
+    if (child && !childExited) child.stdin.end();
+    graceTimer = setTimeout(stopReading, GRANT_ENDED_GRACE_MS);
+  };
   if (s.stop?.aborted) onStop();
   s.stop?.addEventListener('abort', onStop, { once: true });
   const onGone = (): void => {
@@ -859,8 +893,12 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       const chunk = next.value;
       bytesIn += chunk.length;
       quietTimer?.refresh();
-      for (const frame of splitter.push(chunk)) await handleFrame(frame);
-      if (endCause && !draining) break;
+      for (const frame of splitter.push(chunk)) {
+        // Nothing more goes to borg serve once the session is ending (a commit behind a revocation).
+        if (endCause && !draining && !grantEnded) break;
+        await handleFrame(frame);
+      }
+      if (endCause && !draining && !grantEnded) break;
       reportProgress();
     }
     if (splitter.pendingBytes > 0 && !endCause) {
@@ -877,6 +915,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     }
   } finally {
     inputEnded = true;
+    (grantWatch as GrantWatch | null)?.stop();
+    clearTimeout(graceTimer);
     clearTimeout(drainTimer);
     clearTimeout(quietTimer);
     // Ending early (bad frame, signal) must not leave the process waiting on the client.

@@ -455,6 +455,34 @@ describe('scrubExceptionReply', () => {
     expect((out.get('sysinfo') as Buffer).toString()).toBe(SCRUBBED_SYSINFO);
   });
 
+  it('scrubs strings inside nested args, keeps bytes that are not UTF-8 byte for byte, and never passes on exception_full or unknown keys', () => {
+    const binary = Buffer.from([0xff, 0x00, 0x2f, 0x80]);
+    const r = reply([
+      ['i', 5],
+      ['exception_class', Buffer.from('OSError')],
+      ['exception_args', [[Buffer.from('/srv/x/a'), 2], binary]],
+      ['exception_full', [Buffer.from('Traceback (most recent call last):\n'), Buffer.from('  File "/usr/lib/python3/dist-packages/borg/remote.py", line 240, in serve\n')]],
+      ['exception_short', [Buffer.from('/srv/x')]],
+      ['exception_trace', true],
+      ['sysinfo', Buffer.from('PID: 1')],
+      ['extra', Buffer.from('/srv/x PID: 77')],
+    ]);
+    const out = scrubExceptionReply(r, (t) => t.split('/srv/x').join('(repo)'));
+    const map = decode(out) as MsgMap;
+    expect(map.entries.map(([k]) => (k as Buffer).toString())).not.toContain('extra');
+    const [nested, bin] = map.get('exception_args') as MsgValue[];
+    expect((nested as MsgValue[]).map((v) => (Buffer.isBuffer(v) ? v.toString() : v))).toEqual(['(repo)/a', 2]);
+    expect(bin).toEqual(binary);
+    expect((map.get('exception_full') as Buffer[]).map(String)).toEqual(['(repo)']);
+    for (const leak of ['/srv/x', 'Traceback', 'dist-packages', 'line 240', 'PID']) expect(out.includes(leak), leak).toBe(false);
+  });
+
+  it('shows the class when the scrubbed short text is empty', () => {
+    const r = reply([['i', 6], ['exception_class', Buffer.from('ValueError')], ['exception_short', [Buffer.from('secret')]]]);
+    const map = decode(scrubExceptionReply(r, () => '')) as MsgMap;
+    expect((map.get('exception_short') as Buffer[]).map(String)).toEqual(['ValueError']);
+  });
+
   it('fills in what an old or odd server left out', () => {
     const out = decode(scrubExceptionReply(reply([['i', 4], ['exception_class', Buffer.from('Oops')]]), (t) => t)) as MsgMap;
     expect(out.get('exception_args')).toEqual([]);

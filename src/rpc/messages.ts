@@ -4,6 +4,8 @@
 // parseRequest() only accepts what `borg serve` itself would parse without dying, and stricter
 // still (duplicate keys, non-integer msgids): anything else is a FrameError and ends the session.
 
+import { isUtf8 } from 'node:buffer';
+
 import { FrameError, MsgMap, decode, encode, rawEquals, type EncodableValue, type MsgValue } from './msgpack.js';
 
 export type MessageFormat = 'tuple' | 'dict';
@@ -188,25 +190,37 @@ export function encodeExceptionReply(format: MessageFormat, msgid: number, info:
 
 /**
  * Re-encodes an exception reply of `borg serve` without what would tell the client about the
- * server: `scrub` rewrites each string of exception_args and exception_short (real paths become
- * the client's path), exception_full becomes the scrubbed short text (no traceback, which names
- * server files), and sysinfo (PID, CWD, argv, SSH_ORIGINAL_COMMAND) is replaced.
+ * server. Of the fields borg 1.2 sends: exception_class stays; `scrub` rewrites each string of
+ * exception_args (also inside nested lists) and exception_short (real paths become the client's
+ * path, traceback frames go); exception_full becomes the scrubbed short text (never the
+ * traceback, which names server files and lines); exception_trace stays; sysinfo (PID, CWD,
+ * argv, SSH_ORIGINAL_COMMAND) is replaced; any other key is dropped. A tuple reply carries only
+ * the class and borg's own fixed text; its message reaches the client on stderr, scrubbed there.
  */
 export function scrubExceptionReply(reply: RpcReply, scrub: (text: string) => string): Buffer {
   if (reply.format === 'tuple' || !(reply.value instanceof MsgMap)) {
     return encode([1, reply.msgid, reply.exceptionClass ?? 'Exception', 'Remote Exception (see remote log for the traceback)']);
   }
   const v = reply.value;
-  const scrubValue = (x: MsgValue | undefined): MsgValue => (Buffer.isBuffer(x) ? Buffer.from(scrub(x.toString('utf8')), 'utf8') : x ?? null);
+  const scrubValue = (x: MsgValue | undefined): MsgValue => {
+    if (Array.isArray(x)) return x.map(scrubValue);
+    if (!Buffer.isBuffer(x)) return x ?? null;
+    // borg packs every string as raw bytes; bytes that are not UTF-8 go through latin1, which
+    // keeps each byte as it was where no rule applies.
+    const encoding = isUtf8(x) ? 'utf8' : 'latin1';
+    return Buffer.from(scrub(x.toString(encoding)), encoding);
+  };
+  const cls = reply.exceptionClass ?? 'Exception';
   const rawArgs = v.get('exception_args');
   const args = Array.isArray(rawArgs) ? rawArgs.map(scrubValue) : [];
   const rawShort = v.get('exception_short');
-  const short = Array.isArray(rawShort) ? rawShort.map(scrubValue) : [Buffer.from(reply.exceptionClass ?? 'Exception')];
+  const shortLines = Array.isArray(rawShort) ? rawShort.map(scrubValue).filter((x) => !Buffer.isBuffer(x) || x.length > 0) : [];
+  const short = shortLines.length > 0 ? shortLines : [Buffer.from(cls, 'utf8')];
   const trace = v.get('exception_trace');
   return encode(
     MsgMap.of([
       ['i', reply.msgid],
-      ['exception_class', Buffer.from(reply.exceptionClass ?? 'Exception', 'utf8')],
+      ['exception_class', Buffer.from(cls, 'utf8')],
       ['exception_args', args],
       ['exception_full', short],
       ['exception_short', short],

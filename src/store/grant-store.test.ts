@@ -17,6 +17,20 @@ const outcome = (promise: Promise<unknown>) =>
   );
 
 describe('grant store', () => {
+  it('grantStanding: the key\'s revocation and its grant on one repository, as a running session asks for them', async () => {
+    const set = await t.store.setGrant('laptop', 'photos', { role: 'append', writesPerDay: null, fromCidrs: ['192.0.2.0/24'], expiresAt: null });
+    const { keyId, repositoryId } = set.grant;
+    expect(await t.store.grantStanding(keyId, repositoryId)).toEqual({ keyRevokedAt: null, grant: set.grant });
+    const other = await t.store.createRepository({ name: 'other', quotaBytes: null });
+    expect(await t.store.grantStanding(keyId, other.id)).toEqual({ keyRevokedAt: null, grant: null });
+    await t.store.removeGrant('laptop', 'photos');
+    expect(await t.store.grantStanding(keyId, repositoryId)).toEqual({ keyRevokedAt: null, grant: null });
+    await t.store.setGrant('laptop', 'photos', { role: 'read', writesPerDay: null, fromCidrs: null, expiresAt: null });
+    const revoked = await t.store.revokeKey('laptop');
+    expect(await t.store.grantStanding(keyId, repositoryId)).toEqual({ keyRevokedAt: revoked.key.revokedAt, grant: null });
+    expect(await t.store.grantStanding(keyId + 1000, repositoryId)).toBeUndefined();
+  });
+
   it('creates, then replaces a grant, which findGrant returns with its repository', async () => {
     const first = await t.store.setGrant('laptop', 'photos', {
       role: 'append',

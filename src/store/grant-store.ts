@@ -1,12 +1,12 @@
 // Grants: what one key may do on one repository (role and limits). At most one per key and
 // repository; setting a grant again replaces its terms. A revoked key gets no grants.
 
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { conflict, notFound } from '../errors.js';
 import { checkGrantTerms, type GrantTerms } from './grant-terms.js';
 import { requireKey, requireRepository, selectRepository } from './lookups.js';
 import { iso, isoOrNull, toGrant, toRepository } from './rows.js';
-import type { Database } from './schema.js';
+import type { Database, GrantsTable } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { Grant, GuardStore } from './types.js';
 
@@ -18,7 +18,7 @@ export interface GrantView {
   repositoryName: string;
 }
 
-export interface GrantStore extends Pick<GuardStore, 'findGrant'> {
+export interface GrantStore extends Pick<GuardStore, 'findGrant' | 'grantStanding'> {
   /** Creates the grant of KEY on the repository, or replaces its terms. */
   setGrant(keyRef: string, repositoryName: string, terms: GrantTerms): Promise<{ grant: Grant; replaced: boolean; keyName: string }>;
   /** Throws BK_ERR_NOT_FOUND when the key, the repository or the grant does not exist. */
@@ -70,6 +70,32 @@ export function createGrantStore({ db, now }: StoreDeps): GrantStore {
         .where('repository_id', '=', repository.id)
         .executeTakeFirst();
       return grant && { grant: toGrant(grant), repository: toRepository(repository) };
+    },
+
+    async grantStanding(keyId, repositoryId) {
+      // The key by its primary key, its grant by the (key_id, repository_id) unique index.
+      const row = await db
+        .selectFrom('ssh_keys as k')
+        .leftJoin('grants as g', (join) => join.onRef('g.key_id', '=', 'k.id').on('g.repository_id', '=', repositoryId))
+        .select([
+          'k.revoked_at as key_revoked_at',
+          'g.id',
+          'g.key_id',
+          'g.repository_id',
+          'g.role',
+          'g.writes_per_day',
+          'g.from_cidrs',
+          'g.expires_at',
+          'g.created_at',
+        ])
+        .where('k.id', '=', keyId)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const { key_revoked_at: revokedAt, ...grant } = row;
+      return {
+        keyRevokedAt: revokedAt === null ? null : new Date(revokedAt),
+        grant: grant.id === null ? null : toGrant(grant as Selectable<GrantsTable>),
+      };
     },
 
     async setGrant(keyRef, repositoryName, terms) {

@@ -154,6 +154,12 @@ export interface GuardStore {
    * transaction. A claim whose session ends without committing a backup stops counting.
    */
   claimBackup(claim: BackupClaim): Promise<{ readonly claimed: boolean; readonly backups: number }>;
+  /**
+   * What a running session asks about every half second (guard/grant-watch.ts), in one indexed
+   * query: when the key was revoked, and its grant on the repository now; undefined when the key
+   * is not registered.
+   */
+  grantStanding(keyId: number, repositoryId: number): Promise<{ keyRevokedAt: Date | null; grant: Grant | null } | undefined>;
   startSession(session: NewSession): Promise<number>;
   updateSession(sessionId: number, update: SessionUpdate): Promise<void>;
   endSession(sessionId: number, end: SessionEnd): Promise<void>;

@@ -280,6 +280,16 @@ export const guardRepoDirName = DIR_NAME;
 function fakeStore(input: GuardInput, ends: Array<{ result: string; detail: string | null }>): GuardStore {
   const created = new Date('2026-01-01T00:00:00Z');
   let sessions = 0;
+  const grant = {
+    id: 1,
+    keyId: 7,
+    repositoryId: 3,
+    role: input.role,
+    writesPerDay: input.writesPerDay,
+    fromCidrs: input.grantState === 'address' ? ['192.0.2.0/24'] : null,
+    expiresAt: input.grantState === 'expired' ? created : null,
+    createdAt: created,
+  };
   return {
     findKey: async () =>
       input.keyState === 'unknown'
@@ -289,19 +299,11 @@ function fakeStore(input: GuardInput, ends: Array<{ result: string; detail: stri
       name !== 'repo'
         ? undefined
         : {
-            grant: {
-              id: 1,
-              keyId: 7,
-              repositoryId: 3,
-              role: input.role,
-              writesPerDay: input.writesPerDay,
-              fromCidrs: input.grantState === 'address' ? ['192.0.2.0/24'] : null,
-              expiresAt: input.grantState === 'expired' ? created : null,
-              createdAt: created,
-            },
+            grant,
             repository: { id: 3, name: 'repo', dirName: DIR_NAME, quotaBytes: null, expectedIntervalSeconds: 86400, createdAt: created },
           },
     claimBackup: async () => ({ claimed: input.writesPerDay !== 0, backups: 0 }),
+    grantStanding: async () => ({ keyRevokedAt: input.keyState === 'revoked' ? created : null, grant }),
     startSession: async () => ++sessions,
     updateSession: async () => undefined,
     endSession: async (_id, end) => {
