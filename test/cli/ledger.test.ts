@@ -99,6 +99,7 @@ describe('borgkeep ledger', () => {
           objectsPut: 120,
           objectsOverwritten: 0,
           objectsDeleted: 2,
+          objectsDeletedOlder: null,
           manifestWritten: true,
           state: 'committed',
           startedAt: '2025-03-01T01:00:01.000Z',

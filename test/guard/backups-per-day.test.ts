@@ -109,7 +109,7 @@ describe("a borgmatic run (prune, compact, create) with a full key's --writes-pe
     expect(prune.stderr).toBe('');
     expect(prune.code).toBe(0);
     // The gate is another part's business: review the prune, so the compaction is allowed.
-    await env.cliOk(['approve', 'daily']);
+    await env.cliOk(['approve', 'daily', '--yes']);
     const compact = await env.borg('bp-owner', ['compact', env.url('daily')]);
     expect(compact.stderr).toBe('');
     expect(compact.code).toBe(0);
