@@ -757,19 +757,34 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     if (destroysHistory(req) && repository) {
       // Compaction makes the deletions and overwrites since the last compaction permanent: decided
       // now, from what is on disk (audit/compaction-gate.ts), never from an earlier verdict.
-      const gate = await gateCheck(repository);
-      if (!gate.decision.allow) {
+      // What cannot be read or kept is not verified: the safe answer is the closed one.
+      let why: string | null;
+      let fromTxn: number | null = null;
+      try {
+        const gate = await gateCheck(repository);
+        why = gate.decision.allow ? null : gate.why;
+        if (gate.decision.allow) {
+          try {
+            await gate.keep(gate.fromTxn, now());
+            fromTxn = gate.fromTxn;
+          } catch (e) {
+            why = `borgkeep could not keep the manifest versions compaction would remove (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+          }
+        }
+      } catch (e) {
+        why = `borgkeep could not read the repository's history (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+      }
+      if (why !== null) {
         // A commit in the legacy tuple format cannot say compact=False (borg 1.0/1.1 clients).
         if (req.method !== 'commit' || req.format === 'tuple') {
-          return refuse(req, 'BK_DENY_GATE', `the history holds changes nobody verified yet: ${gate.why}; ${reviewHint(repository.name)}`);
+          return refuse(req, 'BK_DENY_GATE', `the history holds changes nobody verified yet: ${why}; ${reviewHint(repository.name)}`);
         }
         // Deferred, not failed: borg's own commit without compaction, so nothing is removed and
         // the client's run goes on (a routine borgmatic run still makes its backup).
         frame = encodeRequest(req.format, req.msgid, 'commit', new Map([...req.args, ['compact', false]]));
-        noteDeferral(repository, gate.why);
+        noteDeferral(repository, why);
       } else {
-        await gate.keep(gate.fromTxn, now());
-        entry.compactingFrom = gate.fromTxn;
+        entry.compactingFrom = fromTxn;
       }
     }
     if (req.method === 'put' || req.method === 'delete') {
