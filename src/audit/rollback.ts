@@ -73,10 +73,16 @@ function moveAll(fromRoot: string, toRoot: string, rels: readonly string[]): voi
   }
 }
 
-/** The plan: what moves for a rollback to `toTxn`; refuses when T is not a committed transaction. */
-export async function planRollback(repoPath: string, toTxn: number): Promise<{ fromTxn: number | null; moved: string[] }> {
+/**
+ * The plan: what moves for a rollback to `toTxn`; refuses when T is not a committed transaction.
+ * `compacted`: compaction removed T's segments (T lies before the last gap), and moved older
+ * objects into later segments, so nothing may be moved: its kept manifest is written back instead
+ * (manifest-restore.ts).
+ */
+export async function planRollback(repoPath: string, toTxn: number): Promise<{ fromTxn: number | null; moved: string[]; compacted: boolean }> {
   const history = await readHistory(repoPath);
   const ids = history.transactions.map((t) => t.id);
+  if (history.compactedBefore !== null && toTxn < history.compactedBefore) return { fromTxn: ids.at(-1) ?? null, moved: [], compacted: true };
   if (!ids.includes(toTxn)) {
     const shown = ids.length > 12 ? `${ids.slice(0, 5).join(', ')}, ..., ${ids.slice(-5).join(', ')}` : ids.join(', ');
     throw refuse(`transaction ${toTxn} is not a committed transaction of this repository (committed since the last compaction: ${shown || 'none'})`);
@@ -84,7 +90,7 @@ export async function planRollback(repoPath: string, toTxn: number): Promise<{ f
   const segments = listSegments(repoPath).filter((s) => s.segment > toTxn).map((s) => relative(repoPath, s.path));
   if (segments.length === 0) throw refuse(`transaction ${toTxn} is already the repository's last transaction: there is nothing to roll back`);
   const aux = readdirSync(repoPath).filter((n) => AUX.test(n));
-  return { fromTxn: ids.at(-1) ?? null, moved: [...segments, ...aux] };
+  return { fromTxn: ids.at(-1) ?? null, moved: [...segments, ...aux], compacted: false };
 }
 
 /**
@@ -95,6 +101,7 @@ export async function planRollback(repoPath: string, toTxn: number): Promise<{ f
 export function rollbackRepository(repoPath: string, quarantineRoot: string, toTxn: number, now: Date, keyHistory?: string): Promise<RollbackResult> {
   return withBorgLock(repoPath, async () => {
     const plan = await planRollback(repoPath, toTxn);
+    if (plan.compacted) throw refuse(`transaction ${toTxn} was compacted away: moving later segments would lose the objects compaction moved into them`);
     const stamp = now.toISOString().replace(/[:.]/g, '-');
     const quarantine = join(quarantineRoot, `${basename(repoPath)}-${stamp}-to-${toTxn}`);
     mkdirSync(quarantine, { recursive: true, mode: 0o700 });

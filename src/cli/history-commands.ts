@@ -232,7 +232,16 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
         const repository = await store.getRepository(repoName);
         const path = store.paths.repository(repository.dirName);
         const quarantineRoot = join(store.paths.root, 'quarantine');
-        if (toTxn !== null && (await compactedAway(path, toTxn))) {
+        let plan: Awaited<ReturnType<typeof rb.planRollback>> | null = null;
+        if (toTxn !== null) {
+          try {
+            plan = await rb.planRollback(path, toTxn);
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repoName}' is not initialised: there is nothing to roll back`);
+            throw error;
+          }
+        }
+        if (toTxn !== null && plan?.compacted) {
           // Compaction removed the transaction's segments: write its kept manifest back instead.
           const { keptDir, readKeptHistory } = await import('../audit/kept-manifests.js');
           const { keptManifestAt, restoreManifest } = await import('../audit/manifest-restore.js');
@@ -287,14 +296,7 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
           );
           return;
         }
-        if (toTxn !== null) {
-          let plan;
-          try {
-            plan = await rb.planRollback(path, toTxn);
-          } catch (error) {
-            if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new BorgkeepError('BK_ERR_INVALID_INPUT', `repository '${repoName}' is not initialised: there is nothing to roll back`);
-            throw error;
-          }
+        if (plan && !plan.compacted) {
           if (!opts.yes && process.stdin.isTTY && process.stderr.isTTY) {
             const ok = await confirm(ctx, `Roll '${repoName}' back from transaction ${plan.fromTxn} to ${toTxn}, moving ${plan.moved.length} file(s) to quarantine? [y/N] `);
             if (!ok) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'rollback cancelled; nothing was changed');
@@ -344,21 +346,6 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
         ctx.out.line(lines.join('\n'));
       });
     });
-}
-
-/** Whether compaction removed transaction `toTxn`'s segments (it lies before the last gap). */
-async function compactedAway(repoPath: string, toTxn: number): Promise<boolean> {
-  const { listSegments } = await import('../repository/segments.js');
-  let segments;
-  try {
-    segments = listSegments(repoPath);
-  } catch {
-    return false; // planRollback says what is wrong
-  }
-  let gap: number | null = null;
-  for (let i = 1; i < segments.length; i++) if (segments[i]!.segment !== segments[i - 1]!.segment + 1) gap = segments[i]!.segment;
-  if (gap === null && segments.length > 0 && segments[0]!.segment > 0) gap = segments[0]!.segment;
-  return gap !== null && toTxn < gap;
 }
 
 function clientsMustForget(repoName: string, repoId: string): string[] {
