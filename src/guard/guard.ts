@@ -687,16 +687,17 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       deletedOlder: txn?.sentOlder ?? 0,
       overwritten: txn?.sentOverwrites ?? 0,
     });
+  /** Who a gate event names: this session and its key. */
+  const gateActor = () => (key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`);
   const noteDeferral = (repo: Repository, why: string): void => {
     const line = `compaction deferred: ${why}. Nothing was removed: the commit went through without compaction; ${reviewHint(repo.name)}, then 'borg compact' frees the space`;
     s.errOutput.write(`borgkeep: ${line}.\n`);
-    const actor = key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`;
-    ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'compaction-deferred', throughTxn: null, verdict: null, actor, detail: line }));
+    ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'compaction-deferred', throughTxn: null, verdict: null, actor: gateActor(), detail: line }));
   };
   const noteCompaction = (fromTxn: number | null, throughTxn: number | null): void => {
     if (!repository || throughTxn === null) return;
     const repo = repository;
-    const actor = key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`;
+    const actor = gateActor();
     const detail = `compacted after verifying every transaction through ${fromTxn ?? 'the start'}; manifest versions kept by borgkeep`;
     ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'compaction', throughTxn, verdict: null, actor, detail, report: { fromTxn } }));
   };
