@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 
 import { BorgkeepError } from '../errors.js';
 import { clientAddressFromEnv, parseOriginalCommand } from '../gateway/original-command.js';
+import { readableFd } from '../rpc/frame-input.js';
 import { isLocalProcessAlive } from './cli-context.js';
 
 /** stdout as an asynchronous stream: Node writes pipes synchronously, which would stall reads. */
@@ -55,7 +56,8 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
             keyRef: opts.key,
             clientAddress: clientAddressFromEnv(process.env),
             logLevel: original.logLevel,
-            input: process.stdin,
+            // A pipe or socket is read directly into the frames (frame-input.ts); never also process.stdin.
+            input: readableFd(0) ? { fd: 0 } : process.stdin,
             output,
             errOutput: process.stderr,
             stop: stop.signal,

@@ -17,8 +17,9 @@ import { once } from 'node:events';
 import { existsSync, realpathSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { dirname, join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 
+import { readFrames, type FrameSource } from '../rpc/frame-input.js';
 import { createFrameSplitter } from '../rpc/frame-splitter.js';
 import { CLIENT_LIMITS, FrameError, MsgMap, SERVER_LIMITS, type MsgValue } from '../rpc/msgpack.js';
 import {
@@ -98,7 +99,8 @@ export interface GuardSession {
   readonly keyRef: string;
   readonly clientAddress: string | null;
   readonly logLevel: LogLevel | null;
-  readonly input: Readable;
+  /** The client's bytes: a stream, or a pipe or socket descriptor read directly (frame-input.ts). */
+  readonly input: FrameSource;
   readonly output: Writable;
   readonly errOutput: Writable;
   /** Aborting ends the session: borg serve gets EOF and rolls back what is not committed. */
@@ -290,11 +292,14 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let draining = false; // borg serve died while the client still talks: its calls get an error
   let drainTimer: NodeJS.Timeout | undefined;
   let quietTimer: NodeJS.Timeout | undefined;
-  const reading = new AbortController();
-  const stopReading = (): void => {
-    reading.abort();
-    if (!duplexInput && !s.input.readableEnded) s.input.destroy();
-  };
+  const input = readFrames(s.input, SERVER_LIMITS, {
+    destroyOnStop: !duplexInput,
+    onBytes: (n) => {
+      bytesIn += n;
+      quietTimer?.refresh();
+    },
+  });
+  const stopReading = (): void => input.stop();
 
   // A write the database refused is kept and retried when the session ends: a committed
   // transaction missing from the ledger would make the audit call it unattributed.
@@ -858,7 +863,6 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
 
   // --- the client stream -----------------------------------------------------------------------
-  const splitter = createFrameSplitter(SERVER_LIMITS);
   const onStop = (): void => {
     endCause ??= new SessionEnd('aborted', 'the session was stopped on the server');
     stopReading();
@@ -885,39 +889,16 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
   if (s.gone?.aborted) onGone();
   s.gone?.addEventListener('abort', onGone, { once: true });
-  const chunks = s.input.iterator({ destroyOnReturn: !duplexInput }) as AsyncIterator<Buffer>;
-  // Waiting for the next chunk ends early when reading stops. Not Promise.race with one
-  // long-lived "stopped" promise: every race leaves a reaction on it holding the race's result,
-  // so each chunk read stayed alive until the session ended (a 1 GiB backup kept 1 GiB, and the
-  // garbage collector and fresh pages for every frame cost the guard 3x its CPU).
-  let wake: ((v: null) => void) | null = null;
-  reading.signal.addEventListener('abort', () => wake?.(null), { once: true });
-  const nextChunk = (): Promise<IteratorResult<Buffer> | null> => {
-    const next = chunks.next();
-    next.catch(() => undefined); // when reading stopped first, nobody waits for this one any more
-    return new Promise<IteratorResult<Buffer> | null>((resolve, reject) => {
-      wake = resolve;
-      next.then(resolve, reject);
-    }).finally(() => {
-      wake = null;
-    });
-  };
   try {
     for (;;) {
-      const next = reading.signal.aborted ? null : await nextChunk();
-      if (next === null || next.done) break;
-      const chunk = next.value;
-      bytesIn += chunk.length;
-      quietTimer?.refresh();
-      for (const frame of splitter.push(chunk)) {
-        // Nothing more goes to borg serve once the session is ending (a commit behind a revocation).
-        if (endCause && !draining && !grantEnded) break;
-        await handleFrame(frame);
-      }
+      const frame = await input.next();
+      if (frame === null) break;
+      // Nothing more goes to borg serve once the session is ending (a commit behind a revocation).
       if (endCause && !draining && !grantEnded) break;
+      await handleFrame(frame);
       reportProgress();
     }
-    if (splitter.pendingBytes > 0 && !endCause) {
+    if (input.pendingBytes > 0 && !endCause) {
       endCause = new SessionEnd('aborted', 'the client went away in the middle of a message');
     }
   } catch (e) {

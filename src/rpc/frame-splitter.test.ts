@@ -26,7 +26,7 @@ function chunkSize(r: Prng): number {
  * Pushes `stream` in random chunks and checks after every push that exactly the frames that
  * end within the bytes pushed so far have come out, byte-identical and in order.
  */
-function splitAndCheck(stream: Buffer, frames: Buffer[], limits: UnpackLimits, r: Prng, size: (r: Prng) => number = chunkSize): number {
+function splitAndCheck(stream: Buffer, frames: Buffer[], limits: UnpackLimits, r: Prng, size: (r: Prng) => number = chunkSize, direct = false): number {
   const ends: number[] = [];
   let e = 0;
   for (const f of frames) ends.push((e += f.length));
@@ -37,8 +37,16 @@ function splitAndCheck(stream: Buffer, frames: Buffer[], limits: UnpackLimits, r
   let pushes = 0;
   let outBytes = 0;
   while (pushed < stream.length) {
-    const n = Math.min(size(r), stream.length - pushed);
-    const got = splitter.push(stream.subarray(pushed, pushed + n));
+    let n = Math.min(size(r), stream.length - pushed);
+    let chunk = stream.subarray(pushed, pushed + n);
+    if (direct) {
+      // a reader that puts its bytes where the splitter asks (frame-input.ts): at most what fits
+      const target = splitter.target();
+      expect(target.length).toBeGreaterThan(0);
+      n = Math.min(n, target.length);
+      chunk = target.subarray(0, stream.copy(target, 0, pushed, pushed + n));
+    }
+    const got = splitter.push(chunk);
     pushed += n;
     pushes++;
     for (const f of got) {
@@ -55,6 +63,10 @@ function splitAndCheck(stream: Buffer, frames: Buffer[], limits: UnpackLimits, r
   }
   expect(out).toHaveLength(frames.length);
   expect(splitter.pendingBytes).toBe(0);
+  // nothing handed out was written again afterwards (the splitter reuses the room behind frames)
+  out.forEach((f, i) => {
+    if (!f.equals(frames[i])) throw new Error(`frame ${i} changed after it was handed out`);
+  });
   return pushes;
 }
 
@@ -75,6 +87,38 @@ describe('createFrameSplitter', () => {
         splitAndCheck(s.server, s.serverFrames, CLIENT_LIMITS, r, (x) => x.range(1, 7));
       }
     }
+  });
+
+  it('splits the same sessions when the reader reads into target() instead (no copies)', () => {
+    for (const seed of [6, 7]) {
+      const r = createPrng(seed);
+      for (const s of traffic.sessions) {
+        splitAndCheck(s.client, s.clientFrames, SERVER_LIMITS, r, chunkSize, true);
+        splitAndCheck(s.server, s.serverFrames, CLIENT_LIMITS, r, chunkSize, true);
+        splitAndCheck(s.client, s.clientFrames, SERVER_LIMITS, r, (x) => x.range(1, 64), true);
+      }
+    }
+  });
+
+  it('reads a large put straight into one buffer of its size, the frame a view of it', () => {
+    const data = Buffer.alloc(MAX_DATA_SIZE, 7);
+    const frame = request(9, 'put', [['id', Buffer.alloc(32, 1)], ['data', data]]);
+    const splitter = createFrameSplitter(SERVER_LIMITS);
+    const targets = new Set<ArrayBufferLike>();
+    let at = 0;
+    let got: Buffer[] = [];
+    while (at < frame.length) {
+      const target = splitter.target();
+      targets.add(target.buffer);
+      const n = frame.copy(target, 0, at, Math.min(frame.length, at + 65536));
+      at += n;
+      got = got.concat(splitter.push(target.subarray(0, n)));
+    }
+    expect(got).toHaveLength(1);
+    expect(got[0].equals(frame)).toBe(true);
+    // the first read learnt the length; every later one went into the frame's own buffer
+    expect(targets.size).toBe(2);
+    expect(got[0].buffer.byteLength).toBe(frame.length);
   });
 
   it('hands out a frame with its last byte, not with the first byte of the next one', () => {
