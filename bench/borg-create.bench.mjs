@@ -15,14 +15,21 @@
 // BENCH_PROFILE=1 also runs (b) under `node --cpu-prof` and prints the guard's hottest functions
 // (profiling slows it: those runs are not the timed ones); BENCH_PROFILE_DIR=DIR keeps the
 // .cpuprofile files there (for Chrome's DevTools).
+// BENCH_GUARD=append (default: the key is not in the vault), vault (borgkeep holds the
+// repository's key: the archive-aware guard judges the manifest at the commit) or verify (also
+// a grant with --verify-objects: every put decrypted and its id recomputed).
+// BENCH_COMPARE=PATH (another checkout's bin/borgkeep, built) adds (c): the same guarded run with
+// that build, in every round, so a change to the guard is compared with the build before it on
+// the same machine at the same time (CPU seconds per GiB of both are printed).
 
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
   BORGKEEP,
   GiB,
   MiB,
+  PASSPHRASE,
   borgClientEnv,
   borgVersion,
   fmt,
@@ -49,6 +56,9 @@ const ENCRYPTION = process.env.BENCH_ENCRYPTION ?? 'repokey';
 const COMPRESSION = 'lz4';
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+const COMPARE = process.env.BENCH_COMPARE ?? null;
+const GUARD = process.env.BENCH_GUARD ?? 'append';
+if (!['append', 'vault', 'verify'].includes(GUARD)) throw new Error(`BENCH_GUARD must be append, vault or verify, not '${GUARD}'`);
 
 const tmp = tempRoot('borgkeep-bench-create');
 const plainRsh = writePlainRsh(tmp.dir);
@@ -77,13 +87,14 @@ async function timedCreate(env, url, src, label) {
   const serverCpu = readCpuLog(cpuLog);
   const guard = readGuardCpuLog(guardLog); // null for (a): no guard ran
   const guardCpu = guard?.cpu ?? null;
+  const guardSys = guard?.system ?? null;
   const guardRss = guard?.maxRssMiB ?? null;
   let clientCpu = null;
   if (TIME && existsSync(totalLog)) {
     const [user, sys] = readFileSync(totalLog, 'utf8').trim().split('\n').pop().split(' ').map(Number);
     clientCpu = user + sys - (serverCpu ?? 0);
   }
-  return { seconds, serverCpu, guardCpu, guardRss, clientCpu };
+  return { seconds, serverCpu, guardCpu, guardSys, guardRss, clientCpu };
 }
 
 /** (a): plain borg serve, the command line borgkeep gives its child for an append key. */
@@ -97,16 +108,22 @@ async function runPlain(n, src) {
 }
 
 /** (b): through the guard, in a fresh borgkeep installation. */
-async function runGuard(n, src, extraEnv = {}) {
+async function runGuard(n, src, extraEnv = {}, borgkeep = BORGKEEP) {
   const dataDir = join(tmp.dir, `borgkeep-${n}`);
-  const cli = (args) => runOk(process.execPath, [BORGKEEP, '--data-dir', dataDir, ...args]);
+  const cli = (args) => runOk(process.execPath, [borgkeep, '--data-dir', dataDir, ...args]);
   await cli(['repo', 'create', 'bench']);
   await cli(['key', 'add', 'admin-key', '--file', fullPub, '--repo', 'bench', '--role', 'full']);
   await cli(['key', 'add', 'writer-key', '--file', appendPub, '--repo', 'bench', '--role', 'append']);
-  const rsh = writeGuardRsh(tmp.dir, dataDir);
+  const rsh = writeGuardRsh(tmp.dir, dataDir, borgkeep, `guard-rsh-${n}`);
   const env = borgClientEnv(join(tmp.dir, `client-${n}`), rsh);
   const url = 'ssh://borgkeep-bench/./bench';
   await runOk('borg', ['init', '-e', ENCRYPTION, url], { env: { ...env, BENCH_KEY: 'admin-key' } });
+  if (GUARD !== 'append' && borgkeep === BORGKEEP) {
+    const passFile = join(tmp.dir, `passphrase-${n}`);
+    writeFileSync(passFile, PASSPHRASE, { mode: 0o600 });
+    await cli(['repo', 'key', 'bench', '--passphrase-file', passFile]);
+    if (GUARD === 'verify') await cli(['grant', 'writer-key', 'bench', '--role', 'append', '--verify-objects']);
+  }
   syncDisks();
   const result = await timedCreate({ ...env, BENCH_KEY: 'writer-key', ...extraEnv }, url, src, `b-${n}`);
   // The session must have gone through as a plain, allowed backup.
@@ -121,6 +138,7 @@ async function measure(kind) {
   const src = writeRandomTree(join(tmp.dir, `src-${n}`), SOURCE_BYTES);
   syncDisks();
   try {
+    if (kind === 'c') return await runGuard(n, src, {}, COMPARE);
     return kind === 'a' ? await runPlain(n, src) : await runGuard(n, src);
   } finally {
     for (const name of readdirSync(tmp.dir)) {
@@ -132,17 +150,26 @@ async function measure(kind) {
 
 console.log(
   `borg create of ${SOURCE_BYTES / MiB} MiB of fresh random data, --compression ${COMPRESSION}, -e ${ENCRYPTION}; ` +
-    `${ROUNDS} rounds alternating (a) plain borg serve / (b) borgkeep borg-serve (append key); ${borgVersion()}, node ${process.version}`,
+    `${ROUNDS} rounds alternating (a) plain borg serve / (b) borgkeep borg-serve (append key${GUARD === 'append' ? '' : GUARD === 'vault' ? ', the key in the vault' : ', the key in the vault, --verify-objects'}); ${borgVersion()}, node ${process.version}`,
 );
 const a = [];
 const b = [];
+const c = [];
 for (let i = 0; i < ROUNDS; i++) {
   a.push(await measure('a'));
   console.log(`  round ${i + 1}: a ${fmt(a[i].seconds)} s`);
   b.push(await measure('b'));
   const guardPerGiB = b[i].guardCpu == null ? 'n/a' : fmt(b[i].guardCpu / (SOURCE_BYTES / GiB), 3);
   const rss = b[i].guardRss == null ? 'n/a' : fmt(b[i].guardRss, 0);
-  console.log(`  round ${i + 1}: b ${fmt(b[i].seconds)} s, b/a ${fmt(b[i].seconds / a[i].seconds, 3)}, guard CPU ${guardPerGiB} s/GiB, guard peak RSS ${rss} MiB`);
+  console.log(`  round ${i + 1}: b ${fmt(b[i].seconds)} s, b/a ${fmt(b[i].seconds / a[i].seconds, 3)}, guard CPU ${guardPerGiB} s/GiB (system ${fmt(b[i].guardSys / (SOURCE_BYTES / GiB), 3)}), guard peak RSS ${rss} MiB`);
+  if (COMPARE) {
+    c.push(await measure('c'));
+    console.log(`  round ${i + 1}: c (BENCH_COMPARE) ${fmt(c[i].seconds)} s, c/a ${fmt(c[i].seconds / a[i].seconds, 3)}, its guard CPU ${fmt(c[i].guardCpu / (SOURCE_BYTES / GiB), 3)} s/GiB (system ${fmt(c[i].guardSys / (SOURCE_BYTES / GiB), 3)})`);
+  }
+}
+if (COMPARE) {
+  const perGiBc = c.map((r) => r.guardCpu / (SOURCE_BYTES / GiB));
+  console.log(`\n(c) ${COMPARE}: median ${fmt(median(c.map((r) => r.seconds)))} s, its guard's CPU ${fmt(median(perGiBc), 3)} s/GiB (median); this build's guard ${fmt(median(b.map((r) => r.guardCpu / (SOURCE_BYTES / GiB))), 3)} s/GiB`);
 }
 
 const GIB = SOURCE_BYTES / GiB;
@@ -195,13 +222,14 @@ if (PROFILE) {
   printTable([['self ms', 'self %', 'function'], ...profile.top.map((f) => [fmt(f.selfMs, 0), fmt(f.selfPct, 1), f.name])]);
 }
 
-saveResults('borgCreate', {
+saveResults(GUARD === 'append' ? 'borgCreate' : `borgCreate-${GUARD}`, {
   when: new Date().toISOString(),
   node: process.version,
   borg: borgVersion(),
   sourceBytes: SOURCE_BYTES,
   compression: COMPRESSION,
   encryption: ENCRYPTION,
+  guard: GUARD,
   a: { what: 'borg serve --restrict-to-repository R --append-only', seconds: a.map((r) => r.seconds), serverCpuSeconds: a.map((r) => r.serverCpu), clientCpuSeconds: a.map((r) => r.clientCpu), median: medA },
   b: { what: 'borgkeep borg-serve --key K (append role)', seconds: b.map((r) => r.seconds), serverCpuSeconds: b.map((r) => r.serverCpu), guardCpuSeconds: b.map((r) => r.guardCpu), guardPeakRssMiB: b.map((r) => r.guardRss), clientCpuSeconds: b.map((r) => r.clientCpu), median: medB },
   ratio: medB / medA,

@@ -116,15 +116,15 @@ ${CPU_LOG}`,
  * BENCH_GUARD_CPU=FILE preloads report-cpu.mjs, which appends the guard process's own user and
  * system seconds (without its child borg serve) to FILE when it exits.
  */
-export function writeGuardRsh(dir, dataDir) {
+export function writeGuardRsh(dir, dataDir, borgkeep = BORGKEEP, name = 'guard-rsh') {
   return script(
-    join(dir, 'guard-rsh'),
+    join(dir, name),
     `${SKIP_SSH_ARGS}export SSH_ORIGINAL_COMMAND="$*"
 export SSH_CONNECTION="127.0.0.1 40022 127.0.0.1 22"
 set -- "${process.execPath}"
 [ -n "$BENCH_CPU_PROF" ] && set -- "$@" --cpu-prof --cpu-prof-dir="$BENCH_CPU_PROF"
 [ -n "$BENCH_GUARD_CPU" ] && set -- "$@" --import="${pathToFileURL(join(ROOT, 'bench', 'lib', 'report-cpu.mjs')).href}"
-"$@" "${BORGKEEP}" --data-dir "${dataDir}" borg-serve --key "$BENCH_KEY"
+"$@" "${borgkeep}" --data-dir "${dataDir}" borg-serve --key "$BENCH_KEY"
 ${CPU_LOG}`,
   );
 }
@@ -150,13 +150,15 @@ export function readCpuLog(file) {
 export function readGuardCpuLog(file) {
   if (!existsSync(file)) return null;
   let cpu = 0;
+  let system = 0;
   let maxRssMiB = 0;
   for (const line of readFileSync(file, 'utf8').trim().split('\n')) {
     const [user, sys, rssKiB] = line.split(' ').map(Number);
     cpu += user + sys;
+    system += sys;
     maxRssMiB = Math.max(maxRssMiB, (rssKiB ?? 0) / 1024);
   }
-  return { cpu, maxRssMiB };
+  return { cpu, system, maxRssMiB };
 }
 
 /** The borg client's environment: its own base dir, so no cache is shared between runs. */
