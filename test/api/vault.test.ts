@@ -104,6 +104,11 @@ describe('PUT and DELETE /repositories/:name/key', () => {
     expect((await call(admin, 'DELETE', '/repositories/rk/key')).body.forgotten).toBe(false);
     expect((await call(admin, 'DELETE', '/repositories/kf/key')).body.forgotten).toBe(true);
     expect(readdirSync(join(h.temp.dataDir, 'vault'))).toEqual([]);
+    // Deleting a repository forgets its key too.
+    expect((await call(admin, 'PUT', '/repositories/rk/key', { passphrase: PASS })).status).toBe(200);
+    expect(readdirSync(join(h.temp.dataDir, 'vault'))).toHaveLength(1);
+    expect((await call(admin, 'DELETE', '/repositories/rk')).status).toBe(200);
+    expect(readdirSync(join(h.temp.dataDir, 'vault'))).toEqual([]);
   });
 
   it('never puts the passphrase or the key file into an answer, a log line or the data directory', async () => {

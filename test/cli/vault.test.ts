@@ -93,7 +93,10 @@ describe('borgkeep repo key', () => {
     expect(await keyHeld('rk')).toBe(false);
     // Nothing of the sealed entry is left anywhere in the data directory: vault, database, WAL.
     for (const f of dataDirFiles()) expect(f.includes(sealed.subarray(36))).toBe(false);
-    await env.cliOk(['repo', 'key', 'kf', '--forget']);
+    // Deleting a repository forgets its key too.
+    const kfDir = await dirName('kf');
+    expect(await env.cliOk(['repo', 'delete', 'kf', '--yes'])).toContain("borgkeep's copy of its key was removed from the vault.");
+    expect(entries()).not.toContain(kfDir);
     expect(entries()).toEqual([]);
     expectNoTrace(PASSPHRASE);
   }, 120_000);

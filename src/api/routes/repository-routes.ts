@@ -158,7 +158,12 @@ export function repositoryRoutes(ctx: ApiContext) {
       params: nameParams,
       response: z.object({ name: z.string(), grantsRemoved: z.number(), filesMovedToTrash: z.boolean() }),
       async handler({ params }) {
-        const deletion = await ctx.store.deleteRepository(params.name, async (repository) => moveToTrash(ctx.store.paths, repository, ctx.now()));
+        const deletion = await ctx.store.deleteRepository(params.name, async (repository) => {
+          const moved = moveToTrash(ctx.store.paths, repository, ctx.now());
+          // A deleted repository's key is no use to anyone: no secret outlives its registration.
+          ctx.vault.forget(repository);
+          return moved;
+        });
         return { name: deletion.repository.name, grantsRemoved: deletion.grantsRemoved, filesMovedToTrash: deletion.movedTo !== null };
       },
     }),
