@@ -240,8 +240,13 @@ export function unseal(master: Buffer, dirName: string, sealed: Buffer): Reposit
     key.fill(0);
   }
   try {
-    const v = JSON.parse(plain.toString('utf8')) as RepositoryKeyMaterial;
-    if (typeof v.passphrase !== 'string' || (v.keyFile !== null && typeof v.keyFile !== 'string')) throw damaged();
+    let v: RepositoryKeyMaterial;
+    try {
+      v = JSON.parse(plain.toString('utf8')) as RepositoryKeyMaterial;
+    } catch {
+      throw damaged();
+    }
+    if (typeof v?.passphrase !== 'string' || (v.keyFile !== null && typeof v.keyFile !== 'string')) throw damaged();
     return { passphrase: v.passphrase, keyFile: v.keyFile };
   } finally {
     plain.fill(0);
