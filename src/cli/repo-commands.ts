@@ -11,15 +11,18 @@ import type { DataDirPaths } from '../store/data-dir.js';
 import type { GrantView } from '../store/grant-store.js';
 import type { RepositorySummary } from '../store/repository-store.js';
 import { moveToTrash } from '../store/trash.js';
+import { openVault } from '../vault/vault.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
 import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { registerKeyHistoryCommand } from './key-history-command.js';
+import { registerVaultCommands } from './vault-commands.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext): void {
   const repo = program.command('repo').description('create, change, list, show and delete repositories');
   registerKeyHistoryCommand(repo, ctx);
+  registerVaultCommands(repo, ctx);
 
   repo
     .command('create')
@@ -114,6 +117,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
             ['created', formatTime(r.createdAt)],
             ['last session', formatTime(summary.lastSessionAt, 'never')],
             ['compaction', `${gate.open ? 'goes through' : 'waits for review'}: ${gate.why}`],
+            ['key', holdsKey(paths, r) ? 'borgkeep holds this repository\'s key' : `borgkeep does not hold this repository's key (hand it over: borgkeep repo key ${r.name} --passphrase-file FILE)`],
           ],
         ),
       );
@@ -142,11 +146,17 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
     .argument('<name>', 'repository name')
     .option('--yes', 'do not ask for confirmation')
     .action(async (name: string, opts: { yes?: boolean }) => {
+      let keyForgotten = false;
       const deletion = await withStore(ctx, async (store) => {
         await store.getRepository(name); // an unknown name is reported before any question
         if (!opts.yes) await confirm(ctx, name);
         await store.closeStaleSessions(isLocalProcessAlive);
-        return store.deleteRepository(name, async (repository) => moveToTrash(store.paths, repository, ctx.now()));
+        return store.deleteRepository(name, async (repository) => {
+          const moved = moveToTrash(store.paths, repository, ctx.now());
+          // A deleted repository's key is no use to anyone: no secret outlives its registration.
+          keyForgotten = openVault(store.paths.root).forget(repository.dirName);
+          return moved;
+        });
       });
       const grants = plural(deletion.grantsRemoved, 'grant');
       ctx.out.line(`deleted repository '${name}' and its ${grants}.`);
@@ -155,11 +165,17 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
           ? 'It had no files on disk (never initialized).'
           : `Its files were moved to ${deletion.movedTo}; remove that directory to free the space.`,
       );
+      if (keyForgotten) ctx.out.line("borgkeep's copy of its key was removed from the vault.");
     });
 }
 
 function isInitialized(paths: DataDirPaths, repository: Repository): boolean {
   return existsSync(join(paths.repository(repository.dirName), 'config'));
+}
+
+/** Whether the vault holds the repository's key: a look at the vault's directory, no secret needed. */
+function holdsKey(paths: DataDirPaths, r: Repository): boolean {
+  return openVault(paths.root).has(r.dirName);
 }
 
 function repositoryJson(summary: RepositorySummary, paths: DataDirPaths) {
@@ -172,6 +188,7 @@ function repositoryJson(summary: RepositorySummary, paths: DataDirPaths) {
     quotaBytes: r.quotaBytes,
     expectedIntervalSeconds: r.expectedIntervalSeconds,
     initialized: isInitialized(paths, r),
+    keyHeld: holdsKey(paths, r),
     grantCount: summary.grantCount,
     lastSessionAt: summary.lastSessionAt,
     createdAt: r.createdAt,
