@@ -114,6 +114,13 @@ export interface GuardSession {
    * guard still speaks borg's protocol, so the client prints why its `open` was refused.
    */
   readonly refusal?: { readonly reason: DenyReason; readonly why: string };
+  /**
+   * The server's own session (a retention run, src/retention/): no SSH key, the repository and
+   * role given by the server, and everything else (decisions, ledger, gate) as for a client. Set
+   * only by borgkeep's own code in its own process: no front-end sets it, so no client can claim
+   * it, and `keyRef` is then never looked up.
+   */
+  readonly internal?: { readonly kind: 'retention'; readonly repository: Repository; readonly role: Role };
 }
 
 export interface GuardOutcome {
@@ -221,8 +228,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let bytesIn = 0;
   let bytesOut = 0;
 
-  const key: SshKey | undefined = await store.findKey(s.keyRef);
+  const key: SshKey | undefined = s.internal ? undefined : await store.findKey(s.keyRef);
   const sessionId = await store.startSession({
+    ...(s.internal && { kind: s.internal.kind }),
     keyId: key?.id ?? null,
     keyName: key?.name ?? null,
     clientAddress: s.clientAddress,
@@ -578,22 +586,26 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       return refuse(req, 'BK_DENY_BAD_ARGS', 'its arguments have the wrong types');
     }
     clientPath = path.toString('utf8').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
-    if (!key) return refuse(req, 'BK_DENY_REVOKED', `the key '${s.keyRef}' is not registered with borgkeep`);
-    if (key.revokedAt) return refuse(req, 'BK_DENY_REVOKED', `the key '${key.name}' was revoked on ${key.revokedAt.toISOString()}`);
+    const internal = s.internal;
+    if (!internal && !key) return refuse(req, 'BK_DENY_REVOKED', `the key '${s.keyRef}' is not registered with borgkeep`);
+    if (key?.revokedAt) return refuse(req, 'BK_DENY_REVOKED', `the key '${key.name}' was revoked on ${key.revokedAt.toISOString()}`);
     if (s.refusal) return refuse(req, s.refusal.reason, s.refusal.why);
     const name = repositoryNameFromPath(path);
-    const found = name === null ? undefined : await store.findGrant(key.id, name);
+    // The server's own session opens the one repository it was started for, and no other.
+    const found = internal
+      ? name === internal.repository.name ? { grant: null, repository: internal.repository } : undefined
+      : name === null || !key ? undefined : await store.findGrant(key.id, name);
     if (!found) return answerMissing(req, 'BK_DENY_NO_REPOSITORY');
     grant = found.grant;
     repository = found.repository;
-    role = grant.role;
+    role = internal ? internal.role : found.grant!.role;
     clientPath = path.toString('utf8');
     const opened = { repositoryId: repository.id, repositoryName: repository.name, role };
     ledger(() => store.updateSession(sessionId, opened));
-    if (grant.expiresAt && grant.expiresAt.getTime() <= now().getTime()) {
+    if (grant?.expiresAt && grant.expiresAt.getTime() <= now().getTime()) {
       return refuse(req, 'BK_DENY_EXPIRED', `the grant expired on ${grant.expiresAt.toISOString()}`);
     }
-    if (grant.fromCidrs && grant.fromCidrs.length > 0 && !addressAllowed(s.clientAddress, grant.fromCidrs)) {
+    if (grant?.fromCidrs && grant.fromCidrs.length > 0 && !addressAllowed(s.clientAddress, grant.fromCidrs)) {
       return refuse(req, 'BK_DENY_ADDRESS', `the client address ${s.clientAddress ?? '(unknown)'} is not in the grant's allowed ranges`);
     }
     if (create && role !== 'full') return refuse(req, 'BK_DENY_CREATE', 'only a full grant may create (init) a repository');
@@ -609,13 +621,17 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     // borg serve resolves the path with realpath() and names the resolved form in its messages
     // (ObjectNotFound's args, its log): behind a symlinked data directory that form differs.
     const realRepos = realPathOr(deps.reposDir);
-    grantWatch = watchGrant({
-      read: () => store.grantStanding(key.id, found.repository.id),
-      judge: (standing, at) =>
-        whyGrantEnded({ keyName: key.name, repositoryName: found.repository.name, grant: found.grant, addressAllowed: (cidrs) => addressAllowed(s.clientAddress, cidrs) }, standing, at),
-      now,
-    });
-    grantWatch.signal.addEventListener('abort', () => onGrantEnded(String(grantWatch?.signal.reason)), { once: true });
+    // The server's own session has no key or grant that could go away while it runs.
+    const watched = key && found.grant ? { key, grant: found.grant } : null;
+    if (watched) {
+      grantWatch = watchGrant({
+        read: () => store.grantStanding(watched.key.id, found.repository.id),
+        judge: (standing, at) =>
+          whyGrantEnded({ keyName: watched.key.name, repositoryName: found.repository.name, grant: watched.grant, addressAllowed: (cidrs) => addressAllowed(s.clientAddress, cidrs) }, standing, at),
+        now,
+      });
+      grantWatch.signal.addEventListener('abort', () => onGrantEnded(String(grantWatch?.signal.reason)), { once: true });
+    }
     scrubText = createTextScrubber([
       [repoPath, clientPath],
       [realPathOr(repoPath), clientPath],
@@ -688,7 +704,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       overwritten: txn?.sentOverwrites ?? 0,
     });
   /** Who a gate event names: this session and its key. */
-  const gateActor = () => (key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`);
+  const gateActor = () => (s.internal ? `the server's ${s.internal.kind} run (session ${sessionId})` : key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`);
   const noteDeferral = (repo: Repository, why: string): void => {
     const line = `compaction deferred: ${why}. Nothing was removed: the commit went through without compaction; ${reviewHint(repo.name)}, then 'borg compact' frees the space`;
     s.errOutput.write(`borgkeep: ${line}.\n`);

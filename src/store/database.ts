@@ -21,6 +21,7 @@ import { createMonitoringStore, type MonitoringStore } from './monitoring-store.
 import { MIGRATIONS, migrationProvider } from './migrations.js';
 import { AsyncBusySqliteDialect, BUSY_SLICE_MS, BUSY_TIMEOUT_MS } from './sqlite-driver.js';
 import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
+import { createRetentionStore, type RetentionStore } from './retention-store.js';
 import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { GuardStore } from './types.js';
@@ -34,7 +35,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -106,6 +107,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createAuthStore(deps),
     ...createMonitoringStore(deps),
     ...createArchiveSightingStore(deps),
+    ...createRetentionStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -128,6 +128,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
           detail: null,
           pid: session.pid,
           host: session.host,
+          ...(session.kind && session.kind !== 'client' && { kind: session.kind }),
         })
         .returning('id')
         .executeTakeFirstOrThrow();

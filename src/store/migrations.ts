@@ -466,6 +466,44 @@ const transactionOlderDeletes: Migration = {
   },
 };
 
+/**
+ * Retention run by the server (issue 14): one policy per repository (borg prune's keep rules, an
+ * archive-name prefix, a cron schedule) with the result of its last run, and a kind per ledger
+ * session, so a retention run (the server's own borg prune and compact through the guard) is told
+ * apart from a client's session. Sessions recorded before this are clients'.
+ */
+const retention: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('retention_policies')
+      .addColumn('repository_id', 'integer', (col) => col.primaryKey().references('repositories.id').onDelete('cascade'))
+      .addColumn('keep_last', 'integer')
+      .addColumn('keep_hourly', 'integer')
+      .addColumn('keep_daily', 'integer')
+      .addColumn('keep_weekly', 'integer')
+      .addColumn('keep_monthly', 'integer')
+      .addColumn('keep_yearly', 'integer')
+      .addColumn('keep_within', 'text')
+      .addColumn('prefix', 'text')
+      .addColumn('schedule', 'text', (col) => col.notNull())
+      .addColumn('updated_at', 'text', (col) => col.notNull())
+      .addColumn('updated_by', 'text', (col) => col.notNull())
+      .addColumn('last_run_at', 'text')
+      .addColumn('last_result', 'text')
+      .addColumn('last_detail', 'text')
+      .addCheckConstraint('retention_policies_result_check', sql`last_result is null or last_result in ('ok', 'warning', 'error')`)
+      .execute();
+    await db.schema
+      .alterTable('sessions')
+      .addColumn('kind', 'text', (col) => col.notNull().defaultTo('client'))
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('sessions').dropColumn('kind').execute();
+    await db.schema.dropTable('retention_policies').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -478,6 +516,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0009_archive_sightings': archiveSightings,
   '0010_backup_claims': backupClaims,
   '0011_transaction_older_deletes': transactionOlderDeletes,
+  '0014_retention': retention,
 };
 
 export const migrationProvider: MigrationProvider = {

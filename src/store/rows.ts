@@ -11,7 +11,7 @@ import type {
   SshKeysTable,
   TransactionsTable,
 } from './schema.js';
-import type { Denial, Grant, Repository, Role, Session, SessionResult, SshKey, Transaction } from './types.js';
+import type { Denial, Grant, Repository, Role, Session, SessionKind, SessionResult, SshKey, Transaction } from './types.js';
 import type { AuditEventVerdict, RepositoryEvent, RepositoryEventKind } from './history-store.js';
 import type { RepositoryEventsTable } from './schema.js';
 
@@ -77,6 +77,7 @@ export function toSession(row: Selectable<SessionsTable>): Session {
     detail: row.detail,
     pid: row.pid,
     host: row.host,
+    kind: (row.kind ?? 'client') as SessionKind,
   };
 }
 

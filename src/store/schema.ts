@@ -69,6 +69,26 @@ export interface SessionsTable {
   detail: string | null;
   pid: number | null;
   host: string | null;
+  /** 'client', or 'retention' for the server's own prune and compact (migration 0014). */
+  kind: Generated<string>;
+}
+
+export interface RetentionPoliciesTable {
+  repository_id: number;
+  keep_last: number | null;
+  keep_hourly: number | null;
+  keep_daily: number | null;
+  keep_weekly: number | null;
+  keep_monthly: number | null;
+  keep_yearly: number | null;
+  keep_within: string | null;
+  prefix: string | null;
+  schedule: string;
+  updated_at: string;
+  updated_by: string;
+  last_run_at: string | null;
+  last_result: string | null;
+  last_detail: string | null;
 }
 
 export interface TransactionsTable {
@@ -246,4 +266,5 @@ export interface Database {
   auth_failures: AuthFailuresTable;
   settings: SettingsTable;
   archive_sightings: ArchiveSightingsTable;
+  retention_policies: RetentionPoliciesTable;
 }

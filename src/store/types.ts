@@ -71,7 +71,12 @@ export interface Session {
   /** Process that runs the session; used to close sessions whose process died. */
   pid: number | null;
   host: string | null;
+  /** Whose session: a client's, or the server's own retention run (prune and compact). */
+  kind: SessionKind;
 }
+
+export const SESSION_KINDS = ['client', 'retention'] as const;
+export type SessionKind = (typeof SESSION_KINDS)[number];
 
 export interface Transaction {
   id: number;
@@ -102,6 +107,8 @@ export interface Denial {
 }
 
 export interface NewSession {
+  /** Default 'client'. */
+  kind?: SessionKind;
   keyId: number | null;
   keyName: string | null;
   clientAddress: string | null;
