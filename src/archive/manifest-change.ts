@@ -481,7 +481,17 @@ function findingsOf(c: ManifestChange, role: Role | null): Pick<ManifestJudgemen
 
   if (c.tam === 'invalid') add('tam', true, 'the manifest authentication (TAM) does not verify');
   if (c.tam === 'missing') add('tam', true, 'the manifest has no authentication (TAM)');
-  if (c.timestamp.increased === false) add('timestamp', true, `the manifest timestamp ${c.timestamp.to} does not increase (it was ${c.timestamp.from})`);
+  // borg 1.2's `compact` (and `with-lock`) puts the manifest it read back unchanged, as a write to
+  // commit: the same manifest again changes nothing. Any other change with a timestamp that does
+  // not move forward is a replayed or forged manifest.
+  const samePut =
+    c.timestamp.from === c.timestamp.to &&
+    c.added.length + c.removed.length + c.replaced.length + c.renamed.length + c.retimed.length + c.appeared.length === 0 &&
+    c.version === null &&
+    !c.configChanged &&
+    c.mandatoryFeaturesAdded.length + c.mandatoryFeaturesRemoved.length === 0 &&
+    c.itemKeys === null;
+  if (c.timestamp.increased === false && !samePut) add('timestamp', true, `the manifest timestamp ${c.timestamp.to} does not increase (it was ${c.timestamp.from})`);
   if (c.version) add('version', !full, `${who} changed the manifest version from ${c.version.from} to ${c.version.to}`);
   if (c.configChanged) {
     const flags = c.mandatoryFeaturesAdded.length > 0 ? `: mandatory feature flag(s) ${list(c.mandatoryFeaturesAdded)} added, which make borg refuse to work with the repository` : '';
