@@ -15,11 +15,13 @@ import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
 import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { registerKeyHistoryCommand } from './key-history-command.js';
+import { registerRetentionCommand } from './retention-command.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext): void {
   const repo = program.command('repo').description('create, change, list, show and delete repositories');
   registerKeyHistoryCommand(repo, ctx);
+  registerRetentionCommand(repo, ctx);
 
   repo
     .command('create')

@@ -47,6 +47,13 @@ export interface RetentionRunDeps {
   readonly borg: string;
   readonly path: string;
   readonly now: () => Date;
+  /**
+   * Between the prune and the compact: audits the history with the key and records the verdict,
+   * as an admin's `borgkeep audit` with the passphrase would, so the gate can see the prune's
+   * removals verified. The gate still decides at the compacting commit, from the disk; anything
+   * the audit did not find clean (or anything written after it) defers the compaction.
+   */
+  readonly verifyHistory?: (repository: Repository, key: RetentionKeyMaterial) => Promise<unknown>;
 }
 
 export interface RetentionRun {
@@ -199,6 +206,13 @@ export async function runRetention(deps: RetentionRunDeps, repository: Repositor
     const { pruned, kept } = pruneLines(prune.stderr);
     if (prune.code >= 2 || prune.outcome?.result === 'error' || prune.outcome?.result === 'denied') {
       return fail(`borg prune failed (${describeRules(policy)}): ${borgError(prune.stderr)}`);
+    }
+    if (deps.verifyHistory) {
+      try {
+        await deps.verifyHistory(repository, key);
+      } catch {
+        // Unverified history is the gate's to judge: the compaction is then deferred, with why.
+      }
     }
     const removed = `pruned ${pruned.length} of ${pruned.length + kept} archive${pruned.length + kept === 1 ? '' : 's'}`;
     // The keyfile is borg's to read only for the prune: compact reads no archive.
