@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import { BorgkeepError } from '../errors.js';
 import { KeyError, keyBlobFromKeyfile, objectMode, openObject, unlockKey, isEncrypted, type BorgKey, type KeyMode } from '../repository/borg-key.js';
-import { parseManifest } from '../repository/manifest.js';
+import { parseManifest, type Manifest } from '../repository/manifest.js';
 import { createArchiveList } from './archive-list.js';
 import { RepoFormatError, parseRepoConfig } from '../repository/repo-config.js';
 import { auditHistory, type Attribution, type AuditReport, type ManifestReading } from './audit.js';
@@ -125,14 +125,21 @@ export async function readManifests(
     return envelopes[i] as Promise<Buffer>;
   };
   const list = createArchiveList(history.compactedBefore === null);
+  let previous: { sealed: Buffer; manifest: Manifest } | null = null;
   for (let i = 0; i < withManifest.length; i++) {
     const t = withManifest[i];
     const sealed = await envelope(i);
     envelopes[i] = null;
+    // borg compact and borg with-lock put the manifest they read back, byte for byte.
+    if (previous && previous.sealed.equals(sealed)) {
+      manifests.set(t.id, { manifest: previous.manifest, diff: null, unchanged: true });
+      continue;
+    }
     try {
       const plain = await openObject(sealed, mode, key);
       const manifest = parseManifest(plain, key, checkTam);
       manifests.set(t.id, { manifest, diff: list.advance(manifest) });
+      previous = { sealed, manifest };
     } catch (error) {
       // Without this manifest the archive diffs after it mean nothing: no verdict at all.
       throw cannot(`the manifest of transaction ${t.id} cannot be read: ${(error as Error).message}`);

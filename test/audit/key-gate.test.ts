@@ -137,6 +137,16 @@ test("an append session's delete --force --force (manifest only): allowed by the
   expect(d.why).toMatch(new RegExp(`^the audit with the repository key borgkeep holds found transaction ${hostile} \\(session \\d+, key 'k-append', append role\\): a session with the append role removed host1-a`));
 });
 
+test('a manifest written back unchanged (borg with-lock; a deferred borg compact leaves the same) is no finding', async () => {
+  const path = await repoWith('relocked', ['b1', 'b2']);
+  await borg(['prune', '--keep-last', '1', path]);
+  await borg(['with-lock', path, 'true']);
+  const ledger = await ledgerFor(path, () => 'full');
+  const d = await checkCompaction(deps(ledger, keyOf(path)), repository('relocked'), path, noPending);
+  expect(d.decision.allow, d.why).toBe(true);
+  expect(d.verifiedWithKey).toMatchObject({ throughTxn: await lastTxn(path) });
+});
+
 test('a locked vault (the key seam throws) leaves the key-less decision', async () => {
   const path = join(root, 'pruned');
   const ledger = await ledgerFor(path, () => 'full');
