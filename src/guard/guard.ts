@@ -34,10 +34,11 @@ import {
 } from '../rpc/messages.js';
 import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
 import { readRepositoryNonce } from '../repository/nonce-file.js';
+import type { BorgKey } from '../repository/borg-key.js';
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
-import { checkCompaction } from './compaction-check.js';
+import { checkCompaction, KEY_GATE_ACTOR } from './compaction-check.js';
 import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
 import { watchGrant, whyGrantEnded, type GrantWatch } from './grant-watch.js';
 import { createIdSet } from './id-set.js';
@@ -86,6 +87,8 @@ export interface GuardDeps {
   readonly ledgerRetryMs?: number;
   /** The compaction gate's look at the repository (compaction-check.ts); a seam for the fuzzer. */
   readonly checkCompaction?: typeof checkCompaction;
+  /** The repository's key, unlocked, when borgkeep holds it (the vault); null otherwise. */
+  readonly repositoryKey?: (repository: Repository, repositoryPath: string) => BorgKey | null;
   /**
    * Runs before an allowed save_key goes to borg serve, which erases the config it replaces: keeps
    * the current key (the data directory's key history). A throw refuses the call. What it returns
@@ -697,7 +700,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const reviewHint = (name: string) =>
     `an admin reviews them with 'borgkeep audit ${name}' (with the passphrase) or approves them with 'borgkeep approve ${name}'`;
   const gateCheck = (repo: Repository) =>
-    (deps.checkCompaction ?? checkCompaction)({ store, dataDir: dirname(deps.reposDir) }, repo, join(deps.reposDir, repo.dirName), {
+    (deps.checkCompaction ?? checkCompaction)({ store, dataDir: dirname(deps.reposDir), repositoryKey: deps.repositoryKey }, repo, join(deps.reposDir, repo.dirName), {
       sessionId,
       // Counted as sent, not as answered: the commit can arrive before borg answered the deletes before it.
       deletedOlder: txn?.sentOlder ?? 0,
@@ -709,6 +712,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     const line = `compaction deferred: ${why}. Nothing was removed: the commit went through without compaction; ${reviewHint(repo.name)}, then 'borg compact' frees the space`;
     s.errOutput.write(`borgkeep: ${line}.\n`);
     ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'compaction-deferred', throughTxn: null, verdict: null, actor: gateActor(), detail: line }));
+  };
+  const noteVerifiedWithKey = (repo: Repository, throughTxn: number, detail: string): void => {
+    ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'audit', throughTxn, verdict: 'clean', actor: KEY_GATE_ACTOR, detail }));
   };
   const noteCompaction = (fromTxn: number | null, throughTxn: number | null): void => {
     if (!repository || throughTxn === null) return;
@@ -784,6 +790,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
           try {
             await gate.keep(gate.fromTxn, now());
             fromTxn = gate.fromTxn;
+            const verified = gate.verifiedWithKey;
+            // Those transactions were audited with the key: the next decision starts after them.
+            if (verified) noteVerifiedWithKey(repository, verified.throughTxn, verified.detail);
           } catch (e) {
             why = `borgkeep could not keep the manifest versions compaction would remove (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
           }
