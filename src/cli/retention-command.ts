@@ -90,23 +90,22 @@ export function registerRetentionCommand(repo: Command, ctx: CliContext): void {
           throw invalidInput(`cannot read the vault passphrase file '${opts.vaultPassphraseFile}'`);
         }
       }
-      const [{ createRetentionService }, { openVault }, { createGuardDeps, borgCommand }, { createAuditService }] = await Promise.all([
+      const [{ createRetentionService }, { openVault }, { createGuardDeps, borgCommand }] = await Promise.all([
         import('../retention/retention-service.js'),
         import('../vault/vault.js'),
         import('../gateway/guard-runtime.js'),
-        import('../audit/audit-service.js'),
       ]);
       await withStore(ctx, async (store) => {
         const dataDir = store.paths.root;
+        const vault = openVault(dataDir, masterPassphrase === undefined ? {} : { masterPassphrase });
         const service = createRetentionService({
           store,
-          vault: openVault(dataDir, masterPassphrase === undefined ? {} : { masterPassphrase }),
-          guard: createGuardDeps(dataDir, store, process.env),
+          vault,
+          guard: createGuardDeps(dataDir, store, process.env, vault),
           dataDir,
           borg: borgCommand(process.env),
           path: process.env.PATH ?? '/usr/bin:/bin',
           now: () => ctx.now(),
-          verifyHistory: (repository, key) => createAuditService(store).audit(repository.name, { ...key, actor: 'borgkeep (retention run)' }),
         });
         if (opts.off) {
           const removed = await service.remove(name);

@@ -4,7 +4,8 @@
 // The borg client does not open the repository directly: it talks to a guarded `borg serve`
 // session started in this process with the server's own identity (GuardSession.internal, role
 // full), so the guard's decisions, the ledger (sessions of kind 'retention'), borg's lock and the
-// compaction gate (and its deferral) apply exactly as to a client. The client reaches that session
+// compaction gate apply exactly as to a client: the gate verifies the prune's removals with the
+// held key at the compacting commit, or defers the compaction and says why (the run's warning). The client reaches that session
 // through BORG_RSH: a tiny bridge script that connects borg's pipes to a unix socket in a private
 // directory (0700, one connection, removed after the run). No command line, SSH user or key can
 // start such a session, so no client can claim the server's identity.
@@ -47,13 +48,6 @@ export interface RetentionRunDeps {
   readonly borg: string;
   readonly path: string;
   readonly now: () => Date;
-  /**
-   * Between the prune and the compact: audits the history with the key and records the verdict,
-   * as an admin's `borgkeep audit` with the passphrase would, so the gate can see the prune's
-   * removals verified. The gate still decides at the compacting commit, from the disk; anything
-   * the audit did not find clean (or anything written after it) defers the compaction.
-   */
-  readonly verifyHistory?: (repository: Repository, key: RetentionKeyMaterial) => Promise<unknown>;
 }
 
 export interface RetentionRun {
@@ -206,13 +200,6 @@ export async function runRetention(deps: RetentionRunDeps, repository: Repositor
     const { pruned, kept } = pruneLines(prune.stderr);
     if (prune.code >= 2 || prune.outcome?.result === 'error' || prune.outcome?.result === 'denied') {
       return fail(`borg prune failed (${describeRules(policy)}): ${borgError(prune.stderr)}`);
-    }
-    if (deps.verifyHistory) {
-      try {
-        await deps.verifyHistory(repository, key);
-      } catch {
-        // Unverified history is the gate's to judge: the compaction is then deferred, with why.
-      }
     }
     const removed = `pruned ${pruned.length} of ${pruned.length + kept} archive${pruned.length + kept === 1 ? '' : 's'}`;
     // The keyfile is borg's to read only for the prune: compact reads no archive.

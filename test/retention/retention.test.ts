@@ -5,12 +5,11 @@
 // with the reason) when it is not; the ledger has sessions of kind 'retention'; without a held
 // key no policy can be set.
 
-import { cpSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { PASSPHRASE, createBorgkeepEnv, makeSourceTree, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { openVault } from '../../src/vault/vault.js';
 
 let env: BorgkeepEnv;
 let src: string;
@@ -39,9 +38,9 @@ async function borgOk(args: string[]): Promise<string> {
 }
 const listed = async () => (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean).sort();
 
-async function createArchive(name: string, time: string, seed: number): Promise<void> {
+async function createArchive(name: string, time: string | null, seed: number): Promise<void> {
   makeSourceTree(src, seed);
-  const r = await env.borg('admin', ['create', '--timestamp', time, `${env.url('main')}::${name}`, '.'], { cwd: src });
+  const r = await env.borg('admin', ['create', ...(time ? ['--timestamp', time] : []), `${env.url('main')}::${name}`, '.'], { cwd: src });
   expect(r.code, r.stderr).toBe(0);
 }
 
@@ -107,8 +106,9 @@ describe('retention run by the server', () => {
     const expected = await borgWouldPrune([...FLAGS, '--prefix', 'host-']);
     expect(expected.length).toBeGreaterThan(3);
 
-    const dirName = (JSON.parse(await env.cliOk(['repo', 'show', 'main', '--json'])) as { dirName: string }).dirName;
-    openVault(env.dataDir).put(dirName, { passphrase: PASSPHRASE, keyFile: null });
+    const passFile = join(env.root, 'passphrase');
+    writeFileSync(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
+    await env.cliOk(['repo', 'key', 'main', '--passphrase-file', passFile]);
     await env.cliOk(['repo', 'retention', 'main', ...FLAGS, '--prefix', 'host-', '--schedule', '0 4 * * *']);
     const shown = JSON.parse(await env.cliOk(['repo', 'retention', 'main', '--json'])) as { keyHeld: boolean; policy: Record<string, unknown>; nextRunAt: string };
     expect(shown.keyHeld).toBe(true);
@@ -143,10 +143,10 @@ describe('retention run by the server', () => {
   }, 300_000);
 
   test('a compaction over history that is not verified is deferred: the run warns with the reason, the prune stands', async () => {
-    // Two newer backups, then a change written behind borgkeep's back (no ledger session): the
-    // audit cannot call that clean, so the gate must not make anything permanent.
-    await createArchive('host-2025-04-12T100000', '2025-04-12T10:00:00', 100);
-    await createArchive('host-2025-04-13T100000', '2025-04-13T10:00:00', 101);
+    // Two backups of today, then a change written behind borgkeep's back (no ledger session): the
+    // audit with the held key cannot call that clean, so the gate must not make anything permanent.
+    await createArchive('host-today-1', null, 100);
+    await createArchive('host-today-2', null, 101);
     const path = await env.repoPath('main');
     const base = join(env.root, 'local-base');
     mkdirSync(base, { recursive: true });
@@ -162,7 +162,7 @@ describe('retention run by the server', () => {
     expect(code, stderr).toBe(0);
     expect(r.result).toBe('warning');
     expect(r.compacted).toBe(false);
-    expect(r.deferred).toMatch(/not verified/);
+    expect(r.deferred).toMatch(/written outside borgkeep: no ledger session made this transaction; an unattributed writer removed other-2025-01-05T120000/);
     expect(r.detail).toMatch(/compaction deferred: /);
     expect([...r.pruned].sort()).toEqual(expected);
     expect(await listed()).toEqual(before.filter((a) => !expected.includes(a)));
