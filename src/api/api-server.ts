@@ -25,6 +25,9 @@ import { ledgerRoutes } from './routes/ledger-routes.js';
 import { alertRoutes, type MonitoringApi } from './routes/alert-routes.js';
 import { metricsAuthorized, type ServerMetrics } from './metrics.js';
 import { repositoryRoutes } from './routes/repository-routes.js';
+import { retentionRoutes } from './routes/retention-routes.js';
+import { createRetentionService, type RetentionService } from '../retention/retention-service.js';
+import { openVault } from '../vault/vault.js';
 import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
@@ -58,6 +61,8 @@ export interface ApiDeps {
   consoleDir?: string | null;
   /** The embedded SSH gateway, for clients' instructions (GET /server). */
   ssh?: SshEndpoint | null;
+  /** Retention policies (serve's service, which also runs them); left out: set and shown only, with the data directory's vault. */
+  retention?: RetentionService;
 }
 
 /** What route factories get. */
@@ -70,6 +75,7 @@ export interface ApiContext {
   sessionMaxMs: number;
   sizeOf: SizeOf;
   audits: AuditService;
+  retention: Pick<RetentionService, 'show' | 'set' | 'remove'>;
 }
 
 export interface ApiServer {
@@ -93,12 +99,14 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     sessionMaxMs: deps.auth?.sessionMaxMs ?? 12 * 3600_000,
     sizeOf: deps.sizeOf ?? createRepositorySizer({ now }).sizeOf,
     audits: createAuditService(deps.store, deps.audit ?? {}),
+    retention: deps.retention ?? createRetentionService({ store: deps.store, vault: openVault(deps.store.paths.root), now }),
   };
   const routes: ApiRoute[] = [
     ...sessionRoutes(ctx),
     ...userRoutes(ctx),
     ...tokenRoutes(ctx),
     ...repositoryRoutes(ctx),
+    ...retentionRoutes(ctx),
     ...keyRoutes(ctx),
     ...grantRoutes(ctx),
     ...ledgerRoutes(ctx),

@@ -5,7 +5,7 @@
 
 import { z } from 'zod';
 import { NAME_MAX_LENGTH } from '../store/names.js';
-import { ROLES, SESSION_RESULTS } from '../store/types.js';
+import { ROLES, SESSION_KINDS, SESSION_RESULTS } from '../store/types.js';
 import { USER_ROLES } from '../store/user-store.js';
 
 export const time = z.iso.datetime({ offset: true });
@@ -103,6 +103,7 @@ const denialSchema = z.object({
 export const sessionSchema = z
   .object({
     id: z.number(),
+    kind: z.enum(SESSION_KINDS).default('client').describe("'retention': the server's own borg prune and compact (no key)"),
     keyId: z.number().nullable(),
     keyName: z.string().nullable(),
     repositoryId: z.number().nullable(),

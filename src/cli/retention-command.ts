@@ -101,10 +101,12 @@ export function registerRetentionCommand(repo: Command, ctx: CliContext): void {
         const service = createRetentionService({
           store,
           vault,
-          guard: createGuardDeps(dataDir, store, process.env, vault),
-          dataDir,
-          borg: borgCommand(process.env),
-          path: process.env.PATH ?? '/usr/bin:/bin',
+          runner: {
+            guard: createGuardDeps(dataDir, store, process.env, vault),
+            dataDir,
+            borg: borgCommand(process.env),
+            path: process.env.PATH ?? '/usr/bin:/bin',
+          },
           now: () => ctx.now(),
         });
         if (opts.off) {

@@ -46,7 +46,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--http-listen <host:port>', 'address of the HTTP API (env BORGKEEP_HTTP_LISTEN, default 127.0.0.1:8080)')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (env BORGKEEP_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (env BORGKEEP_TLS_KEY)')
-    .option('--config <file>', 'JSON settings: any of the above, alerts, metricsToken, auditPassphraseFiles (env BORGKEEP_CONFIG; default DATA/borgkeep.json when it exists)')
+    .option('--config <file>', 'JSON settings: any of the above, alerts, metricsToken, auditPassphraseFiles, retention (env BORGKEEP_CONFIG; default DATA/borgkeep.json when it exists)')
     .action(async (flags: ServeFlags) => {
       const { parseServeConfig } = await import('../gateway/serve-config.js');
       const config = parseServeConfig(
@@ -97,7 +97,8 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
     const [{ startMonitoring }, { createRepositorySizer, directorySize }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js')]);
     const { sizeOf } = createRepositorySizer({ now: () => new Date() });
-    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles });
+    const retention = await startRetention(dataDir, store, config.retention);
+    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention });
     const guardDeps = {
       ...createGuardDeps(dataDir, store, process.env),
       onFrame: (method: string) => monitoring.metrics.frame(method),
@@ -145,6 +146,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         logger: log,
         consoleDir: findConsoleDir(),
         sizeOf,
+        retention,
         monitoring: { notifier: monitoring.notifier, scheduler: monitoring.scheduler, metrics: monitoring.metrics, metricsToken: config.metricsToken ?? null },
         ssh: {
           user: config.sshUser,
@@ -238,4 +240,30 @@ function readPem(file: string, flag: string): Buffer {
   } catch (error) {
     throw new BorgkeepError('BK_ERR_INVALID_INPUT', `${flag}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'there is no such file' : (error as Error).message}`);
   }
+}
+
+/**
+ * The server's retention runs, with the config file's policies written into the store first (at
+ * every start the file wins, as for alerts); a policy the file cannot set stops the start.
+ */
+async function startRetention(dataDir: string, store: import('../store/database.js').Store, policies: ServeConfig['retention']) {
+  const [{ createRetentionService }, { openVault }, { createGuardDeps, borgCommand }] = await Promise.all([
+    import('../retention/retention-service.js'),
+    import('../vault/vault.js'),
+    import('../gateway/guard-runtime.js'),
+  ]);
+  const vault = openVault(dataDir);
+  const service = createRetentionService({
+    store,
+    vault,
+    runner: {
+      guard: { ...createGuardDeps(dataDir, store, process.env, vault), ledgerRetryMs: 60 * 60 * 1000 },
+      dataDir,
+      borg: borgCommand(process.env),
+      path: process.env.PATH ?? '/usr/bin:/bin',
+    },
+    now: () => new Date(),
+  });
+  for (const [name, policy] of Object.entries(policies)) await service.set(name, policy, 'config file', `config file, retention.${name}: `);
+  return service;
 }

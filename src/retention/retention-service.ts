@@ -7,12 +7,15 @@ import { BorgkeepError, invalidInput } from '../errors.js';
 import type { RepositoryStore } from '../store/repository-store.js';
 import type { RetentionStore } from '../store/retention-store.js';
 import type { Repository } from '../store/types.js';
-import { isDue, nextRun, parseRetentionRules, type RetentionPolicy } from './retention-policy.js';
+import { isDue, nextRun, parseRetentionRules, type RetentionPolicy, type RetentionRules } from './retention-policy.js';
 import { runRetention, type RetentionRun, type RetentionRunDeps } from './run-retention.js';
 
-export interface RetentionServiceDeps extends Omit<RetentionRunDeps, 'now'> {
+export interface RetentionServiceDeps {
   readonly store: RetentionStore & Pick<RepositoryStore, 'getRepository' | 'listRepositories'>;
+  readonly vault: RetentionRunDeps['vault'];
   readonly now: () => Date;
+  /** What runs need (the guard, borg); left out (the API alone), policies can be set but not run. */
+  readonly runner?: Omit<RetentionRunDeps, 'vault' | 'now'>;
   /** Runs one repository's retention (tests replace it); default runRetention. */
   readonly run?: typeof runRetention;
 }
@@ -43,7 +46,9 @@ export function createRetentionService(deps: RetentionServiceDeps) {
     const under = running.get(repository.id);
     if (under) return under;
     const at = deps.now();
-    const p = run({ ...deps, now: deps.now }, repository, policy)
+    const runner = deps.runner;
+    if (!runner) return Promise.reject(new BorgkeepError('BK_ERR_INTERNAL', 'retention runs only in borgkeep serve or with borgkeep repo retention --run-now'));
+    const p = run({ ...runner, vault: deps.vault, now: deps.now }, repository, policy)
       .then(async (r) => {
         await deps.store.recordRetentionRun(repository.id, { at, result: r.result, detail: r.detail });
         return r;
@@ -72,7 +77,11 @@ export function createRetentionService(deps: RetentionServiceDeps) {
           `${where}borgkeep does not hold the key of repository '${repository.name}', so it cannot run borg prune on it; hand it over first with 'borgkeep repo key ${repository.name} --passphrase-file FILE'`,
         );
       }
-      await deps.store.setRetentionPolicy(repository.id, rules, by);
+      // The same policy again (the config file at every start) is no change: its last change
+      // stays, so a run missed while the server was down is still due.
+      const current = await deps.store.getRetentionPolicy(repository.id);
+      const same = current !== null && (Object.keys(rules) as Array<keyof RetentionRules>).every((k) => current[k] === rules[k]);
+      if (!same) await deps.store.setRetentionPolicy(repository.id, rules, by);
       return view(repository);
     },
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { PASSPHRASE, createBorgkeepEnv, makeSourceTree, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { startEmbedded } from '../helpers/ssh-transports.js';
 
 let env: BorgkeepEnv;
 let src: string;
@@ -197,4 +198,36 @@ describe('retention run by the server', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/has no retention policy/);
   }, 60_000);
+
+  test("borgkeep serve runs the config file's policy on its schedule, and refuses to start with a policy it cannot run", async () => {
+    const sessionsBefore = (JSON.parse(await env.cliOk(['ledger', '--repo', 'main', '--json'])) as { sessions: Array<{ kind: string }> }).sessions.filter((s) => s.kind === 'retention').length;
+    // A repository whose key borgkeep does not hold: serve says so in one sentence and stops.
+    await env.cliOk(['repo', 'create', 'keyless']);
+    const bad = join(env.root, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ retention: { keyless: { keepDaily: 7 } } }));
+    const refused = await env.cli(['serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--config', bad], { timeoutMs: 30_000 });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/^borgkeep: config file, retention\.keyless: borgkeep does not hold the key of repository 'keyless'/);
+
+    const config = join(env.root, 'serve.json');
+    writeFileSync(config, JSON.stringify({ retention: { main: { keepDaily: 2, keepWeekly: 2, keepMonthly: 3, prefix: 'host-', schedule: '*/5 * * * * *' } } }));
+    const serve = await startEmbedded(env.dataDir, ['--config', config]);
+    try {
+      const deadline = Date.now() + 90_000;
+      let shown: { policy: { lastRunAt: string | null; lastResult: string | null; updatedBy: string; schedule: string } };
+      for (;;) {
+        shown = JSON.parse(await env.cliOk(['repo', 'retention', 'main', '--json'])) as typeof shown;
+        if (shown.policy.lastRunAt !== null || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      expect(shown.policy, serve.log()).toMatchObject({ updatedBy: 'config file', schedule: '*/5 * * * * *' });
+      expect(shown.policy.lastRunAt, serve.log()).not.toBeNull();
+      // The history still holds the change made behind borgkeep's back: the run warns, the gate defers.
+      expect(shown.policy.lastResult).toBe('warning');
+      const ledger = JSON.parse(await env.cliOk(['ledger', '--repo', 'main', '--json'])) as { sessions: Array<{ kind: string; result: string }> };
+      expect(ledger.sessions.filter((s) => s.kind === 'retention').length).toBeGreaterThanOrEqual(sessionsBefore + 2);
+    } finally {
+      await serve.stop();
+    }
+  }, 180_000);
 });
