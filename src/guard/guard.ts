@@ -349,7 +349,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
 
   const describe = (): string =>
-    `key '${key?.name ?? s.keyRef}', role ${role ?? 'none'}, repository '${repository?.name ?? clientPath}'`;
+    `${s.internal ? `the server's ${s.internal.kind} run` : `key '${key?.name ?? s.keyRef}'`}, role ${role ?? 'none'}, repository '${repository?.name ?? clientPath}'`;
 
   const noteDenial = (method: string, reason: DenyReason, message: string, repositoryId: number | null): void => {
     denials++;
