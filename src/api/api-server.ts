@@ -25,6 +25,8 @@ import { ledgerRoutes } from './routes/ledger-routes.js';
 import { alertRoutes, type MonitoringApi } from './routes/alert-routes.js';
 import { metricsAuthorized, type ServerMetrics } from './metrics.js';
 import { repositoryRoutes } from './routes/repository-routes.js';
+import { retentionRoutes } from './routes/retention-routes.js';
+import { createRetentionService, type RetentionService } from '../retention/retention-service.js';
 import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
@@ -62,6 +64,8 @@ export interface ApiDeps {
   ssh?: SshEndpoint | null;
   /** The key vault (serve opens it with the master passphrase when there is one); default: the data directory's, without one. */
   vault?: Vault;
+  /** Retention policies (serve's service, which also runs them); left out: set and shown only, with the same vault. */
+  retention?: RetentionService;
 }
 
 /** What route factories get. */
@@ -75,6 +79,7 @@ export interface ApiContext {
   sizeOf: SizeOf;
   audits: AuditService;
   vault: VaultService;
+  retention: Pick<RetentionService, 'show' | 'set' | 'remove'>;
 }
 
 export interface ApiServer {
@@ -89,6 +94,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export function createApiServer(deps: ApiDeps): ApiServer {
   const now = deps.now ?? (() => new Date());
   const authenticator = createAuthenticator({ users: deps.store, auth: deps.store, passwords: deps.passwords, now, settings: deps.auth ?? {} });
+  const vault = deps.vault ?? openVault(deps.store.paths.root);
   const ctx: ApiContext = {
     store: deps.store,
     authenticator,
@@ -98,13 +104,15 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     sessionMaxMs: deps.auth?.sessionMaxMs ?? 12 * 3600_000,
     sizeOf: deps.sizeOf ?? createRepositorySizer({ now }).sizeOf,
     audits: createAuditService(deps.store, deps.audit ?? {}),
-    vault: createVaultService({ vault: deps.vault ?? openVault(deps.store.paths.root), repositoryPath: (d) => deps.store.paths.repository(d) }),
+    vault: createVaultService({ vault, repositoryPath: (d) => deps.store.paths.repository(d) }),
+    retention: deps.retention ?? createRetentionService({ store: deps.store, vault, now }),
   };
   const routes: ApiRoute[] = [
     ...sessionRoutes(ctx),
     ...userRoutes(ctx),
     ...tokenRoutes(ctx),
     ...repositoryRoutes(ctx),
+    ...retentionRoutes(ctx),
     ...keyRoutes(ctx),
     ...grantRoutes(ctx),
     ...ledgerRoutes(ctx),

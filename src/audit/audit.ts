@@ -30,7 +30,15 @@ export interface Attribution {
  * What the key told about a transaction's manifest, or why it could not. `diff` (archive-list.ts)
  * is no longer used: the change is judged from the manifests themselves (manifest-change.ts).
  */
-export type ManifestReading = { readonly manifest: Manifest; readonly diff?: ArchiveDiff | null } | { readonly error: string } | null;
+export type ManifestReading =
+  | {
+      readonly manifest: Manifest;
+      readonly diff?: ArchiveDiff | null;
+      /** The same bytes as the manifest before it: written back unchanged (borg compact, borg with-lock). */
+      readonly unchanged?: boolean;
+    }
+  | { readonly error: string }
+  | null;
 
 export interface AuditedTransaction {
   readonly id: number;
@@ -174,7 +182,12 @@ export function auditHistory(
     // The server's own time of the transaction: the ledger's commit, else borg's transactions log.
     const logged = t.time !== null ? new Date(t.time) : null;
     const serverTime = who?.at ?? (logged && !Number.isNaN(logged.getTime()) ? logged : null);
-    if (t.manifest && reading && 'manifest' in reading) {
+    if (t.manifest && reading && 'manifest' in reading && reading.unchanged === true && previous !== null && previous !== 'unknown') {
+      // borg compact (and with-lock) puts back the manifest it read: nothing changed, nothing to
+      // judge (its timestamp does not increase because it is the same manifest).
+      manifest = reading.manifest;
+      notices.push('the manifest was written back unchanged (as borg compact does)');
+    } else if (t.manifest && reading && 'manifest' in reading) {
       manifest = reading.manifest;
       try {
         const judged = judgeManifestChange({ previous, next: manifest, role, serverTime, listedBefore });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import { BorgkeepError } from '../errors.js';
 import { KeyError, keyBlobFromKeyfile, objectMode, openObject, unlockKey, isEncrypted, type BorgKey, type KeyMode } from '../repository/borg-key.js';
-import { parseManifest } from '../repository/manifest.js';
+import { parseManifest, type Manifest } from '../repository/manifest.js';
 import { createArchiveList } from './archive-list.js';
 import { RepoFormatError, parseRepoConfig } from '../repository/repo-config.js';
 import { auditHistory, type Attribution, type AuditReport, type ManifestReading } from './audit.js';
@@ -90,39 +90,62 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
   }
   const checkTam = key !== null || mode === 'none';
 
-  let read: Parameters<typeof auditHistory>[2] = null;
-  if (canRead) {
-    const manifests = new Map<number, ManifestReading>();
-    const withManifest = history.transactions.filter((t) => t.manifest);
-    // Read a few ahead: on a cold page cache each is a disk round trip.
-    const envelopes = withManifest.map(() => null as Promise<Buffer> | null);
-    const envelope = (i: number): Promise<Buffer> => {
-      for (let j = i; j < Math.min(i + MANIFEST_READ_AHEAD, withManifest.length); j++) {
-        if (!envelopes[j]) {
-          envelopes[j] = readManifest(withManifest[j]);
-          envelopes[j]?.catch(() => undefined); // awaited in order below
-        }
-      }
-      return envelopes[i] as Promise<Buffer>;
-    };
-    const list = createArchiveList(history.compactedBefore === null);
-    for (let i = 0; i < withManifest.length; i++) {
-      const t = withManifest[i];
-      const sealed = await envelope(i);
-      envelopes[i] = null;
-      try {
-        const plain = await openObject(sealed, mode as KeyMode, key);
-        const manifest = parseManifest(plain, key, checkTam);
-        manifests.set(t.id, { manifest, diff: list.advance(manifest) });
-      } catch (error) {
-        // Without this manifest the archive diffs after it mean nothing: no verdict at all.
-        throw cannot(`the manifest of transaction ${t.id} cannot be read: ${(error as Error).message}`);
-      }
-    }
-    read = { manifests, archives: list.archives(), tamChecked: checkTam };
-  }
+  const read = canRead ? await readManifests(history, mode as KeyMode, key, checkTam, readManifest) : null;
   const report = auditHistory(history, input.attributions, read);
   return { ...report, mode, locked: existsSync(join(repoPath, 'lock.exclusive')) };
+}
+
+/** What auditHistory needs of the manifests: each transaction's, decoded, and the archives now. */
+export type ManifestsRead = NonNullable<Parameters<typeof auditHistory>[2]>;
+
+/**
+ * Every manifest of the history, decrypted (with `key`; null for the unencrypted modes) and
+ * parsed, in order; `checkTam`: whether the TAM is checked. The audit and the compaction gate's
+ * audit with a held key (key-gate.ts) both read them here. One unreadable manifest makes the
+ * archive diffs after it meaningless: it throws (BK_ERR_INVALID_INPUT) naming the transaction.
+ */
+export async function readManifests(
+  history: RepositoryHistory,
+  mode: KeyMode,
+  key: BorgKey | null,
+  checkTam: boolean,
+  readManifest: (t: TxnHistory) => Promise<Buffer> = (t) => history.readManifest(t),
+): Promise<ManifestsRead> {
+  const manifests = new Map<number, ManifestReading>();
+  const withManifest = history.transactions.filter((t) => t.manifest);
+  // Read a few ahead: on a cold page cache each is a disk round trip.
+  const envelopes = withManifest.map(() => null as Promise<Buffer> | null);
+  const envelope = (i: number): Promise<Buffer> => {
+    for (let j = i; j < Math.min(i + MANIFEST_READ_AHEAD, withManifest.length); j++) {
+      if (!envelopes[j]) {
+        envelopes[j] = readManifest(withManifest[j]);
+        envelopes[j]?.catch(() => undefined); // awaited in order below
+      }
+    }
+    return envelopes[i] as Promise<Buffer>;
+  };
+  const list = createArchiveList(history.compactedBefore === null);
+  let previous: { sealed: Buffer; manifest: Manifest } | null = null;
+  for (let i = 0; i < withManifest.length; i++) {
+    const t = withManifest[i];
+    const sealed = await envelope(i);
+    envelopes[i] = null;
+    // borg compact and borg with-lock put the manifest they read back, byte for byte.
+    if (previous && previous.sealed.equals(sealed)) {
+      manifests.set(t.id, { manifest: previous.manifest, diff: null, unchanged: true });
+      continue;
+    }
+    try {
+      const plain = await openObject(sealed, mode, key);
+      const manifest = parseManifest(plain, key, checkTam);
+      manifests.set(t.id, { manifest, diff: list.advance(manifest) });
+      previous = { sealed, manifest };
+    } catch (error) {
+      // Without this manifest the archive diffs after it mean nothing: no verdict at all.
+      throw cannot(`the manifest of transaction ${t.id} cannot be read: ${(error as Error).message}`);
+    }
+  }
+  return { manifests, archives: list.archives(), tamChecked: checkTam };
 }
 
 /**

@@ -14,14 +14,17 @@ import { moveToTrash } from '../store/trash.js';
 import { openVault } from '../vault/vault.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
+import { archiveRules } from './grant-commands.js';
 import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { registerKeyHistoryCommand } from './key-history-command.js';
+import { registerRetentionCommand } from './retention-command.js';
 import { registerVaultCommands } from './vault-commands.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext): void {
   const repo = program.command('repo').description('create, change, list, show and delete repositories');
   registerKeyHistoryCommand(repo, ctx);
+  registerRetentionCommand(repo, ctx);
   registerVaultCommands(repo, ctx);
 
   repo
@@ -128,13 +131,14 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
       }
       ctx.out.line(
         formatTable(
-          ['KEY', 'ROLE', 'BACKUPS/DAY', 'FROM', 'EXPIRES'],
+          ['KEY', 'ROLE', 'BACKUPS/DAY', 'FROM', 'EXPIRES', 'ARCHIVE RULES'],
           grants.map((g) => [
             g.keyRevokedAt ? `${g.keyName} (revoked)` : g.keyName,
             g.grant.role,
             g.grant.writesPerDay === null ? '-' : String(g.grant.writesPerDay),
             g.grant.fromCidrs === null ? 'any' : g.grant.fromCidrs.join(','),
             formatTime(g.grant.expiresAt, 'never'),
+            archiveRules(g.grant).join(' ') || '-',
           ]),
         ),
       );
@@ -208,6 +212,11 @@ export function grantJson(view: GrantView) {
     fromCidrs: g.fromCidrs,
     expiresAt: g.expiresAt,
     createdAt: g.createdAt,
+    minAgeSeconds: g.minAgeSeconds,
+    keepLast: g.keepLast,
+    prefix: g.prefix,
+    maxRemovalsPerDay: g.maxRemovalsPerDay,
+    verifyObjects: g.verifyObjects,
   };
 }
 

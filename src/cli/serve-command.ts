@@ -48,7 +48,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (env BORGKEEP_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (env BORGKEEP_TLS_KEY)')
     .option('--vault-passphrase-file <file>', "the key vault's master passphrase (env BORGKEEP_VAULT_PASSPHRASE_FILE, or the systemd credential borgkeep-vault-passphrase); without it the vault uses its master key file in the data directory")
-    .option('--config <file>', 'JSON settings: any of the above, alerts, metricsToken, auditPassphraseFiles (env BORGKEEP_CONFIG; default DATA/borgkeep.json when it exists)')
+    .option('--config <file>', 'JSON settings: any of the above, alerts, metricsToken, auditPassphraseFiles, retention (env BORGKEEP_CONFIG; default DATA/borgkeep.json when it exists)')
     .action(async (flags: ServeFlags) => {
       const { parseServeConfig } = await import('../gateway/serve-config.js');
       const config = parseServeConfig(
@@ -94,11 +94,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
   // The key vault opens before anything listens: a wrong master passphrase stops serve here, in
   // one sentence. The passphrase stays in this process's memory only; borg-serve sessions under
   // sshd's forced command never get it and fail closed on repositories whose key is held.
-  const [{ masterPassphrase }, { openVault, vaultMasterMode }, { createRepositoryKeySource }] = await Promise.all([
-    import('./vault-commands.js'),
-    import('../vault/vault.js'),
-    import('../vault/repository-key.js'),
-  ]);
+  const [{ masterPassphrase }, { openVault, vaultMasterMode }] = await Promise.all([import('./vault-commands.js'), import('../vault/vault.js')]);
   const master = masterPassphrase(config.vaultPassphraseFile, process.env);
   if (master === undefined && vaultMasterMode(dataDir) === 'passphrase') {
     throw new BorgkeepError('BK_ERR_INVALID_INPUT', "this data directory's key vault is sealed with a master passphrase: start serve with --vault-passphrase-file FILE (or the systemd credential borgkeep-vault-passphrase)");
@@ -114,11 +110,11 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
     const [{ startMonitoring }, { createRepositorySizer, directorySize }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js')]);
     const { sizeOf } = createRepositorySizer({ now: () => new Date() });
-    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles });
+    const retention = await startRetention(dataDir, store, config.retention, vault);
+    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention });
     const guardDeps = {
-      ...createGuardDeps(dataDir, store, process.env),
       // This process's vault, opened with the master passphrase when there is one.
-      repositoryKey: createRepositoryKeySource(vault),
+      ...createGuardDeps(dataDir, store, process.env, vault),
       onFrame: (method: string) => monitoring.metrics.frame(method),
       // The server lives on: a session's end refused by the database is retried for an hour.
       ledgerRetryMs: 60 * 60 * 1000,
@@ -165,6 +161,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         consoleDir: findConsoleDir(),
         sizeOf,
         vault,
+        retention,
         monitoring: { notifier: monitoring.notifier, scheduler: monitoring.scheduler, metrics: monitoring.metrics, metricsToken: config.metricsToken ?? null },
         ssh: {
           user: config.sshUser,
@@ -261,4 +258,29 @@ function readPem(file: string, flag: string): Buffer {
   } catch (error) {
     throw new BorgkeepError('BK_ERR_INVALID_INPUT', `${flag}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'there is no such file' : (error as Error).message}`);
   }
+}
+
+/**
+ * The server's retention runs, with the config file's policies written into the store first (at
+ * every start the file wins, as for alerts); a policy the file cannot set stops the start.
+ */
+async function startRetention(dataDir: string, store: import('../store/database.js').Store, policies: ServeConfig['retention'], vault: import('../vault/vault.js').Vault) {
+  // serve's own vault: opened with the master passphrase when there is one.
+  const [{ createRetentionService }, { createGuardDeps, borgCommand }] = await Promise.all([
+    import('../retention/retention-service.js'),
+    import('../gateway/guard-runtime.js'),
+  ]);
+  const service = createRetentionService({
+    store,
+    vault,
+    runner: {
+      guard: { ...createGuardDeps(dataDir, store, process.env, vault), ledgerRetryMs: 60 * 60 * 1000 },
+      dataDir,
+      borg: borgCommand(process.env),
+      path: process.env.PATH ?? '/usr/bin:/bin',
+    },
+    now: () => new Date(),
+  });
+  for (const [name, policy] of Object.entries(policies)) await service.set(name, policy, 'config file', `config file, retention.${name}: `);
+  return service;
 }

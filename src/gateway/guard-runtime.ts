@@ -13,13 +13,15 @@ import { dataDirPaths } from '../store/data-dir.js';
 import { keepCurrentKey, keyHistoryDir } from '../audit/key-history.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { GuardStore } from '../store/types.js';
+import { createRepositoryKeySource } from '../vault/repository-key.js';
+import { openVault, type Vault } from '../vault/vault.js';
 
 /** The borg on PATH, unless BORGKEEP_BORG names another (tests and odd installs). */
 export function borgCommand(env: NodeJS.ProcessEnv): string {
   return env.BORGKEEP_BORG || 'borg';
 }
 
-export function createGuardDeps(dataDir: string, store: GuardStore & Pick<HistoryStore, 'recordEvent'>, env: NodeJS.ProcessEnv): GuardDeps {
+export function createGuardDeps(dataDir: string, store: GuardStore & Pick<HistoryStore, 'recordEvent'>, env: NodeJS.ProcessEnv, vault?: Vault): GuardDeps {
   const paths = dataDirPaths(dataDir);
   const borg = borgCommand(env);
   const versions = createBorgVersionCache(paths.root, borg, env.PATH ?? '');
@@ -32,6 +34,8 @@ export function createGuardDeps(dataDir: string, store: GuardStore & Pick<Histor
     spawnBorg: createBorgSpawner(borg, env, serveHome),
     borgVersion: () => versions.get(),
     onChildVersion: (v) => versions.correct(v),
+    // The keys the vault holds: the compaction gate audits with them (a sealed vault: none).
+    repositoryKey: createRepositoryKeySource(vault ?? openVault(paths.root)),
     host: hostname(),
     pid: process.pid,
     // borg erases the config save_key replaces: the key it held is kept in the data directory first.

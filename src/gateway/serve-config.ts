@@ -6,6 +6,7 @@ import { z } from 'zod';
 
 import { alertConfigSchema } from '../alerts/alert-config.js';
 import { invalidInput } from '../errors.js';
+import { retentionInputSchema } from '../retention/retention-policy.js';
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 lets the system choose (tests). */
 const listenAddress = z.string().transform((text, ctx) => {
@@ -55,6 +56,10 @@ export const serveConfigSchema = z
     .record(z.string(), filePath)
     .describe("repository name -> file holding its passphrase, so the daily audit also reads the archive lists; none: structural audits")
     .default({}),
+  retention: z
+    .record(z.string(), retentionInputSchema)
+    .describe("repository name -> its retention policy ({keepDaily, keepWeekly, keepMonthly, keepYearly, keepLast, keepHourly, keepWithin, prefix, schedule}); set at each start, over what the CLI, API or console set; borgkeep must hold the repository's key")
+    .default({}),
 })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
@@ -81,6 +86,7 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   alerts: 'alerts',
   metricsToken: 'metricsToken',
   auditPassphraseFiles: 'auditPassphraseFiles',
+  retention: 'retention',
 };
 
 /**

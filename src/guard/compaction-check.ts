@@ -3,15 +3,23 @@
 // disk, the ledger and the admins' events say, and decide. When compaction may go on, first keep
 // the manifest versions it would remove (kept-manifests.ts): if they cannot be kept, it may not.
 //
+// With the repository's key held by borgkeep (the vault), the decision is the full audit of the
+// uncovered transactions (audit/key-gate.ts) instead of the key-less structural rule: a routine
+// prune by a `full` key, or by a `prune` key within its rule, is verified without an admin, and
+// what the audit finds suspicious defers the compaction with its reasons.
+//
 // Runs while borg serve holds the repository's lock for this session, so the history cannot
 // change between the decision and the commit. Reads only; writes only the data directory.
 
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 
 import { coverageFromEvents, decideCompaction, describeUnverified, formatBytes, type GateDecision, type PendingWrites } from '../audit/compaction-gate.js';
 import { readHistory } from '../audit/history.js';
 import { openHistoryCache } from '../audit/history-cache.js';
 import { keepHistory, keptDir } from '../audit/kept-manifests.js';
+import { auditUncoveredWithKey, describeFindings, type PruneRuleCheck } from '../audit/key-gate.js';
+import type { BorgKey } from '../repository/borg-key.js';
 import { latestIndexTransaction } from '../repository/hash-index.js';
 import { readHints } from '../repository/hints.js';
 import type { GuardStore, Repository } from '../store/types.js';
@@ -24,12 +32,24 @@ export interface CompactionCheck {
   readonly fromTxn: number | null;
   /** One sentence for the client and the ledger when it does not allow. */
   readonly why: string;
+  /**
+   * Set when the audit with the held key verified every uncovered transaction: the guard records
+   * it as an audit event, so the next decision starts after `throughTxn`.
+   */
+  readonly verifiedWithKey?: { readonly throughTxn: number; readonly detail: string } | null;
 }
+
+/** The actor of the coverage the gate records after its audit with a held key. */
+export const KEY_GATE_ACTOR = 'automatic gate (key held)';
 
 export interface CompactionCheckDeps {
   readonly store: Pick<GuardStore, 'listEvents' | 'listCommittedTransactions'>;
   /** <data-dir>: the history cache and the kept manifests live under it. */
   readonly dataDir: string;
+  /** The repository's key, unlocked, when borgkeep holds it (the vault); null otherwise. */
+  readonly repositoryKey?: (repository: Repository, repositoryPath: string) => BorgKey | null;
+  /** For a `prune` session's removals that the guard did not judge at their commit. */
+  readonly pruneRule?: PruneRuleCheck;
 }
 
 
@@ -44,7 +64,41 @@ export async function checkCompaction(
     deps.store.listCommittedTransactions(repository.id),
     readHistory(repoPath, openHistoryCache(join(deps.dataDir, 'cache', repository.dirName))),
   ]);
-  let decision = decideCompaction(history.transactions, attributions, coverageFromEvents(events), pending);
+  const coverage = coverageFromEvents(events);
+  let keyFindings: string | null = null;
+  let decision = decideCompaction(history.transactions, attributions, coverage, pending);
+  let verifiedWithKey: CompactionCheck['verifiedWithKey'] = null;
+  let key: BorgKey | null = null;
+  try {
+    key = deps.repositoryKey?.(repository, repoPath) ?? null;
+  } catch {
+    key = null; // a locked vault or a key that no longer opens: the key-less rule decides
+  }
+  if (key && history.problems.length === 0) {
+    const started = performance.now();
+    // The guard records per transaction whether it judged the manifest at the commit (h-rules).
+    const archiveChecked = new Set(attributions.filter((a) => (a as { archiveChecked?: boolean }).archiveChecked === true).map((a) => a.borgTransactionId));
+    const audit = await auditUncoveredWithKey({ history, key, attributions, coveredThrough: coverage.coveredThrough, archiveChecked, pruneRule: deps.pruneRule });
+    const ms = Math.round(performance.now() - started);
+    const unverified = audit.findings.map((f) => ({ id: f.id, session: f.session, key: f.key, role: f.role, why: f.reasons.join('; ') }));
+    // The asking session's own uncommitted deletes or overwrites are not on disk to be judged.
+    const own = decision.unverified.filter((u) => u.id === null);
+    decision = { ...decision, allow: audit.clean && own.length === 0, unverified: [...unverified, ...own] };
+    if (audit.clean && audit.throughTxn !== null && (coverage.coveredThrough === null || audit.throughTxn > coverage.coveredThrough)) {
+      const n = audit.judged + audit.checkedAtCommit;
+      verifiedWithKey = {
+        throughTxn: audit.throughTxn,
+        detail:
+          `${n} transaction(s) after ${coverage.coveredThrough ?? 'the start'} verified with the repository key borgkeep holds ` +
+          `(${audit.judged} audited, ${audit.decoded} manifest(s) decoded, ${audit.checkedAtCommit} judged at their commit) in ${ms} ms`,
+      };
+    }
+    const parts = [
+      audit.findings.length > 0 ? `the audit with the repository key borgkeep holds found ${describeFindings(audit.findings)}` : '',
+      own.length > 0 ? `${describeUnverified(own)}, which is not on disk to be audited yet` : '',
+    ].filter(Boolean);
+    if (parts.length > 0) keyFindings = parts.join('; and ');
+  }
   if (history.problems.length > 0) {
     // Compaction over damage would make it permanent before anyone looked at it.
     const p = history.problems[0]!;
@@ -58,15 +112,19 @@ export async function checkCompaction(
   } catch {
     freeable = null;
   }
+  const waiting = freeable !== null ? `; ${formatBytes(freeable)} wait${freeable === 1 ? 's' : ''} to be freed` : '';
+  const damaged = history.problems.length > 0;
   const why = decision.allow
     ? `every transaction since ${decision.coverage.coveredThrough ?? 'the start'} is verified`
-    : `${describeUnverified(decision.unverified)} — not verified yet` +
-      (freeable !== null ? `; ${formatBytes(freeable)} wait${freeable === 1 ? 's' : ''} to be freed` : '');
+    : keyFindings !== null && !damaged
+      ? keyFindings + waiting
+      : `${describeUnverified(decision.unverified)} — not verified yet${waiting}`;
   return {
     decision,
     freeable,
     fromTxn,
     why,
+    verifiedWithKey: decision.allow ? verifiedWithKey : null,
     keep: (compactionTxn, now) => keepHistory(keptDir(deps.dataDir, repository), history, compactionTxn, now),
   };
 }

@@ -35,10 +35,11 @@ import {
 } from '../rpc/messages.js';
 import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
 import { readRepositoryNonce } from '../repository/nonce-file.js';
+import type { BorgKey } from '../repository/borg-key.js';
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
-import { checkCompaction } from './compaction-check.js';
+import { checkCompaction, KEY_GATE_ACTOR } from './compaction-check.js';
 import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
 import { watchGrant, whyGrantEnded, type GrantWatch } from './grant-watch.js';
 import { createIdSet } from './id-set.js';
@@ -87,6 +88,8 @@ export interface GuardDeps {
   readonly ledgerRetryMs?: number;
   /** The compaction gate's look at the repository (compaction-check.ts); a seam for the fuzzer. */
   readonly checkCompaction?: typeof checkCompaction;
+  /** The repository's key, unlocked, when borgkeep holds it (the vault); null otherwise. */
+  readonly repositoryKey?: (repository: Repository, repositoryPath: string) => BorgKey | null;
   /**
    * Runs before an allowed save_key goes to borg serve, which erases the config it replaces: keeps
    * the current key (the data directory's key history). A throw refuses the call. What it returns
@@ -116,6 +119,13 @@ export interface GuardSession {
    * guard still speaks borg's protocol, so the client prints why its `open` was refused.
    */
   readonly refusal?: { readonly reason: DenyReason; readonly why: string };
+  /**
+   * The server's own session (a retention run, src/retention/): no SSH key, the repository and
+   * role given by the server, and everything else (decisions, ledger, gate) as for a client. Set
+   * only by borgkeep's own code in its own process: no front-end sets it, so no client can claim
+   * it, and `keyRef` is then never looked up.
+   */
+  readonly internal?: { readonly kind: 'retention'; readonly repository: Repository; readonly role: Role };
 }
 
 export interface GuardOutcome {
@@ -223,8 +233,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let bytesIn = 0;
   let bytesOut = 0;
 
-  const key: SshKey | undefined = await store.findKey(s.keyRef);
+  const key: SshKey | undefined = s.internal ? undefined : await store.findKey(s.keyRef);
   const sessionId = await store.startSession({
+    ...(s.internal && { kind: s.internal.kind }),
     keyId: key?.id ?? null,
     keyName: key?.name ?? null,
     clientAddress: s.clientAddress,
@@ -343,7 +354,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
 
   const describe = (): string =>
-    `key '${key?.name ?? s.keyRef}', role ${role ?? 'none'}, repository '${repository?.name ?? clientPath}'`;
+    `${s.internal ? `the server's ${s.internal.kind} run` : `key '${key?.name ?? s.keyRef}'`}, role ${role ?? 'none'}, repository '${repository?.name ?? clientPath}'`;
 
   const noteDenial = (method: string, reason: DenyReason, message: string, repositoryId: number | null): void => {
     denials++;
@@ -583,22 +594,26 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       return refuse(req, 'BK_DENY_BAD_ARGS', 'its arguments have the wrong types');
     }
     clientPath = path.toString('utf8').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
-    if (!key) return refuse(req, 'BK_DENY_REVOKED', `the key '${s.keyRef}' is not registered with borgkeep`);
-    if (key.revokedAt) return refuse(req, 'BK_DENY_REVOKED', `the key '${key.name}' was revoked on ${key.revokedAt.toISOString()}`);
+    const internal = s.internal;
+    if (!internal && !key) return refuse(req, 'BK_DENY_REVOKED', `the key '${s.keyRef}' is not registered with borgkeep`);
+    if (key?.revokedAt) return refuse(req, 'BK_DENY_REVOKED', `the key '${key.name}' was revoked on ${key.revokedAt.toISOString()}`);
     if (s.refusal) return refuse(req, s.refusal.reason, s.refusal.why);
     const name = repositoryNameFromPath(path);
-    const found = name === null ? undefined : await store.findGrant(key.id, name);
+    // The server's own session opens the one repository it was started for, and no other.
+    const found = internal
+      ? name === internal.repository.name ? { grant: null, repository: internal.repository } : undefined
+      : name === null || !key ? undefined : await store.findGrant(key.id, name);
     if (!found) return answerMissing(req, 'BK_DENY_NO_REPOSITORY');
     grant = found.grant;
     repository = found.repository;
-    role = grant.role;
+    role = internal ? internal.role : found.grant!.role;
     clientPath = path.toString('utf8');
     const opened = { repositoryId: repository.id, repositoryName: repository.name, role };
     ledger(() => store.updateSession(sessionId, opened));
-    if (grant.expiresAt && grant.expiresAt.getTime() <= now().getTime()) {
+    if (grant?.expiresAt && grant.expiresAt.getTime() <= now().getTime()) {
       return refuse(req, 'BK_DENY_EXPIRED', `the grant expired on ${grant.expiresAt.toISOString()}`);
     }
-    if (grant.fromCidrs && grant.fromCidrs.length > 0 && !addressAllowed(s.clientAddress, grant.fromCidrs)) {
+    if (grant?.fromCidrs && grant.fromCidrs.length > 0 && !addressAllowed(s.clientAddress, grant.fromCidrs)) {
       return refuse(req, 'BK_DENY_ADDRESS', `the client address ${s.clientAddress ?? '(unknown)'} is not in the grant's allowed ranges`);
     }
     if (create && role !== 'full') return refuse(req, 'BK_DENY_CREATE', 'only a full grant may create (init) a repository');
@@ -614,13 +629,17 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     // borg serve resolves the path with realpath() and names the resolved form in its messages
     // (ObjectNotFound's args, its log): behind a symlinked data directory that form differs.
     const realRepos = realPathOr(deps.reposDir);
-    grantWatch = watchGrant({
-      read: () => store.grantStanding(key.id, found.repository.id),
-      judge: (standing, at) =>
-        whyGrantEnded({ keyName: key.name, repositoryName: found.repository.name, grant: found.grant, addressAllowed: (cidrs) => addressAllowed(s.clientAddress, cidrs) }, standing, at),
-      now,
-    });
-    grantWatch.signal.addEventListener('abort', () => onGrantEnded(String(grantWatch?.signal.reason)), { once: true });
+    // The server's own session has no key or grant that could go away while it runs.
+    const watched = key && found.grant ? { key, grant: found.grant } : null;
+    if (watched) {
+      grantWatch = watchGrant({
+        read: () => store.grantStanding(watched.key.id, found.repository.id),
+        judge: (standing, at) =>
+          whyGrantEnded({ keyName: watched.key.name, repositoryName: found.repository.name, grant: watched.grant, addressAllowed: (cidrs) => addressAllowed(s.clientAddress, cidrs) }, standing, at),
+        now,
+      });
+      grantWatch.signal.addEventListener('abort', () => onGrantEnded(String(grantWatch?.signal.reason)), { once: true });
+    }
     scrubText = createTextScrubber([
       [repoPath, clientPath],
       [realPathOr(repoPath), clientPath],
@@ -686,18 +705,21 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   const reviewHint = (name: string) =>
     `an admin reviews them with 'borgkeep audit ${name}' (with the passphrase) or approves them with 'borgkeep approve ${name}'`;
   const gateCheck = (repo: Repository) =>
-    (deps.checkCompaction ?? checkCompaction)({ store, dataDir: dirname(deps.reposDir) }, repo, join(deps.reposDir, repo.dirName), {
+    (deps.checkCompaction ?? checkCompaction)({ store, dataDir: dirname(deps.reposDir), repositoryKey: deps.repositoryKey }, repo, join(deps.reposDir, repo.dirName), {
       sessionId,
       // Counted as sent, not as answered: the commit can arrive before borg answered the deletes before it.
       deletedOlder: txn?.sentOlder ?? 0,
       overwritten: txn?.sentOverwrites ?? 0,
     });
   /** Who a gate event names: this session and its key. */
-  const gateActor = () => (key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`);
+  const gateActor = () => (s.internal ? `the server's ${s.internal.kind} run (session ${sessionId})` : key ? `key '${key.name}' (session ${sessionId})` : `session ${sessionId}`);
   const noteDeferral = (repo: Repository, why: string): void => {
     const line = `compaction deferred: ${why}. Nothing was removed: the commit went through without compaction; ${reviewHint(repo.name)}, then 'borg compact' frees the space`;
     s.errOutput.write(`borgkeep: ${line}.\n`);
     ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'compaction-deferred', throughTxn: null, verdict: null, actor: gateActor(), detail: line }));
+  };
+  const noteVerifiedWithKey = (repo: Repository, throughTxn: number, detail: string): void => {
+    ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'audit', throughTxn, verdict: 'clean', actor: KEY_GATE_ACTOR, detail }));
   };
   const noteCompaction = (fromTxn: number | null, throughTxn: number | null): void => {
     if (!repository || throughTxn === null) return;
@@ -773,6 +795,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
           try {
             await gate.keep(gate.fromTxn, now());
             fromTxn = gate.fromTxn;
+            const verified = gate.verifiedWithKey;
+            // Those transactions were audited with the key: the next decision starts after them.
+            if (verified) noteVerifiedWithKey(repository, verified.throughTxn, verified.detail);
           } catch (e) {
             why = `borgkeep could not keep the manifest versions compaction would remove (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
           }

@@ -18,6 +18,7 @@ import type { Store } from '../store/database.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 import { serverJobs } from './server-jobs.js';
 import type { SizeOf } from '../api/features/repository-size.js';
+import type { RetentionService } from '../retention/retention-service.js';
 
 export interface MonitoringLog {
   info(fields: object, message: string): void;
@@ -33,6 +34,8 @@ export interface MonitoringDeps {
   config: AlertConfig | undefined;
   /** Repository name -> file holding its passphrase, for the daily audit (config file). */
   auditPassphraseFiles: Readonly<Record<string, string>>;
+  /** The server's retention runs (src/retention); none: no retention job. */
+  retention?: Pick<RetentionService, 'runDue'>;
   now?: () => Date;
 }
 
@@ -77,6 +80,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     store,
     monitor,
     directorySize: deps.directorySize,
+    ...(deps.retention && { retention: () => deps.retention!.runDue() }),
     audit: async (name) => {
       const repository = await store.getRepository(name);
       if (!existsSync(join(store.paths.repository(repository.dirName), 'config'))) return 'not initialised';

@@ -18,6 +18,8 @@ export interface ServerJobDeps {
   directorySize: (path: string) => Promise<number | null>;
   /** Audits one repository as the scheduler (records the event, moves the gate); returns its verdict. */
   audit: (repositoryName: string) => Promise<string>;
+  /** Runs the retention policies whose scheduled time has come (retention-service.ts runDue). */
+  retention?: () => Promise<string>;
 }
 
 const repositories = (n: number) => `${n} ${n === 1 ? 'repository' : 'repositories'}`;
@@ -92,5 +94,17 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
         return verdicts.length > 0 ? verdicts.join(', ') : 'no repositories';
       },
     },
+    ...(deps.retention
+      ? [
+          {
+            name: 'retention',
+            // Each policy has its own schedule (retention_policies.schedule): this looks every second
+            // which are due. A run missed while the server was down is due at once.
+            pattern: '* * * * * *',
+            description: "each repository's retention policy on its schedule: borg prune with its flags, then borg compact under the gate",
+            run: deps.retention,
+          },
+        ]
+      : []),
   ];
 }

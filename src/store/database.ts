@@ -11,6 +11,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator } from 'kysely';
 import { BorgkeepError } from '../errors.js';
 import { createArchiveSightingStore, type ArchiveSightingStore } from './archive-sighting-store.js';
+import { createRemovalClaimStore } from './removal-claim-store.js';
 import { createAuthStore, type AuthStore } from './auth-store.js';
 import { dataDirPaths, type DataDirPaths } from './data-dir.js';
 import { createGrantStore, type GrantStore } from './grant-store.js';
@@ -21,6 +22,7 @@ import { createMonitoringStore, type MonitoringStore } from './monitoring-store.
 import { MIGRATIONS, migrationProvider } from './migrations.js';
 import { AsyncBusySqliteDialect, BUSY_SLICE_MS, BUSY_TIMEOUT_MS } from './sqlite-driver.js';
 import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
+import { createRetentionStore, type RetentionStore } from './retention-store.js';
 import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { GuardStore } from './types.js';
@@ -34,7 +36,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -106,6 +108,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createAuthStore(deps),
     ...createMonitoringStore(deps),
     ...createArchiveSightingStore(deps),
+    ...createRetentionStore(deps),
+    ...createRemovalClaimStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -466,6 +466,80 @@ const transactionOlderDeletes: Migration = {
   },
 };
 
+/**
+ * Retention run by the server (issue 14): one policy per repository (borg prune's keep rules, an
+ * archive-name prefix, a cron schedule) with the result of its last run, and a kind per ledger
+ * session, so a retention run (the server's own borg prune and compact through the guard) is told
+ * apart from a client's session. Sessions recorded before this are clients'.
+ */
+const retention: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('retention_policies')
+      .addColumn('repository_id', 'integer', (col) => col.primaryKey().references('repositories.id').onDelete('cascade'))
+      .addColumn('keep_last', 'integer')
+      .addColumn('keep_hourly', 'integer')
+      .addColumn('keep_daily', 'integer')
+      .addColumn('keep_weekly', 'integer')
+      .addColumn('keep_monthly', 'integer')
+      .addColumn('keep_yearly', 'integer')
+      .addColumn('keep_within', 'text')
+      .addColumn('prefix', 'text')
+      .addColumn('schedule', 'text', (col) => col.notNull())
+      .addColumn('updated_at', 'text', (col) => col.notNull())
+      .addColumn('updated_by', 'text', (col) => col.notNull())
+      .addColumn('last_run_at', 'text')
+      .addColumn('last_result', 'text')
+      .addColumn('last_detail', 'text')
+      .addCheckConstraint('retention_policies_result_check', sql`last_result is null or last_result in ('ok', 'warning', 'error')`)
+      .execute();
+    await db.schema
+      .alterTable('sessions')
+      .addColumn('kind', 'text', (col) => col.notNull().defaultTo('client'))
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('sessions').dropColumn('kind').execute();
+    await db.schema.dropTable('retention_policies').execute();
+  },
+};
+
+/**
+ * Archive rules of a grant, enforced by the guard at the manifest put when borgkeep holds the
+ * repository's key (issue 14; src/guard/archive-rules.ts): a prune grant's retention rule
+ * (min_age_seconds, keep_last, prefix, max_removals_per_day; null: no such bound) and
+ * verify_objects (every put's id checked against its content). Per transaction, archive_checked:
+ * every manifest put of it was judged at the commit with the key and allowed by the session's
+ * role with nothing suspicious. removal_claims count a prune grant's archive removals per UTC day,
+ * claimed atomically at the manifest put (as backup_claims do for backups), released again when
+ * borg rolls the transaction back.
+ */
+const grantArchiveRules: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('grants').addColumn('min_age_seconds', 'bigint').execute();
+    await db.schema.alterTable('grants').addColumn('keep_last', 'integer').execute();
+    await db.schema.alterTable('grants').addColumn('prefix', 'text').execute();
+    await db.schema.alterTable('grants').addColumn('max_removals_per_day', 'integer').execute();
+    await db.schema.alterTable('grants').addColumn('verify_objects', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('transactions').addColumn('archive_checked', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    await withId(db, db.schema.createTable('removal_claims'))
+      .addColumn('session_id', 'integer', (col) => col.notNull().references('sessions.id').onDelete('cascade'))
+      .addColumn('grant_id', 'integer', (col) => col.notNull())
+      .addColumn('repository_id', 'integer', (col) => col.notNull())
+      /** The UTC day of the claim, YYYY-MM-DD. */
+      .addColumn('day', 'text', (col) => col.notNull())
+      .addColumn('archives', 'integer', (col) => col.notNull())
+      .addColumn('claimed_at', 'text', (col) => col.notNull())
+      .execute();
+    await db.schema.createIndex('removal_claims_grant_day_idx').on('removal_claims').columns(['grant_id', 'repository_id', 'day']).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('removal_claims').execute();
+    await db.schema.alterTable('transactions').dropColumn('archive_checked').execute();
+    for (const c of ['verify_objects', 'max_removals_per_day', 'prefix', 'keep_last', 'min_age_seconds']) await db.schema.alterTable('grants').dropColumn(c).execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -478,6 +552,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0009_archive_sightings': archiveSightings,
   '0010_backup_claims': backupClaims,
   '0011_transaction_older_deletes': transactionOlderDeletes,
+  '0013_grant_archive_rules': grantArchiveRules,
+  '0014_retention': retention,
 };
 
 export const migrationProvider: MigrationProvider = {

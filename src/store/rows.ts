@@ -11,7 +11,7 @@ import type {
   SshKeysTable,
   TransactionsTable,
 } from './schema.js';
-import type { Denial, Grant, Repository, Role, Session, SessionResult, SshKey, Transaction } from './types.js';
+import type { Denial, Grant, Repository, Role, Session, SessionKind, SessionResult, SshKey, Transaction } from './types.js';
 import type { AuditEventVerdict, RepositoryEvent, RepositoryEventKind } from './history-store.js';
 import type { RepositoryEventsTable } from './schema.js';
 
@@ -56,6 +56,11 @@ export function toGrant(row: Selectable<GrantsTable>): Grant {
     fromCidrs: row.from_cidrs === null ? null : (JSON.parse(row.from_cidrs) as string[]),
     expiresAt: dateOrNull(row.expires_at),
     createdAt: new Date(row.created_at),
+    minAgeSeconds: numOrNull(row.min_age_seconds),
+    keepLast: row.keep_last,
+    prefix: row.prefix,
+    maxRemovalsPerDay: row.max_removals_per_day,
+    verifyObjects: row.verify_objects === 1,
   };
 }
 
@@ -77,6 +82,7 @@ export function toSession(row: Selectable<SessionsTable>): Session {
     detail: row.detail,
     pid: row.pid,
     host: row.host,
+    kind: (row.kind ?? 'client') as SessionKind,
   };
 }
 

@@ -49,6 +49,12 @@ export interface GrantsTable {
   from_cidrs: string | null;
   expires_at: string | null;
   created_at: string;
+  /** A prune grant's retention rule (migration 0013); null: no such bound. */
+  min_age_seconds: number | null;
+  keep_last: number | null;
+  prefix: string | null;
+  max_removals_per_day: number | null;
+  verify_objects: Generated<number>;
 }
 
 export interface SessionsTable {
@@ -69,6 +75,26 @@ export interface SessionsTable {
   detail: string | null;
   pid: number | null;
   host: string | null;
+  /** 'client', or 'retention' for the server's own prune and compact (migration 0014). */
+  kind: Generated<string>;
+}
+
+export interface RetentionPoliciesTable {
+  repository_id: number;
+  keep_last: number | null;
+  keep_hourly: number | null;
+  keep_daily: number | null;
+  keep_weekly: number | null;
+  keep_monthly: number | null;
+  keep_yearly: number | null;
+  keep_within: string | null;
+  prefix: string | null;
+  schedule: string;
+  updated_at: string;
+  updated_by: string;
+  last_run_at: string | null;
+  last_result: string | null;
+  last_detail: string | null;
 }
 
 export interface TransactionsTable {
@@ -84,6 +110,18 @@ export interface TransactionsTable {
   state: string;
   started_at: string;
   ended_at: string;
+  /** 1: every manifest put was judged at the commit with the key and allowed (migration 0013). */
+  archive_checked: Generated<number>;
+}
+
+export interface RemovalClaimsTable {
+  id: Generated<number>;
+  session_id: number;
+  grant_id: number;
+  repository_id: number;
+  day: string;
+  archives: number;
+  claimed_at: string;
 }
 
 export interface BackupClaimsTable {
@@ -235,6 +273,7 @@ export interface Database {
   transactions: TransactionsTable;
   denials: DenialsTable;
   backup_claims: BackupClaimsTable;
+  removal_claims: RemovalClaimsTable;
   repository_events: RepositoryEventsTable;
   console_sessions: ConsoleSessionsTable;
   api_tokens: ApiTokensTable;
@@ -246,4 +285,5 @@ export interface Database {
   auth_failures: AuthFailuresTable;
   settings: SettingsTable;
   archive_sightings: ArchiveSightingsTable;
+  retention_policies: RetentionPoliciesTable;
 }

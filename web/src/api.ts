@@ -128,6 +128,8 @@ export interface Denial {
 
 export interface Session {
   id: number;
+  /** 'retention': the server's own borg prune and compact, with no key. */
+  kind?: 'client' | 'retention';
   keyId: number | null;
   keyName: string | null;
   repositoryId: number | null;
@@ -268,4 +270,29 @@ export interface RepositoryStat {
   objects: number | null;
   reclaimableBytes: number | null;
   storageUsedBytes: number | null;
+}
+
+/** GET /repositories/:name/retention (src/api/routes/retention-routes.ts). */
+export interface RetentionPolicy {
+  keepLast: number | null;
+  keepHourly: number | null;
+  keepDaily: number | null;
+  keepWeekly: number | null;
+  keepMonthly: number | null;
+  keepYearly: number | null;
+  keepWithin: string | null;
+  prefix: string | null;
+  schedule: string;
+  updatedAt: string;
+  updatedBy: string;
+  lastRunAt: string | null;
+  lastResult: 'ok' | 'warning' | 'error' | null;
+  lastDetail: string | null;
+}
+
+export interface Retention {
+  repository: string;
+  keyHeld: boolean;
+  policy: RetentionPolicy | null;
+  nextRunAt: string | null;
 }

@@ -13,6 +13,7 @@ import { ClientInstructions } from '../parts/client-instructions';
 import { LiveSessions } from '../parts/live-sessions';
 import { SizeChart } from '../parts/size-chart';
 import { SubmitWithError } from '../parts/form-error';
+import { RetentionSection } from '../parts/retention';
 
 export function RepositoryPage({ name }: { name: string }) {
   const me = useMe();
@@ -74,6 +75,7 @@ export function RepositoryPage({ name }: { name: string }) {
       <Grants repository={r} grants={repo.data.grants} ssh={server.data?.ssh ?? null} onChange={repo.reload} />
       <KeyVault repository={r} onChange={repo.reload} />
       <AuditView repository={r} onChange={reload} />
+      <RetentionSection repository={r.name} />
       <SizeOverTime repository={r} />
       <SessionTimeline sessions={sessions.data?.sessions ?? []} open={live.open} />
       <Denials denials={denials.data?.denials ?? []} />
@@ -258,7 +260,7 @@ function SessionTimeline({ sessions, open }: { sessions: Session[]; open: Sessio
           {shown.map((s) => (
             <li key={s.id} className={`step ${s.result}`} data-session={s.id} data-result={s.result}>
               <div>
-                <span className={`badge ${s.result}`}>{s.result === 'open' ? 'running' : s.result}</span> <strong>{s.keyName ?? 'unknown key'}</strong>
+                <span className={`badge ${s.result}`}>{s.result === 'open' ? 'running' : s.result}</span> <strong>{s.kind === 'retention' ? 'the server’s retention run' : (s.keyName ?? 'unknown key')}</strong>
                 {s.role && <span className="muted"> ({s.role})</span>} <Time at={s.startedAt} />
                 <span className="muted small">
                   {' '}
