@@ -102,7 +102,7 @@ export function registerRetentionCommand(repo: Command, ctx: CliContext): void {
           store,
           vault,
           runner: {
-            guard: createGuardDeps(dataDir, store, process.env, vault),
+            guard: createGuardDeps(dataDir, store, process.env, { vault }),
             dataDir,
             borg: borgCommand(process.env),
             path: process.env.PATH ?? '/usr/bin:/bin',

@@ -114,7 +114,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention });
     const guardDeps = {
       // This process's vault, opened with the master passphrase when there is one.
-      ...createGuardDeps(dataDir, store, process.env, vault),
+      ...createGuardDeps(dataDir, store, process.env, { vault }),
       onFrame: (method: string) => monitoring.metrics.frame(method),
       // The server lives on: a session's end refused by the database is retried for an hour.
       ledgerRetryMs: 60 * 60 * 1000,
@@ -274,7 +274,7 @@ async function startRetention(dataDir: string, store: import('../store/database.
     store,
     vault,
     runner: {
-      guard: { ...createGuardDeps(dataDir, store, process.env, vault), ledgerRetryMs: 60 * 60 * 1000 },
+      guard: { ...createGuardDeps(dataDir, store, process.env, { vault }), ledgerRetryMs: 60 * 60 * 1000 },
       dataDir,
       borg: borgCommand(process.env),
       path: process.env.PATH ?? '/usr/bin:/bin',

@@ -90,13 +90,18 @@ describe('borgkeep repo', () => {
         fromCidrs: ['192.0.2.0/24'],
         expiresAt: null,
         createdAt: expect.any(String),
+        minAgeSeconds: null,
+        keepLast: null,
+        prefix: null,
+        maxRemovalsPerDay: null,
+        verifyObjects: false,
       },
     ]);
 
     const text = await cli.ok(['repo', 'show', 'photos']);
     expect(text).toMatch(/^repository\s+photos$/m);
     expect(text).toContain(`${shown.path} (not initialized yet)`);
-    expect(text).toMatch(/^laptop\s+append\s+1\s+192\.0\.2\.0\/24\s+never$/m);
+    expect(text).toMatch(/^laptop\s+append\s+1\s+192\.0\.2\.0\/24\s+never\s+-$/m);
   });
 
   it('deletes with --yes: registration and grants go, the directory moves to the trash', async () => {
