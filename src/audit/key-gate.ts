@@ -14,14 +14,16 @@
 // the audit with the key read every manifest and found every uncovered transaction clean. Pure but
 // for reading the manifests through the history given; the key comes in unlocked.
 
+import type { RetentionRule } from '../archive/manifest-change.js';
 import type { BorgKey } from '../repository/borg-key.js';
+import type { ManifestArchive } from '../repository/manifest.js';
 import { objectMode } from '../repository/borg-key.js';
 import { auditHistory, type Attribution } from './audit.js';
 import type { RepositoryHistory } from './history.js';
 import { readManifests } from './run-audit.js';
 
-/** A removal's rule check for a `prune` session (the grant's retention rule); null when allowed. */
-export type PruneRuleCheck = (c: { readonly transaction: number; readonly sessionId: number; readonly removed: readonly string[] }) => string | null;
+/** The retention rule of the grant a `prune` session held (by its attribution), or null for none. */
+export type RetentionOf = (who: Attribution) => RetentionRule | null;
 
 export interface KeyGateInput {
   readonly history: RepositoryHistory;
@@ -31,8 +33,10 @@ export interface KeyGateInput {
   readonly coveredThrough: number | null;
   /** borg transaction ids the guard judged at their commit with the key. */
   readonly archiveChecked: ReadonlySet<number>;
-  /** For prune sessions' removals the guard did not judge at the commit. */
-  readonly pruneRule?: PruneRuleCheck;
+  /** For prune sessions' removals the guard did not judge at the commit: their grant's rule. */
+  readonly retentionOf?: RetentionOf;
+  /** The server's first sighting of an archive (the store's), for the rule's --min-age and --keep-last. */
+  readonly firstSeen?: (a: ManifestArchive) => Date | null;
 }
 
 export interface KeyGateFinding {
@@ -94,7 +98,7 @@ export async function auditUncoveredWithKey(input: KeyGateInput): Promise<KeyGat
       decoded: 0,
     };
   }
-  const report = auditHistory(history, input.attributions, read);
+  const report = auditHistory(history, input.attributions, read, input.retentionOf ? { retentionOf: input.retentionOf, firstSeen: input.firstSeen } : undefined);
   const byId = new Map(report.transactions.map((t) => [t.id, t]));
   const findings: KeyGateFinding[] = [];
   for (const t of toJudge) {
@@ -102,10 +106,6 @@ export async function auditUncoveredWithKey(input: KeyGateInput): Promise<KeyGat
     if (!a) continue;
     // A suspicious transaction's reasons come first, its notices after (audit.ts): all are shown.
     const reasons = a.verdict === 'suspicious' ? [...a.reasons] : [];
-    if (a.role === 'prune' && a.archivesRemoved && a.archivesRemoved.length > 0 && a.session !== null && input.pruneRule) {
-      const broken = input.pruneRule({ transaction: t.id, sessionId: a.session, removed: a.archivesRemoved });
-      if (broken) reasons.push(broken);
-    }
     if (reasons.length > 0) findings.push({ id: t.id, session: a.session, key: a.key, role: a.role, reasons });
   }
   return { clean: findings.length === 0, throughTxn, findings, judged: toJudge.length, checkedAtCommit, decoded: read.manifests.size };
