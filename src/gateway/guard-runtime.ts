@@ -21,7 +21,13 @@ export function borgCommand(env: NodeJS.ProcessEnv): string {
   return env.BORGKEEP_BORG || 'borg';
 }
 
-export function createGuardDeps(dataDir: string, store: GuardStore & Pick<HistoryStore, 'recordEvent'>, env: NodeJS.ProcessEnv, vault?: Vault): GuardDeps {
+export function createGuardDeps(
+  dataDir: string,
+  store: GuardStore & Pick<HistoryStore, 'recordEvent'>,
+  env: NodeJS.ProcessEnv,
+  /** The vault, when the caller opened it (with a master passphrase); else the data directory's, opened here. */
+  opts: { vault?: Vault } = {},
+): GuardDeps {
   const paths = dataDirPaths(dataDir);
   const borg = borgCommand(env);
   const versions = createBorgVersionCache(paths.root, borg, env.PATH ?? '');
@@ -34,10 +40,12 @@ export function createGuardDeps(dataDir: string, store: GuardStore & Pick<Histor
     spawnBorg: createBorgSpawner(borg, env, serveHome),
     borgVersion: () => versions.get(),
     onChildVersion: (v) => versions.correct(v),
-    // The keys the vault holds: the compaction gate audits with them (a sealed vault: none).
-    repositoryKey: createRepositoryKeySource(vault ?? openVault(paths.root)),
     host: hostname(),
     pid: process.pid,
+    // The keys borgkeep holds: a repository with one gets its archive rules judged at the
+    // manifest put (guard/archive-rules.ts) and its compactions decided by the full audit
+    // (compaction-check.ts); one without works as before.
+    repositoryKey: createRepositoryKeySource(opts.vault ?? openVault(paths.root)),
     // borg erases the config save_key replaces: the key it held is kept in the data directory first.
     async beforeSaveKey({ repositoryPath, repository, sessionId, keyName }) {
       const kept = keepCurrentKey(repositoryPath, keyHistoryDir(paths.root, repository.dirName), new Date(), 'save_key');
