@@ -35,6 +35,8 @@ export interface KeyGateInput {
   readonly archiveChecked: ReadonlySet<number>;
   /** For prune sessions' removals the guard did not judge at the commit: their grant's rule. */
   readonly retentionOf?: RetentionOf;
+  /** A prune key whose grant on the repository is gone (revoked since): its removals wait for an admin. */
+  readonly grantGone?: (who: Attribution) => boolean;
   /** The server's first sighting of an archive (the store's), for the rule's --min-age and --keep-last. */
   readonly firstSeen?: (a: ManifestArchive) => Date | null;
 }
@@ -106,6 +108,10 @@ export async function auditUncoveredWithKey(input: KeyGateInput): Promise<KeyGat
     if (!a) continue;
     // A suspicious transaction's reasons come first, its notices after (audit.ts): all are shown.
     const reasons = a.verdict === 'suspicious' ? [...a.reasons] : [];
+    const who = input.attributions.find((x) => x.borgTransactionId === t.id && x.sessionId === a.session);
+    if (a.role === 'prune' && (a.archivesRemoved?.length ?? 0) > 0 && who && input.grantGone?.(who)) {
+      reasons.push(`the prune key's grant on the repository is gone, so its rule cannot vouch for removing ${a.archivesRemoved!.join(', ')}`);
+    }
     if (reasons.length > 0) findings.push({ id: t.id, session: a.session, key: a.key, role: a.role, reasons });
   }
   return { clean: findings.length === 0, throughTxn, findings, judged: toJudge.length, checkedAtCommit, decoded: read.manifests.size };

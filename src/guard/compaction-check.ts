@@ -78,8 +78,8 @@ export async function checkCompaction(
     const started = performance.now();
     // The guard records per transaction whether it judged the manifest at the commit (h-rules).
     const archiveChecked = new Set(attributions.filter((a) => a.archiveChecked === true).map((a) => a.borgTransactionId));
-    const retentionOf = deps.retentionOf ?? (await grantRules(deps.store, repository, attributions));
-    const audit = await auditUncoveredWithKey({ history, key, attributions, coveredThrough: coverage.coveredThrough, archiveChecked, retentionOf });
+    const grants = deps.retentionOf ? { retentionOf: deps.retentionOf } : await grantRules(deps.store, repository, attributions);
+    const audit = await auditUncoveredWithKey({ history, key, attributions, coveredThrough: coverage.coveredThrough, archiveChecked, ...grants });
     const ms = Math.round(performance.now() - started);
     const unverified = audit.findings.map((f) => ({ id: f.id, session: f.session, key: f.key, role: f.role, why: f.reasons.join('; ') }));
     // The asking session's own uncommitted deletes or overwrites are not on disk to be judged.
@@ -133,18 +133,24 @@ export async function checkCompaction(
 /**
  * The retention rules of the prune keys that wrote the history, from their grants on the
  * repository now: the rule a removal broke when it was made is the grant's then, which the ledger
- * does not keep; a grant changed since judges by its rule today (a revoked one: no rule, which
- * the judgement takes as the role's own bound).
+ * does not keep; a grant changed since judges by its rule today, and a key no longer granted
+ * `prune` (revoked, say, after it was stolen) vouches for nothing: its removals wait for an admin.
  */
-async function grantRules(store: CompactionCheckDeps['store'], repository: Repository, attributions: readonly { keyName: string | null; role: string | null }[]): Promise<RetentionOf> {
+async function grantRules(
+  store: CompactionCheckDeps['store'],
+  repository: Repository,
+  attributions: readonly { keyName: string | null; role: string | null }[],
+): Promise<{ retentionOf: RetentionOf; grantGone: (who: { keyName: string | null }) => boolean }> {
   const rules = new Map<string, ReturnType<RetentionOf>>();
+  const gone = new Set<string>();
   if (store.findKey && store.findGrant) {
     for (const name of new Set(attributions.filter((a) => a.role === 'prune' && a.keyName).map((a) => a.keyName as string))) {
       const key = await store.findKey(name);
       const found = key ? await store.findGrant(key.id, repository.name) : undefined;
       const g = found?.grant;
+      if (!g || g.role !== 'prune') gone.add(name);
       rules.set(name, g && (g.minAgeSeconds !== null || g.keepLast !== null || g.prefix !== null) ? { minAgeSeconds: g.minAgeSeconds, keepLast: g.keepLast, prefix: g.prefix } : null);
     }
   }
-  return (who) => (who.keyName ? (rules.get(who.keyName) ?? null) : null);
+  return { retentionOf: (who) => (who.keyName ? (rules.get(who.keyName) ?? null) : null), grantGone: (who) => who.keyName !== null && gone.has(who.keyName) };
 }

@@ -111,6 +111,14 @@ describe('the gate with the key held', () => {
     expect(young.why).toMatch(/the prune session removed a1, a2, younger than its --min-age 30d by the server's first sighting/);
   });
 
+  test("a prune key whose grant is gone (revoked since) vouches for nothing: its removals defer the compaction", async () => {
+    const asPrune = await ledgerFor(pruned, (id) => (id === pruneTxn ? 'prune' : 'full'));
+    const base = deps(asPrune, keyOf(pruned));
+    const d = await checkCompaction({ ...base, store: { ...base.store, findKey: async () => undefined, findGrant: async () => undefined } }, repository('pruned'), pruned, noPending);
+    expect(d.decision.allow).toBe(false);
+    expect(d.why).toContain("the prune key's grant on the repository is gone, so its rule cannot vouch for removing a1, a2");
+  });
+
   test('transactions the guard judged at their commit are not decoded again', async () => {
     const ledger = await ledgerFor(pruned, () => 'full', () => true);
     const d = await checkCompaction(deps(ledger, keyOf(pruned)), repository('pruned'), pruned, noPending);
