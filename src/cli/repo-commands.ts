@@ -148,11 +148,17 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
     .argument('<name>', 'repository name')
     .option('--yes', 'do not ask for confirmation')
     .action(async (name: string, opts: { yes?: boolean }) => {
+      let keyForgotten = false;
       const deletion = await withStore(ctx, async (store) => {
         await store.getRepository(name); // an unknown name is reported before any question
         if (!opts.yes) await confirm(ctx, name);
         await store.closeStaleSessions(isLocalProcessAlive);
-        return store.deleteRepository(name, async (repository) => moveToTrash(store.paths, repository, ctx.now()));
+        return store.deleteRepository(name, async (repository) => {
+          const moved = moveToTrash(store.paths, repository, ctx.now());
+          // A deleted repository's key is no use to anyone: no secret outlives its registration.
+          keyForgotten = openVault(store.paths.root).forget(repository.dirName);
+          return moved;
+        });
       });
       const grants = plural(deletion.grantsRemoved, 'grant');
       ctx.out.line(`deleted repository '${name}' and its ${grants}.`);
@@ -161,6 +167,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
           ? 'It had no files on disk (never initialized).'
           : `Its files were moved to ${deletion.movedTo}; remove that directory to free the space.`,
       );
+      if (keyForgotten) ctx.out.line("borgkeep's copy of its key was removed from the vault.");
     });
 }
 

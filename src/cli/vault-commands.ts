@@ -75,7 +75,10 @@ export function registerVaultCommands(repo: Command, ctx: CliContext): void {
         ? null
         : { passphrase: readPassphraseFile(opts.passphraseFile!, 'passphrase file'), keyFile: opts.keyFile === undefined ? null : readSecret(opts.keyFile, 'key file', 64 * 1024) };
       const master = opts.forget ? undefined : masterPassphrase(opts.vaultPassphraseFile, process.env);
-      const [{ openVault }, { createVaultService }] = await Promise.all([import('../vault/vault.js'), import('../vault/vault-service.js')]);
+      const [{ openVault, vaultMasterMode }, { createVaultService }] = await Promise.all([import('../vault/vault.js'), import('../vault/vault-service.js')]);
+      if (material !== null && master === undefined && vaultMasterMode(ctx.getDataDir()) === 'passphrase') {
+        throw invalidInput("the key vault is sealed with a master passphrase: give it with --vault-passphrase-file FILE (the one serve was started with)");
+      }
       await withStore(ctx, async (store) => {
         const repository = await store.getRepository(name);
         const vault = createVaultService({ vault: openVault(store.paths.root, master === undefined ? {} : { masterPassphrase: master }), repositoryPath: (d) => store.paths.repository(d) });

@@ -62,7 +62,13 @@ export async function readCurrentManifestEnvelope(repositoryPath: string, config
   }
   if (!at) return null;
   const path = join(repositoryPath, 'data', String(Math.floor(at.segment / config.segmentsPerDir)), String(at.segment));
-  const st = statSync(path);
+  let st;
+  try {
+    st = statSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new KeyError(`the repository's manifest is in segment ${at.segment}, which is missing`);
+    throw error;
+  }
   const header = Buffer.alloc(9);
   const fd = openSync(path, 'r');
   try {

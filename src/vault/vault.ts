@@ -52,7 +52,9 @@ export class VaultError extends BorgkeepError {
 
 /** The vault is sealed with a master passphrase this process was not given. */
 export class VaultLockedError extends VaultError {
-  constructor(message = "the key vault is sealed with a master passphrase that this process was not given (only 'borgkeep serve --vault-passphrase-file' holds it)") {
+  // Also reaches borg clients through the guard (a session under sshd's forced command): it names
+  // no path, flag or file, only why the key cannot be used here.
+  constructor(message = 'the key vault is sealed with a master passphrase, which only the running borgkeep serve holds') {
     super('BK_ERR_CONFLICT', message);
     this.name = 'VaultLockedError';
   }
@@ -240,8 +242,13 @@ export function unseal(master: Buffer, dirName: string, sealed: Buffer): Reposit
     key.fill(0);
   }
   try {
-    const v = JSON.parse(plain.toString('utf8')) as RepositoryKeyMaterial;
-    if (typeof v.passphrase !== 'string' || (v.keyFile !== null && typeof v.keyFile !== 'string')) throw damaged();
+    let v: RepositoryKeyMaterial;
+    try {
+      v = JSON.parse(plain.toString('utf8')) as RepositoryKeyMaterial;
+    } catch {
+      throw damaged();
+    }
+    if (typeof v?.passphrase !== 'string' || (v.keyFile !== null && typeof v.keyFile !== 'string')) throw damaged();
     return { passphrase: v.passphrase, keyFile: v.keyFile };
   } finally {
     plain.fill(0);

@@ -93,7 +93,10 @@ describe('borgkeep repo key', () => {
     expect(await keyHeld('rk')).toBe(false);
     // Nothing of the sealed entry is left anywhere in the data directory: vault, database, WAL.
     for (const f of dataDirFiles()) expect(f.includes(sealed.subarray(36))).toBe(false);
-    await env.cliOk(['repo', 'key', 'kf', '--forget']);
+    // Deleting a repository forgets its key too.
+    const kfDir = await dirName('kf');
+    expect(await env.cliOk(['repo', 'delete', 'kf', '--yes'])).toContain("borgkeep's copy of its key was removed from the vault.");
+    expect(entries()).not.toContain(kfDir);
     expect(entries()).toEqual([]);
     expectNoTrace(PASSPHRASE);
   }, 120_000);
@@ -101,8 +104,10 @@ describe('borgkeep repo key', () => {
   test('a data directory whose vault uses its master key file refuses a master passphrase', async () => {
     const master = join(files, 'master');
     writeFileSync(master, 'the master passphrase\n');
-    // This data directory used its master key file above: switching is refused, not silent.
+    // Handing a key over without a master passphrase makes the master key file; switching is then refused, not silent.
+    await env.cliOk(['repo', 'key', 'rk', '--passphrase-file', join(files, 'right')]);
     expectOneSentence(await env.cli(['repo', 'key', 'rk', '--passphrase-file', join(files, 'right'), '--vault-passphrase-file', master]), /sealed with its master key file/);
+    await env.cliOk(['repo', 'key', 'rk', '--forget']);
   });
 });
 
@@ -124,7 +129,7 @@ describe('borgkeep repo key with a master passphrase', () => {
       await env2.cli(['repo', 'key', 'rk', '--passphrase-file', right, '--vault-passphrase-file', join(env2.root, 'bad-master')]),
       "the master passphrase is wrong: it does not open this data directory's key vault",
     );
-    expectOneSentence(await env2.cli(['repo', 'key', 'rk', '--passphrase-file', right]), /sealed with a master passphrase that this process was not given/);
+    expectOneSentence(await env2.cli(['repo', 'key', 'rk', '--passphrase-file', right]), /^borgkeep: the key vault is sealed with a master passphrase: give it with --vault-passphrase-file FILE/);
     // Forgetting needs no master secret.
     expect(await env2.cliOk(['repo', 'key', 'rk', '--forget'])).toBe("borgkeep no longer holds the key of repository 'rk'.\n");
   }, 120_000);

@@ -118,7 +118,7 @@ describe('an append key', () => {
     expect((await fx.archives('main')).map((a) => a.split(' ')[0])).toEqual(['first', 'mon', 'thu', 'tue', 'wed']);
     const check = await fx.env.borg(KEYS.full, ['check', fx.env.url('main')]);
     expect(check.code, check.stderr).toBe(0);
-  }, 120_000);
+  }, 600_000);
 });
 
 describe('a prune key with --min-age 30d --keep-last 7', () => {
@@ -136,7 +136,7 @@ describe('a prune within its rule', () => {
     await newRepo('pruned', [['append', []], ['prune', ['--min-age', '1d', '--keep-last', '2', '--prefix', 'x-']]], { archives: ['x-1', 'x-2', 'x-3', 'x-4', 'y-1'] });
     // The server first saw them ten days ago (the archive sightings its audits and the guard keep).
     run("update archive_sightings set first_seen_at = ? where repository_id = (select id from repositories where name = 'pruned')", new Date(Date.now() - 10 * 86_400_000).toISOString());
-  }, 120_000);
+  }, 600_000);
 
   test('removes what the rule allows; the transaction counts as checked', async () => {
     const r = await fx.env.borg(KEYS.prune, ['prune', '--keep-last', '2', '--glob-archives', 'x-*', fx.env.url('pruned')]);
@@ -164,7 +164,7 @@ describe('a prune within its rule', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/a prune key may not remove archive 'x-5': the server first saw it less than 1d ago/);
     await expectUnchangedSince('pruned', before);
-  }, 120_000);
+  }, 600_000);
 
   test('--max-removals-per-day counts per grant and UTC day', async () => {
     await newRepo('daily', [['append', []], ['prune', ['--max-removals-per-day', '1']]], { archives: ['d-1', 'd-2', 'd-3', 'd-4'] });
@@ -178,7 +178,7 @@ describe('a prune within its rule', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('the grant allows 1 per UTC day and 1 is already removed or being removed (rule: --max-removals-per-day 1)');
     expect((await fx.archives('daily')).map((a) => a.split(' ')[0])).toEqual(['d-2', 'd-3', 'd-4']);
-  }, 120_000);
+  }, 600_000);
 });
 
 describe('a full key', () => {
