@@ -7,6 +7,9 @@
 //   cold: the first decision, the audit cache empty (every segment's entry headers read)
 //   warm: later decisions, segments unchanged since come from the cache (what a routine
 //         `borg compact` meets: the last audit or decision read everything before)
+//   key:  a warm decision with the repository key held (issue 14's automatic gate): the full
+//         audit of every uncovered transaction, all BENCH_GATE_TXNS manifests decrypted and
+//         judged; the worst case (none covered, none judged at its commit by the live guard)
 // The repository is built once with borg's own code and kept in $BENCH_GATE_DIR
 // (/tmp/borgkeep-bench-gate). Goal (issue 13): well under a second.
 
@@ -55,18 +58,25 @@ const store = { listEvents: async () => [], listCommittedTransactions: async () 
 const repository = { id: 1, name: 'bench', dirName: 'bench', quotaBytes: null, expectedIntervalSeconds: 86400, createdAt: new Date() };
 const tmp = tempRoot('borgkeep-bench-gate');
 const pending = { sessionId: 0, deletedOlder: 0, overwritten: 0 };
-const decide = async () => {
+const { unlockKey } = await import(join(ROOT, 'dist', 'repository', 'borg-key.js'));
+const { parseRepoConfig } = await import(join(ROOT, 'dist', 'repository', 'repo-config.js'));
+const { readFileSync } = await import('node:fs');
+const config = parseRepoConfig(readFileSync(join(repo, 'config'), 'utf8'));
+const key = unlockKey(config.key, PASSPHRASE, config.id);
+const decide = async (withKey = false) => {
   const t0 = process.hrtime.bigint();
-  const c = await checkCompaction({ store, dataDir: tmp.dir }, repository, repo, pending);
+  const c = await checkCompaction({ store, dataDir: tmp.dir, ...(withKey && { repositoryKey: () => key }) }, repository, repo, pending);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (!c.decision.allow || c.decision.structurallyVerified < TXNS) throw new Error(`unexpected decision: ${c.why}`);
+  if (withKey && !c.verifiedWithKey) throw new Error('the decision with the key did not audit');
   return seconds;
 };
-const series = { baseline: [], cold: [], warm: [] };
+const series = { baseline: [], cold: [], warm: [], key: [] };
 for (let i = 0; i < ROUNDS; i++) {
   rmSync(join(tmp.dir, 'cache'), { recursive: true, force: true });
   series.cold.push(await decide());
   series.warm.push(await decide());
+  series.key.push(await decide(true));
   const t0 = process.hrtime.bigint();
   await runOk('borg', ['list', '--short', repo], { env: borgEnv });
   series.baseline.push(Number(process.hrtime.bigint() - t0) / 1e9);
@@ -77,5 +87,6 @@ printTable([
   ['borg list --short (baseline)', fmt(m.baseline), series.baseline.map((x) => fmt(x)).join(' '), '1.00'],
   [`gate decision, cold cache (${history.transactions.length} txns)`, fmt(m.cold), series.cold.map((x) => fmt(x)).join(' '), fmt(m.cold / m.baseline)],
   ['gate decision, warm cache', fmt(m.warm), series.warm.map((x) => fmt(x)).join(' '), fmt(m.warm / m.baseline)],
+  [`gate decision with the key held (${history.transactions.length} manifests audited)`, fmt(m.key), series.key.map((x) => fmt(x)).join(' '), fmt(m.key / m.baseline)],
 ]);
 saveResults('gate', { transactions: history.transactions.length, medians: m, series });

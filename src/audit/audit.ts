@@ -11,7 +11,7 @@
 
 import type { Role } from '../store/types.js';
 import { ManifestError, type Manifest, type ManifestArchive } from '../repository/manifest.js';
-import { judgeManifestChange, type ArchiveRef, type ManifestChange, type Renamed, type Retimed, type TimeOutOfRange } from '../archive/manifest-change.js';
+import { judgeManifestChange, type RetentionRule, type ArchiveRef, type ManifestChange, type Renamed, type Retimed, type TimeOutOfRange } from '../archive/manifest-change.js';
 import type { ArchiveDiff } from './archive-list.js';
 import type { RepositoryHistory, TxnHistory } from './history.js';
 
@@ -139,6 +139,12 @@ export function auditHistory(
   attributions: readonly Attribution[],
   /** What the manifests said (null: they could not be read, no key): per transaction, and the archives now. */
   read: { readonly manifests: ReadonlyMap<number, ManifestReading>; readonly archives: ManifestArchive[] | null; readonly tamChecked: boolean } | null,
+  /**
+   * The retention rule of the grant a `prune` session held (the compaction gate with a held key
+   * gives it; the admin's audit does not): its removals are then judged against it, as the live
+   * guard judges them, with the server's first sightings (`firstSeen`, else this history's own).
+   */
+  rules?: { readonly retentionOf: (who: Attribution) => RetentionRule | null; readonly firstSeen?: (a: ManifestArchive) => Date | null },
 ): AuditReport {
   const manifestsRead = read !== null;
   const tamChecked = read?.tamChecked ?? false;
@@ -155,6 +161,8 @@ export function auditHistory(
   let previous: Manifest | null | 'unknown' = history.compactedBefore === null ? null : 'unknown';
   const listedBefore = new Map<string, string>();
   const sightings: ArchiveSighting[] = [];
+  /** The server's time at which this history first lists each (id, name). */
+  const seenHere = new Map<string, Date>();
 
   for (let i = 0; i < txns.length; i++) {
     const t: TxnHistory = txns[i];
@@ -190,7 +198,10 @@ export function auditHistory(
     } else if (t.manifest && reading && 'manifest' in reading) {
       manifest = reading.manifest;
       try {
-        const judged = judgeManifestChange({ previous, next: manifest, role, serverTime, listedBefore });
+        const rule = role === 'prune' && who && rules ? rules.retentionOf(who) : null;
+        const firstSeen = (a: ManifestArchive) => rules?.firstSeen?.(a) ?? seenHere.get(`${a.id} ${a.name}`) ?? null;
+        const retention = rule ? { rule, firstSeen, now: serverTime ?? who!.at } : undefined;
+        const judged = judgeManifestChange({ previous, next: manifest, role, serverTime, listedBefore, ...(retention && { retention }) });
         change = judged.change;
         // borgkeep's own rollback writes an earlier manifest back (older timestamp, archives
         // listed again): the admin's act, shown, not held against the history.
@@ -199,6 +210,7 @@ export function auditHistory(
         for (const f of judged.findings) (f.suspicious && !(restored && f.kind !== 'tam') ? reasons : notices).push(f.message);
         const baseline = previous === 'unknown';
         for (const a of change.appeared) {
+          if (serverTime && !seenHere.has(`${a.id} ${a.name}`)) seenHere.set(`${a.id} ${a.name}`, serverTime);
           sightings.push({ name: a.name, id: a.id, time: a.time, transaction: t.id, serverTime: serverTime?.toISOString() ?? null, baseline });
         }
         // Every id ever listed: one that comes back after it left the list is "relisted" (the

@@ -14,14 +14,16 @@
 // the audit with the key read every manifest and found every uncovered transaction clean. Pure but
 // for reading the manifests through the history given; the key comes in unlocked.
 
+import type { RetentionRule } from '../archive/manifest-change.js';
 import type { BorgKey } from '../repository/borg-key.js';
+import type { ManifestArchive } from '../repository/manifest.js';
 import { objectMode } from '../repository/borg-key.js';
 import { auditHistory, type Attribution } from './audit.js';
 import type { RepositoryHistory } from './history.js';
 import { readManifests } from './run-audit.js';
 
-/** A removal's rule check for a `prune` session (the grant's retention rule); null when allowed. */
-export type PruneRuleCheck = (c: { readonly transaction: number; readonly sessionId: number; readonly removed: readonly string[] }) => string | null;
+/** The retention rule of the grant a `prune` session held (by its attribution), or null for none. */
+export type RetentionOf = (who: Attribution) => RetentionRule | null;
 
 export interface KeyGateInput {
   readonly history: RepositoryHistory;
@@ -31,8 +33,12 @@ export interface KeyGateInput {
   readonly coveredThrough: number | null;
   /** borg transaction ids the guard judged at their commit with the key. */
   readonly archiveChecked: ReadonlySet<number>;
-  /** For prune sessions' removals the guard did not judge at the commit. */
-  readonly pruneRule?: PruneRuleCheck;
+  /** For prune sessions' removals the guard did not judge at the commit: their grant's rule. */
+  readonly retentionOf?: RetentionOf;
+  /** A prune key whose grant on the repository is gone (revoked since): its removals wait for an admin. */
+  readonly grantGone?: (who: Attribution) => boolean;
+  /** The server's first sighting of an archive (the store's), for the rule's --min-age and --keep-last. */
+  readonly firstSeen?: (a: ManifestArchive) => Date | null;
 }
 
 export interface KeyGateFinding {
@@ -94,7 +100,7 @@ export async function auditUncoveredWithKey(input: KeyGateInput): Promise<KeyGat
       decoded: 0,
     };
   }
-  const report = auditHistory(history, input.attributions, read);
+  const report = auditHistory(history, input.attributions, read, input.retentionOf ? { retentionOf: input.retentionOf, firstSeen: input.firstSeen } : undefined);
   const byId = new Map(report.transactions.map((t) => [t.id, t]));
   const findings: KeyGateFinding[] = [];
   for (const t of toJudge) {
@@ -102,9 +108,9 @@ export async function auditUncoveredWithKey(input: KeyGateInput): Promise<KeyGat
     if (!a) continue;
     // A suspicious transaction's reasons come first, its notices after (audit.ts): all are shown.
     const reasons = a.verdict === 'suspicious' ? [...a.reasons] : [];
-    if (a.role === 'prune' && a.archivesRemoved && a.archivesRemoved.length > 0 && a.session !== null && input.pruneRule) {
-      const broken = input.pruneRule({ transaction: t.id, sessionId: a.session, removed: a.archivesRemoved });
-      if (broken) reasons.push(broken);
+    const who = input.attributions.find((x) => x.borgTransactionId === t.id && x.sessionId === a.session);
+    if (a.role === 'prune' && (a.archivesRemoved?.length ?? 0) > 0 && who && input.grantGone?.(who)) {
+      reasons.push(`the prune key's grant on the repository is gone, so its rule cannot vouch for removing ${a.archivesRemoved!.join(', ')}`);
     }
     if (reasons.length > 0) findings.push({ id: t.id, session: a.session, key: a.key, role: a.role, reasons });
   }

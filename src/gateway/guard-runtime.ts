@@ -43,8 +43,8 @@ export function createGuardDeps(
     host: hostname(),
     pid: process.pid,
     // The keys borgkeep holds: a repository with one gets its archive rules judged at the
-    // manifest put (guard/archive-rules.ts) and its compaction gate audits with it; one without
-    // works as before.
+    // manifest put (guard/archive-rules.ts) and its compactions decided by the full audit
+    // (compaction-check.ts); one without works as before.
     repositoryKey: createRepositoryKeySource(opts.vault ?? openVault(paths.root)),
     // borg erases the config save_key replaces: the key it held is kept in the data directory first.
     async beforeSaveKey({ repositoryPath, repository, sessionId, keyName }) {

@@ -18,7 +18,7 @@ import { coverageFromEvents, decideCompaction, describeUnverified, formatBytes, 
 import { readHistory } from '../audit/history.js';
 import { openHistoryCache } from '../audit/history-cache.js';
 import { keepHistory, keptDir } from '../audit/kept-manifests.js';
-import { auditUncoveredWithKey, describeFindings, type PruneRuleCheck } from '../audit/key-gate.js';
+import { auditUncoveredWithKey, describeFindings, type RetentionOf } from '../audit/key-gate.js';
 import type { BorgKey } from '../repository/borg-key.js';
 import { latestIndexTransaction } from '../repository/hash-index.js';
 import { readHints } from '../repository/hints.js';
@@ -43,13 +43,13 @@ export interface CompactionCheck {
 export const KEY_GATE_ACTOR = 'automatic gate (key held)';
 
 export interface CompactionCheckDeps {
-  readonly store: Pick<GuardStore, 'listEvents' | 'listCommittedTransactions'>;
+  readonly store: Pick<GuardStore, 'listEvents' | 'listCommittedTransactions'> & Partial<Pick<GuardStore, 'findKey' | 'findGrant'>>;
   /** <data-dir>: the history cache and the kept manifests live under it. */
   readonly dataDir: string;
   /** The repository's key, unlocked, when borgkeep holds it (the vault); null otherwise. */
   readonly repositoryKey?: (repository: Repository, repositoryPath: string) => BorgKey | null;
-  /** For a `prune` session's removals that the guard did not judge at their commit. */
-  readonly pruneRule?: PruneRuleCheck;
+  /** A prune session's retention rule; default: its key's grant on the repository now (the store). */
+  readonly retentionOf?: RetentionOf;
 }
 
 
@@ -77,8 +77,9 @@ export async function checkCompaction(
   if (key && history.problems.length === 0) {
     const started = performance.now();
     // The guard records per transaction whether it judged the manifest at the commit (h-rules).
-    const archiveChecked = new Set(attributions.filter((a) => (a as { archiveChecked?: boolean }).archiveChecked === true).map((a) => a.borgTransactionId));
-    const audit = await auditUncoveredWithKey({ history, key, attributions, coveredThrough: coverage.coveredThrough, archiveChecked, pruneRule: deps.pruneRule });
+    const archiveChecked = new Set(attributions.filter((a) => a.archiveChecked === true).map((a) => a.borgTransactionId));
+    const grants = deps.retentionOf ? { retentionOf: deps.retentionOf } : await grantRules(deps.store, repository, attributions);
+    const audit = await auditUncoveredWithKey({ history, key, attributions, coveredThrough: coverage.coveredThrough, archiveChecked, ...grants });
     const ms = Math.round(performance.now() - started);
     const unverified = audit.findings.map((f) => ({ id: f.id, session: f.session, key: f.key, role: f.role, why: f.reasons.join('; ') }));
     // The asking session's own uncommitted deletes or overwrites are not on disk to be judged.
@@ -127,4 +128,29 @@ export async function checkCompaction(
     verifiedWithKey: decision.allow ? verifiedWithKey : null,
     keep: (compactionTxn, now) => keepHistory(keptDir(deps.dataDir, repository), history, compactionTxn, now),
   };
+}
+
+/**
+ * The retention rules of the prune keys that wrote the history, from their grants on the
+ * repository now: the rule a removal broke when it was made is the grant's then, which the ledger
+ * does not keep; a grant changed since judges by its rule today, and a key no longer granted
+ * `prune` (revoked, say, after it was stolen) vouches for nothing: its removals wait for an admin.
+ */
+async function grantRules(
+  store: CompactionCheckDeps['store'],
+  repository: Repository,
+  attributions: readonly { keyName: string | null; role: string | null }[],
+): Promise<{ retentionOf: RetentionOf; grantGone: (who: { keyName: string | null }) => boolean }> {
+  const rules = new Map<string, ReturnType<RetentionOf>>();
+  const gone = new Set<string>();
+  if (store.findKey && store.findGrant) {
+    for (const name of new Set(attributions.filter((a) => a.role === 'prune' && a.keyName).map((a) => a.keyName as string))) {
+      const key = await store.findKey(name);
+      const found = key ? await store.findGrant(key.id, repository.name) : undefined;
+      const g = found?.grant;
+      if (!g || g.role !== 'prune') gone.add(name);
+      rules.set(name, g && (g.minAgeSeconds !== null || g.keepLast !== null || g.prefix !== null) ? { minAgeSeconds: g.minAgeSeconds, keepLast: g.keepLast, prefix: g.prefix } : null);
+    }
+  }
+  return { retentionOf: (who) => (who.keyName ? (rules.get(who.keyName) ?? null) : null), grantGone: (who) => who.keyName !== null && gone.has(who.keyName) };
 }

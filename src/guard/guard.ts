@@ -35,7 +35,6 @@ import {
 } from '../rpc/messages.js';
 import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
 import { readRepositoryNonce } from '../repository/nonce-file.js';
-import type { BorgKey } from '../repository/borg-key.js';
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
@@ -97,9 +96,9 @@ export interface GuardDeps {
   readonly beforeSaveKey?: (c: { repositoryPath: string; repository: Repository; sessionId: number; keyName: string | null }) => Promise<(() => Promise<unknown>) | null>;
   /**
    * The repository's unlocked key when borgkeep holds it (the vault), else null: the repository
-   * then works exactly as without it. With it, manifest puts are judged (archive-rules.ts). A
-   * throw means a key is held but cannot be used: append and prune fail closed. The compaction
-   * gate audits the uncovered transactions with it (compaction-check.ts).
+   * then works exactly as without it. With it, manifest puts are judged (archive-rules.ts) and a
+   * compaction is decided by the full audit (compaction-check.ts). A throw means a key is held
+   * but cannot be used: append and prune fail closed; the gate decides by the key-less rule.
    */
   readonly repositoryKey?: RepositoryKeySource;
 }

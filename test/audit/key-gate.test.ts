@@ -94,16 +94,29 @@ describe('the gate with the key held', () => {
     expect(d.why).toMatch(/a session with the append role removed a1, a2/);
   });
 
-  test('a prune rule that the removal breaks defers it, naming the rule', async () => {
+  test("a prune session's removal beyond its grant's retention rule defers it, naming the rule (the judgement the live guard uses)", async () => {
     const asPrune = await ledgerFor(pruned, (id) => (id === pruneTxn ? 'prune' : 'full'));
-    const d = await checkCompaction(
-      { ...deps(asPrune, keyOf(pruned)), pruneRule: ({ removed }) => `the grant's rule --keep-last 3 keeps ${removed.join(', ')}` },
+    const rule = (keepLast: number) => ({ ...deps(asPrune, keyOf(pruned)), retentionOf: () => ({ minAgeSeconds: null, keepLast, prefix: null }) });
+    const d = await checkCompaction(rule(3), repository('pruned'), pruned, noPending);
+    expect(d.decision.allow).toBe(false);
+    expect(d.why).toContain('the prune session removed a1, a2, among the 3 newest archives its --keep-last 3 keeps');
+    // Within the rule: verified.
+    expect((await checkCompaction(rule(1), repository('pruned'), pruned, noPending)).decision.allow).toBe(true);
+    const young = await checkCompaction(
+      { ...deps(asPrune, keyOf(pruned)), retentionOf: () => ({ minAgeSeconds: 30 * 86400, keepLast: null, prefix: null }) },
       repository('pruned'),
       pruned,
       noPending,
     );
+    expect(young.why).toMatch(/the prune session removed a1, a2, younger than its --min-age 30d by the server's first sighting/);
+  });
+
+  test("a prune key whose grant is gone (revoked since) vouches for nothing: its removals defer the compaction", async () => {
+    const asPrune = await ledgerFor(pruned, (id) => (id === pruneTxn ? 'prune' : 'full'));
+    const base = deps(asPrune, keyOf(pruned));
+    const d = await checkCompaction({ ...base, store: { ...base.store, findKey: async () => undefined, findGrant: async () => undefined } }, repository('pruned'), pruned, noPending);
     expect(d.decision.allow).toBe(false);
-    expect(d.why).toContain("the grant's rule --keep-last 3 keeps a1, a2");
+    expect(d.why).toContain("the prune key's grant on the repository is gone, so its rule cannot vouch for removing a1, a2");
   });
 
   test('transactions the guard judged at their commit are not decoded again', async () => {

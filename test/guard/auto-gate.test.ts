@@ -1,5 +1,5 @@
-// The automatic compaction gate (issue 14, scope 3) with the real borg client through the guard,
-// on repokey repositories: with the key in the vault, a `full` key's routine `borg prune` +
+// The automatic compaction gate (issue 14, scope 3) with the real borg client through the guard
+// (the embedded gateway), on repokey repositories: with the key in the vault, a `full` key's routine `borg prune` +
 // `borg compact` goes through with no admin action (segment files removed, the coverage recorded
 // as an audit by the automatic gate), cycle after cycle; an earlier hostile transaction (an append
 // key's `borg delete --force --force` of another machine's archive, before the key was handed
@@ -13,7 +13,6 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createAlertEngine } from '../../src/alerts/alert-engine.js';
 import { createMonitor } from '../../src/alerts/monitor.js';
 import { openStore } from '../../src/store/database.js';
-import { openVault } from '../../src/vault/vault.js';
 import { createBorgkeepEnv, makeSourceTree, PASSPHRASE, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 
 let env: BorgkeepEnv;
@@ -34,15 +33,11 @@ async function segments(repo: string): Promise<string[]> {
   return readdirSync(data).flatMap((d) => readdirSync(join(data, d)).map((s) => `${d}/${s}`)).sort();
 }
 
-/** Hands borgkeep the repository's key, as `borgkeep repo key NAME --passphrase-file F` does. */
+/** Hands borgkeep the repository's key: `borgkeep repo key NAME --passphrase-file F`. */
 async function handKey(repo: string): Promise<void> {
   const file = join(env.root, 'passphrase');
   writeFileSync(file, `${PASSPHRASE}\n`, { mode: 0o600 });
-  const r = await env.cli(['repo', 'key', repo, '--passphrase-file', file]);
-  if (r.code === 0) return;
-  // Before the vault's command exists: the vault itself, as the command stores it.
-  const { dirName } = JSON.parse(await env.cliOk(['repo', 'show', repo, '--json'])) as { dirName: string };
-  openVault(env.dataDir).put(dirName, { passphrase: PASSPHRASE, keyFile: null });
+  await env.cliOk(['repo', 'key', repo, '--passphrase-file', file]);
 }
 
 interface EventRow {
@@ -71,7 +66,9 @@ async function stateAlerts(): Promise<Array<{ rule: string; summary: string; det
 }
 
 beforeAll(async () => {
-  env = createBorgkeepEnv('auto-gate');
+  // The embedded gateway: one server process for every session, so the test stays quick.
+  env = createBorgkeepEnv('auto-gate', 'embedded');
+  await env.frontEnd();
   for (const k of ['owner', 'm1', 'm2']) await env.addKey(k);
   for (const repo of ['clean', 'hostile']) {
     await env.cliOk(['repo', 'create', repo]);
