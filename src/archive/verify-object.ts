@@ -49,6 +49,8 @@ const TYPE_BYTE: Record<KeyMode, number> = {
 /** TYPE (1) | MAC (32) | IV (8). */
 const ENVELOPE_HEADER = 41;
 const MAC_END = 33;
+/** How much is decrypted at a time. */
+const DECRYPT_SLICE = 64 * 1024;
 /** The output buffer's first size; it grows (to MAX_PLAINTEXT at most) as objects need. */
 const FIRST_OUTPUT = 1024 * 1024;
 /** zstd's largest block (RFC 8878 3.1.1.2.4). */
@@ -84,23 +86,43 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null): 
   const idKey: KeyObject | null = key && !blake2 ? createSecretKey(key.idKey) : null;
   const macKey: KeyObject | null = key && encrypted && !blake2 ? createSecretKey(key.encHmacKey) : null;
   const encKey: KeyObject | null = key && encrypted ? createSecretKey(key.encKey) : null;
-  const hasher = blake2 ? await createBlake2b256() : null;
+  // Two BLAKE2 states: the MAC and the id hash of an uncompressed payload are fed together.
+  const idHasher = blake2 ? await createBlake2b256() : null;
+  const macHasher = blake2 && encrypted ? await createBlake2b256() : null;
   const iv = Buffer.alloc(16);
   let output = Buffer.allocUnsafe(FIRST_OUTPUT);
 
-  const blake2Of = (prefix: Buffer, data: Uint8Array): Buffer => {
-    const h = hasher as Blake2;
-    h.init();
-    h.update(prefix);
-    h.update(data);
+  const blake2Digest = (h: Blake2): Buffer => {
     const d = h.digest('binary');
     return Buffer.from(d.buffer, d.byteOffset, d.length);
   };
-  const idOf = (plain: Uint8Array): Buffer => {
-    if (mode === 'none') return createHash('sha256').update(plain).digest();
-    if (blake2) return blake2Of((key as BorgKey).idKey, plain);
-    return createHmac('sha256', idKey as KeyObject).update(plain).digest();
+  /** The MAC of an encrypted object (C.4), fed in parts: HMAC-SHA256, or BLAKE2b-256 over enc_hmac_key first. */
+  const macHash = (): { update(data: Uint8Array): void; digest(): Buffer } => {
+    if (macHasher) {
+      macHasher.init();
+      macHasher.update((key as BorgKey).encHmacKey);
+      return { update: (data) => void macHasher.update(data), digest: () => blake2Digest(macHasher) };
+    }
+    const h = createHmac('sha256', macKey as KeyObject);
+    return { update: (data) => void h.update(data), digest: () => h.digest() };
   };
+  /** The id hash (C.5), fed in parts. */
+  const idHash = (): { update(data: Uint8Array): void; digest(): Buffer } => {
+    if (idHasher) {
+      idHasher.init();
+      idHasher.update((key as BorgKey).idKey);
+      return { update: (data) => void idHasher.update(data), digest: () => blake2Digest(idHasher) };
+    }
+    const h = mode === 'none' ? createHash('sha256') : createHmac('sha256', idKey as KeyObject);
+    return { update: (data) => void h.update(data), digest: () => h.digest() };
+  };
+  const idOf = (plain: Uint8Array): Buffer => {
+    const h = idHash();
+    h.update(plain);
+    return h.digest();
+  };
+  /** The decrypted payload of the object being verified, when it is compressed (reused). */
+  let input = Buffer.allocUnsafe(FIRST_OUTPUT);
   /** The output buffer, at least `size` bytes. */
   const outputOf = (size: number): Buffer => {
     if (output.length < size) output = Buffer.allocUnsafe(Math.min(MAX_PLAINTEXT + 1, Math.max(size, output.length * 2)));
@@ -163,10 +185,10 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null): 
     );
   };
 
-  const judge = (id: Uint8Array, plain: Uint8Array | string): ObjectRefusal | null => {
+  const judge = (id: Uint8Array, plain: Uint8Array | string, computedId?: Buffer): ObjectRefusal | null => {
     if (typeof plain === 'string') return { kind: 'envelope', why: `object ${idText(id)}…: ${plain}` };
     if (isManifest(id)) return null;
-    const computed = idOf(plain);
+    const computed = computedId ?? idOf(plain);
     if (computed.length === id.length && computed.equals(id)) return null;
     return { kind: 'id', why: `object ${idText(id)}…: its content does not match its id (its content's id is ${computed.subarray(0, 8).toString('hex')}…)` };
   };
@@ -183,12 +205,36 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null): 
       if (!encrypted) payload = envelope.subarray(1);
       else {
         if (envelope.length < ENVELOPE_HEADER) return bad('it is shorter than its envelope header');
-        const ivAndCiphertext = envelope.subarray(MAC_END);
-        const mac = blake2 ? blake2Of((key as BorgKey).encHmacKey, ivAndCiphertext) : createHmac('sha256', macKey as KeyObject).update(ivAndCiphertext).digest();
-        if (!timingSafeEqual(mac, envelope.subarray(1, MAC_END))) return bad('its MAC does not verify with the repository key');
+        const ciphertext = envelope.subarray(ENVELOPE_HEADER);
+        if (ciphertext.length < 2) return bad('its payload is shorter than its compression header');
         iv.set(envelope.subarray(MAC_END, ENVELOPE_HEADER), 8);
-        // AES-CTR has no padding and no final block: update() is the whole plaintext.
-        payload = createDecipheriv('aes-256-ctr', encKey as KeyObject, iv).update(envelope.subarray(ENVELOPE_HEADER));
+        const decipher = createDecipheriv('aes-256-ctr', encKey as KeyObject, iv);
+        const mac = macHash();
+        mac.update(envelope.subarray(MAC_END, ENVELOPE_HEADER));
+        // Slice by slice, the MAC and the decryption read each slice while it is in the cache.
+        // Decrypting in slices (AES-CTR has no padding and no final block) also spares V8 an
+        // output of the object's size per object, whose collection cost more than decrypting.
+        // An uncompressed payload goes straight into the id hash; a compressed one into a
+        // buffer kept for the next object.
+        const slice = (at: number): Buffer => {
+          const part = ciphertext.subarray(at, at + DECRYPT_SLICE);
+          mac.update(part);
+          return decipher.update(part);
+        };
+        const macOk = (): boolean => timingSafeEqual(mac.digest(), envelope.subarray(1, MAC_END));
+        const first = slice(0);
+        if (first[0] === 0x00 && first[1] === 0x00) {
+          const h = idHash();
+          h.update(first.subarray(2));
+          for (let at = DECRYPT_SLICE; at < ciphertext.length; at += DECRYPT_SLICE) h.update(slice(at));
+          if (!macOk()) return bad('its MAC does not verify with the repository key');
+          return judge(id, first, h.digest());
+        }
+        if (input.length < ciphertext.length) input = Buffer.allocUnsafe(Math.max(ciphertext.length, Math.min(input.length * 2, MAX_PLAINTEXT)));
+        input.set(first, 0);
+        for (let at = DECRYPT_SLICE; at < ciphertext.length; at += DECRYPT_SLICE) input.set(slice(at), at);
+        if (!macOk()) return bad('its MAC does not verify with the repository key');
+        payload = input.subarray(0, ciphertext.length);
       }
       const plain = decompress(payload);
       return plain instanceof Promise ? plain.then((p) => judge(id, p)) : judge(id, plain);

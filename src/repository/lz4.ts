@@ -14,7 +14,7 @@ export class Lz4Error extends Error {}
 /** The block decompresses to more than the output holds (a larger output may do). */
 export class Lz4OutputFull extends Lz4Error {}
 
-/** Copies shorter than this go byte by byte: a native call per copy costs more than the copy. */
+/** Copies shorter than this go by words or bytes: a native call per copy costs more than the copy. */
 const SHORT_COPY = 32;
 /** LZ4's 2-byte offset, a token and borg's 5 last literals: what must follow a non-last sequence's literals. */
 const LAST_SEQUENCE_REACH = 8;
@@ -23,8 +23,8 @@ const AFTER_MATCH = 6;
 
 /**
  * Decompresses `src` into `dst` from its start; returns the output length. Lz4OutputFull when
- * the output would not fit in `dst`, Lz4Error when the block is not one liblz4 reads. Allocates
- * nothing.
+ * the output would not fit in `dst`, Lz4Error when the block is not one liblz4 reads. Bytes of
+ * `dst` past the returned length may have been written. Allocates nothing but two DataViews.
  */
 export function lz4DecompressInto(src: Uint8Array, dst: Uint8Array): number {
   const srcEnd = src.length;
@@ -32,6 +32,8 @@ export function lz4DecompressInto(src: Uint8Array, dst: Uint8Array): number {
   if (srcEnd === 0) throw new Lz4Error('the block is empty');
   let ip = 0;
   let op = 0;
+  const sv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  const dv = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
   for (;;) {
     const token = src[ip++];
     let literals = token >>> 4;
@@ -56,7 +58,20 @@ export function lz4DecompressInto(src: Uint8Array, dst: Uint8Array): number {
       return op;
     }
     if (op + literals > dstEnd) throw new Lz4OutputFull('the output is full');
-    if (literals < SHORT_COPY) for (; ip < literalsEnd; ) dst[op++] = src[ip++];
+    if (literals < SHORT_COPY && op + literals + 8 <= dstEnd) {
+      // Eight bytes at a time, two 4-byte words through DataViews (a third of the time of byte
+      // copies); up to 7 bytes past the literals are written and then overwritten by what
+      // follows. The source has them: a sequence that is not the last leaves 8 bytes after its
+      // literals.
+      let k = 0;
+      do {
+        dv.setUint32(op + k, sv.getUint32(ip + k, true), true);
+        dv.setUint32(op + k + 4, sv.getUint32(ip + k + 4, true), true);
+        k += 8;
+      } while (k < literals);
+      op += literals;
+      ip = literalsEnd;
+    } else if (literals < SHORT_COPY) for (; ip < literalsEnd; ) dst[op++] = src[ip++];
     else {
       dst.set(src.subarray(ip, literalsEnd), op);
       op += literals;
@@ -78,7 +93,17 @@ export function lz4DecompressInto(src: Uint8Array, dst: Uint8Array): number {
     if (op + matchLength > dstEnd) throw new Lz4OutputFull('the output is full');
     if (srcEnd - ip < AFTER_MATCH) throw new Lz4Error('the block does not end with literals');
     let from = op - offset;
-    if (matchLength < SHORT_COPY) {
+    if (matchLength < 64 && offset >= 4 && op + matchLength + 8 <= dstEnd) {
+      // As the literals; in order, so each word read was written before (offset >= 4), and an
+      // overlapping match repeats its pattern.
+      let k = 0;
+      do {
+        dv.setUint32(op + k, dv.getUint32(from + k, true), true);
+        dv.setUint32(op + k + 4, dv.getUint32(from + k + 4, true), true);
+        k += 8;
+      } while (k < matchLength);
+      op += matchLength;
+    } else if (matchLength < SHORT_COPY) {
       for (const end = op + matchLength; op < end; ) dst[op++] = dst[from++];
     } else {
       // An overlapping match (offset < length) repeats the last `offset` bytes: copy them in
