@@ -11,15 +11,19 @@ import type { DataDirPaths } from '../store/data-dir.js';
 import type { GrantView } from '../store/grant-store.js';
 import type { RepositorySummary } from '../store/repository-store.js';
 import { moveToTrash } from '../store/trash.js';
+import { openVault } from '../vault/vault.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
+import { archiveRules } from './grant-commands.js';
 import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { registerKeyHistoryCommand } from './key-history-command.js';
+import { registerVaultCommands } from './vault-commands.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext): void {
   const repo = program.command('repo').description('create, change, list, show and delete repositories');
   registerKeyHistoryCommand(repo, ctx);
+  registerVaultCommands(repo, ctx);
 
   repo
     .command('create')
@@ -114,6 +118,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
             ['created', formatTime(r.createdAt)],
             ['last session', formatTime(summary.lastSessionAt, 'never')],
             ['compaction', `${gate.open ? 'goes through' : 'waits for review'}: ${gate.why}`],
+            ['key', holdsKey(paths, r) ? 'borgkeep holds this repository\'s key' : `borgkeep does not hold this repository's key (hand it over: borgkeep repo key ${r.name} --passphrase-file FILE)`],
           ],
         ),
       );
@@ -124,13 +129,14 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
       }
       ctx.out.line(
         formatTable(
-          ['KEY', 'ROLE', 'BACKUPS/DAY', 'FROM', 'EXPIRES'],
+          ['KEY', 'ROLE', 'BACKUPS/DAY', 'FROM', 'EXPIRES', 'ARCHIVE RULES'],
           grants.map((g) => [
             g.keyRevokedAt ? `${g.keyName} (revoked)` : g.keyName,
             g.grant.role,
             g.grant.writesPerDay === null ? '-' : String(g.grant.writesPerDay),
             g.grant.fromCidrs === null ? 'any' : g.grant.fromCidrs.join(','),
             formatTime(g.grant.expiresAt, 'never'),
+            archiveRules(g.grant).join(' ') || '-',
           ]),
         ),
       );
@@ -162,6 +168,11 @@ function isInitialized(paths: DataDirPaths, repository: Repository): boolean {
   return existsSync(join(paths.repository(repository.dirName), 'config'));
 }
 
+/** Whether the vault holds the repository's key: a look at the vault's directory, no secret needed. */
+function holdsKey(paths: DataDirPaths, r: Repository): boolean {
+  return openVault(paths.root).has(r.dirName);
+}
+
 function repositoryJson(summary: RepositorySummary, paths: DataDirPaths) {
   const r = summary.repository;
   return {
@@ -172,6 +183,7 @@ function repositoryJson(summary: RepositorySummary, paths: DataDirPaths) {
     quotaBytes: r.quotaBytes,
     expectedIntervalSeconds: r.expectedIntervalSeconds,
     initialized: isInitialized(paths, r),
+    keyHeld: holdsKey(paths, r),
     grantCount: summary.grantCount,
     lastSessionAt: summary.lastSessionAt,
     createdAt: r.createdAt,
@@ -191,6 +203,11 @@ export function grantJson(view: GrantView) {
     fromCidrs: g.fromCidrs,
     expiresAt: g.expiresAt,
     createdAt: g.createdAt,
+    minAgeSeconds: g.minAgeSeconds,
+    keepLast: g.keepLast,
+    prefix: g.prefix,
+    maxRemovalsPerDay: g.maxRemovalsPerDay,
+    verifyObjects: g.verifyObjects,
   };
 }
 
