@@ -29,6 +29,8 @@ import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
+import { openVault, type Vault } from '../vault/vault.js';
+import { createVaultService, type VaultService } from '../vault/vault-service.js';
 
 export const API_PREFIX = '/api/v1';
 /** Bodies are small JSON documents; a key file for an audit is the biggest thing sent. */
@@ -58,6 +60,8 @@ export interface ApiDeps {
   consoleDir?: string | null;
   /** The embedded SSH gateway, for clients' instructions (GET /server). */
   ssh?: SshEndpoint | null;
+  /** The key vault (serve opens it with the master passphrase when there is one); default: the data directory's, without one. */
+  vault?: Vault;
 }
 
 /** What route factories get. */
@@ -70,6 +74,7 @@ export interface ApiContext {
   sessionMaxMs: number;
   sizeOf: SizeOf;
   audits: AuditService;
+  vault: VaultService;
 }
 
 export interface ApiServer {
@@ -93,6 +98,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     sessionMaxMs: deps.auth?.sessionMaxMs ?? 12 * 3600_000,
     sizeOf: deps.sizeOf ?? createRepositorySizer({ now }).sizeOf,
     audits: createAuditService(deps.store, deps.audit ?? {}),
+    vault: createVaultService({ vault: deps.vault ?? openVault(deps.store.paths.root), repositoryPath: (d) => deps.store.paths.repository(d) }),
   };
   const routes: ApiRoute[] = [
     ...sessionRoutes(ctx),

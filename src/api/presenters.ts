@@ -58,7 +58,7 @@ export function backupState(s: RepositoryStatus, now: Date): 'never' | 'late' | 
   return now.getTime() - s.lastBackupAt.getTime() > s.repository.expectedIntervalSeconds * 1000 ? 'late' : 'ok';
 }
 
-export function repositoryJson(s: RepositoryStatus, extra: { now: Date; initialized: boolean; sizeBytes: number | null }) {
+export function repositoryJson(s: RepositoryStatus, extra: { now: Date; initialized: boolean; sizeBytes: number | null; keyHeld: boolean }) {
   const r = s.repository;
   const backup = backupState(s, extra.now);
   return {
@@ -77,6 +77,7 @@ export function repositoryJson(s: RepositoryStatus, extra: { now: Date; initiali
     gate: s.gate,
     initialized: extra.initialized,
     sizeBytes: extra.sizeBytes,
+    keyHeld: extra.keyHeld,
   };
 }
 

@@ -10,7 +10,7 @@ import type { Principal } from './auth/authenticator.js';
 
 /** public: no credentials; signed-in: any user; a role: at least that role. */
 export type Access = 'public' | 'signed-in' | UserRole;
-export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface HandlerInput<P, Q, B> {
   params: P;

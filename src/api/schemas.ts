@@ -52,6 +52,7 @@ export const repositorySchema = z
     gate: gateSchema,
     initialized: z.boolean(),
     sizeBytes: z.number().nullable().describe('bytes on disk; null when not measured (not initialised)'),
+    keyHeld: z.boolean().describe("whether borgkeep holds this repository's key in its vault (PUT /repositories/{name}/key), so it can read the archive lists itself"),
   })
   .meta({ id: 'Repository' });
 

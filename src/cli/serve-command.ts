@@ -28,6 +28,7 @@ interface ServeFlags {
   httpListen?: string;
   tlsCert?: string;
   tlsKey?: string;
+  vaultPassphraseFile?: string;
   config?: string;
 }
 
@@ -46,6 +47,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--http-listen <host:port>', 'address of the HTTP API (env BORGKEEP_HTTP_LISTEN, default 127.0.0.1:8080)')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (env BORGKEEP_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (env BORGKEEP_TLS_KEY)')
+    .option('--vault-passphrase-file <file>', "the key vault's master passphrase (env BORGKEEP_VAULT_PASSPHRASE_FILE, or the systemd credential borgkeep-vault-passphrase); without it the vault uses its master key file in the data directory")
     .option('--config <file>', 'JSON settings: any of the above, alerts, metricsToken, auditPassphraseFiles (env BORGKEEP_CONFIG; default DATA/borgkeep.json when it exists)')
     .action(async (flags: ServeFlags) => {
       const { parseServeConfig } = await import('../gateway/serve-config.js');
@@ -62,6 +64,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           httpListen: flags.httpListen,
           tlsCert: flags.tlsCert,
           tlsKey: flags.tlsKey,
+          vaultPassphraseFile: flags.vaultPassphraseFile,
         },
         process.env,
         readConfigFile(flags.config ?? process.env.BORGKEEP_CONFIG ?? null, join(ctx.getDataDir(), 'borgkeep.json')),
@@ -88,6 +91,20 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
   const tls = config.tlsCert && config.tlsKey ? { cert: readPem(config.tlsCert, '--tls-cert'), key: readPem(config.tlsKey, '--tls-key') } : null;
   const dataDir = ctx.getDataDir();
   const paths = dataDirPaths(dataDir);
+  // The key vault opens before anything listens: a wrong master passphrase stops serve here, in
+  // one sentence. The passphrase stays in this process's memory only; borg-serve sessions under
+  // sshd's forced command never get it and fail closed on repositories whose key is held.
+  const [{ masterPassphrase }, { openVault, vaultMasterMode }, { createRepositoryKeySource }] = await Promise.all([
+    import('./vault-commands.js'),
+    import('../vault/vault.js'),
+    import('../vault/repository-key.js'),
+  ]);
+  const master = masterPassphrase(config.vaultPassphraseFile, process.env);
+  if (master === undefined && vaultMasterMode(dataDir) === 'passphrase') {
+    throw new BorgkeepError('BK_ERR_INVALID_INPUT', "this data directory's key vault is sealed with a master passphrase: start serve with --vault-passphrase-file FILE (or the systemd credential borgkeep-vault-passphrase)");
+  }
+  const vault = openVault(dataDir, master === undefined ? {} : { masterPassphrase: master });
+  const vaultMode = vaultMasterMode(dataDir);
   const store = await openStore({ dataDir });
   try {
     const stale = await store.closeStaleSessions(isLocalProcessAlive);
@@ -100,6 +117,8 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles });
     const guardDeps = {
       ...createGuardDeps(dataDir, store, process.env),
+      // This process's vault, opened with the master passphrase when there is one.
+      repositoryKey: createRepositoryKeySource(vault),
       onFrame: (method: string) => monitoring.metrics.frame(method),
       // The server lives on: a session's end refused by the database is retried for an hour.
       ledgerRetryMs: 60 * 60 * 1000,
@@ -145,6 +164,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         logger: log,
         consoleDir: findConsoleDir(),
         sizeOf,
+        vault,
         monitoring: { notifier: monitoring.notifier, scheduler: monitoring.scheduler, metrics: monitoring.metrics, metricsToken: config.metricsToken ?? null },
         ssh: {
           user: config.sshUser,
@@ -174,6 +194,9 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       `HTTP API listening on ${http.url}/api/v1 (OpenAPI document: ${http.url}/api/v1/openapi.json)`,
       `web console: ${http.url}/`,
       `Prometheus metrics: ${http.url}/metrics${config.metricsToken ? ' (with the metrics token)' : ''}`,
+      vaultMode === 'passphrase'
+        ? "key vault: sealed with the master passphrase (sessions through sshd's forced command cannot open it; repositories whose key borgkeep holds are served through this gateway)"
+        : 'key vault: sealed with the master key file in the data directory',
       ...(firstAdmin
         ? [
             `created the console user '${firstAdmin.name}' (role admin) with this one-time password, shown only now:`,

@@ -45,6 +45,9 @@ export const serveConfigSchema = z
     .prefault('127.0.0.1:8080'),
   tlsCert: filePath.describe('PEM certificate (chain) for HTTPS (--tls-cert, BORGKEEP_TLS_CERT); with --tls-key').optional(),
   tlsKey: filePath.describe('PEM private key for HTTPS (--tls-key, BORGKEEP_TLS_KEY); with --tls-cert').optional(),
+  vaultPassphraseFile: filePath
+    .describe("file holding the key vault's master passphrase (--vault-passphrase-file, BORGKEEP_VAULT_PASSPHRASE_FILE; or the systemd credential borgkeep-vault-passphrase); none: the vault uses its master key file in the data directory")
+    .optional(),
   // Only in the config file (or the environment): secrets and structured settings.
   alerts: alertConfigSchema.describe('alert thresholds, the mail server and channels; written into the store at each start').optional(),
   metricsToken: z.string().min(16, 'needs at least 16 characters').describe('bearer token /metrics asks for (BORGKEEP_METRICS_TOKEN); none: /metrics is open').optional(),
@@ -74,6 +77,7 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   httpListen: '--http-listen',
   tlsCert: '--tls-cert',
   tlsKey: '--tls-key',
+  vaultPassphraseFile: '--vault-passphrase-file',
   alerts: 'alerts',
   metricsToken: 'metricsToken',
   auditPassphraseFiles: 'auditPassphraseFiles',
@@ -94,6 +98,7 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
     httpListen: flags.httpListen ?? env.BORGKEEP_HTTP_LISTEN ?? file.httpListen,
     tlsCert: flags.tlsCert ?? env.BORGKEEP_TLS_CERT ?? file.tlsCert,
     tlsKey: flags.tlsKey ?? env.BORGKEEP_TLS_KEY ?? file.tlsKey,
+    vaultPassphraseFile: flags.vaultPassphraseFile ?? env.BORGKEEP_VAULT_PASSPHRASE_FILE ?? file.vaultPassphraseFile,
   };
   const parsed = serveConfigSchema.safeParse(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)));
   if (parsed.success) return parsed.data;

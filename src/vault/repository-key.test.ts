@@ -2,7 +2,7 @@
 // (repokey and keyfile), and the guard's key source over a vault.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -71,6 +71,16 @@ describe('checkRepositoryKey', () => {
     expect(r.mode).toBe('repokey-blake2');
     expect(r.manifest.tam).toBe('ok');
     expect((await checkRepositoryKey(keyfileRepo, { passphrase: PASS, keyFile: keyFileText })).mode).toBe('keyfile');
+  });
+
+  it("refuses a key that unlocks but does not open the current manifest (another repository's data under this config)", async () => {
+    const other = join(root, 'other');
+    const mixed = join(root, 'mixed');
+    borg(['init', '-e', 'repokey-blake2', other]);
+    cpSync(other, mixed, { recursive: true });
+    copyFileSync(join(repokey, 'config'), join(mixed, 'config'));
+    expect(unlockRepositoryKey(mixed, { passphrase: PASS, keyFile: null }).encKey).toHaveLength(32);
+    await expect(checkRepositoryKey(mixed, { passphrase: PASS, keyFile: null })).rejects.toThrow(/^the key does not open the repository's current manifest: the object MAC does not verify/);
   });
 
   it('refuses an unencrypted repository and a wrong passphrase', async () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -95,6 +95,17 @@ describe('the key vault with a master key file (the default)', () => {
     expectNoTrace(rest, [PASSPHRASE]);
     // not even the sealed bytes (ciphertext) remain anywhere in the data directory
     for (const f of rest) expect(f.includes(sealed.subarray(8 + 12))).toBe(false);
+  });
+
+  it("forget overwrites the entry's bytes before unlinking (a second hard link to the file sees zeros)", () => {
+    const d = dataDir();
+    const vault = openVault(d);
+    vault.put(REPO, { passphrase: PASSPHRASE, keyFile: null });
+    const other = join(d, 'other-link');
+    linkSync(vaultPaths(d).entry(REPO), other);
+    const size = statSync(other).size;
+    expect(vault.forget(REPO)).toBe(true);
+    expect(readFileSync(other)).toEqual(Buffer.alloc(size));
   });
 
   it('a sealed entry does not open under another repository name, nor when tampered with', () => {

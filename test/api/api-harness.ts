@@ -3,6 +3,7 @@
 // only), a clock the test moves, and every response checked against its documented schema.
 // Clients talk real HTTP (fetch) with a cookie jar of their own.
 
+import type { FastifyBaseLogger } from 'fastify';
 import type { AuditServiceDeps } from '../../src/audit/audit-service.js';
 import { createApiServer, type ApiServer } from '../../src/api/api-server.js';
 import { createPasswordHasher, type PasswordHasher } from '../../src/api/auth/passwords.js';
@@ -39,7 +40,7 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApi(options: { auth?: Partial<AuthSettings>; audit?: Partial<AuditServiceDeps>; tls?: { cert: string; key: string } } = {}): Promise<ApiHarness> {
+export async function startApi(options: { auth?: Partial<AuthSettings>; audit?: Partial<AuditServiceDeps>; tls?: { cert: string; key: string }; logger?: FastifyBaseLogger } = {}): Promise<ApiHarness> {
   const temp = await openTempStore();
   temp.clock.set(new Date());
   const passwords = await createPasswordHasher(TEST_ARGON2);
@@ -51,6 +52,7 @@ export async function startApi(options: { auth?: Partial<AuthSettings>; audit?: 
     ...(options.auth && { auth: options.auth }),
     ...(options.audit && { audit: options.audit }),
     ...(options.tls && { tls: options.tls }),
+    ...(options.logger && { logger: options.logger }),
   });
   const { url } = await server.listen('127.0.0.1', 0);
 

@@ -58,6 +58,7 @@ const CASES: Case[] = [
   { name: 'remove a grant', needs: 'operator', ok: 204, request: async () => { const g = await newGrant(); return { method: 'DELETE', path: `/grants/${g.key}/${g.repo}` }; } },
   { name: 'run an audit', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/audit', body: {} }) },
   { name: 'approve', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/approve' }) },
+  { name: "forget a repository's key", needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/repositories/${await newRepo()}/key` }) },
   { name: 'list users', needs: 'admin', ok: 200, request: async () => ({ method: 'GET', path: '/users' }) },
   { name: 'add a user', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/users', body: { name: unique('user'), role: 'viewer' } }) },
   { name: "change a user's role", needs: 'admin', ok: 200, request: async () => ({ method: 'PATCH', path: `/users/${await newUser()}`, body: { role: 'operator' } }) },

@@ -23,7 +23,7 @@ export function onSessionEnded(handler: () => void): void {
   onSignedOut = handler;
 }
 
-export async function api<T = unknown>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+export async function api<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
@@ -72,6 +72,8 @@ export interface Repository {
   gate: { open: boolean; why: string; coveredThrough: number | null; waitingTxn: number | null };
   initialized: boolean;
   sizeBytes: number | null;
+  /** Whether borgkeep holds this repository's key in its vault. */
+  keyHeld: boolean;
 }
 
 export interface Grant {

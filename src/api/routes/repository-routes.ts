@@ -11,6 +11,7 @@ import { SIZE_CACHE_MS } from '../features/repository-size.js';
 import { backupState, grantJson, repositoryJson } from '../presenters.js';
 import { JsonText, defineRoute } from '../route.js';
 import { grantSchema, name, nameParams, repositorySchema } from '../schemas.js';
+import { MAX_KEY_FILE_BYTES, MAX_PASSPHRASE_BYTES } from '../../vault/vault-service.js';
 
 const tag = 'repositories';
 const DAY_MS = 86_400_000;
@@ -33,7 +34,7 @@ export function repositoryRoutes(ctx: ApiContext) {
   const onDisk = async (s: RepositoryStatus, now: Date) => {
     const path = ctx.store.paths.repository(s.repository.dirName);
     const initialized = isInitialized(path, now.getTime());
-    return { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null };
+    return { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null, keyHeld: ctx.vault.holds(s.repository) };
   };
   const present = async (s: RepositoryStatus, now = ctx.now()) => repositoryJson(s, await onDisk(s, now));
   // The dashboard asks for every repository often; the store keeps a repository's status object
@@ -42,7 +43,7 @@ export function repositoryRoutes(ctx: ApiContext) {
   const presented = new WeakMap<RepositoryStatus, { key: string; json: string }>();
   const presentedJson = async (s: RepositoryStatus, now: Date) => {
     const extra = await onDisk(s, now);
-    const key = `${extra.initialized}:${extra.sizeBytes}:${backupState(s, now)}`;
+    const key = `${extra.initialized}:${extra.sizeBytes}:${backupState(s, now)}:${extra.keyHeld}`;
     let hit = presented.get(s);
     if (hit?.key !== key) {
       hit = { key, json: JSON.stringify(repositoryJson(s, extra)) };
@@ -111,6 +112,41 @@ export function repositoryRoutes(ctx: ApiContext) {
       async handler({ params, body }) {
         await ctx.store.updateRepository(params.name, body);
         return { repository: await present(await status(params.name)) };
+      },
+    }),
+    defineRoute({
+      method: 'PUT',
+      url: '/repositories/:name/key',
+      tag,
+      summary:
+        "hand borgkeep the repository's key: the passphrase (and the key file of a keyfile repository), checked against the repository (the key unlocks and opens the current manifest) and sealed in the vault; never echoed, logged or stored elsewhere",
+      access: 'admin',
+      params: nameParams,
+      body: z
+        .object({
+          passphrase: z.string().min(1).max(MAX_PASSPHRASE_BYTES).describe("the repository's passphrase"),
+          keyFile: z.string().max(MAX_KEY_FILE_BYTES).nullable().optional().describe('the text of the borg key file, for keyfile-encrypted repositories'),
+        })
+        .strict(),
+      response: z.object({ repository: repositorySchema, mode: z.string().describe("the repository's encryption mode"), archives: z.number().describe('archives in the current manifest') }),
+      async handler({ params, body }) {
+        const repository = await ctx.store.getRepository(params.name);
+        const r = await ctx.vault.handOver(repository, { passphrase: body.passphrase, keyFile: body.keyFile ?? null });
+        return { repository: await present(await status(params.name)), mode: r.mode, archives: r.archives };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      url: '/repositories/:name/key',
+      tag,
+      summary: "take the repository's key back: its vault entry is overwritten and removed",
+      access: 'admin',
+      params: nameParams,
+      response: z.object({ repository: repositorySchema, forgotten: z.boolean().describe('false when borgkeep did not hold the key') }),
+      async handler({ params }) {
+        const repository = await ctx.store.getRepository(params.name);
+        const forgotten = ctx.vault.forget(repository);
+        return { repository: await present(await status(params.name)), forgotten };
       },
     }),
     defineRoute({

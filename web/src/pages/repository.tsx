@@ -72,6 +72,7 @@ export function RepositoryPage({ name }: { name: string }) {
       </dl>
       <LiveSessions repository={r.name} />
       <Grants repository={r} grants={repo.data.grants} ssh={server.data?.ssh ?? null} onChange={repo.reload} />
+      <KeyVault repository={r} onChange={repo.reload} />
       <AuditView repository={r} onChange={reload} />
       <SizeOverTime repository={r} />
       <SessionTimeline sessions={sessions.data?.sessions ?? []} open={live.open} />
@@ -307,6 +308,78 @@ function Denials({ denials }: { denials: Denial[] }) {
             </li>
           ))}
         </ul>
+      )}
+    </section>
+  );
+}
+
+/**
+ * Whether borgkeep holds the repository's key, and (admins) the form to hand it over or take it
+ * back. The passphrase is sent once and never shown again; the field is cleared after sending.
+ */
+function KeyVault({ repository, onChange }: { repository: Repository; onChange: () => void }) {
+  const me = useMe();
+  const action = useAction();
+  const [passphrase, setPassphrase] = useState('');
+  const [keyFile, setKeyFile] = useState('');
+  const [done, setDone] = useState<string | null>(null);
+  const path = `/repositories/${encodeURIComponent(repository.name)}/key`;
+  const handOver = async (e: FormEvent) => {
+    e.preventDefault();
+    setDone(null);
+    const r = await action.run(() => api<{ mode: string; archives: number }>('PUT', path, { passphrase, keyFile: keyFile.trim() === '' ? null : keyFile }));
+    setPassphrase('');
+    if (!r) return;
+    setKeyFile('');
+    setDone(`Key checked (${r.mode}, ${r.archives} archive${r.archives === 1 ? '' : 's'} in the current manifest) and sealed in the vault.`);
+    onChange();
+  };
+  const forget = async () => {
+    if (!confirm(`Forget the key of ${repository.name}? borgkeep will no longer read its archive lists.`)) return;
+    setDone(null);
+    if ((await action.run(() => api('DELETE', path))) !== undefined) {
+      setDone('The key was removed from the vault.');
+      onChange();
+    }
+  };
+  return (
+    <section aria-labelledby="key-title">
+      <h2 id="key-title">Repository key</h2>
+      <p data-key-held={repository.keyHeld ? 'yes' : 'no'}>
+        {repository.keyHeld ? (
+          <>
+            <span className="badge ok">held</span> borgkeep holds this repository's key, sealed in its vault: it can read the archive lists itself.
+          </>
+        ) : (
+          <>
+            <span className="badge never">not held</span> borgkeep does not hold this repository's key: it sees objects, not archives.
+          </>
+        )}
+      </p>
+      {can(me, 'admin') && (
+        <>
+          <form className="inline-form" onSubmit={handOver} aria-label="hand over the repository key">
+            <label>
+              Passphrase
+              <input name="passphrase" type="password" autoComplete="off" required value={passphrase} onChange={(e) => setPassphrase(e.target.value)} />
+            </label>
+            <label>
+              Key file <span className="muted">(keyfile repositories only)</span>
+              <textarea name="keyFile" rows={2} spellCheck={false} value={keyFile} onChange={(e) => setKeyFile(e.target.value)} />
+            </label>
+            <SubmitWithError label={repository.keyHeld ? 'Replace the key' : 'Hand over the key'} action={action} />
+          </form>
+          {repository.keyHeld && (
+            <p className="button-row">
+              <button type="button" className="small danger" disabled={action.busy} onClick={forget}>
+                Forget the key
+              </button>
+            </p>
+          )}
+          <p role="status" className="small">
+            {done}
+          </p>
+        </>
       )}
     </section>
   );
