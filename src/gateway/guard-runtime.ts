@@ -13,6 +13,8 @@ import { dataDirPaths } from '../store/data-dir.js';
 import { keepCurrentKey, keyHistoryDir } from '../audit/key-history.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { GuardStore } from '../store/types.js';
+import { createRepositoryKeySource } from '../vault/repository-key.js';
+import { openVault } from '../vault/vault.js';
 
 /** The borg on PATH, unless BORGKEEP_BORG names another (tests and odd installs). */
 export function borgCommand(env: NodeJS.ProcessEnv): string {
@@ -26,7 +28,11 @@ export function createGuardDeps(dataDir: string, store: GuardStore & Pick<Histor
   // borg serve's home and working directory: nothing of the client's, nothing of ours.
   const serveHome = join(paths.root, 'serve-home');
   mkdirSync(serveHome, { recursive: true, mode: 0o700 });
+  // Opened at the first session that needs a key (--verify-objects). Without the master passphrase
+  // (only `serve` has it) a vault sealed with one throws, and the guard refuses what needs it.
+  let keySource: ReturnType<typeof createRepositoryKeySource> | null = null;
   return {
+    repositoryKey: (repository, repositoryPath) => (keySource ??= createRepositoryKeySource(openVault(dataDir)))(repository, repositoryPath),
     store,
     reposDir: paths.repos,
     spawnBorg: createBorgSpawner(borg, env, serveHome),
