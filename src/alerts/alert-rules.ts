@@ -49,6 +49,9 @@ const POLICY_REFUSALS: Readonly<Record<string, string>> = {
   BK_DENY_EXPIRED: 'the grant has expired',
   BK_DENY_SESSION_LIMIT: 'the server had too many sessions',
   BK_DENY_SHUTDOWN: 'the server was shutting down',
+  // The grant asks for --verify-objects and borgkeep cannot verify (no key held, the vault
+  // sealed): the server's set-up, not the client, is what needs an admin.
+  BK_DENY_OBJECT_UNVERIFIED: "borgkeep could not verify the objects the grant asks it to (no key held, or the vault sealed)",
 };
 
 /** Whether a refusal's reason code is one policy expects; unknown codes are hostile. */

@@ -34,6 +34,9 @@ export function createGuardDeps(
   // borg serve's home and working directory: nothing of the client's, nothing of ours.
   const serveHome = join(paths.root, 'serve-home');
   mkdirSync(serveHome, { recursive: true, mode: 0o700 });
+  // Opened at the first session that needs a key (--verify-objects). Without the master passphrase
+  // (only `serve` has it) a vault sealed with one throws, and the guard refuses what needs it.
+  let keySource: ReturnType<typeof createRepositoryKeySource> | null = null;
   return {
     store,
     reposDir: paths.repos,
@@ -45,7 +48,8 @@ export function createGuardDeps(
     // The keys borgkeep holds: a repository with one gets its archive rules judged at the
     // manifest put (guard/archive-rules.ts) and its compactions decided by the full audit
     // (compaction-check.ts); one without works as before.
-    repositoryKey: createRepositoryKeySource(opts.vault ?? openVault(paths.root)),
+    // Opened at the first session that asks: a session of a repository without archive rules never does.
+    repositoryKey: (repository, repositoryPath) => (keySource ??= createRepositoryKeySource(opts.vault ?? openVault(paths.root)))(repository, repositoryPath),
     // borg erases the config save_key replaces: the key it held is kept in the data directory first.
     async beforeSaveKey({ repositoryPath, repository, sessionId, keyName }) {
       const kept = keepCurrentKey(repositoryPath, keyHistoryDir(paths.root, repository.dirName), new Date(), 'save_key');

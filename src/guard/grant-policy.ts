@@ -55,7 +55,10 @@ export type DenyReason =
   | 'BK_DENY_SESSION_LIMIT'
   | 'BK_DENY_SHUTDOWN'
   | 'BK_DENY_GATE'
-  | 'BK_DENY_ARCHIVE_RULE';
+  | 'BK_DENY_ARCHIVE_RULE'
+  | 'BK_DENY_OBJECT_ID'
+  | 'BK_DENY_OBJECT_ENVELOPE'
+  | 'BK_DENY_OBJECT_UNVERIFIED';
 
 export type Decision =
   | { readonly allow: true; readonly write: boolean }

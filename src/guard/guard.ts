@@ -43,6 +43,7 @@ import { checkCompaction, KEY_GATE_ACTOR } from './compaction-check.js';
 import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
 import { watchGrant, whyGrantEnded, type GrantWatch } from './grant-watch.js';
 import { createIdSet } from './id-set.js';
+import { createPutCheck, type PutCheck } from './put-verification.js';
 import { repositoryNameFromPath } from './repository-path.js';
 import { createStderrScrubber, createTextScrubber } from './stderr-scrubber.js';
 
@@ -286,6 +287,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   // Once refused, the session's later writes are refused too, so it cannot commit a manifest
   // that names data it was not allowed to write.
   let backupAllowed: boolean | null = null;
+  /** --verify-objects: set up at the session's first put. */
+  let putCheck: PutCheck | null = null;
   let index: CommittedIndex | null = null;
   let indexReady = false;
   let sessionStartTxn = -1;
@@ -777,6 +780,12 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       currentNonce: () => (repository ? readRepositoryNonce(join(deps.reposDir, repository.dirName)) : null),
     });
     if (!decision.allow) return refuse(req, decision.reason, decision.why);
+    if (req.method === 'put' && grant?.verifyObjects && repository) {
+      // --verify-objects: the object is checked against its id before borg sees it.
+      putCheck ??= createPutCheck(deps.repositoryKey, repository, join(deps.reposDir, repository.dirName));
+      const refusal = await putCheck(req.args.get('id') as Buffer, req.args.get('data') as Buffer);
+      if (refusal) return refuse(req, refusal.reason, refusal.why);
+    }
     if (decision.write && grant?.writesPerDay != null && repository && key) {
       // Decided after borg holds the lock (a put waited for __len__ behind the open, above) and
       // before this put goes to borg; prunes, compactions and reads never claim.

@@ -37,7 +37,7 @@ const MODES: Record<number, KeyMode> = {
 };
 
 /** borg's MAX_DATA_SIZE bound on any decompressed object. */
-const MAX_PLAINTEXT = 20 * 1024 * 1024;
+export const MAX_PLAINTEXT = 20 * 1024 * 1024;
 const KEY_LIMITS: UnpackLimits = { maxArrayLen: 0, maxMapLen: 10, maxStrLen: 4000, maxFrameSize: 60 * 1024 * 1024, maxDepth: 4 };
 
 export interface BorgKey {
