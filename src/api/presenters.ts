@@ -33,6 +33,11 @@ export const grantJson = (view: GrantView) => ({
   fromCidrs: view.grant.fromCidrs,
   expiresAt: view.grant.expiresAt,
   createdAt: view.grant.createdAt,
+  minAgeSeconds: view.grant.minAgeSeconds,
+  keepLast: view.grant.keepLast,
+  prefix: view.grant.prefix,
+  maxRemovalsPerDay: view.grant.maxRemovalsPerDay,
+  verifyObjects: view.grant.verifyObjects,
 });
 
 export const tokenJson = (t: ApiToken) => ({

@@ -10,13 +10,14 @@
 // or a name listed twice (ManifestError, as parseManifest), and never decides from the client's
 // clock alone.
 //
-// The API (stable; the guard will call it):
+// The API (stable; the audit and the guard, src/guard/archive-rules.ts, call it):
 //   judgeManifestChange(input: ManifestChangeInput): ManifestJudgement
+//   countedRemovals(change): ArchiveEntry[]                what a prune's --max-removals-per-day counts
 //   archiveEntriesOf(m: Manifest): ArchiveEntry[]          every entry, decoded, in wire order
 //   parseArchiveTime(time: string): number | null          borg's naive-UTC ISO time, ms since epoch
 //   FUTURE_TOLERANCE_MS, PAST_TOLERANCE_MS                  the archive-time rule's bounds
 //   types: ManifestChangeInput, ManifestJudgement, ManifestChange, ManifestFinding, FindingKind,
-//          ArchiveEntry, ArchiveRef, Retimed, Renamed, TimeOutOfRange
+//          ArchiveEntry, ArchiveRef, Retimed, Renamed, TimeOutOfRange, RetentionRule
 //
 // The rules (docs/audit.md says the same for users):
 // * suspicious for every role: an existing archive's time moves (same name and id: archive ids
@@ -35,6 +36,14 @@
 //   checkpoint replaced by the next one, or removed, and `X.checkpoint` becoming `X` are no removal;
 //   checkpoint archives are exempt from the time-window rule (prune ignores them, and a long backup's
 //   checkpoints carry its start time).
+// * with what only the live guard knows (issue 14; the audit passes neither):
+//   - `writtenByWriter`: an `append` session may add only archives whose archive object it wrote
+//     itself, and may remove or replace only checkpoints it wrote itself;
+//   - `retention`: a `prune` session may remove only what its grant's retention rule allows:
+//     archives named with the rule's prefix, first seen by the server at least --min-age ago, and
+//     never one of the --keep-last newest (by the server's first sighting) of that prefix.
+//     Checkpoints count for the prefix only: they are partial backups that borg prune removes
+//     once a later archive exists, and no rule keeps them.
 // The time window: `borg create --timestamp` and `borg import-tar --timestamp` set an archive's time
 // at will, and a backup's archive carries the time it started, so the past bound allows a week
 // (a longer backup, or an older --timestamp, needs a reviewer's approval); an archive with an
@@ -67,6 +76,28 @@ export interface ManifestChangeInput {
   readonly serverTime: Date | null;
   /** Archive ids (hex) listed by earlier manifests of the history, with the name they had; for relisting. */
   readonly listedBefore?: ReadonlyMap<string, string>;
+  /** Whether the repository's key requires a TAM (borg's tam_required); default true. */
+  readonly tamRequired?: boolean;
+  /**
+   * Whether the writing session wrote this archive metadata object (id, hex) itself. Given by the
+   * live guard, which saw the session's puts; for `append` it bounds what may be added or removed.
+   */
+  readonly writtenByWriter?: (archiveId: string) => boolean;
+  /** For a `prune` session: its grant's retention rule and the server's first sightings. */
+  readonly retention?: {
+    readonly rule: RetentionRule;
+    /** When the server first saw this archive; null when never (then it counts as seen now). */
+    readonly firstSeen: (a: ArchiveEntry) => Date | null;
+    /** The server's time now. */
+    readonly now: Date;
+  };
+}
+
+/** A prune grant's retention rule (the grant's --min-age, --keep-last, --prefix); null: no such bound. */
+export interface RetentionRule {
+  readonly minAgeSeconds: number | null;
+  readonly keepLast: number | null;
+  readonly prefix: string | null;
 }
 
 export interface ArchiveRef {
@@ -112,6 +143,8 @@ export interface ManifestChange {
   readonly promoted: string[];
   /** Every entry whose (name, id) the previous list did not hold: the archives first seen here (all of them for a baseline). */
   readonly appeared: ArchiveEntry[];
+  /** Every entry of the previous list whose (name, id) the new list does not hold (removed, replaced, renamed away). */
+  readonly gone: ArchiveEntry[];
   /** New archives (ids the previous list did not hold) whose time is outside the window. */
   readonly timeOutOfRange: TimeOutOfRange[];
   readonly version: { readonly from: number; readonly to: number } | null;
@@ -135,7 +168,9 @@ export type FindingKind =
   | 'retimed'
   | 'points-at-listed'
   | 'relisted'
-  | 'archive-time';
+  | 'archive-time'
+  | 'not-own'
+  | 'retention';
 
 export interface ManifestFinding {
   readonly kind: FindingKind;
@@ -143,6 +178,13 @@ export interface ManifestFinding {
   readonly suspicious: boolean;
   /** One sentence for people. */
   readonly message: string;
+  /** For suspicious findings: the rule broken, in a few words ("append adds only", "--min-age 30d"). */
+  readonly rule?: string;
+  /**
+   * For suspicious findings: what the writer may not do, as the live guard tells the client
+   * ("an append key may not remove archive 'a'").
+   */
+  readonly refusal?: string;
 }
 
 export interface ManifestJudgement {
@@ -429,11 +471,12 @@ function listChange(previous: Manifest | null, next: Manifest, listedBefore: Rea
     }
   }
   const removed = prevMid.filter((r) => !nextByName.has(r.rawName)).map((r) => r.entry.name);
+  const gone = prevMid.filter((r) => nextByName.get(r.rawName)?.id !== r.entry.id).map((r) => r.entry);
   const promoted = removed.filter((r) => {
     const base = CHECKPOINT.exec(r)?.[1];
     return base !== undefined && added.includes(base);
   });
-  return { added, removed, replaced, renamed, retimed, pointsAtListed, relisted, promoted, appeared, timeOutOfRange };
+  return { added, removed, replaced, renamed, retimed, pointsAtListed, relisted, promoted, appeared, gone, timeOutOfRange };
 }
 
 const setDiff = (a: readonly string[], b: readonly string[]) => a.filter((x) => !b.includes(x));
@@ -444,7 +487,7 @@ export function judgeManifestChange(input: ManifestChangeInput): ManifestJudgeme
   const baseline = input.previous === 'unknown';
   const previous = input.previous === 'unknown' ? null : input.previous;
   const archives = baseline
-    ? { added: [], removed: [], replaced: [], renamed: [], retimed: [], pointsAtListed: [], relisted: [], promoted: [], appeared: archiveEntriesOf(next), timeOutOfRange: [] }
+    ? { added: [], removed: [], replaced: [], renamed: [], retimed: [], pointsAtListed: [], relisted: [], promoted: [], appeared: archiveEntriesOf(next), gone: [], timeOutOfRange: [] }
     : listChange(previous, next, input.listedBefore, input.serverTime);
 
   const fromTs = previous?.timestamp ?? null;
@@ -470,36 +513,116 @@ export function judgeManifestChange(input: ManifestChangeInput): ManifestJudgeme
     itemKeys: itemKeys && (itemKeys.added.length > 0 || itemKeys.removed.length > 0) ? itemKeys : null,
     tam: next.tam,
   };
-  return { change, ...findingsOf(change, role) };
+  return { change, ...findingsOf(change, input, previous) };
 }
 
-function findingsOf(c: ManifestChange, role: Role | null): Pick<ManifestJudgement, 'findings' | 'suspicious'> {
+/** The archives a removal limit counts: every archive gone from the list but checkpoints (renames and replacements are no removals a prune may make). */
+export function countedRemovals(change: ManifestChange): ArchiveEntry[] {
+  return change.gone.filter((a) => !isCheckpoint(a.name));
+}
+
+const quoted = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
+const archivesWord = (xs: readonly unknown[]) => (xs.length === 1 ? 'archive' : 'archives');
+/** "an append key", "a prune key": who a refusal names. */
+const roleKey = (role: Role | null) => (role ? `${role === 'append' ? 'an' : 'a'} ${role} key` : 'a writer borgkeep did not see');
+const ROLE_RULE: Record<Role, string> = { read: 'read writes nothing', append: 'append adds only', prune: 'prune only removes', full: 'full may change anything' };
+
+/** A duration as the CLI takes it: 30d, 12h, 90m or seconds. */
+export function formatDuration(seconds: number): string {
+  for (const [unit, n] of [['d', 86_400], ['h', 3600], ['m', 60]] as const) if (seconds % n === 0 && seconds >= n) return `${seconds / n}${unit}`;
+  return `${seconds}s`;
+}
+
+function retentionFindings(c: ManifestChange, previous: Manifest | null, r: NonNullable<ManifestChangeInput['retention']>, add: (f: ManifestFinding) => void): void {
+  const { rule, firstSeen, now } = r;
+  const actor = roleKey('prune');
+  const seen = (a: ArchiveEntry) => firstSeen(a)?.getTime() ?? now.getTime();
+  if (rule.prefix !== null) {
+    const outside = c.gone.filter((a) => !a.name.startsWith(rule.prefix as string)).map((a) => a.name);
+    if (outside.length > 0) {
+      add({
+        kind: 'retention',
+        suspicious: true,
+        message: `the prune session removed ${list(outside)}, outside its prefix '${rule.prefix}'`,
+        rule: `--prefix ${rule.prefix}`,
+        refusal: `${actor} may not remove ${archivesWord(outside)} ${quoted(outside)}: its grant covers only archives named '${rule.prefix}...'`,
+      });
+    }
+  }
+  const removals = countedRemovals(c);
+  if (rule.minAgeSeconds !== null) {
+    const young = removals.filter((a) => now.getTime() - seen(a) < (rule.minAgeSeconds as number) * 1000);
+    if (young.length > 0) {
+      const ages = young.map((a) => {
+        const at = firstSeen(a);
+        return at ? `'${a.name}' first seen ${at.toISOString()}` : `'${a.name}' never seen by the server before`;
+      });
+      add({
+        kind: 'retention',
+        suspicious: true,
+        message: `the prune session removed ${list(young.map((a) => a.name))}, younger than its --min-age ${formatDuration(rule.minAgeSeconds)} by the server's first sighting`,
+        rule: `--min-age ${formatDuration(rule.minAgeSeconds)}`,
+        refusal: `${actor} may not remove ${archivesWord(young)} ${quoted(young.map((a) => a.name))}: the server first saw ${young.length === 1 ? 'it' : 'them'} less than ${formatDuration(rule.minAgeSeconds)} ago (${ages.join('; ')})`,
+      });
+    }
+  }
+  if (rule.keepLast !== null && removals.length > 0 && previous) {
+    const inScope = archiveEntriesOf(previous).filter((a) => !isCheckpoint(a.name) && (rule.prefix === null || a.name.startsWith(rule.prefix)));
+    // Newest first by the server's sighting; the client's time and the name only break ties (the
+    // archives a first look at the repository found all share one sighting).
+    inScope.sort((a, b) => seen(b) - seen(a) || (parseArchiveTime(b.time) ?? 0) - (parseArchiveTime(a.time) ?? 0) || (a.name < b.name ? 1 : -1));
+    const kept = new Set(inScope.slice(0, rule.keepLast).map((a) => `${a.id} ${a.name}`));
+    const hit = removals.filter((a) => kept.has(`${a.id} ${a.name}`)).map((a) => a.name);
+    if (hit.length > 0) {
+      const scope = rule.prefix === null ? '' : ` named '${rule.prefix}...'`;
+      add({
+        kind: 'retention',
+        suspicious: true,
+        message: `the prune session removed ${list(hit)}, among the ${rule.keepLast} newest archives${scope} its --keep-last ${rule.keepLast} keeps`,
+        rule: `--keep-last ${rule.keepLast}${rule.prefix === null ? '' : ` --prefix ${rule.prefix}`}`,
+        refusal: `${actor} may not remove ${archivesWord(hit)} ${quoted(hit)}: ${hit.length === 1 ? 'it is' : 'they are'} among the ${rule.keepLast} newest${scope}, which the grant keeps`,
+      });
+    }
+  }
+}
+
+function findingsOf(c: ManifestChange, input: ManifestChangeInput, previous: Manifest | null): Pick<ManifestJudgement, 'findings' | 'suspicious'> {
+  const { role } = input;
   const out: ManifestFinding[] = [];
-  const add = (kind: FindingKind, suspicious: boolean, message: string) => out.push({ kind, suspicious, message });
+  const actor = roleKey(role);
+  const roleRule = role ? ROLE_RULE[role] : 'only borgkeep sessions write';
+  /** A finding; suspicious ones say what may not be done, and by which rule. */
+  const add = (kind: FindingKind, suspicious: boolean, message: string, refusal?: string, rule = roleRule) =>
+    out.push(suspicious ? { kind, suspicious, message, rule, refusal: refusal ?? `${actor} may not write this manifest: ${message}` } : { kind, suspicious, message });
   const who = role ? `a session with the ${role} role` : 'an unattributed writer';
   const full = role === 'full';
 
-  if (c.tam === 'invalid') add('tam', true, 'the manifest authentication (TAM) does not verify');
-  if (c.tam === 'missing') add('tam', true, 'the manifest has no authentication (TAM)');
-  if (c.timestamp.increased === false) add('timestamp', true, `the manifest timestamp ${c.timestamp.to} does not increase (it was ${c.timestamp.from})`);
-  if (c.version) add('version', !full, `${who} changed the manifest version from ${c.version.from} to ${c.version.to}`);
+  if (c.tam === 'invalid') add('tam', true, 'the manifest authentication (TAM) does not verify', `${actor} may not write a manifest whose authentication (TAM) does not verify`, 'the manifest is authenticated');
+  if (c.tam === 'missing') {
+    if (input.tamRequired === false) add('tam', false, 'the manifest has no authentication (TAM); the repository key does not require one');
+    else add('tam', true, 'the manifest has no authentication (TAM)', `${actor} may not write a manifest without authentication (TAM)`, 'the manifest is authenticated');
+  }
+  if (c.timestamp.increased === false) {
+    add('timestamp', true, `the manifest timestamp ${c.timestamp.to} does not increase (it was ${c.timestamp.from})`, `${actor} may not move the manifest's timestamp back (${c.timestamp.from} to ${c.timestamp.to})`, 'manifest times only increase');
+  }
+  if (c.version) add('version', !full, `${who} changed the manifest version from ${c.version.from} to ${c.version.to}`, `${actor} may not change the manifest version`);
   if (c.configChanged) {
     const flags = c.mandatoryFeaturesAdded.length > 0 ? `: mandatory feature flag(s) ${list(c.mandatoryFeaturesAdded)} added, which make borg refuse to work with the repository` : '';
     const gone = c.mandatoryFeaturesRemoved.length > 0 ? `${flags ? ';' : ':'} mandatory feature flag(s) ${list(c.mandatoryFeaturesRemoved)} removed` : '';
-    add('config', !full, `${who} changed the manifest's config${flags}${gone}`);
+    add('config', !full, `${who} changed the manifest's config${flags}${gone}`, `${actor} may not change the manifest's config (feature flags)${flags}${gone}`);
   }
   if (c.itemKeys) {
-    if (c.itemKeys.removed.length > 0) add('item-keys', !full, `${who} removed item key(s) ${list(c.itemKeys.removed)} from the manifest (borg only ever adds them)`);
+    if (c.itemKeys.removed.length > 0) add('item-keys', !full, `${who} removed item key(s) ${list(c.itemKeys.removed)} from the manifest (borg only ever adds them)`, `${actor} may not remove item key(s) ${list(c.itemKeys.removed)} from the manifest`);
     if (c.itemKeys.added.length > 0) add('item-keys', false, `item key(s) ${list(c.itemKeys.added)} added to the manifest (a newer borg)`);
   }
 
-  for (const r of c.retimed) add('retimed', true, `${who} changed the time of archive ${r.name} from ${r.from} to ${r.to} (same archive id)`);
-  for (const p of c.pointsAtListed) add('points-at-listed', true, `${who} added ${p.name}, an entry pointing at archive ${p.listedAs}, which is already listed`);
-  for (const r of c.renamed) add('renamed', !full, `${who} renamed archive ${r.from} to ${r.to} in the manifest only (same archive id)`);
-  for (const r of c.relisted) add('relisted', !full, `${who} listed ${r.name} again, an archive id the history listed before as ${r.listedAs}`);
+  for (const r of c.retimed) add('retimed', true, `${who} changed the time of archive ${r.name} from ${r.from} to ${r.to} (same archive id)`, `${actor} may not change the time of archive '${r.name}' (${r.from} to ${r.to})`, 'archive times do not move');
+  for (const p of c.pointsAtListed) add('points-at-listed', true, `${who} added ${p.name}, an entry pointing at archive ${p.listedAs}, which is already listed`, `${actor} may not list archive '${p.listedAs}' again as '${p.name}'`, 'an archive is listed once');
+  for (const r of c.renamed) add('renamed', !full, `${who} renamed archive ${r.from} to ${r.to} in the manifest only (same archive id)`, `${actor} may not rename archive '${r.from}' (to '${r.to}')`);
+  for (const r of c.relisted) add('relisted', !full, `${who} listed ${r.name} again, an archive id the history listed before as ${r.listedAs}`, `${actor} may not list archive '${r.listedAs}' again as '${r.name}'`);
   for (const t of c.timeOutOfRange) {
     const what = t.why === 'unreadable' ? 'which is not a time' : t.why === 'future' ? 'more than a day after the server time of its transaction' : 'more than 7 days before the server time of its transaction';
-    add('archive-time', true, `archive ${t.name} has the time ${t.time}, ${what}`);
+    add('archive-time', true, `archive ${t.name} has the time ${t.time}, ${what}`, `${actor} may not add archive '${t.name}' with the time ${t.time}, ${what}`, 'new archives carry the time they were made');
   }
 
   // Renames and relisting are judged above; what remains are plain additions and removals.
@@ -507,7 +630,7 @@ function findingsOf(c: ManifestChange, role: Role | null): Pick<ManifestJudgemen
   const renameSources = new Set(c.renamed.map((r) => r.from));
   if (role === 'prune' || role === 'read') {
     const adds = [...c.added.filter((n) => !renameTargets.has(n)), ...c.replaced];
-    if (adds.length > 0) add('added', true, `${who} added ${list(adds)}; it may only remove archives`);
+    if (adds.length > 0) add('added', true, `${who} added ${list(adds)}; it may only remove archives`, `${actor} may not add ${archivesWord(adds)} ${quoted(adds)}`);
   }
   // A checkpoint replaced by the next one, removed, or become its archive is a backup's own course.
   const removed = c.removed.filter((n) => !isCheckpoint(n) && !renameSources.has(n));
@@ -515,8 +638,25 @@ function findingsOf(c: ManifestChange, role: Role | null): Pick<ManifestJudgemen
   if (removed.length > 0 || replaced.length > 0) {
     const what = [removed.length ? `removed ${list(removed)}` : '', replaced.length ? `replaced ${list(replaced)}` : ''].filter(Boolean).join(' and ');
     const mayRemove = role === 'prune' || role === 'full';
-    add('removed', !mayRemove, mayRemove ? `the ${role} session ${what}` : `${who} ${what}`);
+    const refusal = [removed.length ? `remove ${archivesWord(removed)} ${quoted(removed)}` : '', replaced.length ? `replace ${archivesWord(replaced)} ${quoted(replaced)}` : ''].filter(Boolean).join(' or ');
+    add('removed', !mayRemove, mayRemove ? `the ${role} session ${what}` : `${who} ${what}`, `${actor} may not ${refusal}`);
   }
+
+  const own = input.writtenByWriter;
+  if (own && role === 'append') {
+    // What a backup adds is the archive it just wrote; the checkpoints it removes are its own.
+    const listedTwice = new Set(c.pointsAtListed.map((p) => p.name));
+    const notOwn = c.appeared.filter((a) => !listedTwice.has(a.name) && !renameTargets.has(a.name) && !own(a.id)).map((a) => a.name);
+    if (notOwn.length > 0) {
+      add('not-own', true, `${who} added ${list(notOwn)}, whose archive object it did not write itself`, `${actor} may not add ${archivesWord(notOwn)} ${quoted(notOwn)}: ${notOwn.length === 1 ? 'its' : 'their'} archive object was not written in this session`);
+    }
+    const othersCheckpoints = c.gone.filter((a) => isCheckpoint(a.name) && !own(a.id)).map((a) => a.name);
+    if (othersCheckpoints.length > 0) {
+      add('removed', true, `${who} removed checkpoint(s) ${list(othersCheckpoints)} it did not write`, `${actor} may not remove ${archivesWord(othersCheckpoints)} ${quoted(othersCheckpoints)}: only checkpoints it wrote itself`);
+    }
+  }
+  if (input.retention && role === 'prune') retentionFindings(c, previous, input.retention, (f) => out.push(f));
+
   const findings = [...out.filter((f) => f.suspicious), ...out.filter((f) => !f.suspicious)];
   return { findings, suspicious: findings.some((f) => f.suspicious) };
 }

@@ -35,6 +35,16 @@ export function parseInterval(text: string): number {
   return Number(match[1]) * DURATION_UNITS[match[2] || 's']!;
 }
 
+/**
+ * A duration with its unit for option `name`: 30d, 12h, 90m or 45s (a bare number is refused:
+ * borg's own --keep-within reads 'm' as months, so the unit is never guessed).
+ */
+export function parseDuration(text: string, name: string): number {
+  const match = /^([0-9]{1,9})([dhms])$/.exec(text.trim());
+  if (!match || Number(match[1]) === 0) throw invalidInput(`${name} '${text}' is not a duration; use a whole number of days, hours, minutes or seconds, e.g. 30d, 12h or 90m`);
+  return Number(match[1]) * DURATION_UNITS[match[2]!]!;
+}
+
 /** A whole number ≥ 1 (≤ max) for option `name`. */
 export function parseCount(text: string, name: string, max = 1_000_000): number {
   const value = /^[0-9]+$/.test(text.trim()) ? Number(text.trim()) : NaN;

@@ -14,6 +14,7 @@ import { moveToTrash } from '../store/trash.js';
 import { openVault } from '../vault/vault.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
+import { archiveRules } from './grant-commands.js';
 import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { registerKeyHistoryCommand } from './key-history-command.js';
 import { registerVaultCommands } from './vault-commands.js';
@@ -128,13 +129,14 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
       }
       ctx.out.line(
         formatTable(
-          ['KEY', 'ROLE', 'BACKUPS/DAY', 'FROM', 'EXPIRES'],
+          ['KEY', 'ROLE', 'BACKUPS/DAY', 'FROM', 'EXPIRES', 'ARCHIVE RULES'],
           grants.map((g) => [
             g.keyRevokedAt ? `${g.keyName} (revoked)` : g.keyName,
             g.grant.role,
             g.grant.writesPerDay === null ? '-' : String(g.grant.writesPerDay),
             g.grant.fromCidrs === null ? 'any' : g.grant.fromCidrs.join(','),
             formatTime(g.grant.expiresAt, 'never'),
+            archiveRules(g.grant).join(' ') || '-',
           ]),
         ),
       );
@@ -208,6 +210,11 @@ export function grantJson(view: GrantView) {
     fromCidrs: g.fromCidrs,
     expiresAt: g.expiresAt,
     createdAt: g.createdAt,
+    minAgeSeconds: g.minAgeSeconds,
+    keepLast: g.keepLast,
+    prefix: g.prefix,
+    maxRemovalsPerDay: g.maxRemovalsPerDay,
+    verifyObjects: g.verifyObjects,
   };
 }
 

@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 
-import type { Grant, SshKey } from '../store/types.js';
+import { NO_ARCHIVE_RULES, type Grant, type SshKey } from '../store/types.js';
 import { authorizedKeyLine } from './authorized-keys.js';
 
 const key: SshKey = {
@@ -23,6 +23,7 @@ const grant = (fromCidrs: string[] | null): Grant => ({
   fromCidrs,
   expiresAt: null,
   createdAt: new Date(0),
+  ...NO_ARCHIVE_RULES,
 });
 const cmd = { node: '/usr/bin/node', borgkeep: '/opt/borgkeep/bin/borgkeep', dataDir: '/srv/borgkeep' };
 

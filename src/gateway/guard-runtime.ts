@@ -13,13 +13,21 @@ import { dataDirPaths } from '../store/data-dir.js';
 import { keepCurrentKey, keyHistoryDir } from '../audit/key-history.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { GuardStore } from '../store/types.js';
+import { createRepositoryKeySource } from '../vault/repository-key.js';
+import { openVault, type Vault } from '../vault/vault.js';
 
 /** The borg on PATH, unless BORGKEEP_BORG names another (tests and odd installs). */
 export function borgCommand(env: NodeJS.ProcessEnv): string {
   return env.BORGKEEP_BORG || 'borg';
 }
 
-export function createGuardDeps(dataDir: string, store: GuardStore & Pick<HistoryStore, 'recordEvent'>, env: NodeJS.ProcessEnv): GuardDeps {
+export function createGuardDeps(
+  dataDir: string,
+  store: GuardStore & Pick<HistoryStore, 'recordEvent'>,
+  env: NodeJS.ProcessEnv,
+  /** The vault, when the caller opened it (with a master passphrase); else the data directory's, opened here. */
+  opts: { vault?: Vault } = {},
+): GuardDeps {
   const paths = dataDirPaths(dataDir);
   const borg = borgCommand(env);
   const versions = createBorgVersionCache(paths.root, borg, env.PATH ?? '');
@@ -34,6 +42,9 @@ export function createGuardDeps(dataDir: string, store: GuardStore & Pick<Histor
     onChildVersion: (v) => versions.correct(v),
     host: hostname(),
     pid: process.pid,
+    // The keys borgkeep holds: a repository with one gets its archive rules judged at the
+    // manifest put (guard/archive-rules.ts); one without works as before.
+    repositoryKey: createRepositoryKeySource(opts.vault ?? openVault(paths.root)),
     // borg erases the config save_key replaces: the key it held is kept in the data directory first.
     async beforeSaveKey({ repositoryPath, repository, sessionId, keyName }) {
       const kept = keepCurrentKey(repositoryPath, keyHistoryDir(paths.root, repository.dirName), new Date(), 'save_key');

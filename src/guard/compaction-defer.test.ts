@@ -12,7 +12,7 @@ import { createFrameSplitter } from '../rpc/frame-splitter.js';
 import { encodeResultReply, parseRequest, type RpcRequest } from '../rpc/messages.js';
 import { MsgMap, SERVER_LIMITS, encode } from '../rpc/msgpack.js';
 import type { RepositoryEvent } from '../store/history-store.js';
-import type { GuardStore } from '../store/types.js';
+import { NO_ARCHIVE_RULES, type GuardStore } from '../store/types.js';
 import type { BorgChild } from './borg-child.js';
 import type { checkCompaction } from './compaction-check.js';
 import { runGuardSession } from './guard.js';
@@ -32,7 +32,7 @@ async function compactWith(look: typeof checkCompaction) {
   const { mkdirSync } = await import('node:fs');
   mkdirSync(join(reposDir, 'r1'));
   const events: Array<Omit<RepositoryEvent, 'id' | 'at'>> = [];
-  const grant = { id: 1, keyId: 7, repositoryId: 3, role: 'full' as const, writesPerDay: null, fromCidrs: null, expiresAt: null, createdAt: created };
+  const grant = { id: 1, keyId: 7, repositoryId: 3, role: 'full' as const, writesPerDay: null, fromCidrs: null, expiresAt: null, createdAt: created, ...NO_ARCHIVE_RULES };
   const store = {
     findKey: async () => ({ id: 7, name: 'admin', type: 'ssh-ed25519', blob: '', fingerprint: 'SHA256:x', comment: null, bits: 256, createdAt: created, revokedAt: null }),
     findGrant: async () => ({ grant, repository: { id: 3, name: 'repo', dirName: 'r1', quotaBytes: null, expectedIntervalSeconds: 86400, createdAt: created } }),

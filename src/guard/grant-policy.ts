@@ -54,7 +54,8 @@ export type DenyReason =
   | 'BK_DENY_PROTOCOL'
   | 'BK_DENY_SESSION_LIMIT'
   | 'BK_DENY_SHUTDOWN'
-  | 'BK_DENY_GATE';
+  | 'BK_DENY_GATE'
+  | 'BK_DENY_ARCHIVE_RULE';
 
 export type Decision =
   | { readonly allow: true; readonly write: boolean }

@@ -3,11 +3,11 @@
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import type { Grant } from '../store/types.js';
+import { NO_ARCHIVE_RULES, type Grant } from '../store/types.js';
 import { GRANT_WATCH_INTERVAL_MS, watchGrant, whyGrantEnded, type GrantStanding, type WatchedGrant } from './grant-watch.js';
 
 const T0 = new Date('2026-12-06T01:00:00Z');
-const grant: Grant = { id: 4, keyId: 7, repositoryId: 3, role: 'append', writesPerDay: null, fromCidrs: null, expiresAt: null, createdAt: T0 };
+const grant: Grant = { id: 4, keyId: 7, repositoryId: 3, role: 'append', writesPerDay: null, fromCidrs: null, expiresAt: null, createdAt: T0, ...NO_ARCHIVE_RULES };
 const watched: WatchedGrant = { keyName: 'laptop', repositoryName: 'main', grant, addressAllowed: (cidrs) => cidrs.includes('192.0.2.0/24') };
 const standing = (over: Partial<Grant> | null, keyRevokedAt: Date | null = null): GrantStanding => ({ keyRevokedAt, grant: over === null ? null : { ...grant, ...over } });
 

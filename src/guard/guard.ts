@@ -37,6 +37,7 @@ import { readRepositoryNonce } from '../repository/nonce-file.js';
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
+import { createArchiveRules, type Refusal, type RepositoryKeySource, type SessionArchiveRules } from './archive-rules.js';
 import { checkCompaction } from './compaction-check.js';
 import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
 import { watchGrant, whyGrantEnded, type GrantWatch } from './grant-watch.js';
@@ -92,6 +93,12 @@ export interface GuardDeps {
    * is written to the ledger once borg has replaced the key.
    */
   readonly beforeSaveKey?: (c: { repositoryPath: string; repository: Repository; sessionId: number; keyName: string | null }) => Promise<(() => Promise<unknown>) | null>;
+  /**
+   * The repository's unlocked key when borgkeep holds it (the vault), else null: the repository
+   * then works exactly as without it. With it, manifest puts are judged (archive-rules.ts). A
+   * throw means a key is held but cannot be used: append and prune fail closed.
+   */
+  readonly repositoryKey?: RepositoryKeySource;
 }
 
 export interface GuardSession {
@@ -155,6 +162,8 @@ interface Txn {
   sentOverwrites: number;
   manifest: boolean;
   writes: number;
+  /** Every manifest put judged with the repository's key and allowed (archive-rules.ts). */
+  archiveChecked?: boolean;
 }
 
 class SessionEnd extends Error {
@@ -271,6 +280,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let sessionStartTxn = -1;
   const sessionPuts = createIdSet();
   let txn: Txn | null = null;
+  /** The archive rules of a repository whose key borgkeep holds; null otherwise. */
+  let archiveRules: SessionArchiveRules | null = null;
+  let lastRuleLine = '';
   /** The ledger's record of a key change, once borg serve has answered the save_key. */
   let keyChanged: (() => Promise<unknown>) | null = null;
   const ledgerWrites: Promise<unknown>[] = [];
@@ -399,6 +411,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
         objectsDeleted: t.deletes,
         objectsDeletedOlder: t.deletesOlder,
         manifestWritten: t.manifest,
+        archiveChecked: t.archiveChecked === true,
         state,
         startedAt: t.startedAt,
         endedAt,
@@ -452,6 +465,9 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
           writeFailed = false;
           if (repository) {
             const n = latestIndexTransaction(join(deps.reposDir, repository.dirName));
+            const checked = archiveRules?.commitAnswered(true, n);
+            if (checked?.write) ledger(checked.write);
+            if (txn && checked) txn.archiveChecked = checked.archiveChecked;
             finishTxn('committed', n);
             if (head.compactingFrom !== undefined) noteCompaction(head.compactingFrom, n);
           }
@@ -459,10 +475,13 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
           if (indexReady) refreshIndex();
           break;
         }
-        case 'rollback':
+        case 'rollback': {
+          const release = archiveRules?.rolledBack();
+          if (release) ledger(release);
           finishTxn('rolled_back', null);
           sessionPuts.clear();
           break;
+        }
         case 'save_key':
           if (keyChanged) ledger(keyChanged);
           keyChanged = null;
@@ -477,6 +496,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       writeFailed = true;
     }
     if (head.method === 'commit') {
+      const release = archiveRules?.commitAnswered(false, null).write;
+      if (release) ledger(release);
       finishTxn('rolled_back', null);
       sessionPuts.clear();
     }
@@ -656,6 +677,10 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     openForwarded = true;
     pending.push({ kind: 'client', msgid: req.msgid, method: 'open' });
     await writeChild(encodeRequest(req.format, req.msgid, 'open', rewritten));
+    // Unlocking a held key (borg's PBKDF2) happens here, while borg serve opens the repository.
+    if (deps.repositoryKey && role !== 'read' && !unlocked) {
+      archiveRules = createArchiveRules({ store, now }, deps.repositoryKey, { sessionId, repository, repositoryPath: repoPath, role, grant });
+    }
   };
 
   /** Before the first write: the index on disk must match the committed state (borg replays on __len__). */
@@ -702,6 +727,14 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     ledger(() => store.recordEvent({ repositoryId: repo.id, kind: 'compaction', throughTxn, verdict: null, actor, detail, report: { fromTxn } }));
   };
 
+  /** A refusal by the archive rules: the client's stderr says what and by which rule, once per reason. */
+  const refuseByArchiveRule = (req: RpcRequest, r: Refusal): Promise<void> => {
+    const line = `borgkeep: refused: ${r.refusal} (rule: ${r.rule}).\n`;
+    if (line !== lastRuleLine) s.errOutput.write(line);
+    lastRuleLine = line;
+    return refuse(req, 'BK_DENY_ARCHIVE_RULE', `${r.refusal} (rule: ${r.rule})`);
+  };
+
   const handleCall = async (req: RpcRequest): Promise<void> => {
     if (!openAttempted || !role) {
       return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');
@@ -746,6 +779,18 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       }
     }
     if (!child) return refuse(req, 'BK_DENY_NOT_OPEN', 'no repository is open in this session');
+    if (archiveRules && (req.method === 'put' || req.method === 'delete' || req.method === 'commit')) {
+      // Decided before borg sees it: a manifest put by what it changes, a commit by what its
+      // transaction did, and after a refusal nothing more is written.
+      const id = req.method === 'commit' ? null : (req.args.get('id') as Buffer);
+      const verdict =
+        req.method === 'commit'
+          ? archiveRules.judgeCommit(txn?.sentOlder ?? 0)
+          : req.method === 'put' && id?.equals(MANIFEST_ID)
+            ? await archiveRules.judgePut(req.args.get('data') as Buffer, putBySession)
+            : archiveRules.judgeWrite();
+      if (!verdict.allow) return refuseByArchiveRule(req, verdict);
+    }
     if (req.method === 'save_key' && repository && deps.beforeSaveKey) {
       try {
         keyChanged = await deps.beforeSaveKey({ repositoryPath: join(deps.reposDir, repository.dirName), repository, sessionId, keyName: key?.name ?? null });
@@ -957,6 +1002,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   (index as CommittedIndex | null)?.close();
 
   const uncommitted = txn !== null && (txn as Txn).writes > 0;
+  const release = (archiveRules as SessionArchiveRules | null)?.rolledBack();
+  if (release) ledger(release);
   finishTxn('rolled_back', null);
   let result: Exclude<SessionResult, 'open'>;
   let detail: string | null = null;

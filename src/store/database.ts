@@ -11,6 +11,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator } from 'kysely';
 import { BorgkeepError } from '../errors.js';
 import { createArchiveSightingStore, type ArchiveSightingStore } from './archive-sighting-store.js';
+import { createRemovalClaimStore } from './removal-claim-store.js';
 import { createAuthStore, type AuthStore } from './auth-store.js';
 import { dataDirPaths, type DataDirPaths } from './data-dir.js';
 import { createGrantStore, type GrantStore } from './grant-store.js';
@@ -106,6 +107,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createAuthStore(deps),
     ...createMonitoringStore(deps),
     ...createArchiveSightingStore(deps),
+    ...createRemovalClaimStore(deps),
     close: () => db.destroy(),
   };
 }

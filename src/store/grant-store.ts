@@ -41,6 +41,11 @@ export async function writeGrant(
     from_cidrs: terms.fromCidrs === null ? null : JSON.stringify(terms.fromCidrs),
     expires_at: isoOrNull(terms.expiresAt),
     created_at: iso(createdAt),
+    min_age_seconds: terms.minAgeSeconds ?? null,
+    keep_last: terms.keepLast ?? null,
+    prefix: terms.prefix ?? null,
+    max_removals_per_day: terms.maxRemovalsPerDay ?? null,
+    verify_objects: terms.verifyObjects ? 1 : 0,
   };
   const existing = await trx
     .selectFrom('grants')
@@ -87,6 +92,11 @@ export function createGrantStore({ db, now }: StoreDeps): GrantStore {
           'g.from_cidrs',
           'g.expires_at',
           'g.created_at',
+          'g.min_age_seconds',
+          'g.keep_last',
+          'g.prefix',
+          'g.max_removals_per_day',
+          'g.verify_objects',
         ])
         .where('k.id', '=', keyId)
         .executeTakeFirst();

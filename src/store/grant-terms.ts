@@ -11,7 +11,19 @@ export interface GrantTerms {
   writesPerDay: number | null;
   fromCidrs: string[] | null;
   expiresAt: Date | null;
+  /** A prune grant's retention rule (types.ts Grant); left out: none. */
+  minAgeSeconds?: number | null;
+  keepLast?: number | null;
+  prefix?: string | null;
+  maxRemovalsPerDay?: number | null;
+  /** A writing role's --verify-objects; left out: off. */
+  verifyObjects?: boolean;
 }
+
+/** borg's archive names are at most this long, so a longer prefix matches nothing. */
+export const MAX_PREFIX_LENGTH = 255;
+/** A retention bound beyond this (about 100 years) is no bound anyone means. */
+const MAX_MIN_AGE_SECONDS = 100 * 366 * 86_400;
 
 export const MAX_CIDRS_PER_GRANT = 64;
 
@@ -21,7 +33,7 @@ export function checkRole(role: string): Role {
 }
 
 /** Validated, normalized terms; refuses an expiry that is not in the future. */
-export function checkGrantTerms(terms: GrantTerms, now: Date): GrantTerms {
+export function checkGrantTerms(terms: GrantTerms, now: Date): Required<GrantTerms> {
   const role = checkRole(terms.role);
   const { writesPerDay, expiresAt } = terms;
   if (writesPerDay !== null && (!Number.isSafeInteger(writesPerDay) || writesPerDay < 1)) {
@@ -41,7 +53,37 @@ export function checkGrantTerms(terms: GrantTerms, now: Date): GrantTerms {
     }
     fromCidrs = [...new Set(terms.fromCidrs.map(normalizeCidr))];
   }
-  return { role, writesPerDay, fromCidrs, expiresAt };
+  return { role, writesPerDay, fromCidrs, expiresAt, ...checkArchiveRules(role, terms) };
+}
+
+/** The archive rules of the terms: a retention rule only on a prune grant, --verify-objects only on a writing one. */
+function checkArchiveRules(role: Role, terms: GrantTerms): Pick<Required<GrantTerms>, 'minAgeSeconds' | 'keepLast' | 'prefix' | 'maxRemovalsPerDay' | 'verifyObjects'> {
+  const minAgeSeconds = terms.minAgeSeconds ?? null;
+  const keepLast = terms.keepLast ?? null;
+  const prefix = terms.prefix ?? null;
+  const maxRemovalsPerDay = terms.maxRemovalsPerDay ?? null;
+  const verifyObjects = terms.verifyObjects ?? false;
+  const given = [
+    minAgeSeconds !== null && 'a minimum age (--min-age)',
+    keepLast !== null && 'a keep-last count (--keep-last)',
+    prefix !== null && 'a prefix (--prefix)',
+    maxRemovalsPerDay !== null && 'a removal limit (--max-removals-per-day)',
+  ].filter((x): x is string => x !== false);
+  if (role !== 'prune' && given.length > 0) refuse(`${given[0]} is a retention rule of the prune role, not of ${role}`);
+  if (minAgeSeconds !== null && (!Number.isSafeInteger(minAgeSeconds) || minAgeSeconds < 1 || minAgeSeconds > MAX_MIN_AGE_SECONDS)) {
+    refuse(`the minimum age must be from 1 second to 100 years, not ${minAgeSeconds} seconds`);
+  }
+  if (keepLast !== null && (!Number.isSafeInteger(keepLast) || keepLast < 1 || keepLast > 1_000_000)) refuse(`keep-last must be a whole number from 1 to 1000000, not ${keepLast}`);
+  if (maxRemovalsPerDay !== null && (!Number.isSafeInteger(maxRemovalsPerDay) || maxRemovalsPerDay < 1 || maxRemovalsPerDay > 1_000_000)) {
+    refuse(`the removals per day must be a whole number from 1 to 1000000, not ${maxRemovalsPerDay}`);
+  }
+  if (prefix !== null) {
+    if (prefix.length === 0) refuse('the prefix is empty; leave --prefix out to cover every archive');
+    if (prefix.length > MAX_PREFIX_LENGTH) refuse(`the prefix is ${prefix.length} characters long; borg's archive names have at most ${MAX_PREFIX_LENGTH}`);
+    if (/[\u0000-\u001f\u007f/]/.test(prefix)) refuse('the prefix has a control character or a slash, which no borg archive name has');
+  }
+  if (verifyObjects && role === 'read') refuse('--verify-objects checks what a key writes; the read role writes nothing');
+  return { minAgeSeconds, keepLast, prefix, maxRemovalsPerDay, verifyObjects };
 }
 
 /**

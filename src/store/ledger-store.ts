@@ -44,6 +44,8 @@ export interface CommittedTransaction {
   keyName: string | null;
   role: Role | null;
   at: Date;
+  /** Its manifest change was judged at the commit with the repository's key and allowed (migration 0013). */
+  archiveChecked?: boolean;
 }
 
 /**
@@ -172,6 +174,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
           objects_deleted: tx.objectsDeleted,
           objects_deleted_older: tx.objectsDeletedOlder ?? null,
           manifest_written: tx.manifestWritten ? 1 : 0,
+          archive_checked: tx.archiveChecked ? 1 : 0,
           state: tx.state,
           started_at: iso(tx.startedAt),
           ended_at: iso(tx.endedAt),
@@ -294,7 +297,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       const rows = await db
         .selectFrom('transactions as t')
         .innerJoin('sessions as s', 's.id', 't.session_id')
-        .select(['t.borg_transaction_id', 't.session_id', 't.ended_at', 's.key_name', 's.role'])
+        .select(['t.borg_transaction_id', 't.session_id', 't.ended_at', 't.archive_checked', 's.key_name', 's.role'])
         .where('s.repository_id', '=', repositoryId)
         .where('t.state', '=', 'committed')
         .where('t.borg_transaction_id', 'is not', null)
@@ -306,6 +309,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
         keyName: r.key_name,
         role: r.role as Role | null,
         at: new Date(r.ended_at),
+        archiveChecked: r.archive_checked === 1,
       }));
     },
 

@@ -466,6 +466,42 @@ const transactionOlderDeletes: Migration = {
   },
 };
 
+/**
+ * Archive rules of a grant, enforced by the guard at the manifest put when borgkeep holds the
+ * repository's key (issue 14; src/guard/archive-rules.ts): a prune grant's retention rule
+ * (min_age_seconds, keep_last, prefix, max_removals_per_day; null: no such bound) and
+ * verify_objects (every put's id checked against its content). Per transaction, archive_checked:
+ * every manifest put of it was judged at the commit with the key and allowed by the session's
+ * role with nothing suspicious. removal_claims count a prune grant's archive removals per UTC day,
+ * claimed atomically at the manifest put (as backup_claims do for backups), released again when
+ * borg rolls the transaction back.
+ */
+const grantArchiveRules: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('grants').addColumn('min_age_seconds', 'bigint').execute();
+    await db.schema.alterTable('grants').addColumn('keep_last', 'integer').execute();
+    await db.schema.alterTable('grants').addColumn('prefix', 'text').execute();
+    await db.schema.alterTable('grants').addColumn('max_removals_per_day', 'integer').execute();
+    await db.schema.alterTable('grants').addColumn('verify_objects', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('transactions').addColumn('archive_checked', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    await withId(db, db.schema.createTable('removal_claims'))
+      .addColumn('session_id', 'integer', (col) => col.notNull().references('sessions.id').onDelete('cascade'))
+      .addColumn('grant_id', 'integer', (col) => col.notNull())
+      .addColumn('repository_id', 'integer', (col) => col.notNull())
+      /** The UTC day of the claim, YYYY-MM-DD. */
+      .addColumn('day', 'text', (col) => col.notNull())
+      .addColumn('archives', 'integer', (col) => col.notNull())
+      .addColumn('claimed_at', 'text', (col) => col.notNull())
+      .execute();
+    await db.schema.createIndex('removal_claims_grant_day_idx').on('removal_claims').columns(['grant_id', 'repository_id', 'day']).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('removal_claims').execute();
+    await db.schema.alterTable('transactions').dropColumn('archive_checked').execute();
+    for (const c of ['verify_objects', 'max_removals_per_day', 'prefix', 'keep_last', 'min_age_seconds']) await db.schema.alterTable('grants').dropColumn(c).execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -478,6 +514,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0009_archive_sightings': archiveSightings,
   '0010_backup_claims': backupClaims,
   '0011_transaction_older_deletes': transactionOlderDeletes,
+  '0013_grant_archive_rules': grantArchiveRules,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -56,6 +56,11 @@ export function toGrant(row: Selectable<GrantsTable>): Grant {
     fromCidrs: row.from_cidrs === null ? null : (JSON.parse(row.from_cidrs) as string[]),
     expiresAt: dateOrNull(row.expires_at),
     createdAt: new Date(row.created_at),
+    minAgeSeconds: numOrNull(row.min_age_seconds),
+    keepLast: row.keep_last,
+    prefix: row.prefix,
+    maxRemovalsPerDay: row.max_removals_per_day,
+    verifyObjects: row.verify_objects === 1,
   };
 }
 

@@ -49,6 +49,12 @@ export interface GrantsTable {
   from_cidrs: string | null;
   expires_at: string | null;
   created_at: string;
+  /** A prune grant's retention rule (migration 0013); null: no such bound. */
+  min_age_seconds: number | null;
+  keep_last: number | null;
+  prefix: string | null;
+  max_removals_per_day: number | null;
+  verify_objects: Generated<number>;
 }
 
 export interface SessionsTable {
@@ -84,6 +90,18 @@ export interface TransactionsTable {
   state: string;
   started_at: string;
   ended_at: string;
+  /** 1: every manifest put was judged at the commit with the key and allowed (migration 0013). */
+  archive_checked: Generated<number>;
+}
+
+export interface RemovalClaimsTable {
+  id: Generated<number>;
+  session_id: number;
+  grant_id: number;
+  repository_id: number;
+  day: string;
+  archives: number;
+  claimed_at: string;
 }
 
 export interface BackupClaimsTable {
@@ -235,6 +253,7 @@ export interface Database {
   transactions: TransactionsTable;
   denials: DenialsTable;
   backup_claims: BackupClaimsTable;
+  removal_claims: RemovalClaimsTable;
   repository_events: RepositoryEventsTable;
   console_sessions: ConsoleSessionsTable;
   api_tokens: ApiTokensTable;

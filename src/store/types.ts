@@ -1,6 +1,7 @@
 // Domain records of the store, as the rest of borgkeep sees them (camelCase, parsed values).
 // The database schema lives in migrations.ts; queries in the *-store.ts files map rows to these.
 
+import type { ArchiveSightingRecord } from './archive-sighting-store.js';
 import type { RepositoryEvent } from './history-store.js';
 
 export const ROLES = ['read', 'append', 'prune', 'full'] as const;
@@ -50,7 +51,27 @@ export interface Grant {
   fromCidrs: string[] | null;
   expiresAt: Date | null;
   createdAt: Date;
+  /**
+   * A prune grant's retention rule, enforced at the manifest put when borgkeep holds the
+   * repository's key (guard/archive-rules.ts); null: no such bound. Archives may be removed once
+   * the server first saw them at least this long ago...
+   */
+  minAgeSeconds: number | null;
+  /** ...but never the N newest (by the server's first sighting) of the prefix... */
+  keepLast: number | null;
+  /** ...and only archives whose names start with it (null: every archive)... */
+  prefix: string | null;
+  /** ...and at most this many per UTC day. */
+  maxRemovalsPerDay: number | null;
+  /** Every put's id is checked against its content with the repository's key (a writing role). */
+  verifyObjects: boolean;
 }
+
+/** A grant's archive rules when none are set. */
+export const NO_ARCHIVE_RULES = { minAgeSeconds: null, keepLast: null, prefix: null, maxRemovalsPerDay: null, verifyObjects: false } as const satisfies Partial<Grant>;
+
+/** What a prune grant may remove (the Grant fields of its retention rule). */
+export type GrantRetention = Pick<Grant, 'minAgeSeconds' | 'keepLast' | 'prefix' | 'maxRemovalsPerDay'>;
 
 export interface Session {
   id: number;
@@ -87,6 +108,13 @@ export interface Transaction {
   state: 'committed' | 'rolled_back';
   startedAt: Date;
   endedAt: Date;
+  /**
+   * Every manifest put of the transaction was judged at the commit with the repository's key and
+   * allowed by the session's role with nothing suspicious (guard/archive-rules.ts); false also
+   * when there was none, or borgkeep holds no key. Written with the transaction; read back by
+   * listCommittedTransactions (the gate's concern), not by the ledger listings.
+   */
+  archiveChecked?: boolean;
 }
 
 export interface Denial {
@@ -139,6 +167,18 @@ export interface BackupClaim {
   at: Date;
 }
 
+/** A prune grant's archive removals of one UTC day, claimed at the manifest put (removal_claims). */
+export interface RemovalClaim {
+  sessionId: number;
+  grantId: number;
+  repositoryId: number;
+  /** Archives this manifest put removes beyond what the session claimed before in its transaction. */
+  archives: number;
+  /** The grant's max_removals_per_day. */
+  limit: number;
+  at: Date;
+}
+
 export type NewTransaction = Omit<Transaction, 'id'>;
 export type NewDenial = Omit<Denial, 'id'>;
 
@@ -169,6 +209,19 @@ export interface GuardStore {
   listEvents(repositoryId: number, limit?: number): Promise<RepositoryEvent[]>;
   /** Records a compaction the gate let through, or one it deferred. */
   recordEvent(event: Omit<RepositoryEvent, 'id' | 'at'> & { report?: unknown }): Promise<RepositoryEvent>;
+  /**
+   * Claims a prune grant's removals of the UTC day of `at`, atomically: counts the grant's claims
+   * on the repository that day and, when the new ones fit under `limit`, records them in one
+   * transaction, so concurrent sessions cannot race past the limit. Returns the claim's id.
+   */
+  claimRemovals(claim: RemovalClaim): Promise<{ readonly claimed: boolean; readonly used: number; readonly claimId: number | null }>;
+  /** Gives claims back (their transaction was rolled back: nothing was removed). */
+  releaseRemovals(claimIds: readonly number[]): Promise<void>;
+  /** The archive sightings store's (archive-sighting-store.ts): the server's first sighting of each archive. */
+  recordArchiveSightings(repositoryId: number, sightings: readonly ArchiveSightingRecord[]): Promise<void>;
+  listArchiveSightings(repositoryId: number): Promise<ArchiveSightingRecord[]>;
   /** Every committed transaction on the repository, oldest first: who wrote each, for the gate. */
-  listCommittedTransactions(repositoryId: number): Promise<Array<{ borgTransactionId: number; sessionId: number; keyName: string | null; role: Role | null; at: Date }>>;
+  listCommittedTransactions(
+    repositoryId: number,
+  ): Promise<Array<{ borgTransactionId: number; sessionId: number; keyName: string | null; role: Role | null; at: Date; /** Transaction.archiveChecked. */ archiveChecked?: boolean }>>;
 }

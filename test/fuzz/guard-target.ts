@@ -32,7 +32,7 @@ import { readRepositoryNonce } from '../../src/repository/nonce-file.js';
 import { createFrameSplitter } from '../../src/rpc/frame-splitter.js';
 import { encodeExceptionReply, encodeResultReply, parseReply, parseRequest, type RpcRequest } from '../../src/rpc/messages.js';
 import { CLIENT_LIMITS, MsgMap, SERVER_LIMITS, encode, type EncodableValue, type MsgValue } from '../../src/rpc/msgpack.js';
-import type { GuardStore, Role } from '../../src/store/types.js';
+import { NO_ARCHIVE_RULES, type GuardStore, type Role } from '../../src/store/types.js';
 import { createPrng, type Prng } from '../support/prng.js';
 import { mutate } from './mutate.js';
 
@@ -289,6 +289,7 @@ function fakeStore(input: GuardInput, ends: Array<{ result: string; detail: stri
     fromCidrs: input.grantState === 'address' ? ['192.0.2.0/24'] : null,
     expiresAt: input.grantState === 'expired' ? created : null,
     createdAt: created,
+    ...NO_ARCHIVE_RULES,
   };
   return {
     findKey: async () =>
@@ -314,6 +315,10 @@ function fakeStore(input: GuardInput, ends: Array<{ result: string; detail: stri
     listEvents: async () => [],
     recordEvent: async (e) => ({ ...e, id: 1, at: created }),
     listCommittedTransactions: async () => [],
+    claimRemovals: async () => ({ claimed: true, used: 0, claimId: 1 }),
+    releaseRemovals: async () => undefined,
+    recordArchiveSightings: async () => undefined,
+    listArchiveSightings: async () => [],
   };
 }
 

@@ -47,7 +47,17 @@ export function grantRoutes(ctx: ApiContext) {
       async handler({ body }) {
         const { key, repository, found } = await view(body.key, body.repository);
         if (found) throw conflict(`key '${key.name}' already has a grant on repository '${repository.name}'; change it with PATCH`);
-        const terms: GrantTerms = { role: body.role, writesPerDay: body.writesPerDay ?? null, fromCidrs: body.fromCidrs ?? null, expiresAt: body.expiresAt ?? null };
+        const terms: GrantTerms = {
+          role: body.role,
+          writesPerDay: body.writesPerDay ?? null,
+          fromCidrs: body.fromCidrs ?? null,
+          expiresAt: body.expiresAt ?? null,
+          minAgeSeconds: body.minAgeSeconds ?? null,
+          keepLast: body.keepLast ?? null,
+          prefix: body.prefix ?? null,
+          maxRemovalsPerDay: body.maxRemovalsPerDay ?? null,
+          verifyObjects: body.verifyObjects ?? false,
+        };
         await ctx.store.setGrant(String(key.id), repository.name, terms);
         return { grant: grantJson((await view(body.key, body.repository)).found!) };
       },
@@ -59,17 +69,26 @@ export function grantRoutes(ctx: ApiContext) {
       summary: "change a grant's role or limits (fields left out keep their value; null removes a limit)",
       access: 'operator',
       params: grantParams,
-      body: z.object({ role: grantTermsInput.role.optional(), writesPerDay: grantTermsInput.writesPerDay, fromCidrs: grantTermsInput.fromCidrs, expiresAt: grantTermsInput.expiresAt }).strict(),
+      body: z.object({ ...grantTermsInput, role: grantTermsInput.role.optional() }).strict(),
       response: z.object({ grant: grantSchema }),
       async handler({ params, body }) {
         const { key, repository, found } = await view(params.key, params.repository);
         if (!found) throw notFound(`key '${key.name}' has no grant on repository '${repository.name}'`);
         const g = found.grant;
+        const role = body.role ?? g.role;
+        // A rule the new role cannot have is not carried over from the old one (a prune grant
+        // made append loses its retention rule); one given with the change is checked as given.
+        const kept = <T>(given: T | undefined, old: T, fits: boolean, none: T): T => (given !== undefined ? given : fits ? old : none);
         const terms: GrantTerms = {
-          role: body.role ?? g.role,
+          role,
           writesPerDay: body.writesPerDay === undefined ? g.writesPerDay : body.writesPerDay,
           fromCidrs: body.fromCidrs === undefined ? g.fromCidrs : body.fromCidrs,
           expiresAt: body.expiresAt === undefined ? g.expiresAt : body.expiresAt,
+          minAgeSeconds: kept(body.minAgeSeconds, g.minAgeSeconds, role === 'prune', null),
+          keepLast: kept(body.keepLast, g.keepLast, role === 'prune', null),
+          prefix: kept(body.prefix, g.prefix, role === 'prune', null),
+          maxRemovalsPerDay: kept(body.maxRemovalsPerDay, g.maxRemovalsPerDay, role === 'prune', null),
+          verifyObjects: kept(body.verifyObjects, g.verifyObjects, role !== 'read', false),
         };
         await ctx.store.setGrant(String(key.id), repository.name, terms);
         return { grant: grantJson((await view(params.key, params.repository)).found!) };

@@ -53,7 +53,7 @@ export function keyRoutes(ctx: ApiContext) {
       async handler({ body }) {
         const publicKey = parseSshPublicKey(body.publicKey);
         const g = body.grant;
-        const terms = g && checkGrantTerms({ role: g.role, writesPerDay: g.writesPerDay ?? null, fromCidrs: g.fromCidrs ?? null, expiresAt: g.expiresAt ?? null }, ctx.now());
+        const terms = g && checkGrantTerms({ ...g, writesPerDay: g.writesPerDay ?? null, fromCidrs: g.fromCidrs ?? null, expiresAt: g.expiresAt ?? null }, ctx.now());
         const added = await ctx.store.addKey({ name: body.name, publicKey, ...(g && terms && { grant: { repositoryName: g.repository, ...terms } }) });
         const grant = added.grant ? (await ctx.store.listGrants({ keyId: added.key.id }))[0] : undefined;
         return { key: keyJson(added.key), grant: grant ? grantJson(grant) : null };
