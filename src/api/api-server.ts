@@ -17,6 +17,7 @@ import { createRepositorySizer, type SizeOf } from './features/repository-size.j
 import { registerConsole } from './console-static.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { JsonText, type ApiRoute } from './route.js';
+import { archiveRoutes } from './routes/archive-routes.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { createEventStreams } from './routes/event-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
@@ -31,6 +32,8 @@ import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import { createVaultService, type VaultService } from '../vault/vault-service.js';
+import { createRepositoryKeySource } from '../vault/repository-key.js';
+import type { BorgKey } from '../repository/borg-key.js';
 
 export const API_PREFIX = '/api/v1';
 /** Bodies are small JSON documents; a key file for an audit is the biggest thing sent. */
@@ -75,6 +78,8 @@ export interface ApiContext {
   sizeOf: SizeOf;
   audits: AuditService;
   vault: VaultService;
+  /** The unlocked key of a repository whose key the vault holds (for reading its archive list), else null. */
+  repositoryKey: (repository: { readonly dirName: string }, repositoryPath: string) => BorgKey | null;
 }
 
 export interface ApiServer {
@@ -89,6 +94,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export function createApiServer(deps: ApiDeps): ApiServer {
   const now = deps.now ?? (() => new Date());
   const authenticator = createAuthenticator({ users: deps.store, auth: deps.store, passwords: deps.passwords, now, settings: deps.auth ?? {} });
+  const vault = deps.vault ?? openVault(deps.store.paths.root);
   const ctx: ApiContext = {
     store: deps.store,
     authenticator,
@@ -98,13 +104,15 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     sessionMaxMs: deps.auth?.sessionMaxMs ?? 12 * 3600_000,
     sizeOf: deps.sizeOf ?? createRepositorySizer({ now }).sizeOf,
     audits: createAuditService(deps.store, deps.audit ?? {}),
-    vault: createVaultService({ vault: deps.vault ?? openVault(deps.store.paths.root), repositoryPath: (d) => deps.store.paths.repository(d) }),
+    vault: createVaultService({ vault, repositoryPath: (d) => deps.store.paths.repository(d) }),
+    repositoryKey: createRepositoryKeySource(vault),
   };
   const routes: ApiRoute[] = [
     ...sessionRoutes(ctx),
     ...userRoutes(ctx),
     ...tokenRoutes(ctx),
     ...repositoryRoutes(ctx),
+    ...archiveRoutes(ctx),
     ...keyRoutes(ctx),
     ...grantRoutes(ctx),
     ...ledgerRoutes(ctx),
