@@ -52,7 +52,9 @@ export class VaultError extends BorgkeepError {
 
 /** The vault is sealed with a master passphrase this process was not given. */
 export class VaultLockedError extends VaultError {
-  constructor(message = "the key vault is sealed with a master passphrase that this process was not given (only 'borgkeep serve --vault-passphrase-file' holds it)") {
+  // Also reaches borg clients through the guard (a session under sshd's forced command): it names
+  // no path, flag or file, only why the key cannot be used here.
+  constructor(message = 'the key vault is sealed with a master passphrase, which only the running borgkeep serve holds') {
     super('BK_ERR_CONFLICT', message);
     this.name = 'VaultLockedError';
   }

@@ -31,6 +31,7 @@ describe('borgkeep repo', () => {
       quotaBytes: null,
       expectedIntervalSeconds: 93_600,
       initialized: false,
+      keyHeld: false,
       grantCount: 0,
       lastSessionAt: null,
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),

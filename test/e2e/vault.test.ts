@@ -35,23 +35,23 @@ describe('the repository key in the console', () => {
     await state.getByText("borgkeep does not hold this repository's key").waitFor();
 
     const form = page.getByRole('form', { name: 'hand over the repository key' });
-    await form.getByLabel('Passphrase').fill('not the passphrase');
+    await form.getByLabel('Repository passphrase').fill('not the passphrase');
     await form.getByRole('button', { name: 'Hand over the key' }).click();
     await form.getByRole('alert').getByText("the key of repository 'main' was not stored: the passphrase is wrong").waitFor();
     expect(await state.getAttribute('data-key-held')).toBe('no');
 
-    await form.getByLabel('Passphrase').fill(PASSPHRASE);
+    await form.getByLabel('Repository passphrase').fill(PASSPHRASE);
     await form.getByRole('button', { name: 'Hand over the key' }).click();
     await state.getByText("borgkeep holds this repository's key").waitFor();
     await page.getByRole('status').getByText(/Key checked \(repokey, 0 archives in the current manifest\)/).waitFor();
-    expect(await form.getByLabel('Passphrase').inputValue()).toBe('');
+    expect(await form.getByLabel('Repository passphrase').inputValue()).toBe('');
     expect(await page.content()).not.toContain(PASSPHRASE);
     await h.screenshot('repository-key', { forDocs: false });
 
     await page.getByRole('button', { name: 'Forget the key' }).click();
     await state.getByText("borgkeep does not hold this repository's key").waitFor();
 
-    await form.getByLabel('Passphrase').fill(PASSPHRASE);
+    await form.getByLabel('Repository passphrase').fill(PASSPHRASE);
     await form.getByRole('button', { name: 'Hand over the key' }).click();
     await state.getByText("borgkeep holds this repository's key").waitFor();
 

@@ -363,7 +363,7 @@ function KeyVault({ repository, onChange }: { repository: Repository; onChange: 
         <>
           <form className="inline-form" onSubmit={handOver} aria-label="hand over the repository key">
             <label>
-              Passphrase
+              Repository passphrase
               <input name="passphrase" type="password" autoComplete="off" required value={passphrase} onChange={(e) => setPassphrase(e.target.value)} />
             </label>
             <label>
