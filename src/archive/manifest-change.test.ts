@@ -300,3 +300,83 @@ describe('the manifest itself', () => {
     expect(judge(null, { ...noTam, tam: 'invalid' }, 'full').findings[0].message).toBe('the manifest authentication (TAM) does not verify');
   });
 });
+
+describe('what only the live guard knows (issue 14)', () => {
+  const own = (...names: string[]) => (id: string) => names.some((n) => hex(n) === id);
+
+  test('append: an archive it adds must be one whose archive object it wrote; each refusal names the rule', () => {
+    expect(judge(m(BASE), m([...BASE, ['thu', 'thu']]), 'append', { writtenByWriter: own('thu') }).suspicious).toBe(false);
+    const j = judge(m(BASE), m([...BASE, ['thu', 'stolen']]), 'append', { writtenByWriter: own('thu') });
+    expect(kinds(j)).toEqual(['not-own']);
+    expect(j.findings[0]).toMatchObject({ rule: 'append adds only', refusal: "an append key may not add archive 'thu': its archive object was not written in this session" });
+    // Without the writer's puts (the audit) nothing is said about it.
+    expect(judge(m(BASE), m([...BASE, ['thu', 'stolen']]), 'append').suspicious).toBe(false);
+  });
+
+  test('append: its own checkpoints come and go; another session\'s checkpoint may not be removed', () => {
+    const withCp: A[] = [...BASE, ['thu.checkpoint', 'cp1']];
+    expect(judge(m(withCp), m([...BASE, ['thu', 'thu']]), 'append', { writtenByWriter: own('cp1', 'thu') }).suspicious).toBe(false);
+    expect(judge(m(withCp), m([...BASE, ['thu.checkpoint', 'cp2']]), 'append', { writtenByWriter: own('cp1', 'cp2') }).suspicious).toBe(false);
+    const j = judge(m(withCp), m(BASE), 'append', { writtenByWriter: own() });
+    expect(kinds(j)).toEqual(['removed']);
+    expect(j.findings[0].refusal).toBe("an append key may not remove archive 'thu.checkpoint': only checkpoints it wrote itself");
+  });
+
+  test('a removal by append says what may not be done and by which rule', () => {
+    const j = judge(m(BASE), m([BASE[1], BASE[2]]), 'append');
+    expect(j.findings[0]).toMatchObject({ kind: 'removed', suspicious: true, rule: 'append adds only', refusal: "an append key may not remove archive 'mon'" });
+  });
+
+  const day = (d: number) => new Date(SERVER.getTime() - d * 86_400_000);
+  const seenDaysAgo = (days: Record<string, number>) => (a: { name: string }) => (a.name in days ? day(days[a.name]) : null);
+  const rule = (r: Partial<{ minAgeSeconds: number; keepLast: number; prefix: string }>) => ({ minAgeSeconds: null, keepLast: null, prefix: null, ...r });
+  const LIST: A[] = [['h-1', 'h-1'], ['h-2', 'h-2'], ['h-3', 'h-3'], ['h-4', 'h-4'], ['o-1', 'o-1'], ['h-4.checkpoint', 'cp']];
+  const seen = seenDaysAgo({ 'h-1': 40, 'h-2': 35, 'h-3': 31, 'h-4': 2, 'o-1': 50 });
+
+  test('prune --min-age: by the server\'s first sighting, not the client\'s time; never seen counts as now; checkpoints exempt', () => {
+    const retention = { rule: rule({ minAgeSeconds: 30 * 86_400 }), firstSeen: seen, now: SERVER };
+    expect(judge(m(LIST), m(LIST.filter(([n]) => !['h-1', 'h-2', 'h-4.checkpoint'].includes(n))), 'prune', { retention }).suspicious).toBe(false);
+    const young = judge(m(LIST), m(LIST.filter(([n]) => n !== 'h-4')), 'prune', { retention });
+    expect(kinds(young)).toEqual(['retention']);
+    expect(young.findings[0].refusal).toMatch(/^a prune key may not remove archive 'h-4': the server first saw it less than 30d ago/);
+    expect(young.findings[0].rule).toBe('--min-age 30d');
+    const never = judge(m([...LIST, ['new', 'new']]), m(LIST), 'prune', { retention });
+    expect(never.findings[0].refusal).toContain("'new' never seen by the server before");
+  });
+
+  test('prune --keep-last per --prefix: the N newest by first sighting stay; outside the prefix nothing goes', () => {
+    const retention = { rule: rule({ keepLast: 2, prefix: 'h-' }), firstSeen: seen, now: SERVER };
+    // Newest h- by sighting: h-4 (2 days), h-3 (31 days).
+    expect(judge(m(LIST), m(LIST.filter(([n]) => !['h-1', 'h-2'].includes(n))), 'prune', { retention }).suspicious).toBe(false);
+    const j = judge(m(LIST), m(LIST.filter(([n]) => n !== 'h-3')), 'prune', { retention });
+    expect(j.findings[0]).toMatchObject({ kind: 'retention', rule: '--keep-last 2 --prefix h-', refusal: "a prune key may not remove archive 'h-3': it is among the 2 newest named 'h-...', which the grant keeps" });
+    const outside = judge(m(LIST), m(LIST.filter(([n]) => n !== 'o-1')), 'prune', { retention });
+    expect(outside.findings[0].refusal).toBe("a prune key may not remove archive 'o-1': its grant covers only archives named 'h-...'");
+    // Sighted together (a first look): the client's time breaks the tie.
+    const tie = { rule: rule({ keepLast: 1 }), firstSeen: () => day(40), now: SERVER };
+    const timed: A[] = [['a', 'a', '2026-11-01T00:00:00.000000'], ['b', 'b', '2026-11-02T00:00:00.000000']];
+    expect(judge(m(timed), m([timed[1]]), 'prune', { retention: tie }).suspicious).toBe(false);
+    expect(judge(m(timed), m([timed[0]]), 'prune', { retention: tie }).suspicious).toBe(true);
+  });
+
+  test('a key that requires no TAM: a missing TAM is a notice', () => {
+    expect(kinds(judge(m(BASE), m(BASE, { tam: 'missing' }), 'append'))).toEqual(['tam']);
+    expect(notices(judge(m(BASE), m(BASE, { tam: 'missing' }), 'append', { tamRequired: false }))).toEqual(['tam']);
+  });
+
+  test('archiveEntriesOf reads entries in place as archiveFromEntry decodes them, odd entries included', () => {
+    const entries: Array<[string, MsgValue]> = [
+      ['plain', MsgMap.of([['id', idFor('1')], ['time', Buffer.from(T0)]])],
+      ['twice', MsgMap.of([['id', idFor('2')], ['id', idFor('3')], ['time', Buffer.from(T0)], ['time', Buffer.from('x')]])],
+      ['extra', MsgMap.of([['time', Buffer.from(T0)], ['comment', Buffer.from('c')], ['id', idFor('4')]])],
+      ['no-time', MsgMap.of([['id', idFor('5')], ['time', 7]])],
+    ];
+    const mm = { ...parseManifest(encode(MsgMap.of([['archives', MsgMap.of(entries)], ['timestamp', Buffer.from(T0)], ['version', 1]])), null, false) };
+    expect(archiveEntriesOf(mm)).toEqual([
+      { name: 'plain', id: hex('1'), time: T0 },
+      { name: 'twice', id: hex('2'), time: T0 },
+      { name: 'extra', id: hex('4'), time: T0 },
+      { name: 'no-time', id: hex('5'), time: '' },
+    ]);
+  });
+});

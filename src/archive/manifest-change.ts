@@ -51,7 +51,7 @@
 // future bound allows a day of client clock skew.
 
 import type { Role } from '../store/types.js';
-import { skipValues, strAt } from '../rpc/msgpack.js';
+import { MsgMap, decode, mapAt, skipValues, strAt, type MsgValue } from '../rpc/msgpack.js';
 import { ManifestError, archiveFromEntry, type Manifest, type ManifestArchive } from '../repository/manifest.js';
 
 /** A new archive's time may be this far after the server's time of its transaction. */
@@ -240,10 +240,58 @@ function rawEntry(body: Buffer, starts: readonly number[], k: number): Raw {
   return { rawName, entry: archiveFromEntry(rawName, body.toString('latin1', name[1], end)) };
 }
 
+/**
+ * An entry as borg writes it (a map of str keys, its first `id` a 32-byte str, its first `time` a
+ * str), read without decoding it into objects; null for anything else, which the caller decodes
+ * (the same result: MsgMap.get takes the first key of a name too).
+ */
+function entryInPlace(body: Buffer, at: number, end: number): { id: string; time: string } | null {
+  const map = mapAt(body, at);
+  if (!map) return null;
+  let pos = map[1];
+  let id: string | null = null;
+  let time: string | null = null;
+  for (let i = 0; i < map[0]; i++) {
+    const k = strAt(body, pos);
+    if (!k) return null;
+    const next = skipValues(body, k[1]);
+    const length = k[1] - k[0];
+    if (length === 2 && id === null && body[k[0]] === 0x69 && body[k[0] + 1] === 0x64) {
+      const v = strAt(body, k[1]);
+      if (!v || v[1] - v[0] !== 32) return null;
+      id = body.toString('hex', v[0], v[1]);
+    } else if (length === 4 && time === null && body.toString('latin1', k[0], k[1]) === 'time') {
+      const v = strAt(body, k[1]);
+      if (!v) return null;
+      time = body.toString('utf8', v[0], v[1]);
+    }
+    pos = next;
+  }
+  return pos === end && id !== null ? { id, time: time ?? '' } : null;
+}
+
 /** Every archive entry of a manifest, decoded, in wire order; a ManifestError for a malformed one. */
 export function archiveEntriesOf(m: Manifest): ArchiveEntry[] {
-  const starts = startsOf(m.archivesBody);
-  return starts.map((_, k) => rawEntry(m.archivesBody, starts, k).entry);
+  const body = m.archivesBody;
+  const starts = startsOf(body);
+  // Decoded in place (the prune rules read every entry of a list of thousands): the same result
+  // as archiveFromEntry, without a string copy of each entry.
+  return starts.map((start, k) => {
+    const name = strAt(body, start) as [number, number];
+    const end = k + 1 < starts.length ? starts[k + 1] : body.length;
+    const fast = entryInPlace(body, name[1], end);
+    if (fast) return { name: body.toString('utf8', name[0], name[1]), id: fast.id, time: fast.time };
+    let v: MsgValue;
+    try {
+      v = decode(body, name[1], end);
+    } catch {
+      throw new ManifestError('the manifest has a malformed archive entry');
+    }
+    const id = v instanceof MsgMap ? v.get('id') : undefined;
+    if (!Buffer.isBuffer(id) || id.length !== 32) throw new ManifestError('the manifest has a malformed archive entry');
+    const time = v instanceof MsgMap ? v.get('time') : undefined;
+    return { name: body.toString('utf8', name[0], name[1]), id: id.toString('hex'), time: Buffer.isBuffer(time) ? time.toString('utf8') : '' };
+  });
 }
 
 /** Length of the longest common start of a and b. */
@@ -567,11 +615,14 @@ function retentionFindings(c: ManifestChange, previous: Manifest | null, r: NonN
     }
   }
   if (rule.keepLast !== null && removals.length > 0 && previous) {
-    const inScope = archiveEntriesOf(previous).filter((a) => !isCheckpoint(a.name) && (rule.prefix === null || a.name.startsWith(rule.prefix)));
+    const inScope = archiveEntriesOf(previous)
+      .filter((a) => !isCheckpoint(a.name) && (rule.prefix === null || a.name.startsWith(rule.prefix)))
+      .map((a) => ({ a, seen: seen(a), time: null as number | null }));
     // Newest first by the server's sighting; the client's time and the name only break ties (the
-    // archives a first look at the repository found all share one sighting).
-    inScope.sort((a, b) => seen(b) - seen(a) || (parseArchiveTime(b.time) ?? 0) - (parseArchiveTime(a.time) ?? 0) || (a.name < b.name ? 1 : -1));
-    const kept = new Set(inScope.slice(0, rule.keepLast).map((a) => `${a.id} ${a.name}`));
+    // archives a first look at the repository found all share one sighting), read only then.
+    const timeOf = (x: (typeof inScope)[number]) => (x.time ??= parseArchiveTime(x.a.time) ?? 0);
+    inScope.sort((x, y) => y.seen - x.seen || timeOf(y) - timeOf(x) || (x.a.name < y.a.name ? 1 : -1));
+    const kept = new Set(inScope.slice(0, rule.keepLast).map(({ a }) => `${a.id} ${a.name}`));
     const hit = removals.filter((a) => kept.has(`${a.id} ${a.name}`)).map((a) => a.name);
     if (hit.length > 0) {
       const scope = rule.prefix === null ? '' : ` named '${rule.prefix}...'`;
