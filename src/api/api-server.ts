@@ -17,6 +17,7 @@ import { createRepositorySizer, type SizeOf } from './features/repository-size.j
 import { registerConsole } from './console-static.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { JsonText, type ApiRoute } from './route.js';
+import { archiveRoutes } from './routes/archive-routes.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { createEventStreams } from './routes/event-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
@@ -33,6 +34,8 @@ import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import { createVaultService, type VaultService } from '../vault/vault-service.js';
+import { createRepositoryKeySource } from '../vault/repository-key.js';
+import type { BorgKey } from '../repository/borg-key.js';
 
 export const API_PREFIX = '/api/v1';
 /** Bodies are small JSON documents; a key file for an audit is the biggest thing sent. */
@@ -80,6 +83,8 @@ export interface ApiContext {
   audits: AuditService;
   vault: VaultService;
   retention: Pick<RetentionService, 'show' | 'set' | 'remove'>;
+  /** The unlocked key of a repository whose key the vault holds (for reading its archive list), else null. */
+  repositoryKey: (repository: { readonly dirName: string }, repositoryPath: string) => BorgKey | null;
 }
 
 export interface ApiServer {
@@ -106,6 +111,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     audits: createAuditService(deps.store, deps.audit ?? {}),
     vault: createVaultService({ vault, repositoryPath: (d) => deps.store.paths.repository(d) }),
     retention: deps.retention ?? createRetentionService({ store: deps.store, vault, now }),
+    repositoryKey: createRepositoryKeySource(vault),
   };
   const routes: ApiRoute[] = [
     ...sessionRoutes(ctx),
@@ -113,6 +119,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...tokenRoutes(ctx),
     ...repositoryRoutes(ctx),
     ...retentionRoutes(ctx),
+    ...archiveRoutes(ctx),
     ...keyRoutes(ctx),
     ...grantRoutes(ctx),
     ...ledgerRoutes(ctx),

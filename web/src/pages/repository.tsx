@@ -8,6 +8,8 @@ import { useAction, useLoad } from '../hooks';
 import { useLiveFor } from '../live';
 import { Link, navigate } from '../router';
 import { AuditBadge } from './dashboard';
+import { ArchiveList } from '../parts/archive-list';
+import { DenialReason } from '../parts/denial-reason';
 import { AuditView } from '../parts/audit-view';
 import { ClientInstructions } from '../parts/client-instructions';
 import { LiveSessions } from '../parts/live-sessions';
@@ -77,6 +79,7 @@ export function RepositoryPage({ name }: { name: string }) {
       <AuditView repository={r} onChange={reload} />
       <RetentionSection repository={r.name} />
       <SizeOverTime repository={r} />
+      <ArchiveList repository={r.name} refresh={live.changes} />
       <SessionTimeline sessions={sessions.data?.sessions ?? []} open={live.open} />
       <Denials denials={denials.data?.denials ?? []} />
       {can(me, 'operator') && <DangerZone repository={r} />}
@@ -285,7 +288,7 @@ function SessionTimeline({ sessions, open }: { sessions: Session[]; open: Sessio
               )}
               {(s.denials ?? []).map((d) => (
                 <div key={d.id} className="error small">
-                  refused {d.method}: {d.message}
+                  refused {d.method}: {d.message} <DenialReason reason={d.reason} message={d.message} />
                 </div>
               ))}
             </li>
@@ -306,7 +309,7 @@ function Denials({ denials }: { denials: Denial[] }) {
         <ul className="denials">
           {denials.map((d) => (
             <li key={d.id}>
-              <Time at={d.at} /> <strong>{d.keyName ?? 'unknown key'}</strong> {d.method}: {d.message} <span className="muted small mono">{d.reason}</span>
+              <Time at={d.at} /> <strong>{d.keyName ?? 'unknown key'}</strong> {d.method}: {d.message} <DenialReason reason={d.reason} message={d.message} />
             </li>
           ))}
         </ul>

@@ -1,0 +1,44 @@
+// A repository's archive list as the server reads it with the key borgkeep holds (see
+// features/archive-list.ts): per archive its name, id, the client's time, the server's first
+// sighting and the session that added it. Without a held key it says so in one sentence.
+
+import { z } from 'zod';
+import type { ApiContext } from '../api-server.js';
+import { listArchives } from '../features/archive-list.js';
+import { defineRoute } from '../route.js';
+import { nameParams } from '../schemas.js';
+
+const archiveSchema = z.object({
+  name: z.string(),
+  id: z.string().describe('the archive metadata object id, hex'),
+  time: z.string().describe("the archive's time as the client wrote it (UTC, no zone)"),
+  firstSeenAt: z.string().nullable().describe('when the server first saw a commit list the archive; null: not seen yet'),
+  firstSeenBaseline: z.boolean().describe('first seen in the first manifest read after a compaction: it appeared then or earlier'),
+  retimed: z.boolean().describe("the client's time and the first sighting differ by more than a day"),
+  addedBy: z
+    .object({ sessionId: z.number(), keyName: z.string().nullable(), role: z.string().nullable() })
+    .nullable()
+    .describe('the session whose committed transaction first listed the archive; null when the ledger cannot tell'),
+});
+
+export function archiveRoutes(ctx: ApiContext) {
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/repositories/:name/archives',
+      tag: 'repositories',
+      summary: "the archive list of the repository's committed manifest, read with the key borgkeep holds, with the server's first sighting and the session that added each archive",
+      access: 'viewer',
+      params: nameParams,
+      response: z.object({
+        keyHeld: z.boolean().describe("whether borgkeep holds the repository's key"),
+        reason: z.string().nullable().describe('why there is no list, in one sentence; null when there is one'),
+        archives: z.array(archiveSchema).nullable(),
+      }),
+      async handler({ params }) {
+        const repository = await ctx.store.getRepository(params.name);
+        return listArchives({ repositoryKey: ctx.repositoryKey, repositoryPath: (d) => ctx.store.paths.repository(d), store: ctx.store }, repository);
+      },
+    }),
+  ];
+}
