@@ -88,6 +88,7 @@ describe('borgkeep ledger', () => {
       bytesIn: 12_300_000,
       bytesOut: 1_200,
       result: 'ok',
+      kind: 'client',
       detail: null,
       pid: 11,
       host: hostname(),
