@@ -74,7 +74,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
 }
 
 async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
-  const [{ openStore }, { runGuardSession }, { createGuardDeps }, { createSshGateway }, { createAuthThrottle }, { loadOrCreateHostKeys }, { dataDirPaths }] =
+  const [{ openStore }, { runGuardSession }, { createGuardDeps }, { createSshGateway }, { createAuthThrottle }, { loadOrCreateHostKeys, generateEd25519KeyPair }, { dataDirPaths }] =
     await Promise.all([
       import('../store/database.js'),
       import('../guard/guard.js'),
@@ -105,7 +105,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
   try {
     const stale = await store.closeStaleSessions(isLocalProcessAlive);
     const hostKeys = loadOrCreateHostKeys(join(paths.root, 'ssh'), (type) =>
-      type === 'rsa' ? ssh2.utils.generateKeyPairSync('rsa', { bits: 3072 }) : ssh2.utils.generateKeyPairSync('ed25519'),
+      type === 'rsa' ? ssh2.utils.generateKeyPairSync('rsa', { bits: 3072 }) : generateEd25519KeyPair(),
     );
     const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
     const [{ startMonitoring }, { createRepositorySizer, directorySize }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js')]);

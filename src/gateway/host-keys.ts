@@ -2,6 +2,7 @@
 // <data-dir>/ssh/ (mode 0600, written to a temp file and renamed, so a crash never leaves half a
 // key) and reused afterwards, so clients' known_hosts stay valid across restarts.
 
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -44,4 +45,49 @@ export function loadOrCreateHostKeys(sshDir: string, generate: GenerateKeyPair):
     const parsed = parseSshPublicKey(publicLine);
     return { type: parsed.type, privateKey: readFileSync(path, 'utf8'), publicLine: `${parsed.type} ${parsed.blob}`, fingerprint: parsed.fingerprint };
   });
+}
+
+/**
+ * A new ed25519 key pair in OpenSSH's own formats ("openssh-key-v1" private key, unencrypted).
+ * Written here rather than taken from ssh2's generator, which strips every leading zero byte of
+ * the public key and so produces a broken 31-byte key once in 256.
+ */
+export function generateEd25519KeyPair(): { private: string; public: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const x = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+  const d = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
+  return openSshEd25519Pair(d, x, randomBytes(4));
+}
+
+/** The OpenSSH texts of the ed25519 key with 32-byte seed `seed` and public key `pub`. */
+export function openSshEd25519Pair(seed: Buffer, pub: Buffer, check: Buffer): { private: string; public: string } {
+  if (seed.length !== 32 || pub.length !== 32 || check.length !== 4) throw new Error('an ed25519 key has a 32-byte seed and public key');
+  const str = (b: Buffer | string): Buffer => {
+    const data = typeof b === 'string' ? Buffer.from(b, 'latin1') : b;
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    return Buffer.concat([len, data]);
+  };
+  const u32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const blob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
+  const secret = Buffer.concat([check, check, blob, str(Buffer.concat([seed, pub])), str('')]);
+  const padding = Buffer.from(Array.from({ length: (8 - (secret.length % 8)) % 8 }, (_, i) => i + 1));
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0', 'latin1'),
+    str('none'),
+    str('none'),
+    str(''),
+    u32(1),
+    str(blob),
+    str(Buffer.concat([secret, padding])),
+  ]);
+  const lines = body.toString('base64').match(/.{1,70}/g)!;
+  return {
+    private: `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`,
+    public: `ssh-ed25519 ${blob.toString('base64')}`,
+  };
 }

@@ -299,7 +299,6 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let lastRuleLine = '';
   /** The ledger's record of a key change, once borg serve has answered the save_key. */
   let keyChanged: (() => Promise<unknown>) | null = null;
-  const ledgerWrites: Promise<unknown>[] = [];
   let clientGone = false;
   let endCause: SessionEnd | null = null;
   /** Ends the session when its key is revoked or its grant removed, changed or expired. */
@@ -329,17 +328,20 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   // transaction missing from the ledger would make the audit call it unattributed.
   const refusedWrites: Array<() => Promise<unknown>> = [];
   let ledgerTrouble: string | null = null;
+  // One write at a time, in the order of the calls: a write started while an earlier one is still
+  // waiting on a busy database could land first, and the ledger would tell the session out of order.
+  let ledgerChain: Promise<unknown> = Promise.resolve();
   const ledger = (write: () => Promise<unknown>): void => {
-    if (ledgerTrouble) {
-      refusedWrites.push(write); // in order, after those refused before
-      return;
-    }
-    ledgerWrites.push(
-      write().catch((e: unknown) => {
+    ledgerChain = ledgerChain.then(() => {
+      if (ledgerTrouble) {
+        refusedWrites.push(write); // in order, after those refused before
+        return;
+      }
+      return write().catch((e: unknown) => {
         refusedWrites.push(write);
         ledgerTrouble ??= (e as Error).message;
-      }),
-    );
+      });
+    });
   };
 
   // --- writing to the client -------------------------------------------------------------------
@@ -1042,7 +1044,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     if (notInitialised) detail = 'the repository is not initialised yet (borg init with a full key creates it)';
     else detail = openError ? `borg serve could not open the repository: ${openError}` : 'the repository was never opened';
   }
-  await Promise.all(ledgerWrites);
+  await ledgerChain;
   await progressWrite; // before the totals, which it must not overwrite
   const end = { endedAt: now(), result, detail, bytesIn, bytesOut };
   const writeRest = async (): Promise<void> => {

@@ -69,6 +69,19 @@ describe('the store driver while another process holds the write lock', () => {
     await db.destroy();
   });
 
+  it('keeps the order of writes that return rows (insert … returning) like any other write', async () => {
+    const db = open();
+    other.exec('begin immediate');
+    const writes = Array.from({ length: 20 }, (_, n) =>
+      n % 2 === 0 ? db.insertInto('t').values({ n }).returning('n').executeTakeFirstOrThrow() : db.insertInto('t').values({ n }).execute(),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    other.exec('commit');
+    await Promise.all(writes);
+    expect((await sql<{ n: number }>`select n from t order by rowid`.execute(db)).rows.map((r) => r.n)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    await db.destroy();
+  });
+
   it('gives up with SQLite\'s busy error after the busy timeout, and writes nothing', async () => {
     const db = open(300);
     other.exec('begin immediate');

@@ -100,7 +100,10 @@ class AsyncBusyDriver implements Driver {
    * session are written in the order they happened, also when the first meets a lock.
    */
   async run(connection: Connection, query: CompiledQuery, begins: boolean): Promise<QueryResult<unknown>> {
-    if (this.#owner === connection || this.#prepare(query.sql).reader) return this.#runTrying(connection, query, begins);
+    // A read gives rows and changes nothing: an insert … returning gives rows but is a write, and
+    // SQLite calls BEGIN read-only though it is where a transaction's writes start.
+    const statement = this.#prepare(query.sql);
+    if (this.#owner === connection || (statement.reader && statement.readonly)) return this.#runTrying(connection, query, begins);
     const earlier = this.#writes;
     let done!: () => void;
     this.#writes = new Promise((resolve) => (done = resolve));
