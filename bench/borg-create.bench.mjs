@@ -94,8 +94,11 @@ async function timedCreate(env, url, src, label) {
     const [user, sys] = readFileSync(totalLog, 'utf8').trim().split('\n').pop().split(' ').map(Number);
     clientCpu = user + sys - (serverCpu ?? 0);
   }
-  return { seconds, serverCpu, guardCpu, guardSys, guardRss, clientCpu };
+  return { seconds, serverCpu, guardCpu, guardSys, guardRss, clientCpu, guardGc: guard && { faults: guard.pageFaults, gcs: guard.gcs, full: guard.fullGcs, ms: guard.gcMs } };
 }
+
+/** The guard's page faults and garbage collections (count, full ones, time), when it reported them. */
+const gcLine = (r) => (r.guardGc ? `, ${r.guardGc.faults} page faults, ${r.guardGc.gcs} GCs (${r.guardGc.full} full, ${fmt(r.guardGc.ms, 0)} ms)` : '');
 
 /** (a): plain borg serve, the command line borgkeep gives its child for an append key. */
 async function runPlain(n, src) {
@@ -161,10 +164,10 @@ for (let i = 0; i < ROUNDS; i++) {
   b.push(await measure('b'));
   const guardPerGiB = b[i].guardCpu == null ? 'n/a' : fmt(b[i].guardCpu / (SOURCE_BYTES / GiB), 3);
   const rss = b[i].guardRss == null ? 'n/a' : fmt(b[i].guardRss, 0);
-  console.log(`  round ${i + 1}: b ${fmt(b[i].seconds)} s, b/a ${fmt(b[i].seconds / a[i].seconds, 3)}, guard CPU ${guardPerGiB} s/GiB (system ${fmt(b[i].guardSys / (SOURCE_BYTES / GiB), 3)}), guard peak RSS ${rss} MiB`);
+  console.log(`  round ${i + 1}: b ${fmt(b[i].seconds)} s, b/a ${fmt(b[i].seconds / a[i].seconds, 3)}, guard CPU ${guardPerGiB} s/GiB (system ${fmt(b[i].guardSys / (SOURCE_BYTES / GiB), 3)}), guard peak RSS ${rss} MiB${gcLine(b[i])}`);
   if (COMPARE) {
     c.push(await measure('c'));
-    console.log(`  round ${i + 1}: c (BENCH_COMPARE) ${fmt(c[i].seconds)} s, c/a ${fmt(c[i].seconds / a[i].seconds, 3)}, its guard CPU ${fmt(c[i].guardCpu / (SOURCE_BYTES / GiB), 3)} s/GiB (system ${fmt(c[i].guardSys / (SOURCE_BYTES / GiB), 3)})`);
+    console.log(`  round ${i + 1}: c (BENCH_COMPARE) ${fmt(c[i].seconds)} s, c/a ${fmt(c[i].seconds / a[i].seconds, 3)}, its guard CPU ${fmt(c[i].guardCpu / (SOURCE_BYTES / GiB), 3)} s/GiB (system ${fmt(c[i].guardSys / (SOURCE_BYTES / GiB), 3)})${gcLine(c[i])}`);
   }
 }
 if (COMPARE) {

@@ -22,6 +22,9 @@ const NEEDED = [
   ['/usr/bin/chromium', 'chromium'],
   // Certificates for the TLS tests (the mail server's STARTTLS).
   ['openssl', 'openssl'],
+  // The LDAP sign-on tests start their own slapd.
+  ['/usr/sbin/slapd', 'slapd'],
+  ['ldapadd', 'ldap-utils'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = NEEDED.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);

@@ -152,13 +152,18 @@ export function readGuardCpuLog(file) {
   let cpu = 0;
   let system = 0;
   let maxRssMiB = 0;
+  const more = { pageFaults: 0, gcs: 0, fullGcs: 0, gcMs: 0 };
   for (const line of readFileSync(file, 'utf8').trim().split('\n')) {
-    const [user, sys, rssKiB] = line.split(' ').map(Number);
+    const [user, sys, rssKiB, faults = 0, gcs = 0, fullGcs = 0, gcMs = 0] = line.split(' ').map(Number);
     cpu += user + sys;
     system += sys;
     maxRssMiB = Math.max(maxRssMiB, (rssKiB ?? 0) / 1024);
+    more.pageFaults += faults;
+    more.gcs += gcs;
+    more.fullGcs += fullGcs;
+    more.gcMs += gcMs;
   }
-  return { cpu, system, maxRssMiB };
+  return { cpu, system, maxRssMiB, ...more };
 }
 
 /** The borg client's environment: its own base dir, so no cache is shared between runs. */

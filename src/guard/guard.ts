@@ -401,10 +401,11 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   };
 
   // --- the child -----------------------------------------------------------------------------
-  const writeChild = async (buf: Buffer): Promise<void> => {
+  /** `written`: called once the pipe has taken all of `buf` (or failed for good). */
+  const writeChild = async (buf: Buffer, written?: () => void): Promise<void> => {
     if (!child || childExited) throw new SessionEnd('error', 'borg serve is not running');
     if (grantEnded) throw new SessionEnd('aborted', grantEnded); // borg serve already has its EOF
-    if (!child.stdin.write(buf)) await Promise.race([once(child.stdin, 'drain'), child.exited]);
+    if (!child.stdin.write(buf, written)) await Promise.race([once(child.stdin, 'drain'), child.exited]);
   };
 
   const callInternal = async (method: string, args: Map<string, MsgValue>): Promise<RpcReply | null> => {
@@ -886,7 +887,11 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       }
     }
     pending.push(entry);
-    await writeChild(frame);
+    // A data put's frame is read into again once borg serve's pipe has it (frame-input.ts
+    // release): nothing here keeps a view of it (its id was copied above). Not the manifest's,
+    // which the archive rules and the audit's kept versions may still read.
+    const reuse = req.method === 'put' && frame === req.frame && !entry.id!.equals(MANIFEST_ID);
+    await writeChild(frame, reuse ? () => input.release(frame) : undefined);
   };
 
   const handleFrame = async (frame: Buffer): Promise<void> => {

@@ -15,6 +15,7 @@ import { fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
+import { createFramePool } from './frame-pool.js';
 import { createFrameSplitter } from './frame-splitter.js';
 import type { UnpackLimits } from './msgpack.js';
 
@@ -28,6 +29,11 @@ export interface FrameInput {
   readonly pendingBytes: number;
   /** Stops reading (destroying the source when `destroyOnStop`); a waiting `next()` gets null. */
   stop(): void;
+  /**
+   * The caller keeps no view of `frame` (one `next()` gave it) any more: its memory may be read
+   * into again (frame-pool.ts). Only for a frame nothing else refers to; never releasing is safe.
+   */
+  release(frame: Buffer): void;
 }
 
 export interface FrameInputOptions {
@@ -51,7 +57,8 @@ export function readableFd(fd: number): boolean {
 }
 
 export function readFrames(source: FrameSource, limits: UnpackLimits, opts: FrameInputOptions): FrameInput {
-  const splitter = createFrameSplitter(limits);
+  const pool = createFramePool();
+  const splitter = createFrameSplitter(limits, pool);
   const queue: Buffer[] = [];
   let head = 0;
   let queued = 0;
@@ -169,6 +176,9 @@ export function readFrames(source: FrameSource, limits: UnpackLimits, opts: Fram
         waiter = { resolve, reject };
         settle();
       });
+    },
+    release(frame: Buffer): void {
+      pool.release(frame);
     },
     stop(): void {
       if (stopped) return;

@@ -5,6 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { captureBorgTraffic, type BorgTraffic } from '../../test/support/borg-traffic.js';
 import { createPrng, type Prng } from '../../test/support/prng.js';
+import { createFramePool, type FramePool } from './frame-pool.js';
 import { createFrameSplitter } from './frame-splitter.js';
 import { CLIENT_LIMITS, FrameError, MAX_BUFFER_SIZE, MAX_OBJECT_SIZE, MsgMap, SERVER_LIMITS, encode, type MsgValue, type UnpackLimits } from './msgpack.js';
 
@@ -26,12 +27,14 @@ function chunkSize(r: Prng): number {
  * Pushes `stream` in random chunks and checks after every push that exactly the frames that
  * end within the bytes pushed so far have come out, byte-identical and in order.
  */
-function splitAndCheck(stream: Buffer, frames: Buffer[], limits: UnpackLimits, r: Prng, size: (r: Prng) => number = chunkSize, direct = false): number {
+function splitAndCheck(stream: Buffer, frames: Buffer[], limits: UnpackLimits, r: Prng, size: (r: Prng) => number = chunkSize, direct = false, pool?: FramePool): number {
   const ends: number[] = [];
   let e = 0;
   for (const f of frames) ends.push((e += f.length));
   expect(e).toBe(stream.length);
-  const splitter = createFrameSplitter(limits);
+  const splitter = createFrameSplitter(limits, pool);
+  /** With a pool: frames still held (released after a few more pushes, a tenth never), by index. */
+  const held: Array<{ i: number; frame: Buffer; pushesLeft: number }> = [];
   const out: Buffer[] = [];
   let pushed = 0;
   let pushes = 0;
@@ -54,6 +57,19 @@ function splitAndCheck(stream: Buffer, frames: Buffer[], limits: UnpackLimits, r
       if (i >= frames.length || !f.equals(frames[i])) throw new Error(`frame ${i} differs (length ${f.length}, expected ${frames[i]?.length})`);
       out.push(f);
       outBytes += f.length;
+      if (pool) held.push({ i, frame: f, pushesLeft: r.int(10) === 0 ? Infinity : r.int(4) });
+    }
+    if (pool) {
+      // A frame not yet released is never read into again, however much came after it.
+      for (let k = held.length - 1; k >= 0; k--) {
+        const h = held[k]!;
+        if (!h.frame.equals(frames[h.i])) throw new Error(`frame ${h.i} changed while still held`);
+        if (h.pushesLeft-- <= 0) {
+          pool.release(h.frame);
+          if (r.int(5) === 0) pool.release(h.frame); // a second release counts for nothing
+          held.splice(k, 1);
+        }
+      }
     }
     // every frame that is complete is out, and none that is not
     let complete = 0;
@@ -63,7 +79,12 @@ function splitAndCheck(stream: Buffer, frames: Buffer[], limits: UnpackLimits, r
   }
   expect(out).toHaveLength(frames.length);
   expect(splitter.pendingBytes).toBe(0);
-  // nothing handed out was written again afterwards (the splitter reuses the room behind frames)
+  // nothing handed out was written again afterwards (the splitter reuses the room behind frames);
+  // with a pool, only frames never released are still the frames they were
+  if (pool) {
+    for (const h of held) if (!h.frame.equals(frames[h.i])) throw new Error(`frame ${h.i} changed while still held`);
+    return pushes;
+  }
   out.forEach((f, i) => {
     if (!f.equals(frames[i])) throw new Error(`frame ${i} changed after it was handed out`);
   });
@@ -177,6 +198,25 @@ describe('createFrameSplitter', () => {
     expect(stream.length).toBeGreaterThan(4 * MAX_DATA_SIZE);
     const pushes = splitAndCheck(stream, frames, SERVER_LIMITS, r);
     expect(pushes).toBeGreaterThan(200);
+  });
+
+  it('with a pool, reads into buffers freed by released frames, and never into a frame still held', () => {
+    const r = createPrng(77);
+    const frames: Buffer[] = [];
+    let msgid = 1;
+    for (let i = 0; i < 300; i++) {
+      // borg's puts: about 2 MiB of data, sizes varying, each frame's bytes its own
+      const data = r.bytes(r.range(1 << 19, 5 << 20));
+      frames.push(request(msgid++, 'put', [['id', r.bytes(32)], ['data', data]]));
+      if (r.int(3) === 0) frames.push(request(msgid++, 'get', [['id', r.bytes(32)]]));
+    }
+    const stream = Buffer.concat(frames);
+    for (const direct of [true, false]) {
+      const pool = createFramePool();
+      splitAndCheck(stream, frames, SERVER_LIMITS, r, chunkSize, direct, pool);
+      expect(pool.stats.reused, `reused buffers (direct reads: ${direct})`).toBeGreaterThan(pool.stats.allocated);
+    }
+    for (const s of traffic.sessions) splitAndCheck(s.client, s.clientFrames, SERVER_LIMITS, r, chunkSize, true, createFramePool());
   });
 
   it('returns a frame that arrived within one chunk as a view of that chunk (no copy)', () => {

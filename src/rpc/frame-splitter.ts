@@ -12,6 +12,7 @@
 // A frame that breaks the limits is reported before any of it is handed out: the caller never
 // forwards a byte of it.
 
+import type { FramePool } from './frame-pool.js';
 import { FrameError, scanFrame, type UnpackLimits } from './msgpack.js';
 
 export interface FrameSplitter {
@@ -32,8 +33,12 @@ const MIN_BUFFER = 256 * 1024;
 /** Below this much room behind the pending bytes, the next target starts a fresh buffer. */
 const MIN_TARGET = 64 * 1024;
 
-export function createFrameSplitter(limits: UnpackLimits): FrameSplitter {
-  let buf = Buffer.alloc(0);
+/**
+ * `pool`: where the splitter's own buffers come from and go back to (frame-pool.ts); without one,
+ * every buffer is new and left to the garbage collector.
+ */
+export function createFrameSplitter(limits: UnpackLimits, pool?: FramePool): FrameSplitter {
+  let buf: Buffer = Buffer.alloc(0);
   let start = 0; // the incomplete frame's first byte in buf
   let end = 0; // one past the last byte held
   let need = 1; // bytes from `start` the next scan needs before it can make progress
@@ -41,8 +46,10 @@ export function createFrameSplitter(limits: UnpackLimits): FrameSplitter {
   /** Moves the pending bytes into a fresh buffer with room for `room` bytes in all (from start). */
   const regrow = (room: number): void => {
     const held = end - start;
-    const next = Buffer.allocUnsafe(Math.max(room, held + MIN_TARGET, MIN_BUFFER));
+    const size = Math.max(room, held + MIN_TARGET, MIN_BUFFER);
+    const next = pool ? pool.take(size) : Buffer.allocUnsafe(size);
     buf.copy(next, 0, start, end);
+    pool?.retire(buf);
     buf = next;
     start = 0;
     end = held;
@@ -58,7 +65,9 @@ export function createFrameSplitter(limits: UnpackLimits): FrameSplitter {
         need = r.need;
         return;
       }
-      frames.push(view.subarray(0, r.end));
+      const frame = view.subarray(0, r.end);
+      pool?.handOut(frame);
+      frames.push(frame);
       start += r.end;
       need = 1;
     }
@@ -106,6 +115,7 @@ export function createFrameSplitter(limits: UnpackLimits): FrameSplitter {
         if (at === chunk.length) return frames;
         const rest = chunk.subarray(at);
         start = end = 0;
+        pool?.retire(buf);
         buf = Buffer.alloc(0);
         regrow(Math.max(need, rest.length));
         end = rest.copy(buf, 0);
@@ -116,6 +126,7 @@ export function createFrameSplitter(limits: UnpackLimits): FrameSplitter {
       }
       scan(frames);
       if (start === end && buf.length - end < MIN_TARGET) {
+        pool?.retire(buf);
         buf = Buffer.alloc(0);
         start = end = 0;
       }

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+
+import { createFramePool } from './frame-pool.js';
+
+describe('createFramePool', () => {
+  it('gives a buffer back only once it is retired and every frame handed out of it is released', () => {
+    const pool = createFramePool();
+    const buf = pool.take(3 << 20);
+    expect(buf.length).toBe(4 << 20);
+    const a = buf.subarray(0, 100);
+    const b = buf.subarray(100, 2 << 20);
+    pool.handOut(a);
+    pool.handOut(b);
+    pool.release(a);
+    pool.retire(buf);
+    expect(pool.take(3 << 20).buffer).not.toBe(buf.buffer); // b is still held
+    pool.release(b);
+    expect(pool.take(3 << 20).buffer).toBe(buf.buffer);
+    expect(pool.stats).toEqual({ allocated: 2, reused: 1 });
+  });
+
+  it('keeps a buffer the splitter still writes into, and one whose frame is never released', () => {
+    const pool = createFramePool();
+    const writing = pool.take(1 << 20);
+    expect(pool.take(1 << 20).buffer).not.toBe(writing.buffer);
+    const kept = pool.take(1 << 20);
+    pool.handOut(kept.subarray(0, 10));
+    pool.retire(kept);
+    expect(pool.take(1 << 20).buffer).not.toBe(kept.buffer);
+  });
+
+  it('counts a second release, or a stale one after the buffer was reused, for nothing', () => {
+    const pool = createFramePool();
+    const buf = pool.take(1 << 20);
+    const old = buf.subarray(0, 1000);
+    pool.handOut(old);
+    pool.retire(buf);
+    pool.release(old);
+    pool.release(old);
+    const again = pool.take(1 << 20);
+    expect(again.buffer).toBe(buf.buffer);
+    const current = again.subarray(0, 1000); // the same place as `old`
+    pool.handOut(current);
+    pool.retire(again);
+    pool.release(old); // stale: must not free `current`'s buffer
+    expect(pool.take(1 << 20).buffer).not.toBe(buf.buffer);
+  });
+
+  it('never takes in buffers it did not hand out, and does not pool huge ones', () => {
+    const pool = createFramePool();
+    const foreign = Buffer.allocUnsafeSlow(1 << 20);
+    pool.handOut(foreign);
+    pool.retire(foreign);
+    pool.release(foreign);
+    expect(pool.take(1 << 20).buffer).not.toBe(foreign.buffer);
+    const huge = pool.take(40 << 20);
+    pool.retire(huge);
+    expect(pool.take(40 << 20).buffer).not.toBe(huge.buffer);
+  });
+});
