@@ -7,8 +7,7 @@
 // and is never stored. Every audit, approval and rollback is recorded with who and when; they
 // move the compaction gate that the guard checks.
 
-import { repositoryUrl } from '../gateway/client-setup.js';
-import { advertisedTarget } from './setup-command.js';
+import { advertisedUrl } from './setup-command.js';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -354,7 +353,7 @@ function clientsMustForget(repoName: string, repoId: string, dataDir: string): s
   return [
     '',
     'Every client that has used this repository must forget what it knows of the later state before its next run:',
-    `  borg delete --cache-only ${repositoryUrl(advertisedTarget(dataDir).target, repoName)}`,
+    `  borg delete --cache-only ${advertisedUrl(dataDir, repoName)}`,
     `  rm ~/.config/borg/security/${repoId}/manifest-timestamp`,
     "Otherwise borg refuses with 'Cache, or information obtained from the security directory is newer than repository'.",
     'Nothing after the rolled-back-to transaction counts as reviewed: compaction waits for removals to be reviewed again (borgkeep audit, borgkeep approve).',

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 
 import { invalidInput, notFound } from '../errors.js';
 import { readAdvertisedEndpoint, readHostPublicKeys, type AdvertisedEndpoint } from '../gateway/advertised-endpoint.js';
-import { BORGMATIC_FORMATS, clientPathProblem, clientSetup, DEFAULT_CONFIG_DIR, ENCRYPTION_REASON, RECOMMENDED_ENCRYPTION, type BorgmaticFormat } from '../gateway/client-setup.js';
+import { BORGMATIC_FORMATS, clientPathProblem, clientSetup, repositoryUrl, DEFAULT_CONFIG_DIR, ENCRYPTION_REASON, RECOMMENDED_ENCRYPTION, type BorgmaticFormat } from '../gateway/client-setup.js';
 import { withStore, type CliContext } from './cli-context.js';
 
 /** What serve advertised, or placeholders (with why) when it never started or listens on every address. */
@@ -22,6 +22,12 @@ export function advertisedTarget(dataDir: string): { target: { user: string; hos
     return { target: { user: endpoint.user, host: 'HOST', port: endpoint.port }, note: "serve listens on every address: replace HOST with this server's name, or start serve with --public-host HOST[:PORT]" };
   }
   return { target: { user: endpoint.user, host: endpoint.host, port: endpoint.port }, note: null };
+}
+
+/** A repository's URL for the CLI's hints: serve's advertised endpoint, or HOST:PORT before serve ever started. */
+export function advertisedUrl(dataDir: string, repository: string): string {
+  if (readAdvertisedEndpoint(join(dataDir, 'ssh')) === null) return `ssh://borg@HOST:PORT/./${repository}`;
+  return repositoryUrl(advertisedTarget(dataDir).target, repository);
 }
 
 export function registerSetupCommand(repo: Command, ctx: CliContext): void {
