@@ -7,6 +7,7 @@
 // and is never stored. Every audit, approval and rollback is recorded with who and when; they
 // move the compaction gate that the guard checks.
 
+import { advertisedUrl } from './setup-command.js';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -291,7 +292,7 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
               'Archives added since are no longer listed; their objects stay behind as orphans, and a client that',
               `uploads the same data again is refused until they are gone: after review (borgkeep approve ${repoName}),`,
               `run 'borg check --repair' with a full key, which deletes them.`,
-              ...clientsMustForget(repoName, repoId),
+              ...clientsMustForget(repoName, repoId, ctx.getDataDir()),
             ].join('\n'),
           );
           return;
@@ -342,17 +343,17 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
               : `The key from before the rollback (kept key ${n}, fingerprint ${fingerprint}) is back.`,
           );
         }
-        lines.push(...clientsMustForget(repoName, repoId));
+        lines.push(...clientsMustForget(repoName, repoId, ctx.getDataDir()));
         ctx.out.line(lines.join('\n'));
       });
     });
 }
 
-function clientsMustForget(repoName: string, repoId: string): string[] {
+function clientsMustForget(repoName: string, repoId: string, dataDir: string): string[] {
   return [
     '',
     'Every client that has used this repository must forget what it knows of the later state before its next run:',
-    `  borg delete --cache-only ssh://borg@HOST:PORT/./${repoName}`,
+    `  borg delete --cache-only ${advertisedUrl(dataDir, repoName)}`,
     `  rm ~/.config/borg/security/${repoId}/manifest-timestamp`,
     "Otherwise borg refuses with 'Cache, or information obtained from the security directory is newer than repository'.",
     'Nothing after the rolled-back-to transaction counts as reviewed: compaction waits for removals to be reviewed again (borgkeep audit, borgkeep approve).',

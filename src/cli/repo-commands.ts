@@ -18,7 +18,9 @@ import { archiveRules } from './grant-commands.js';
 import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { registerKeyHistoryCommand } from './key-history-command.js';
 import { registerRetentionCommand } from './retention-command.js';
+import { advertisedUrl, registerSetupCommand } from './setup-command.js';
 import { registerVaultCommands } from './vault-commands.js';
+import { RECOMMENDED_ENCRYPTION } from '../gateway/client-setup.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext): void {
@@ -26,6 +28,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
   registerKeyHistoryCommand(repo, ctx);
   registerRetentionCommand(repo, ctx);
   registerVaultCommands(repo, ctx);
+  registerSetupCommand(repo, ctx);
 
   repo
     .command('create')
@@ -41,8 +44,9 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
       ctx.out.line('Next:');
       ctx.out.line(`  1. let a key create it:  borgkeep grant KEY ${repository.name} --role full`);
       ctx.out.line(`                           (or: borgkeep key add KEY --file KEY.pub --repo ${repository.name} --role full)`);
-      ctx.out.line(`  2. on that client:       borg init --encryption=repokey-blake2 ssh://borg@HOST:PORT/./${repository.name}`);
+      ctx.out.line(`  2. on that client:       borg init --encryption=${RECOMMENDED_ENCRYPTION} ${advertisedUrl(ctx.getDataDir(), repository.name)}`);
       ctx.out.line(`  3. for daily backups:    borgkeep grant KEY ${repository.name} --role append`);
+      ctx.out.line(`  4. the client set-up:    borgkeep repo setup ${repository.name} --key KEY [--borgmatic 1.7]`);
     });
 
   repo

@@ -19,6 +19,7 @@ import { isLocalProcessAlive, type CliContext } from './cli-context.js';
 interface ServeFlags {
   sshListen?: string;
   sshUser?: string;
+  publicHost?: string;
   maxSessions?: string;
   maxSessionsPerKey?: string;
   authFailuresPerMinute?: string;
@@ -38,6 +39,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .description('run the server: the embedded SSH gateway for borg clients and the HTTP API')
     .option('--ssh-listen <host:port>', 'address of the SSH gateway (env BORGKEEP_SSH_LISTEN, default 0.0.0.0:2222)')
     .option('--ssh-user <name>', 'SSH user name borg clients log in as (env BORGKEEP_SSH_USER, default borg)')
+    .option('--public-host <host[:port]>', 'the SSH host (and port) clients are told to use, for NAT and port forwarding (env BORGKEEP_PUBLIC_HOST; default: the address the gateway listens on, or the host the console is opened with)')
     .option('--max-sessions <n>', 'guarded sessions at once over all keys (default 100)')
     .option('--max-sessions-per-key <n>', 'guarded sessions at once for one key (default 10)')
     .option('--auth-failures-per-minute <n>', 'failed logins per address and minute before it is throttled; 0: off (default 10)')
@@ -55,6 +57,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         {
           sshListen: flags.sshListen,
           sshUser: flags.sshUser,
+          publicHost: flags.publicHost,
           maxSessions: flags.maxSessions,
           maxSessionsPerKey: flags.maxSessionsPerKey,
           authFailuresPerMinute: flags.authFailuresPerMinute,
@@ -139,6 +142,16 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       await monitoring.stop(); // its timers would keep the process alive
       return listenError(config.sshListen, '--ssh-listen', 'sshd')(error);
     });
+    // What every instruction tells clients: --public-host (NAT, port forwarding), else the
+    // address the gateway listens on; on every address the console uses the host it is opened with.
+    const wildcard = bound.host === '0.0.0.0' || bound.host === '::';
+    const advertised = {
+      user: config.sshUser,
+      host: config.publicHost?.host ?? (wildcard ? null : bound.host),
+      port: config.publicHost?.port ?? bound.port,
+    };
+    const { writeAdvertisedEndpoint } = await import('../gateway/advertised-endpoint.js');
+    writeAdvertisedEndpoint(join(paths.root, 'ssh'), advertised);
 
     // Anything failing from here on must close the gateway, or the process would never exit.
     let api: ApiServer | undefined;
@@ -164,10 +177,8 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         retention,
         monitoring: { notifier: monitoring.notifier, scheduler: monitoring.scheduler, metrics: monitoring.metrics, metricsToken: config.metricsToken ?? null },
         ssh: {
-          user: config.sshUser,
-          port: bound.port,
-          host: bound.host === '0.0.0.0' || bound.host === '::' ? null : bound.host,
-          fingerprints: hostKeys.map((k) => ({ type: k.type, fingerprint: k.fingerprint })),
+          ...advertised,
+          fingerprints: hostKeys.map((k) => ({ type: k.type, fingerprint: k.fingerprint, publicKey: k.publicLine })),
         },
       });
       http = await api.listen(config.httpListen.host, config.httpListen.port).catch(listenError(config.httpListen, '--http-listen', 'web server'));
@@ -180,14 +191,19 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const apiServer: ApiServer = api;
 
     const shownHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
-    const hostForUrl = bound.host === '0.0.0.0' || bound.host === '::' ? 'HOST' : shownHost;
+    const { RECOMMENDED_ENCRYPTION, repositoryUrl, knownHostsLines } = await import('../gateway/client-setup.js');
+    const target = { user: advertised.user, host: advertised.host ?? 'HOST', port: advertised.port };
+    const hostKeyInfo = hostKeys.map((k) => ({ type: k.type, publicKey: k.publicLine, fingerprint: k.fingerprint }));
     const lines = [
       `borgkeep serve: data directory ${paths.root}`,
       ...(stale > 0 ? [`closed ${stale} session(s) left open by a process that died, as aborted`] : []),
       'SSH host key fingerprints (clients can compare them on their first connection):',
       ...hostKeys.map((k) => `  ${k.fingerprint} (${k.type})`),
       `ssh gateway listening on ${shownHost}:${bound.port}`,
-      `clients use: borg init -e repokey ssh://${config.sshUser}@${hostForUrl}:${bound.port}/./REPO`,
+      `clients use: ${repositoryUrl(target, 'REPO')}${config.publicHost ? ' (--public-host)' : advertised.host === null ? ' (HOST: this server\'s name; set it with --public-host)' : ''}`,
+      `  create a repository with a full key: borg init --encryption=${RECOMMENDED_ENCRYPTION} ${repositoryUrl(target, 'REPO')}`,
+      '  known_hosts lines for clients (borgkeep repo setup REPO --key KEY prints the whole set-up):',
+      ...knownHostsLines(target, hostKeyInfo).split('\n').map((l) => `    ${l}`),
       `HTTP API listening on ${http.url}/api/v1 (OpenAPI document: ${http.url}/api/v1/openapi.json)`,
       `web console: ${http.url}/`,
       `Prometheus metrics: ${http.url}/metrics${config.metricsToken ? ' (with the metrics token)' : ''}`,

@@ -33,3 +33,12 @@ test('the HTTP API listens on loopback port 8080 unless told otherwise; TLS need
   expect(() => parseServeConfig({ tlsCert: 'cert.pem' }, {})).toThrow(/^give --tls-cert and --tls-key together$/);
   expect(parseServeConfig({ tlsCert: 'c.pem' }, { BORGKEEP_TLS_KEY: 'k.pem' })).toMatchObject({ tlsCert: 'c.pem', tlsKey: 'k.pem' });
 });
+
+test('--public-host: HOST or HOST:PORT from the flag, the environment or the config file, refused in one sentence', () => {
+  expect(parseServeConfig({}, {}).publicHost).toBeUndefined();
+  expect(parseServeConfig({ publicHost: 'backup.example.com:22' }, {}).publicHost).toEqual({ host: 'backup.example.com', port: 22 });
+  expect(parseServeConfig({}, { BORGKEEP_PUBLIC_HOST: 'nas.example' }).publicHost).toEqual({ host: 'nas.example', port: null });
+  expect(parseServeConfig({}, {}, { publicHost: '[2001:db8::1]:2200' }).publicHost).toEqual({ host: '2001:db8::1', port: 2200 });
+  expect(() => parseServeConfig({ publicHost: 'http://x' }, {})).toThrow(/^--public-host: 'http:\/\/x' is not HOST or HOST:PORT \(a DNS name or an address, e\.g\. /);
+  expect(() => parseServeConfig({}, {}, { publicHost: 'x:99999' })).toThrow(/^config file, publicHost: 'x:99999' has no valid port: give 1 to 65535 after the colon$/);
+});

@@ -6,6 +6,7 @@ import { z } from 'zod';
 
 import { alertConfigSchema } from '../alerts/alert-config.js';
 import { invalidInput } from '../errors.js';
+import { parsePublicHost } from './client-setup.js';
 import { retentionInputSchema } from '../retention/retention-policy.js';
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 lets the system choose (tests). */
@@ -17,6 +18,16 @@ const listenAddress = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+});
+
+/** "HOST[:PORT]" clients are told to use (NAT, port forwarding); the port defaults to the gateway's. */
+const publicHost = z.string().transform((text, ctx) => {
+  const parsed = parsePublicHost(text);
+  if ('error' in parsed) {
+    ctx.addIssue({ code: 'custom', message: parsed.error });
+    return z.NEVER;
+  }
+  return parsed;
 });
 
 const count = (min: number) => z.coerce.number().int().min(min);
@@ -31,6 +42,9 @@ export const serveConfigSchema = z
     .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'is not a user name like borg')
     .describe('the SSH user name borg clients log in as (--ssh-user, BORGKEEP_SSH_USER)')
     .default('borg'),
+  publicHost: publicHost
+    .describe("the SSH host and port every instruction tells clients to use, HOST or HOST:PORT (--public-host, BORGKEEP_PUBLIC_HOST); for NAT and port forwarding; none: the address the gateway listens on, or the console's host, with the gateway's port")
+    .optional(),
   maxSessions: count(1).describe('guarded sessions at once over all keys (--max-sessions)').default(100),
   maxSessionsPerKey: count(1).describe('guarded sessions at once for one key (--max-sessions-per-key)').default(10),
   authFailuresPerMinute: count(0)
@@ -73,6 +87,7 @@ export type ServeConfig = z.output<typeof serveConfigSchema>;
 const FLAGS: Record<keyof ServeConfig, string> = {
   sshListen: '--ssh-listen',
   sshUser: '--ssh-user',
+  publicHost: '--public-host',
   maxSessions: '--max-sessions',
   maxSessionsPerKey: '--max-sessions-per-key',
   authFailuresPerMinute: '--auth-failures-per-minute',
@@ -101,6 +116,7 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
     metricsToken: env.BORGKEEP_METRICS_TOKEN ?? file.metricsToken,
     sshListen: flags.sshListen ?? env.BORGKEEP_SSH_LISTEN ?? file.sshListen,
     sshUser: flags.sshUser ?? env.BORGKEEP_SSH_USER ?? file.sshUser,
+    publicHost: flags.publicHost ?? env.BORGKEEP_PUBLIC_HOST ?? file.publicHost,
     httpListen: flags.httpListen ?? env.BORGKEEP_HTTP_LISTEN ?? file.httpListen,
     tlsCert: flags.tlsCert ?? env.BORGKEEP_TLS_CERT ?? file.tlsCert,
     tlsKey: flags.tlsKey ?? env.BORGKEEP_TLS_KEY ?? file.tlsKey,

@@ -56,6 +56,7 @@ const CASES: Case[] = [
   { name: 'create a grant', needs: 'operator', ok: 201, request: async () => ({ method: 'POST', path: '/grants', body: { key: await newKey(), repository: await newRepo(), role: 'append' } }) },
   { name: 'change a grant', needs: 'operator', ok: 200, request: async () => { const g = await newGrant(); return { method: 'PATCH', path: `/grants/${g.key}/${g.repo}`, body: { role: 'full' } }; } },
   { name: 'remove a grant', needs: 'operator', ok: 204, request: async () => { const g = await newGrant(); return { method: 'DELETE', path: `/grants/${g.key}/${g.repo}` }; } },
+  { name: "a grant's client set-up", needs: 'viewer', ok: 200, request: async () => { const g = await newGrant(); return { method: 'GET', path: `/repositories/${g.repo}/setup?key=${g.key}` }; } },
   { name: 'run an audit', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/audit', body: {} }) },
   { name: 'approve', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/approve' }) },
   { name: "forget a repository's key", needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/repositories/${await newRepo()}/key` }) },

@@ -80,7 +80,7 @@ describe('the web console in a real browser', () => {
     await page.locator('li[data-grant="laptop"]').waitFor();
     // One grant: its client set-up is open, with this server's SSH port.
     const port = (await env.frontEnd()).port;
-    await expect.poll(() => page.locator('.instructions').textContent()).toContain(`borg init --encryption repokey ssh://borg@127.0.0.1:${port}/./web`);
+    await expect.poll(() => page.locator('.instructions').textContent()).toContain(`borg init --encryption=repokey-blake2 ssh://borg@127.0.0.1:${port}/./web`);
     expect(await page.locator('.instructions').textContent()).toContain('repositories:');
     // A reload would lose this marker.
     await page.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true));

@@ -190,7 +190,7 @@ function Grants({ repository, grants, ssh, onChange }: { repository: Repository;
                   )}
                 </span>
               </div>
-              {shown === g.keyId && <ClientInstructions grant={g} ssh={ssh} />}
+              {shown === g.keyId && <ClientInstructions grant={g} ssh={ssh} initialized={repository.initialized} />}
             </li>
           ))}
         </ul>
