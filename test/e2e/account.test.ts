@@ -12,7 +12,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../../src/api/auth/totp.js';
 import { ROOT } from '../helpers/borgkeep-env.js';
-import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
+import { overflowAt, startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
 declare const document: any;
 declare const navigator: any;
@@ -207,6 +207,13 @@ describe('the account page', () => {
     await page.goto(`${h.url}/account`); // still carol's session
     await page.getByRole('heading', { name: 'Your account', level: 1 }).waitFor();
     await page.getByText('8 recovery codes left.').waitFor();
+    await page.getByLabel('Token name').fill('nightly-report');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await page.locator('tr[data-token="nightly-report"]').waitFor();
+    await page.getByRole('button', { name: 'Done' }).click();
+    const phone = await overflowAt(page, 375);
+    expect(phone.wide, 'elements wider than a phone').toEqual([]);
+    await page.setViewportSize({ width: 1280, height: 800 });
     await h.screenshot('account');
     // The refusals the test asked for (a wrong current password, a duplicate token name) are the only failed requests.
     expect(h.pageErrors.filter((e) => !/status of (403|409)/.test(e))).toEqual([]);
