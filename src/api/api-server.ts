@@ -32,6 +32,7 @@ import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
+import { accountRoutes } from './routes/account-routes.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import { createVaultService, type VaultService } from '../vault/vault-service.js';
 import { createRepositoryKeySource } from '../vault/repository-key.js';
@@ -117,6 +118,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...sessionRoutes(ctx),
     ...userRoutes(ctx),
     ...tokenRoutes(ctx),
+    ...accountRoutes(ctx),
     ...repositoryRoutes(ctx),
     ...retentionRoutes(ctx),
     ...archiveRoutes(ctx),
@@ -223,6 +225,9 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     const { principal } = found;
     if (principal.via === 'session' && !SAFE_METHODS.has(request.method)) {
       authenticator.checkCsrf(found.csrfToken!, header1(request.headers[CSRF_HEADER]));
+    }
+    if (principal.via === 'session' && principal.user.mustChangePassword && !route.allowedBeforePasswordChange) {
+      throw new BorgkeepError('BK_ERR_DENIED', 'an admin reset your password: choose a new one first (POST /api/v1/me/password)');
     }
     if (route.sessionOnly && principal.via === 'token') {
       throw new BorgkeepError('BK_ERR_DENIED', 'an API token cannot do this; log in to the console instead');

@@ -31,6 +31,8 @@ export interface ApiRoute<P = any, Q = any, B = any> {
   access: Access;
   /** Refused for API tokens: a token cannot mint tokens or change second factors. */
   sessionOnly?: boolean;
+  /** Still open to a console session whose password an admin reset (log in, out, choose a new one). */
+  allowedBeforePasswordChange?: boolean;
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;

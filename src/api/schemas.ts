@@ -24,6 +24,7 @@ export const idParams = z.object({ id: z.coerce.number().int().positive() }).str
 
 export const userSchema = z
   .object({ id: z.number(), name: z.string(), role: userRole, hasPassword: z.boolean(), totpEnabled: z.boolean(), createdAt: time })
+  .extend({ mustChangePassword: z.boolean().describe('an admin reset the password: nothing but choosing a new one works until then') })
   .meta({ id: 'User' });
 
 export const gateSchema = z

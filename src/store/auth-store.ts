@@ -4,11 +4,11 @@
 // only keeps the times.
 
 import type { Selectable } from 'kysely';
-import { notFound } from '../errors.js';
+import { conflict, notFound } from '../errors.js';
 import { checkName } from './names.js';
 import { iso, isoOrNull } from './rows.js';
 import type { ApiTokensTable, ConsoleSessionsTable } from './schema.js';
-import type { StoreDeps } from './store-deps.js';
+import { isUniqueViolation, type StoreDeps } from './store-deps.js';
 import { checkUserRole, type UserRole } from './user-store.js';
 
 export interface ConsoleSession {
@@ -101,6 +101,10 @@ export function createAuthStore({ db, now }: StoreDeps): AuthStore {
     async createApiToken({ userId, name, tokenHash, prefix, role, expiresAt }) {
       checkName('token', name);
       checkUserRole(role);
+      // Unique among a user's live tokens (a partial unique index backs this up against races).
+      const taken = () => conflict(`you already have an API token named '${name}'; pick another name or revoke that one first`);
+      const same = await db.selectFrom('api_tokens').select('id').where('user_id', '=', userId).where('name', '=', name).where('revoked_at', 'is', null).executeTakeFirst();
+      if (same) throw taken();
       const row = await db
         .insertInto('api_tokens')
         .values({
@@ -115,7 +119,10 @@ export function createAuthStore({ db, now }: StoreDeps): AuthStore {
           revoked_at: null,
         })
         .returning('id')
-        .executeTakeFirstOrThrow();
+        .executeTakeFirstOrThrow()
+        .catch((error: unknown) => {
+          throw isUniqueViolation(error) ? taken() : error;
+        });
       return getApiToken(row.id);
     },
     async findApiToken(tokenHash) {

@@ -23,6 +23,7 @@ import { MIGRATIONS, migrationProvider } from './migrations.js';
 import { AsyncBusySqliteDialect, BUSY_SLICE_MS, BUSY_TIMEOUT_MS } from './sqlite-driver.js';
 import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
 import { createRetentionStore, type RetentionStore } from './retention-store.js';
+import { createRecoveryCodeStore, type RecoveryCodeStore } from './recovery-code-store.js';
 import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { GuardStore } from './types.js';
@@ -36,7 +37,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -110,6 +111,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createArchiveSightingStore(deps),
     ...createRetentionStore(deps),
     ...createRemovalClaimStore(deps),
+    ...createRecoveryCodeStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -540,6 +540,30 @@ const grantArchiveRules: Migration = {
   },
 };
 
+/** Issue 15's account page: recovery codes, "must change the password" after an admin's reset, token names unique per user. */
+const account: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('users').addColumn('must_change_password', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    await withId(db, db.schema.createTable('recovery_codes'))
+      .addColumn('user_id', 'integer', (col) => col.notNull().references('users.id').onDelete('cascade'))
+      /** SHA-256 (hex) of the normalised code: 80 random bits, so a plain hash is enough; never the code. */
+      .addColumn('code_hash', 'text', (col) => col.notNull())
+      .addColumn('used_at', 'text')
+      .execute();
+    await db.schema.createIndex('recovery_codes_user_idx').on('recovery_codes').columns(['user_id', 'code_hash']).execute();
+    // Names of live tokens were not unique before: older duplicates keep working under "name-id".
+    await sql`update api_tokens set name = name || '-' || id where revoked_at is null and exists (
+      select 1 from api_tokens t2 where t2.user_id = api_tokens.user_id and t2.name = api_tokens.name and t2.revoked_at is null and t2.id < api_tokens.id)`.execute(db);
+    // A revoked token's name may be used again.
+    await db.schema.createIndex('api_tokens_user_name_idx').on('api_tokens').columns(['user_id', 'name']).unique().where(sql.ref('revoked_at'), 'is', null).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropIndex('api_tokens_user_name_idx').execute();
+    await db.schema.dropTable('recovery_codes').execute();
+    await db.schema.alterTable('users').dropColumn('must_change_password').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -554,6 +578,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0011_transaction_older_deletes': transactionOlderDeletes,
   '0013_grant_archive_rules': grantArchiveRules,
   '0014_retention': retention,
+  '0015_account': account,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -14,6 +14,15 @@ export interface UsersTable {
   totp_secret: string | null;
   totp_enabled: Generated<number>;
   totp_last_step: number | null;
+  /** 1 after an admin reset the password: the console asks for a new one before anything else. */
+  must_change_password: Generated<number>;
+}
+
+export interface RecoveryCodesTable {
+  id: Generated<number>;
+  user_id: number;
+  code_hash: string;
+  used_at: string | null;
 }
 
 export interface RepositoriesTable {
@@ -277,6 +286,7 @@ export interface Database {
   repository_events: RepositoryEventsTable;
   console_sessions: ConsoleSessionsTable;
   api_tokens: ApiTokensTable;
+  recovery_codes: RecoveryCodesTable;
   alert_channels: AlertChannelsTable;
   alerts: AlertsTable;
   alert_deliveries: AlertDeliveriesTable;

@@ -20,6 +20,8 @@ export interface User {
   role: UserRole;
   hasPassword: boolean;
   totpEnabled: boolean;
+  /** An admin reset the password: the console asks for a new one before anything else. */
+  mustChangePassword: boolean;
   createdAt: Date;
 }
 
@@ -40,8 +42,8 @@ export interface UserStore {
   getUser(name: string): Promise<User>;
   findUserCredentials(name: string): Promise<UserCredentials | undefined>;
   getUserCredentialsById(id: number): Promise<UserCredentials | undefined>;
-  /** Sets the hash and ends every console session of the user. */
-  setPasswordHash(name: string, passwordHash: string): Promise<User>;
+  /** Sets the hash and ends every console session of the user; mustChange (an admin's reset) asks for a new one at the next login. */
+  setPasswordHash(name: string, passwordHash: string, options?: { mustChange?: boolean; keepSessionId?: number }): Promise<User>;
   setUserRole(name: string, role: string): Promise<User>;
   removeUser(name: string): Promise<User>;
   /** secret null: no second factor. enabled false with a secret: enrolment pending. */
@@ -61,6 +63,7 @@ const toUser = (row: Selectable<UsersTable>): User => ({
   role: row.role as UserRole,
   hasPassword: row.password_hash !== null,
   totpEnabled: Number(row.totp_enabled) === 1,
+  mustChangePassword: Number(row.must_change_password) === 1,
   createdAt: new Date(row.created_at),
 });
 
@@ -133,11 +136,14 @@ export function createUserStore({ db, now }: StoreDeps): UserStore {
       return row && toCredentials(row);
     },
 
-    async setPasswordHash(name, passwordHash) {
+    async setPasswordHash(name, passwordHash, options = {}) {
       return db.transaction().execute(async (trx) => {
         const row = await requireUser(trx, name);
-        await trx.deleteFrom('console_sessions').where('user_id', '=', row.id).execute();
-        return toUser(await trx.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', row.id).returningAll().executeTakeFirstOrThrow());
+        let ended = trx.deleteFrom('console_sessions').where('user_id', '=', row.id);
+        if (options.keepSessionId !== undefined) ended = ended.where('id', '!=', options.keepSessionId);
+        await ended.execute();
+        const set = { password_hash: passwordHash, must_change_password: options.mustChange ? 1 : 0 };
+        return toUser(await trx.updateTable('users').set(set).where('id', '=', row.id).returningAll().executeTakeFirstOrThrow());
       });
     },
 
@@ -166,11 +172,11 @@ export function createUserStore({ db, now }: StoreDeps): UserStore {
     },
 
     async setTotp(userId, { secret, enabled }) {
-      await db
-        .updateTable('users')
-        .set({ totp_secret: secret, totp_enabled: enabled ? 1 : 0, totp_last_step: null })
-        .where('id', '=', userId)
-        .execute();
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('users').set({ totp_secret: secret, totp_enabled: enabled ? 1 : 0, totp_last_step: null }).where('id', '=', userId).execute();
+        // Recovery codes belong to one enrolment: turning the factor off or starting again voids them.
+        if (!enabled) await trx.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
+      });
     },
 
     async claimTotpStep(userId, step) {

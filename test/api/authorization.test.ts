@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserRole } from '../../src/store/user-store.js';
 import { ed25519Line } from '../support/temp-store.js';
-import { startApi, type ApiClient, type ApiHarness } from './api-harness.js';
+import { PASSWORD, startApi, type ApiClient, type ApiHarness } from './api-harness.js';
 
 type Caller = 'viewer' | 'operator' | 'admin' | 'viewer-token';
 const RANK: Record<UserRole, number> = { viewer: 1, operator: 2, admin: 3 };
@@ -109,5 +109,31 @@ describe('authorisation matrix', () => {
     expect((await fresh.call('POST', '/api/v1/me/totp')).status).toBe(200);
     expect((await callers['viewer-token'].call('POST', '/api/v1/me/totp')).status).toBe(403);
     expect((await callers['viewer-token'].call('DELETE', '/api/v1/session')).status).toBe(403);
+  });
+
+  it("lets every signed-in user manage their own password, recovery codes and second factor, but never with a token", async () => {
+    const { totpCode } = await import('../../src/api/auth/totp.js');
+    for (const role of ['viewer', 'operator', 'admin'] as const) {
+      const self = await h.userClient(unique(`self-${role}-`), role);
+      const secret = (await self.call('POST', '/api/v1/me/totp')).body.secret;
+      expect((await self.call('POST', '/api/v1/me/totp/confirm', { code: totpCode(secret, h.temp.clock.now()) })).status).toBe(200);
+      expect((await self.call('GET', '/api/v1/me/recovery-codes')).status).toBe(200);
+      expect((await self.call('POST', '/api/v1/me/recovery-codes', { password: PASSWORD })).status).toBe(200);
+      expect((await self.call('DELETE', '/api/v1/me/totp', { password: PASSWORD })).status).toBe(204);
+      expect((await self.call('POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'another password' })).status).toBe(204);
+    }
+    const token = callers['viewer-token'];
+    for (const [method, path, body] of [
+      ['GET', '/me/recovery-codes', undefined],
+      ['POST', '/me/recovery-codes', { password: PASSWORD }],
+      ['DELETE', '/me/totp', { password: PASSWORD }],
+      ['POST', '/me/password', { currentPassword: PASSWORD, newPassword: 'another password' }],
+    ] as const) {
+      const r = await token.call(method, `/api/v1${path}`, body);
+      expect(r.body, `${method} ${path}`).toEqual({ code: 'BK_ERR_DENIED', message: 'an API token cannot do this; log in to the console instead' });
+    }
+    for (const [method, path] of [['GET', '/me/recovery-codes'], ['POST', '/me/recovery-codes'], ['DELETE', '/me/totp'], ['POST', '/me/password']] as const) {
+      expect((await h.client().call(method, `/api/v1${path}`, method === 'GET' ? undefined : {})).status).toBe(401);
+    }
   });
 });

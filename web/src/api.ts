@@ -54,6 +54,8 @@ export interface User {
   hasPassword: boolean;
   totpEnabled: boolean;
   createdAt: string;
+  /** An admin reset the password: the console asks for a new one first. */
+  mustChangePassword: boolean;
 }
 
 export interface Repository {

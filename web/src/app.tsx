@@ -11,6 +11,8 @@ import { KeysPage } from './pages/keys';
 import { UsersPage } from './pages/users';
 import { AlertsPage } from './pages/alerts';
 import { SettingsPage } from './pages/settings';
+import { AccountPage } from './pages/account';
+import { PasswordForm } from './parts/password-form';
 import { OpenAlertsProvider, useOpenAlerts } from './open-alerts';
 
 interface Me {
@@ -51,18 +53,33 @@ export function App() {
     setMe(null);
     navigate('/');
   };
+  const userChanged = (user: User) => setMe((m) => m && { ...m, user });
+  // After an admin's reset, choosing a new password is the only thing the API allows.
+  if (me.user.mustChangePassword)
+    return (
+      <main className="login" id="main">
+        <div>
+          <h1>Choose a new password</h1>
+          <p>An admin reset your password. Choose your own before you go on.</p>
+          <PasswordForm title="Your new password" onChanged={() => userChanged({ ...me.user, mustChangePassword: false })} />
+          <button type="button" className="link" onClick={logout}>
+            Log out
+          </button>
+        </div>
+      </main>
+    );
   return (
     <MeContext.Provider value={me}>
       <LiveProvider>
         <OpenAlertsProvider>
-          <Shell onLogout={logout} />
+          <Shell onLogout={logout} onUserChanged={userChanged} />
         </OpenAlertsProvider>
       </LiveProvider>
     </MeContext.Provider>
   );
 }
 
-function Shell({ onLogout }: { onLogout: () => void }) {
+function Shell({ onLogout, onUserChanged }: { onLogout: () => void; onUserChanged: (user: User) => void }) {
   const me = useMe();
   const path = usePath();
   const live = useLive();
@@ -92,6 +109,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
   else if (path === '/settings' || path === '/settings/alerts') page = <SettingsPage tab="alerts" />;
   else if (path === '/settings/jobs') page = <SettingsPage tab="jobs" />;
   else if (path === '/users' && can(me, 'admin')) page = <UsersPage />;
+  else if (path === '/account') page = <AccountPage onUserChanged={onUserChanged} />;
   else
     page = (
       <section>
@@ -127,9 +145,9 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         <span className={`live-dot ${live.connected ? 'on' : ''}`} title={live.connected ? 'live updates on' : 'live updates off'} role="status">
           {live.open.length > 0 ? `${live.open.length} running` : live.connected ? 'live' : 'offline'}
         </span>
-        <span className="who">
+        <Link href="/account" className="who" aria-current={path === '/account' ? 'page' : undefined} title="your account: password, second factor, API tokens">
           {me.user.name} <span className="muted">({me.role})</span>
-        </span>
+        </Link>
         <button type="button" className="link" onClick={onLogout}>
           Log out
         </button>

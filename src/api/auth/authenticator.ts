@@ -15,8 +15,10 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { BorgkeepError } from '../../errors.js';
 import { createAuthThrottle, type AuthThrottle } from '../../gateway/auth-throttle.js';
 import type { AuthStore } from '../../store/auth-store.js';
+import type { RecoveryCodeStore } from '../../store/recovery-code-store.js';
 import type { User, UserRole, UserStore } from '../../store/user-store.js';
 import type { PasswordHasher } from './passwords.js';
+import { hashRecoveryCode, isTotpCode, normaliseRecoveryCode } from './recovery-codes.js';
 import { matchTotp } from './totp.js';
 
 export const SESSION_COOKIE = 'bk_session';
@@ -76,10 +78,12 @@ export interface Authenticator {
   newToken(): { token: string; hash: string; prefix: string };
   /** Checks a TOTP code against a secret and claims its step (returned); throws one sentence when wrong. */
   verifyTotp(userId: number, secret: string, code: string | undefined): Promise<number>;
+  /** A 6-digit code as verifyTotp, or else one of the user's recovery codes (used up by this call); throws one sentence when wrong. */
+  verifySecondFactor(userId: number, secret: string, code: string | undefined): Promise<void>;
 }
 
 export interface AuthenticatorDeps {
-  users: Pick<UserStore, 'findUserCredentials' | 'getUserCredentialsById' | 'claimTotpStep'>;
+  users: Pick<UserStore, 'findUserCredentials' | 'getUserCredentialsById' | 'claimTotpStep'> & Pick<RecoveryCodeStore, 'claimRecoveryCode'>;
   auth: Pick<AuthStore, 'createConsoleSession' | 'findConsoleSession' | 'touchConsoleSession' | 'deleteConsoleSession' | 'findApiToken' | 'touchApiToken'>;
   passwords: PasswordHasher;
   now: () => Date;
@@ -118,6 +122,18 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     return step;
   };
 
+  const verifySecondFactor = async (userId: number, secret: string, code: string | undefined): Promise<void> => {
+    if (code === undefined || code.trim() === '' || isTotpCode(code)) {
+      await verifyTotp(userId, secret, code?.replace(/\s/g, ''));
+      return;
+    }
+    const normalised = normaliseRecoveryCode(code);
+    if (normalised === null) throw unauthenticated('give the 6-digit code from the authenticator app or one of your recovery codes');
+    if (!(await deps.users.claimRecoveryCode(userId, hashRecoveryCode(normalised)))) {
+      throw unauthenticated('this recovery code is wrong or was already used');
+    }
+  };
+
   return {
     async login({ name, password, totp, address }) {
       const userKey = name.toLowerCase();
@@ -138,7 +154,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       if (!(await deps.passwords.verify(found.passwordHash, password))) return fail(unauthenticated(WRONG_LOGIN));
       if (found.user.totpEnabled && found.totpSecret !== null) {
         try {
-          await verifyTotp(found.user.id, found.totpSecret, totp);
+          await verifySecondFactor(found.user.id, found.totpSecret, totp);
         } catch (error) {
           // Asking for the code is not a failure; a wrong code is.
           if (error instanceof BorgkeepError && error.code !== 'BK_ERR_TOTP_REQUIRED') fail(error);
@@ -205,5 +221,6 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     },
 
     verifyTotp,
+    verifySecondFactor,
   };
 }

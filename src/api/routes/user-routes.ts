@@ -1,7 +1,9 @@
 // Console users (admin only): list, add, change role, remove, reset password. A password the
-// admin does not give is generated and returned once, in that response only.
+// admin does not give is generated and returned once, in that response only; after a reset the
+// user must choose a new one at the next login. Nobody removes themselves, nor the last admin.
 
 import { z } from 'zod';
+import { conflict } from '../../errors.js';
 import type { ApiContext } from '../api-server.js';
 import { checkPassword, generatePassword, MAX_PASSWORD_LENGTH } from '../auth/passwords.js';
 import { userJson } from '../presenters.js';
@@ -61,21 +63,25 @@ export function userRoutes(ctx: ApiContext) {
       access: 'admin',
       params: nameParams,
       response: z.object({ user: userSchema }),
-      handler: async ({ params }) => ({ user: userJson(await ctx.store.removeUser(params.name)) }),
+      async handler({ params, principal }) {
+        if (params.name === principal!.user.name) throw conflict('you cannot remove your own user; another admin can');
+        return { user: userJson(await ctx.store.removeUser(params.name)) };
+      },
     }),
     defineRoute({
       method: 'POST',
       url: '/users/:name/password',
       tag,
-      summary: "reset a user's password (ends their console sessions); optionally turn their second factor off",
+      summary: "reset a user's password (ends their console sessions; they choose a new one at the next login); optionally turn their second factor off",
       access: 'admin',
       params: nameParams,
       body: z.object({ password, removeTotp: z.boolean().optional().describe('for a user who lost their authenticator') }).strict(),
       response: withPassword,
-      async handler({ params, body }) {
+      async handler({ params, body, principal }) {
         const target = await ctx.store.getUser(params.name);
         const pw = await hashFor(body.password);
-        const user = await ctx.store.setPasswordHash(target.name, pw.hash);
+        // The admin knows this password, so it is not the user's own until they change it.
+        const user = await ctx.store.setPasswordHash(target.name, pw.hash, { mustChange: target.id !== principal!.user.id });
         if (body.removeTotp) await ctx.store.setTotp(user.id, { secret: null, enabled: false });
         return { user: userJson(await ctx.store.getUser(user.name)), ...(pw.generated && { password: pw.plain }) };
       },

@@ -41,12 +41,10 @@ export function LoginPage({ onLogin }: { onLogin: (user: User, csrf: string) => 
         </label>
         {askTotp && (
           <label>
-            Code from your authenticator app
+            Code from your authenticator app, or a recovery code
             <input
               name="totp"
-              inputMode="numeric"
               autoComplete="one-time-code"
-              pattern="[0-9 ]{6,8}"
               value={totp}
               onChange={(e) => setTotp(e.target.value)}
               required

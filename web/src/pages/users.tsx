@@ -1,4 +1,5 @@
-// Console users (admin only): add (a generated password is shown once), change role, remove.
+// Console users (admin only): add (a generated password is shown once), change role, reset a
+// password (generated, shown once; the user chooses their own at the next login), remove.
 import { useState, type FormEvent } from 'react';
 import { api, type User, type UserRole } from '../api';
 import { useMe } from '../app';
@@ -13,6 +14,7 @@ export function UsersPage() {
   const [name, setName] = useState('');
   const [role, setRole] = useState<UserRole>('viewer');
   const [created, setCreated] = useState<{ name: string; password: string } | null>(null);
+  const [reset, setReset] = useState<{ name: string; password: string } | null>(null);
   const add = useAction();
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -58,11 +60,28 @@ export function UsersPage() {
                     <option value="viewer">viewer</option>
                   </select>
                 </td>
-                <td>{u.totpEnabled ? 'on' : <span className="muted">off</span>}</td>
+                <td>
+                  {u.totpEnabled ? 'on' : <span className="muted">off</span>}
+                  {u.mustChangePassword && <span className="muted small"> · must choose a new password</span>}
+                </td>
                 <td>
                   <Time at={u.createdAt} />
                 </td>
                 <td>
+                  {u.id !== me.user.id && (
+                    <button
+                      type="button"
+                      className="small"
+                      onClick={async () => {
+                        if (!confirm(`Reset the password of ${u.name}? Their console sessions end, and they choose a new password at the next login.`)) return;
+                        const r = await change.run(() => api<{ user: User; password?: string }>('POST', `/users/${encodeURIComponent(u.name)}/password`, {}));
+                        if (r?.password) setReset({ name: r.user.name, password: r.password });
+                        users.reload();
+                      }}
+                    >
+                      Reset password
+                    </button>
+                  )}{' '}
                   {u.id !== me.user.id && (
                     <button
                       type="button"
@@ -81,7 +100,16 @@ export function UsersPage() {
           </tbody>
         </table>
       </div>
-      {change.error && <p className="error">{change.error}</p>}
+      {change.error && (
+        <p className="error" role="alert">
+          {change.error}
+        </p>
+      )}
+      {reset && (
+        <p className="notice" role="status">
+          New password of {reset.name}, shown only now: <code className="mono">{reset.password}</code>. Give it to them: they choose their own at the next login.
+        </p>
+      )}
       <form className="card inline-form" onSubmit={submit} aria-labelledby="add-user">
         <h2 id="add-user">Add a user</h2>
         <label>
