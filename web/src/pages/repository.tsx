@@ -16,6 +16,7 @@ import { LiveSessions } from '../parts/live-sessions';
 import { SizeChart } from '../parts/size-chart';
 import { SubmitWithError } from '../parts/form-error';
 import { RetentionSection } from '../parts/retention';
+import { RepositoryLimits } from '../parts/repository-limits';
 
 export function RepositoryPage({ name }: { name: string }) {
   const me = useMe();
@@ -75,6 +76,7 @@ export function RepositoryPage({ name }: { name: string }) {
       </dl>
       <LiveSessions repository={r.name} />
       <Grants repository={r} grants={repo.data.grants} ssh={server.data?.ssh ?? null} onChange={repo.reload} />
+      {can(me, 'operator') && <RepositoryLimits repository={r} onChange={repo.reload} />}
       <KeyVault repository={r} onChange={repo.reload} />
       <AuditView repository={r} onChange={reload} />
       <RetentionSection repository={r.name} />
