@@ -150,7 +150,21 @@ describe('editing access in the console', () => {
     await expect.poll(() => facts.textContent()).toContain('of 11 MB quota');
     await expect.poll(() => facts.textContent()).toContain('expected every 2 days');
     expect(await axeViolations(page)).toEqual([]);
-    // The browser logs the refused edit's 400 (the first test sends writes per day 0 on purpose).
+    // A grant is edited on the repository page too: a range with host bits is refused in the CLI's sentence.
+    const grant = page.locator('li[data-grant="laptop"]');
+    await grant.getByRole('button', { name: 'Edit the grant of laptop' }).click();
+    const editor = page.getByRole('form', { name: 'Edit the grant of laptop on db' });
+    await editor.getByRole('textbox', { name: /^Source addresses/ }).fill('10.0.0.1/8');
+    await editor.getByRole('button', { name: 'Save grant' }).click();
+    await expect.poll(() => editor.getByRole('alert').textContent()).toBe("'10.0.0.1/8' has address bits set past its /8 prefix; did you mean 10.0.0.0/8?");
+    await editor.getByRole('textbox', { name: /^Source addresses/ }).fill('127.0.0.0/8, ::1');
+    await editor.getByRole('button', { name: 'Save grant' }).click();
+    await editor.waitFor({ state: 'detached' });
+    await expect.poll(() => grant.textContent()).toContain('from 127.0.0.0/8, ::1/128');
+    const stillAllowed = await env.borg('laptop', ['list', '--short', env.url('db')]);
+    expect(stillAllowed.code, stillAllowed.stderr).toBe(0);
+
+    // The browser logs the refused edit's 400 (writes per day 0 and a range with host bits, on purpose).
     expect(h.pageErrors.filter((e) => !/status of 400 \(Bad Request\)/.test(e))).toEqual([]);
   });
 });

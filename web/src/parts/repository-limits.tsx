@@ -26,7 +26,10 @@ function parseQuota(text: string): number | null {
 function parseInterval(text: string): number {
   const match = /^([0-9]{1,9})([smhd]?)$/.exec(text.trim());
   if (!match) throw new Error(`the interval '${text}' is not a duration; use minutes, hours or days, e.g. 90m, 26h or 7d`);
-  return Number(match[1]) * DURATION_UNITS[match[2] || 's']!;
+  const seconds = Number(match[1]) * DURATION_UNITS[match[2] || 's']!;
+  // The store's sentence (repository-store.ts checkInterval), said before the request.
+  if (seconds < 60 || seconds > 366 * 86_400) throw new Error(`the expected backup interval must be a whole number of seconds from 60 to 31622400, not ${seconds}`);
+  return seconds;
 }
 
 /** The size as the CLI takes it back: whole units where they divide evenly. */
