@@ -53,96 +53,96 @@ export function KeysPage() {
             <tbody>
               {list.map((k) => (
                 <Fragment key={k.id}>
-                <tr data-key={k.name} className={k.revoked ? 'revoked' : ''}>
-                  <th scope="row">
-                    {k.name}
-                    {k.comment && <div className="muted small">{k.comment}</div>}
-                  </th>
-                  <td className="mono small">
-                    {k.fingerprint} <span className="muted">({k.type}, {k.bits} bits)</span>
-                  </td>
-                  <td>
-                    {k.grants.length === 0 ? (
-                      <span className="muted">none</span>
-                    ) : (
-                      <ul className="key-grants">
-                        {k.grants.map((g) => (
-                          <li key={g.repositoryName} data-grant={g.repositoryName}>
-                            <Link href={`/repositories/${encodeURIComponent(g.repositoryName)}`}>{g.repositoryName}</Link> <span className={`badge role-${g.role}`}>{g.role}</span>
-                            {g.expiresAt && (
-                              <span className="muted small">
-                                {' '}
-                                expires <Time at={g.expiresAt} />
-                              </span>
-                            )}
-                            {operator && (
-                              <button
-                                type="button"
-                                className="small secondary"
-                                aria-label={`Edit the grant of ${k.name} on ${g.repositoryName}`}
-                                aria-expanded={open?.keyId === k.id && open.repository === g.repositoryName}
-                                onClick={() => setOpen({ keyId: k.id, repository: g.repositoryName })}
-                              >
-                                Edit
-                              </button>
-                            )}
-                          </li>
-                        ))}
-                      </ul>
-                    )}
-                  </td>
-                  <td>
-                    <Time at={k.lastUsedAt} />
-                  </td>
-                  <td>
-                    <Time at={k.createdAt} />
-                  </td>
-                  <td>
-                    {k.revoked ? (
-                      <span className="badge late">
-                        revoked <Time at={k.revokedAt} />
-                      </span>
-                    ) : (
-                      operator && (
-                        <span className="row-actions">
-                        <button
-                          type="button"
-                          className="small"
-                          aria-label={`Add grant for ${k.name}`}
-                          aria-expanded={open?.keyId === k.id && open.repository === null}
-                          onClick={() => setOpen({ keyId: k.id, repository: null })}
-                        >
-                          Add grant
-                        </button>
-                        <button
-                          type="button"
-                          className="small danger"
-                          disabled={revoke.busy}
-                          onClick={async () => {
-                            if (!confirm(`Revoke key ${k.name}? Its grants go and its sessions are refused, for good.`)) return;
-                            if (await revoke.run(() => api('DELETE', `/keys/${k.id}`))) keys.reload();
-                          }}
-                        >
-                          Revoke
-                        </button>
-                        </span>
-                      )
-                    )}
-                  </td>
-                </tr>
-                {open?.keyId === k.id && (
-                  <tr className="editor-row">
-                    <td colSpan={6}>
-                      {open.repository === null ? (
-                        <AddGrantForKey keyId={k.id} keyName={k.name} granted={k.grants.map((g) => g.repositoryName)} onAdded={done} onCancel={() => setOpen(null)} />
+                  <tr data-key={k.name} className={k.revoked ? 'revoked' : ''}>
+                    <th scope="row">
+                      {k.name}
+                      {k.comment && <div className="muted small">{k.comment}</div>}
+                    </th>
+                    <td className="mono small">
+                      {k.fingerprint} <span className="muted">({k.type}, {k.bits} bits)</span>
+                    </td>
+                    <td>
+                      {k.grants.length === 0 ? (
+                        <span className="muted">none</span>
                       ) : (
-                        k.grants
-                          .filter((g) => g.repositoryName === open.repository)
-                          .map((g) => <GrantEditor key={g.repositoryName} grant={g} onSaved={done} onCancel={() => setOpen(null)} />)
+                        <ul className="key-grants">
+                          {k.grants.map((g) => (
+                            <li key={g.repositoryName} data-grant={g.repositoryName}>
+                              <Link href={`/repositories/${encodeURIComponent(g.repositoryName)}`}>{g.repositoryName}</Link> <span className={`badge role-${g.role}`}>{g.role}</span>
+                              {g.expiresAt && (
+                                <span className="muted small">
+                                  {' '}
+                                  expires <Time at={g.expiresAt} />
+                                </span>
+                              )}
+                              {operator && (
+                                <button
+                                  type="button"
+                                  className="small secondary"
+                                  aria-label={`Edit the grant of ${k.name} on ${g.repositoryName}`}
+                                  aria-expanded={open?.keyId === k.id && open.repository === g.repositoryName}
+                                  onClick={() => setOpen({ keyId: k.id, repository: g.repositoryName })}
+                                >
+                                  Edit
+                                </button>
+                              )}
+                            </li>
+                          ))}
+                        </ul>
+                      )}
+                    </td>
+                    <td>
+                      <Time at={k.lastUsedAt} />
+                    </td>
+                    <td>
+                      <Time at={k.createdAt} />
+                    </td>
+                    <td>
+                      {k.revoked ? (
+                        <span className="badge late">
+                          revoked <Time at={k.revokedAt} />
+                        </span>
+                      ) : (
+                        operator && (
+                          <span className="row-actions">
+                            <button
+                              type="button"
+                              className="small"
+                              aria-label={`Add grant for ${k.name}`}
+                              aria-expanded={open?.keyId === k.id && open.repository === null}
+                              onClick={() => setOpen({ keyId: k.id, repository: null })}
+                            >
+                              Add grant
+                            </button>
+                            <button
+                              type="button"
+                              className="small danger"
+                              disabled={revoke.busy}
+                              onClick={async () => {
+                                if (!confirm(`Revoke key ${k.name}? Its grants go and its sessions are refused, for good.`)) return;
+                                if (await revoke.run(() => api('DELETE', `/keys/${k.id}`))) keys.reload();
+                              }}
+                            >
+                              Revoke
+                            </button>
+                          </span>
+                        )
                       )}
                     </td>
                   </tr>
-                )}
+                  {open?.keyId === k.id && (
+                    <tr className="editor-row">
+                      <td colSpan={6}>
+                        {open.repository === null ? (
+                          <AddGrantForKey keyId={k.id} keyName={k.name} granted={k.grants.map((g) => g.repositoryName)} onAdded={done} onCancel={() => setOpen(null)} />
+                        ) : (
+                          k.grants
+                            .filter((g) => g.repositoryName === open.repository)
+                            .map((g) => <GrantEditor key={g.repositoryName} grant={g} onSaved={done} onCancel={() => setOpen(null)} />)
+                        )}
+                      </td>
+                    </tr>
+                  )}
                 </Fragment>
               ))}
             </tbody>
