@@ -163,14 +163,16 @@ export const ledgerQuery = z
   })
   .strict();
 
+// Numbers and ranges are only typed here: their bounds are checked by checkGrantTerms
+// (store/grant-terms.ts), so the API refuses them in the CLI's sentences, not the schema library's.
 export const grantTermsInput = {
   role: grantRole,
-  writesPerDay: z.number().int().min(1).nullable().optional().describe('backups per rolling 24 h (sessions that commit new objects besides the manifest; prune, compact and reads do not count); null: no limit'),
-  fromCidrs: z.array(z.string().max(64)).max(64).nullable().optional().describe('allowed client address ranges; null: any'),
+  writesPerDay: z.number().nullable().optional().describe('backups per rolling 24 h, a whole number of at least 1 (sessions that commit new objects besides the manifest; prune, compact and reads do not count); null: no limit'),
+  fromCidrs: z.array(z.string().max(64)).nullable().optional().describe('allowed client address ranges (at most 64); null: any'),
   expiresAt: timeInput.nullable().optional().describe('null: never'),
-  minAgeSeconds: z.number().int().min(1).nullable().optional().describe("prune only: archives may be removed once the server first saw them this many seconds ago (enforced when borgkeep holds the repository's key); null: no bound"),
-  keepLast: z.number().int().min(1).nullable().optional().describe("prune only: the N newest archives (of the prefix, by the server's first sighting) are never removed; null: no bound"),
-  prefix: z.string().min(1).max(255).nullable().optional().describe('prune only: only archives whose names start with this may be removed; null: any'),
-  maxRemovalsPerDay: z.number().int().min(1).nullable().optional().describe('prune only: at most N archives removed per UTC day; null: no bound'),
+  minAgeSeconds: z.number().nullable().optional().describe("prune only: archives may be removed once the server first saw them this many seconds ago (enforced when borgkeep holds the repository's key); null: no bound"),
+  keepLast: z.number().nullable().optional().describe("prune only: the N newest archives (of the prefix, by the server's first sighting) are never removed; null: no bound"),
+  prefix: z.string().nullable().optional().describe('prune only: only archives whose names start with this (1 to 255 characters) may be removed; null: any'),
+  maxRemovalsPerDay: z.number().nullable().optional().describe('prune only: at most N archives removed per UTC day; null: no bound'),
   verifyObjects: z.boolean().optional().describe("append, prune, full: every put's id is checked against its content with the repository's key"),
 };

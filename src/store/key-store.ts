@@ -33,6 +33,8 @@ export interface KeyStore extends Pick<GuardStore, 'findKey'> {
   /** The key sshd or the embedded server saw (type and base64 blob), revoked or not. */
   findKeyByBlob(type: string, blob: string): Promise<SshKey | undefined>;
   listKeys(): Promise<SshKey[]>;
+  /** Each key's newest session start (any result), by key id; a key never used is absent. */
+  keysLastUsed(): Promise<Map<number, Date>>;
   addKey(input: NewKey): Promise<{ key: SshKey; grant: Grant | null }>;
   /** Marks the key revoked and removes its grants; revoking a revoked key changes nothing. */
   revokeKey(ref: string): Promise<KeyRevocation>;
@@ -67,6 +69,19 @@ export function createKeyStore({ db, now }: StoreDeps): KeyStore {
 
     async listKeys() {
       return (await db.selectFrom('ssh_keys').selectAll().orderBy('name').execute()).map(toSshKey);
+    },
+
+    async keysLastUsed() {
+      // One max() per key: with sessions_key_started_idx SQLite answers each by a single index
+      // seek, so the Keys page stays fast however long the ledger grows (key-store.test.ts
+      // checks the plan).
+      const rows = await db
+        .selectFrom('ssh_keys as k')
+        .select((eb) => ['k.id', eb.selectFrom('sessions as s').select((s) => s.fn.max('s.started_at').as('m')).whereRef('s.key_id', '=', 'k.id').as('last_used_at')])
+        .execute();
+      const used = new Map<number, Date>();
+      for (const row of rows) if (row.last_used_at !== null) used.set(row.id, new Date(row.last_used_at as string));
+      return used;
     },
 
     async addKey({ name, publicKey, grant }) {

@@ -564,6 +564,20 @@ const account: Migration = {
   },
 };
 
+/**
+ * A key's newest session (the Keys page's "last used"), found by one index seek per key rather
+ * than by walking every session of the key across its repositories (the (key, repository,
+ * started) index cannot answer max(started) for a key without the repository).
+ */
+const keyLastUsed: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.createIndex('sessions_key_started_idx').on('sessions').columns(['key_id', 'started_at']).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropIndex('sessions_key_started_idx').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -579,6 +593,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0013_grant_archive_rules': grantArchiveRules,
   '0014_retention': retention,
   '0015_account': account,
+  '0016_key_last_used': keyLastUsed,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -10,6 +10,10 @@ import { defineRoute } from '../route.js';
 import { grantSchema, grantTermsInput, keyParams, keySchema, name } from '../schemas.js';
 
 const tag = 'keys';
+const keyListed = keySchema.extend({
+  lastUsedAt: z.string().nullable().describe("the start of the key's newest session, on any repository and with any result; null: never used"),
+  grants: z.array(grantSchema),
+});
 
 export function keyRoutes(ctx: ApiContext) {
   return [
@@ -17,10 +21,16 @@ export function keyRoutes(ctx: ApiContext) {
       method: 'GET',
       url: '/keys',
       tag,
-      summary: 'list SSH keys',
+      summary: 'list SSH keys, each with its grants and when it was last used (its newest session)',
       access: 'viewer',
-      response: z.object({ keys: z.array(keySchema) }),
-      handler: async () => ({ keys: (await ctx.store.listKeys()).map(keyJson) }),
+      response: z.object({ keys: z.array(keyListed) }),
+      async handler() {
+        // Three queries whatever the number of keys: the keys, every grant, each key's newest session.
+        const [keys, grants, lastUsed] = await Promise.all([ctx.store.listKeys(), ctx.store.listGrants(), ctx.store.keysLastUsed()]);
+        const byKey = new Map<number, ReturnType<typeof grantJson>[]>();
+        for (const g of grants) byKey.set(g.grant.keyId, [...(byKey.get(g.grant.keyId) ?? []), grantJson(g)]);
+        return { keys: keys.map((k) => ({ ...keyJson(k), lastUsedAt: lastUsed.get(k.id)?.toISOString() ?? null, grants: byKey.get(k.id) ?? [] })) };
+      },
     }),
     defineRoute({
       method: 'GET',

@@ -1,15 +1,29 @@
-// SSH keys: add one from its public key line (optionally with a first grant), revoke.
-import { useState, type FormEvent } from 'react';
+// SSH keys: add one from its public key line (optionally with a first grant), revoke; each key's
+// grants (edit one, add one on another repository) and when it was last used.
+import { Fragment, useState, type FormEvent } from 'react';
 import { api, type GrantRole, type Repository, type SshKey } from '../api';
 import { can, useMe } from '../app';
 import { Time } from '../format';
 import { useAction, useLoad } from '../hooks';
 import { SubmitWithError } from '../parts/form-error';
+import { AddGrantForKey, GrantEditor, type GrantWithRules } from '../parts/grant-editor';
+import { Link } from '../router';
+
+/** A key as GET /keys lists it: with its grants and the start of its newest session. */
+type ListedKey = SshKey & { lastUsedAt: string | null; grants: GrantWithRules[] };
+/** What is open under a key's row: the editor of one of its grants, or a new grant. */
+type Open = { keyId: number; repository: string | null } | null;
 
 export function KeysPage() {
   const me = useMe();
-  const keys = useLoad(() => api<{ keys: SshKey[] }>('GET', '/keys'), []);
+  const keys = useLoad(() => api<{ keys: ListedKey[] }>('GET', '/keys'), []);
   const revoke = useAction();
+  const [open, setOpen] = useState<Open>(null);
+  const operator = can(me, 'operator');
+  const done = () => {
+    setOpen(null);
+    keys.reload();
+  };
   const list = keys.data?.keys ?? [];
   return (
     <>
@@ -28,6 +42,8 @@ export function KeysPage() {
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">Fingerprint</th>
+                <th scope="col">Grants</th>
+                <th scope="col">Last used</th>
                 <th scope="col">Added</th>
                 <th scope="col">
                   <span className="sr-only">Actions</span>
@@ -36,39 +52,98 @@ export function KeysPage() {
             </thead>
             <tbody>
               {list.map((k) => (
-                <tr key={k.id} data-key={k.name} className={k.revoked ? 'revoked' : ''}>
-                  <th scope="row">
-                    {k.name}
-                    {k.comment && <div className="muted small">{k.comment}</div>}
-                  </th>
-                  <td className="mono small">
-                    {k.fingerprint} <span className="muted">({k.type}, {k.bits} bits)</span>
-                  </td>
-                  <td>
-                    <Time at={k.createdAt} />
-                  </td>
-                  <td>
-                    {k.revoked ? (
-                      <span className="badge late">
-                        revoked <Time at={k.revokedAt} />
-                      </span>
-                    ) : (
-                      can(me, 'operator') && (
-                        <button
-                          type="button"
-                          className="small danger"
-                          disabled={revoke.busy}
-                          onClick={async () => {
-                            if (!confirm(`Revoke key ${k.name}? Its grants go and its sessions are refused, for good.`)) return;
-                            if (await revoke.run(() => api('DELETE', `/keys/${k.id}`))) keys.reload();
-                          }}
-                        >
-                          Revoke
-                        </button>
-                      )
-                    )}
-                  </td>
-                </tr>
+                <Fragment key={k.id}>
+                  <tr data-key={k.name} className={k.revoked ? 'revoked' : ''}>
+                    <th scope="row">
+                      {k.name}
+                      {k.comment && <div className="muted small">{k.comment}</div>}
+                    </th>
+                    <td className="mono small">
+                      {k.fingerprint} <span className="muted">({k.type}, {k.bits} bits)</span>
+                    </td>
+                    <td>
+                      {k.grants.length === 0 ? (
+                        <span className="muted">none</span>
+                      ) : (
+                        <ul className="key-grants">
+                          {k.grants.map((g) => (
+                            <li key={g.repositoryName} data-grant={g.repositoryName}>
+                              <Link href={`/repositories/${encodeURIComponent(g.repositoryName)}`}>{g.repositoryName}</Link> <span className={`badge role-${g.role}`}>{g.role}</span>
+                              {g.expiresAt && (
+                                <span className="muted small">
+                                  {' '}
+                                  expires <Time at={g.expiresAt} />
+                                </span>
+                              )}
+                              {operator && (
+                                <button
+                                  type="button"
+                                  className="small secondary"
+                                  aria-label={`Edit the grant of ${k.name} on ${g.repositoryName}`}
+                                  aria-expanded={open?.keyId === k.id && open.repository === g.repositoryName}
+                                  onClick={() => setOpen({ keyId: k.id, repository: g.repositoryName })}
+                                >
+                                  Edit
+                                </button>
+                              )}
+                            </li>
+                          ))}
+                        </ul>
+                      )}
+                    </td>
+                    <td>
+                      <Time at={k.lastUsedAt} />
+                    </td>
+                    <td>
+                      <Time at={k.createdAt} />
+                    </td>
+                    <td>
+                      {k.revoked ? (
+                        <span className="badge late">
+                          revoked <Time at={k.revokedAt} />
+                        </span>
+                      ) : (
+                        operator && (
+                          <span className="row-actions">
+                            <button
+                              type="button"
+                              className="small"
+                              aria-label={`Add grant for ${k.name}`}
+                              aria-expanded={open?.keyId === k.id && open.repository === null}
+                              onClick={() => setOpen({ keyId: k.id, repository: null })}
+                            >
+                              Add grant
+                            </button>
+                            <button
+                              type="button"
+                              className="small danger"
+                              disabled={revoke.busy}
+                              onClick={async () => {
+                                if (!confirm(`Revoke key ${k.name}? Its grants go and its sessions are refused, for good.`)) return;
+                                if (await revoke.run(() => api('DELETE', `/keys/${k.id}`))) keys.reload();
+                              }}
+                            >
+                              Revoke
+                            </button>
+                          </span>
+                        )
+                      )}
+                    </td>
+                  </tr>
+                  {open?.keyId === k.id && (
+                    <tr className="editor-row">
+                      <td colSpan={6}>
+                        {open.repository === null ? (
+                          <AddGrantForKey keyId={k.id} keyName={k.name} granted={k.grants.map((g) => g.repositoryName)} onAdded={done} onCancel={() => setOpen(null)} />
+                        ) : (
+                          k.grants
+                            .filter((g) => g.repositoryName === open.repository)
+                            .map((g) => <GrantEditor key={g.repositoryName} grant={g} onSaved={done} onCancel={() => setOpen(null)} />)
+                        )}
+                      </td>
+                    </tr>
+                  )}
+                </Fragment>
               ))}
             </tbody>
           </table>

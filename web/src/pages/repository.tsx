@@ -16,6 +16,8 @@ import { LiveSessions } from '../parts/live-sessions';
 import { SizeChart } from '../parts/size-chart';
 import { SubmitWithError } from '../parts/form-error';
 import { RetentionSection } from '../parts/retention';
+import { RepositoryLimits } from '../parts/repository-limits';
+import { GrantEditor } from '../parts/grant-editor';
 
 export function RepositoryPage({ name }: { name: string }) {
   const me = useMe();
@@ -75,6 +77,7 @@ export function RepositoryPage({ name }: { name: string }) {
       </dl>
       <LiveSessions repository={r.name} />
       <Grants repository={r} grants={repo.data.grants} ssh={server.data?.ssh ?? null} onChange={repo.reload} />
+      {can(me, 'operator') && <RepositoryLimits repository={r} onChange={repo.reload} />}
       <KeyVault repository={r} onChange={repo.reload} />
       <AuditView repository={r} onChange={reload} />
       <RetentionSection repository={r.name} />
@@ -144,6 +147,7 @@ function SizeOverTime({ repository }: { repository: Repository }) {
 function Grants({ repository, grants, ssh, onChange }: { repository: Repository; grants: Grant[]; ssh: SshEndpoint | null; onChange: () => void }) {
   const me = useMe();
   const [shown, setShown] = useState<number | null>(grants.length === 1 ? grants[0]!.keyId : null);
+  const [editing, setEditing] = useState<number | null>(null);
   const remove = useAction();
   return (
     <section aria-labelledby="grants-title">
@@ -175,6 +179,11 @@ function Grants({ repository, grants, ssh, onChange }: { repository: Repository;
                   <button type="button" className="small" aria-expanded={shown === g.keyId} onClick={() => setShown(shown === g.keyId ? null : g.keyId)}>
                     {shown === g.keyId ? 'Hide' : 'Client set-up'}
                   </button>
+                  {can(me, 'operator') && !g.keyRevoked && (
+                    <button type="button" className="small" aria-expanded={editing === g.keyId} aria-label={`Edit the grant of ${g.keyName}`} onClick={() => setEditing(editing === g.keyId ? null : g.keyId)}>
+                      Edit
+                    </button>
+                  )}
                   {can(me, 'operator') && (
                     <button
                       type="button"
@@ -190,6 +199,16 @@ function Grants({ repository, grants, ssh, onChange }: { repository: Repository;
                   )}
                 </span>
               </div>
+              {editing === g.keyId && (
+                <GrantEditor
+                  grant={g}
+                  onSaved={() => {
+                    setEditing(null);
+                    onChange();
+                  }}
+                  onCancel={() => setEditing(null)}
+                />
+              )}
               {shown === g.keyId && <ClientInstructions grant={g} ssh={ssh} initialized={repository.initialized} />}
             </li>
           ))}
