@@ -32,6 +32,8 @@ import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
+import { ssoRoutes } from './routes/sso-routes.js';
+import { createSsoService, type SsoRuntime } from './sso/sso-service.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import { createVaultService, type VaultService } from '../vault/vault-service.js';
 import { createRepositoryKeySource } from '../vault/repository-key.js';
@@ -69,6 +71,8 @@ export interface ApiDeps {
   vault?: Vault;
   /** Retention policies (serve's service, which also runs them); left out: set and shown only, with the same vault. */
   retention?: RetentionService;
+  /** Single sign-on (serve's config: the OpenID provider, the LDAP directory); left out: none. */
+  sso?: SsoRuntime | null;
 }
 
 /** What route factories get. */
@@ -98,7 +102,15 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function createApiServer(deps: ApiDeps): ApiServer {
   const now = deps.now ?? (() => new Date());
-  const authenticator = createAuthenticator({ users: deps.store, auth: deps.store, passwords: deps.passwords, now, settings: deps.auth ?? {} });
+  const sso = createSsoService(deps.store, deps.sso ?? { oidc: null, ldap: null });
+  const authenticator = createAuthenticator({
+    users: deps.store,
+    auth: deps.store,
+    passwords: deps.passwords,
+    now,
+    settings: deps.auth ?? {},
+    passwordLoginsOnlyFor: () => sso.passwordLoginsOnlyFor(),
+  });
   const vault = deps.vault ?? openVault(deps.store.paths.root);
   const ctx: ApiContext = {
     store: deps.store,
@@ -116,6 +128,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
   const routes: ApiRoute[] = [
     ...sessionRoutes(ctx),
     ...userRoutes(ctx),
+    ...ssoRoutes(ctx, sso),
     ...tokenRoutes(ctx),
     ...repositoryRoutes(ctx),
     ...retentionRoutes(ctx),

@@ -27,6 +27,7 @@ import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { GuardStore } from './types.js';
 import { createUserStore, type UserStore } from './user-store.js';
+import { createSsoUserStore, type SsoUserStore } from './sso-user-store.js';
 
 const MIGRATION_TABLE = 'kysely_migration';
 
@@ -36,7 +37,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, SsoUserStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -110,6 +111,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createArchiveSightingStore(deps),
     ...createRetentionStore(deps),
     ...createRemovalClaimStore(deps),
+    ...createSsoUserStore(deps),
     close: () => db.destroy(),
   };
 }

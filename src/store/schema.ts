@@ -14,6 +14,10 @@ export interface UsersTable {
   totp_secret: string | null;
   totp_enabled: Generated<number>;
   totp_last_step: number | null;
+  /** 'local', 'oidc' or 'ldap' (0019). */
+  source: Generated<string>;
+  /** The provider's subject or the directory entry's DN; null for local users. */
+  external_id: string | null;
 }
 
 export interface RepositoriesTable {

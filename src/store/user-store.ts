@@ -13,6 +13,8 @@ import type { Kysely } from 'kysely';
 
 export const USER_ROLES = ['admin', 'operator', 'viewer'] as const;
 export type UserRole = (typeof USER_ROLES)[number];
+/** Where a user signs in: a password here, an OpenID provider, or an LDAP directory. */
+export type UserSource = 'local' | 'oidc' | 'ldap';
 
 export interface User {
   id: number;
@@ -21,6 +23,7 @@ export interface User {
   hasPassword: boolean;
   totpEnabled: boolean;
   createdAt: Date;
+  source: UserSource;
 }
 
 /** What a login needs to check, beside the user. */
@@ -55,13 +58,14 @@ export function checkUserRole(role: string): UserRole {
   throw invalidInput(`unknown user role '${role}'; use admin, operator or viewer`);
 }
 
-const toUser = (row: Selectable<UsersTable>): User => ({
+export const toUser = (row: Selectable<UsersTable>): User => ({
   id: row.id,
   name: row.name,
   role: row.role as UserRole,
   hasPassword: row.password_hash !== null,
   totpEnabled: Number(row.totp_enabled) === 1,
   createdAt: new Date(row.created_at),
+  source: (row.source ?? 'local') as UserSource,
 });
 
 const toCredentials = (row: Selectable<UsersTable>): UserCredentials => ({
