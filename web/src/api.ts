@@ -54,6 +54,8 @@ export interface User {
   hasPassword: boolean;
   totpEnabled: boolean;
   createdAt: string;
+  /** Where the user signs in: a password here, an OpenID provider, an LDAP directory. */
+  source: 'local' | 'oidc' | 'ldap';
 }
 
 export interface Repository {

@@ -130,7 +130,6 @@ export function ssoRoutes(ctx: ApiContext, sso: SsoService) {
       tag,
       summary: 'turn password logins off for all but one local admin (break-glass), or on again; ends the other local users\' console sessions',
       access: 'admin',
-      sessionOnly: true,
       body: z.object({ onlyFor: z.string().max(64).nullable() }).strict(),
       response: z.object({ onlyFor: z.string().nullable(), endedSessions: z.number() }),
       async handler({ body }) {
