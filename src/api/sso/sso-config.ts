@@ -46,7 +46,7 @@ export const oidcConfigSchema = z
 
 export const ldapConfigSchema = z
   .object({
-    url: urlWith(['ldaps:', 'ldap:'], 'ldap:', 'is not an ldaps:// URL (plain ldap:// only on this machine, or with startTls)').describe('the directory, e.g. ldaps://ldap.example.org'),
+    url: urlWith(['ldaps:', 'ldap:'], '', 'is not an ldaps:// (or ldap://) URL').describe('the directory, e.g. ldaps://ldap.example.org'),
     startTls: z.boolean().describe('upgrade an ldap:// connection with StartTLS first').default(false),
     bindDn: z.string().min(1, 'needs the DN borgkeep searches as'),
     bindPasswordFile: filePath.describe("file holding bindDn's password (read at start; never logged)"),
