@@ -140,6 +140,8 @@ export function createUserStore({ db, now }: StoreDeps): UserStore {
     async setPasswordHash(name, passwordHash) {
       return db.transaction().execute(async (trx) => {
         const row = await requireUser(trx, name);
+        // A sign-on user with a password would be a second way in that the provider cannot take away.
+        if (row.source !== 'local') throw invalidInput(`'${name}' signs on through ${row.source === 'oidc' ? 'the OpenID provider' : 'the LDAP directory'} and has no password here`);
         await trx.deleteFrom('console_sessions').where('user_id', '=', row.id).execute();
         return toUser(await trx.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', row.id).returningAll().executeTakeFirstOrThrow());
       });

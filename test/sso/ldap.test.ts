@@ -61,6 +61,11 @@ describe('LDAP sign-on', () => {
     const users = await alice.jar.step(`${url}/api/v1/users`);
     expect(((await users.response.json()) as any).users.map((u: any) => `${u.name}:${u.source}`)).toEqual(['admin:local', 'alice:ldap', 'bob:ldap']);
     expect(await fetch(`${url}/api/v1/sso`).then((r) => r.json())).toEqual({ oidc: null, ldap: { label: 'Company directory' }, passwordLogins: 'all' });
+    // A sign-on user gets no password here: it would be a way in the directory cannot take away.
+    const csrf = alice.body.csrfToken as string;
+    const reset = await alice.jar.step(`${url}/api/v1/users/bob/password`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: '{}' });
+    expect(reset.response.status).toBe(400);
+    expect(((await reset.response.json()) as any).message).toBe("'bob' signs on through the LDAP directory and has no password here");
   });
 
   it('refuses someone in no mapped group, in one sentence', async () => {
