@@ -30,7 +30,8 @@ export function LoginPage({ onLogin }: { onLogin: (user: User, csrf: string) => 
     api<SsoOffer>('GET', '/sso').then(
       (offer) => {
         setSso(offer);
-        if (offer.ldap && offer.passwordLogins === 'break-glass') setVia('ldap');
+        // Where a directory is set up, most people have an account there; the break-glass admin picks the other.
+        if (offer.ldap) setVia('ldap');
       },
       () => setSso(null),
     );
