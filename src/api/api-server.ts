@@ -33,6 +33,8 @@ import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
 import { accountRoutes } from './routes/account-routes.js';
+import { ssoRoutes } from './routes/sso-routes.js';
+import { createSsoService, type SsoRuntime } from './sso/sso-service.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import { createVaultService, type VaultService } from '../vault/vault-service.js';
 import { createRepositoryKeySource } from '../vault/repository-key.js';
@@ -70,6 +72,8 @@ export interface ApiDeps {
   vault?: Vault;
   /** Retention policies (serve's service, which also runs them); left out: set and shown only, with the same vault. */
   retention?: RetentionService;
+  /** Single sign-on (serve's config: the OpenID provider, the LDAP directory); left out: none. */
+  sso?: SsoRuntime | null;
 }
 
 /** What route factories get. */
@@ -99,7 +103,15 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function createApiServer(deps: ApiDeps): ApiServer {
   const now = deps.now ?? (() => new Date());
-  const authenticator = createAuthenticator({ users: deps.store, auth: deps.store, passwords: deps.passwords, now, settings: deps.auth ?? {} });
+  const sso = createSsoService(deps.store, deps.sso ?? { oidc: null, ldap: null });
+  const authenticator = createAuthenticator({
+    users: deps.store,
+    auth: deps.store,
+    passwords: deps.passwords,
+    now,
+    settings: deps.auth ?? {},
+    passwordLoginsOnlyFor: () => sso.passwordLoginsOnlyFor(),
+  });
   const vault = deps.vault ?? openVault(deps.store.paths.root);
   const ctx: ApiContext = {
     store: deps.store,
@@ -117,6 +129,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
   const routes: ApiRoute[] = [
     ...sessionRoutes(ctx),
     ...userRoutes(ctx),
+    ...ssoRoutes(ctx, sso),
     ...tokenRoutes(ctx),
     ...accountRoutes(ctx),
     ...repositoryRoutes(ctx),

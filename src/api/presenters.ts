@@ -8,7 +8,7 @@ import type { SshKey } from '../store/types.js';
 import type { User } from '../store/user-store.js';
 import type { Principal } from './auth/authenticator.js';
 
-export const userJson = (u: User) => ({ id: u.id, name: u.name, role: u.role, hasPassword: u.hasPassword, totpEnabled: u.totpEnabled, createdAt: u.createdAt, mustChangePassword: u.mustChangePassword });
+export const userJson = (u: User) => ({ id: u.id, name: u.name, role: u.role, hasPassword: u.hasPassword, totpEnabled: u.totpEnabled, createdAt: u.createdAt, mustChangePassword: u.mustChangePassword, source: u.source });
 
 export const keyJson = (k: SshKey) => ({
   id: k.id,

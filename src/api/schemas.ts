@@ -23,7 +23,7 @@ export const grantParams = z.object({ key: keyRef, repository: name }).strict();
 export const idParams = z.object({ id: z.coerce.number().int().positive() }).strict();
 
 export const userSchema = z
-  .object({ id: z.number(), name: z.string(), role: userRole, hasPassword: z.boolean(), totpEnabled: z.boolean(), createdAt: time })
+  .object({ id: z.number(), name: z.string(), role: userRole, hasPassword: z.boolean(), totpEnabled: z.boolean(), createdAt: time, source: z.enum(['local', 'oidc', 'ldap']).describe('where the user signs in: a password here, an OpenID provider, an LDAP directory') })
   .extend({ mustChangePassword: z.boolean().describe('an admin reset the password: nothing but choosing a new one works until then') })
   .meta({ id: 'User' });
 

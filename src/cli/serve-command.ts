@@ -165,6 +165,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         import('../api/console-static.js'),
       ]);
       const passwords = await createPasswordHasher();
+      const sso = await startSso(config);
       firstAdmin = await ensureFirstAdmin(store, passwords);
       api = createApiServer({
         store,
@@ -175,6 +176,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         sizeOf,
         vault,
         retention,
+        sso,
         monitoring: { notifier: monitoring.notifier, scheduler: monitoring.scheduler, metrics: monitoring.metrics, metricsToken: config.metricsToken ?? null },
         ssh: {
           ...advertised,
@@ -207,6 +209,8 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       `HTTP API listening on ${http.url}/api/v1 (OpenAPI document: ${http.url}/api/v1/openapi.json)`,
       `web console: ${http.url}/`,
       `Prometheus metrics: ${http.url}/metrics${config.metricsToken ? ' (with the metrics token)' : ''}`,
+      ...(config.sso?.oidc ? [`single sign-on: OpenID Connect with ${config.sso.oidc.issuer} (redirect URL ${config.publicUrl}/api/v1/sso/oidc/callback)`] : []),
+      ...(config.sso?.ldap ? [`single sign-on: LDAP with ${config.sso.ldap.url}`] : []),
       vaultMode === 'passphrase'
         ? "key vault: sealed with the master passphrase (sessions through sshd's forced command cannot open it; repositories whose key borgkeep holds are served through this gateway)"
         : 'key vault: sealed with the master key file in the data directory',
@@ -299,4 +303,33 @@ async function startRetention(dataDir: string, store: import('../store/database.
   });
   for (const [name, policy] of Object.entries(policies)) await service.set(name, policy, 'config file', `config file, retention.${name}: `);
   return service;
+}
+
+/** A secret from a file named in the config: read once at start, its last line break dropped; never logged. */
+function readSecretFile(file: string, setting: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `config file, ${setting}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'there is no such file' : (error as Error).message}`);
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (secret === '') throw new BorgkeepError('BK_ERR_INVALID_INPUT', `config file, ${setting}: ${file} is empty`);
+  return secret;
+}
+
+/** The OpenID provider and LDAP directory of the config file, their secrets read from their files. */
+async function startSso(config: ServeConfig): Promise<import('../api/sso/sso-service.js').SsoRuntime> {
+  const { oidc, ldap } = config.sso ?? {};
+  const [{ createOidcLogin }, { createLdapLogin }] = await Promise.all([import('../api/sso/oidc-login.js'), import('../api/sso/ldap-login.js')]);
+  return {
+    oidc: oidc
+      ? {
+          login: createOidcLogin({ ...oidc, clientSecret: readSecretFile(oidc.clientSecretFile, 'sso.oidc.clientSecretFile') }, `${config.publicUrl}/api/v1/sso/oidc/callback`),
+          roles: oidc.roles,
+          claim: oidc.claim,
+        }
+      : null,
+    ldap: ldap ? { login: createLdapLogin({ ...ldap, bindPassword: readSecretFile(ldap.bindPasswordFile, 'sso.ldap.bindPasswordFile') }), roles: ldap.roles } : null,
+  };
 }

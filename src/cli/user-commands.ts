@@ -64,12 +64,15 @@ export function registerUserCommands(program: Command, ctx: CliContext): void {
       }
       ctx.out.line(
         formatTable(
-          ['ID', 'NAME', 'ROLE', 'PASSWORD', 'SECOND FACTOR', 'CREATED'],
-          users.map((u) => [String(u.id), u.name, u.role, u.hasPassword ? 'set' : 'not set', u.totpEnabled ? 'on' : 'off', formatTime(u.createdAt)]),
+          ['ID', 'NAME', 'ROLE', 'SIGNS IN WITH', 'PASSWORD', 'SECOND FACTOR', 'CREATED'],
+          users.map((u) => [String(u.id), u.name, u.role, SIGN_IN[u.source], u.hasPassword ? 'set' : 'not set', u.totpEnabled ? 'on' : 'off', formatTime(u.createdAt)]),
         ),
       );
     });
 }
+
+/** How each kind of user signs in, in the console's words. */
+const SIGN_IN = { local: 'password', oidc: 'OpenID sign-on', ldap: 'LDAP directory' } as const;
 
 async function hashPassword(password: string): Promise<string> {
   const { createPasswordHasher } = await import('../api/auth/passwords.js');

@@ -8,6 +8,7 @@ import { alertConfigSchema } from '../alerts/alert-config.js';
 import { invalidInput } from '../errors.js';
 import { parsePublicHost } from './client-setup.js';
 import { retentionInputSchema } from '../retention/retention-policy.js';
+import { publicUrlSchema, ssoConfigSchema } from '../api/sso/sso-config.js';
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 lets the system choose (tests). */
 const listenAddress = z.string().transform((text, ctx) => {
@@ -74,8 +75,16 @@ export const serveConfigSchema = z
     .record(z.string(), retentionInputSchema)
     .describe("repository name -> its retention policy ({keepDaily, keepWeekly, keepMonthly, keepYearly, keepLast, keepHourly, keepWithin, prefix, schedule}); set at each start, over what the CLI, API or console set; borgkeep must hold the repository's key")
     .default({}),
+  publicUrl: publicUrlSchema
+    .describe("the console's address as browsers reach it (BORGKEEP_PUBLIC_URL), e.g. https://backup.example.org; the OpenID redirect URL is PUBLICURL/api/v1/sso/oidc/callback")
+    .optional(),
+  sso: ssoConfigSchema.describe('single sign-on: oidc (issuer, clientId, clientSecretFile, roles) and ldap (url, bindDn, bindPasswordFile, userBase, roles)').optional(),
 })
   .strict()
+  .refine((c) => c.sso?.oidc === undefined || c.publicUrl !== undefined, {
+    message: "OpenID Connect sign-on needs publicUrl, the console's address, to make its redirect URL",
+    path: ['publicUrl'],
+  })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
     message: 'give --tls-cert and --tls-key together',
     path: ['tlsCert'],
@@ -102,6 +111,8 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   metricsToken: 'metricsToken',
   auditPassphraseFiles: 'auditPassphraseFiles',
   retention: 'retention',
+  publicUrl: 'publicUrl',
+  sso: 'sso',
 };
 
 /**
@@ -114,6 +125,7 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
     ...file,
     ...fromFlags,
     metricsToken: env.BORGKEEP_METRICS_TOKEN ?? file.metricsToken,
+    publicUrl: env.BORGKEEP_PUBLIC_URL ?? file.publicUrl,
     sshListen: flags.sshListen ?? env.BORGKEEP_SSH_LISTEN ?? file.sshListen,
     sshUser: flags.sshUser ?? env.BORGKEEP_SSH_USER ?? file.sshUser,
     publicHost: flags.publicHost ?? env.BORGKEEP_PUBLIC_HOST ?? file.publicHost,
@@ -126,8 +138,10 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const field = String(issue.path[0]) as keyof ServeConfig;
-  const message = issue.code === 'custom' ? issue.message : `${issue.message.replace(/^Invalid input: /, '')}`;
+  const message =
+    issue.code === 'custom' ? issue.message : issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? 'is missing' : `${issue.message.replace(/^Invalid input: /, '')}`;
   if (message === 'give --tls-cert and --tls-key together') throw invalidInput(message);
+  if (issue.path[0] === 'publicUrl' && issue.code === 'custom' && message.startsWith('OpenID')) throw invalidInput(`config file: ${message}`);
   if (issue.code === 'unrecognized_keys') throw invalidInput(`the config file has unknown settings: ${issue.keys.join(', ')}`);
   // A value from a flag is named by its flag; one from the file by its path in the file.
   const fromFile = !(field in fromFlags) && FLAGS[field] !== undefined && !FLAGS[field].startsWith('--') ? true : !(field in fromFlags) && field in file;

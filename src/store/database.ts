@@ -28,6 +28,7 @@ import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { GuardStore } from './types.js';
 import { createUserStore, type UserStore } from './user-store.js';
+import { createSsoUserStore, type SsoUserStore } from './sso-user-store.js';
 
 const MIGRATION_TABLE = 'kysely_migration';
 
@@ -37,7 +38,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -112,6 +113,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createRetentionStore(deps),
     ...createRemovalClaimStore(deps),
     ...createRecoveryCodeStore(deps),
+    ...createSsoUserStore(deps),
     close: () => db.destroy(),
   };
 }

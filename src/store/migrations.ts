@@ -578,6 +578,24 @@ const keyLastUsed: Migration = {
   },
 };
 
+/**
+ * Single sign-on (issue 15): where a user comes from (local: a password here; oidc: an OpenID
+ * provider's subject; ldap: a directory entry's DN) and that identity, so a sign-on never lands
+ * on a local user who happens to have the same name. One (source, external_id) is one user.
+ */
+const ssoUsers: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('users').addColumn('source', 'text', (col) => col.notNull().defaultTo('local')).execute();
+    await db.schema.alterTable('users').addColumn('external_id', 'text').execute();
+    await db.schema.createIndex('users_source_external_idx').on('users').columns(['source', 'external_id']).unique().execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropIndex('users_source_external_idx').execute();
+    await db.schema.alterTable('users').dropColumn('external_id').execute();
+    await db.schema.alterTable('users').dropColumn('source').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -594,6 +612,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0014_retention': retention,
   '0015_account': account,
   '0016_key_last_used': keyLastUsed,
+  '0019_sso_users': ssoUsers,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -16,6 +16,10 @@ export interface UsersTable {
   totp_last_step: number | null;
   /** 1 after an admin reset the password: the console asks for a new one before anything else. */
   must_change_password: Generated<number>;
+  /** 'local', 'oidc' or 'ldap' (0019). */
+  source: Generated<string>;
+  /** The provider's subject or the directory entry's DN; null for local users. */
+  external_id: string | null;
 }
 
 export interface RecoveryCodesTable {

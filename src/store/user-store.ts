@@ -13,6 +13,8 @@ import type { Kysely } from 'kysely';
 
 export const USER_ROLES = ['admin', 'operator', 'viewer'] as const;
 export type UserRole = (typeof USER_ROLES)[number];
+/** Where a user signs in: a password here, an OpenID provider, or an LDAP directory. */
+export type UserSource = 'local' | 'oidc' | 'ldap';
 
 export interface User {
   id: number;
@@ -23,6 +25,7 @@ export interface User {
   /** An admin reset the password: the console asks for a new one before anything else. */
   mustChangePassword: boolean;
   createdAt: Date;
+  source: UserSource;
 }
 
 /** What a login needs to check, beside the user. */
@@ -57,7 +60,7 @@ export function checkUserRole(role: string): UserRole {
   throw invalidInput(`unknown user role '${role}'; use admin, operator or viewer`);
 }
 
-const toUser = (row: Selectable<UsersTable>): User => ({
+export const toUser = (row: Selectable<UsersTable>): User => ({
   id: row.id,
   name: row.name,
   role: row.role as UserRole,
@@ -65,6 +68,7 @@ const toUser = (row: Selectable<UsersTable>): User => ({
   totpEnabled: Number(row.totp_enabled) === 1,
   mustChangePassword: Number(row.must_change_password) === 1,
   createdAt: new Date(row.created_at),
+  source: (row.source ?? 'local') as UserSource,
 });
 
 const toCredentials = (row: Selectable<UsersTable>): UserCredentials => ({
@@ -139,6 +143,8 @@ export function createUserStore({ db, now }: StoreDeps): UserStore {
     async setPasswordHash(name, passwordHash, options = {}) {
       return db.transaction().execute(async (trx) => {
         const row = await requireUser(trx, name);
+        // A sign-on user with a password would be a second way in that the provider cannot take away.
+        if (row.source !== 'local') throw invalidInput(`'${name}' signs on through ${row.source === 'oidc' ? 'the OpenID provider' : 'the LDAP directory'} and has no password here`);
         let ended = trx.deleteFrom('console_sessions').where('user_id', '=', row.id);
         if (options.keepSessionId !== undefined) ended = ended.where('id', '!=', options.keepSessionId);
         await ended.execute();

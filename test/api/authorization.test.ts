@@ -64,6 +64,8 @@ const CASES: Case[] = [
   { name: 'add a user', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/users', body: { name: unique('user'), role: 'viewer' } }) },
   { name: "change a user's role", needs: 'admin', ok: 200, request: async () => ({ method: 'PATCH', path: `/users/${await newUser()}`, body: { role: 'operator' } }) },
   { name: 'remove a user', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/users/${await newUser()}` }) },
+  { name: 'see whether password logins are on', needs: 'admin', ok: 200, request: async () => ({ method: 'GET', path: '/sso/password-logins' }) },
+  { name: 'turn password logins on or off', needs: 'admin', ok: 200, request: async () => ({ method: 'PUT', path: '/sso/password-logins', body: { onlyFor: null } }) },
   { name: 'reset a password', needs: 'admin', ok: 200, request: async () => ({ method: 'POST', path: `/users/${await newUser()}/password`, body: {} }) },
 ];
 

@@ -108,7 +108,7 @@ describe('borgkeep user', () => {
     const password = /^added user 'alice' \(id 1\) as admin\.\nIts password, shown only now: ([A-Za-z0-9_-]{20})\n$/.exec(added)?.[1];
     expect(password).toBeDefined();
     expect((await cli.json(['user', 'list'])).users).toEqual([
-      { id: 1, name: 'alice', role: 'admin', hasPassword: true, totpEnabled: false, mustChangePassword: false, createdAt: expect.any(String) },
+      { id: 1, name: 'alice', role: 'admin', hasPassword: true, totpEnabled: false, mustChangePassword: false, createdAt: expect.any(String), source: 'local' },
     ]);
     const file = join(cli.root, 'pw.txt');
     writeFileSync(file, 'bobs long password\nignored second line\n');

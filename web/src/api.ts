@@ -56,6 +56,8 @@ export interface User {
   createdAt: string;
   /** An admin reset the password: the console asks for a new one first. */
   mustChangePassword: boolean;
+  /** Where the user signs in: a password here, an OpenID provider, an LDAP directory. */
+  source: 'local' | 'oidc' | 'ldap';
 }
 
 export interface Repository {

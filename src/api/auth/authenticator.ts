@@ -74,6 +74,11 @@ export interface Authenticator {
   /** The CSRF token of a session secret (what login returned). */
   csrfTokenFor(sessionSecret: string): string;
   checkCsrf(expected: string, given: string | undefined): void;
+  /**
+   * A console session for a user another source vouched for (single sign-on), counted against the
+   * same failed-login limits: `verify` throws BK_ERR_UNAUTHENTICATED for a wrong login.
+   */
+  externalLogin(input: { name: string; address: string; verify: () => Promise<User> }): Promise<LoginResult>;
   /** A new API token (the secret, shown once) and what to store. */
   newToken(): { token: string; hash: string; prefix: string };
   /** Checks a TOTP code against a secret and claims its step (returned); throws one sentence when wrong. */
@@ -88,6 +93,8 @@ export interface AuthenticatorDeps {
   passwords: PasswordHasher;
   now: () => Date;
   settings?: Partial<AuthSettings>;
+  /** When password logins are turned off: the one user (break-glass) who may still use one; null: all may. */
+  passwordLoginsOnlyFor?: () => Promise<string | null>;
 }
 
 export const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -134,11 +141,23 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     }
   };
 
+  const startSession = async (user: User, address: string): Promise<LoginResult> => {
+    const sessionSecret = randomBytes(32).toString('base64url');
+    const expiresAt = new Date(clockMs() + settings.sessionMaxMs);
+    await deps.auth.createConsoleSession({ userId: user.id, idHash: sha256Hex(sessionSecret), address, expiresAt });
+    return { user, sessionSecret, csrfToken: csrfTokenFor(sessionSecret), expiresAt };
+  };
+
   return {
     async login({ name, password, totp, address }) {
       const userKey = name.toLowerCase();
       if (perUser.blocked(userKey) || perAddress.blocked(address)) {
         throw new BorgkeepError('BK_ERR_THROTTLED', 'too many failed logins for this user or from this address; try again in a few minutes');
+      }
+      // Decided on the name alone, before any password is looked at: it says nothing about who exists.
+      const onlyFor = (await deps.passwordLoginsOnlyFor?.()) ?? null;
+      if (onlyFor !== null && name !== onlyFor) {
+        throw new BorgkeepError('BK_ERR_DENIED', 'password logins are turned off on this server; use single sign-on');
       }
       const fail = (error: BorgkeepError): never => {
         perUser.fail(userKey);
@@ -161,10 +180,25 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
           throw error;
         }
       }
-      const sessionSecret = randomBytes(32).toString('base64url');
-      const expiresAt = new Date(clockMs() + settings.sessionMaxMs);
-      await deps.auth.createConsoleSession({ userId: found.user.id, idHash: sha256Hex(sessionSecret), address, expiresAt });
-      return { user: found.user, sessionSecret, csrfToken: csrfTokenFor(sessionSecret), expiresAt };
+      return startSession(found.user, address);
+    },
+
+    async externalLogin({ name, address, verify }) {
+      const userKey = name.toLowerCase();
+      if (perUser.blocked(userKey) || perAddress.blocked(address)) {
+        throw new BorgkeepError('BK_ERR_THROTTLED', 'too many failed logins for this user or from this address; try again in a few minutes');
+      }
+      let user: User;
+      try {
+        user = await verify();
+      } catch (error) {
+        if (error instanceof BorgkeepError && error.code === 'BK_ERR_UNAUTHENTICATED') {
+          perUser.fail(userKey);
+          perAddress.fail(address);
+        }
+        throw error;
+      }
+      return startSession(user, address);
     },
 
     async logout(principal) {

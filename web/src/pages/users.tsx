@@ -6,6 +6,7 @@ import { useMe } from '../app';
 import { Time } from '../format';
 import { useAction, useLoad } from '../hooks';
 import { SubmitWithError } from '../parts/form-error';
+import { PasswordLogins, SOURCE_WORDS } from '../parts/password-logins';
 
 export function UsersPage() {
   const me = useMe();
@@ -35,6 +36,7 @@ export function UsersPage() {
             <tr>
               <th scope="col">Name</th>
               <th scope="col">Role</th>
+              <th scope="col">Signs in with</th>
               <th scope="col">Second factor</th>
               <th scope="col">Added</th>
               <th scope="col">
@@ -50,7 +52,8 @@ export function UsersPage() {
                   <select
                     aria-label={`role of ${u.name}`}
                     value={u.role}
-                    disabled={change.busy || u.id === me.user.id}
+                    disabled={change.busy || u.id === me.user.id || u.source !== 'local'}
+                    title={u.source !== 'local' ? 'set at every sign-on from the group mapping in the config file' : undefined}
                     onChange={async (e) => {
                       if (await change.run(() => api('PATCH', `/users/${encodeURIComponent(u.name)}`, { role: e.target.value }))) users.reload();
                     }}
@@ -60,8 +63,9 @@ export function UsersPage() {
                     <option value="viewer">viewer</option>
                   </select>
                 </td>
+                <td data-source={u.source}>{SOURCE_WORDS[u.source]}</td>
                 <td>
-                  {u.totpEnabled ? 'on' : <span className="muted">off</span>}
+                  {u.source !== 'local' ? <span className="muted">at the sign-on</span> : u.totpEnabled ? 'on' : <span className="muted">off</span>}
                   {u.mustChangePassword && <span className="muted small"> · must choose a new password</span>}
                 </td>
                 <td>
@@ -126,6 +130,7 @@ export function UsersPage() {
         </label>
         <SubmitWithError label="Add" action={add} />
       </form>
+      <PasswordLogins users={users.data?.users ?? []} />
       {created && (
         <p className="notice" role="status">
           Password of {created.name}, shown only now: <code className="mono">{created.password}</code>
