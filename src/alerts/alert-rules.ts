@@ -65,6 +65,8 @@ export interface AlertCondition {
   readonly rule: AlertRule;
   readonly severity: AlertSeverity;
   readonly repositoryId: number | null;
+  /** The SSH key it is about (refusals, failed logins): silences per key match it. */
+  readonly keyId?: number | null;
   /** One line, for a mail subject or a chat message. */
   readonly summary: string;
   /** What an admin needs to act on it. */
@@ -256,6 +258,7 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
         rule: 'refusal',
         severity: 'warning',
         repositoryId: d.repositoryId,
+        keyId: d.keyId,
         summary: `${who} was refused ${d.method}${where}: ${POLICY_REFUSALS[d.reason]}${d.count > 1 ? ` (${d.count} refusals)` : ''}`,
         detail:
           `The guard refused ${d.method} to ${who}${where}${d.address ? ` connecting from ${d.address}` : ''}: ${d.message} ` +
@@ -280,6 +283,7 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
       rule: 'denial',
       severity: 'critical',
       repositoryId: d.repositoryId,
+      keyId: d.keyId,
       summary: `${who} was refused ${d.method}${where}${d.address ? ` from ${d.address}` : ''}${d.count > 1 ? ` (${d.count} refusals)` : ''}`,
       detail:
         `The guard refused ${d.method} to ${who}${where}${d.address ? ` connecting from ${d.address}` : ''}: ${d.message} ` +
@@ -295,6 +299,7 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
       rule: 'auth-failures',
       severity: 'warning',
       repositoryId: null,
+      keyId: f.keyId,
       summary: `key '${f.keyName}' failed to log in ${f.count} times`,
       detail:
         `Key '${f.keyName}' was refused ${f.count} times in ${formatDuration(settings.authFailureWindowSeconds)} (${f.reason}), ` +
