@@ -191,7 +191,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       `clients use: borg init -e repokey ssh://${config.sshUser}@${hostForUrl}:${bound.port}/./REPO`,
       `HTTP API listening on ${http.url}/api/v1 (OpenAPI document: ${http.url}/api/v1/openapi.json)`,
       `web console: ${http.url}/`,
-      `Prometheus metrics: ${http.url}/metrics${config.metricsToken ? ' (with the metrics token)' : ''}`,
+      `Prometheus metrics: ${http.url}/metrics${config.metricsToken ? ' (with the metrics token)' : ' (open to anyone who reaches it: set metricsToken in the config file or BORGKEEP_METRICS_TOKEN to ask for a token)'}`,
       vaultMode === 'passphrase'
         ? "key vault: sealed with the master passphrase (sessions through sshd's forced command cannot open it; repositories whose key borgkeep holds are served through this gateway)"
         : 'key vault: sealed with the master key file in the data directory',
