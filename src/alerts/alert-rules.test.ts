@@ -175,3 +175,15 @@ test('durations read as people write them', () => {
     '1 d 3 h',
   ]);
 });
+
+test('a repository nobody initialised is not late: it waits for borg init, once its interval has passed; sizes are written as the console writes them', () => {
+  const waiting = repo({ lastBackupAt: null, createdAt: t0, expectedIntervalSeconds: 3600, initialized: false });
+  expect(keys(at(3600), [waiting])).toEqual([]);
+  const [c] = evaluateAlerts({ now: at(7200), repositories: [waiting] }, S);
+  expect([c.key, c.rule, c.severity]).toEqual(['waiting-init:repository:1', 'waiting-init', 'warning']);
+  expect(c.summary).toBe("'laptop' waits for borg init, 2 h after it was created");
+  // Initialised with no backup yet: late, as before.
+  expect(keys(at(7200), [{ ...waiting, initialized: true }])).toEqual(['backup-late:repository:1']);
+  const [quota] = evaluateAlerts({ now: t0, repositories: [repo({ quotaBytes: 100e9, sizeBytes: 85e9 })] }, S);
+  expect(quota.detail).toContain('holds 85 GB of its 100 GB quota');
+});

@@ -18,11 +18,12 @@
 // alert whose severity rises from warning to critical, not a second alert beside the first.
 
 export type AlertFamily = 'security' | 'state';
-export type AlertRule = 'backup-late' | 'quota' | 'denial' | 'refusal' | 'audit-suspicious' | 'auth-failures' | 'disk-space' | 'key-change' | 'compaction-deferred';
+export type AlertRule = 'backup-late' | 'waiting-init' | 'quota' | 'denial' | 'refusal' | 'audit-suspicious' | 'auth-failures' | 'disk-space' | 'key-change' | 'compaction-deferred';
 export type AlertSeverity = 'warning' | 'critical';
 
 export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
   'backup-late': 'state',
+  'waiting-init': 'state',
   quota: 'state',
   'audit-suspicious': 'state',
   'disk-space': 'state',
@@ -65,6 +66,8 @@ export interface AlertCondition {
   readonly rule: AlertRule;
   readonly severity: AlertSeverity;
   readonly repositoryId: number | null;
+  /** The SSH key it is about (refusals, failed logins): silences per key match it. */
+  readonly keyId?: number | null;
   /** One line, for a mail subject or a chat message. */
   readonly summary: string;
   /** What an admin needs to act on it. */
@@ -102,6 +105,8 @@ export interface RepositoryFacts {
   readonly name: string;
   readonly createdAt: Date;
   readonly expectedIntervalSeconds: number;
+  /** Whether borg init has made it (its config exists); left out: it has. */
+  readonly initialized?: boolean;
   /** End of the newest session that committed a backup (new objects besides the manifest; a prune is none). */
   readonly lastBackupAt: Date | null;
   readonly sizeBytes: number | null;
@@ -165,7 +170,19 @@ export function formatDuration(seconds: number): string {
   return m > 0 ? `${m} min` : `${s} s`;
 }
 
-const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(bytes >= 10 * 1024 ** 3 ? 0 : 1)} GiB`;
+/** Sizes as the console writes them (web/src/format.tsx bytes(): decimal units, 1.5 GB, 85 GB). */
+export function sizeText(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i += 1;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+const gib = sizeText;
+const refusals = (n: number) => `${n} ${n === 1 ? 'refusal' : 'refusals'}`;
 
 export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): AlertCondition[] {
   const now = facts.now.getTime();
@@ -174,7 +191,21 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
   for (const r of facts.repositories ?? []) {
     const since = r.lastBackupAt ?? r.createdAt;
     const age = (now - since.getTime()) / 1000;
-    if (age > r.expectedIntervalSeconds) {
+    if (r.lastBackupAt === null && r.initialized === false) {
+      // Not late (nothing was ever backed up) but not silent either: no client has run borg init.
+      if (age > r.expectedIntervalSeconds) {
+        out.push({
+          key: `waiting-init:repository:${r.id}`,
+          rule: 'waiting-init',
+          severity: 'warning',
+          repositoryId: r.id,
+          summary: `'${r.name}' waits for borg init, ${formatDuration(age)} after it was created`,
+          detail:
+            `Repository '${r.name}' was created at ${r.createdAt.toISOString()} and no client has initialised it yet: ` +
+            'run borg init on the machine that backs up into it (its page in the console shows the command), or remove it if nobody will.',
+        });
+      }
+    } else if (age > r.expectedIntervalSeconds) {
       out.push({
         key: `backup-late:repository:${r.id}`,
         rule: 'backup-late',
@@ -256,10 +287,11 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
         rule: 'refusal',
         severity: 'warning',
         repositoryId: d.repositoryId,
+        keyId: d.keyId,
         summary: `${who} was refused ${d.method}${where}: ${POLICY_REFUSALS[d.reason]}${d.count > 1 ? ` (${d.count} refusals)` : ''}`,
         detail:
           `The guard refused ${d.method} to ${who}${where}${d.address ? ` connecting from ${d.address}` : ''}: ${d.message} ` +
-          `${d.count} such refusal(s) in the last ${formatDuration(POLICY_REFUSAL_SECONDS)}, the last at ${d.lastAt.toISOString()}. ` +
+          `${refusals(d.count)} like it in the last ${formatDuration(POLICY_REFUSAL_SECONDS)}, the last at ${d.lastAt.toISOString()}. ` +
           'This is the policy doing what it was set to do, not a sign of a compromised machine; change the grant or the repository if it should not happen.',
         repeatSeconds: Math.max(settings.repeatSeconds, POLICY_REFUSAL_SECONDS),
       });
@@ -280,10 +312,11 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
       rule: 'denial',
       severity: 'critical',
       repositoryId: d.repositoryId,
+      keyId: d.keyId,
       summary: `${who} was refused ${d.method}${where}${d.address ? ` from ${d.address}` : ''}${d.count > 1 ? ` (${d.count} refusals)` : ''}`,
       detail:
         `The guard refused ${d.method} to ${who}${where}${d.address ? ` connecting from ${d.address}` : ''}: ${d.message} ` +
-        `${d.count} refusal(s) in the last ${formatDuration(settings.denialWindowSeconds)}, the last at ${d.lastAt.toISOString()}. ` +
+        `${refusals(d.count)} in the last ${formatDuration(settings.denialWindowSeconds)}, the last at ${d.lastAt.toISOString()}. ` +
         'A client trying what its role may not do can be a compromised machine.',
     });
   }
@@ -295,6 +328,7 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
       rule: 'auth-failures',
       severity: 'warning',
       repositoryId: null,
+      keyId: f.keyId,
       summary: `key '${f.keyName}' failed to log in ${f.count} times`,
       detail:
         `Key '${f.keyName}' was refused ${f.count} times in ${formatDuration(settings.authFailureWindowSeconds)} (${f.reason}), ` +

@@ -2,7 +2,9 @@
 // family of rules through the engine. The scheduler (src/jobs) calls evaluate('security') every
 // second and evaluate('state') every half minute; tests call it with a fixed clock.
 
+import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 
 import type { Store } from '../store/database.js';
 import { DEFAULT_ALERT_SETTINGS, POLICY_REFUSAL_SECONDS, evaluateAlerts, type AlertFamily, type AlertSettings, type DiskFacts } from './alert-rules.js';
@@ -60,6 +62,8 @@ export function createMonitor(deps: MonitorDeps) {
           createdAt: s.repository.createdAt,
           expectedIntervalSeconds: s.repository.expectedIntervalSeconds,
           lastBackupAt: s.lastBackupAt,
+          // Looked at only while nothing was backed up: borg init writes the repository's config.
+          initialized: s.lastBackupAt !== null || existsSync(join(deps.store.paths.repository(s.repository.dirName), 'config')),
           quotaBytes: s.repository.quotaBytes,
           sizeBytes: s.repository.quotaBytes === null ? null : await deps.sizeOf(deps.store.paths.repository(s.repository.dirName), s.lastWriteAt),
           // A suspicious audit is reviewed by an approval after it (the gate may be open without one:

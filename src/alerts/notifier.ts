@@ -114,6 +114,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         lastNotifiedAt: at,
         notifications: 1,
         resolvedAt: null,
+        keyId: null,
+        acknowledgedAt: null,
+        acknowledgedBy: null,
       };
       try {
         const m = message(probe, 'test', null);

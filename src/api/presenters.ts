@@ -69,6 +69,7 @@ export function repositoryJson(s: RepositoryStatus, extra: { now: Date; initiali
     createdAt: r.createdAt,
     grantCount: s.grantCount,
     lastSessionAt: s.lastSessionAt,
+    lastSessionResult: s.lastSessionResult as 'ok' | 'denied' | 'error' | 'aborted' | null,
     lastWriteAt: s.lastWriteAt,
     lastBackupAt: s.lastBackupAt,
     backup,

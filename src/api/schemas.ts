@@ -51,6 +51,7 @@ export const repositorySchema = z
     denialsLast24h: z.number(),
     lastAudit: z.object({ at: time, verdict: z.string().nullable(), detail: z.string() }).nullable(),
     gate: gateSchema,
+    lastSessionResult: z.enum(['ok', 'denied', 'error', 'aborted']).nullable().describe('the newest finished session: ok, refused (denied), failed (error) or cut off (aborted)'),
     initialized: z.boolean(),
     sizeBytes: z.number().nullable().describe('bytes on disk; null when not measured (not initialised)'),
     keyHeld: z.boolean().describe("whether borgkeep holds this repository's key in its vault (PUT /repositories/{name}/key), so it can read the archive lists itself"),

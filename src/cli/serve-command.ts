@@ -2,7 +2,8 @@
 // ssh://borg@HOST:2222/./REPO with no sshd set-up) and the HTTP API (src/api, on --http-listen,
 // HTTPS with --tls-cert/--tls-key). Host keys are created on first start and their fingerprints
 // printed, so users can check them. On a store without users, the first start creates `admin`
-// and prints its one-time password here, on stdout, never through the logger. Structured logs
+// and hands its one-time password to a person: on stderr when it is a terminal, else in a file of
+// the data directory (mode 0600); never on stdout and never through the logger. Structured logs
 // (pino, JSON lines) go to stdout after the start-up lines. SIGTERM or SIGINT: stop accepting,
 // let running sessions finish for the grace period, then end them so borg rolls back what is not
 // committed; the API closes its connections at once.
@@ -208,20 +209,20 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       ...knownHostsLines(target, hostKeyInfo).split('\n').map((l) => `    ${l}`),
       `HTTP API listening on ${http.url}/api/v1 (OpenAPI document: ${http.url}/api/v1/openapi.json)`,
       `web console: ${http.url}/`,
-      `Prometheus metrics: ${http.url}/metrics${config.metricsToken ? ' (with the metrics token)' : ''}`,
+      `Prometheus metrics: ${http.url}/metrics${config.metricsToken ? ' (with the metrics token)' : ' (open to anyone who reaches it: set metricsToken in the config file or BORGKEEP_METRICS_TOKEN to ask for a token)'}`,
       ...(config.sso?.oidc ? [`single sign-on: OpenID Connect with ${config.sso.oidc.issuer} (redirect URL ${config.publicUrl}/api/v1/sso/oidc/callback)`] : []),
       ...(config.sso?.ldap ? [`single sign-on: LDAP with ${config.sso.ldap.url}`] : []),
       vaultMode === 'passphrase'
         ? "key vault: sealed with the master passphrase (sessions through sshd's forced command cannot open it; repositories whose key borgkeep holds are served through this gateway)"
         : 'key vault: sealed with the master key file in the data directory',
-      ...(firstAdmin
-        ? [
-            `created the console user '${firstAdmin.name}' (role admin) with this one-time password, shown only now:`,
-            `  ${firstAdmin.password}`,
-            `log in and change it (POST /api/v1/me/password), or set one with: borgkeep user passwd ${firstAdmin.name}`,
-          ]
-        : []),
     ];
+    if (firstAdmin) {
+      // Before the start-up lines: whoever waits for them finds the password file written.
+      const { handOverFirstAdmin } = await import('../api/first-run.js');
+      const handover = handOverFirstAdmin(firstAdmin, { dataDir: paths.root, stderr: process.stderr });
+      lines.push(handover.line);
+      log.info({ event: 'first-admin', user: firstAdmin.name, passwordFile: handover.file }, handover.line);
+    }
     ctx.out.line(lines.join('\n'));
 
     await new Promise<void>((resolve) => {

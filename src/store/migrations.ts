@@ -596,6 +596,39 @@ const ssoUsers: Migration = {
   },
 };
 
+/**
+ * Alerts that can be handled (issue 15): who acknowledged an open alert and when (it stops
+ * repeating, still resolves), the key an alert is about (silences per key), and silences: per
+ * repository or per key until a time, with who set them. At most one open alert per key (one
+ * alert per cause): open duplicates left by older versions are resolved first, keeping the oldest.
+ */
+const alertHandling: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('alerts').addColumn('key_id', 'integer').execute();
+    await db.schema.alterTable('alerts').addColumn('acknowledged_at', 'text').execute();
+    await db.schema.alterTable('alerts').addColumn('acknowledged_by', 'text').execute();
+    await sql`update alerts set resolved_at = opened_at where resolved_at is null and id > (select min(a.id) from alerts a where a.key = alerts.key and a.resolved_at is null)`.execute(db);
+    await sql`create unique index alerts_one_open_per_key on alerts (key) where resolved_at is null`.execute(db);
+    await withId(db, db.schema.createTable('alert_silences'))
+      .addColumn('repository_id', 'integer', (col) => col.references('repositories.id').onDelete('cascade'))
+      .addColumn('key_id', 'integer', (col) => col.references('ssh_keys.id').onDelete('cascade'))
+      .addColumn('until', 'text', (col) => col.notNull())
+      .addColumn('reason', 'text')
+      .addColumn('created_by', 'text', (col) => col.notNull())
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      // Ended early by someone: when and by whom (until is then that time).
+      .addColumn('ended_by', 'text')
+      .addCheckConstraint('alert_silences_target_check', sql`(repository_id is null) <> (key_id is null)`)
+      .execute();
+    await db.schema.createIndex('alert_silences_until_idx').on('alert_silences').column('until').execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('alert_silences').execute();
+    await sql`drop index alerts_one_open_per_key`.execute(db);
+    for (const c of ['acknowledged_by', 'acknowledged_at', 'key_id']) await db.schema.alterTable('alerts').dropColumn(c).execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -612,6 +645,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0014_retention': retention,
   '0015_account': account,
   '0016_key_last_used': keyLastUsed,
+  '0018_alert_handling': alertHandling,
   '0019_sso_users': ssoUsers,
 };
 

@@ -37,6 +37,24 @@ export interface AlertRecord {
   lastNotifiedAt: Date;
   notifications: number;
   resolvedAt: Date | null;
+  /** The SSH key the alert is about (refusals, failed logins), for silences per key. */
+  keyId: number | null;
+  /** Acknowledged: someone is on it; it is not sent again, and still resolves by itself. */
+  acknowledgedAt: Date | null;
+  acknowledgedBy: string | null;
+}
+
+/** No mail or webhook for alerts of a repository or a key until `until`. */
+export interface AlertSilence {
+  id: number;
+  repositoryId: number | null;
+  keyId: number | null;
+  until: Date;
+  reason: string | null;
+  createdBy: string;
+  createdAt: Date;
+  /** Who ended it before its time (`until` is then when). */
+  endedBy: string | null;
 }
 
 export type DeliveryEvent = 'opened' | 'repeated' | 'resolved' | 'test';
@@ -113,7 +131,16 @@ export interface MonitoringStore {
   /** Alerts not resolved yet. */
   openAlerts(): Promise<AlertRecord[]>;
   listAlerts(filter: { open?: boolean; limit?: number }): Promise<AlertRecord[]>;
-  openAlert(a: { key: string; rule: string; severity: string; repositoryId: number | null; summary: string; detail: string }): Promise<AlertRecord>;
+  /** `notified: false` (a silenced cause): opened without a message, notifications 0. */
+  openAlert(a: { key: string; rule: string; severity: string; repositoryId: number | null; keyId?: number | null; summary: string; detail: string; notified?: boolean }): Promise<AlertRecord>;
+  getAlert(id: number): Promise<AlertRecord>;
+  /** Marks an open alert acknowledged (once: the first who did stays); refuses a resolved one. */
+  acknowledgeAlert(id: number, by: string): Promise<AlertRecord>;
+  addSilence(s: { repositoryId: number | null; keyId: number | null; until: Date; reason: string | null; createdBy: string }): Promise<AlertSilence>;
+  /** Silences whose end is after `at` (active ones), or every one from the last `limit`. */
+  listSilences(filter: { activeAt?: Date; limit?: number }): Promise<AlertSilence[]>;
+  /** Ends a silence now. */
+  endSilence(id: number, by: string): Promise<AlertSilence>;
   /** New text for an open alert; `notified` also counts a repeat notification. */
   updateAlert(id: number, change: { summary: string; detail: string; severity: string; notified: boolean }): Promise<void>;
   resolveAlert(id: number): Promise<AlertRecord>;
@@ -187,6 +214,9 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
     last_notified_at: string;
     notifications: number;
     resolved_at: string | null;
+    key_id: number | null;
+    acknowledged_at: string | null;
+    acknowledged_by: string | null;
   }): AlertRecord => ({
     id: r.id,
     key: r.key,
@@ -199,7 +229,25 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
     lastNotifiedAt: new Date(r.last_notified_at),
     notifications: Number(r.notifications),
     resolvedAt: r.resolved_at ? new Date(r.resolved_at) : null,
+    keyId: r.key_id,
+    acknowledgedAt: r.acknowledged_at ? new Date(r.acknowledged_at) : null,
+    acknowledgedBy: r.acknowledged_by,
   });
+  const toSilence = (r: { id: number; repository_id: number | null; key_id: number | null; until: string; reason: string | null; created_by: string; created_at: string; ended_by: string | null }): AlertSilence => ({
+    id: r.id,
+    repositoryId: r.repository_id,
+    keyId: r.key_id,
+    until: new Date(r.until),
+    reason: r.reason,
+    createdBy: r.created_by,
+    createdAt: new Date(r.created_at),
+    endedBy: r.ended_by,
+  });
+  const getAlert = async (id: number) => {
+    const row = await db.selectFrom('alerts').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw notFound(`there is no alert ${id}`);
+    return toAlert(row);
+  };
   const channelNotFound = (name: string) => notFound(`no alert channel named '${name}'`);
   const getChannel = async (name: string) => {
     const row = await db.selectFrom('alert_channels').selectAll().where('name', '=', name).executeTakeFirst();
@@ -269,7 +317,18 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
       const at = iso(now());
       const row = await db
         .insertInto('alerts')
-        .values({ key: a.key, rule: a.rule, severity: a.severity, repository_id: a.repositoryId, summary: a.summary, detail: a.detail, opened_at: at, last_notified_at: at, notifications: 1 })
+        .values({
+          key: a.key,
+          rule: a.rule,
+          severity: a.severity,
+          repository_id: a.repositoryId,
+          key_id: a.keyId ?? null,
+          summary: a.summary,
+          detail: a.detail,
+          opened_at: at,
+          last_notified_at: at,
+          notifications: a.notified === false ? 0 : 1,
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toAlert(row);
@@ -285,6 +344,35 @@ export function createMonitoringStore({ db, now }: StoreDeps): MonitoringStore {
         }))
         .where('id', '=', id)
         .execute();
+    },
+    getAlert,
+    async acknowledgeAlert(id, by) {
+      const current = await getAlert(id);
+      if (current.resolvedAt !== null) throw invalidInput(`alert ${id} is resolved already; only an open alert can be acknowledged`);
+      if (current.acknowledgedAt !== null) return current;
+      await db.updateTable('alerts').set({ acknowledged_at: iso(now()), acknowledged_by: by }).where('id', '=', id).where('acknowledged_at', 'is', null).execute();
+      return getAlert(id);
+    },
+    async addSilence(s) {
+      const row = await db
+        .insertInto('alert_silences')
+        .values({ repository_id: s.repositoryId, key_id: s.keyId, until: iso(s.until), reason: s.reason, created_by: s.createdBy, created_at: iso(now()) })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toSilence(row);
+    },
+    async listSilences({ activeAt, limit = 100 }) {
+      let q = db.selectFrom('alert_silences').selectAll();
+      if (activeAt) q = q.where('until', '>', iso(activeAt));
+      return (await q.orderBy('id', 'desc').limit(limit).execute()).map(toSilence);
+    },
+    async endSilence(id, by) {
+      const row = await db.selectFrom('alert_silences').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw notFound(`there is no silence ${id}`);
+      const at = now();
+      if (new Date(row.until) <= at) return toSilence(row);
+      const ended = await db.updateTable('alert_silences').set({ until: iso(at), ended_by: by }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      return toSilence(ended);
     },
     async resolveAlert(id) {
       const row = await db.updateTable('alerts').set({ resolved_at: iso(now()) }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();

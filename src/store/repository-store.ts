@@ -34,6 +34,8 @@ const STATUS_REUSE_MS = 1000;
 
 /** A repository at a glance, for the console's dashboard and `GET /repositories`. */
 export interface RepositoryStatus extends RepositorySummary {
+  /** The newest finished session's result (ok, denied, error, aborted), or null before any. */
+  lastSessionResult: string | null;
   /** End of the newest session that ended ok and committed at least one transaction (any write). */
   lastWriteAt: Date | null;
   /**
@@ -228,6 +230,15 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
         .orderBy('s.ended_at', 'desc')
         .limit(1);
     let query = summaries().select((eb) => [
+      // The newest finished session's result: the dashboard shows a failed one.
+      eb
+        .selectFrom('sessions as s4')
+        .whereRef('s4.repository_id', '=', 'r.id')
+        .where('s4.result', '!=', 'open')
+        .select('s4.result')
+        .orderBy('s4.id', 'desc')
+        .limit(1)
+        .as('last_session_result'),
       newestOkSession(eb, false).as('last_write_at'),
       newestOkSession(eb, true).as('last_backup_at'),
       // The gate (gateState): the newest committed transaction that needs review, and what
@@ -257,9 +268,10 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
     return query.execute();
   };
   type BaseRow = Awaited<ReturnType<typeof readBases>>[number];
-  type Base = RepositorySummary & { lastWriteAt: Date | null; lastBackupAt: Date | null; lastDestructiveTxn: number | null; coveredThrough: number | null };
+  type Base = RepositorySummary & { lastSessionResult: string | null; lastWriteAt: Date | null; lastBackupAt: Date | null; lastDestructiveTxn: number | null; coveredThrough: number | null };
   const toBase = (row: BaseRow): Base => ({
     ...toSummary(row),
+    lastSessionResult: row.last_session_result ?? null,
     lastWriteAt: row.last_write_at ? new Date(row.last_write_at) : null,
     lastBackupAt: row.last_backup_at ? new Date(row.last_backup_at) : null,
     lastDestructiveTxn: row.last_destructive_txn == null ? null : Number(row.last_destructive_txn),

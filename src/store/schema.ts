@@ -218,6 +218,20 @@ export interface AlertsTable {
   last_notified_at: string;
   notifications: Generated<number>;
   resolved_at: string | null;
+  key_id: number | null;
+  acknowledged_at: string | null;
+  acknowledged_by: string | null;
+}
+
+export interface AlertSilencesTable {
+  id: Generated<number>;
+  repository_id: number | null;
+  key_id: number | null;
+  until: string;
+  reason: string | null;
+  created_by: string;
+  created_at: string;
+  ended_by: string | null;
 }
 
 export interface AlertDeliveriesTable {
@@ -294,6 +308,7 @@ export interface Database {
   alert_channels: AlertChannelsTable;
   alerts: AlertsTable;
   alert_deliveries: AlertDeliveriesTable;
+  alert_silences: AlertSilencesTable;
   jobs: JobsTable;
   repository_stats: RepositoryStatsTable;
   auth_failures: AuthFailuresTable;

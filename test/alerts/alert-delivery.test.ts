@@ -5,7 +5,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
@@ -89,7 +89,10 @@ beforeEach(async () => {
   await store.setSetting(ALERT_SETTINGS, { repeatSeconds: 4 * 3600 });
   await store.addChannel({ name: 'ops-mail', kind: 'email', target: 'ops@example.org, oncall@example.org' });
   await store.addChannel({ name: 'ops-hook', kind: 'webhook', target: hook.url, secret: 'hook-secret' });
-  await store.createRepository({ name: 'laptop', quotaBytes: 100 * 1024 ** 3, expectedIntervalSeconds: 3600 });
+  const laptop = await store.createRepository({ name: 'laptop', quotaBytes: 100 * 1024 ** 3, expectedIntervalSeconds: 3600 });
+  // As borg init leaves it (its config): a repository nobody initialised is 'waiting-init', not late.
+  mkdirSync(store.paths.repository(laptop.dirName), { recursive: true });
+  writeFileSync(join(store.paths.repository(laptop.dirName), 'config'), '[repository]\n');
   await store.addKey({ name: 'laptop-key', publicKey: ed25519Key(), grant: { repositoryName: 'laptop', role: 'append', writesPerDay: null, fromCidrs: null, expiresAt: null } });
 });
 afterAll(() => temp?.cleanup());

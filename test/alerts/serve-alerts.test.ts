@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { startHttpSink, startMailSink, type HttpSink, type MailSink } from '../helpers/alert-receivers.js';
+import { firstAdminPassword } from '../helpers/first-admin.js';
 
 interface Metric {
   name: string;
@@ -122,8 +123,8 @@ test('/metrics asks for its token, parses as Prometheus text, and its values mat
 });
 
 test('the jobs are listed with their last run; statistics run on demand and show in the repository stats', async () => {
-  // Logged in as the first admin, with the one-time password serve printed.
-  const password = /one-time password, shown only now:\n\s+(\S+)/.exec((await env.frontEnd()).log())?.[1];
+  // Logged in as the first admin, with the one-time password serve wrote to its file.
+  const password = firstAdminPassword(env.dataDir);
   expect(password).toBeDefined();
   const login = await fetch(`${http}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'admin', password }) });
   expect(login.status).toBe(200);

@@ -47,6 +47,9 @@ const newGrant = async () => {
 };
 const newUser = async () => (await store().addUser({ name: unique('u'), role: 'viewer', passwordHash: await h.passwords.hash('some password!') })).name;
 
+const newAlert = async () => (await store().openAlert({ key: unique('test:'), rule: 'backup-late', severity: 'warning', repositoryId: null, summary: 's', detail: 'd' })).id;
+const newSilence = async () => (await store().addSilence({ repositoryId: (await store().getRepository(await newRepo())).id, keyId: null, until: new Date(Date.now() + 3600_000), reason: null, createdBy: 'test' })).id;
+
 const CASES: Case[] = [
   { name: 'create a repository', needs: 'operator', ok: 201, request: async () => ({ method: 'POST', path: '/repositories', body: { name: unique('new') } }) },
   { name: 'change a repository', needs: 'operator', ok: 200, request: async () => ({ method: 'PATCH', path: `/repositories/${await newRepo()}`, body: { expectedIntervalSeconds: 3600 } }) },
@@ -67,6 +70,10 @@ const CASES: Case[] = [
   { name: 'see whether password logins are on', needs: 'admin', ok: 200, request: async () => ({ method: 'GET', path: '/sso/password-logins' }) },
   { name: 'turn password logins on or off', needs: 'admin', ok: 200, request: async () => ({ method: 'PUT', path: '/sso/password-logins', body: { onlyFor: null } }) },
   { name: 'reset a password', needs: 'admin', ok: 200, request: async () => ({ method: 'POST', path: `/users/${await newUser()}/password`, body: {} }) },
+  { name: 'acknowledge an alert', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: `/alerts/${await newAlert()}/acknowledge` }) },
+  { name: 'silence a repository', needs: 'operator', ok: 201, request: async () => ({ method: 'POST', path: '/alert-silences', body: { repository: await newRepo(), seconds: 3600 } }) },
+  { name: 'silence a key', needs: 'operator', ok: 201, request: async () => ({ method: 'POST', path: '/alert-silences', body: { key: await newKey(), seconds: 3600 } }) },
+  { name: 'end a silence', needs: 'operator', ok: 200, request: async () => ({ method: 'DELETE', path: `/alert-silences/${await newSilence()}` }) },
 ];
 
 const CALLERS: Caller[] = ['viewer', 'operator', 'admin', 'viewer-token'];
@@ -94,7 +101,7 @@ describe('authorisation matrix', () => {
 
   it('lets every role read repositories, keys, grants, sessions, denials and its own tokens', async () => {
     for (const caller of CALLERS) {
-      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives']) {
+      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/alerts', '/alert-silences']) {
         const r = await callers[caller].call('GET', `/api/v1${path}`);
         expect(r.status, `${caller} GET ${path}: ${JSON.stringify(r.body)}`).toBe(200);
       }

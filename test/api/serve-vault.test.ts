@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { BORGKEEP, runBorgkeep } from '../cli/cli-harness.js';
+import { firstAdminPassword } from '../helpers/first-admin.js';
 
 const root = mkdtempSync(join(tmpdir(), 'borgkeep-serve-vault-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -70,7 +71,7 @@ describe('borgkeep serve --vault-passphrase-file', () => {
     const served = await serve(dataDir, ['--vault-passphrase-file', master]);
     try {
       expect(served.stdout()).toContain('key vault: sealed with the master passphrase');
-      const password = /one-time password, shown only now:\n {2}(\S+)\n/.exec(served.stdout())![1]!;
+      const password = firstAdminPassword(dataDir);
       const login = await fetch(`${served.url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'admin', password }) });
       const { csrfToken } = (await login.json()) as { csrfToken: string };
       const cookie = /^bk_session=[^;]*/.exec(login.headers.get('set-cookie')!)![0];

@@ -1,14 +1,16 @@
 // `borgkeep serve` (the built CLI) with the HTTP API: the first start on an empty store creates
-// `admin` and prints its one-time password on stdout (never in a log line), later starts print
-// none; the printed password logs in; HTTPS with --tls-cert/--tls-key sets Secure cookies;
+// `admin` and, stderr being no terminal here, writes its one-time password to a file of the data
+// directory with mode 0600 (never on stdout or stderr, never in a log line; the log says where),
+// later starts write none; the printed password logs in; HTTPS with --tls-cert/--tls-key sets Secure cookies;
 // SIGTERM closes both servers.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BORGKEEP } from '../cli/cli-harness.js';
+import { firstAdminPassword } from '../helpers/first-admin.js';
 
 const root = mkdtempSync(join(tmpdir(), 'borgkeep-serve-api-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -17,6 +19,7 @@ interface Served {
   child: ChildProcess;
   url: string;
   stdout: () => string;
+  stderr: () => string;
   stop(): Promise<number | null>;
 }
 
@@ -46,6 +49,7 @@ async function serve(dataDir: string, extra: string[] = []): Promise<Served> {
     child,
     url,
     stdout: () => out,
+    stderr: () => err,
     stop: () =>
       new Promise((resolve) => {
         child.on('exit', (code) => resolve(code));
@@ -58,24 +62,34 @@ const login = (url: string, name: string, password: string) =>
   fetch(`${url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, password }) });
 
 describe('borgkeep serve with the HTTP API', () => {
-  it('creates admin on the first start, prints its password once and never logs it', async () => {
+  it('creates admin on the first start, writes its password to a 0600 file, says where in the log, and never prints or logs it', async () => {
     const dataDir = join(root, 'first');
     const first = await serve(dataDir);
-    const password = /one-time password, shown only now:\n {2}(\S+)\n/.exec(first.stdout())?.[1];
+    const file = join(dataDir, 'first-admin-password');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const password = firstAdminPassword(dataDir);
     expect(password).toMatch(/^[A-Za-z0-9_-]{20}$/);
-    const r = await login(first.url, 'admin', password!);
+    const r = await login(first.url, 'admin', password);
     expect(r.status).toBe(200);
     expect(((await r.json()) as { user: unknown }).user).toMatchObject({ name: 'admin', role: 'admin' });
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(await first.stop()).toBe(0);
     const logLines = first.stdout().split('\n').filter((l) => l.startsWith('{'));
     expect(logLines.length).toBeGreaterThan(0);
-    expect(logLines.join('\n')).not.toContain(password);
-    expect(readFileSync(join(dataDir, 'borgkeep.db')).includes(Buffer.from(password!))).toBe(false);
+    // One log line tells where the password is, without it.
+    const told = logLines.map((l) => JSON.parse(l) as { event?: string; passwordFile?: string; msg: string }).filter((l) => l.event === 'first-admin');
+    expect(told).toHaveLength(1);
+    expect(told[0].passwordFile).toBe(file);
+    expect(told[0].msg).toContain(`its one-time password is in ${file} (mode 0600)`);
+    expect(first.stdout()).not.toContain(password);
+    expect(first.stderr()).not.toContain(password);
+    expect(readFileSync(join(dataDir, 'borgkeep.db')).includes(Buffer.from(password))).toBe(false);
 
+    rmSync(file);
     const second = await serve(dataDir);
+    expect(existsSync(file)).toBe(false);
     expect(second.stdout()).not.toContain('one-time password');
-    expect((await login(second.url, 'admin', password!)).status).toBe(200);
+    expect((await login(second.url, 'admin', password)).status).toBe(200);
     expect(await second.stop()).toBe(0);
   });
 
@@ -87,7 +101,7 @@ describe('borgkeep serve with the HTTP API', () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
     const served = await serve(join(dir, 'data'), ['--tls-cert', cert, '--tls-key', key]);
     expect(served.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-    const password = /one-time password, shown only now:\n {2}(\S+)\n/.exec(served.stdout())![1]!;
+    const password = firstAdminPassword(join(dir, 'data'));
     const response = await new Promise<{ status: number; cookie: string }>((resolve, reject) => {
       const req = request(`${served.url}/api/v1/session`, { method: 'POST', ca: readFileSync(cert), headers: { 'content-type': 'application/json' } }, (res) => {
         res.resume();

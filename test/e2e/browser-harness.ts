@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createBorgkeepEnv, ROOT, type BorgkeepEnv, type EnvOptions } from '../helpers/borgkeep-env.js';
+import { firstAdminPassword } from '../helpers/first-admin.js';
 
 export const CHROMIUM = process.env.BORGKEEP_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results', 'screenshots');
@@ -61,7 +62,7 @@ export async function startConsoleHarness(label: string, { setup, envOptions }: 
     await setup?.(env);
     const log = (await env.frontEnd()).log();
     const url = /HTTP API listening on (\S+)\/api\/v1/.exec(log)![1]!;
-    const adminPassword = /one-time password, shown only now:\n\s+(\S+)/.exec(log)![1]!;
+    const adminPassword = firstAdminPassword(env.dataDir);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
     const pageErrors: string[] = [];
     const openPage = async () => {

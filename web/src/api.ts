@@ -68,6 +68,8 @@ export interface Repository {
   createdAt: string;
   grantCount: number;
   lastSessionAt: string | null;
+  /** The newest finished session: ok, refused (denied), failed (error) or cut off (aborted). */
+  lastSessionResult: 'ok' | 'denied' | 'error' | 'aborted' | null;
   lastWriteAt: string | null;
   lastBackupAt: string | null;
   backup: 'ok' | 'late' | 'never';
@@ -210,6 +212,24 @@ export interface Alert {
   lastNotifiedAt: string;
   notifications: number;
   resolvedAt: string | null;
+  /** The SSH key it is about (refusals, failed logins). */
+  key: string | null;
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
+  /** A silence covers it: nothing of it goes to the channels now. */
+  silenced: boolean;
+}
+
+export interface AlertSilence {
+  id: number;
+  repository: string | null;
+  key: string | null;
+  until: string;
+  reason: string | null;
+  createdBy: string;
+  createdAt: string;
+  endedBy: string | null;
+  active: boolean;
 }
 
 export interface Delivery {

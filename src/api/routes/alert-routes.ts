@@ -6,13 +6,15 @@
 import { z } from 'zod';
 
 import { SMTP_SETTINGS, alertSettingsSchema, channelSchema, smtpSchema } from '../../alerts/alert-config.js';
+import { silencedBy } from '../../alerts/alert-engine.js';
 import { DEFAULT_ALERT_SETTINGS } from '../../alerts/alert-rules.js';
 import { ALERT_SETTINGS, alertSettings } from '../../alerts/monitor.js';
 import type { Notifier } from '../../alerts/notifier.js';
 import { invalidInput, notFound } from '../../errors.js';
 import type { Scheduler } from '../../jobs/scheduler.js';
-import type { AlertChannel, AlertRecord, Delivery } from '../../store/monitoring-store.js';
+import type { AlertChannel, AlertRecord, AlertSilence, Delivery } from '../../store/monitoring-store.js';
 import type { ApiContext } from '../api-server.js';
+import { actorOf } from '../presenters.js';
 import { defineRoute } from '../route.js';
 import { idParams, name, nameParams, time } from '../schemas.js';
 
@@ -35,8 +37,29 @@ const alertSchema = z
     lastNotifiedAt: time,
     notifications: z.number(),
     resolvedAt: time.nullable(),
+    /** The SSH key it is about (refusals, failed logins), for a silence per key. */
+    key: z.string().nullable(),
+    acknowledgedAt: time.nullable(),
+    acknowledgedBy: z.string().nullable(),
+    /** A silence covers it now: nothing of it goes to the channels. */
+    silenced: z.boolean(),
   })
   .meta({ id: 'Alert' });
+const silenceSchema = z
+  .object({
+    id: z.number(),
+    repository: z.string().nullable(),
+    key: z.string().nullable(),
+    until: time,
+    reason: z.string().nullable(),
+    createdBy: z.string(),
+    createdAt: time,
+    endedBy: z.string().nullable(),
+    active: z.boolean(),
+  })
+  .meta({ id: 'AlertSilence' });
+/** A silence lasts from a minute to 30 days: longer is a disabled channel, not a silence. */
+const MAX_SILENCE_SECONDS = 30 * 86_400;
 const deliverySchema = z
   .object({ id: z.number(), channel: z.string(), event: z.enum(['opened', 'repeated', 'resolved', 'test']), state: z.enum(['pending', 'sent', 'failed']), attempts: z.number(), lastError: z.string().nullable(), createdAt: time, finishedAt: time.nullable() })
   .meta({ id: 'AlertDelivery' });
@@ -67,6 +90,28 @@ export function alertRoutes(ctx: ApiContext, monitoring: MonitoringApi | null) {
     return monitoring;
   };
   const repositoryNames = async () => new Map((await ctx.store.listRepositories()).map((r) => [r.repository.id, r.repository.name]));
+  const keyNames = async () => new Map((await ctx.store.listKeys()).map((k) => [k.id, k.name]));
+  const silenceJson = (s: AlertSilence, names: Map<number, string>, keys: Map<number, string>) => ({
+    id: s.id,
+    repository: s.repositoryId === null ? null : (names.get(s.repositoryId) ?? null),
+    key: s.keyId === null ? null : (keys.get(s.keyId) ?? null),
+    until: s.until,
+    reason: s.reason,
+    createdBy: s.createdBy,
+    createdAt: s.createdAt,
+    endedBy: s.endedBy,
+    active: s.until.getTime() > ctx.now().getTime(),
+  });
+  const alertsJson = async (alerts: AlertRecord[]) => {
+    const [names, keys, silences] = await Promise.all([repositoryNames(), keyNames(), ctx.store.listSilences({ activeAt: ctx.now(), limit: 10_000 })]);
+    return alerts.map((a) => ({
+      ...alertJson(a, names),
+      key: a.keyId === null ? null : (keys.get(a.keyId) ?? null),
+      acknowledgedAt: a.acknowledgedAt,
+      acknowledgedBy: a.acknowledgedBy,
+      silenced: a.resolvedAt === null && silencedBy(silences, a) !== undefined,
+    }));
+  };
   const alertJson = (a: AlertRecord, names: Map<number, string>) => ({
     id: a.id,
     rule: a.rule,
@@ -97,8 +142,83 @@ export function alertRoutes(ctx: ApiContext, monitoring: MonitoringApi | null) {
       response: z.object({ alerts: z.array(alertSchema) }),
       async handler({ query }) {
         const alerts = await ctx.store.listAlerts({ open: query.state === 'all' ? undefined : query.state === 'open', limit: query.limit });
-        const names = await repositoryNames();
-        return { alerts: alerts.map((a) => alertJson(a, names)) };
+        return { alerts: await alertsJson(alerts) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/alerts/:id/acknowledge',
+      tag,
+      summary: 'acknowledge an open alert: it is not sent again (a rise to critical still is), and resolves by itself when its cause is gone',
+      access: 'operator',
+      params: idParams,
+      response: z.object({ alert: alertSchema }),
+      async handler({ params, principal }) {
+        const [alert] = await alertsJson([await ctx.store.acknowledgeAlert(params.id, actorOf(principal!))]);
+        return { alert };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/alert-silences',
+      tag,
+      summary: 'silences: the active ones, or all of the last 100 (ended ones too)',
+      access: 'viewer',
+      query: z.object({ state: z.enum(['active', 'all']).default('active') }).strict(),
+      response: z.object({ silences: z.array(silenceSchema) }),
+      async handler({ query }) {
+        const silences = await ctx.store.listSilences(query.state === 'active' ? { activeAt: ctx.now() } : {});
+        const [names, keys] = await Promise.all([repositoryNames(), keyNames()]);
+        return { silences: silences.map((s) => silenceJson(s, names, keys)) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/alert-silences',
+      tag,
+      summary: "silence a repository's or a key's alerts for a time: they still open and resolve here, but no mail or webhook goes out until the silence ends",
+      access: 'operator',
+      status: 201,
+      body: z
+        .object({
+          repository: name.optional(),
+          key: name.optional(),
+          /** From 60 (a minute) to 2592000 (30 days). */
+          seconds: z.number(),
+          reason: z.string().trim().max(200).optional(),
+        })
+        .strict(),
+      response: z.object({ silence: silenceSchema }),
+      async handler({ body, principal }) {
+        if ((body.repository === undefined) === (body.key === undefined)) throw invalidInput('name a repository or a key to silence, one of the two');
+        if (!Number.isSafeInteger(body.seconds) || body.seconds < 60 || body.seconds > MAX_SILENCE_SECONDS) {
+          throw invalidInput(`a silence lasts from a minute to 30 days (60 to ${MAX_SILENCE_SECONDS} seconds), not ${body.seconds} seconds`);
+        }
+        const repositoryId = body.repository === undefined ? null : (await ctx.store.getRepository(body.repository)).id;
+        const keyId = body.key === undefined ? null : (await ctx.store.getKey(body.key)).id;
+        const silence = await ctx.store.addSilence({
+          repositoryId,
+          keyId,
+          until: new Date(ctx.now().getTime() + body.seconds * 1000),
+          reason: body.reason || null,
+          createdBy: actorOf(principal!),
+        });
+        const [names, keys] = await Promise.all([repositoryNames(), keyNames()]);
+        return { silence: silenceJson(silence, names, keys) };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      url: '/alert-silences/:id',
+      tag,
+      summary: 'end a silence now (it stays listed, with who ended it); alerts it held back that still hold are sent',
+      access: 'operator',
+      params: idParams,
+      response: z.object({ silence: silenceSchema }),
+      async handler({ params, principal }) {
+        const silence = await ctx.store.endSilence(params.id, actorOf(principal!));
+        const [names, keys] = await Promise.all([repositoryNames(), keyNames()]);
+        return { silence: silenceJson(silence, names, keys) };
       },
     }),
     defineRoute({

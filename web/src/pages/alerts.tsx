@@ -4,13 +4,15 @@
 import { useEffect } from 'react';
 import { api, type Alert, type AlertChannel, type Delivery } from '../api';
 import { can, useMe } from '../app';
-import { exact, Time } from '../format';
+import { Time } from '../format';
 import { useLoad } from '../hooks';
 import { useOpenAlerts } from '../open-alerts';
 import { Link } from '../router';
+import { Acknowledge, AlertText, Silences } from '../parts/alert-handling';
 
 const RULES: Record<string, string> = {
   'backup-late': 'late backup',
+  'waiting-init': 'waits for borg init',
   quota: 'quota',
   denial: 'refused by the guard',
   refusal: 'refused by policy',
@@ -58,11 +60,12 @@ export function AlertsPage() {
         ) : (
           <ul className="alerts">
             {open.alerts.map((a) => (
-              <AlertItem key={a.id} a={a} />
+              <AlertItem key={a.id} a={a} changed={reloadOpen} />
             ))}
           </ul>
         )}
       </section>
+      <Silences changed={reloadOpen} />
       <section aria-labelledby="resolved-title">
         <h2 id="resolved-title">Resolved</h2>
         {resolved.error && <p className="error">{resolved.error.message}</p>}
@@ -72,7 +75,7 @@ export function AlertsPage() {
           ) : (
             <ul className="alerts">
               {resolved.data.alerts.map((a) => (
-                <AlertItem key={a.id} a={a} />
+                <AlertItem key={a.id} a={a} changed={reloadOpen} />
               ))}
             </ul>
           ))}
@@ -81,13 +84,19 @@ export function AlertsPage() {
   );
 }
 
-function AlertItem({ a }: { a: Alert }) {
+function AlertItem({ a, changed }: { a: Alert; changed: () => void }) {
   const isOpen = a.resolvedAt === null;
   return (
     <li className={`alert-item ${isOpen ? a.severity : 'resolved'}`} data-alert={a.id} data-rule={a.rule} data-state={isOpen ? 'open' : 'resolved'}>
       <div className="alert-head">
         <span className={`badge sev-${isOpen ? a.severity : 'resolved'}`}>{isOpen ? a.severity : 'resolved'}</span>{' '}
         <span className="muted small">{RULES[a.rule] ?? a.rule}</span>
+        {isOpen && a.silenced && (
+          <>
+            {' '}
+            <span className="badge never">silenced</span>
+          </>
+        )}
         {a.repository && (
           <>
             {' · '}
@@ -95,8 +104,12 @@ function AlertItem({ a }: { a: Alert }) {
           </>
         )}
       </div>
-      <p className="alert-summary">{a.summary}</p>
-      <p className="muted small alert-detail">{a.detail}</p>
+      <p className="alert-summary">
+        <AlertText text={a.summary} />
+      </p>
+      <p className="muted small alert-detail">
+        <AlertText text={a.detail} />
+      </p>
       <p className="small">
         opened <Time at={a.openedAt} />
         {' · '}last notified <Time at={a.lastNotifiedAt} /> ({a.notifications} {a.notifications === 1 ? 'time' : 'times'})
@@ -106,6 +119,7 @@ function AlertItem({ a }: { a: Alert }) {
           </>
         )}
       </p>
+      <Acknowledge alert={a} onDone={changed} />
       {isOpen ? (
         <Deliveries alert={a} />
       ) : (
@@ -140,10 +154,10 @@ function Deliveries({ alert }: { alert: Alert }) {
               {d.event} <span className={`badge ${d.state === 'sent' ? 'ok' : d.state === 'failed' ? 'late' : 'open'}`}>{d.state}</span>
               {d.attempts > 1 && <span className="muted"> after {d.attempts} attempts</span>}
               {d.finishedAt && (
-                <time className="muted" dateTime={d.finishedAt} title={exact(d.finishedAt)}>
+                <span className="muted">
                   {' '}
-                  {new Date(d.finishedAt).toLocaleTimeString()}
-                </time>
+                  <Time at={d.finishedAt} />
+                </span>
               )}
               {d.lastError && <span className="error"> ({d.lastError})</span>}
             </span>

@@ -56,27 +56,58 @@ export function DashboardPage() {
   );
 }
 
+const BACKUP_WORDS: Record<Repository['backup'], string> = { ok: 'on time', late: 'late', never: 'no backup yet' };
+const SESSION_WORDS: Record<'denied' | 'error' | 'aborted', string> = { denied: 'last session refused', error: 'last session failed', aborted: 'last session cut off' };
+/** The alert rules' default warning level (80 %). */
+const NEAR_QUOTA = 0.8;
+
 function RepositoryRow({ r }: { r: Repository }) {
-  const used = r.quotaBytes && r.sizeBytes !== null ? Math.min(1, r.sizeBytes / r.quotaBytes) : null;
+  const used = r.quotaBytes && r.sizeBytes !== null ? r.sizeBytes / r.quotaBytes : null;
   return (
     <tr data-repository={r.name}>
       <th scope="row">
         <Link href={`/repositories/${encodeURIComponent(r.name)}`}>{r.name}</Link>
         <div className="muted small">
           {r.grantCount} grant{r.grantCount === 1 ? '' : 's'}
-          {!r.initialized && ' · not initialised'}
+
         </div>
       </th>
       <td>
-        <span className={`badge ${r.backup}`}>{r.backup === 'ok' ? 'on time' : r.backup}</span> <Time at={r.lastBackupAt} empty="no backup yet" />
-        <div className="muted small">expected every {duration(r.expectedIntervalSeconds)}</div>
+        {!r.initialized && r.lastBackupAt === null ? (
+          // Not late (nothing to be late with) and not silent: it needs a client's borg init.
+          <>
+            <span className="badge never" data-state="waiting-init">
+              waits for borg init
+            </span>
+            <div className="muted small">the repository page shows the command</div>
+          </>
+        ) : (
+          <>
+            <span className={`badge ${r.backup}`}>{BACKUP_WORDS[r.backup]}</span> {r.lastBackupAt && <Time at={r.lastBackupAt} />}
+            <div className="muted small">expected every {duration(r.expectedIntervalSeconds)}</div>
+          </>
+        )}
+        {r.lastSessionResult !== null && r.lastSessionResult !== 'ok' && (
+          <div className="small" data-last-session={r.lastSessionResult}>
+            <span className={`badge ${r.lastSessionResult}`}>{SESSION_WORDS[r.lastSessionResult]}</span> <Time at={r.lastSessionAt} />
+          </div>
+        )}
       </td>
       <td>
         {bytes(r.sizeBytes)}
         {r.quotaBytes !== null && (
           <>
             <span className="muted"> of {bytes(r.quotaBytes)}</span>
-            <meter min={0} max={1} high={0.8} optimum={0} value={used ?? 0} aria-label="quota used">
+            {used !== null && used >= 1 ? (
+              <span className="badge late marker" data-quota="over">
+                over quota
+              </span>
+            ) : used !== null && used >= NEAR_QUOTA ? (
+              <span className="badge never marker" data-quota="near">
+                near quota
+              </span>
+            ) : null}
+            <meter min={0} max={1} high={NEAR_QUOTA} optimum={0} value={Math.min(1, used ?? 0)} aria-label="quota used">
               {Math.round((used ?? 0) * 100)}%
             </meter>
           </>
