@@ -25,6 +25,10 @@ describe('classifyRun', () => {
 
   it('a compact: a commit asking for compaction with nothing written; a refused one too', () => {
     expect(classifyRun(facts({ methods: ['open', METHOD_COMMIT_COMPACT] }))).toBe('compact');
+    // borg 1.2.4's compact writes the manifest again (seen with the real client).
+    expect(classifyRun(facts({ methods: ['open', 'get', 'put', METHOD_COMMIT_COMPACT], transactions: [txn({ manifestWritten: true })] }))).toBe('compact');
+    // A legacy (borg 1.1) prune compacts at its commit: still a prune.
+    expect(classifyRun(facts({ methods: ['open', 'delete', 'put', METHOD_COMMIT_COMPACT], transactions: [txn({ objectsDeleted: 4, manifestWritten: true })] }))).toBe('prune');
     expect(classifyRun(facts({ methods: ['open'], denials: [{ method: 'commit', reason: 'BK_DENY_COMPACT' }] }))).toBe('compact');
     // borg 1.1's commit always compacts: its backup stays a backup.
     expect(classifyRun(facts({ methods: [...reads, 'put', METHOD_COMMIT_COMPACT], transactions: [txn({ objectsPut: 3, manifestWritten: true })] }))).toBe('backup');

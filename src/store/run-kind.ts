@@ -62,8 +62,10 @@ export function classifyRun(f: RunFacts): RunKind {
   // an archive removal (a prune) the role or rule did not allow.
   const archiveRuleRefusal = f.denials.some((d) => d.reason === 'BK_DENY_ARCHIVE_RULE');
   if (sum((t) => t.objectsPut) > 0 || (refused('put') && !archiveRuleRefusal) || refused('put', 'BK_DENY_WRITE_LIMIT')) return 'backup';
-  if (sum((t) => t.objectsDeleted) > 0 || f.transactions.some((t) => t.manifestWritten) || refused('delete') || archiveRuleRefusal) return 'prune';
+  if (sum((t) => t.objectsDeleted) > 0 || refused('delete') || archiveRuleRefusal) return 'prune';
+  // borg 1.2's compact writes the manifest again (nothing else) before its compacting commit.
   if (done.has(METHOD_COMMIT_COMPACT) || refused('commit', 'BK_DENY_COMPACT') || refused('commit', 'BK_DENY_GATE')) return 'compact';
+  if (f.transactions.some((t) => t.manifestWritten)) return 'prune';
   if (done.has('destroy') || refused('destroy')) return 'other';
   // Reads: borg list, extract, info, diff, mount (get, get_many, list, scan, load_key...).
   if (['get', 'get_many', 'list', 'scan', 'load_key', 'get_free_nonce'].some((m) => done.has(m))) return 'list-extract';

@@ -11,6 +11,7 @@ import { KeysPage } from './pages/keys';
 import { UsersPage } from './pages/users';
 import { AlertsPage } from './pages/alerts';
 import { SettingsPage } from './pages/settings';
+import { HistoryPage, SessionPage } from './pages/history';
 import { OpenAlertsProvider, useOpenAlerts } from './open-alerts';
 
 interface Me {
@@ -71,6 +72,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
     ['/', 'Repositories', path === '/' || path.startsWith('/repositories/')],
     ['/alerts', 'Alerts', path === '/alerts'],
     ['/keys', 'Keys', path === '/keys'],
+    ['/history', 'History', path === '/history' || path.startsWith('/history/')],
     ['/settings/alerts', 'Settings', path === '/settings' || path.startsWith('/settings/')],
     ...(can(me, 'admin') ? [['/users', 'Users', path === '/users'] as [string, string, boolean]] : []),
   ];
@@ -89,6 +91,8 @@ function Shell({ onLogout }: { onLogout: () => void }) {
   else if (repo) page = <RepositoryPage name={decodeURIComponent(repo[1]!)} />;
   else if (path === '/keys') page = <KeysPage />;
   else if (path === '/alerts') page = <AlertsPage />;
+  else if (path === '/history') page = <HistoryPage />;
+  else if (/^\/history\/sessions\/[0-9]+$/.test(path)) page = <SessionPage id={Number(path.split('/')[3])} />;
   else if (path === '/settings' || path === '/settings/alerts') page = <SettingsPage tab="alerts" />;
   else if (path === '/settings/jobs') page = <SettingsPage tab="jobs" />;
   else if (path === '/users' && can(me, 'admin')) page = <UsersPage />;
