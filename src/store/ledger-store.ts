@@ -79,6 +79,8 @@ export interface LedgerStore
   listSessions(filter?: { repositoryId?: number; limit?: number }): Promise<LedgerEntry[]>;
   /** Sessions newest first (start time, then id), filtered, one page at a time. */
   querySessions(filter: LedgerFilter): Promise<LedgerPage<LedgerEntry>>;
+  /** Transactions newest first (end time, then id), filtered by their session's repository, key and kind, one page at a time. */
+  queryTransactions(filter: Omit<LedgerFilter, 'result'> & { state?: Transaction['state'] }): Promise<LedgerPage<TransactionWithNames>>;
   /** One session with its transactions, denials, kind and archives; undefined when there is none. */
   getLedgerEntry(sessionId: number): Promise<LedgerEntry | undefined>;
   /** Denials newest first (time, then id), filtered, one page at a time. */
@@ -106,6 +108,7 @@ export interface LedgerMarks {
 }
 
 export type DenialWithNames = Denial & { keyName: string | null; repositoryName: string | null };
+export type TransactionWithNames = Transaction & { keyName: string | null; repositoryName: string | null; runKind: RunKind | null };
 
 /** sessions.methods as stored (a JSON array), or null. */
 function parseMethods(text: string | null): string[] | null {
@@ -318,6 +321,31 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       const page = rows.slice(0, filter.limit);
       const last = page.at(-1);
       return { items: await withDetails(page), next: rows.length > filter.limit && last ? encodeCursor(last.started_at, last.id) : null };
+    },
+
+    async queryTransactions(filter) {
+      let query = db
+        .selectFrom('transactions as t')
+        .innerJoin('sessions as s', 's.id', 't.session_id')
+        .selectAll('t')
+        .select(['s.key_name as key_name', 's.repository_name as repository_name', 's.run_kind as run_kind']);
+      if (filter.repositoryId !== undefined) query = query.where('s.repository_id', '=', filter.repositoryId);
+      if (filter.keyId !== undefined) query = query.where('s.key_id', '=', filter.keyId);
+      if (filter.runKind !== undefined) query = query.where('s.run_kind', '=', filter.runKind);
+      if (filter.state !== undefined) query = query.where('t.state', '=', filter.state);
+      if (filter.from !== undefined) query = query.where('t.ended_at', '>=', iso(filter.from));
+      if (filter.to !== undefined) query = query.where('t.ended_at', '<', iso(filter.to));
+      if (filter.cursor !== undefined) {
+        const c = decodeCursor(filter.cursor);
+        query = query.where((eb) => eb.or([eb('t.ended_at', '<', c.at), eb.and([eb('t.ended_at', '=', c.at), eb('t.id', '<', c.id)])]));
+      }
+      const rows = await query.orderBy('t.ended_at', 'desc').orderBy('t.id', 'desc').limit(filter.limit + 1).execute();
+      const page = rows.slice(0, filter.limit);
+      const last = page.at(-1);
+      return {
+        items: page.map((row) => ({ ...toTransaction(row), keyName: row.key_name, repositoryName: row.repository_name, runKind: row.run_kind as RunKind | null })),
+        next: rows.length > filter.limit && last ? encodeCursor(last.ended_at, last.id) : null,
+      };
     },
 
     async getLedgerEntry(sessionId) {

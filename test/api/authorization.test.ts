@@ -91,7 +91,7 @@ describe('authorisation matrix', () => {
 
   it('lets every role read repositories, keys, grants, sessions, denials and its own tokens', async () => {
     for (const caller of CALLERS) {
-      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives']) {
+      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives']) {
         const r = await callers[caller].call('GET', `/api/v1${path}`);
         expect(r.status, `${caller} GET ${path}: ${JSON.stringify(r.body)}`).toBe(200);
       }
@@ -99,7 +99,7 @@ describe('authorisation matrix', () => {
   });
 
   it('refuses the history and its downloads without credentials', async () => {
-    for (const path of ['/sessions', '/sessions/1', '/denials', '/sessions/export', '/denials/export']) {
+    for (const path of ['/sessions', '/sessions/1', '/denials', '/sessions/export', '/denials/export', '/transactions', '/transactions/export']) {
       const r = await h.client().call('GET', `/api/v1${path}`);
       expect(r.status, path).toBe(401);
     }

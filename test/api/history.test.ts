@@ -187,4 +187,19 @@ describe('the history API', () => {
     ]);
     expect(await (await raw('/denials/export?kind=check&format=json')).json()).toEqual([]);
   });
+
+  it('lists and exports transactions by their session\'s key and kind of run, and by state', async () => {
+    const list = async (q: string) => (await get(`/transactions?${q}`)).body.transactions as Array<{ borgTransactionId: number; runKind: string; keyName: string; objectsPut: number }>;
+    expect((await list('key=laptop')).map((t) => [t.borgTransactionId, t.runKind, t.objectsPut])).toEqual([[7, 'backup', 120]]);
+    expect((await list('kind=prune')).map((t) => [t.borgTransactionId, t.keyName])).toEqual([[9, 'server']]);
+    expect(await list('state=rolled_back')).toEqual([]);
+    expect((await list('repository=web&until=60h')).map((t) => t.borgTransactionId)).toEqual([7]);
+    const csv = parseCsv(await (await raw('/transactions/export?repository=web')).text());
+    expect(csv.map((row) => [row[1], row[2], row[5], row[7]])).toEqual([
+      ['borg transaction', 'state', 'kind', 'key'],
+      ['9', 'committed', 'prune', 'server'],
+      ['7', 'committed', 'backup', 'laptop'],
+    ]);
+    expect((await get('/transactions?result=ok')).body).toEqual({ code: 'BK_ERR_INVALID_INPUT', message: "the query has an unknown parameter 'result'" });
+  });
 });

@@ -8,7 +8,7 @@
 
 import type { LedgerEntry, LedgerPage } from '../../store/ledger-store.js';
 import { RUN_KIND_WORDS } from '../../store/run-kind.js';
-import type { DenialWithNames } from '../../store/ledger-store.js';
+import type { DenialWithNames, TransactionWithNames } from '../../store/ledger-store.js';
 
 export type ExportFormat = 'csv' | 'json';
 
@@ -96,4 +96,10 @@ export async function* exportChunks<T>(
     cursor = next;
   }
   if (format === 'json') yield first ? ']\n' : '\n]\n';
+}
+
+export const TRANSACTION_CSV_HEADER = ['transaction', 'borg transaction', 'state', 'ended', 'session', 'kind', 'repository', 'key', 'objects put', 'objects overwritten', 'objects deleted', 'manifest written'];
+
+export function transactionCsvCells(t: TransactionWithNames): Array<string | number | null> {
+  return [t.id, t.borgTransactionId, t.state === 'committed' ? 'committed' : 'rolled back', t.endedAt.toISOString(), t.sessionId, t.runKind && RUN_KIND_WORDS[t.runKind], t.repositoryName, t.keyName, t.objectsPut, t.objectsOverwritten, t.objectsDeleted, t.manifestWritten ? 'yes' : 'no'];
 }

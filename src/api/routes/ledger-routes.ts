@@ -1,5 +1,5 @@
 // The ledger as a searchable history: sessions (with their transactions, refusals, kind of run and
-// the archives they added) and refusals, newest first, filtered by repository, key, result, kind
+// the archives they added), transactions and refusals, newest first, filtered by repository, key, result, kind
 // of run and time range (since/until), a page at a time with an opaque keyset cursor, one session
 // by its number (the audit's attributions name the same numbers), and the same rows as a CSV or
 // JSON download (streamed: see features/history-export.ts).
@@ -10,7 +10,7 @@ import { parseHistoryFilter } from '../../store/history-filter.js';
 import { RUN_KINDS } from '../../store/run-kind.js';
 import { SESSION_RESULTS } from '../../store/types.js';
 import type { ApiContext } from '../api-server.js';
-import { DENIAL_CSV_HEADER, denialCsvCells, EXPORT_PAGE, exportChunks, SESSION_CSV_HEADER, sessionCsvCells, sessionJson, type ExportFormat } from '../features/history-export.js';
+import { DENIAL_CSV_HEADER, denialCsvCells, EXPORT_PAGE, exportChunks, SESSION_CSV_HEADER, sessionCsvCells, sessionJson, TRANSACTION_CSV_HEADER, transactionCsvCells, type ExportFormat } from '../features/history-export.js';
 import { defineRoute } from '../route.js';
 import { denialListItem, idParams, ledgerQuery, sessionSchema } from '../schemas.js';
 
@@ -24,6 +24,14 @@ const historyFilters = {
 };
 const sessionQuery = ledgerQuery.extend({ ...historyFilters, result: z.string().max(20).optional().describe(`only sessions that ended so: ${SESSION_RESULTS.join(', ')} (open: running)`) });
 const denialQuery = ledgerQuery.extend(historyFilters);
+const transactionQuery = ledgerQuery.extend({ ...historyFilters, state: z.enum(['committed', 'rolled_back']).optional().describe('only transactions that ended so') });
+const transactionItem = z
+  .object({
+    id: z.number(), sessionId: z.number(), borgTransactionId: z.number().nullable(), objectsPut: z.number(), objectsOverwritten: z.number(), objectsDeleted: z.number(),
+    manifestWritten: z.boolean(), state: z.enum(['committed', 'rolled_back']), startedAt: z.iso.datetime({ offset: true }), endedAt: z.iso.datetime({ offset: true }),
+    keyName: z.string().nullable(), repositoryName: z.string().nullable(), runKind: z.enum(RUN_KINDS).nullable(),
+  })
+  .meta({ id: 'LedgerTransaction' });
 const exportFormat = { format: z.string().max(10).default('csv').describe('csv (default) or json') };
 
 type Query = z.output<typeof ledgerQuery> & { since?: string | undefined; until?: string | undefined; kind?: string | undefined; result?: string | undefined };
@@ -143,6 +151,34 @@ export function ledgerRoutes(ctx: ApiContext) {
         const format = formatOf(query.format);
         const filter = await resolve({ ...query, limit: EXPORT_PAGE });
         await stream(reply, format, 'refusals', exportChunks(format, (cursor) => ctx.store.queryDenials({ ...filter, ...(cursor && { cursor }) }), { header: DENIAL_CSV_HEADER, cells: denialCsvCells }, (d) => d));
+        return reply;
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/transactions',
+      tag,
+      summary: "borg transactions newest first (by their end), filtered by their session's repository, key and kind of run, and time",
+      access: 'viewer',
+      query: transactionQuery,
+      response: z.object({ transactions: z.array(transactionItem), next }),
+      async handler({ query }) {
+        const page = await ctx.store.queryTransactions({ ...(await resolve(query)), ...(query.state && { state: query.state }) });
+        return { transactions: page.items, next: page.next };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/transactions/export',
+      tag,
+      summary: 'every transaction that matches the filters, as a CSV (default) or JSON download, streamed newest first',
+      access: 'viewer',
+      contentType: 'text/csv',
+      query: transactionQuery.omit({ limit: true, cursor: true }).extend(exportFormat),
+      async handler({ query, reply }) {
+        const format = formatOf(query.format);
+        const filter = { ...(await resolve({ ...query, limit: EXPORT_PAGE })), ...(query.state && { state: query.state }) };
+        await stream(reply, format, 'transactions', exportChunks(format, (cursor) => ctx.store.queryTransactions({ ...filter, ...(cursor && { cursor }) }), { header: TRANSACTION_CSV_HEADER, cells: transactionCsvCells }, (t) => t));
         return reply;
       },
     }),
