@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { NAME_MAX_LENGTH } from '../store/names.js';
 import { ROLES, SESSION_KINDS, SESSION_RESULTS } from '../store/types.js';
 import { USER_ROLES } from '../store/user-store.js';
+import { RUN_KINDS } from '../store/run-kind.js';
 
 export const time = z.iso.datetime({ offset: true });
 const timeOrNull = time.nullable();
@@ -134,6 +135,8 @@ export const sessionSchema = z
       }),
     ),
     denials: z.array(denialSchema),
+    runKind: z.enum(RUN_KINDS).optional().describe('what kind of run it was, judged from what it did (ledger lists; not in live events)'),
+    archives: z.array(z.object({ name: z.string(), transactionId: z.number() })).optional().describe('archives its transactions added, where an audit or the vault saw them'),
   })
   .meta({ id: 'Session' });
 

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { METHOD_ROLLBACK } from '../store/run-kind.js';
 
 import type { AuditedTransaction, AuditReport } from '../audit/audit.js';
 import { keyHistoryDir } from '../audit/key-history.js';
@@ -275,7 +276,7 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
           await store.updateSession(sessionId, { repositoryId: repository.id, repositoryName: repository.name, role: 'full' });
           const endedAt = ctx.now();
           await store.recordTransaction({ sessionId, borgTransactionId: written, objectsPut: 0, objectsOverwritten: 0, objectsDeleted: 0, objectsDeletedOlder: 0, manifestWritten: true, state: 'committed', startedAt, endedAt });
-          await store.endSession(sessionId, { endedAt, result: 'ok', detail: `wrote back the manifest of transaction ${at.id}`, bytesIn: 0, bytesOut: 0 });
+          await store.endSession(sessionId, { endedAt, result: 'ok', detail: `wrote back the manifest of transaction ${at.id}`, bytesIn: 0, bytesOut: 0, methods: [METHOD_ROLLBACK] });
           await store.recordEvent({
             repositoryId: repository.id,
             kind: 'rollback',

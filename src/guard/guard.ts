@@ -41,6 +41,7 @@ import type { VersionTuple } from './borg-version.js';
 import { createArchiveRules, type Refusal, type RepositoryKeySource, type SessionArchiveRules } from './archive-rules.js';
 import { checkCompaction, KEY_GATE_ACTOR } from './compaction-check.js';
 import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
+import { METHOD_COMMIT_COMPACT, METHOD_OPEN_CREATE } from '../store/run-kind.js';
 import { watchGrant, whyGrantEnded, type GrantWatch } from './grant-watch.js';
 import { createIdSet } from './id-set.js';
 import { createPutCheck, type PutCheck } from './put-verification.js';
@@ -158,6 +159,8 @@ type Pending =
       older?: boolean;
       /** A compacting commit the gate let through: the transaction it starts after. */
       compactingFrom?: number | null;
+      /** A commit that asked for compaction (let through or deferred): the ledger's kind of run. */
+      compactAsked?: boolean;
     }
   | { kind: 'internal'; msgid: number; resolve: (r: RpcReply | null) => void };
 
@@ -299,6 +302,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let lastRuleLine = '';
   /** The ledger's record of a key change, once borg serve has answered the save_key. */
   let keyChanged: (() => Promise<unknown>) | null = null;
+  /** The methods borg serve answered for the client, for the ledger's kind of run (store/run-kind.ts). */
+  const methodsDone = new Set<string>();
   let clientGone = false;
   let endCause: SessionEnd | null = null;
   /** Ends the session when its key is revoked or its grant removed, changed or expired. */
@@ -462,6 +467,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     }
     const ok = reply.exceptionClass === null;
     if (ok) {
+      methodsDone.add(head.compactAsked ? METHOD_COMMIT_COMPACT : head.method);
       switch (head.method) {
         case 'open':
           opened = true;
@@ -836,6 +842,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       }
     }
     const entry: Pending = { kind: 'client', msgid: req.msgid, method: req.method };
+    if (req.method === 'commit' && destroysHistory(req)) entry.compactAsked = true;
     let frame = req.frame;
     if (destroysHistory(req) && repository) {
       // Compaction makes the deletions and overwrites since the last compaction permanent: decided
@@ -918,6 +925,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
       // Only an open(create=True) that went to borg serve makes the next save_key init's own: a
       // refused one (a second open) must not let a read or append key replace the key.
       lastCreate = openForwarded && req.args.get('create') === true;
+      if (lastCreate) methodsDone.add(METHOD_OPEN_CREATE);
     } else {
       await handleCall(req);
       lastCreate = false;
@@ -1051,7 +1059,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   }
   await ledgerChain;
   await progressWrite; // before the totals, which it must not overwrite
-  const end = { endedAt: now(), result, detail, bytesIn, bytesOut };
+  const end = { endedAt: now(), result, detail, bytesIn, bytesOut, methods: [...methodsDone] };
   const writeRest = async (): Promise<void> => {
     while (refusedWrites.length > 0) {
       await refusedWrites[0]!();

@@ -5,6 +5,7 @@
 
 import { invalidInput } from '../errors.js';
 import { iso, toDenial, toSession, toTransaction } from './rows.js';
+import { classifyRun, type RunKind } from './run-kind.js';
 import type { SessionsTable } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { Denial, GuardStore, Role, Session, SessionResult, Transaction } from './types.js';
@@ -16,6 +17,10 @@ export const STALE_SESSION_DETAIL = "the session's process ended without closing
 export interface LedgerEntry extends Session {
   transactions: Transaction[];
   denials: Denial[];
+  /** What kind of run it was (run-kind.ts): as written at its end, or judged from what it did so far while open. */
+  runKind: RunKind;
+  /** The archives its transactions added, where an audit or the vault's archive rules saw them (archive sightings). */
+  archives: Array<{ name: string; transactionId: number }>;
 }
 
 /** A page of a listing, newest first; `next` is the cursor of the following page, null at the end. */
@@ -32,6 +37,8 @@ export interface LedgerFilter {
   to?: Date;
   /** Sessions only. */
   result?: SessionResult;
+  /** The kind of run (sessions: their own; denials and transactions: their session's). Open sessions have none yet. */
+  runKind?: RunKind;
   limit: number;
   /** From the previous page's `next`. */
   cursor?: string;
@@ -72,6 +79,10 @@ export interface LedgerStore
   listSessions(filter?: { repositoryId?: number; limit?: number }): Promise<LedgerEntry[]>;
   /** Sessions newest first (start time, then id), filtered, one page at a time. */
   querySessions(filter: LedgerFilter): Promise<LedgerPage<LedgerEntry>>;
+  /** Transactions newest first (end time, then id), filtered by their session's repository, key and kind, one page at a time. */
+  queryTransactions(filter: Omit<LedgerFilter, 'result'> & { state?: Transaction['state'] }): Promise<LedgerPage<TransactionWithNames>>;
+  /** One session with its transactions, denials, kind and archives; undefined when there is none. */
+  getLedgerEntry(sessionId: number): Promise<LedgerEntry | undefined>;
   /** Denials newest first (time, then id), filtered, one page at a time. */
   queryDenials(filter: Omit<LedgerFilter, 'result'>): Promise<LedgerPage<Denial & { keyName: string | null; repositoryName: string | null }>>;
   /** Every committed transaction on the repository that has a borg transaction id, oldest first. */
@@ -97,20 +108,57 @@ export interface LedgerMarks {
 }
 
 export type DenialWithNames = Denial & { keyName: string | null; repositoryName: string | null };
+export type TransactionWithNames = Transaction & { keyName: string | null; repositoryName: string | null; runKind: RunKind | null };
+
+/** sessions.methods as stored (a JSON array), or null. */
+function parseMethods(text: string | null): string[] | null {
+  if (text === null) return null;
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((m): m is string => typeof m === 'string') : null;
+  } catch {
+    return null;
+  }
+}
 
 export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
   const withDetails = async (sessions: Selectable<SessionsTable>[]): Promise<LedgerEntry[]> => {
     if (sessions.length === 0) return [];
     const ids = sessions.map((s) => s.id);
-    const [transactions, denials] = await Promise.all([
+    const [transactions, denials, archives] = await Promise.all([
       db.selectFrom('transactions').selectAll().where('session_id', 'in', ids).orderBy('id').execute(),
       db.selectFrom('denials').selectAll().where('session_id', 'in', ids).orderBy('id').execute(),
+      // The archives a session's committed transactions added: sightings at exactly that
+      // transaction (not a baseline, which says "then or earlier").
+      db
+        .selectFrom('transactions as t')
+        .innerJoin('sessions as s', 's.id', 't.session_id')
+        .innerJoin('archive_sightings as a', (join) => join.onRef('a.repository_id', '=', 's.repository_id').onRef('a.transaction_id', '=', 't.borg_transaction_id'))
+        .select(['t.session_id', 'a.name', 'a.transaction_id'])
+        .where('t.session_id', 'in', ids)
+        .where('t.state', '=', 'committed')
+        .where('a.baseline', '=', 0)
+        .orderBy('a.first_seen_at')
+        .execute(),
     ]);
-    return sessions.map((row) => ({
-      ...toSession(row),
-      transactions: transactions.filter((t) => t.session_id === row.id).map(toTransaction),
-      denials: denials.filter((d) => d.session_id === row.id).map(toDenial),
-    }));
+    return sessions.map((row) => {
+      const entry = {
+        ...toSession(row),
+        transactions: transactions.filter((t) => t.session_id === row.id).map(toTransaction),
+        denials: denials.filter((d) => d.session_id === row.id).map(toDenial),
+        archives: archives.filter((a) => a.session_id === row.id).map((a) => ({ name: a.name, transactionId: Number(a.transaction_id) })),
+      };
+      return { ...entry, runKind: (row.run_kind as RunKind | null) ?? classifyRun({ sessionKind: entry.kind, methods: parseMethods(row.methods), transactions: entry.transactions, denials: entry.denials }) };
+    });
+  };
+  /** The kind of an ending session, from what the ledger holds of it. */
+  const runKindOf = async (sessionId: number, methods: readonly string[] | null): Promise<RunKind> => {
+    const [session, transactions, denials] = await Promise.all([
+      db.selectFrom('sessions').select('kind').where('id', '=', sessionId).executeTakeFirst(),
+      db.selectFrom('transactions').selectAll().where('session_id', '=', sessionId).execute(),
+      db.selectFrom('denials').select(['method', 'reason']).where('session_id', '=', sessionId).execute(),
+    ]);
+    return classifyRun({ sessionKind: session?.kind === 'retention' ? 'retention' : 'client', methods, transactions: transactions.map(toTransaction), denials });
   };
 
   return {
@@ -151,6 +199,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
     },
 
     async endSession(sessionId, end) {
+      const methods = end.methods ? [...new Set(end.methods)].sort() : null;
       await db
         .updateTable('sessions')
         .set({
@@ -159,6 +208,8 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
           detail: end.detail,
           bytes_in: end.bytesIn,
           bytes_out: end.bytesOut,
+          methods: methods && JSON.stringify(methods),
+          run_kind: await runKindOf(sessionId, methods),
         })
         .where('id', '=', sessionId)
         .execute();
@@ -259,6 +310,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       if (filter.repositoryId !== undefined) query = query.where('repository_id', '=', filter.repositoryId);
       if (filter.keyId !== undefined) query = query.where('key_id', '=', filter.keyId);
       if (filter.result !== undefined) query = query.where('result', '=', filter.result);
+      if (filter.runKind !== undefined) query = query.where('run_kind', '=', filter.runKind);
       if (filter.from !== undefined) query = query.where('started_at', '>=', iso(filter.from));
       if (filter.to !== undefined) query = query.where('started_at', '<', iso(filter.to));
       if (filter.cursor !== undefined) {
@@ -271,6 +323,36 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       return { items: await withDetails(page), next: rows.length > filter.limit && last ? encodeCursor(last.started_at, last.id) : null };
     },
 
+    async queryTransactions(filter) {
+      let query = db
+        .selectFrom('transactions as t')
+        .innerJoin('sessions as s', 's.id', 't.session_id')
+        .selectAll('t')
+        .select(['s.key_name as key_name', 's.repository_name as repository_name', 's.run_kind as run_kind']);
+      if (filter.repositoryId !== undefined) query = query.where('s.repository_id', '=', filter.repositoryId);
+      if (filter.keyId !== undefined) query = query.where('s.key_id', '=', filter.keyId);
+      if (filter.runKind !== undefined) query = query.where('s.run_kind', '=', filter.runKind);
+      if (filter.state !== undefined) query = query.where('t.state', '=', filter.state);
+      if (filter.from !== undefined) query = query.where('t.ended_at', '>=', iso(filter.from));
+      if (filter.to !== undefined) query = query.where('t.ended_at', '<', iso(filter.to));
+      if (filter.cursor !== undefined) {
+        const c = decodeCursor(filter.cursor);
+        query = query.where((eb) => eb.or([eb('t.ended_at', '<', c.at), eb.and([eb('t.ended_at', '=', c.at), eb('t.id', '<', c.id)])]));
+      }
+      const rows = await query.orderBy('t.ended_at', 'desc').orderBy('t.id', 'desc').limit(filter.limit + 1).execute();
+      const page = rows.slice(0, filter.limit);
+      const last = page.at(-1);
+      return {
+        items: page.map((row) => ({ ...toTransaction(row), keyName: row.key_name, repositoryName: row.repository_name, runKind: row.run_kind as RunKind | null })),
+        next: rows.length > filter.limit && last ? encodeCursor(last.ended_at, last.id) : null,
+      };
+    },
+
+    async getLedgerEntry(sessionId) {
+      const row = await db.selectFrom('sessions').selectAll().where('id', '=', sessionId).executeTakeFirst();
+      return row ? (await withDetails([row]))[0] : undefined;
+    },
+
     async queryDenials(filter) {
       let query = db
         .selectFrom('denials as d')
@@ -279,6 +361,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
         .select(['s.key_name as key_name', 's.repository_name as repository_name']);
       if (filter.repositoryId !== undefined) query = query.where('d.repository_id', '=', filter.repositoryId);
       if (filter.keyId !== undefined) query = query.where('d.key_id', '=', filter.keyId);
+      if (filter.runKind !== undefined) query = query.where('s.run_kind', '=', filter.runKind);
       if (filter.from !== undefined) query = query.where('d.at', '>=', iso(filter.from));
       if (filter.to !== undefined) query = query.where('d.at', '<', iso(filter.to));
       if (filter.cursor !== undefined) {
@@ -320,13 +403,17 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       const dead = open.filter((s) => s.pid !== null && s.host !== null && !isAlive(s.pid, s.host)).map((s) => s.id);
       if (dead.length === 0) return 0;
       // `result = 'open'` again: the session may have ended properly since it was read.
-      const updated = await db
-        .updateTable('sessions')
-        .set({ result: 'aborted', ended_at: iso(now()), detail: STALE_SESSION_DETAIL })
-        .where('id', 'in', dead)
-        .where('result', '=', 'open')
-        .executeTakeFirst();
-      return Number(updated.numUpdatedRows);
+      let closed = 0;
+      for (const id of dead) {
+        const updated = await db
+          .updateTable('sessions')
+          .set({ result: 'aborted', ended_at: iso(now()), detail: STALE_SESSION_DETAIL, run_kind: await runKindOf(id, null) })
+          .where('id', '=', id)
+          .where('result', '=', 'open')
+          .executeTakeFirst();
+        closed += Number(updated.numUpdatedRows);
+      }
+      return closed;
     },
 
     async ledgerMarks() {

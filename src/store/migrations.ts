@@ -4,6 +4,8 @@
 // released, is never edited; change the schema with a new one (names sort in run order).
 
 import { SqliteAdapter, sql, type Kysely, type Migration, type MigrationProvider, type CreateTableBuilder } from 'kysely';
+import { classifyRun } from './run-kind.js';
+import type { Database } from './schema.js';
 
 const ROLE_CHECK = sql`role in ('read', 'append', 'prune', 'full')`;
 
@@ -629,6 +631,54 @@ const alertHandling: Migration = {
   },
 };
 
+/**
+ * Searchable history (issue 15): per session, the borg methods borg serve carried out
+ * (`methods`, a JSON array; null for sessions before this) and the kind of run they make
+ * (`run_kind`, store/run-kind.ts, written when the session ends), so the ledger can be filtered by
+ * kind in SQL and paged by (started_at, id). Indexes for the history's filters newest first: by
+ * kind, by key alone (the key+repository index cannot serve a key without a repository in start
+ * order), and the archive a transaction added (archive sightings by transaction). Ended sessions
+ * recorded before this get their kind from their transactions and refusals (methods unknown).
+ */
+const historySearch: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('sessions').addColumn('methods', 'text').execute();
+    await db.schema.alterTable('sessions').addColumn('run_kind', 'text').execute();
+    await db.schema.createIndex('sessions_run_kind_started_idx').on('sessions').columns(['run_kind', 'started_at']).execute();
+    // By key alone, newest first: 0016_key_last_used made sessions_key_started_idx already.
+    await db.schema.createIndex('archive_sightings_transaction_idx').on('archive_sightings').columns(['repository_id', 'transaction_id']).execute();
+    const k = db as unknown as Kysely<Database>;
+    // In batches by id, so a large ledger is not read into memory at once.
+    for (let after = 0; ; ) {
+      const sessions = await k.selectFrom('sessions').select(['id', 'kind']).where('id', '>', after).where('result', '!=', 'open').orderBy('id').limit(1000).execute();
+      if (sessions.length === 0) break;
+      const ids = sessions.map((s) => s.id);
+      const [txns, denials] = await Promise.all([
+        k.selectFrom('transactions').select(['session_id', 'objects_put', 'objects_deleted', 'objects_overwritten', 'manifest_written']).where('session_id', 'in', ids).execute(),
+        k.selectFrom('denials').select(['session_id', 'method', 'reason']).where('session_id', 'in', ids).execute(),
+      ]);
+      const byKind = new Map<string, number[]>();
+      for (const s of sessions) {
+        const kind = classifyRun({
+          sessionKind: s.kind === 'retention' ? 'retention' : 'client',
+          methods: null,
+          transactions: txns.filter((t) => t.session_id === s.id).map((t) => ({ objectsPut: t.objects_put, objectsDeleted: t.objects_deleted, objectsOverwritten: t.objects_overwritten, manifestWritten: t.manifest_written === 1 })),
+          denials: denials.filter((d) => d.session_id === s.id),
+        });
+        byKind.set(kind, [...(byKind.get(kind) ?? []), s.id]);
+      }
+      for (const [kind, kindIds] of byKind) await k.updateTable('sessions').set({ run_kind: kind }).where('id', 'in', kindIds).execute();
+      after = ids.at(-1)!;
+    }
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropIndex('archive_sightings_transaction_idx').execute();
+    await db.schema.dropIndex('sessions_run_kind_started_idx').execute();
+    await db.schema.alterTable('sessions').dropColumn('run_kind').execute();
+    await db.schema.alterTable('sessions').dropColumn('methods').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -645,6 +695,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0014_retention': retention,
   '0015_account': account,
   '0016_key_last_used': keyLastUsed,
+  '0017_history_search': historySearch,
   '0018_alert_handling': alertHandling,
   '0019_sso_users': ssoUsers,
 };

@@ -90,6 +90,10 @@ export interface SessionsTable {
   host: string | null;
   /** 'client', or 'retention' for the server's own prune and compact (migration 0014). */
   kind: Generated<string>;
+  /** JSON array of the borg methods borg serve answered (and run-kind.ts's notes); null before migration 0017. */
+  methods: string | null;
+  /** store/run-kind.ts's kind, written when the session ends; null while open (migration 0017). */
+  run_kind: string | null;
 }
 
 export interface RetentionPoliciesTable {

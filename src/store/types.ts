@@ -160,6 +160,8 @@ export interface SessionEnd {
   detail: string | null;
   bytesIn: number;
   bytesOut: number;
+  /** The borg methods borg serve answered, with run-kind.ts's notes (migration 0017): what kind of run it was. */
+  methods?: readonly string[];
 }
 
 export interface BackupClaim {

@@ -108,6 +108,8 @@ describe('borgkeep ledger', () => {
         },
       ],
       denials: [],
+      runKind: 'backup',
+      archives: [],
     });
     expect(sessions[3].denials).toEqual([
       {
@@ -136,7 +138,7 @@ describe('borgkeep ledger', () => {
     expect(blocks).toHaveLength(4);
     expect(blocks[2]).toBe(
       [
-        `#${ids.denied}  2025-03-01T02:00:00Z to 2025-03-01T02:00:06Z  DENIED`,
+        `#${ids.denied}  2025-03-01T02:00:00Z to 2025-03-01T02:00:06Z  DENIED  prune`,
         '    key laptop (id 1), repository photos, role append, from 192.0.2.7, borg 1.2.8',
         `    received 10 B, sent 20 B, pid 12 on ${hostname()}`,
         '    a call was denied',
@@ -145,8 +147,26 @@ describe('borgkeep ledger', () => {
     );
     expect(blocks[3]).toContain('    received 12.3 MB, sent 1.2 kB');
     expect(blocks[3]).toContain('    transaction 41 committed at 2025-03-01T01:04:59Z: 120 put, 0 overwritten, 2 deleted, manifest written');
-    expect(blocks[0]).toMatch(/^#\d+  2025-03-01T05:00:00Z to \(still open\)  OPEN$/m);
+    expect(blocks[0]).toMatch(/^#\d+  2025-03-01T05:00:00Z to \(still open\)  OPEN  other$/m);
 
     expectOneSentence(await cli.run(['ledger', '--limit', '0']), "--limit must be a whole number from 1 to 10000, not '0'");
+  });
+
+  it('filters by key, result, kind of run and time range, like the console', async () => {
+    const ids_ = async (args: string[]) => (await cli.json(['ledger', ...args])).sessions.map((s: { id: number }) => s.id);
+    expect(await ids_(['--key', 'laptop', '--result', 'denied'])).toEqual([ids.denied]);
+    expect(await ids_(['--kind', 'backup'])).toEqual([ids.backup]);
+    expect(await ids_(['--kind', 'prune', '--repo', 'photos'])).toEqual([ids.denied]); // a refused prune is a prune
+    expect(await ids_(['--since', '2025-03-01T01:30:00Z', '--until', '2025-03-01T03:30:00Z'])).toEqual([ids.other, ids.denied]);
+    expect(await ids_(['--since', '2025-03-02'])).toEqual([]);
+    expect(await cli.ok(['ledger', '--key', 'laptop', '--since', '2030-01-01'])).toBe('no sessions match these filters\n');
+    const text = await cli.ok(['ledger', '--kind', 'backup']);
+    expect(text.split('\n')[0]).toBe(`#${ids.backup}  2025-03-01T01:00:00Z to 2025-03-01T01:05:00Z  OK  backup`);
+
+    expectOneSentence(await cli.run(['ledger', '--kind', 'restore']), "'restore' is not a kind of run; use backup, prune, compact, list-extract, check, key-change, init, rollback, retention or other");
+    expectOneSentence(await cli.run(['ledger', '--result', 'fine']), "'fine' is not a session result; use open, ok, denied, error or aborted");
+    expectOneSentence(await cli.run(['ledger', '--since', 'yesterday']), "'yesterday' is not a time; use an ISO-8601 date (2030-12-31), a date-time with a zone (2030-12-31T18:00Z) or a time ago (7d, 12h, 90m)");
+    expectOneSentence(await cli.run(['ledger', '--since', '2d', '--until', '3d']), 'the start of the time range (since) must be before its end (until)');
+    expectOneSentence(await cli.run(['ledger', '--key', 'nobody']), "no key named 'nobody'", 1);
   });
 });

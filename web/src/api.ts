@@ -151,6 +151,10 @@ export interface Session {
   detail: string | null;
   transactions?: Transaction[];
   denials?: Denial[];
+  /** What kind of run (ledger lists only; the server judges it). */
+  runKind?: string;
+  /** Archives it added, where an audit or the vault saw them. */
+  archives?: Array<{ name: string; transactionId: number }>;
 }
 
 export interface AuditedTransaction {

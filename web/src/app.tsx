@@ -13,6 +13,7 @@ import { AlertsPage } from './pages/alerts';
 import { SettingsPage } from './pages/settings';
 import { AccountPage } from './pages/account';
 import { PasswordForm } from './parts/password-form';
+import { HistoryPage, SessionPage } from './pages/history';
 import { OpenAlertsProvider, useOpenAlerts } from './open-alerts';
 
 interface Me {
@@ -88,6 +89,7 @@ function Shell({ onLogout, onUserChanged }: { onLogout: () => void; onUserChange
     ['/', 'Repositories', path === '/' || path.startsWith('/repositories/')],
     ['/alerts', 'Alerts', path === '/alerts'],
     ['/keys', 'Keys', path === '/keys'],
+    ['/history', 'History', path === '/history' || path.startsWith('/history/')],
     ['/settings/alerts', 'Settings', path === '/settings' || path.startsWith('/settings/')],
     ...(can(me, 'admin') ? [['/users', 'Users', path === '/users'] as [string, string, boolean]] : []),
   ];
@@ -106,6 +108,8 @@ function Shell({ onLogout, onUserChanged }: { onLogout: () => void; onUserChange
   else if (repo) page = <RepositoryPage name={decodeURIComponent(repo[1]!)} />;
   else if (path === '/keys') page = <KeysPage />;
   else if (path === '/alerts') page = <AlertsPage />;
+  else if (path === '/history') page = <HistoryPage />;
+  else if (/^\/history\/sessions\/[0-9]+$/.test(path)) page = <SessionPage id={Number(path.split('/')[3])} />;
   else if (path === '/settings' || path === '/settings/alerts') page = <SettingsPage tab="alerts" />;
   else if (path === '/settings/jobs') page = <SettingsPage tab="jobs" />;
   else if (path === '/users' && can(me, 'admin')) page = <UsersPage />;

@@ -3,6 +3,7 @@
 // transaction are marked. Running an audit and approving the history are here too: Approve opens
 // a dialog that shows the last audit's summary first and approves exactly the transaction that
 // audit went through, never "whatever is newest" (a write after the audit stays uncovered).
+import { Link } from '../router';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, type AuditEvent, type AuditReport, type AuditedTransaction, type Repository } from '../api';
 import { can, useMe } from '../app';
@@ -209,7 +210,14 @@ function AuditStep({ t, firstSuspicious, lastGood }: { t: AuditedTransaction; fi
         {lastGood && <span className="badge ok marker">last known-good</span>}
       </div>
       <div className="muted small">
-        {t.attributed ? `session ${t.session}, key ${t.key ?? '?'} (${t.role ?? '?'})` : 'not made through borgkeep'} · {t.objectsPut} put, {t.objectsDeleted} deleted
+        {t.attributed ? (
+          <>
+            {/* The ledger's own session number: the same as the history's. */}
+            {t.session !== null ? <Link href={`/history/sessions/${t.session}`}>session {t.session}</Link> : 'session ?'}, key {t.key ?? '?'} ({t.role ?? '?'})
+          </>
+        ) : (
+          'not made through borgkeep'
+        )} · {t.objectsPut} put, {t.objectsDeleted} deleted
         {t.objectsOverwritten > 0 && `, ${t.objectsOverwritten} overwritten`}
       </div>
       <ul className="diff">

@@ -1,0 +1,135 @@
+// The history in the console, end to end: a real `borgkeep serve`, the real borg client through
+// its embedded gateway (init, a backup, a list, a refused backup, a check, a compact), Debian's
+// chromium. The filter flow by keyboard alone (key and result), cursor pages (Older/Newer), the
+// CSV and JSON downloads read back from disk, the audit's session number leading to the same
+// session, and an axe-core check with no serious or critical violation.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { ROOT, makeSourceTree } from '../helpers/borgkeep-env.js';
+import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
+
+declare const document: any;
+declare const axe: any;
+
+describe('the history in the console', () => {
+  let h: ConsoleHarness;
+
+  beforeAll(async () => {
+    h = await startConsoleHarness('bk-e2e-history', {
+      setup: async (e) => {
+        await e.repoWithKeys('main', { admin: 'full', reader: 'read' });
+      },
+    });
+    const src = makeSourceTree(join(h.env.root, 'tree'), 7, 2);
+    const borg = async (key: string, args: string[], ok = true) => {
+      const r = await h.env.borg(key, args);
+      if (ok) expect(r.code, r.stderr).toBe(0);
+      else expect(r.code).not.toBe(0);
+    };
+    const repo = h.env.url('main');
+    await borg('admin', ['init', '-e', 'none', repo]);
+    await borg('admin', ['create', `${repo}::one`, src]);
+    await borg('reader', ['list', repo]);
+    await borg('reader', ['create', `${repo}::nope`, src], false);
+    await borg('admin', ['check', repo]);
+    await borg('admin', ['compact', repo]);
+    // An audit records when each archive was first seen: the history then names the backup's archive.
+    await h.env.cliOk(['audit', 'main']);
+  }, 180_000);
+  afterAll(() => h?.close());
+  const axeSource = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+  /** Presses Tab until the focused element has this accessible label (a label's text), at most 40 times. */
+  const tabTo = async (label: string) => {
+    for (let i = 0; i < 40; i++) {
+      await h.page.keyboard.press('Tab');
+      const here = await h.page.evaluate(() => {
+        const el = document.activeElement;
+        // A field's label is its first text (the select's options follow it); a button's its text.
+        return (el?.labels?.length ? el.labels[0].firstChild?.textContent : el?.textContent ?? '').trim();
+      });
+      if (here === label) return;
+    }
+    throw new Error(`Tab never reached '${label}'`);
+  };
+
+  it('filters by key and result by keyboard, pages, exports CSV and JSON, and passes axe', async () => {
+    const { page } = h;
+    await h.login('admin', h.adminPassword);
+    await h.nav('History').click();
+    const rows = page.locator('table.history tbody tr');
+    await rows.first().waitFor();
+    // Every borg run, newest first, in the admin's words.
+    expect(await rows.evaluateAll((r) => r.map((x) => x.getAttribute('data-kind')))).toEqual(['compact', 'check', 'backup', 'list-extract', 'backup', 'init']);
+    // The archive a backup added, once an audit saw it.
+    await page.locator('tr[data-kind="backup"][data-result="ok"]').getByText('added archive one').waitFor();
+
+    // Keyboard only: the key, the result, Show.
+    await tabTo('Key');
+    await page.keyboard.type('reader');
+    await tabTo('Result');
+    await page.keyboard.type('refused');
+    await tabTo('Show');
+    await page.keyboard.press('Enter');
+    await page.locator('table.history tbody tr[data-result="denied"]').waitFor();
+    await expect.poll(() => rows.count()).toBe(1);
+    const refused = rows.first();
+    expect(await refused.getAttribute('data-kind')).toBe('backup');
+    expect(await refused.locator('td').nth(0).textContent()).toBe('Backup');
+    expect(await refused.locator('.badge').textContent()).toBe('refused');
+    // Storage details one click (or Enter) away.
+    await refused.locator('summary').focus();
+    await page.keyboard.press('Enter');
+    await refused.getByText(/refused put/).waitFor();
+    await h.screenshot('history-filter');
+
+    // The CSV download of what is shown.
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'CSV' }).click()]);
+    expect(csv.suggestedFilename()).toMatch(/^borgkeep-sessions-\d{4}-\d{2}-\d{2}\.csv$/);
+    const csvText = readFileSync((await csv.path())!, 'utf8');
+    const lines = csvText.trimEnd().split('\r\n');
+    expect(lines[0]!.startsWith('session,started,ended,kind,result,repository,key,')).toBe(true);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/^\d+,[^,]+,[^,]+,backup,denied,main,reader,read,/);
+
+    // Pages of five: Older, then Newer again, after clearing the filters.
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await page.getByLabel('Per page').selectOption('5');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await expect.poll(() => rows.count()).toBe(5);
+    const first = await rows.evaluateAll((r) => r.map((x) => x.getAttribute('data-session')));
+    await page.getByRole('button', { name: 'Older' }).click();
+    await expect.poll(() => rows.count()).toBe(1);
+    const second = await rows.evaluateAll((r) => r.map((x) => x.getAttribute('data-session')));
+    expect(second.filter((id) => first.includes(id))).toEqual([]);
+    expect(await page.getByRole('button', { name: 'Older' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Newer' }).click();
+    await expect.poll(() => rows.evaluateAll((r) => r.map((x) => x.getAttribute('data-session')))).toEqual(first);
+
+    // The JSON download: every session, all six.
+    const [json] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'JSON' }).click()]);
+    const all = JSON.parse(readFileSync((await json.path())!, 'utf8')) as Array<{ id: number; runKind: string; keyName: string }>;
+    expect(all.map((s) => s.runKind)).toEqual(['compact', 'check', 'backup', 'list-extract', 'backup', 'init']);
+    expect(all[0]).not.toHaveProperty('pid');
+
+    // A session number leads to the same session.
+    await page.locator(`table.history tbody tr[data-session="${all[1]!.id}"] th a`).click();
+    await page.getByRole('heading', { name: `Session #${all[1]!.id}` }).waitFor();
+    await page.getByText('Check', { exact: true }).waitFor();
+
+    // axe-core on the history page (with its details open) and the session page.
+    for (const path of ['/history', `/history/sessions/${all[2]!.id}`]) {
+      await page.goto(`${h.url}${path}`);
+      await page.locator('h1').waitFor();
+      if (path === '/history') await page.locator('table.history tbody tr').first().waitFor();
+      // Evaluated, not a <script> tag: the console's CSP (script-src 'self') refuses inline scripts.
+      await page.evaluate(axeSource);
+      const violations = (await page.evaluate(async () => (await axe.run()).violations.map((v: any) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length })))) as Array<{ id: string; impact: string }>;
+      expect(violations.filter((v) => v.impact === 'serious' || v.impact === 'critical'), path).toEqual([]);
+    }
+    expect(h.pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,306 @@
+// The history: every session in the admin's words (what kind of run, who, where, how much new
+// data, the archive it added), filtered by repository, key, result, kind of run and time range,
+// paged with the API's cursors (Older / Newer), downloadable as CSV or JSON, each session's
+// storage details (objects, bytes, transaction ids, refusals) one click away. /history/sessions/N
+// shows one session, by the number the audit names. It never invents a kind: the server judges it.
+import { useState, type FormEvent } from 'react';
+import { api, type Repository, type Session, type SshKey } from '../api';
+import { bytes, duration, Time } from '../format';
+import { useLoad } from '../hooks';
+import { DenialReason } from '../parts/denial-reason';
+import { Link } from '../router';
+
+export const RUN_KIND_WORDS: Record<string, string> = {
+  backup: 'Backup',
+  prune: 'Prune',
+  compact: 'Compact',
+  'list-extract': 'List/extract',
+  check: 'Check',
+  'key-change': 'Key change',
+  init: 'Init',
+  rollback: 'Rollback',
+  retention: 'Retention run',
+  other: 'Other',
+};
+const RESULT_WORDS: Record<Session['result'], string> = { open: 'running', ok: 'succeeded', denied: 'refused', error: 'failed', aborted: 'aborted' };
+
+interface Filters {
+  repository: string;
+  key: string;
+  result: string;
+  kind: string;
+  since: string;
+  until: string;
+  perPage: string;
+}
+const NO_FILTERS: Filters = { repository: '', key: '', result: '', kind: '', since: '', until: '', perPage: '25' };
+
+/** The API's query for the filters; datetime-local values are the browser's local time. */
+function queryOf(f: Filters): URLSearchParams {
+  const q = new URLSearchParams();
+  if (f.repository) q.set('repository', f.repository);
+  if (f.key) q.set('key', f.key);
+  if (f.result) q.set('result', f.result);
+  if (f.kind) q.set('kind', f.kind);
+  const at = (local: string) => (Number.isNaN(new Date(local).getTime()) ? local : new Date(local).toISOString());
+  if (f.since) q.set('since', at(f.since));
+  if (f.until) q.set('until', at(f.until));
+  return q;
+}
+
+export function HistoryPage() {
+  const [draft, setDraft] = useState<Filters>(NO_FILTERS);
+  const [filters, setFilters] = useState<Filters>(NO_FILTERS);
+  // Cursors of the pages before this one (Newer goes back); the current page's cursor last.
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors.at(-1);
+  const repositories = useLoad(() => api<{ repositories: Repository[] }>('GET', '/repositories'), []);
+  const keys = useLoad(() => api<{ keys: SshKey[] }>('GET', '/keys'), []);
+  const page = useLoad(() => {
+    const q = queryOf(filters);
+    q.set('limit', filters.perPage);
+    if (cursor) q.set('cursor', cursor);
+    return api<{ sessions: Session[]; next: string | null }>('GET', `/sessions?${q}`);
+  }, [filters, cursor]);
+  const set = (name: keyof Filters) => (e: { target: { value: string } }) => setDraft({ ...draft, [name]: e.target.value });
+  const apply = (e: FormEvent) => {
+    e.preventDefault();
+    setFilters(draft);
+    setCursors([]);
+  };
+  const exportQuery = queryOf(filters);
+  const sessions = page.data?.sessions ?? [];
+
+  return (
+    <>
+      <h1>History</h1>
+      <form className="filters" onSubmit={apply} aria-label="Filter the history">
+        <label>
+          Repository
+          <select value={draft.repository} onChange={set('repository')}>
+            <option value="">any repository</option>
+            {(repositories.data?.repositories ?? []).map((r) => (
+              <option key={r.name}>{r.name}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Key
+          <select value={draft.key} onChange={set('key')}>
+            <option value="">any key</option>
+            {(keys.data?.keys ?? []).map((k) => (
+              <option key={k.id}>{k.name}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Result
+          <select value={draft.result} onChange={set('result')}>
+            <option value="">any result</option>
+            {Object.entries(RESULT_WORDS).map(([value, words]) => (
+              <option key={value} value={value}>
+                {words}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Kind of run
+          <select value={draft.kind} onChange={set('kind')}>
+            <option value="">any kind</option>
+            {Object.entries(RUN_KIND_WORDS).map(([value, words]) => (
+              <option key={value} value={value}>
+                {words}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Since (your time)
+          <input type="datetime-local" value={draft.since} onChange={set('since')} />
+        </label>
+        <label>
+          Until (your time)
+          <input type="datetime-local" value={draft.until} onChange={set('until')} />
+        </label>
+        <label>
+          Per page
+          <select value={draft.perPage} onChange={set('perPage')}>
+            {['5', '25', '100'].map((n) => (
+              <option key={n}>{n}</option>
+            ))}
+          </select>
+        </label>
+        <div className="filter-actions">
+          <button type="submit">Show</button>
+          <button
+            type="button"
+            className="secondary"
+            onClick={() => {
+              setDraft(NO_FILTERS);
+              setFilters(NO_FILTERS);
+              setCursors([]);
+            }}
+          >
+            Clear
+          </button>
+        </div>
+      </form>
+      <p className="exports">
+        Download every matching session:{' '}
+        <a href={`/api/v1/sessions/export?${exportQuery}&format=csv`} download>
+          CSV
+        </a>{' '}
+        ·{' '}
+        <a href={`/api/v1/sessions/export?${exportQuery}&format=json`} download>
+          JSON
+        </a>
+      </p>
+      {page.error && (
+        <p className="error" role="alert">
+          {page.error.message}
+        </p>
+      )}
+      {page.data && sessions.length === 0 && <p className="muted">No session matches these filters.</p>}
+      {sessions.length > 0 && (
+        <div className="table-wrap">
+          <table className="history">
+            <thead>
+              <tr>
+                <th scope="col">Session</th>
+                <th scope="col">Kind of run</th>
+                <th scope="col">Result</th>
+                <th scope="col">Key and repository</th>
+                <th scope="col">Started</th>
+                <th scope="col">New data</th>
+                <th scope="col">Details</th>
+              </tr>
+            </thead>
+            <tbody>
+              {sessions.map((s) => (
+                <SessionRow key={s.id} s={s} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <nav className="pager" aria-label="Pages of the history">
+        <button type="button" disabled={cursors.length === 0 || page.loading} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Newer
+        </button>
+        <button type="button" disabled={!page.data?.next || page.loading} onClick={() => page.data?.next && setCursors([...cursors, page.data.next])}>
+          Older
+        </button>
+      </nav>
+    </>
+  );
+}
+
+/** What a backup sent that was kept: its bytes received, when a transaction with new objects committed. */
+function newData(s: Session): string {
+  const committed = (s.transactions ?? []).some((t) => t.state === 'committed' && t.objectsPut > 0);
+  return s.runKind === 'backup' && committed ? bytes(s.bytesIn) : '—';
+}
+
+function who(s: Session): string {
+  return s.kind === 'retention' ? 'the server’s retention run' : (s.keyName ?? 'unknown key');
+}
+
+function SessionRow({ s }: { s: Session }) {
+  const kind = RUN_KIND_WORDS[s.runKind ?? 'other'] ?? 'Other';
+  return (
+    <tr data-session={s.id} data-kind={s.runKind} data-result={s.result}>
+      <th scope="row">
+        <Link href={`/history/sessions/${s.id}`}>#{s.id}</Link>
+      </th>
+      <td>
+        {kind}
+        {(s.archives ?? []).map((a) => (
+          <div key={a.name} className="small muted">
+            added archive <span className="mono">{a.name}</span>
+          </div>
+        ))}
+      </td>
+      <td>
+        <span className={`badge ${s.result}`}>{RESULT_WORDS[s.result]}</span>
+      </td>
+      <td>
+        {who(s)} → {s.repositoryName ?? 'no repository'}
+      </td>
+      <td>
+        <Time at={s.startedAt} />
+      </td>
+      <td>{newData(s)}</td>
+      <td>
+        <details>
+          <summary>Storage details</summary>
+          <StorageDetails s={s} />
+        </details>
+      </td>
+    </tr>
+  );
+}
+
+function StorageDetails({ s }: { s: Session }) {
+  const txns = s.transactions ?? [];
+  return (
+    <div className="small">
+      <div>
+        received {bytes(s.bytesIn)} · sent {bytes(s.bytesOut)}
+        {s.endedAt && ` · took ${duration((new Date(s.endedAt).getTime() - new Date(s.startedAt).getTime()) / 1000)}`}
+        {s.role && ` · role ${s.role}`}
+        {s.clientAddress && ` · from ${s.clientAddress}`}
+        {s.clientVersion && ` · borg ${s.clientVersion}`}
+      </div>
+      {s.detail && <div className="muted">{s.detail}</div>}
+      {txns.length === 0 && <div className="muted">No transaction: nothing was written.</div>}
+      <ul className="txns">
+        {txns.map((t) => (
+          <li key={t.id}>
+            transaction {t.borgTransactionId ?? '(none)'} {t.state === 'committed' ? 'committed' : 'rolled back'} <Time at={t.endedAt} />: {t.objectsPut} objects put, {t.objectsDeleted} deleted
+            {t.objectsOverwritten > 0 && `, ${t.objectsOverwritten} overwritten`}
+            {t.manifestWritten && ', manifest written'}
+          </li>
+        ))}
+      </ul>
+      {(s.denials ?? []).map((d) => (
+        <div key={d.id} className="error">
+          refused {d.method}: {d.message} <DenialReason reason={d.reason} message={d.message} />
+        </div>
+      ))}
+    </div>
+  );
+}
+
+/** One session by its number: the audit's "session N" links here. */
+export function SessionPage({ id }: { id: number }) {
+  const one = useLoad(() => api<{ session: Session }>('GET', `/sessions/${id}`), [id]);
+  const s = one.data?.session;
+  return (
+    <>
+      <p>
+        <Link href="/history">← History</Link>
+      </p>
+      <h1>Session #{id}</h1>
+      {one.error && (
+        <p className="error" role="alert">
+          {one.error.message}
+        </p>
+      )}
+      {s && (
+        <section aria-label="What the session did">
+          <p>
+            <strong>{RUN_KIND_WORDS[s.runKind ?? 'other']}</strong> by {who(s)} on {s.repositoryName ?? 'no repository'}, <span className={`badge ${s.result}`}>{RESULT_WORDS[s.result]}</span>, started <Time at={s.startedAt} />
+            {newData(s) !== '—' && `, ${newData(s)} new data`}
+            {(s.archives ?? []).map((a) => (
+              <span key={a.name}>
+                , added archive <span className="mono">{a.name}</span>
+              </span>
+            ))}
+          </p>
+          <StorageDetails s={s} />
+        </section>
+      )}
+    </>
+  );
+}
