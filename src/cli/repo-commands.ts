@@ -6,11 +6,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { invalidInput } from '../errors.js';
+import { invalidInput, notFound } from '../errors.js';
 import type { DataDirPaths } from '../store/data-dir.js';
 import type { GrantView } from '../store/grant-store.js';
 import type { RepositorySummary } from '../store/repository-store.js';
-import { moveToTrash } from '../store/trash.js';
+import { findInTrash, moveBackFromTrash, moveToTrash } from '../store/trash.js';
 import { openVault } from '../vault/vault.js';
 import type { Repository } from '../store/types.js';
 import { isLocalProcessAlive, withStore, type CliContext } from './cli-context.js';
@@ -174,6 +174,35 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
           : `Its files were moved to ${deletion.movedTo}; remove that directory to free the space.`,
       );
       if (keyForgotten) ctx.out.line("borgkeep's copy of its key was removed from the vault.");
+      if (deletion.movedTo !== null) ctx.out.line(`To bring it back: borgkeep repo restore ${name}`);
+    });
+
+  repo
+    .command('restore')
+    .description('register a deleted repository again from the trash, with its files, quota and interval (not its grants)')
+    .argument('<name>', 'the name it had')
+    .option('--as <new-name>', 'register it under another name (when the name is taken again)')
+    .action(async (name: string, opts: { as?: string }) => {
+      const restored = await withStore(ctx, async (store) => {
+        const [entry] = findInTrash(store.paths, name);
+        if (!entry) throw notFound(`the trash holds no repository that was named '${name}' (only repositories deleted with their files can come back)`);
+        const as = opts.as ?? name;
+        const repository = await store.createRepository({
+          name: as,
+          quotaBytes: entry.note.quotaBytes,
+          expectedIntervalSeconds: entry.note.expectedIntervalSeconds,
+          dirName: entry.note.dirName,
+        });
+        try {
+          moveBackFromTrash(store.paths, entry, repository.dirName);
+        } catch (error) {
+          await store.deleteRepository(as); // the registration goes again: nothing half-restored
+          throw error;
+        }
+        return { repository, deletedAt: entry.note.deletedAt };
+      });
+      ctx.out.line(`restored repository '${restored.repository.name}' (deleted ${restored.deletedAt}): ${describeSettings(restored.repository)}.`);
+      ctx.out.line(`Its grants were not kept: give keys access again with borgkeep grant KEY ${restored.repository.name} --role ROLE.`);
     });
 }
 

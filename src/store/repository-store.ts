@@ -71,7 +71,12 @@ export interface RepositoryDeletion {
 }
 
 export interface RepositoryStore {
-  createRepository(input: { name: string; quotaBytes: number | null; expectedIntervalSeconds?: number }): Promise<Repository>;
+  /**
+   * Registers a repository. Names are unique regardless of case ('Web' and 'web' would be two
+   * repositories a person cannot tell apart). `dirName`: the folder it already has (a repository
+   * restored from the trash); else a new random one.
+   */
+  createRepository(input: { name: string; quotaBytes: number | null; expectedIntervalSeconds?: number; dirName?: string }): Promise<Repository>;
   findRepository(name: string): Promise<Repository | undefined>;
   /** Throws BK_ERR_NOT_FOUND "no repository named 'x'". */
   getRepository(name: string): Promise<Repository>;
@@ -368,19 +373,22 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
   const windowKey = (since: Date) => (since.getTime() <= 0 ? -1 : Math.round((now().getTime() - since.getTime()) / 1000));
 
   return {
-    async createRepository({ name, quotaBytes, expectedIntervalSeconds }) {
+    async createRepository({ name, quotaBytes, expectedIntervalSeconds, dirName }) {
       checkName('repository', name);
       checkQuota(quotaBytes);
       if (expectedIntervalSeconds !== undefined) checkInterval(expectedIntervalSeconds);
+      if (dirName !== undefined && !/^[0-9a-f]{16}$/.test(dirName)) throw invalidInput(`'${dirName}' is not a repository folder name`);
       const taken = () => conflict(`a repository named '${name}' already exists`);
       try {
         return await db.transaction().execute(async (trx) => {
           if (await selectRepository(trx, name)) throw taken();
+          const alike = await trx.selectFrom('repositories').select('name').where(sql`lower(name)`, '=', name.toLowerCase()).executeTakeFirst();
+          if (alike) throw conflict(`a repository named '${alike.name}' already exists; names differing only in case would be mistaken for each other`);
           const row = await trx
             .insertInto('repositories')
             .values({
               name,
-              dir_name: randomBytes(8).toString('hex'),
+              dir_name: dirName ?? randomBytes(8).toString('hex'),
               quota_bytes: quotaBytes,
               ...(expectedIntervalSeconds !== undefined && { expected_interval_seconds: expectedIntervalSeconds }),
               created_at: iso(now()),

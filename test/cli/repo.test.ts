@@ -113,14 +113,49 @@ describe('borgkeep repo', () => {
 
     const out = await cli.ok(['repo', 'delete', 'photos', '--yes']);
     expect(out).toMatch(/^deleted repository 'photos' and its 1 grant\.\n/);
-    const [trashed] = readdirSync(join(cli.dataDir, 'trash'));
+    const [trashed, note] = readdirSync(join(cli.dataDir, 'trash')).sort();
     expect(trashed).toMatch(new RegExp(`^${dirName}-\\d{8}T\\d{6}Z$`));
+    expect(note).toBe(`${trashed}.json`);
+    expect(out).toContain('To bring it back: borgkeep repo restore photos');
     expect(out).toContain(`moved to ${join(cli.dataDir, 'trash', trashed!)}`);
     expect(existsSync(join(cli.dataDir, 'trash', trashed!, 'config'))).toBe(true);
     expect(existsSync(path)).toBe(false);
     expect((await cli.json(['repo', 'list'])).repositories).toEqual([]);
     // The key is untouched; only its grant went with the repository.
     expect((await cli.json(['key', 'list'])).keys.map((k: { name: string }) => k.name)).toEqual(['laptop']);
+  });
+
+  it('restores a deleted repository from the trash with its files, quota and interval, not its grants', async () => {
+    await cli.ok(['repo', 'create', 'photos', '--quota', '20G', '--interval', '7d']);
+    await cli.ok(['key', 'add', 'laptop', '--file', cli.keyFile('laptop'), '--repo', 'photos', '--role', 'full']);
+    const { path, dirName } = await cli.json(['repo', 'show', 'photos']);
+    mkdirSync(path);
+    writeFileSync(join(path, 'config'), '[repository]\n');
+    await cli.ok(['repo', 'delete', 'photos', '--yes']);
+    // The name is taken again meanwhile: restoring under it is refused, under another it works.
+    await cli.ok(['repo', 'create', 'photos']);
+    expectOneSentence(await cli.run(['repo', 'restore', 'photos']), "a repository named 'photos' already exists");
+    expect(readdirSync(join(cli.dataDir, 'trash'))).toHaveLength(2); // nothing moved by the refusal
+    const out = await cli.ok(['repo', 'restore', 'photos', '--as', 'photos-old']);
+    expect(out).toMatch(/^restored repository 'photos-old' \(deleted \d{4}-.*\): quota 20 GB, a backup expected every 7d\.\n/);
+    expect(out).toContain('Its grants were not kept: give keys access again with borgkeep grant KEY photos-old --role ROLE.');
+    const shown = await cli.json(['repo', 'show', 'photos-old']);
+    expect(shown).toMatchObject({ dirName, initialized: true, grantCount: 0, quotaBytes: 20_000_000_000 });
+    expect(existsSync(join(shown.path, 'config'))).toBe(true);
+    expect(readdirSync(join(cli.dataDir, 'trash'))).toEqual([]);
+    expectOneSentence(
+      await cli.run(['repo', 'restore', 'photos']),
+      "the trash holds no repository that was named 'photos' (only repositories deleted with their files can come back)",
+    );
+  });
+
+  it('keeps repository names unique regardless of case', async () => {
+    await cli.ok(['repo', 'create', 'Photos']);
+    expectOneSentence(
+      await cli.run(['repo', 'create', 'photos']),
+      "a repository named 'Photos' already exists; names differing only in case would be mistaken for each other",
+    );
+    expect((await cli.json(['repo', 'list'])).repositories.map((r: { name: string }) => r.name)).toEqual(['Photos']);
   });
 
   it('refuses to delete without --yes when nobody can confirm, and keeps everything', async () => {
