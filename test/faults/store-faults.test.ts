@@ -155,7 +155,9 @@ describe("the database's disk full while a session ends", () => {
 
   test('embedded gateway: the backup commits, the client is not held, the session is closed once space is freed', async () => {
     const filler = join(env.dataDir, 'filler');
-    const data = randomTree(join(env.root, 'source'), 6 * MB);
+    // 16 MiB at 2 MiB/s: the session shows its first megabyte in the ledger (progress is written
+    // every 2 s) well before it ends, also when a loaded machine reads the ledger slowly.
+    const data = randomTree(join(env.root, 'source'), 16 * MB);
     const backup = kit.slowBackup('laptop', 'main', 'disk-full', data);
     const session = await kit.openSessionOf('main', MB);
     // An empty write-ahead log, then a full disk: the database's next write needs a page it cannot get.

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { CLIENT_SECRET, cookieFetch, freePort, startOidcProvider, writeSsoConfig, type OidcFixture } from './sso-fixtures.js';
+import { firstAdminPassword } from '../helpers/first-admin.js';
 
 let env: BorgkeepEnv;
 let idp: OidcFixture;
@@ -32,7 +33,7 @@ beforeAll(async () => {
   // After the harness's own flags: the last --http-listen wins.
   env = createBorgkeepEnv('bk-oidc', 'embedded', { serveArgs: ['--http-listen', `127.0.0.1:${port}`, '--config', config] });
   serveLog = (await env.frontEnd()).log;
-  adminPassword = /one-time password, shown only now:\n\s+(\S+)/.exec(serveLog())![1]!;
+  adminPassword = firstAdminPassword(env.dataDir);
 });
 afterAll(async () => {
   await env?.cleanup();
