@@ -3,9 +3,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-    // Integration files spawn real borg clients; two cores, so two workers.
+    // Integration files spawn real borg clients and mostly wait on them (rate-limited uploads,
+    // sessions ending, a browser): with two workers the load stayed near 3 on two cores, so a
+    // third file runs beside them.
     pool: 'forks',
-    maxWorkers: 2,
+    maxWorkers: 3,
     fileParallelism: true,
     testTimeout: 120_000,
     hookTimeout: 300_000,
