@@ -181,7 +181,6 @@ export function sizeText(n: number): string {
   }
   return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
-const gib = sizeText;
 const refusals = (n: number) => `${n} ${n === 1 ? 'refusal' : 'refusals'}`;
 
 export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): AlertCondition[] {
@@ -228,7 +227,7 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
           severity: level === settings.quotaCriticalPercent ? 'critical' : 'warning',
           repositoryId: r.id,
           summary: `'${r.name}' uses ${Math.floor(percent)} % of its quota`,
-          detail: `Repository '${r.name}' holds ${gib(r.sizeBytes)} of its ${gib(r.quotaBytes)} quota (over ${level} %). Prune it or raise the quota before backups are refused.`,
+          detail: `Repository '${r.name}' holds ${sizeText(r.sizeBytes)} of its ${sizeText(r.quotaBytes)} quota (over ${level} %). Prune it or raise the quota before backups are refused.`,
         });
       }
     }
@@ -343,8 +342,8 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
       rule: 'disk-space',
       severity: 'critical',
       repositoryId: null,
-      summary: `the data directory's disk is nearly full: ${gib(disk.freeBytes)} free`,
-      detail: `Only ${gib(disk.freeBytes)} of ${gib(disk.totalBytes)} are free on the file system of the data directory (under ${settings.diskFreePercent} %). Backups fail when it is full.`,
+      summary: `the data directory's disk is nearly full: ${sizeText(disk.freeBytes)} free`,
+      detail: `Only ${sizeText(disk.freeBytes)} of ${sizeText(disk.totalBytes)} are free on the file system of the data directory (under ${settings.diskFreePercent} %). Backups fail when it is full.`,
     });
   }
   return out;
