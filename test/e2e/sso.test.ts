@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/borgkeep-env.js';
-import { BASE, SERVICE_DN, SERVICE_PW, startSlapd, type Slapd } from '../sso/ldap-fixture.js';
+import { startSlapd, ldapConfigFor, type Slapd } from '../sso/ldap-fixture.js';
 import { freePort, startOidcProvider, writeSsoConfig, type OidcFixture } from '../sso/sso-fixtures.js';
 import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
@@ -31,15 +31,7 @@ beforeAll(async () => {
     dir: configDir,
     publicUrl: url,
     oidc: { issuer: idp.issuer, roles: { 'backup-admins': 'admin', 'backup-viewers': 'viewer' } },
-    ldap: {
-      url: slapd.url,
-      bindDn: SERVICE_DN,
-      bindPassword: SERVICE_PW,
-      userBase: `ou=people,${BASE}`,
-      userFilter: '(&(objectClass=inetOrgPerson)(uid={user}))',
-      groupBase: `ou=groups,${BASE}`,
-      roles: { 'backup-admins': 'admin', 'backup-viewers': 'viewer' },
-    },
+    ldap: ldapConfigFor(slapd, { 'backup-admins': 'admin', 'backup-viewers': 'viewer' }),
   });
   h = await startConsoleHarness('bk-e2e-sso', { envOptions: { serveArgs: ['--http-listen', `127.0.0.1:${port}`, '--config', config] } });
 });

@@ -25,6 +25,19 @@ sn: ${uid}
 userPassword: ${password}
 `;
 
+/** The `sso.ldap` config for this directory: the service bind, people and groups, `roles` as given. */
+export function ldapConfigFor(slapd: Slapd, roles: Record<string, string>) {
+  return {
+    url: slapd.url,
+    bindDn: SERVICE_DN,
+    bindPassword: SERVICE_PW,
+    userBase: `ou=people,${BASE}`,
+    userFilter: '(&(objectClass=inetOrgPerson)(uid={user}))',
+    groupBase: `ou=groups,${BASE}`,
+    roles,
+  };
+}
+
 export interface Slapd {
   url: string;
   /** Runs ldapmodify as the directory's root with this LDIF. */

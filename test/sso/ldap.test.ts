@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { BASE, SERVICE_DN, SERVICE_PW, startSlapd, type Slapd } from './ldap-fixture.js';
+import { BASE, SERVICE_PW, startSlapd, ldapConfigFor, type Slapd } from './ldap-fixture.js';
 import { cookieFetch, writeSsoConfig } from './sso-fixtures.js';
 
 let env: BorgkeepEnv;
@@ -23,15 +23,7 @@ beforeAll(async () => {
   const config = writeSsoConfig({
     dir: configDir,
     publicUrl: 'http://127.0.0.1:9',
-    ldap: {
-      url: slapd.url,
-      bindDn: SERVICE_DN,
-      bindPassword: SERVICE_PW,
-      userBase: `ou=people,${BASE}`,
-      userFilter: '(&(objectClass=inetOrgPerson)(uid={user}))',
-      groupBase: `ou=groups,${BASE}`,
-      roles: { [`cn=backup-admins,ou=groups,${BASE}`]: 'admin', 'backup-viewers': 'viewer' },
-    },
+    ldap: ldapConfigFor(slapd, { [`cn=backup-admins,ou=groups,${BASE}`]: 'admin', 'backup-viewers': 'viewer' }),
   });
   env = createBorgkeepEnv('bk-ldap', 'embedded', { serveArgs: ['--config', config] });
   serveLog = (await env.frontEnd()).log;

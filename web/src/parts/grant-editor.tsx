@@ -85,16 +85,7 @@ export function GrantEditor({ grant, onSaved, onCancel }: { grant: GrantWithRule
       <h3 id={`${id}-title`}>
         Edit the grant of {grant.keyName} on {grant.repositoryName}
       </h3>
-      <label>
-        Role
-          <select name="role" value={role} onChange={(e) => setRole(e.target.value as GrantRole)} autoFocus>
-          {ROLE_OPTIONS.map(([value, label]) => (
-            <option key={value} value={value}>
-              {label}
-            </option>
-          ))}
-        </select>
-      </label>
+      <RoleField role={role} setRole={setRole} autoFocus />
       <TermFields writes={writes} setWrites={setWrites} ranges={ranges} setRanges={setRanges} expires={expires} setExpires={setExpires} />
       {rules.length > 0 && (
         <p className="muted small">
@@ -109,6 +100,22 @@ export function GrantEditor({ grant, onSaved, onCancel }: { grant: GrantWithRule
       </div>
       <SubmitWithError label="Save grant" action={action} />
     </form>
+  );
+}
+
+/** The role of a grant, as both forms ask for it. */
+function RoleField({ role, setRole, autoFocus = false }: { role: GrantRole; setRole: (r: GrantRole) => void; autoFocus?: boolean }) {
+  return (
+    <label>
+      Role
+      <select name="role" value={role} onChange={(e) => setRole(e.target.value as GrantRole)} autoFocus={autoFocus}>
+        {ROLE_OPTIONS.map(([value, label]) => (
+          <option key={value} value={value}>
+            {label}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
@@ -147,16 +154,7 @@ export function AddGrantForKey({ keyId, keyName, granted, onAdded, onCancel }: {
               ))}
             </select>
           </label>
-          <label>
-            Role
-              <select name="role" value={role} onChange={(e) => setRole(e.target.value as GrantRole)}>
-              {ROLE_OPTIONS.map(([value, label]) => (
-                <option key={value} value={value}>
-                  {label}
-                </option>
-              ))}
-            </select>
-          </label>
+          <RoleField role={role} setRole={setRole} />
           <TermFields writes={writes} setWrites={setWrites} ranges={ranges} setRanges={setRanges} expires={expires} setExpires={setExpires} />
         </>
       )}
