@@ -76,8 +76,17 @@ export function faultKit(env: () => BorgkeepEnv) {
       const result = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
       return Object.assign(child, { result });
     },
-    openSessionOf: (repo: string, minBytes = 0) =>
-      waitForSession(() => ledger(repo), (all) => all.find((s) => s.result === 'open' && s.bytesIn >= minBytes), `an open session on ${repo}`),
+    /** Waits for an open session with `minBytes` in; fails at once if `backup` ends before it is seen. */
+    openSessionOf: (repo: string, minBytes = 0, backup?: ChildProcess) =>
+      waitForSession(
+        () => ledger(repo),
+        (all) => {
+          const open = all.find((s) => s.result === 'open' && s.bytesIn >= minBytes);
+          if (!open && backup && backup.exitCode !== null) throw new Error(`the backup on ${repo} ended before its session was seen open with ${minBytes} bytes in`);
+          return open;
+        },
+        `an open session on ${repo}`,
+      ),
     closedSession: (id: number, tries = 300) =>
       waitForSession(() => ledger(), (all) => all.find((s) => s.id === id && s.result !== 'open'), `session ${id} closed`, tries),
     /** Fails the test if any session is still open in the ledger. */

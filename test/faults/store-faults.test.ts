@@ -55,9 +55,9 @@ describe('the database locked while a session ends', () => {
   afterAll(() => env?.cleanup());
 
   test('embedded gateway: the backup commits and the client is not held; the ledger closes the session once the lock is gone', async () => {
-    const data = randomTree(join(env.root, 'source'), 6 * MB);
+    const data = randomTree(join(env.root, 'source'), 12 * MB);
     const backup = kit.slowBackup('laptop', 'main', 'during-lock', data);
-    const session = await kit.openSessionOf('main', MB);
+    const session = await kit.openSessionOf('main', MB, backup);
     const lock = await holdLock(env, 120_000);
     const lockedAt = Date.now();
     try {
@@ -86,7 +86,7 @@ describe('the database locked while a session ends', () => {
     const init = await env.borg('admin', ['init', '-e', 'repokey', env.url('side')]);
     expect(init.code, init.stderr).toBe(0);
     const backup = kit.slowBackup('laptop', 'side', 'beside-lock', randomTree(join(env.root, 'side-source'), 24 * MB));
-    const session = await kit.openSessionOf('side', MB);
+    const session = await kit.openSessionOf('side', MB, backup);
     const path = await env.repoPath('side');
     const lock = await holdLock(env, 120_000);
     try {
@@ -117,9 +117,11 @@ describe("sshd's forced command, the database locked while a session ends", () =
   afterAll(() => env?.cleanup());
 
   test('the backup commits; the session is written with its real result once the lock is gone, before the process exits', async () => {
-    const data = randomTree(join(env.root, 'source'), 6 * MB);
+    // 12 MiB at 2 MiB/s: long enough for a loaded machine to see the session running with its
+    // first megabyte (progress is written every 2 s), short enough to end inside the 15 s lock.
+    const data = randomTree(join(env.root, 'source'), 12 * MB);
     const backup = kit.slowBackup('laptop', 'main', 'during-lock', data);
-    const session = await kit.openSessionOf('main', MB);
+    const session = await kit.openSessionOf('main', MB, backup);
     const lock = await holdLock(env, 15_000); // released by itself
     const lockedAt = Date.now();
     const r = await backup.result;
@@ -159,7 +161,7 @@ describe("the database's disk full while a session ends", () => {
     // every 2 s) well before it ends, also when a loaded machine reads the ledger slowly.
     const data = randomTree(join(env.root, 'source'), 16 * MB);
     const backup = kit.slowBackup('laptop', 'main', 'disk-full', data);
-    const session = await kit.openSessionOf('main', MB);
+    const session = await kit.openSessionOf('main', MB, backup);
     // An empty write-ahead log, then a full disk: the database's next write needs a page it cannot get.
     const db = new Database(join(env.dataDir, 'borgkeep.db'));
     expect(db.pragma('wal_checkpoint(TRUNCATE)', { simple: true })).toBe(0);
