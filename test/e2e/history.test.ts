@@ -132,4 +132,63 @@ describe('the history in the console', () => {
     }
     expect(h.pageErrors).toEqual([]);
   });
+
+  it('lists transactions and refusals with the same filters, pages and exports', async () => {
+    const { page } = h;
+    await h.login('admin', h.adminPassword);
+    await page.goto(`${h.url}/history`);
+    await page.locator('table.history tbody tr').first().waitFor();
+    // Transactions: the admin's, committed; the backup's among them; each names its session.
+    await page.getByRole('radio', { name: 'Transactions' }).check();
+    const txns = page.locator('table.transactions tbody tr');
+    await txns.first().waitFor();
+    const kinds = await txns.evaluateAll((r) => r.map((x) => x.getAttribute('data-kind')));
+    expect(kinds).toContain('backup');
+    expect(kinds).not.toContain('list-extract');
+    await page.getByLabel('Kind of run').selectOption('backup');
+    await page.getByLabel('Result').selectOption('committed');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await expect.poll(() => txns.evaluateAll((r) => r.map((x) => `${x.getAttribute('data-kind')} ${x.getAttribute('data-result')}`))).toEqual(['backup committed']);
+    expect(await txns.first().locator('td').nth(3).textContent()).toBe('admin → main');
+    const [txCsv] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'CSV' }).click()]);
+    expect(txCsv.suggestedFilename()).toMatch(/^borgkeep-transactions-\d{4}-\d{2}-\d{2}\.csv$/);
+    const txLines = readFileSync((await txCsv.path())!, 'utf8').trimEnd().split('\r\n');
+    expect(txLines[0]!.startsWith('transaction,borg transaction,state,')).toBe(true);
+    expect(txLines).toHaveLength(2);
+    expect(txLines[1]).toMatch(/,committed,[^,]+,\d+,backup,main,admin,/);
+
+    // Refusals: the kind filter is kept; the result has nothing to choose; the reader's refused put.
+    await page.getByRole('radio', { name: 'Refusals' }).check();
+    const refusals = page.locator('table.refusals tbody tr');
+    await refusals.first().waitFor();
+    expect(await page.getByLabel('Kind of run').inputValue()).toBe('backup');
+    expect(await page.getByLabel('Result').isDisabled()).toBe(true);
+    await expect.poll(() => refusals.count()).toBe(1);
+    expect(await refusals.first().locator('td').nth(1).textContent()).toBe('reader → main');
+    expect(await refusals.first().locator('td.mono').textContent()).toBe('put');
+    // Its session is one click away.
+    const sessionId = await refusals.first().getAttribute('data-session');
+    const [json] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'JSON' }).click()]);
+    const all = JSON.parse(readFileSync((await json.path())!, 'utf8')) as Array<{ sessionId: number; method: string; keyName: string }>;
+    expect(all.map((d) => `${d.sessionId} ${d.method} ${d.keyName}`)).toEqual([`${sessionId} put reader`]);
+    // A filter that matches nothing says so in words.
+    await page.getByRole('combobox', { name: /^Key/ }).selectOption('admin');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.getByText('No refusal matches these filters.').waitFor();
+    await page.getByRole('combobox', { name: /^Key/ }).selectOption({ value: '' });
+    await page.getByRole('button', { name: 'Show' }).click();
+    await refusals.first().locator(`a[href="/history/sessions/${sessionId}"]`).click();
+    await page.getByRole('heading', { name: `Session #${sessionId}` }).waitFor();
+
+    // Pages of transactions: every one once, Older then Newer.
+    await page.goto(`${h.url}/history`);
+    await page.getByRole('radio', { name: 'Transactions' }).check();
+    await txns.first().waitFor();
+    const total = await txns.count();
+    expect(total).toBeGreaterThan(1);
+    await page.getByLabel('Per page').selectOption('5');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await expect.poll(() => txns.count()).toBe(Math.min(5, total));
+    expect(h.pageErrors).toEqual([]);
+  });
 });

@@ -1,10 +1,11 @@
 // The history: every session in the admin's words (what kind of run, who, where, how much new
-// data, the archive it added), filtered by repository, key, result, kind of run and time range,
-// paged with the API's cursors (Older / Newer), downloadable as CSV or JSON, each session's
-// storage details (objects, bytes, transaction ids, refusals) one click away. /history/sessions/N
-// shows one session, by the number the audit names. It never invents a kind: the server judges it.
+// data, the archive it added), and the borg transactions and the refusals on their own, filtered
+// by repository, key, result, kind of run and time range, paged with the API's cursors (Older /
+// Newer), downloadable as CSV or JSON, each session's storage details (objects, bytes,
+// transaction ids, refusals) one click away. /history/sessions/N shows one session, by the number
+// the audit names. It never invents a kind: the server judges it.
 import { useState, type FormEvent } from 'react';
-import { api, type Repository, type Session, type SshKey } from '../api';
+import { api, type Denial, type Repository, type Session, type SshKey, type Transaction } from '../api';
 import { bytes, duration, Time } from '../format';
 import { useLoad } from '../hooks';
 import { DenialReason } from '../parts/denial-reason';
@@ -24,7 +25,23 @@ export const RUN_KIND_WORDS: Record<string, string> = {
 };
 const RESULT_WORDS: Record<Session['result'], string> = { open: 'running', ok: 'succeeded', denied: 'refused', error: 'failed', aborted: 'aborted' };
 
+const TRANSACTION_WORDS: Record<Transaction['state'], string> = { committed: 'committed', rolled_back: 'rolled back' };
+
+/** What the history lists: each has its own API list and export; the filters are the same. */
+type View = 'sessions' | 'transactions' | 'refusals';
+const VIEWS: Record<View, { label: string; api: string; none: string }> = {
+  sessions: { label: 'Sessions', api: '/sessions', none: 'No session matches these filters.' },
+  transactions: { label: 'Transactions', api: '/transactions', none: 'No transaction matches these filters.' },
+  refusals: { label: 'Refusals', api: '/denials', none: 'No refusal matches these filters.' },
+};
+/** The results a view can be filtered by: a transaction committed or rolled back; a refusal is always a refusal. */
+const RESULTS: Record<View, Record<string, string>> = { sessions: RESULT_WORDS, transactions: TRANSACTION_WORDS, refusals: {} };
+
+/** A transaction as the ledger's list gives it: with its session's key, repository and kind of run. */
+type LedgerTransaction = Transaction & { sessionId: number; keyName: string | null; repositoryName: string | null; runKind: string | null };
+
 interface Filters {
+  view: View;
   repository: string;
   key: string;
   result: string;
@@ -33,14 +50,15 @@ interface Filters {
   until: string;
   perPage: string;
 }
-const NO_FILTERS: Filters = { repository: '', key: '', result: '', kind: '', since: '', until: '', perPage: '25' };
+const NO_FILTERS: Filters = { view: 'sessions', repository: '', key: '', result: '', kind: '', since: '', until: '', perPage: '25' };
 
 /** The API's query for the filters; datetime-local values are the browser's local time. */
 function queryOf(f: Filters): URLSearchParams {
   const q = new URLSearchParams();
   if (f.repository) q.set('repository', f.repository);
   if (f.key) q.set('key', f.key);
-  if (f.result) q.set('result', f.result);
+  // A transaction's result is its state; refusals have none to filter by.
+  if (f.result && f.result in RESULTS[f.view]) q.set(f.view === 'transactions' ? 'state' : 'result', f.result);
   if (f.kind) q.set('kind', f.kind);
   const at = (local: string) => (Number.isNaN(new Date(local).getTime()) ? local : new Date(local).toISOString());
   if (f.since) q.set('since', at(f.since));
@@ -60,7 +78,7 @@ export function HistoryPage() {
     const q = queryOf(filters);
     q.set('limit', filters.perPage);
     if (cursor) q.set('cursor', cursor);
-    return api<{ sessions: Session[]; next: string | null }>('GET', `/sessions?${q}`);
+    return api<{ sessions?: Session[]; transactions?: LedgerTransaction[]; denials?: Denial[]; next: string | null }>('GET', `${VIEWS[filters.view].api}?${q}`);
   }, [filters, cursor]);
   const set = (name: keyof Filters) => (e: { target: { value: string } }) => setDraft({ ...draft, [name]: e.target.value });
   const apply = (e: FormEvent) => {
@@ -68,12 +86,32 @@ export function HistoryPage() {
     setFilters(draft);
     setCursors([]);
   };
+  /** A view applies at once, keeping the other filters (a result only where the new view has it). */
+  const show = (view: View) => {
+    const next = { ...filters, ...draft, view, result: draft.result in RESULTS[view] ? draft.result : '' };
+    setDraft(next);
+    setFilters(next);
+    setCursors([]);
+  };
   const exportQuery = queryOf(filters);
-  const sessions = page.data?.sessions ?? [];
+  const view = VIEWS[filters.view];
+  // Rows of the view asked for only: while another view loads, the last one's rows are not this one's.
+  const sessions = (filters.view === 'sessions' && page.data?.sessions) || [];
+  const transactions = (filters.view === 'transactions' && page.data?.transactions) || [];
+  const denials = (filters.view === 'refusals' && page.data?.denials) || [];
+  const count = sessions.length + transactions.length + denials.length;
 
   return (
     <>
       <h1>History</h1>
+      <fieldset className="format-switch">
+        <legend>List</legend>
+        {(Object.keys(VIEWS) as View[]).map((v) => (
+          <label key={v}>
+            <input type="radio" name="history-view" value={v} checked={filters.view === v} onChange={() => show(v)} /> {VIEWS[v].label}
+          </label>
+        ))}
+      </fieldset>
       <form className="filters" onSubmit={apply} aria-label="Filter the history">
         <label>
           Repository
@@ -95,9 +133,9 @@ export function HistoryPage() {
         </label>
         <label>
           Result
-          <select value={draft.result} onChange={set('result')}>
-            <option value="">any result</option>
-            {Object.entries(RESULT_WORDS).map(([value, words]) => (
+          <select value={draft.result} onChange={set('result')} disabled={draft.view === 'refusals'}>
+            <option value="">{draft.view === 'refusals' ? 'refused' : 'any result'}</option>
+            {Object.entries(RESULTS[draft.view]).map(([value, words]) => (
               <option key={value} value={value}>
                 {words}
               </option>
@@ -137,8 +175,8 @@ export function HistoryPage() {
             type="button"
             className="secondary"
             onClick={() => {
-              setDraft(NO_FILTERS);
-              setFilters(NO_FILTERS);
+              setDraft({ ...NO_FILTERS, view: filters.view });
+              setFilters({ ...NO_FILTERS, view: filters.view });
               setCursors([]);
             }}
           >
@@ -147,12 +185,12 @@ export function HistoryPage() {
         </div>
       </form>
       <p className="exports">
-        Download every matching session:{' '}
-        <a href={`/api/v1/sessions/export?${exportQuery}&format=csv`} download>
+        Download every matching {filters.view === 'sessions' ? 'session' : filters.view === 'transactions' ? 'transaction' : 'refusal'}:{' '}
+        <a href={`/api/v1${view.api}/export?${exportQuery}&format=csv`} download>
           CSV
         </a>{' '}
         ·{' '}
-        <a href={`/api/v1/sessions/export?${exportQuery}&format=json`} download>
+        <a href={`/api/v1${view.api}/export?${exportQuery}&format=json`} download>
           JSON
         </a>
       </p>
@@ -161,7 +199,7 @@ export function HistoryPage() {
           {page.error.message}
         </p>
       )}
-      {page.data && sessions.length === 0 && <p className="muted">No session matches these filters.</p>}
+      {page.data && !page.loading && count === 0 && <p className="muted">{view.none}</p>}
       {sessions.length > 0 && (
         <div className="table-wrap">
           <table className="history">
@@ -179,6 +217,81 @@ export function HistoryPage() {
             <tbody>
               {sessions.map((s) => (
                 <SessionRow key={s.id} s={s} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {transactions.length > 0 && (
+        <div className="table-wrap">
+          <table className="history transactions">
+            <thead>
+              <tr>
+                <th scope="col">Transaction</th>
+                <th scope="col">Session</th>
+                <th scope="col">Kind of run</th>
+                <th scope="col">Result</th>
+                <th scope="col">Key and repository</th>
+                <th scope="col">Ended</th>
+                <th scope="col">Objects</th>
+              </tr>
+            </thead>
+            <tbody>
+              {transactions.map((t) => (
+                <tr key={t.id} data-transaction={t.id} data-session={t.sessionId} data-kind={t.runKind} data-result={t.state}>
+                  <th scope="row">{t.borgTransactionId ?? '(none)'}</th>
+                  <td>
+                    <Link href={`/history/sessions/${t.sessionId}`}>#{t.sessionId}</Link>
+                  </td>
+                  <td>{RUN_KIND_WORDS[t.runKind ?? 'other'] ?? 'Other'}</td>
+                  <td>
+                    <span className={`badge ${t.state === 'committed' ? 'ok' : 'error'}`}>{TRANSACTION_WORDS[t.state]}</span>
+                  </td>
+                  <td>
+                    {t.keyName ?? 'no key'} → {t.repositoryName ?? 'no repository'}
+                  </td>
+                  <td>
+                    <Time at={t.endedAt} />
+                  </td>
+                  <td className="small">
+                    {t.objectsPut} put, {t.objectsDeleted} deleted
+                    {t.objectsOverwritten > 0 && `, ${t.objectsOverwritten} overwritten`}
+                    {t.manifestWritten && ', manifest written'}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {denials.length > 0 && (
+        <div className="table-wrap">
+          <table className="history refusals">
+            <thead>
+              <tr>
+                <th scope="col">Refused</th>
+                <th scope="col">Session</th>
+                <th scope="col">Key and repository</th>
+                <th scope="col">Call</th>
+                <th scope="col">Why</th>
+              </tr>
+            </thead>
+            <tbody>
+              {denials.map((d) => (
+                <tr key={d.id} data-denial={d.id} data-session={d.sessionId ?? undefined} data-reason={d.reason}>
+                  <th scope="row">
+                    <Time at={d.at} />
+                  </th>
+                  <td>{d.sessionId === null ? 'no session' : <Link href={`/history/sessions/${d.sessionId}`}>#{d.sessionId}</Link>}</td>
+                  <td>
+                    {d.keyName ?? 'unknown key'} → {d.repositoryName ?? 'no repository'}
+                  </td>
+                  <td className="mono">{d.method}</td>
+                  <td>
+                    <DenialReason reason={d.reason} message={d.message} />
+                    <div className="small muted">{d.message}</div>
+                  </td>
+                </tr>
               ))}
             </tbody>
           </table>
