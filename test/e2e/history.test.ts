@@ -38,6 +38,7 @@ describe('the history in the console', () => {
     await borg('admin', ['compact', repo]);
     // An audit records when each archive was first seen: the history then names the backup's archive.
     await h.env.cliOk(['audit', 'main']);
+    await h.login('admin', h.adminPassword);
   }, 180_000);
   afterAll(() => h?.close());
   const axeSource = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
@@ -58,7 +59,6 @@ describe('the history in the console', () => {
 
   it('filters by key and result by keyboard, pages, exports CSV and JSON, and passes axe', async () => {
     const { page } = h;
-    await h.login('admin', h.adminPassword);
     await h.nav('History').click();
     const rows = page.locator('table.history tbody tr');
     await rows.first().waitFor();
@@ -135,7 +135,6 @@ describe('the history in the console', () => {
 
   it('lists transactions and refusals with the same filters, pages and exports', async () => {
     const { page } = h;
-    await h.login('admin', h.adminPassword);
     await page.goto(`${h.url}/history`);
     await page.locator('table.history tbody tr').first().waitFor();
     // Transactions: the admin's, committed; the backup's among them; each names its session.
@@ -189,6 +188,53 @@ describe('the history in the console', () => {
     await page.getByLabel('Per page').selectOption('5');
     await page.getByRole('button', { name: 'Show' }).click();
     await expect.poll(() => txns.count()).toBe(Math.min(5, total));
+    expect(h.pageErrors).toEqual([]);
+  });
+
+  it('keeps the filters in the URL: reload, back and forward, and the URL opened directly show the same rows', async () => {
+    const { page } = h;
+    await h.nav('History').click();
+    const rows = page.locator('table.history tbody tr');
+    await rows.first().waitFor();
+    const shown = () => rows.evaluateAll((r) => r.map((x) => `${x.getAttribute('data-kind')} ${x.getAttribute('data-result')}`));
+    const all = await shown();
+    await page.getByRole('combobox', { name: /^Key/ }).selectOption('admin');
+    await page.getByLabel('Kind of run').selectOption('backup');
+    await page.getByLabel('Since (your time)').fill('2020-01-02T03:04');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await expect.poll(shown).toEqual(['backup ok']);
+    const url = new URL(page.url());
+    expect(url.pathname).toBe('/history');
+    expect(Object.fromEntries(url.searchParams)).toEqual({ key: 'admin', kind: 'backup', since: new Date(2020, 0, 2, 3, 4).toISOString() });
+
+    // A reload: the same rows, and the form shows the filters.
+    await page.reload();
+    await expect.poll(shown).toEqual(['backup ok']);
+    expect(await page.getByLabel('Kind of run').inputValue()).toBe('backup');
+    expect(await page.getByLabel('Since (your time)').inputValue()).toBe('2020-01-02T03:04');
+
+    // Another view is another URL; back and forward walk between them.
+    await page.getByRole('radio', { name: 'Transactions' }).check();
+    await page.locator('table.transactions tbody tr').first().waitFor();
+    expect(new URL(page.url()).searchParams.get('view')).toBe('transactions');
+    await page.goBack();
+    await expect.poll(shown).toEqual(['backup ok']);
+    expect(await page.getByRole('radio', { name: 'Sessions' }).isChecked()).toBe(true);
+    await page.goBack();
+    await expect.poll(shown).toEqual(all);
+    expect(await page.getByLabel('Kind of run').inputValue()).toBe('');
+    await page.goForward();
+    await expect.poll(shown).toEqual(['backup ok']);
+
+    // The URL opened directly, in a browser with only the login: the same view.
+    const other = await h.newPage();
+    await h.login('admin', h.adminPassword, other);
+    await other.goto(url.href);
+    const otherRows = other.locator('table.history tbody tr');
+    await otherRows.first().waitFor();
+    expect(await otherRows.evaluateAll((r) => r.map((x) => `${x.getAttribute('data-kind')} ${x.getAttribute('data-result')}`))).toEqual(['backup ok']);
+    expect(await other.getByRole('combobox', { name: /^Key/ }).inputValue()).toBe('admin');
+    await other.close();
     expect(h.pageErrors).toEqual([]);
   });
 });

@@ -25,6 +25,21 @@ export function usePath(): string {
   return path;
 }
 
+/** The query string (without '?'), following navigate() and back/forward: pages that keep their state in the URL read it. */
+export function useSearch(): string {
+  const [search, setSearch] = useState(location.search.slice(1));
+  useEffect(() => {
+    const update = () => setSearch(location.search.slice(1));
+    listeners.add(update);
+    window.addEventListener('popstate', update);
+    return () => {
+      listeners.delete(update);
+      window.removeEventListener('popstate', update);
+    };
+  }, []);
+  return search;
+}
+
 export function Link({ href, onClick, ...rest }: AnchorHTMLAttributes<HTMLAnchorElement> & { href: string }) {
   const click = (e: MouseEvent<HTMLAnchorElement>) => {
     onClick?.(e);

@@ -3,13 +3,15 @@
 // by repository, key, result, kind of run and time range, paged with the API's cursors (Older /
 // Newer), downloadable as CSV or JSON, each session's storage details (objects, bytes,
 // transaction ids, refusals) one click away. /history/sessions/N shows one session, by the number
-// the audit names. It never invents a kind: the server judges it.
-import { useState, type FormEvent } from 'react';
+// the audit names. It never invents a kind: the server judges it. The filters live in the URL's
+// query (/history?view=refusals&key=laptop&since=...): a filtered view can be bookmarked and
+// shared, and survives a reload and back/forward.
+import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { api, type Denial, type Repository, type Session, type SshKey, type Transaction } from '../api';
 import { bytes, duration, Time } from '../format';
 import { useLoad } from '../hooks';
 import { DenialReason } from '../parts/denial-reason';
-import { Link } from '../router';
+import { Link, navigate, useSearch } from '../router';
 
 export const RUN_KIND_WORDS: Record<string, string> = {
   backup: 'Backup',
@@ -66,11 +68,55 @@ function queryOf(f: Filters): URLSearchParams {
   return q;
 }
 
+const VIEW_NAMES = Object.keys(VIEWS) as View[];
+const pad = (n: number) => String(n).padStart(2, '0');
+/** An instant as the datetime-local field shows it: the browser's local time, to the minute. */
+function localOf(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** The filters a URL query names (what is missing or unknown: no filter). */
+function filtersOf(search: string): Filters {
+  const q = new URLSearchParams(search);
+  const view = VIEW_NAMES.find((v) => v === q.get('view')) ?? 'sessions';
+  const perPage = q.get('perPage') ?? '';
+  return {
+    view,
+    repository: q.get('repository') ?? '',
+    key: q.get('key') ?? '',
+    result: q.get('result') ?? '',
+    kind: q.get('kind') ?? '',
+    since: localOf(q.get('since') ?? ''),
+    until: localOf(q.get('until') ?? ''),
+    perPage: ['5', '25', '100'].includes(perPage) ? perPage : NO_FILTERS.perPage,
+  };
+}
+
+/** The page's URL for these filters: times as exact instants (a link shared across time zones means the same range). */
+function urlOf(f: Filters): string {
+  const q = new URLSearchParams();
+  if (f.view !== 'sessions') q.set('view', f.view);
+  const api = queryOf(f);
+  for (const name of ['repository', 'key', 'kind', 'since', 'until']) if (api.has(name)) q.set(name, api.get(name)!);
+  if (f.result && f.result in RESULTS[f.view]) q.set('result', f.result);
+  if (f.perPage !== NO_FILTERS.perPage) q.set('perPage', f.perPage);
+  return q.toString() ? `/history?${q}` : '/history';
+}
+
 export function HistoryPage() {
-  const [draft, setDraft] = useState<Filters>(NO_FILTERS);
-  const [filters, setFilters] = useState<Filters>(NO_FILTERS);
+  const search = useSearch();
+  const filters = useMemo(() => filtersOf(search), [search]);
+  const [draft, setDraft] = useState<Filters>(filters);
   // Cursors of the pages before this one (Newer goes back); the current page's cursor last.
   const [cursors, setCursors] = useState<string[]>([]);
+  // New filters in the URL (Show, a link, back/forward): the form shows them, from the first page.
+  useEffect(() => {
+    setDraft(filters);
+    setCursors([]);
+  }, [filters]);
+  const setFilters = (f: Filters) => navigate(urlOf(f));
   const cursor = cursors.at(-1);
   const repositories = useLoad(() => api<{ repositories: Repository[] }>('GET', '/repositories'), []);
   const keys = useLoad(() => api<{ keys: SshKey[] }>('GET', '/keys'), []);
