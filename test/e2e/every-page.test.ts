@@ -2,14 +2,17 @@
 // that holds a real borg backup (and a refused one), Debian's chromium, an admin visiting each
 // page the console routes to (web/src/app.tsx) with its data loaded, the login page before, and
 // the page a user whose password an admin reset sees first, each in the light and the dark colour
-// scheme. No page may have a serious or critical violation.
+// scheme. No page may have a serious or critical violation. It also takes the README's screenshot
+// of a repository on a phone (390x844): test-results/screenshots/repository-phone.png, and
+// docs/screenshots/ when missing or with BORGKEEP_UPDATE_SCREENSHOTS=1.
 //
 // Without chromium this test fails with what to install: it never skips.
 
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeSourceTree } from '../helpers/borgkeep-env.js';
+import { makeSourceTree, ROOT } from '../helpers/borgkeep-env.js';
 import { axeViolations } from './axe.js';
 import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
@@ -104,6 +107,21 @@ describe('every console page passes axe-core', () => {
     await dave.close();
 
     expect(found).toEqual({});
+    expect(h.pageErrors).toEqual([]);
+  });
+
+  it('shows a repository on a phone (390x844): the README screenshot, and axe there too', async () => {
+    const { page } = h;
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      await visit(page, '/repositories/main', row('#denials-title'));
+      await page.waitForTimeout(300); // the size chart follows its box's width
+      expect(await axeViolations(page)).toEqual([]);
+      await h.screenshot('repository-phone');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
+    expect(existsSync(join(ROOT, 'docs', 'screenshots', 'repository-phone.png'))).toBe(true);
     expect(h.pageErrors).toEqual([]);
   });
 });
