@@ -53,6 +53,8 @@ export interface ApiDeps {
   auth?: Partial<AuthSettings>;
   /** Serve HTTPS with this certificate and key (PEM); session cookies are then Secure. */
   tls?: { cert: string | Buffer; key: string | Buffer } | null;
+  /** Reverse proxies whose X-Forwarded-For/-Proto are believed (serve --trust-proxy); none or empty: no header is. */
+  trustProxy?: readonly string[];
   logger?: FastifyBaseLogger | false;
   /** The audit runner and history reader (src/audit); tests may narrow them. */
   audit?: Partial<AuditServiceDeps>;
@@ -150,6 +152,9 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...(deps.tls ? { https: { cert: deps.tls.cert, key: deps.tls.key } } : {}),
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
+    // Only the listed proxies: request.ip (the login throttle, console sessions, logs) and
+    // request.protocol follow X-Forwarded-* when the connection comes from one of them.
+    ...(deps.trustProxy?.length ? { trustProxy: [...deps.trustProxy] } : {}),
     // Keep-alive connections must not hold up shutdown.
     forceCloseConnections: true,
     // Requests arriving while the server closes are answered below, in our own error shape.

@@ -28,6 +28,7 @@ interface ServeFlags {
   idleTimeout?: string;
   shutdownGrace?: string;
   httpListen?: string;
+  trustProxy?: string;
   tlsCert?: string;
   tlsKey?: string;
   vaultPassphraseFile?: string;
@@ -48,6 +49,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--idle-timeout <seconds>', 'a connection running no session is closed after this (default 60)')
     .option('--shutdown-grace <seconds>', 'on SIGTERM, how long running sessions may go on (default 30)')
     .option('--http-listen <host:port>', 'address of the HTTP API (env BORGKEEP_HTTP_LISTEN, default 127.0.0.1:8080)')
+    .option('--trust-proxy <addresses>', "reverse proxies whose X-Forwarded-For the HTTP API believes, e.g. 127.0.0.1,10.0.0.0/8 (env BORGKEEP_TRUST_PROXY; default none: a request's address is its connection's)")
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (env BORGKEEP_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (env BORGKEEP_TLS_KEY)')
     .option('--vault-passphrase-file <file>', "the key vault's master passphrase (env BORGKEEP_VAULT_PASSPHRASE_FILE, or the systemd credential borgkeep-vault-passphrase); without it the vault uses its master key file in the data directory")
@@ -66,6 +68,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           idleSeconds: flags.idleTimeout,
           shutdownGraceSeconds: flags.shutdownGrace,
           httpListen: flags.httpListen,
+          trustProxy: flags.trustProxy,
           tlsCert: flags.tlsCert,
           tlsKey: flags.tlsKey,
           vaultPassphraseFile: flags.vaultPassphraseFile,
@@ -172,6 +175,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         store,
         passwords,
         tls,
+        trustProxy: config.trustProxy,
         logger: log,
         consoleDir: findConsoleDir(),
         sizeOf,

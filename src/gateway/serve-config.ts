@@ -9,6 +9,7 @@ import { invalidInput } from '../errors.js';
 import { parsePublicHost } from './client-setup.js';
 import { retentionInputSchema } from '../retention/retention-policy.js';
 import { publicUrlSchema, ssoConfigSchema } from '../api/sso/sso-config.js';
+import { parseTrustProxy } from '../api/trust-proxy.js';
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 lets the system choose (tests). */
 const listenAddress = z.string().transform((text, ctx) => {
@@ -29,6 +30,16 @@ const publicHost = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
   return parsed;
+});
+
+/** Proxies whose X-Forwarded-For is believed: "ADDRESS[/PREFIX],..." (a flag) or a list (the config file). */
+const trustProxy = z.union([z.string(), z.array(z.string())]).transform((input, ctx) => {
+  const parsed = parseTrustProxy(input);
+  if ('error' in parsed) {
+    ctx.addIssue({ code: 'custom', message: parsed.error });
+    return z.NEVER;
+  }
+  return parsed.proxies;
 });
 
 const count = (min: number) => z.coerce.number().int().min(min);
@@ -59,6 +70,9 @@ export const serveConfigSchema = z
   httpListen: listenAddress
     .describe('where the HTTP API and console listen (--http-listen, BORGKEEP_HTTP_LISTEN); loopback by default, put TLS or a proxy in front before opening it up')
     .prefault('127.0.0.1:8080'),
+  trustProxy: trustProxy
+    .describe("reverse proxies whose X-Forwarded-For (and -Proto) the HTTP API believes, addresses or ranges such as 127.0.0.1,10.0.0.0/8 (--trust-proxy, BORGKEEP_TRUST_PROXY); none: every request's address is the connection's, whatever its headers say")
+    .default([]),
   tlsCert: filePath.describe('PEM certificate (chain) for HTTPS (--tls-cert, BORGKEEP_TLS_CERT); with --tls-key').optional(),
   tlsKey: filePath.describe('PEM private key for HTTPS (--tls-key, BORGKEEP_TLS_KEY); with --tls-cert').optional(),
   vaultPassphraseFile: filePath
@@ -104,6 +118,7 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   idleSeconds: '--idle-timeout',
   shutdownGraceSeconds: '--shutdown-grace',
   httpListen: '--http-listen',
+  trustProxy: '--trust-proxy',
   tlsCert: '--tls-cert',
   tlsKey: '--tls-key',
   vaultPassphraseFile: '--vault-passphrase-file',
@@ -130,6 +145,7 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
     sshUser: flags.sshUser ?? env.BORGKEEP_SSH_USER ?? file.sshUser,
     publicHost: flags.publicHost ?? env.BORGKEEP_PUBLIC_HOST ?? file.publicHost,
     httpListen: flags.httpListen ?? env.BORGKEEP_HTTP_LISTEN ?? file.httpListen,
+    trustProxy: flags.trustProxy ?? env.BORGKEEP_TRUST_PROXY ?? file.trustProxy,
     tlsCert: flags.tlsCert ?? env.BORGKEEP_TLS_CERT ?? file.tlsCert,
     tlsKey: flags.tlsKey ?? env.BORGKEEP_TLS_KEY ?? file.tlsKey,
     vaultPassphraseFile: flags.vaultPassphraseFile ?? env.BORGKEEP_VAULT_PASSPHRASE_FILE ?? file.vaultPassphraseFile,

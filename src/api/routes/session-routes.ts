@@ -18,8 +18,10 @@ const password = z.string().min(1).max(MAX_PASSWORD_LENGTH);
 const code = z.string().max(32).describe('the 6-digit code of the authenticator app (at login also: a recovery code)');
 
 export function sessionRoutes(ctx: ApiContext) {
-  const cookie = (value: string, maxAgeSeconds: number) =>
-    serialize(SESSION_COOKIE, value, { httpOnly: true, sameSite: 'strict', secure: ctx.secureCookies, path: '/api', maxAge: maxAgeSeconds });
+  // Secure over our own TLS, or when a trusted proxy (--trust-proxy) says the browser used HTTPS:
+  // request.protocol reads X-Forwarded-Proto from the listed proxies only.
+  const cookie = (value: string, maxAgeSeconds: number, request: { protocol: string }) =>
+    serialize(SESSION_COOKIE, value, { httpOnly: true, sameSite: 'strict', secure: ctx.secureCookies || request.protocol === 'https', path: '/api', maxAge: maxAgeSeconds });
 
   return [
     defineRoute({
@@ -33,7 +35,7 @@ export function sessionRoutes(ctx: ApiContext) {
       response: z.object({ user: userSchema, csrfToken: z.string(), expiresAt: time }),
       async handler({ body, request, reply }) {
         const result = await ctx.authenticator.login({ name: body.name, password: body.password, totp: body.totp, address: request.ip });
-        reply.header('set-cookie', cookie(result.sessionSecret, Math.floor(ctx.sessionMaxMs / 1000)));
+        reply.header('set-cookie', cookie(result.sessionSecret, Math.floor(ctx.sessionMaxMs / 1000), request));
         return { user: userJson(result.user), csrfToken: result.csrfToken, expiresAt: result.expiresAt };
       },
     }),
@@ -60,9 +62,9 @@ export function sessionRoutes(ctx: ApiContext) {
       allowedBeforePasswordChange: true,
       sessionOnly: true,
       status: 204,
-      async handler({ principal, reply }) {
+      async handler({ principal, request, reply }) {
         await ctx.authenticator.logout(principal!);
-        reply.header('set-cookie', cookie('', 0));
+        reply.header('set-cookie', cookie('', 0, request));
         return undefined;
       },
     }),

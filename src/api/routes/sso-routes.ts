@@ -19,10 +19,12 @@ const tag = 'single sign-on';
 const OIDC_PATH = '/api/v1/sso/oidc';
 
 export function ssoRoutes(ctx: ApiContext, sso: SsoService) {
-  const sessionCookie = (result: LoginResult) =>
-    serialize(SESSION_COOKIE, result.sessionSecret, { httpOnly: true, sameSite: 'strict', secure: ctx.secureCookies, path: '/api', maxAge: Math.floor(ctx.sessionMaxMs / 1000) });
+  // Secure over our own TLS or HTTPS at a trusted proxy (session-routes.ts says why).
+  const secure = (request: { protocol: string }) => ctx.secureCookies || request.protocol === 'https';
+  const sessionCookie = (result: LoginResult, request: { protocol: string }) =>
+    serialize(SESSION_COOKIE, result.sessionSecret, { httpOnly: true, sameSite: 'strict', secure: secure(request), path: '/api', maxAge: Math.floor(ctx.sessionMaxMs / 1000) });
   // Lax: the provider sends the browser back with a cross-site redirect, which must carry it.
-  const stateCookie = (value: string, maxAge: number) => serialize(SSO_STATE_COOKIE, value, { httpOnly: true, sameSite: 'lax', secure: ctx.secureCookies, path: OIDC_PATH, maxAge });
+  const stateCookie = (value: string, maxAge: number, request: { protocol: string }) => serialize(SSO_STATE_COOKIE, value, { httpOnly: true, sameSite: 'lax', secure: secure(request), path: OIDC_PATH, maxAge });
   const oidc = () => {
     if (!sso.runtime.oidc) throw new BorgkeepError('BK_ERR_NOT_FOUND', 'OpenID Connect sign-on is not set up on this server (sso.oidc in the config file)');
     return sso.runtime.oidc;
@@ -56,9 +58,9 @@ export function ssoRoutes(ctx: ApiContext, sso: SsoService) {
       tag,
       summary: 'start an OpenID Connect sign-on: redirects to the provider (PKCE, state and nonce)',
       access: 'public',
-      async handler({ reply }) {
+      async handler({ request, reply }) {
         const { authorizationUrl, cookie } = await oidc().login.start();
-        reply.header('set-cookie', stateCookie(cookie, 600));
+        reply.header('set-cookie', stateCookie(cookie, 600, request));
         return reply.redirect(authorizationUrl, 302);
       },
     }),
@@ -72,7 +74,7 @@ export function ssoRoutes(ctx: ApiContext, sso: SsoService) {
         const config = oidc();
         const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
         const started = parseCookies(request.headers.cookie ?? '')[SSO_STATE_COOKIE];
-        const cookies = [stateCookie('', 0)];
+        const cookies = [stateCookie('', 0, request)];
         try {
           const identity = await config.login.finish(query, started);
           const result = await ctx.authenticator.externalLogin({
@@ -81,7 +83,7 @@ export function ssoRoutes(ctx: ApiContext, sso: SsoService) {
             verify: () => sso.signOn({ source: 'oidc', externalId: identity.subject, name: identity.name, values: identity.values }),
           });
           request.log.info({ event: 'sign-on', source: 'oidc', user: result.user.name, role: result.user.role }, 'OpenID Connect sign-on');
-          cookies.push(sessionCookie(result));
+          cookies.push(sessionCookie(result, request));
           reply.header('set-cookie', cookies);
           return reply.redirect('/', 302);
         } catch (error) {
@@ -111,7 +113,7 @@ export function ssoRoutes(ctx: ApiContext, sso: SsoService) {
           },
         });
         request.log.info({ event: 'sign-on', source: 'ldap', user: result.user.name, role: result.user.role }, 'LDAP sign-on');
-        reply.header('set-cookie', sessionCookie(result));
+        reply.header('set-cookie', sessionCookie(result, request));
         return { user: userJson(result.user), csrfToken: result.csrfToken, expiresAt: result.expiresAt };
       },
     }),
