@@ -10,8 +10,31 @@ import type { Command } from 'commander';
 
 import { BorgkeepError } from '../errors.js';
 import { clientAddressFromEnv, parseOriginalCommand } from '../gateway/original-command.js';
+import { borgCommand, createBorgSpawner, serveHome, type LogLevel } from '../guard/borg-child.js';
+import { guessChild, warmSpawner, type WarmSpawner } from '../guard/warm-child.js';
 import { readableFd } from '../rpc/frame-input.js';
+import { dataDirPaths } from '../store/data-dir.js';
 import { isLocalProcessAlive } from './cli-context.js';
+
+/**
+ * borg serve started at once for the key's one grant (guard/warm-child.ts), before node loads
+ * the guard and the store; null when there is nothing sure enough to start.
+ */
+async function startWarmChild(dataDir: string, keyRef: string, logLevel: LogLevel | null): Promise<WarmSpawner | null> {
+  if (process.env.BORGKEEP_NO_WARM_CHILD) return null;
+  const paths = dataDirPaths(dataDir);
+  let db: import('better-sqlite3').Database | null = null;
+  try {
+    const { default: Database } = await import('better-sqlite3');
+    db = new Database(paths.database, { readonly: true, fileMustExist: true });
+    const guess = guessChild(db, paths.repos, keyRef, logLevel, new Date());
+    return guess && warmSpawner(createBorgSpawner(borgCommand(process.env), process.env, serveHome(paths.root)), guess);
+  } catch {
+    return null; // the guard reads the same facts again and says what is wrong
+  } finally {
+    db?.close();
+  }
+}
 
 /** stdout as an asynchronous stream: Node writes pipes synchronously, which would stall reads. */
 function asyncStdout(): Writable {
@@ -37,12 +60,16 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
         throw new BorgkeepError('BK_ERR_DENIED', "this key may only run 'borg serve'; other commands are refused");
       }
       const dataDir = getDataDir();
+      const warm = await startWarmChild(dataDir, opts.key, original.logLevel);
       const [{ openStore }, { runGuardSession }, { createGuardDeps }] = await Promise.all([
         import('../store/database.js'),
         import('../guard/guard.js'),
         import('../gateway/guard-runtime.js'),
       ]);
-      const store = await openStore({ dataDir });
+      const store = await openStore({ dataDir }).catch((error: unknown) => {
+        warm?.discard();
+        throw error;
+      });
       const output = asyncStdout();
       // sshd sends SIGHUP when the connection drops; an admin or systemd sends SIGTERM.
       const stop = new AbortController();
@@ -50,8 +77,9 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
       for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.once(sig, onSignal);
       try {
         await store.closeStaleSessions(isLocalProcessAlive);
+        const deps = createGuardDeps(dataDir, store, process.env);
         const outcome = await runGuardSession(
-          createGuardDeps(dataDir, store, process.env),
+          warm ? { ...deps, spawnBorg: warm.spawnBorg } : deps,
           {
             keyRef: opts.key,
             clientAddress: clientAddressFromEnv(process.env),
@@ -69,6 +97,7 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
         // one as aborted.
         if (outcome.ledgerWritten) await outcome.ledgerWritten;
       } finally {
+        warm?.discard();
         await store.close();
         if (output !== process.stdout) await new Promise<void>((resolve) => output.end(resolve));
       }

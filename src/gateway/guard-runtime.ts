@@ -2,11 +2,9 @@
 // (sshd's forced command or the embedded gateway): the repositories directory, how the child
 // `borg serve` is started, and the installed borg's version.
 
-import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 
-import { createBorgSpawner } from '../guard/borg-child.js';
+import { borgCommand, createBorgSpawner, serveHome as serveHomeOf } from '../guard/borg-child.js';
 import { createBorgVersionCache } from '../guard/borg-version.js';
 import type { GuardDeps } from '../guard/guard.js';
 import { dataDirPaths } from '../store/data-dir.js';
@@ -16,10 +14,7 @@ import type { GuardStore } from '../store/types.js';
 import { createRepositoryKeySource } from '../vault/repository-key.js';
 import { openVault, type Vault } from '../vault/vault.js';
 
-/** The borg on PATH, unless BORGKEEP_BORG names another (tests and odd installs). */
-export function borgCommand(env: NodeJS.ProcessEnv): string {
-  return env.BORGKEEP_BORG || 'borg';
-}
+export { borgCommand };
 
 export function createGuardDeps(
   dataDir: string,
@@ -31,9 +26,7 @@ export function createGuardDeps(
   const paths = dataDirPaths(dataDir);
   const borg = borgCommand(env);
   const versions = createBorgVersionCache(paths.root, borg, env.PATH ?? '');
-  // borg serve's home and working directory: nothing of the client's, nothing of ours.
-  const serveHome = join(paths.root, 'serve-home');
-  mkdirSync(serveHome, { recursive: true, mode: 0o700 });
+  const serveHome = serveHomeOf(paths.root);
   // Opened at the first session that needs a key (--verify-objects). Without the master passphrase
   // (only `serve` has it) a vault sealed with one throws, and the guard refuses what needs it.
   let keySource: ReturnType<typeof createRepositoryKeySource> | null = null;

@@ -4,6 +4,8 @@
 // sysinfo or locks.
 
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
 export const LOG_LEVELS = ['debug', 'info', 'warning', 'error', 'critical'] as const;
@@ -35,6 +37,18 @@ export function borgServeArgv(opts: BorgServeOptions): string[] {
   if (opts.storageQuota !== null) argv.push(`--storage-quota=${Math.floor(opts.storageQuota)}`);
   if (opts.logLevel !== null) argv.push(`--${opts.logLevel}`);
   return argv;
+}
+
+/** The borg on PATH, unless BORGKEEP_BORG names another (tests and odd installs). */
+export function borgCommand(env: NodeJS.ProcessEnv): string {
+  return env.BORGKEEP_BORG || 'borg';
+}
+
+/** borg serve's home and working directory inside the data directory: nothing of the client's, nothing of ours. */
+export function serveHome(dataRoot: string): string {
+  const home = join(dataRoot, 'serve-home');
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  return home;
 }
 
 /** Spawns the real `borg serve` (the `borg` on PATH unless BORGKEEP_BORG names another). */

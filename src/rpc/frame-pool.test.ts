@@ -58,3 +58,28 @@ describe('createFramePool', () => {
     expect(pool.take(40 << 20).buffer).not.toBe(huge.buffer);
   });
 });
+
+describe('createFramePool, buffers of several sizes', () => {
+  it('serves a request from the smallest idle buffer large enough', () => {
+    const pool = createFramePool();
+    const big = pool.take(7 << 20); // 8 MiB
+    const mid = pool.take(3 << 20); // 4 MiB
+    pool.retire(big);
+    pool.retire(mid);
+    expect(pool.take(1 << 20).buffer).toBe(mid.buffer);
+    expect(pool.take(1 << 20).buffer).toBe(big.buffer);
+    expect(pool.stats).toEqual({ allocated: 2, reused: 2 });
+  });
+
+  it('over the idle limit, lets the smallest idle buffers go and keeps the large ones', () => {
+    const pool = createFramePool();
+    const small = Array.from({ length: 8 }, () => pool.take(3 << 20)); // 8 x 4 MiB
+    const large = [pool.take(9 << 20), pool.take(9 << 20)]; // 2 x 16 MiB
+    for (const b of small) pool.retire(b);
+    for (const b of large) pool.retire(b);
+    // 64 MiB came back; 24 MiB stay idle: the larger buffers, which serve any later frame.
+    const again = pool.take(9 << 20);
+    expect(large.map((b) => b.buffer)).toContain(again.buffer);
+    expect(pool.take(1 << 20).buffer).not.toBe(again.buffer);
+  });
+});

@@ -52,31 +52,37 @@ export function createFramePool(): FramePool {
   /** The buffers taken and not yet back, by their memory; and each handed-out frame's buffer. */
   const owned = new WeakMap<ArrayBufferLike, Owned>();
   const frames = new WeakMap<Buffer, Owned>();
-  const free = new Map<number, Buffer[]>();
+  /** Idle buffers, smallest first. */
+  const idle: Buffer[] = [];
   let idleBytes = 0;
   const stats = { allocated: 0, reused: 0 };
 
+  // Frames vary from a few bytes to 8 MiB (borg's chunker), so buffers of every size class come
+  // back. Any idle buffer large enough serves a request (the smallest such), and beyond the idle
+  // limit the smallest idle buffers go first: the large ones serve every later request, a pool
+  // full of small ones would make every large frame land in fresh memory.
   const giveBack = (o: Owned): void => {
     owned.delete(o.whole.buffer);
-    if (idleBytes + o.whole.length > MAX_IDLE_BYTES) return;
-    const list = free.get(o.whole.length) ?? [];
-    list.push(o.whole);
-    free.set(o.whole.length, list);
+    let at = idle.findIndex((b) => b.length >= o.whole.length);
+    if (at < 0) at = idle.length;
+    idle.splice(at, 0, o.whole);
     idleBytes += o.whole.length;
+    while (idleBytes > MAX_IDLE_BYTES) idleBytes -= idle.shift()!.length;
   };
 
   return {
     stats,
     take(size: number): Buffer {
       if (size > MAX_SIZE) return Buffer.allocUnsafeSlow(size);
-      const c = sizeClass(size);
-      let whole = free.get(c)?.pop();
-      if (whole) {
+      const at = idle.findIndex((b) => b.length >= size);
+      let whole: Buffer;
+      if (at >= 0) {
+        whole = idle.splice(at, 1)[0];
         idleBytes -= whole.length;
         stats.reused++;
       } else {
         // Slow: a buffer of its own (never a slice of Node's shared pool), whose `.buffer` names it.
-        whole = Buffer.allocUnsafeSlow(c);
+        whole = Buffer.allocUnsafeSlow(sizeClass(size));
         stats.allocated++;
       }
       owned.set(whole.buffer, { out: 0, retired: false, whole });
