@@ -8,7 +8,6 @@ import type { Command } from 'commander';
 
 import { BorgkeepError, invalidInput } from '../errors.js';
 import type { RetentionView } from '../retention/retention-service.js';
-import { describeRules } from '../retention/retention-policy.js';
 import { withStore, type CliContext } from './cli-context.js';
 import { parseCount } from './input.js';
 import { formatTime } from './output.js';
@@ -41,7 +40,7 @@ function viewJson(v: RetentionView) {
   };
 }
 
-function showView(ctx: CliContext, v: RetentionView): void {
+function showView(ctx: CliContext, v: RetentionView, describeRules: (rules: NonNullable<RetentionView['policy']>) => string): void {
   if (!v.policy) {
     ctx.out.line(`repository '${v.repository}' has no retention policy${v.keyHeld ? '' : " (and borgkeep does not hold its key, which a policy needs: 'borgkeep repo key'"}${v.keyHeld ? '' : ')'}.`);
     return;
@@ -90,8 +89,11 @@ export function registerRetentionCommand(repo: Command, ctx: CliContext): void {
           throw invalidInput(`cannot read the vault passphrase file '${opts.vaultPassphraseFile}'`);
         }
       }
-      const [{ createRetentionService }, { openVault }, { createGuardDeps, borgCommand }] = await Promise.all([
+      // Loaded here, never by the CLI's entry: the policy module brings zod and croner, which every
+      // `borgkeep borg-serve` (one per backup session) would otherwise parse at start-up.
+      const [{ createRetentionService }, { describeRules }, { openVault }, { createGuardDeps, borgCommand }] = await Promise.all([
         import('../retention/retention-service.js'),
+        import('../retention/retention-policy.js'),
         import('../vault/vault.js'),
         import('../gateway/guard-runtime.js'),
       ]);
@@ -119,14 +121,14 @@ export function registerRetentionCommand(repo: Command, ctx: CliContext): void {
           const v = await service.set(name, input, 'cli');
           if (!opts.runNow) {
             if (opts.json) ctx.out.json(viewJson(v));
-            else showView(ctx, v);
+            else showView(ctx, v, describeRules);
             return;
           }
         }
         if (!opts.runNow) {
           const v = await service.show(name);
           if (opts.json) ctx.out.json(viewJson(v));
-          else showView(ctx, v);
+          else showView(ctx, v, describeRules);
           return;
         }
         const run = await service.runNow(name);
