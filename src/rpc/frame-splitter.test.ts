@@ -204,7 +204,7 @@ describe('createFrameSplitter', () => {
     const r = createPrng(77);
     const frames: Buffer[] = [];
     let msgid = 1;
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < 100; i++) {
       // borg's puts: about 2 MiB of data, sizes varying, each frame's bytes its own
       const data = r.bytes(r.range(1 << 19, 5 << 20));
       frames.push(request(msgid++, 'put', [['id', r.bytes(32)], ['data', data]]));
