@@ -85,7 +85,7 @@ function RepositoryRow({ r }: { r: Repository }) {
 
         </div>
       </th>
-      <td>
+      <td data-label="Last backup">
         {!r.initialized && r.lastBackupAt === null ? (
           // Not late (nothing to be late with) and not silent: it needs a client's borg init.
           <>
@@ -106,7 +106,7 @@ function RepositoryRow({ r }: { r: Repository }) {
           </div>
         )}
       </td>
-      <td>
+      <td data-label="Size">
         {bytes(r.sizeBytes)}
         {r.quotaBytes !== null && (
           <>
@@ -126,10 +126,10 @@ function RepositoryRow({ r }: { r: Repository }) {
           </>
         )}
       </td>
-      <td>
+      <td data-label="Audit">
         <AuditBadge r={r} />
       </td>
-      <td className={r.denialsLast24h > 0 ? 'alert' : ''}>{r.denialsLast24h}</td>
+      <td data-label="Denials 24 h" className={r.denialsLast24h > 0 ? 'alert' : ''}>{r.denialsLast24h}</td>
     </tr>
   );
 }

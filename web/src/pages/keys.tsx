@@ -37,7 +37,7 @@ export function KeysPage() {
       )}
       {list.length > 0 && (
         <div className="table-wrap">
-          <table>
+          <table className="cards">
             <thead>
               <tr>
                 <th scope="col">Name</th>
@@ -58,10 +58,10 @@ export function KeysPage() {
                       {k.name}
                       {k.comment && <div className="muted small">{k.comment}</div>}
                     </th>
-                    <td className="mono small">
+                    <td className="mono small" data-label="Fingerprint">
                       {k.fingerprint} <span className="muted">({k.type}, {k.bits} bits)</span>
                     </td>
-                    <td>
+                    <td data-label="Grants">
                       {k.grants.length === 0 ? (
                         <span className="muted">none</span>
                       ) : (
@@ -91,10 +91,10 @@ export function KeysPage() {
                         </ul>
                       )}
                     </td>
-                    <td>
+                    <td data-label="Last used">
                       <Time at={k.lastUsedAt} />
                     </td>
-                    <td>
+                    <td data-label="Added">
                       <Time at={k.createdAt} />
                     </td>
                     <td>
