@@ -20,6 +20,7 @@
 import type { Role } from '../store/types.js';
 import type { RepositoryEvent } from '../store/history-store.js';
 import type { TxnHistory } from './history.js';
+import { formatBytes } from '../shared/size.js';
 
 /** What the events say about coverage. */
 export interface Coverage {
@@ -162,13 +163,4 @@ export function describeUnverified(list: readonly UnverifiedTransaction[], max =
 }
 
 /** Bytes as the console shows them (1.5 MB), for the sentences of a deferral. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
+export { formatBytes };
