@@ -17,6 +17,8 @@
 // ranges): a critical `denial`. One alert per cause at one severity: the quota alert is one
 // alert whose severity rises from warning to critical, not a second alert beside the first.
 
+import { formatBytes } from '../shared/size.js';
+
 export type AlertFamily = 'security' | 'state';
 export type AlertRule = 'backup-late' | 'waiting-init' | 'quota' | 'denial' | 'refusal' | 'audit-suspicious' | 'auth-failures' | 'disk-space' | 'key-change' | 'compaction-deferred';
 export type AlertSeverity = 'warning' | 'critical';
@@ -171,16 +173,7 @@ export function formatDuration(seconds: number): string {
 }
 
 /** Sizes as the console writes them (web/src/format.tsx bytes(): decimal units, 1.5 GB, 85 GB). */
-export function sizeText(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i += 1;
-  }
-  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
+export const sizeText = formatBytes;
 const refusals = (n: number) => `${n} ${n === 1 ? 'refusal' : 'refusals'}`;
 
 export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): AlertCondition[] {

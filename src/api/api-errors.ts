@@ -1,11 +1,13 @@
 // Every error the API answers is `{code, message}` with the status of its code (src/errors.ts).
-// BorgkeepErrors keep their one sentence; zod failures become one sentence naming the field;
+// BorgkeepErrors keep their one sentence; zod failures become the CLI's sentence for the fields
+// the CLI checks too (input-sentences.ts), else one sentence naming the field;
 // Fastify's own 4xx errors (bad JSON, wrong content type, body too large) get a sentence of ours;
 // anything else is an internal error whose details go to the log, never to the client: no stack
 // trace, no server path, no SQL.
 
 import { z } from 'zod';
 import { BorgkeepError, ERROR_CODES, isBorgkeepError, type ErrorCode } from '../errors.js';
+import { cliSentence } from './input-sentences.js';
 
 export interface ApiErrorBody {
   code: ErrorCode;
@@ -16,8 +18,11 @@ export const errorBodySchema = z.object({ code: z.string(), message: z.string() 
 
 export type InputPart = 'body' | 'query' | 'path';
 
-export function zodInputError(part: InputPart, error: z.ZodError): BorgkeepError {
+/** `input` and `url` (the request's part and the route): for the CLI's sentence of a known field (input-sentences.ts). */
+export function zodInputError(part: InputPart, error: z.ZodError, input?: unknown, url?: string): BorgkeepError {
   const issue = error.issues[0]!;
+  const cli = url === undefined ? null : cliSentence(url, issue.path, input, issue.code === 'invalid_value' ? issue.values : undefined);
+  if (cli !== null) return new BorgkeepError('BK_ERR_INVALID_INPUT', cli);
   const where = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
     return new BorgkeepError('BK_ERR_INVALID_INPUT', `the ${part === 'path' ? 'path' : part} has an unknown ${part === 'query' ? 'parameter' : 'field'} '${issue.keys[0]}'`);

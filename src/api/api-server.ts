@@ -213,9 +213,9 @@ export function createApiServer(deps: ApiDeps): ApiServer {
       handler: async (request, reply) => {
         const principal = await authorize(route, request);
         const input = {
-          params: parse('path', route.params, request.params),
-          query: parse('query', route.query, request.query),
-          body: route.body ? parse('body', route.body, request.body ?? undefined) : undefined,
+          params: parse('path', route.params, request.params, route.url),
+          query: parse('query', route.query, request.query, route.url),
+          body: route.body ? parse('body', route.body, request.body ?? undefined, route.url) : undefined,
         };
         const result = await route.handler({ ...input, principal, request, reply });
         if (reply.sent) return reply;
@@ -274,10 +274,10 @@ function header1(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function parse<T>(part: InputPart, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: any } } | undefined, value: unknown): T {
+function parse<T>(part: InputPart, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: any } } | undefined, value: unknown, url: string): T {
   if (!schema) return undefined as T;
   const result = schema.safeParse(value);
-  if (!result.success) throw zodInputError(part, result.error);
+  if (!result.success) throw zodInputError(part, result.error, value, url);
   return result.data;
 }
 

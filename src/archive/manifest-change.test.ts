@@ -273,7 +273,7 @@ describe('the manifest itself', () => {
       expect(j.change.configChanged).toBe(true);
       expect(j.change.mandatoryFeaturesAdded).toEqual(['write:no-such-feature']);
       expect(kinds(j)).toEqual(['config']);
-      expect(j.findings[0].message).toContain('mandatory feature flag(s) write:no-such-feature added, which make borg refuse to work with the repository');
+      expect(j.findings[0].message).toContain('mandatory feature flag write:no-such-feature added, which make borg refuse to work with the repository');
     }
     const j = judge(m(BASE), m(BASE, { config: flags(['x']) }), 'full');
     expect(j.suspicious).toBe(false);

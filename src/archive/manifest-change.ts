@@ -658,13 +658,13 @@ function findingsOf(c: ManifestChange, input: ManifestChangeInput, previous: Man
   }
   if (c.version) add('version', !full, `${who} changed the manifest version from ${c.version.from} to ${c.version.to}`, `${actor} may not change the manifest version`);
   if (c.configChanged) {
-    const flags = c.mandatoryFeaturesAdded.length > 0 ? `: mandatory feature flag(s) ${list(c.mandatoryFeaturesAdded)} added, which make borg refuse to work with the repository` : '';
-    const gone = c.mandatoryFeaturesRemoved.length > 0 ? `${flags ? ';' : ':'} mandatory feature flag(s) ${list(c.mandatoryFeaturesRemoved)} removed` : '';
+    const flags = c.mandatoryFeaturesAdded.length > 0 ? `: mandatory feature ${c.mandatoryFeaturesAdded.length === 1 ? 'flag' : 'flags'} ${list(c.mandatoryFeaturesAdded)} added, which make borg refuse to work with the repository` : '';
+    const gone = c.mandatoryFeaturesRemoved.length > 0 ? `${flags ? ';' : ':'} mandatory feature ${c.mandatoryFeaturesRemoved.length === 1 ? 'flag' : 'flags'} ${list(c.mandatoryFeaturesRemoved)} removed` : '';
     add('config', !full, `${who} changed the manifest's config${flags}${gone}`, `${actor} may not change the manifest's config (feature flags)${flags}${gone}`);
   }
   if (c.itemKeys) {
-    if (c.itemKeys.removed.length > 0) add('item-keys', !full, `${who} removed item key(s) ${list(c.itemKeys.removed)} from the manifest (borg only ever adds them)`, `${actor} may not remove item key(s) ${list(c.itemKeys.removed)} from the manifest`);
-    if (c.itemKeys.added.length > 0) add('item-keys', false, `item key(s) ${list(c.itemKeys.added)} added to the manifest (a newer borg)`);
+    if (c.itemKeys.removed.length > 0) add('item-keys', !full, `${who} removed ${c.itemKeys.removed.length === 1 ? 'item key' : 'item keys'} ${list(c.itemKeys.removed)} from the manifest (borg only ever adds them)`, `${actor} may not remove ${c.itemKeys.removed.length === 1 ? 'item key' : 'item keys'} ${list(c.itemKeys.removed)} from the manifest`);
+    if (c.itemKeys.added.length > 0) add('item-keys', false, `${c.itemKeys.added.length === 1 ? 'item key' : 'item keys'} ${list(c.itemKeys.added)} added to the manifest (a newer borg)`);
   }
 
   for (const r of c.retimed) add('retimed', true, `${who} changed the time of archive ${r.name} from ${r.from} to ${r.to} (same archive id)`, `${actor} may not change the time of archive '${r.name}' (${r.from} to ${r.to})`, 'archive times do not move');
@@ -703,7 +703,7 @@ function findingsOf(c: ManifestChange, input: ManifestChangeInput, previous: Man
     }
     const othersCheckpoints = c.gone.filter((a) => isCheckpoint(a.name) && !own(a.id)).map((a) => a.name);
     if (othersCheckpoints.length > 0) {
-      add('removed', true, `${who} removed checkpoint(s) ${list(othersCheckpoints)} it did not write`, `${actor} may not remove ${archivesWord(othersCheckpoints)} ${quoted(othersCheckpoints)}: only checkpoints it wrote itself`);
+      add('removed', true, `${who} removed ${othersCheckpoints.length === 1 ? 'checkpoint' : 'checkpoints'} ${list(othersCheckpoints)} it did not write`, `${actor} may not remove ${archivesWord(othersCheckpoints)} ${quoted(othersCheckpoints)}: only checkpoints it wrote itself`);
     }
   }
   if (input.retention && role === 'prune') retentionFindings(c, previous, input.retention, (f) => out.push(f));

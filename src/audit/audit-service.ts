@@ -100,7 +100,7 @@ export function createAuditService(store: AuditStore, deps: Partial<AuditService
         actor: input.actor,
         detail:
           report.firstSuspiciousTransaction === null
-            ? `${report.transactions.length} transaction(s), none suspicious`
+            ? `${report.transactions.length} ${report.transactions.length === 1 ? 'transaction' : 'transactions'}, none suspicious`
             : `first suspicious transaction ${report.firstSuspiciousTransaction}, last known-good ${report.lastKnownGoodTransaction ?? 'none'}`,
         report,
       });

@@ -15,6 +15,9 @@ import { judgeManifestChange, type RetentionRule, type ArchiveRef, type Manifest
 import type { ArchiveDiff } from './archive-list.js';
 import type { RepositoryHistory, TxnHistory } from './history.js';
 
+/** "1 object", "2 objects": plain words, never "object(s)". */
+const objects = (n: number) => `${n} ${n === 1 ? 'object' : 'objects'}`;
+
 export type TxnVerdict = 'ok' | 'notice' | 'suspicious';
 
 /** A ledger transaction that committed, with its session. */
@@ -226,23 +229,23 @@ export function auditHistory(
     }
 
     if (t.objectsOverwritten > 0) {
-      if (compactionStep) notices.push(`compaction by session ${who?.sessionId} moved ${t.objectsOverwritten} object(s)`);
-      else reasons.push(`overwrote ${t.objectsOverwritten} object(s) already in the repository`);
+      if (compactionStep) notices.push(`compaction by session ${who?.sessionId} moved ${objects(t.objectsOverwritten)}`);
+      else reasons.push(`overwrote ${objects(t.objectsOverwritten)} already in the repository`);
     }
     // An append session may delete what it wrote itself, also in an earlier transaction of the
     // same session (borg removes its previous checkpoint at each checkpoint), as the guard allows.
     const sameSession = (txnId: number) => who !== undefined && byTxn.get(txnId)?.sessionId === who.sessionId;
     const deletedOthers = t.deletedOlderFrom.filter((from) => !sameSession(from)).length;
-    if (deletedOthers > 0 && role === 'append') reasons.push(`an append session deleted ${deletedOthers} object(s) it did not write`);
+    if (deletedOthers > 0 && role === 'append') reasons.push(`an append session deleted ${objects(deletedOthers)} it did not write`);
     if (t.manifestPuts === 0 && !compactionStep && (t.objectsPut > 0 || t.deletedOlder > 0 || t.objectsOverwritten > 0)) {
       reasons.push('it changed objects without writing a manifest');
     }
     if (change) {
-      if (deletedOthers > 0 && change.removed.length === 0 && !compactionStep) reasons.push(`deleted ${deletedOthers} object(s) but removed no archive`);
+      if (deletedOthers > 0 && change.removed.length === 0 && !compactionStep) reasons.push(`deleted ${objects(deletedOthers)} but removed no archive`);
     } else if (deletedOthers > 0 && !manifestsRead && role !== 'prune' && role !== 'full' && role !== 'append') {
       // Without the key a prune cannot be told from a chunk wipe; roles that may delete (and
       // append, checked above) are left to the key-based checks.
-      reasons.push(`deleted ${deletedOthers} object(s)`);
+      reasons.push(`deleted ${objects(deletedOthers)}`);
     }
 
     const verdict: TxnVerdict = reasons.length > 0 ? 'suspicious' : notices.length > 0 ? 'notice' : 'ok';

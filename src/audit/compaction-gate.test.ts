@@ -40,11 +40,11 @@ describe('the decision at the moment of compaction', () => {
     const d = decideCompaction(history, ledger, none, null);
     expect(d.allow).toBe(false);
     expect(d.unverified).toEqual([
-      { id: 5, session: 3, key: 'k3', role: 'prune', why: 'deleted 2 object(s) written by earlier sessions' },
-      { id: 7, session: 4, key: 'k4', role: 'full', why: 'overwrote 1 object(s) already in the repository' },
+      { id: 5, session: 3, key: 'k3', role: 'prune', why: 'deleted 2 objects written by earlier sessions' },
+      { id: 7, session: 4, key: 'k4', role: 'full', why: 'overwrote 1 object already in the repository' },
     ]);
     expect(describeUnverified(d.unverified)).toBe(
-      "transaction 5 (session 3, key 'k3', prune role) deleted 2 object(s) written by earlier sessions; transaction 7 (session 4, key 'k4', full role) overwrote 1 object(s) already in the repository",
+      "transaction 5 (session 3, key 'k3', prune role) deleted 2 objects written by earlier sessions; transaction 7 (session 4, key 'k4', full role) overwrote 1 object already in the repository",
     );
     expect(decideCompaction(history, ledger, coverageFromEvents(events(['approve', null, 5])), null).unverified.map((u) => u.id)).toEqual([7]);
     expect(decideCompaction(history, ledger, coverageFromEvents(events(['audit', 'clean', 7])), null).allow).toBe(true);
@@ -59,13 +59,13 @@ describe('the decision at the moment of compaction', () => {
   it("the asking session's own deletes of older objects keep it from compacting in the same commit", () => {
     const d = decideCompaction([txn(1)], [who(1, 1)], none, { sessionId: 9, deletedOlder: 4, overwritten: 0 });
     expect(d.allow).toBe(false);
-    expect(d.unverified[0]).toMatchObject({ id: null, session: 9, why: "this session's own transaction deletes 4 object(s) written by earlier sessions" });
+    expect(d.unverified[0]).toMatchObject({ id: null, session: 9, why: "this session's own transaction deletes 4 objects written by earlier sessions" });
     expect(decideCompaction([txn(1)], [who(1, 1)], none, { sessionId: 9, deletedOlder: 0, overwritten: 0 }).allow).toBe(true);
   });
 
   it('a transaction written outside borgkeep that deleted anything older waits; one that only added passes', () => {
     const d = decideCompaction([txn(3), txn(5, { deletedOlderFrom: [3] }), txn(6)], [who(3, 2)], none, null);
-    expect(d.unverified).toEqual([{ id: 5, session: null, key: null, role: null, why: 'deleted 1 object(s) written by earlier transactions and was written outside borgkeep' }]);
+    expect(d.unverified).toEqual([{ id: 5, session: null, key: null, role: null, why: 'deleted 1 object written by earlier transactions and was written outside borgkeep' }]);
   });
 });
 

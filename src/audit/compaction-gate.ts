@@ -20,6 +20,10 @@
 import type { Role } from '../store/types.js';
 import type { RepositoryEvent } from '../store/history-store.js';
 import type { TxnHistory } from './history.js';
+import { formatBytes } from '../shared/size.js';
+
+/** "1 object", "2 objects": plain words, never "object(s)". */
+const objects = (n: number) => `${n} ${n === 1 ? 'object' : 'objects'}`;
 
 /** What the events say about coverage. */
 export interface Coverage {
@@ -107,9 +111,9 @@ function structuralProblem(
 ): string | null {
   const who = bySession.get(t.id);
   const reasons: string[] = [];
-  if (t.objectsOverwritten > 0) reasons.push(`overwrote ${t.objectsOverwritten} object(s) already in the repository`);
+  if (t.objectsOverwritten > 0) reasons.push(`overwrote ${objects(t.objectsOverwritten)} already in the repository`);
   const older = who ? t.deletedOlderFrom.filter((from) => bySession.get(from)?.sessionId !== who.sessionId).length : t.deletedOlderFrom.length;
-  if (older > 0) reasons.push(`deleted ${older} object(s) written by ${who ? 'earlier sessions' : 'earlier transactions'}`);
+  if (older > 0) reasons.push(`deleted ${objects(older)} written by ${who ? 'earlier sessions' : 'earlier transactions'}`);
   if (reasons.length > 0 && !who) reasons.push('and was written outside borgkeep');
   return reasons.length > 0 ? reasons.join(' ') : null;
 }
@@ -142,8 +146,8 @@ export function decideCompaction(
   }
   if (pending && (pending.deletedOlder > 0 || pending.overwritten > 0)) {
     const parts = [
-      pending.deletedOlder > 0 ? `deletes ${pending.deletedOlder} object(s) written by earlier sessions` : '',
-      pending.overwritten > 0 ? `overwrites ${pending.overwritten} object(s)` : '',
+      pending.deletedOlder > 0 ? `deletes ${objects(pending.deletedOlder)} written by earlier sessions` : '',
+      pending.overwritten > 0 ? `overwrites ${objects(pending.overwritten)}` : '',
     ].filter(Boolean);
     unverified.push({ id: null, session: pending.sessionId, key: null, role: null, why: `this session's own transaction ${parts.join(' and ')}` });
   }
@@ -162,13 +166,4 @@ export function describeUnverified(list: readonly UnverifiedTransaction[], max =
 }
 
 /** Bytes as the console shows them (1.5 MB), for the sentences of a deferral. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
+export { formatBytes };

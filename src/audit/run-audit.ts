@@ -52,7 +52,7 @@ export async function runAudit(input: AuditInput): Promise<AuditReport & { mode:
   }
   const history = withKeptHistory(await readHistory(repoPath, input.cachePath ? openHistoryCache(input.cachePath) : undefined), input.kept ?? null);
   const damaged = (p: SegmentProblem, count = 1) =>
-    cannot(`its history is damaged: segment ${p.segment} at offset ${p.offset}: ${p.problem}${count > 1 ? ` (and ${count - 1} more problem(s))` : ''}; run 'borg check' on it before trusting any of it`);
+    cannot(`its history is damaged: segment ${p.segment} at offset ${p.offset}: ${p.problem}${count > 1 ? ` (and ${count - 1} more ${count === 2 ? 'problem' : 'problems'})` : ''}; run 'borg check' on it before trusting any of it`);
   if (history.problems.length > 0) throw damaged(history.problems[0], history.problems.length);
   const readManifest = async (t: TxnHistory): Promise<Buffer> => {
     try {

@@ -18,6 +18,7 @@ import type { AuditedTransaction, AuditReport } from '../audit/audit.js';
 import { keyHistoryDir } from '../audit/key-history.js';
 import { BorgkeepError } from '../errors.js';
 import { withStore, type CliContext } from './cli-context.js';
+import { plural } from './output.js';
 
 export const EXIT_AUDIT_CLEAN = 0;
 export const EXIT_AUDIT_SUSPICIOUS = 1;
@@ -54,14 +55,14 @@ export function formatAudit(repo: string, r: AuditReport & { locked: boolean }):
   const lines = [`audit of repository '${repo}': ${r.verdict.toUpperCase()}`];
   lines.push(
     r.compactedBefore === null
-      ? `history: complete, ${r.transactions.length} transaction(s) since the repository was created`
-      : `history: ${r.transactions.length} transaction(s) since the last compaction (segments before ${r.compactedBefore} are gone)`,
+      ? `history: complete, ${plural(r.transactions.length, 'transaction')} since the repository was created`
+      : `history: ${plural(r.transactions.length, 'transaction')} since the last compaction (segments before ${r.compactedBefore} are gone)`,
   );
   if (!r.manifestsRead) lines.push(`without the passphrase these checks were not made: ${r.checksNeedingKey.join('; ')}`);
   if (r.locked) lines.push('note: the repository is locked by a running session; its transaction is not part of this audit');
   lines.push('');
   for (const t of r.transactions) lines.push(...describeTxn(t));
-  if (r.uncommittedSegments.length) lines.push('', `uncommitted tail: segment(s) ${r.uncommittedSegments.join(', ')} (rolled back by the next writer)`);
+  if (r.uncommittedSegments.length) lines.push('', `uncommitted tail: ${r.uncommittedSegments.length === 1 ? 'segment' : 'segments'} ${r.uncommittedSegments.join(', ')} (rolled back by the next writer)`);
   if (r.problems.length) lines.push('', 'damage found:', ...r.problems.map((p) => `  ${p}`));
   lines.push('');
   lines.push(`first suspicious transaction: ${r.firstSuspiciousTransaction ?? 'none'}`);
@@ -300,7 +301,7 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
         }
         if (plan && !plan.compacted) {
           if (!opts.yes && process.stdin.isTTY && process.stderr.isTTY) {
-            const ok = await confirm(ctx, `Roll '${repoName}' back from transaction ${plan.fromTxn} to ${toTxn}, moving ${plan.moved.length} file(s) to quarantine? [y/N] `);
+            const ok = await confirm(ctx, `Roll '${repoName}' back from transaction ${plan.fromTxn} to ${toTxn}, moving ${plural(plan.moved.length, 'file')} to quarantine? [y/N] `);
             if (!ok) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'rollback cancelled; nothing was changed');
           }
         }
@@ -314,8 +315,8 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
           actor,
           detail:
             toTxn !== null
-              ? `rolled back from transaction ${result.fromTxn} to ${toTxn}; ${result.moved.length} file(s) moved to ${result.quarantine}`
-              : `undid the rollback to transaction ${result.toTxn}; ${result.moved.length} file(s) put back from ${result.quarantine}`,
+              ? `rolled back from transaction ${result.fromTxn} to ${toTxn}; ${plural(result.moved.length, 'file')} moved to ${result.quarantine}`
+              : `undid the rollback to transaction ${result.toTxn}; ${plural(result.moved.length, 'file')} put back from ${result.quarantine}`,
         });
         if (result.key) {
           const { restored, replaced } = result.key;
@@ -332,10 +333,10 @@ export function registerRollbackCommand(program: Command, ctx: CliContext): void
         const lines =
           toTxn !== null
             ? [
-                `rolled '${repoName}' back from transaction ${result.fromTxn} to ${toTxn}: ${result.moved.length} file(s) moved to ${result.quarantine}`,
+                `rolled '${repoName}' back from transaction ${result.fromTxn} to ${toTxn}: ${plural(result.moved.length, 'file')} moved to ${result.quarantine}`,
                 `(borgkeep rollback ${repoName} --undo puts them back while nothing new has been written).`,
               ]
-            : [`put back the ${result.moved.length} file(s) the rollback to transaction ${result.toTxn} had moved away.`];
+            : [`put back the ${plural(result.moved.length, 'file')} the rollback to transaction ${result.toTxn} had moved away.`];
         if (result.key) {
           const { n, fingerprint } = result.key.restored;
           lines.push(

@@ -23,13 +23,14 @@ describe('sizes', () => {
     expect(parseQuota('10M')).toBe(10_000_000);
   });
 
-  it('prints sizes in decimal units as borg does', () => {
-    expect([0, 999, 1000, 12_345, 1_500_000_000_000, 100_000_000_000].map(formatSize)).toEqual([
+  it('prints sizes in decimal units as borg does, in the console\'s style (one decimal under 10)', () => {
+    expect([0, 999, 1000, 12_345, 1_500_000_000_000, 1_550_000_000_000, 100_000_000_000].map(formatSize)).toEqual([
       '0 B',
       '999 B',
-      '1 kB',
-      '12.3 kB',
+      '1.0 KB',
+      '12 KB',
       '1.5 TB',
+      '1.6 TB',
       '100 GB',
     ]);
   });

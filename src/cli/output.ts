@@ -1,19 +1,10 @@
 // How the CLI prints: aligned tables and short values for people, JSON for scripts (camelCase
 // fields, ISO-8601 dates, stable once released). Writes only to the streams it is given.
 
-const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+import { formatBytes } from '../shared/size.js';
 
-/** Decimal units, as borg prints sizes. */
-export function formatSize(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < SIZE_UNITS.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  const digits = unit === 0 || value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${Number(value.toFixed(digits))} ${SIZE_UNITS[unit]}`;
-}
+/** The console's size style (src/shared/size.ts): 1.6 TB, 85 GB, 999 B. */
+export const formatSize = formatBytes;
 
 /** UTC to the second: 2025-01-02T03:04:05Z. */
 export function formatTime(date: Date | null | undefined, none = '-'): string {

@@ -203,7 +203,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const hostKeyInfo = hostKeys.map((k) => ({ type: k.type, publicKey: k.publicLine, fingerprint: k.fingerprint }));
     const lines = [
       `borgkeep serve: data directory ${paths.root}`,
-      ...(stale > 0 ? [`closed ${stale} session(s) left open by a process that died, as aborted`] : []),
+      ...(stale > 0 ? [`closed ${stale} ${stale === 1 ? 'session' : 'sessions'} left open by a process that died, as aborted`] : []),
       'SSH host key fingerprints (clients can compare them on their first connection):',
       ...hostKeys.map((k) => `  ${k.fingerprint} (${k.type})`),
       `ssh gateway listening on ${shownHost}:${bound.port}`,

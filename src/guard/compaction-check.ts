@@ -90,8 +90,8 @@ export async function checkCompaction(
       verifiedWithKey = {
         throughTxn: audit.throughTxn,
         detail:
-          `${n} transaction(s) after ${coverage.coveredThrough ?? 'the start'} verified with the repository key borgkeep holds ` +
-          `(${audit.judged} audited, ${audit.decoded} manifest(s) decoded, ${audit.checkedAtCommit} judged at their commit) in ${ms} ms`,
+          `${n} ${n === 1 ? 'transaction' : 'transactions'} after ${coverage.coveredThrough ?? 'the start'} verified with the repository key borgkeep holds ` +
+          `(${audit.judged} audited, ${audit.decoded} ${audit.decoded === 1 ? 'manifest' : 'manifests'} decoded, ${audit.checkedAtCommit} judged at their commit) in ${ms} ms`,
       };
     }
     const parts = [

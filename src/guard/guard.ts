@@ -1041,7 +1041,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   } else if (denials > 0) {
     result = 'denied';
     const parts = [...denialCounts].map(([k, n]) => `${k.split(' ')[0]}${n > 1 ? ` x${n}` : ''}`);
-    detail = `${denials} call(s) refused: ${parts.join(', ')}`;
+    detail = `${denials} ${denials === 1 ? 'call' : 'calls'} refused: ${parts.join(', ')}`;
   } else if ((rolledBackWrites > 0 || writeFailed) && writeError) {
     // Also when the very first write failed (a full disk), so the transaction had nothing to roll back.
     result = 'error';

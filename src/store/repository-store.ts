@@ -102,13 +102,13 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-function checkQuota(quotaBytes: number | null): void {
+export function checkQuota(quotaBytes: number | null): void {
   if (quotaBytes !== null && (!Number.isSafeInteger(quotaBytes) || quotaBytes < MIN_QUOTA_BYTES)) {
     throw invalidInput(`the quota must be at least 10M (${MIN_QUOTA_BYTES} bytes), since borg refuses less`);
   }
 }
 
-function checkInterval(seconds: number): void {
+export function checkInterval(seconds: number): void {
   if (!Number.isSafeInteger(seconds) || seconds < MIN_EXPECTED_INTERVAL_SECONDS || seconds > MAX_EXPECTED_INTERVAL_SECONDS) {
     throw invalidInput(`the expected backup interval must be a whole number of seconds from ${MIN_EXPECTED_INTERVAL_SECONDS} to ${MAX_EXPECTED_INTERVAL_SECONDS}, not ${seconds}`);
   }

@@ -142,7 +142,7 @@ describe('recovery: the compaction gate, rollback and undo', () => {
   test('rollback to the last good transaction brings the original archives and their content back', async () => {
     const r = await env.cli(['rollback', 'main', '--to', String(lastGood), '--yes']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`rolled 'main' back from transaction \\d+ to ${lastGood}: \\d+ file\\(s\\) moved to `));
+    expect(r.stdout).toMatch(new RegExp(`rolled 'main' back from transaction \\d+ to ${lastGood}: \\d+ files? moved to `));
     expect(r.stdout).toContain('borg delete --cache-only ssh://borg@HOST:PORT/./main');
     expect(r.stdout).toMatch(/rm ~\/\.config\/borg\/security\/[0-9a-f]{64}\/manifest-timestamp/);
     await forgetClientState();

@@ -154,7 +154,7 @@ describe('suspicious', () => {
     const t = last(report);
     expect(t).toMatchObject({ verdict: 'suspicious', role: 'append', configChanged: true, mandatoryFeaturesAdded: ['write:borgkeep-test-unknown'] });
     expect(t.reasons).toContain(
-      "a session with the append role changed the manifest's config: mandatory feature flag(s) write:borgkeep-test-unknown added, which make borg refuse to work with the repository",
+      "a session with the append role changed the manifest's config: mandatory feature flag write:borgkeep-test-unknown added, which make borg refuse to work with the repository",
     );
   });
 

@@ -145,7 +145,7 @@ describe('borgkeep ledger', () => {
         '    DENIED delete at 2025-03-01T02:00:05Z (BK_DENY_DELETE): append grants may not delete objects written before this session',
       ].join('\n'),
     );
-    expect(blocks[3]).toContain('    received 12.3 MB, sent 1.2 kB');
+    expect(blocks[3]).toContain('    received 12 MB, sent 1.2 KB');
     expect(blocks[3]).toContain('    transaction 41 committed at 2025-03-01T01:04:59Z: 120 put, 0 overwritten, 2 deleted, manifest written');
     expect(blocks[0]).toMatch(/^#\d+  2025-03-01T05:00:00Z to \(still open\)  OPEN  other$/m);
 

@@ -108,7 +108,7 @@ test('borgkeep serve killed with SIGKILL mid-backup and restarted: the client fa
   // restart itself closes the dead session, and only it, not the sshd session still running.
   expect(gone(sshdSession.pid!)).toBe(false);
   const front = await env.restartFrontEnd();
-  expect(front.log()).toMatch(/closed 1 session\(s\) left open by a process that died, as aborted/);
+  expect(front.log()).toMatch(/closed 1 session left open by a process that died, as aborted/);
   const closed = (await kit.ledger('victim')).find((s) => s.id === session.id);
   expect(closed?.result).toBe('aborted');
   expect(closed?.detail).toBe("the session's process ended without closing it");

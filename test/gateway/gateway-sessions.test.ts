@@ -144,7 +144,7 @@ describe('embedded gateway sessions', () => {
     await (await env.frontEnd()).stop('SIGKILL');
     expect(await exitOf(client)).not.toBe(0);
     const front = await env.restartFrontEnd();
-    expect(front.log()).toMatch(/closed 1 session\(s\) left open by a process that died, as aborted/);
+    expect(front.log()).toMatch(/closed 1 session left open by a process that died, as aborted/);
     const closed = await closedSession(session.id);
     expect(closed.result).toBe('aborted');
     // The orphaned borg serve saw EOF and released its lock; the repository is as before.

@@ -265,7 +265,7 @@ describe('a hand-written client with the key', () => {
       'flips a mandatory feature flag',
       'append',
       (_a, m) => set(m, 'config', MsgMap.of([['feature_flags', MsgMap.of([['write', MsgMap.of([['mandatory', [Buffer.from('borgkeep-test-unknown')]]])]])]])),
-      "an append key may not change the manifest's config (feature flags): mandatory feature flag(s) write:borgkeep-test-unknown added",
+      "an append key may not change the manifest's config (feature flags): mandatory feature flag write:borgkeep-test-unknown added",
     ],
     [
       'adds an entry for an archive object it did not write',

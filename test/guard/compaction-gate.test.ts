@@ -68,7 +68,7 @@ describe('the gate decides at the moment of compaction', () => {
     const before = segments();
     const r = await compact();
     expect(r.stderr).toMatch(
-      /borgkeep: compaction deferred: transaction (\d+) \(session \d+, key 'hk-full', full role\) deleted \d+ object\(s\) written by earlier sessions — not verified yet; [\d.]+ [kMG]?B waits? to be freed\. Nothing was removed/,
+      /borgkeep: compaction deferred: transaction (\d+) \(session \d+, key 'hk-full', full role\) deleted \d+ objects? written by earlier sessions — not verified yet; [\d.]+ [KMG]?B waits? to be freed\. Nothing was removed/,
     );
     expect(r.stderr).toContain("'borgkeep audit gated' (with the passphrase) or approves them with 'borgkeep approve gated'");
     // Every segment is still there (borg's commit added one).
@@ -132,7 +132,7 @@ describe('the gate decides at the moment of compaction', () => {
     expectOk(await c.reply(del), del);
     expectOk(await c.reply(commit), commit);
     await f.finish(c);
-    expect(c.stderrText()).toContain("borgkeep: compaction deferred: this session's own transaction deletes 1 object(s) written by earlier sessions");
+    expect(c.stderrText()).toContain("borgkeep: compaction deferred: this session's own transaction deletes 1 object written by earlier sessions");
     expect(before.filter((s) => !segments().includes(s))).toEqual([]);
     expect(f.session(c)).toMatchObject({ result: 'ok', denials: [] });
     expect(existsSync(f.repoDir(REPO))).toBe(true);

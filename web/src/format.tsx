@@ -1,17 +1,11 @@
 // Sizes, durations and times as people read them. Times are relative ("3 min ago") with the
 // exact time in the title, so hovering (or a long press) shows it.
 import { useEffect, useState } from 'react';
+import { formatBytes } from '../../src/shared/size';
 
+/** A size as the CLI and the alerts write it too (src/shared/size.ts); "—" when not known. */
 export function bytes(n: number | null | undefined): string {
-  if (n === null || n === undefined) return '—';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i += 1;
-  }
-  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+  return n === null || n === undefined ? '—' : formatBytes(n);
 }
 
 export function duration(seconds: number): string {

@@ -9,12 +9,18 @@ import { useLive } from '../live';
 import { Link, navigate } from '../router';
 import { LiveSessions } from '../parts/live-sessions';
 import { SubmitWithError } from '../parts/form-error';
+import { NEAR_QUOTA, sortRepositories, type RepositoryOrder } from '../parts/repository-order';
 
 export function DashboardPage() {
   const me = useMe();
   const live = useLive();
   const repos = useLoad(() => api<{ repositories: Repository[] }>('GET', '/repositories'), [live.changes]);
-  const list = repos.data?.repositories ?? [];
+  const [order, setOrder] = useState<RepositoryOrder>(() => (localStorage.getItem('borgkeep.dashboard.order') === 'state' ? 'state' : 'name'));
+  const list = sortRepositories(repos.data?.repositories ?? [], order);
+  const changeOrder = (o: RepositoryOrder) => {
+    setOrder(o);
+    localStorage.setItem('borgkeep.dashboard.order', o);
+  };
   return (
     <>
       <h1>Repositories</h1>
@@ -29,6 +35,15 @@ export function DashboardPage() {
               : 'An operator or admin creates repositories; ask one of them.'}
           </p>
         </section>
+      )}
+      {list.length > 1 && (
+        <label className="sort-control">
+          Sort by{' '}
+          <select name="order" value={order} onChange={(e) => changeOrder(e.target.value as RepositoryOrder)}>
+            <option value="name">name</option>
+            <option value="state">state (failing and late first)</option>
+          </select>
+        </label>
       )}
       {list.length > 0 && (
         <div className="table-wrap">
@@ -58,8 +73,6 @@ export function DashboardPage() {
 
 const BACKUP_WORDS: Record<Repository['backup'], string> = { ok: 'on time', late: 'late', never: 'no backup yet' };
 const SESSION_WORDS: Record<'denied' | 'error' | 'aborted', string> = { denied: 'last session refused', error: 'last session failed', aborted: 'last session cut off' };
-/** The alert rules' default warning level (80 %). */
-const NEAR_QUOTA = 0.8;
 
 function RepositoryRow({ r }: { r: Repository }) {
   const used = r.quotaBytes && r.sizeBytes !== null ? r.sizeBytes / r.quotaBytes : null;
@@ -72,7 +85,7 @@ function RepositoryRow({ r }: { r: Repository }) {
 
         </div>
       </th>
-      <td>
+      <td data-label="Last backup">
         {!r.initialized && r.lastBackupAt === null ? (
           // Not late (nothing to be late with) and not silent: it needs a client's borg init.
           <>
@@ -93,7 +106,7 @@ function RepositoryRow({ r }: { r: Repository }) {
           </div>
         )}
       </td>
-      <td>
+      <td data-label="Size">
         {bytes(r.sizeBytes)}
         {r.quotaBytes !== null && (
           <>
@@ -113,10 +126,10 @@ function RepositoryRow({ r }: { r: Repository }) {
           </>
         )}
       </td>
-      <td>
+      <td data-label="Audit">
         <AuditBadge r={r} />
       </td>
-      <td className={r.denialsLast24h > 0 ? 'alert' : ''}>{r.denialsLast24h}</td>
+      <td data-label="Denials 24 h" className={r.denialsLast24h > 0 ? 'alert' : ''}>{r.denialsLast24h}</td>
     </tr>
   );
 }

@@ -7,6 +7,7 @@ import { Time } from '../format';
 import { useAction, useLoad } from '../hooks';
 import { SubmitWithError } from '../parts/form-error';
 import { AddGrantForKey, GrantEditor, type GrantWithRules } from '../parts/grant-editor';
+import { KeyAdded } from '../parts/key-added';
 import { Link } from '../router';
 
 /** A key as GET /keys lists it: with its grants and the start of its newest session. */
@@ -19,6 +20,8 @@ export function KeysPage() {
   const keys = useLoad(() => api<{ keys: ListedKey[] }>('GET', '/keys'), []);
   const revoke = useAction();
   const [open, setOpen] = useState<Open>(null);
+  /** The key "Add key" just added: the page says so and what to do next. */
+  const [added, setAdded] = useState<SshKey | null>(null);
   const operator = can(me, 'operator');
   const done = () => {
     setOpen(null);
@@ -37,7 +40,7 @@ export function KeysPage() {
       )}
       {list.length > 0 && (
         <div className="table-wrap">
-          <table>
+          <table className="cards">
             <thead>
               <tr>
                 <th scope="col">Name</th>
@@ -58,10 +61,10 @@ export function KeysPage() {
                       {k.name}
                       {k.comment && <div className="muted small">{k.comment}</div>}
                     </th>
-                    <td className="mono small">
+                    <td className="mono small" data-label="Fingerprint">
                       {k.fingerprint} <span className="muted">({k.type}, {k.bits} bits)</span>
                     </td>
-                    <td>
+                    <td data-label="Grants">
                       {k.grants.length === 0 ? (
                         <span className="muted">none</span>
                       ) : (
@@ -91,10 +94,10 @@ export function KeysPage() {
                         </ul>
                       )}
                     </td>
-                    <td>
+                    <td data-label="Last used">
                       <Time at={k.lastUsedAt} />
                     </td>
-                    <td>
+                    <td data-label="Added">
                       <Time at={k.createdAt} />
                     </td>
                     <td>
@@ -150,12 +153,29 @@ export function KeysPage() {
         </div>
       )}
       {revoke.error && <p className="error">{revoke.error}</p>}
-      {can(me, 'operator') && <AddKey onAdded={keys.reload} />}
+      {added && (
+        <KeyAdded
+          key={added.id}
+          added={added}
+          grants={list.find((k) => k.id === added.id)?.grants ?? []}
+          // The grant form opens in the key's row and takes the keyboard (its select has autoFocus).
+          onGrant={() => setOpen({ keyId: added.id, repository: null })}
+          onDismiss={() => setAdded(null)}
+        />
+      )}
+      {can(me, 'operator') && (
+        <AddKey
+          onAdded={(key) => {
+            setAdded(key);
+            keys.reload();
+          }}
+        />
+      )}
     </>
   );
 }
 
-function AddKey({ onAdded }: { onAdded: () => void }) {
+function AddKey({ onAdded }: { onAdded: (key: SshKey) => void }) {
   const repos = useLoad(() => api<{ repositories: Repository[] }>('GET', '/repositories'), []);
   const [name, setName] = useState('');
   const [line, setLine] = useState('');
@@ -165,12 +185,13 @@ function AddKey({ onAdded }: { onAdded: () => void }) {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const r = await action.run(() =>
-      api('POST', '/keys', { name: name.trim(), publicKey: line.trim(), ...(repository !== '' && { grant: { repository, role } }) }),
+      api<{ key: SshKey }>('POST', '/keys', { name: name.trim(), publicKey: line.trim(), ...(repository !== '' && { grant: { repository, role } }) }),
     );
     if (r) {
       setName('');
       setLine('');
-      onAdded();
+      setRepository('');
+      onAdded(r.key);
     }
   };
   return (

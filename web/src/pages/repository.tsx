@@ -6,12 +6,13 @@ import { can, useMe } from '../app';
 import { bytes, duration, exact, Time } from '../format';
 import { useAction, useLoad } from '../hooks';
 import { useLiveFor } from '../live';
-import { Link, navigate } from '../router';
+import { Link } from '../router';
 import { AuditBadge } from './dashboard';
 import { ArchiveList } from '../parts/archive-list';
 import { DenialReason } from '../parts/denial-reason';
 import { AuditView } from '../parts/audit-view';
 import { ClientInstructions } from '../parts/client-instructions';
+import { RemoveRepository } from '../parts/remove-repository';
 import { LiveSessions } from '../parts/live-sessions';
 import { SizeChart } from '../parts/size-chart';
 import { SubmitWithError } from '../parts/form-error';
@@ -19,12 +20,15 @@ import { RetentionSection } from '../parts/retention';
 import { RepositoryLimits } from '../parts/repository-limits';
 import { GrantEditor } from '../parts/grant-editor';
 
+/** The newest sessions the page lists (and the removal dialog counts). */
+const SESSIONS_SHOWN = 100;
+
 export function RepositoryPage({ name }: { name: string }) {
   const me = useMe();
   const live = useLiveFor(name);
   const path = encodeURIComponent(name);
   const repo = useLoad(() => api<{ repository: Repository; grants: Grant[] }>('GET', `/repositories/${path}`), [name, live.changes]);
-  const sessions = useLoad(() => api<{ sessions: Session[] }>('GET', `/sessions?repository=${path}&limit=100`), [name, live.changes]);
+  const sessions = useLoad(() => api<{ sessions: Session[] }>('GET', `/sessions?repository=${path}&limit=${SESSIONS_SHOWN}`), [name, live.changes]);
   const denials = useLoad(() => api<{ denials: Denial[] }>('GET', `/denials?repository=${path}&limit=20`), [name, live.changes]);
   const server = useLoad(() => api<{ ssh: SshEndpoint | null }>('GET', '/server'), []);
 
@@ -85,7 +89,7 @@ export function RepositoryPage({ name }: { name: string }) {
       <ArchiveList repository={r.name} refresh={live.changes} />
       <SessionTimeline sessions={sessions.data?.sessions ?? []} open={live.open} />
       <Denials denials={denials.data?.denials ?? []} />
-      {can(me, 'operator') && <DangerZone repository={r} />}
+      {can(me, 'operator') && <RemoveRepository repository={r} grants={repo.data.grants} sessionsShown={sessions.data?.sessions.length ?? 0} sessionsLimit={SESSIONS_SHOWN} />}
     </>
   );
 }
@@ -409,24 +413,3 @@ function KeyVault({ repository, onChange }: { repository: Repository; onChange: 
   );
 }
 
-function DangerZone({ repository }: { repository: Repository }) {
-  const action = useAction();
-  return (
-    <details className="danger-zone">
-      <summary>Remove this repository</summary>
-      <p>Removes the registration and its grants; the files move to the data directory’s trash and are never destroyed.</p>
-      <button
-        type="button"
-        className="danger"
-        disabled={action.busy}
-        onClick={async () => {
-          if (!confirm(`Remove repository ${repository.name}?`)) return;
-          if ((await action.run(() => api('DELETE', `/repositories/${encodeURIComponent(repository.name)}`))) !== undefined) navigate('/');
-        }}
-      >
-        Remove {repository.name}
-      </button>
-      {action.error && <p className="error">{action.error}</p>}
-    </details>
-  );
-}

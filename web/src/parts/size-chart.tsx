@@ -1,9 +1,10 @@
 // A size-over-time chart (uPlot, ~50 KB) of a repository's daily statistics (the `statistics`
 // job): size on disk, and what compaction would free when borg's hints tell it. uPlot is loaded
-// only on the repository page that shows it.
+// only on the repository page that shows it. What it draws is built in size-chart-options.ts.
 import { useEffect, useRef } from 'react';
 import type { RepositoryStat } from '../api';
 import { bytes } from '../format';
+import { sizeChartSpec } from './size-chart-options';
 
 export function SizeChart({ stats }: { stats: RepositoryStat[] }) {
   const box = useRef<HTMLDivElement>(null);
@@ -18,29 +19,10 @@ export function SizeChart({ stats }: { stats: RepositoryStat[] }) {
       const dark = matchMedia('(prefers-color-scheme: dark)').matches;
       const ink = dark ? '#c9d1d9' : '#333';
       const grid = dark ? '#30363d' : '#e5e5e5';
-      // One measurement is drawn as a line from an hour before, so it is not a lone dot.
-      const rows = stats.length === 1 ? [{ ...stats[0]!, at: new Date(Date.parse(stats[0]!.at) - 3600_000).toISOString() }, stats[0]!] : stats;
-      const xs = rows.map((s) => Date.parse(s.at) / 1000);
-      const reclaimable = stats.some((s) => s.reclaimableBytes !== null && s.reclaimableBytes > 0);
+      const spec = sizeChartSpec(stats, { width: el.clientWidth, ink, grid, bytes });
       plot = new UPlot(
-        {
-          width: el.clientWidth,
-          height: 200,
-          legend: { show: reclaimable },
-          cursor: { drag: { x: false, y: false } },
-          axes: [
-            { stroke: ink, grid: { stroke: grid } },
-            { stroke: ink, grid: { stroke: grid }, size: 70, values: (_u: unknown, vals: number[]) => vals.map((v) => bytes(v)) },
-          ],
-          series: [
-            {},
-            { label: 'size on disk', stroke: '#2f9e6b', fill: 'rgba(47,158,107,0.15)', width: 2, points: { show: true, size: 5 }, value: (_u: unknown, v: number | null) => bytes(v) },
-            ...(reclaimable
-              ? [{ label: 'compaction would free', stroke: '#c2410c', width: 2, dash: [6, 4], points: { show: true, size: 4 }, value: (_u: unknown, v: number | null) => bytes(v) }]
-              : []),
-          ],
-        },
-        [xs, rows.map((s) => s.sizeBytes), ...(reclaimable ? [rows.map((s) => s.reclaimableBytes)] : [])],
+        spec.options as unknown as ConstructorParameters<typeof UPlot>[0],
+        spec.data as unknown as ConstructorParameters<typeof UPlot>[1],
         el,
       );
       observer.observe(el);
