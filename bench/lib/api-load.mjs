@@ -125,6 +125,7 @@ const consoleActor = plan.console ? startConsole(plan.console) : null;
 function startConsole({ refreshMs, paths }) {
   const copies = new Map(); // path -> ETag of the copy held
   const versions = new Map(); // a /repository-changes path -> the version of the list held
+  const fallback = new Map(); // a /repository-changes path -> what an older server is asked instead
   const rounds = [];
   const startedAt = Date.now();
   const current = () => {
@@ -146,6 +147,9 @@ function startConsole({ refreshMs, paths }) {
           if (path.endsWith('/repository-changes')) chunks.push(chunk);
         });
         res.on('end', () => {
+          // A server without /repository-changes (an older build, compared with this one): the
+          // console of that build fetched the whole list on every refresh.
+          if (res.statusCode === 404 && path.endsWith('/repository-changes')) fallback.set(path, path.replace(/\/repository-changes$/, '/repositories'));
           if (res.statusCode === 200 && res.headers.etag) copies.set(url, res.headers.etag);
           if (res.statusCode === 200 && chunks.length > 0) versions.set(path, JSON.parse(Buffer.concat(chunks).toString('utf8')).version);
           resolve({ status: res.statusCode ?? 0, bytes });
@@ -159,7 +163,7 @@ function startConsole({ refreshMs, paths }) {
   const refresh = async () => {
     if (stopped) return;
     const round = current();
-    const answers = await Promise.all(paths.map(fetchOne));
+    const answers = await Promise.all(paths.map((p) => fetchOne(fallback.get(p) ?? p)));
     round.refreshes++;
     for (const a of answers) {
       round.bytes += a.bytes;
@@ -239,5 +243,6 @@ const ledgerWrites = ledger ? ledger.stop() : 0;
 const consoleRounds = consoleActor ? consoleActor.stop() : null;
 agent.destroy();
 const out = { total, completed, wallSeconds, maxLagMs, ledgerWrites, cpu: process.cpuUsage(), results: Object.fromEntries(byName), rounds: roundMaps.map((m) => Object.fromEntries(m)), console: consoleRounds };
-process.stdout.write(JSON.stringify(out) + '\n');
-process.exit(0);
+// Exit only once the line is out: stdout to a pipe is asynchronous, and a long run's line is
+// megabytes (process.exit right after the write cut it short).
+process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0));

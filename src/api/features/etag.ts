@@ -26,13 +26,18 @@ export function matchesIfNoneMatch(header: string | string[] | undefined, etag: 
   return value.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }
 
+/** Bodies at least this long are remembered with their tag (hashing a small one costs less than keeping it). */
+const REMEMBER_FROM_BYTES = 16 * 1024;
+/** How many big bodies are remembered: a few lists polled, each up to about a megabyte. */
+const MAX_REMEMBERED = 8;
+
 /**
- * Adds the ETag / 304 handling to GET answers under `prefix`. The last tag of each path is kept
- * with its body, so a list polled while unchanged (the same string) is not hashed again.
+ * Adds the ETag / 304 handling to GET answers under `prefix`. The tags of the last few big
+ * answers are kept with their bodies, so a list polled while unchanged (the same string, as the
+ * dashboard keeps it) is not hashed again; a bounded few, so nothing grows with the paths asked.
  */
 export function registerConditionalGets(app: FastifyInstance, prefix: string): void {
   const last = new Map<string, { body: string; etag: string }>();
-  const MAX_REMEMBERED = 64;
   app.addHook('onSend', async (request, reply, payload) => {
     if (request.method !== 'GET' || reply.statusCode !== 200 || !request.url.startsWith(prefix)) return payload;
     if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload; // a stream (events, exports)
@@ -42,7 +47,7 @@ export function registerConditionalGets(app: FastifyInstance, prefix: string): v
     if (seen && seen.body === payload) etag = seen.etag;
     else {
       etag = etagOf(payload);
-      if (typeof payload === 'string') {
+      if (typeof payload === 'string' && payload.length >= REMEMBER_FROM_BYTES) {
         last.delete(path);
         last.set(path, { body: payload, etag });
         if (last.size > MAX_REMEMBERED) last.delete(last.keys().next().value!);
