@@ -169,6 +169,12 @@ function mixPlan(count) {
 }
 const baselinePlan = () => [{ name: 'GET /server', path: '/api/v1/server' }];
 
+/** The server's resident memory in MB: a leak shows as growth round after round. */
+function serverRssMb() {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
 function serverCpuSeconds() {
   const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
@@ -182,7 +188,13 @@ async function runLoad(requests, seconds, { roundSeconds = 0, withConsole = fals
   const cpu0 = serverCpuSeconds();
   // The server's CPU at each round's end (the generator starts its clock 20 ms after it starts).
   const cpuMarks = [];
-  const cpuTimer = roundSeconds ? setInterval(() => cpuMarks.push(serverCpuSeconds()), roundSeconds * 1000) : null;
+  const rssMarks = [];
+  const cpuTimer = roundSeconds
+    ? setInterval(() => {
+        cpuMarks.push(serverCpuSeconds());
+        rssMarks.push(serverRssMb());
+      }, roundSeconds * 1000)
+    : null;
   const child = spawn(process.execPath, [join(ROOT, 'bench', 'lib', 'api-load.mjs'), planFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -192,6 +204,8 @@ async function runLoad(requests, seconds, { roundSeconds = 0, withConsole = fals
   const result = JSON.parse(out);
   const cpuEnd = serverCpuSeconds();
   result.serverCpuSeconds = cpuEnd - cpu0;
+  result.serverRssMb = serverRssMb();
+  result.roundRssMb = result.rounds.map((_, i) => rssMarks[i] ?? result.serverRssMb);
   result.roundCpuSeconds = result.rounds.map((_, i) => (cpuMarks[i] ?? cpuEnd) - (i === 0 ? cpu0 : (cpuMarks[i - 1] ?? cpuEnd)));
   return result;
 }
@@ -201,7 +215,7 @@ function roundOf(run, i) {
   const results = run.rounds[i];
   const completed = Object.values(results).reduce((n, r) => n + r.latencies.length, 0);
   const wallSeconds = run.wallSeconds / run.rounds.length;
-  return { results, completed, wallSeconds, maxLagMs: run.maxLagMs, ledgerWrites: run.ledgerWrites / run.rounds.length, serverCpuSeconds: run.roundCpuSeconds[i], console: run.console?.[i] ? [run.console[i]] : null };
+  return { results, completed, wallSeconds, maxLagMs: run.maxLagMs, ledgerWrites: run.ledgerWrites / run.rounds.length, serverCpuSeconds: run.roundCpuSeconds[i], serverRssMb: run.roundRssMb[i], console: run.console?.[i] ? [run.console[i]] : null };
 }
 
 /** What the open console fetched per refresh (all its paths), from the console's rounds of a run. */
@@ -238,6 +252,7 @@ function summariseRun(run) {
     maxSendLagMs: run.maxLagMs,
     serverCpuMsPerRequest: (1000 * run.serverCpuSeconds) / Math.max(1, run.completed),
     serverCpuShare: run.serverCpuSeconds / run.wallSeconds,
+    serverRssMb: run.serverRssMb,
     console: consoleOf(run.console),
   };
 }
@@ -295,7 +310,7 @@ rows.push(['baseline: GET /server only', '', fmt(o('baseline', 'n'), 0), fmt(o('
 console.log(`\nmedians over ${rounds.length} rounds of ${SECONDS} s at ${RATE} requests/s (latency from each request's due time to its last byte):\n`);
 printTable(rows);
 const dash = (r) => r.mix.perEndpoint['GET /repositories'];
-const roundRows = [['round', 'baseline p50', 'baseline p99', 'mix p50', 'mix p99', 'mix max', 'p99 mix/baseline', 'dashboard p99', 'server CPU ms/req baseline', 'mix', 'console KB/refresh', '304 %']];
+const roundRows = [['round', 'baseline p50', 'baseline p99', 'mix p50', 'mix p99', 'mix max', 'p99 mix/baseline', 'dashboard p99', 'server CPU ms/req baseline', 'mix', 'console KB/refresh', '304 %', 'server RSS MB']];
 rounds.forEach((r, i) =>
   roundRows.push([
     String(i + 1),
@@ -310,6 +325,7 @@ rounds.forEach((r, i) =>
     fmt(r.mix.serverCpuMsPerRequest, 2),
     fmt(r.mix.console.bytesPerRefresh / 1024, 1),
     fmt(100 * r.mix.console.notModifiedShare, 0),
+    fmt(r.mix.serverRssMb, 0),
   ]),
 );
 console.log('');
