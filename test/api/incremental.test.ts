@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIZE_CACHE_MS } from '../../src/api/features/repository-size.js';
+import { api } from '../../web/src/api.js';
 import { ed25519Key } from '../support/temp-store.js';
 import { startApi, type ApiClient, type ApiHarness } from './api-harness.js';
 
@@ -139,5 +140,55 @@ describe('repository sizes off the request path', () => {
     h.temp.clock.advance(10_000);
     expect(await sizeNow()).toBe(6000);
     await expect.poll(sizeNow, { timeout: 5000, interval: 20 }).toBe(6500);
+  });
+});
+
+describe("the console's fetch layer (web/src/api.ts) against the real server", () => {
+  it('sends If-None-Match and reuses its copy on a 304, and keeps the repository list through its changes', async () => {
+    // The console runs in a browser on the server's origin: here its relative URLs go to the test
+    // server with the viewer's cookie, and every exchange is recorded.
+    const seen: Array<{ path: string; ifNoneMatch: string | null; status: number; etag: string | null; body: string }> = [];
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (async (input: string, init: RequestInit = {}) => {
+      if (!input.startsWith('/')) return realFetch(input, init); // the test's own clients
+      const headers: Record<string, string> = { ...(init.headers as Record<string, string>), cookie: viewer.cookie! };
+      const r = await realFetch(`${h.url}${input}`, { ...init, headers });
+      const body = await r.clone().text();
+      seen.push({ path: input, ifNoneMatch: headers['if-none-match'] ?? null, status: r.status, etag: r.headers.get('etag'), body });
+      return r;
+    }) as typeof fetch;
+    try {
+      const keys1 = await api<{ keys: unknown[] }>('GET', '/keys');
+      const keys2 = await api<{ keys: unknown[] }>('GET', '/keys');
+      expect(keys2).toEqual(keys1);
+      expect(seen.at(-1)).toMatchObject({ path: '/api/v1/keys', status: 304, body: '' });
+      expect(seen.at(-2)!.ifNoneMatch).toBeNull();
+      expect(seen.at(-1)!.ifNoneMatch).toBe(seen.at(-2)!.etag);
+
+      const names = async () => ((await viewer.call('GET', '/api/v1/repositories')).body.repositories as Array<{ name: string }>).map((r) => r.name);
+      const first = await api<{ repositories: Array<{ name: string; quotaBytes: number | null }> }>('GET', '/repositories');
+      expect(seen.at(-1)!.path).toBe('/api/v1/repository-changes');
+      expect(first.repositories.map((r) => r.name)).toEqual(await names());
+
+      // A change: only the changed repository travels, and the list the console gets is whole.
+      expect((await admin.call('PATCH', '/api/v1/repositories/bravo', { quotaBytes: 70_000_000 })).status).toBe(200);
+      const second = await api<{ repositories: Array<{ name: string; quotaBytes: number | null }> }>('GET', '/repositories');
+      const exchange = seen.at(-1)!;
+      expect(exchange.path).toMatch(/^\/api\/v1\/repository-changes\?since=/);
+      expect(JSON.parse(exchange.body).repositories.map((r: { name: string }) => r.name)).toEqual(['bravo']);
+      expect(second.repositories.map((r) => r.name)).toEqual(await names());
+      expect(second.repositories.find((r) => r.name === 'bravo')!.quotaBytes).toBe(70_000_000);
+      expect(second.repositories).toEqual((await viewer.call('GET', '/api/v1/repositories')).body.repositories);
+
+      // Nothing changed since: an empty change list, then (the same question again) a 304; the same list.
+      const third = await api<{ repositories: unknown[] }>('GET', '/repositories');
+      expect(JSON.parse(seen.at(-1)!.body)).toMatchObject({ full: false, names: null, repositories: [] });
+      expect(third).toEqual(second);
+      const fourth = await api<{ repositories: unknown[] }>('GET', '/repositories');
+      expect(seen.at(-1)).toMatchObject({ status: 304, body: '' });
+      expect(fourth).toEqual(second);
+    } finally {
+      globalThis.fetch = realFetch;
+    }
   });
 });
