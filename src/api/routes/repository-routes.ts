@@ -1,5 +1,7 @@
-// Repositories: create, list with status, show, change quota and expected backup interval,
-// delete (the files move to the data directory's trash; the response never says where).
+// Repositories: create, list with status (whole, or what changed since a version the console
+// holds: GET /repository-changes), show, change quota and expected backup interval, delete (the
+// files move to the data directory's trash; the response never says where). Never walks a
+// repository folder on a request that has a size to give (features/repository-size.ts).
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
