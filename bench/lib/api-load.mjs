@@ -216,6 +216,10 @@ function send(i, dueNs) {
     res.on('error', (e) => end(0, e.message));
   });
   req.setTimeout(timeoutMs, () => req.destroy(new Error('time-out')));
+  // Also a deadline from the due time: a request still waiting for a free socket (a saturated
+  // server) has no socket to time out on, and would stretch a 10-minute run without end.
+  const deadline = setTimeout(() => req.destroy(new Error('time-out')), Math.max(1, timeoutMs - Number(process.hrtime.bigint() - dueNs) / 1e6));
+  req.on('close', () => clearTimeout(deadline));
   req.on('error', (e) => end(0, e.message));
 }
 
