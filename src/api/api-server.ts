@@ -12,6 +12,7 @@ import { createAuthenticator, roleAtLeast, SESSION_COOKIE, CSRF_HEADER, type Aut
 import type { PasswordHasher } from './auth/passwords.js';
 import { toApiError, zodInputError, type InputPart } from './api-errors.js';
 import { createAuditService, type AuditService, type AuditServiceDeps } from '../audit/audit-service.js';
+import { registerConditionalGets } from './features/etag.js';
 import { createLiveEvents } from './features/live-events.js';
 import { createRepositorySizer, type SizeOf } from './features/repository-size.js';
 import { registerConsole } from './console-static.js';
@@ -184,6 +185,8 @@ export function createApiServer(deps: ApiDeps): ApiServer {
   };
   app.setNotFoundHandler((request, reply) => void apiNotFound(request, reply));
   if (deps.consoleDir !== undefined) registerConsole(app, deps.consoleDir, apiNotFound);
+  // GET answers carry an ETag; the console's If-None-Match gets a 304 without the body.
+  registerConditionalGets(app, API_PREFIX);
   // API answers are personal: never cached, never content-sniffed.
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');

@@ -26,6 +26,8 @@ export interface HandedOver {
 
 export interface VaultService {
   holds(repository: VaultRepository): boolean;
+  /** `holds` for many repositories at once (the dashboard): the vault is listed once per call of holdings(). */
+  holdings(): (repository: VaultRepository) => boolean;
   /** Checks the material against the repository, then seals it; BK_ERR_INVALID_INPUT when it does not read it. */
   handOver(repository: VaultRepository, m: RepositoryKeyMaterial): Promise<HandedOver>;
   /** False when borgkeep did not hold the key. */
@@ -35,6 +37,11 @@ export interface VaultService {
 export function createVaultService(deps: { vault: Vault; repositoryPath: (dirName: string) => string }): VaultService {
   return {
     holds: (repository) => deps.vault.has(repository.dirName),
+    holdings() {
+      if (!deps.vault.held) return (repository) => deps.vault.has(repository.dirName);
+      const held = deps.vault.held();
+      return (repository) => held.has(repository.dirName);
+    },
     async handOver(repository, m) {
       if (m.passphrase.length === 0) throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'the passphrase is empty');
       if (Buffer.byteLength(m.passphrase) > MAX_PASSPHRASE_BYTES) throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the passphrase is longer than ${MAX_PASSPHRASE_BYTES} bytes`);

@@ -21,7 +21,7 @@
 // into a sealed file; `forget` overwrites the file's bytes before it unlinks it.
 
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { BorgkeepError, type ErrorCode } from '../errors.js';
@@ -35,6 +35,8 @@ export interface RepositoryKeyMaterial {
 export interface Vault {
   /** By the repository's dirName (stable, unlike its name). Needs no master secret. */
   has(dirName: string): boolean;
+  /** The dirNames holding an entry, from one listing of the vault directory (a list of many repositories asks once, not once each). */
+  held?(): Set<string>;
   /** Throws VaultLockedError (one sentence) when the master secret is not available. */
   get(dirName: string): RepositoryKeyMaterial | null;
   put(dirName: string, m: RepositoryKeyMaterial): void;
@@ -338,6 +340,16 @@ export function openVault(dataDir: string, opts: { masterPassphrase?: string } =
         return statSync(p.entry(dirName)).isFile();
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw error;
+      }
+    },
+    held() {
+      try {
+        // Entries are named by dirName; temp files of a write under way (NAME.tmp-…) and the
+        // passphrase check file are not.
+        return new Set(readdirSync(p.dir, { withFileTypes: true }).filter((e) => e.isFile() && /^[A-Za-z0-9_-]{1,64}$/.test(e.name)).map((e) => e.name));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
         throw error;
       }
     },

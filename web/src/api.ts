@@ -1,5 +1,10 @@
 // The API from the console: JSON over fetch with the session cookie (same origin), the CSRF
 // token on every state change, and errors as ApiError carrying the server's code and sentence.
+// GETs are conditional: the answer's ETag is kept with its text, sent back as If-None-Match, and
+// a 304 reuses the copy, so a page polling an unchanged list gets no body. The dashboard's list
+// (GET /repositories) is kept up to date through GET /repository-changes: only the repositories
+// changed since the copy held travel (a console open on a thousand repositories fetches a few KB
+// per refresh, not the whole list).
 
 export class ApiError extends Error {
   constructor(
@@ -23,17 +28,34 @@ export function onSessionEnded(handler: () => void): void {
   onSignedOut = handler;
 }
 
+/** GET answers kept for If-None-Match, by path; the oldest go first beyond MAX_COPIES. */
+const copies = new Map<string, { etag: string; text: string }>();
+const MAX_COPIES = 32;
+
 export async function api<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  if (method === 'GET' && path === '/repositories') return (await repositoriesIncrementally()) as T;
   const headers: Record<string, string> = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
+  const copy = method === 'GET' ? copies.get(path) : undefined;
+  if (copy) headers['if-none-match'] = copy.etag;
   let response: Response;
   try {
     response = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', ...(body !== undefined && { body: JSON.stringify(body) }) });
   } catch {
     throw new ApiError(0, 'BK_ERR_NETWORK', 'the server cannot be reached; is borgkeep serve running?');
   }
+  // Parsed anew from the copy's text: callers may keep or change what they get.
+  if (response.status === 304 && copy) return JSON.parse(copy.text) as T;
   const text = await response.text();
+  if (method === 'GET') {
+    const etag = response.headers.get('etag');
+    copies.delete(path);
+    if (response.ok && etag) {
+      copies.set(path, { etag, text });
+      if (copies.size > MAX_COPIES) copies.delete(copies.keys().next().value!);
+    }
+  }
   const json = text === '' ? undefined : (JSON.parse(text) as unknown);
   if (!response.ok) {
     const error = (json ?? {}) as { code?: string; message?: string };
@@ -41,6 +63,39 @@ export async function api<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' 
     throw new ApiError(response.status, error.code ?? 'BK_ERR_INTERNAL', error.message ?? `the server answered ${response.status}`);
   }
   return json as T;
+}
+
+interface RepositoryChanges {
+  version: string;
+  full: boolean;
+  names: string[] | null;
+  repositories: Repository[];
+}
+/** The dashboard's list as last brought up to date, and its version. */
+let repositoryList: { version: string; names: string[]; byName: Map<string, Repository> } | null = null;
+
+async function repositoriesIncrementally(): Promise<{ repositories: Repository[] }> {
+  const held = repositoryList;
+  const r = await api<RepositoryChanges>('GET', `/repository-changes${held ? `?since=${encodeURIComponent(held.version)}` : ''}`);
+  let next: NonNullable<typeof repositoryList>;
+  if (r.full || !held) {
+    next = { version: r.version, names: r.names ?? r.repositories.map((x) => x.name), byName: new Map(r.repositories.map((x) => [x.name, x])) };
+  } else {
+    // A new copy, never the held one changed: an answer that arrives late must not mix lists.
+    next = { version: r.version, names: r.names ?? held.names, byName: new Map(held.byName) };
+    for (const x of r.repositories) next.byName.set(x.name, x);
+    if (r.names) {
+      const present = new Set(r.names);
+      for (const n of next.byName.keys()) if (!present.has(n)) next.byName.delete(n);
+    }
+  }
+  // A list missing one it names (cannot happen with a consistent server): start over with the whole list.
+  if (next.names.some((n) => !next.byName.has(n))) {
+    repositoryList = null;
+    if (held) return repositoriesIncrementally();
+  }
+  repositoryList = next;
+  return { repositories: next.names.flatMap((n) => next.byName.get(n) ?? []) };
 }
 
 // The shapes the console reads (see /api/v1/openapi.json).

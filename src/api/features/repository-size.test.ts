@@ -3,7 +3,7 @@ import { createClock } from '../../../test/support/temp-store.js';
 import { SIZE_CACHE_MS, createRepositorySizer } from './repository-size.js';
 
 describe('repository sizes', () => {
-  it('keeps an answer for a minute, gives it while a fresh walk runs after that, and walks again at once after the repository was written', async () => {
+  it('keeps an answer for a minute, gives it while a fresh walk runs after that, and after a write gives it at once and walks behind it', async () => {
     const clock = createClock();
     let bytes = 100;
     let walks = 0;
@@ -20,10 +20,11 @@ describe('repository sizes', () => {
     // Unchanged since the walk (its last write before it): the kept answer.
     expect(await sizer.sizeOf('/r', new Date(clock.now().getTime() - 5000))).toBe(100);
     expect(walks).toBe(1);
-    // Written after the walk (a backup just ended): walked again before answering.
-    expect(await sizer.sizeOf('/r', clock.now())).toBe(200);
+    // Written after the walk (a backup just ended): the kept answer at once, a walk behind it.
+    expect(await sizer.sizeOf('/r', clock.now())).toBe(100);
+    await new Promise((r) => setTimeout(r, 10));
     expect(walks).toBe(2);
-    expect(await sizer.sizeOf('/r', clock.now())).toBe(200);
+    expect(await sizer.sizeOf('/r', new Date(clock.now().getTime() - 1))).toBe(200);
     expect(walks).toBe(2);
     // A minute on, the old answer at once and a walk behind it.
     bytes = 300;
@@ -32,5 +33,33 @@ describe('repository sizes', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(walks).toBe(3);
     expect(await sizer.sizeOf('/r')).toBe(300);
+  });
+
+  it('never makes a request that has an answer wait on a walk, even a walk that hangs', async () => {
+    const clock = createClock();
+    const hung: Array<() => void> = [];
+    let first = true;
+    const sizer = createRepositorySizer({
+      now: clock.now,
+      measure: (path) => {
+        if (first) {
+          first = false;
+          return Promise.resolve(100);
+        }
+        // Every later walk hangs until released: a slow disk, a huge repository.
+        return new Promise((resolve) => hung.push(() => resolve(path === '/r' ? 500 : 0)));
+      },
+    });
+    expect(await sizer.sizeOf('/r')).toBe(100);
+    clock.advance(1000);
+    const answered = await Promise.race([sizer.sizeOf('/r', clock.now()), new Promise((r) => setTimeout(() => r('waited'), 200))]);
+    expect(answered).toBe(100);
+    expect(hung).toHaveLength(1);
+    // Asked again while the walk runs: the same answer, no second walk.
+    expect(await sizer.sizeOf('/r', clock.now())).toBe(100);
+    expect(hung).toHaveLength(1);
+    hung[0]!();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await sizer.sizeOf('/r')).toBe(500);
   });
 });

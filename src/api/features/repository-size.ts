@@ -1,16 +1,21 @@
 // How much disk a repository directory uses, for the dashboard's quota bar and the quota alerts.
-// Walking a big repository's segments takes a while, so each answer is kept for a minute, and an
-// answer older than that is still given at once while a fresh walk runs behind it (a few walks
+// Walking a big repository's segments takes a while, so each answer is kept for ten minutes, and
+// an answer older than that is still given at once while a fresh walk runs behind it (a few walks
 // at a time): the dashboard of a thousand repositories never waits on a thousand walks, except
-// for the very first look. An answer from before the repository's last write is not given: that
-// repository is walked again at once, so a backup's size shows as soon as it is listed. A
-// directory that does not exist (not initialised yet) is null. Never throws: a directory that
-// cannot be read is null too.
+// for the very first look. An answer from before the repository's last write is still given at
+// once, and that repository's walk goes first in the queue, so a backup's size shows in the next
+// answer after its walk: the request path waits on a walk only when no answer was ever made (the
+// first look after start). A directory that does not exist (not initialised yet) is null. Never
+// throws: a directory that cannot be read is null too. Never: walks a directory on a request that
+// has an answer to give, or runs more than SIZE_REFRESH_CONCURRENCY walks in the background.
 
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export const SIZE_CACHE_MS = 60_000;
+// Ten minutes, not one: a write through borgkeep (its last write moves) has the repository walked
+// again at once anyway, so this period only catches what changed on disk otherwise, and walking a
+// thousand repositories every minute cost a loaded server a tenth of its CPU (issue 15).
+export const SIZE_CACHE_MS = 10 * 60_000;
 /** Walks running at once when refreshing answers in the background. */
 export const SIZE_REFRESH_CONCURRENCY = 2;
 
@@ -34,6 +39,7 @@ export async function directorySize(path: string): Promise<number | null> {
 }
 
 export function createRepositorySizer({ now, measure = directorySize }: { now: () => Date; measure?: (path: string) => Promise<number | null> }) {
+  // `at`: when the walk that gave `size` started (a write during a walk is not in it).
   const cache = new Map<string, { at: number; size: Promise<number | null>; refreshing: boolean }>();
   const queue: string[] = [];
   let running = 0;
@@ -42,10 +48,11 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
     while (running < SIZE_REFRESH_CONCURRENCY && queue.length > 0) {
       const path = queue.shift()!;
       running++;
+      const at = now().getTime();
       void measure(path)
         .catch(() => null)
         .then((size) => {
-          cache.set(path, { at: now().getTime(), size: Promise.resolve(size), refreshing: false });
+          cache.set(path, { at, size: Promise.resolve(size), refreshing: false });
         })
         .finally(() => {
           running--;
@@ -55,19 +62,26 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
   };
 
   return {
-    /** `changedAt`: when the repository last changed (its last write); an answer older is measured anew. */
+    /** `changedAt`: when the repository last changed (its last write); an answer older is given, and measured anew behind it. */
     sizeOf(path: string, changedAt?: Date | null): Promise<number | null> {
       const t = now().getTime();
       const hit = cache.get(path);
-      if (!hit || (changedAt && hit.at < changedAt.getTime())) {
+      if (!hit) {
         const size = measure(path).catch(() => null);
         cache.set(path, { at: t, size, refreshing: false });
         return size;
       }
-      if (t - hit.at >= SIZE_CACHE_MS && !hit.refreshing) {
-        hit.refreshing = true;
-        queue.push(path);
-        refreshNext();
+      if (!hit.refreshing) {
+        if (changedAt && hit.at < changedAt.getTime()) {
+          // Written since: first in line, ahead of the minute-old answers.
+          hit.refreshing = true;
+          queue.unshift(path);
+          refreshNext();
+        } else if (t - hit.at >= SIZE_CACHE_MS) {
+          hit.refreshing = true;
+          queue.push(path);
+          refreshNext();
+        }
       }
       return hit.size;
     },

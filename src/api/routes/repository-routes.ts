@@ -1,6 +1,9 @@
-// Repositories: create, list with status, show, change quota and expected backup interval,
-// delete (the files move to the data directory's trash; the response never says where).
+// Repositories: create, list with status (whole, or what changed since a version the console
+// holds: GET /repository-changes), show, change quota and expected backup interval, delete (the
+// files move to the data directory's trash; the response never says where). Never walks a
+// repository folder on a request that has a size to give (features/repository-size.ts).
 
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -30,19 +33,21 @@ export function repositoryRoutes(ctx: ApiContext) {
     else initializedAt.delete(path);
     return initialized;
   };
-  /** What the status does not hold: whether borg init made the repository, and its size. */
-  const onDisk = async (s: RepositoryStatus, now: Date) => {
+  /** What the status does not hold: whether borg init made the repository, its size, whether the vault holds its key. */
+  const onDisk = async (s: RepositoryStatus, now: Date, holds: (r: RepositoryStatus['repository']) => boolean = (r) => ctx.vault.holds(r)) => {
     const path = ctx.store.paths.repository(s.repository.dirName);
     const initialized = isInitialized(path, now.getTime());
-    return { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null, keyHeld: ctx.vault.holds(s.repository) };
+    const keyHeld = holds(s.repository);
+    // The size comes from the sizer's cache (walks run behind it, never on this request but the very first).
+    return { now, initialized, sizeBytes: initialized ? await ctx.sizeOf(path, s.lastWriteAt) : null, keyHeld };
   };
   const present = async (s: RepositoryStatus, now = ctx.now()) => repositoryJson(s, await onDisk(s, now));
   // The dashboard asks for every repository often; the store keeps a repository's status object
   // while nothing it depends on changed, and its JSON is kept with it while its size, whether it
   // is initialised and whether its backup is late are the same too.
   const presented = new WeakMap<RepositoryStatus, { key: string; json: string }>();
-  const presentedJson = async (s: RepositoryStatus, now: Date) => {
-    const extra = await onDisk(s, now);
+  const presentedJson = async (s: RepositoryStatus, now: Date, holds: (r: RepositoryStatus['repository']) => boolean) => {
+    const extra = await onDisk(s, now, holds);
     const key = `${extra.initialized}:${extra.sizeBytes}:${backupState(s, now)}:${extra.keyHeld}`;
     let hit = presented.get(s);
     if (hit?.key !== key) {
@@ -51,6 +56,42 @@ export function repositoryRoutes(ctx: ApiContext) {
     }
     return hit.json;
   };
+  // The dashboard's list, and what changed in it: each repository's JSON with the list version in
+  // which it last changed, so a console holding the list as of version N fetches only what
+  // changed since (GET /repository-changes?since=N) instead of every repository on each refresh.
+  // A version is `EPOCH.N`: EPOCH is this process's, so a version from before a restart is not
+  // taken for one of this process (the console then gets the whole list).
+  const list = { epoch: randomBytes(4).toString('hex'), version: 0, namesVersion: 0, names: [] as string[], byName: new Map<string, { json: string; version: number }>(), parts: [] as string[], text: '{"repositories":[]}' };
+  const currentList = async () => {
+    const now = ctx.now();
+    const all = await ctx.store.listRepositoryStatuses({ denialsSince: new Date(now.getTime() - DAY_MS) });
+    const holds = ctx.vault.holdings();
+    const parts = await Promise.all(all.map((s) => presentedJson(s, now, holds)));
+    // Strings kept by presentedJson are the same objects while unchanged: comparing is cheap.
+    if (parts.length === list.parts.length && parts.every((p, i) => p === list.parts[i])) return list;
+    const names = all.map((s) => s.repository.name);
+    const next = list.version + 1;
+    let changed = false;
+    for (let i = 0; i < names.length; i++) {
+      const seen = list.byName.get(names[i]!);
+      if (seen?.json !== parts[i]) {
+        list.byName.set(names[i]!, { json: parts[i]!, version: next });
+        changed = true;
+      }
+    }
+    if (names.length !== list.names.length || names.some((n, i) => n !== list.names[i])) {
+      const present = new Set(names);
+      for (const n of list.byName.keys()) if (!present.has(n)) list.byName.delete(n);
+      list.namesVersion = next;
+      list.names = names;
+      changed = true;
+    }
+    if (changed) list.version = next;
+    list.parts = parts;
+    list.text = `{"repositories":[${parts.join(',')}]}`;
+    return list;
+  };
+  const versionText = () => `${list.epoch}.${list.version}`;
   const status = async (repositoryName: string) =>
     (await ctx.store.listRepositoryStatuses({ denialsSince: new Date(ctx.now().getTime() - DAY_MS), name: repositoryName }))[0]!;
 
@@ -63,10 +104,37 @@ export function repositoryRoutes(ctx: ApiContext) {
       access: 'viewer',
       response: z.object({ repositories: z.array(repositorySchema) }),
       async handler() {
-        const now = ctx.now();
-        const all = await ctx.store.listRepositoryStatuses({ denialsSince: new Date(now.getTime() - DAY_MS) });
-        const parts = await Promise.all(all.map((s) => presentedJson(s, now)));
-        return new JsonText(`{"repositories":[${parts.join(',')}]}`);
+        return new JsonText((await currentList()).text);
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/repository-changes',
+      tag,
+      summary:
+        "the dashboard's list incrementally: without `since`, every repository and the list's version; with the version of a list held, only the repositories changed since, and the names in order when a repository was added, removed or renamed",
+      access: 'viewer',
+      query: z
+        .object({ since: z.string().max(64).optional().describe('the version of the list held (from an earlier answer); an unknown or old one gets the whole list') })
+        .strict(),
+      response: z.object({
+        version: z.string().describe('the version of the list this answer brings the holder to'),
+        full: z.boolean().describe('true: `repositories` is the whole list (no `since`, or one this server does not know); false: only those changed since'),
+        names: z.array(z.string()).nullable().describe('every repository name in the dashboard order; null: the same as at `since`'),
+        repositories: z.array(repositorySchema),
+      }),
+      async handler({ query }) {
+        await currentList();
+        const m = query.since === undefined ? null : /^([0-9a-f]{8})\.(\d{1,15})$/.exec(query.since);
+        const since = m && m[1] === list.epoch && Number(m[2]) <= list.version ? Number(m[2]) : null;
+        const head = `{"version":${JSON.stringify(versionText())},"full":${since === null}`;
+        if (since === null) return new JsonText(`${head},"names":${JSON.stringify(list.names)},"repositories":[${list.parts.join(',')}]}`);
+        const changed: string[] = [];
+        for (const n of list.names) {
+          const e = list.byName.get(n)!;
+          if (e.version > since) changed.push(e.json);
+        }
+        return new JsonText(`${head},"names":${list.namesVersion > since ? JSON.stringify(list.names) : 'null'},"repositories":[${changed.join(',')}]}`);
       },
     }),
     defineRoute({
