@@ -35,6 +35,13 @@ export interface KeyStore extends Pick<GuardStore, 'findKey'> {
   listKeys(): Promise<SshKey[]>;
   /** Each key's newest session start (any result), by key id; a key never used is absent. */
   keysLastUsed(): Promise<Map<number, Date>>;
+  /**
+   * What the key list depends on: the version of keys, grants and repository names (bumped by
+   * triggers in any process), and the newest session id (a key's last use comes from sessions).
+   */
+  keyListMarks(): Promise<{ access: number; newestSession: number }>;
+  /** For each key with a session newer than session `afterId`: the newest start among them. */
+  keysUsedSince(afterId: number): Promise<Map<number, Date>>;
   addKey(input: NewKey): Promise<{ key: SshKey; grant: Grant | null }>;
   /** Marks the key revoked and removes its grants; revoking a revoked key changes nothing. */
   revokeKey(ref: string): Promise<KeyRevocation>;
@@ -82,6 +89,25 @@ export function createKeyStore({ db, now }: StoreDeps): KeyStore {
       const used = new Map<number, Date>();
       for (const row of rows) if (row.last_used_at !== null) used.set(row.id, new Date(row.last_used_at as string));
       return used;
+    },
+
+    async keyListMarks() {
+      const [access, newest] = await Promise.all([
+        db.selectFrom('access_version').select('version').where('id', '=', 1).executeTakeFirst(),
+        db.selectFrom('sessions').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst(),
+      ]);
+      return { access: access?.version ?? 0, newestSession: Number(newest?.m ?? 0) };
+    },
+
+    async keysUsedSince(afterId) {
+      const rows = await db
+        .selectFrom('sessions')
+        .select((eb) => ['key_id', eb.fn.max('started_at').as('m')])
+        .where('id', '>', afterId)
+        .where('key_id', 'is not', null)
+        .groupBy('key_id')
+        .execute();
+      return new Map(rows.map((r) => [r.key_id as number, new Date(r.m as string)]));
     },
 
     async addKey({ name, publicKey, grant }) {

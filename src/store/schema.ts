@@ -295,7 +295,14 @@ export interface SettingsTable {
   updated_at: string;
 }
 
+/** One row: bumped by triggers on every write to keys, grants and repository names (migration 0020). */
+export interface AccessVersionTable {
+  id: number;
+  version: number;
+}
+
 export interface Database {
+  access_version: AccessVersionTable;
   users: UsersTable;
   repositories: RepositoriesTable;
   ssh_keys: SshKeysTable;
