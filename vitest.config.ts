@@ -1,5 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
+import LongestFirstSequencer from './test/sequencer.js';
+
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
@@ -9,6 +11,9 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 3,
     fileParallelism: true,
+    // Longest file first, from the committed test/durations.json: a clean clone has no vitest
+    // cache, and a 6-minute file started last would run alone at the end.
+    sequence: { sequencer: LongestFirstSequencer },
     testTimeout: 120_000,
     hookTimeout: 300_000,
     // expect.poll waits for real processes (a browser, a webhook, borg): 1 s, vitest's default,

@@ -53,7 +53,8 @@ const outDir = join(root, 'test-results');
 mkdirSync(outDir, { recursive: true });
 const report = join(outDir, 'vitest.json');
 rmSync(report, { force: true });
-const vitest = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)]);
+// durations-reporter writes test-results/file-durations.json, the input of scripts/test-durations.mjs.
+const vitest = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', '--reporter=./scripts/durations-reporter.mjs', `--outputFile.json=${report}`, ...process.argv.slice(2)]);
 
 let passed = 0;
 let failed = 0;

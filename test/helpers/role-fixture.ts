@@ -1,11 +1,15 @@
 // The repository every role-matrix test starts from: one borgkeep installation with a key per
 // role on repository "main" (initialised by the full key, two archives), and an empty,
 // uninitialised repository "fresh" granted to every key for the `init` cases.
+// It is built once per transport and run (12 files use it: test/roles, test/gateway/roles-*),
+// through that transport, and each file gets a copy (test/helpers/shared-template.ts).
 
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv, type RunResult } from './borgkeep-env.js';
+import { sharedTemplate } from './shared-template.js';
 
 export const KEYS = { full: 'admin-key', append: 'writer-key', prune: 'pruner-key', read: 'reader-key' } as const;
 export type RoleName = keyof typeof KEYS;
@@ -13,6 +17,9 @@ export type RoleName = keyof typeof KEYS;
 export interface RoleFixture {
   env: BorgkeepEnv;
   src: string;
+  /** The path base-1 and base-2 were made from, as the archives hold it: `src`, or the same
+   *  tree's path in the installation the shared copy was built in. */
+  archivedSrc: string;
   main: string;
   fresh: string;
   /** Archives of "main" as the full key sees them: "name id" lines, sorted. */
@@ -22,8 +29,34 @@ export interface RoleFixture {
   as(role: RoleName, args: readonly string[], opts?: Parameters<BorgkeepEnv['borg']>[2]): Promise<RunResult>;
 }
 
+/** What a fixture's installation holds, under its root: the data directory, borg's client side
+ *  (security and cache folders), the SSH keys, and the source tree the archives were made from. */
+const FIXTURE_DIRS = ['data', 'client', 'ssh-keys', 'src'];
+const ARCHIVED_SRC = 'archived-src';
+
 export async function createRoleFixture(label: string, transport: BorgkeepEnv['transport'] = 'forced-command'): Promise<RoleFixture> {
+  const template = await sharedTemplate(`role-fixture-${transport}`, async (dir) => {
+    const built = createBorgkeepEnv(`${label}-template`, transport);
+    try {
+      await populate(built);
+      // Nothing may be running on the installation while it is copied.
+      if (transport !== 'forced-command') await (await built.frontEnd()).stop();
+      for (const d of FIXTURE_DIRS) cpSync(join(built.root, d), join(dir, d), { recursive: true });
+      writeFileSync(join(dir, ARCHIVED_SRC), join(built.root, 'src'));
+    } finally {
+      await built.cleanup();
+    }
+  });
   const env = createBorgkeepEnv(label, transport);
+  if (!template) {
+    await populate(env);
+    return fixtureOn(env, join(env.root, 'src'));
+  }
+  for (const d of FIXTURE_DIRS) cpSync(join(template, d), join(env.root, d), { recursive: true });
+  return fixtureOn(env, readFileSync(join(template, ARCHIVED_SRC), 'utf8'));
+}
+
+async function populate(env: BorgkeepEnv): Promise<void> {
   await env.cliOk(['repo', 'create', 'main']);
   await env.cliOk(['repo', 'create', 'fresh']);
   for (const [role, key] of Object.entries(KEYS)) {
@@ -33,20 +66,31 @@ export async function createRoleFixture(label: string, transport: BorgkeepEnv['t
   }
   const src = makeSourceTree(join(env.root, 'src'), 1);
   const main = env.url('main');
+  const { ok } = access(env);
+  await ok('full', ['init', '-e', 'repokey', main]);
+  await ok('full', ['create', `${main}::base-1`, src]);
+  makeSourceTree(join(env.root, 'src'), 2, 7);
+  await ok('full', ['create', `${main}::base-2`, src]);
+}
+
+function access(env: BorgkeepEnv) {
   const as = (role: RoleName, args: readonly string[], opts?: Parameters<BorgkeepEnv['borg']>[2]) => env.borg(KEYS[role], args, opts);
   const ok = async (role: RoleName, args: readonly string[]) => {
     const r = await as(role, args);
     if (r.code !== 0) throw new Error(`borg ${args.join(' ')} as ${role} failed (${r.code}): ${r.stderr}`);
     return r;
   };
-  await ok('full', ['init', '-e', 'repokey', main]);
-  await ok('full', ['create', `${main}::base-1`, src]);
-  makeSourceTree(join(env.root, 'src'), 2, 7);
-  await ok('full', ['create', `${main}::base-2`, src]);
+  return { as, ok };
+}
 
+function fixtureOn(env: BorgkeepEnv, archivedSrc: string): RoleFixture {
+  const src = join(env.root, 'src');
+  const main = env.url('main');
+  const { as, ok } = access(env);
   return {
     env,
     src,
+    archivedSrc,
     main,
     fresh: env.url('fresh'),
     as,

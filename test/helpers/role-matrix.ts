@@ -79,7 +79,8 @@ export function defineRoleMatrix(role: RoleName, transport: RoleFixture['env']['
       mkdirSync(out);
       const r = await f.as(role, ['extract', `${f.main}::base-2`], { cwd: out });
       expectOk(r);
-      const restored = readFileSync(join(out, f.src.slice(1), 'file-6.txt'), 'utf8');
+      // borg extracts to the path the archive was made from (the shared fixture's, when copied).
+      const restored = readFileSync(join(out, f.archivedSrc.slice(1), 'file-6.txt'), 'utf8');
       expect(restored).toBe(readFileSync(join(f.src, 'file-6.txt'), 'utf8'));
     });
 
