@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createClock } from '../../../test/support/temp-store.js';
-import { SIZE_CACHE_MS, createRepositorySizer } from './repository-size.js';
+import { SIZE_CACHE_MS, SIZE_REWALK_AFTER_WRITE_MS, createRepositorySizer } from './repository-size.js';
 
 describe('repository sizes', () => {
   it('keeps an answer for a minute, gives it while a fresh walk runs after that, and after a write gives it at once and walks behind it', async () => {
@@ -20,7 +20,12 @@ describe('repository sizes', () => {
     // Unchanged since the walk (its last write before it): the kept answer.
     expect(await sizer.sizeOf('/r', new Date(clock.now().getTime() - 5000))).toBe(100);
     expect(walks).toBe(1);
-    // Written after the walk (a backup just ended): the kept answer at once, a walk behind it.
+    // Written after the walk (a backup just ended): the kept answer at once; a walk behind it,
+    // once the kept answer is SIZE_REWALK_AFTER_WRITE_MS old (a running backup writes every few seconds).
+    expect(await sizer.sizeOf('/r', clock.now())).toBe(100);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(walks).toBe(1);
+    clock.advance(SIZE_REWALK_AFTER_WRITE_MS);
     expect(await sizer.sizeOf('/r', clock.now())).toBe(100);
     await new Promise((r) => setTimeout(r, 10));
     expect(walks).toBe(2);
@@ -51,7 +56,7 @@ describe('repository sizes', () => {
       },
     });
     expect(await sizer.sizeOf('/r')).toBe(100);
-    clock.advance(1000);
+    clock.advance(SIZE_REWALK_AFTER_WRITE_MS);
     const answered = await Promise.race([sizer.sizeOf('/r', clock.now()), new Promise((r) => setTimeout(() => r('waited'), 200))]);
     expect(answered).toBe(100);
     expect(hung).toHaveLength(1);

@@ -16,6 +16,12 @@ import { join } from 'node:path';
 // again at once anyway, so this period only catches what changed on disk otherwise, and walking a
 // thousand repositories every minute cost a loaded server a tenth of its CPU (issue 15).
 export const SIZE_CACHE_MS = 10 * 60_000;
+/**
+ * A repository written again is walked at most this often: a running backup moves its last write
+ * every few seconds, and walking its segments at each answer cost a loaded server a twentieth of
+ * its CPU (bench/api.bench.mjs, twenty backups writing). Its size is so at most this much late.
+ */
+export const SIZE_REWALK_AFTER_WRITE_MS = 15_000;
 /** Walks running at once when refreshing answers in the background. */
 export const SIZE_REFRESH_CONCURRENCY = 2;
 
@@ -72,7 +78,7 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
         return size;
       }
       if (!hit.refreshing) {
-        if (changedAt && hit.at < changedAt.getTime()) {
+        if (changedAt && hit.at < changedAt.getTime() && t - hit.at >= SIZE_REWALK_AFTER_WRITE_MS) {
           // Written since: first in line, ahead of the minute-old answers.
           hit.refreshing = true;
           queue.unshift(path);
