@@ -100,14 +100,17 @@ export function createKeyStore({ db, now }: StoreDeps): KeyStore {
     },
 
     async keysUsedSince(afterId) {
-      const rows = await db
-        .selectFrom('sessions')
-        .select((eb) => ['key_id', eb.fn.max('started_at').as('m')])
-        .where('id', '>', afterId)
-        .where('key_id', 'is not', null)
-        .groupBy('key_id')
-        .execute();
-      return new Map(rows.map((r) => [r.key_id as number, new Date(r.m as string)]));
+      // The sessions after `afterId` by the primary key (a few since the last look), grouped
+      // here: with `group by key_id` SQLite walks the key index over the whole ledger instead.
+      const rows = await db.selectFrom('sessions').select(['key_id', 'started_at']).where('id', '>', afterId).execute();
+      const used = new Map<number, Date>();
+      for (const r of rows) {
+        if (r.key_id === null) continue;
+        const at = new Date(r.started_at);
+        const seen = used.get(r.key_id);
+        if (!seen || seen < at) used.set(r.key_id, at);
+      }
+      return used;
     },
 
     async addKey({ name, publicKey, grant }) {
