@@ -1,6 +1,6 @@
 // Sizes, durations and times as people read them. Times are relative ("3 min ago") with the
 // exact time in the title, so hovering (or a long press) shows it.
-import { useEffect, useState } from 'react';
+import { useEffect, useState, type ReactNode } from 'react';
 import { formatBytes } from '../../src/shared/size';
 
 /** A size as the CLI and the alerts write it too (src/shared/size.ts); "—" when not known. */
@@ -44,4 +44,22 @@ export function Time({ at, empty = 'never' }: { at: string | null | undefined; e
       {relative(at, Math.max(now, Date.now()))}
     </time>
   );
+}
+
+/**
+ * A sentence from the server (an audit's verdict, a session's detail, an alert): the exact times
+ * it carries (ISO 8601, UTC) are shown as every time in the console is, relative with the exact
+ * time on hover, never as raw ISO.
+ */
+export function TextWithTimes({ text }: { text: string }) {
+  const parts: ReactNode[] = [];
+  const iso = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/g;
+  let last = 0;
+  for (const m of text.matchAll(iso)) {
+    parts.push(text.slice(last, m.index));
+    parts.push(<Time key={m.index} at={m[0]} />);
+    last = m.index + m[0].length;
+  }
+  parts.push(text.slice(last));
+  return <>{parts}</>;
 }

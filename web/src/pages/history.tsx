@@ -8,7 +8,7 @@
 // shared, and survives a reload and back/forward.
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { api, type Denial, type Repository, type Session, type SshKey, type Transaction } from '../api';
-import { bytes, duration, Time } from '../format';
+import { bytes, duration, TextWithTimes, Time } from '../format';
 import { useLoad } from '../hooks';
 import { DenialReason } from '../parts/denial-reason';
 import { Link, navigate, useSearch } from '../router';
@@ -411,7 +411,7 @@ function StorageDetails({ s }: { s: Session }) {
         {s.clientAddress && ` · from ${s.clientAddress}`}
         {s.clientVersion && ` · borg ${s.clientVersion}`}
       </div>
-      {s.detail && <div className="muted">{s.detail}</div>}
+      {s.detail && <div className="muted"><TextWithTimes text={s.detail} /></div>}
       {txns.length === 0 && <div className="muted">No transaction: nothing was written.</div>}
       <ul className="txns">
         {txns.map((t) => (

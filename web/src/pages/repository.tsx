@@ -3,7 +3,7 @@
 import { useState, type FormEvent } from 'react';
 import { api, type Denial, type Grant, type GrantRole, type Job, type Repository, type RepositoryStat, type Session, type SshEndpoint, type SshKey } from '../api';
 import { can, useMe } from '../app';
-import { bytes, duration, exact, Time } from '../format';
+import { bytes, duration, exact, TextWithTimes, Time } from '../format';
 import { useAction, useLoad } from '../hooks';
 import { useLiveFor } from '../live';
 import { Link } from '../router';
@@ -296,7 +296,7 @@ function SessionTimeline({ sessions, open }: { sessions: Session[]; open: Sessio
                   {s.clientVersion && ` · borg ${s.clientVersion}`}
                 </span>
               </div>
-              {s.detail && <div className="muted small">{s.detail}</div>}
+              {s.detail && <div className="muted small"><TextWithTimes text={s.detail} /></div>}
               {(s.transactions ?? []).length > 0 && (
                 <ul className="txns">
                   {s.transactions!.map((t) => (

@@ -3,26 +3,15 @@
 // until it ends), the active silences with who set them and an End button, and alert text with
 // its exact times shown as the rest of the console shows times. Operators and admins act;
 // viewers only read.
-import { useState, type FormEvent, type ReactNode } from 'react';
+import { useState, type FormEvent } from 'react';
 import { api, type Alert, type AlertSilence, type Repository, type SshKey } from '../api';
 import { can, useMe } from '../app';
-import { duration, Time } from '../format';
+import { duration, TextWithTimes, Time } from '../format';
 import { useAction, useLoad } from '../hooks';
 import { FormError, SubmitWithError } from './form-error';
 
-/** The alert's sentences with each ISO time in them as a relative time, exact on hover. */
-export function AlertText({ text }: { text: string }) {
-  const parts: ReactNode[] = [];
-  const iso = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/g;
-  let last = 0;
-  for (const m of text.matchAll(iso)) {
-    parts.push(text.slice(last, m.index));
-    parts.push(<Time key={m.index} at={m[0]} />);
-    last = m.index + m[0].length;
-  }
-  parts.push(text.slice(last));
-  return <>{parts}</>;
-}
+/** An alert's text: server sentences may carry exact times, shown as the console shows times. */
+export const AlertText = TextWithTimes;
 
 /** Who acknowledged it and when, or (for operators) the button to do it. */
 export function Acknowledge({ alert, onDone }: { alert: Alert; onDone: () => void }) {

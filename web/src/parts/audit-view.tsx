@@ -7,7 +7,7 @@ import { Link } from '../router';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, type AuditEvent, type AuditReport, type AuditedTransaction, type Repository } from '../api';
 import { can, useMe } from '../app';
-import { exact, Time } from '../format';
+import { exact, TextWithTimes, Time } from '../format';
 import { useAction, useLoad } from '../hooks';
 
 interface LastAudit {
@@ -90,7 +90,7 @@ export function AuditView({ repository, onChange }: { repository: Repository; on
         <div className="audit-report" data-verdict={last.data.event.verdict ?? ''}>
           <p>
             Last audit <Time at={last.data.event.at} /> by {last.data.event.actor}:{' '}
-            <strong className={last.data.event.verdict === 'suspicious' ? 'alert' : ''}>{last.data.event.verdict}</strong> — {last.data.event.detail}
+            <strong className={last.data.event.verdict === 'suspicious' ? 'alert' : ''}>{last.data.event.verdict}</strong> — <TextWithTimes text={last.data.event.detail} />
           </p>
           {report && <AuditTimeline report={report} />}
         </div>
@@ -156,7 +156,7 @@ function ApproveDialog({
               </p>
             </>
           ) : (
-            <p className="muted">{last.event.detail}</p>
+            <p className="muted"><TextWithTimes text={last.event.detail} /></p>
           )}
           <p className="through" data-through={through}>
             Approves history through transaction {through}. Anything written after it is not covered.

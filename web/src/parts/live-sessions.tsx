@@ -1,6 +1,6 @@
 // Sessions running now and those that just ended, from the live event stream.
 import type { Session } from '../api';
-import { bytes, Time } from '../format';
+import { bytes, TextWithTimes, Time } from '../format';
 import { useLiveFor } from '../live';
 import { Link } from '../router';
 
@@ -51,7 +51,7 @@ function SessionRow({ s, showRepository }: { s: Session; showRepository: boolean
           ended <Time at={s.endedAt} />
         </span>
       )}
-      {s.detail && <div className="muted small">{s.detail}</div>}
+      {s.detail && <div className="muted small"><TextWithTimes text={s.detail} /></div>}
     </li>
   );
 }
