@@ -4,7 +4,8 @@ import LongestFirstSequencer from './test/sequencer.js';
 
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // web/src: console units that need React's types, checked by web/tsconfig.json (DOM), not the server's.
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/src/**/*.test.ts'],
     // Integration files spawn real borg clients and mostly wait on them (rate-limited uploads,
     // sessions ending, a browser): with two workers the load stayed near 3 on two cores, so a
     // third file runs beside them.

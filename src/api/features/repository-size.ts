@@ -17,9 +17,10 @@ import { join } from 'node:path';
 // thousand repositories every minute cost a loaded server a tenth of its CPU (issue 15).
 export const SIZE_CACHE_MS = 10 * 60_000;
 /**
- * A repository written again is walked at most this often: a running backup moves its last write
- * every few seconds, and walking its segments at each answer cost a loaded server a twentieth of
- * its CPU (bench/api.bench.mjs, twenty backups writing). Its size is so at most this much late.
+ * A repository written again soon after a walk for an earlier write waits this long for its next
+ * walk: a backup's first write is walked at once (its size shows right after it), but one that
+ * writes every few seconds (checkpoints, a busy ledger) is not walked at each answer, which cost
+ * a loaded server a twentieth of its CPU (bench/api.bench.mjs, twenty backups writing).
  */
 export const SIZE_REWALK_AFTER_WRITE_MS = 15_000;
 /** Walks running at once when refreshing answers in the background. */
@@ -45,8 +46,9 @@ export async function directorySize(path: string): Promise<number | null> {
 }
 
 export function createRepositorySizer({ now, measure = directorySize }: { now: () => Date; measure?: (path: string) => Promise<number | null> }) {
-  // `at`: when the walk that gave `size` started (a write during a walk is not in it).
-  const cache = new Map<string, { at: number; size: Promise<number | null>; refreshing: boolean }>();
+  // `at`: when the walk that gave `size` started (a write during a walk is not in it);
+  // `writeWalkAt`: when the last walk started for a write (null: none yet).
+  const cache = new Map<string, { at: number; size: Promise<number | null>; refreshing: boolean; writeWalkAt: number | null }>();
   const queue: string[] = [];
   let running = 0;
 
@@ -55,10 +57,11 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
       const path = queue.shift()!;
       running++;
       const at = now().getTime();
+      const writeWalkAt = cache.get(path)?.writeWalkAt ?? null;
       void measure(path)
         .catch(() => null)
         .then((size) => {
-          cache.set(path, { at, size: Promise.resolve(size), refreshing: false });
+          cache.set(path, { at, size: Promise.resolve(size), refreshing: false, writeWalkAt });
         })
         .finally(() => {
           running--;
@@ -74,13 +77,14 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
       const hit = cache.get(path);
       if (!hit) {
         const size = measure(path).catch(() => null);
-        cache.set(path, { at: t, size, refreshing: false });
+        cache.set(path, { at: t, size, refreshing: false, writeWalkAt: null });
         return size;
       }
       if (!hit.refreshing) {
-        if (changedAt && hit.at < changedAt.getTime() && t - hit.at >= SIZE_REWALK_AFTER_WRITE_MS) {
+        if (changedAt && hit.at < changedAt.getTime() && (hit.writeWalkAt === null || t - hit.writeWalkAt >= SIZE_REWALK_AFTER_WRITE_MS)) {
           // Written since: first in line, ahead of the minute-old answers.
           hit.refreshing = true;
+          hit.writeWalkAt = t;
           queue.unshift(path);
           refreshNext();
         } else if (t - hit.at >= SIZE_CACHE_MS) {

@@ -4,7 +4,7 @@
 import { createElement } from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { expect, it } from 'vitest';
-import { TextWithTimes } from '../../web/src/format.js';
+import { TextWithTimes } from './format';
 
 it('shows every ISO time in a sentence as a <time> with its exact value, and the rest as it is', () => {
   const text = "archive 'mon' first seen 2026-12-06T10:52:28Z, after the audit of 2026-12-05T03:30:00.123Z (clean)";
