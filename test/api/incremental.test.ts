@@ -127,8 +127,8 @@ describe('repository sizes off the request path', () => {
     await s.recordTransaction({ sessionId: id, borgTransactionId: 1, objectsPut: 1, objectsOverwritten: 0, objectsDeleted: 0, objectsDeletedOlder: 0, manifestWritten: true, state: 'committed', startedAt: at, endedAt: at });
     await s.endSession(id, { endedAt: at, result: 'ok', detail: null, bytesIn: 5000, bytesOut: 10, methods: ['open', 'put', 'commit'] });
 
-    // The request right after gives the size held; the walk it started brings the new one.
-    expect(await sizeNow()).toBe(1000);
+    // The request right after waits briefly for the walk the write started: the new size.
+    expect(await sizeNow()).toBe(6000);
     await expect.poll(sizeNow, { timeout: 5000, interval: 20 }).toBe(6000);
     const dashboard = (await viewer.call('GET', '/api/v1/repositories')).body.repositories.find((r: { name: string }) => r.name === 'sized');
     expect(dashboard.sizeBytes).toBe(6000);

@@ -8,25 +8,16 @@
 // Without chromium this test fails with what to install: it never skips.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import type { BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { axeViolations } from './axe.js';
 import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
 declare const document: any;
-declare const axe: any;
-const AXE_SOURCE = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 
-/** Serious and critical axe-core violations of the page as it is now, one line each. */
-async function axeViolations(page: Page): Promise<string[]> {
-  // The console's Content-Security-Policy refuses inline scripts (addScriptTag); evaluating the
-  // source through the DevTools protocol is not subject to it.
-  if (!(await page.evaluate(() => typeof (globalThis as any).axe !== 'undefined'))) await page.evaluate(AXE_SOURCE);
-  const violations = (await page.evaluate(async () => (await axe.run(document)).violations)) as { id: string; impact: string; nodes: { target: string[] }[] }[];
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
 
 /** Presses Tab until the focused element has this accessible label (keyboard only, no clicks). */
 async function tabTo(page: Page, label: string, max = 80): Promise<void> {

@@ -5,23 +5,14 @@
 // a silenced alert with no mail; the dashboard says a repository nobody initialised waits for
 // borg init. axe-core finds no serious or critical violation on the alerts page or the dashboard.
 
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMailSink, type MailSink } from '../helpers/alert-receivers.js';
-import { makeSourceTree, ROOT, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { axeViolations } from './axe.js';
 import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
-/** Serious and critical axe-core violations of the page as it is now, one line each. */
-async function axeViolations(page: Page): Promise<string[]> {
-  // Evaluated over the DevTools protocol: the console's CSP (script-src 'self') refuses an injected <script>.
-  await page.evaluate(readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8'));
-  const found = (await page.evaluate(
-    'axe.run().then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.map((n) => JSON.stringify(n.target)).join(" ") })))',
-  )) as Array<{ id: string; impact: string | null; targets: string }>;
-  return found.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.impact} ${v.id}: ${v.targets}`);
-}
 
 describe('acknowledging and silencing alerts in the console', () => {
   let h: ConsoleHarness;

@@ -13,20 +13,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeSourceTree, ROOT, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { axeViolations } from './axe.js';
 import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
 declare const document: any;
 declare const getComputedStyle: any;
-declare const axe: any;
-const AXE_SOURCE = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 
-async function axeViolations(page: Page): Promise<string[]> {
-  // The console's CSP refuses inline scripts; evaluating the source through DevTools is not subject to it.
-  if (!(await page.evaluate(() => typeof (globalThis as any).axe !== 'undefined'))) await page.evaluate(AXE_SOURCE);
-  const violations = (await page.evaluate(async () => (await axe.run(document)).violations)) as { id: string; impact: string; nodes: { target: string[] }[] }[];
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
 
 describe('the small things in the console', () => {
   let h: ConsoleHarness;

@@ -2,12 +2,13 @@
 // Walking a big repository's segments takes a while, so each answer is kept for ten minutes, and
 // an answer older than that is still given at once while a fresh walk runs behind it (a few walks
 // at a time): the dashboard of a thousand repositories never waits on a thousand walks, except
-// for the very first look. An answer from before the repository's last write is still given at
-// once, and that repository's walk goes first in the queue, so a backup's size shows in the next
-// answer after its walk: the request path waits on a walk only when no answer was ever made (the
-// first look after start). A directory that does not exist (not initialised yet) is null. Never
-// throws: a directory that cannot be read is null too. Never: walks a directory on a request that
-// has an answer to give, or runs more than SIZE_REFRESH_CONCURRENCY walks in the background.
+// for the very first look. For a repository written since its answer, the walk goes first in the
+// queue and the request waits for it at most SIZE_WRITE_WAIT_MS (a backup's size shows in the
+// answer right after it, as an admin watching it expects), else gets the answer held: the request
+// path waits longer on a walk only when no answer was ever made (the first look after start). A
+// directory that does not exist (not initialised yet) is null. Never throws: a directory that
+// cannot be read is null too. Never: runs more than SIZE_REFRESH_CONCURRENCY walks in the
+// background, or holds a request that has an answer longer than SIZE_WRITE_WAIT_MS.
 
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ export const SIZE_CACHE_MS = 10 * 60_000;
  * a loaded server a twentieth of its CPU (bench/api.bench.mjs, twenty backups writing).
  */
 export const SIZE_REWALK_AFTER_WRITE_MS = 15_000;
+/** How long a request for a repository written since its answer waits for the walk after the write. */
+export const SIZE_WRITE_WAIT_MS = 100;
 /** Walks running at once when refreshing answers in the background. */
 export const SIZE_REFRESH_CONCURRENCY = 2;
 
@@ -48,7 +51,9 @@ export async function directorySize(path: string): Promise<number | null> {
 export function createRepositorySizer({ now, measure = directorySize }: { now: () => Date; measure?: (path: string) => Promise<number | null> }) {
   // `at`: when the walk that gave `size` started (a write during a walk is not in it);
   // `writeWalkAt`: when the last walk started for a write (null: none yet).
-  const cache = new Map<string, { at: number; size: Promise<number | null>; refreshing: boolean; writeWalkAt: number | null }>();
+  // `next`: the walk queued or running for the entry, with its answer once done.
+  const cache = new Map<string, { at: number; size: Promise<number | null>; refreshing: boolean; writeWalkAt: number | null; next?: Promise<number | null> }>();
+  const done = new Map<string, (size: number | null) => void>();
   const queue: string[] = [];
   let running = 0;
 
@@ -62,6 +67,8 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
         .catch(() => null)
         .then((size) => {
           cache.set(path, { at, size: Promise.resolve(size), refreshing: false, writeWalkAt });
+          done.get(path)?.(size);
+          done.delete(path);
         })
         .finally(() => {
           running--;
@@ -85,6 +92,7 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
           // Written since: first in line, ahead of the minute-old answers.
           hit.refreshing = true;
           hit.writeWalkAt = t;
+          hit.next = new Promise((resolve) => done.set(path, resolve));
           queue.unshift(path);
           refreshNext();
         } else if (t - hit.at >= SIZE_CACHE_MS) {
@@ -92,6 +100,11 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
           queue.push(path);
           refreshNext();
         }
+      }
+      if (hit.next && changedAt && hit.at < changedAt.getTime()) {
+        // Written since the answer held, its walk queued or running: wait a little for it.
+        const next = hit.next;
+        return Promise.race([next, new Promise<void>((r) => setTimeout(r, SIZE_WRITE_WAIT_MS).unref()).then(() => hit.size)]);
       }
       return hit.size;
     },
