@@ -16,6 +16,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { isKeyId } from '../store/lookups.js';
 import { borgServeArgv, type BorgChild, type BorgServeOptions, type LogLevel, type SpawnBorg } from './borg-child.js';
 
 export interface WarmSpawner {
@@ -74,7 +75,7 @@ export interface ReadOnlyDb {
  * starts the child at the `open`, as always.
  */
 export function guessChild(db: ReadOnlyDb, reposDir: string, keyRef: string, logLevel: LogLevel | null, now: Date): BorgServeOptions | null {
-  const byId = /^[0-9]{1,15}$/.test(keyRef); // as the store's findKey reads a key reference
+  const byId = isKeyId(keyRef); // as the store's findKey reads a key reference
   const rows = db
     .prepare(
       `select g.role, g.expires_at, r.dir_name, r.quota_bytes from ssh_keys k

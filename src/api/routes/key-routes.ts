@@ -32,6 +32,7 @@ function keyListCache(ctx: ApiContext) {
     if (held && held.access === marks.access) {
       if (held.newestSession !== marks.newestSession) {
         const used = await ctx.store.keysUsedSince(held.newestSession);
+        let moved = false;
         for (const [id, at] of used) {
           const key = held.keys.get(id);
           if (!key) continue; // a key added since would have changed the access version
@@ -39,9 +40,10 @@ function keyListCache(ctx: ApiContext) {
           if (key.lastUsedAt !== null && key.lastUsedAt >= iso) continue;
           key.lastUsedAt = iso;
           held.parts.set(id, JSON.stringify(key));
+          moved = true;
         }
         held.newestSession = marks.newestSession;
-        held.text = join(held);
+        if (moved) held.text = join(held);
       }
       return held.text;
     }
