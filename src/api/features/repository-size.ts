@@ -78,7 +78,7 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
   };
 
   return {
-    /** `changedAt`: when the repository last changed (its last write); an answer older is given, and measured anew behind it. */
+    /** `changedAt`: when the repository last changed (its last write); for an answer older, its walk goes first and is waited for up to SIZE_WRITE_WAIT_MS. */
     sizeOf(path: string, changedAt?: Date | null): Promise<number | null> {
       const t = now().getTime();
       const hit = cache.get(path);
@@ -89,7 +89,7 @@ export function createRepositorySizer({ now, measure = directorySize }: { now: (
       }
       if (!hit.refreshing) {
         if (changedAt && hit.at < changedAt.getTime() && (hit.writeWalkAt === null || t - hit.writeWalkAt >= SIZE_REWALK_AFTER_WRITE_MS)) {
-          // Written since: first in line, ahead of the minute-old answers.
+          // Written since: first in line, ahead of the ten-minute-old answers.
           hit.refreshing = true;
           hit.writeWalkAt = t;
           hit.next = new Promise((resolve) => done.set(path, resolve));
