@@ -122,9 +122,17 @@ async function createInstallation(label: string, transport: 'forced-command' | '
       // Well into the upload: more than a MiB through the guard (the ledger's progress).
       return Promise.all(
         runs.map(async ({ key, repo }, i) => {
+          const { client } = started[i]!;
+          let stderr = '';
+          client.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
           const session = await waitForSession(
             ledger,
-            (all) => all.find((x) => x.keyName === key && x.repositoryName === repo && x.result === 'open' && x.bytesIn > 1024 * 1024),
+            (all) => {
+              const found = all.find((x) => x.keyName === key && x.repositoryName === repo && x.result === 'open' && x.bytesIn > 1024 * 1024);
+              // A backup that ended before its upload was seen under way never will be: say so at once.
+              if (!found && client.exitCode !== null) throw new Error(`${key}'s backup to ${repo} ended (exit ${client.exitCode}) before it was seen under way:\n${stderr}`);
+              return found;
+            },
             `${key}'s backup to ${repo} under way`,
           );
           return { ...started[i]!, session };
@@ -225,11 +233,12 @@ describe.each(['forced-command', 'embedded'] as const)('sessions through the %s 
   });
 
   test('a grant whose expiry passes mid-backup ends the backup', async () => {
-    // Long enough for the backup to get under way (at most a few seconds on a loaded machine).
-    const expires = new Date(Date.now() + 10_000);
+    // Long enough for the backup to get under way on a loaded machine: CI once took more than
+    // 10 s, the grant expired first, and the wait for an open session ran into the test's timeout.
+    const expires = new Date(Date.now() + 20_000);
     await inst.key('expiring', ['main'], 'append', ['--expires', expires.toISOString()]);
-    const run = await inst.backup('expiring', 'main', 'expired-mid-backup', 1024); // 24 s
-    expect(Date.now()).toBeLessThan(expires.getTime()); // else the open was refused, not ended
+    const run = await inst.backup('expiring', 'main', 'expired-mid-backup', 768); // 32 s
+    expect(Date.now(), 'the backup got under way only after the grant expired').toBeLessThan(expires.getTime());
     await sleep(Math.max(0, expires.getTime() - Date.now()));
     await expectEnded(inst, run, expires.getTime(), 'main', 'expired-mid-backup', /the grant of key 'expiring' on repository 'main' expired at /);
   });
