@@ -1,0 +1,88 @@
+// The shapes the parts of a pull backup share (issue 16): a registered client host, one job of
+// it, and the two seams between the parts — the job runner (SSH to the client, remote
+// forwarding, stock `borg create` there) and the keyless proxy (the borg session that comes back
+// through that connection). Types only: no I/O, nothing secret is ever logged through them.
+
+import type { Repository } from '../store/types.js';
+
+/** A client host the server backs up by pulling (`borgkeep host add`). */
+export interface PullHost {
+  readonly id: number;
+  readonly name: string;
+  /** Host name or address the server connects to (never resolved or shown to the client). */
+  readonly address: string;
+  readonly port: number;
+  /** The SSH user on the client. */
+  readonly user: string;
+  readonly repositoryId: number;
+  /** Absolute paths on the client given to `borg create`. */
+  readonly paths: readonly string[];
+  /** borg exclude patterns (`--exclude`). */
+  readonly excludes: readonly string[];
+  /** borg's --compression spec, e.g. 'lz4' or 'zstd,3'. */
+  readonly compression: string;
+  /** The archive name template; placeholders {host} (the host's name) and {now} (UTC, YYYY-MM-DDTHH:MM:SS). */
+  readonly archiveTemplate: string;
+  /** A cron expression (croner), or null for manual jobs only. */
+  readonly schedule: string | null;
+  /** A job running longer than this fails. */
+  readonly timeoutSeconds: number;
+  /** How many times a failed scheduled job is tried again (a minute apart, then longer). */
+  readonly retries: number;
+  /** The pinned SSH host key of the client, as OpenSSH prints it: 'SHA256:<base64 without =>'; null until accepted. */
+  readonly hostKeyFingerprint: string | null;
+  readonly createdAt: Date;
+}
+
+export const PULL_JOB_STATES = ['queued', 'connecting', 'running', 'committing', 'done', 'failed'] as const;
+export type PullJobState = (typeof PULL_JOB_STATES)[number];
+
+/** One pull job: queued by the schedule or by a person, run once. */
+export interface PullJob {
+  readonly id: number;
+  readonly hostId: number;
+  readonly hostName: string;
+  readonly trigger: 'schedule' | 'manual';
+  readonly state: PullJobState;
+  /** The archive name decided when the job started; null while queued. */
+  readonly archiveName: string | null;
+  readonly queuedAt: Date;
+  readonly startedAt: Date | null;
+  readonly endedAt: Date | null;
+  /** borg's own figures from --log-json progress: original bytes read and files seen so far. */
+  readonly bytes: number;
+  readonly files: number;
+  /** For a failed job: one sentence saying why (never a server path, never a secret). */
+  readonly reason: string | null;
+  /** Which try of the schedule's retries this is (0 = the first). */
+  readonly attempt: number;
+}
+
+/** Live progress of a running job, as borg reports it (--progress --log-json). */
+export interface PullProgress {
+  readonly bytes: number;
+  readonly files: number;
+  readonly path: string | null;
+}
+
+/**
+ * What the keyless proxy must be told about one job. The proxy gets the client's borg RPC stream
+ * (the session that came back through the job's SSH connection) and answers it with the job's
+ * key, re-encrypting every verified object with the repository's key.
+ */
+export interface PullJobTerms {
+  readonly jobId: number;
+  readonly repository: Repository;
+  /** The only archive name the job may add (plus its borg checkpoints, `<name>.checkpoint[.N]`). */
+  readonly archiveName: string;
+}
+
+/** How a proxied job session ended, for the job's state and its alert. */
+export interface PullSessionOutcome {
+  /** The archive was written into the real manifest and committed. */
+  readonly committed: boolean;
+  /** When the proxy refused something: one sentence (a forged object, another archive name, a read). */
+  readonly refusal: string | null;
+  /** The ledger session of the server's own guarded session behind the proxy. */
+  readonly sessionId: number | null;
+}
