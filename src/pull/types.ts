@@ -86,3 +86,25 @@ export interface PullSessionOutcome {
   /** The ledger session of the server's own guarded session behind the proxy. */
   readonly sessionId: number | null;
 }
+
+/** Where a running job's state, progress and log go (the store's pull jobs; a fake in unit tests). */
+export interface PullJobRecorder {
+  state(jobId: number, state: PullJobState, fields?: { archiveName?: string; reason?: string | null }): Promise<void>;
+  progress(jobId: number, progress: PullProgress): Promise<void>;
+  /** One line of the job's log (borg's messages, the runner's own steps); never a secret. */
+  log(jobId: number, line: string): Promise<void>;
+}
+
+/**
+ * One job's keyless session factory, made by the proxy for the runner (src/pull/pull-proxy.ts):
+ * the runner writes `passphrase` to the client (a 0600 file for BORG_PASSCOMMAND, removed after
+ * the job) and hands every borg connection that comes back through the job's SSH endpoint to
+ * `serve`. The job key itself never leaves the server's memory except as the encrypted blob
+ * `load_key` returns.
+ */
+export interface PullJobSession {
+  readonly passphrase: string;
+  serve(io: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream; errOutput: NodeJS.WritableStream; stop?: AbortSignal }): Promise<PullSessionOutcome>;
+  /** Forgets the job key (the job ended, whichever way). */
+  dispose(): void;
+}
