@@ -187,3 +187,16 @@ test('a repository nobody initialised is not late: it waits for borg init, once 
   const [quota] = evaluateAlerts({ now: t0, repositories: [repo({ quotaBytes: 100e9, sizeBytes: 85e9 })] }, S);
   expect(quota.detail).toContain('holds 85 GB of its 100 GB quota');
 });
+
+test("a pull host whose newest job failed is one alert: a warning when it was unreachable, critical when its host key changed or the proxy refused what it sent", () => {
+  const pull = { hostId: 4, hostName: 'web1', repositoryId: 1, jobId: 17, endedAt: t0, reason: 'the client host did not answer within 30 s', hostile: false };
+  const [c, ...rest] = evaluateAlerts({ now: at(60), pulls: [pull] }, S);
+  expect(rest).toEqual([]);
+  expect(c).toMatchObject({ key: 'pull-failed:host:4', rule: 'pull-failed', severity: 'warning', repositoryId: 1 });
+  expect(c!.summary).toBe("the pull backup of 'web1' failed: the client host did not answer within 30 s");
+  expect(c!.detail).toContain('Pull job 17 of host');
+  const refused = evaluateAlerts({ now: at(60), pulls: [{ ...pull, hostile: true, reason: 'a put whose id does not match its content' }] }, S)[0]!;
+  expect(refused).toMatchObject({ key: 'pull-failed:host:4', severity: 'critical' });
+  expect(refused.summary).toBe("the pull backup of 'web1' was refused: a put whose id does not match its content");
+  expect(evaluateAlerts({ now: at(60), pulls: [] }, S)).toEqual([]);
+});

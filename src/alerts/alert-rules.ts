@@ -20,7 +20,18 @@
 import { formatBytes } from '../shared/size.js';
 
 export type AlertFamily = 'security' | 'state';
-export type AlertRule = 'backup-late' | 'waiting-init' | 'quota' | 'denial' | 'refusal' | 'audit-suspicious' | 'auth-failures' | 'disk-space' | 'key-change' | 'compaction-deferred';
+export type AlertRule =
+  | 'backup-late'
+  | 'waiting-init'
+  | 'quota'
+  | 'denial'
+  | 'refusal'
+  | 'audit-suspicious'
+  | 'auth-failures'
+  | 'disk-space'
+  | 'key-change'
+  | 'compaction-deferred'
+  | 'pull-failed';
 export type AlertSeverity = 'warning' | 'critical';
 
 export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
@@ -31,6 +42,7 @@ export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
   'disk-space': 'state',
   'key-change': 'state',
   'compaction-deferred': 'state',
+  'pull-failed': 'state',
   denial: 'security',
   refusal: 'security',
   'auth-failures': 'security',
@@ -153,8 +165,24 @@ export interface DiskFacts {
   readonly totalBytes: number;
 }
 
+/**
+ * A pull host whose newest finished job failed (src/pull/): what went wrong, and whether it is
+ * what only a changed or hostile client host causes (its SSH host key no longer the pinned one; an
+ * object or archive the keyless proxy refused), or the everyday kind (unreachable, timed out).
+ */
+export interface PullFacts {
+  readonly hostId: number;
+  readonly hostName: string;
+  readonly repositoryId: number;
+  readonly jobId: number;
+  readonly endedAt: Date;
+  readonly reason: string;
+  readonly hostile: boolean;
+}
+
 export interface AlertFacts {
   readonly now: Date;
+  readonly pulls?: readonly PullFacts[];
   readonly repositories?: readonly RepositoryFacts[];
   readonly denials?: readonly DenialFacts[];
   readonly authFailures?: readonly AuthFailureFacts[];
@@ -263,6 +291,24 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
         repeatSeconds: Math.max(settings.repeatSeconds, POLICY_REFUSAL_SECONDS),
       });
     }
+  }
+
+  // Pull hosts: one alert per host while its newest job is a failed one; the next job that
+  // succeeds resolves it. A changed host key or a refused object stays critical: it is what a
+  // taken-over client host looks like.
+  for (const p of facts.pulls ?? []) {
+    out.push({
+      key: `pull-failed:host:${p.hostId}`,
+      rule: 'pull-failed',
+      severity: p.hostile ? 'critical' : 'warning',
+      repositoryId: p.repositoryId,
+      summary: p.hostile ? `the pull backup of '${p.hostName}' was refused: ${p.reason}` : `the pull backup of '${p.hostName}' failed: ${p.reason}`,
+      detail:
+        `Pull job ${p.jobId} of host '${p.hostName}' ended at ${p.endedAt.toISOString()} without an archive: ${p.reason}. ` +
+        (p.hostile
+          ? 'Nothing it sent was kept. Find out what changed on that machine before it is trusted again (borgkeep pull list --host ' + p.hostName + ').'
+          : 'The next job that succeeds ends this alert; its log says more (borgkeep pull list --host ' + p.hostName + ').'),
+    });
   }
 
   // Hostile refusals: one critical alert per (key, repository), whatever the reasons.

@@ -18,6 +18,7 @@ const RULES: Record<string, string> = {
   refusal: 'refused by policy',
   'key-change': 'repository key replaced',
   'compaction-deferred': 'compaction deferred',
+  'pull-failed': 'pull backup failed',
   'audit-suspicious': 'suspicious audit',
   'auth-failures': 'failed logins',
   'disk-space': 'disk space',
