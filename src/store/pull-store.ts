@@ -82,8 +82,16 @@ export interface PullStore {
   /** The kept lines, oldest first, and how many earlier lines were dropped. */
   readPullJobLog(jobId: number, options?: { afterSeq?: number }): Promise<{ lines: PullLogLine[]; dropped: number }>;
   /** Active jobs whose process is gone (isAlive says so): failed with `reason`. Returns their ids. */
-  failOrphanedPullJobs(isAlive: (runner: PullRunnerId) => boolean, reason: (runner: PullRunnerId) => string): Promise<number[]>;
+  failOrphanedPullJobs(isAlive: (runner: PullRunnerId, jobId: number) => boolean, reason: (runner: PullRunnerId) => string): Promise<number[]>;
+  /** `borgkeep serve`'s pull service says it runs (every few seconds), so the CLI leaves jobs to it. */
+  beatPullServer(runner: PullRunnerId): Promise<void>;
+  /** The server stopped: the CLI runs jobs itself again. Only the runner that beat clears it. */
+  clearPullServer(runner: PullRunnerId): Promise<void>;
+  /** The last beat of a server's pull service, if any. */
+  pullServer(): Promise<{ runner: PullRunnerId; at: Date } | null>;
 }
+
+const PULL_SERVER_SETTING = 'pull.server';
 
 const date = (t: string | null): Date | null => (t === null ? null : new Date(t));
 
@@ -129,6 +137,17 @@ function toJob(row: Selectable<PullJobsTable>): StoredPullJob {
 
 export function createPullStore({ db, now }: StoreDeps): PullStore {
   const iso = () => now().toISOString();
+
+  async function readPullServer(): Promise<{ runner: PullRunnerId; at: Date } | null> {
+    const row = await db.selectFrom('settings').select('value').where('name', '=', PULL_SERVER_SETTING).executeTakeFirst();
+    if (!row) return null;
+    try {
+      const v = JSON.parse(row.value) as { runner: PullRunnerId; at: string };
+      return { runner: v.runner, at: new Date(v.at) };
+    } catch {
+      return null;
+    }
+  }
 
   async function requireHost(name: string) {
     const row = await db.selectFrom('pull_hosts').selectAll().where('name', '=', name).executeTakeFirst();
@@ -335,11 +354,11 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
     },
 
     async failOrphanedPullJobs(isAlive, reason) {
-      const active = await db.selectFrom('pull_jobs').select(['id', 'runner_kind', 'runner_pid', 'runner_host']).where('state', 'in', ACTIVE_PULL_STATES).execute();
+      const active = await db.selectFrom('pull_jobs').select(['id', 'runner_kind', 'runner_pid', 'runner_host']).where('state', 'in', ACTIVE_PULL_STATES).orderBy('id').execute();
       const failed: number[] = [];
       for (const j of active) {
         const runner: PullRunnerId = { kind: j.runner_kind === 'serve' ? 'serve' : 'cli', pid: j.runner_pid ?? -1, host: j.runner_host ?? '' };
-        if (j.runner_pid !== null && isAlive(runner)) continue;
+        if (j.runner_pid !== null && isAlive(runner, j.id)) continue;
         const r = await db
           .updateTable('pull_jobs')
           .set({ state: 'failed', ended_at: iso(), current_path: null, reason: reason(runner) })
@@ -350,6 +369,25 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
       }
       return failed;
     },
+
+    async beatPullServer(runner) {
+      const at = iso();
+      const value = JSON.stringify({ runner, at });
+      await db
+        .insertInto('settings')
+        .values({ name: PULL_SERVER_SETTING, value, updated_at: at })
+        .onConflict((oc) => oc.column('name').doUpdateSet({ value, updated_at: at }))
+        .execute();
+    },
+
+    async clearPullServer(runner) {
+      const current = await readPullServer();
+      if (current && current.runner.pid === runner.pid && current.runner.host === runner.host) {
+        await db.deleteFrom('settings').where('name', '=', PULL_SERVER_SETTING).execute();
+      }
+    },
+
+    pullServer: readPullServer,
   };
 }
 
