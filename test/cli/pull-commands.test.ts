@@ -2,11 +2,12 @@
 // The job runner (SSH to the client) is not part of these tests: where a job must run, this test
 // process plays `borgkeep serve` in the store (its heartbeat, claiming the job, ending it), which
 // is what the CLI sees of a server.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openStore, type Store } from '../../src/store/database.js';
-import { createSandbox, expectOneSentence, type CliSandbox } from './cli-harness.js';
+import { BORGKEEP, createSandbox, expectOneSentence, type CliSandbox } from './cli-harness.js';
 
 let cli: CliSandbox;
 const FP = `SHA256:${'x'.repeat(40)}AB+`;
@@ -208,3 +209,77 @@ describe('borgkeep pull', () => {
     }
   });
 });
+
+describe('borgkeep pull with borgkeep serve running', () => {
+  let sandbox: CliSandbox;
+  let child: ChildProcess | null = null;
+  afterAll(() => {
+    child?.kill('SIGKILL');
+    sandbox?.cleanup();
+  });
+
+  const startServe = async (): Promise<ChildProcess> => {
+    const c = spawn(process.execPath, [BORGKEEP, '--data-dir', sandbox.dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { env: { ...process.env, BORGKEEP_DATA_DIR: undefined }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr!.on('data', () => undefined);
+    await until(async () => /HTTP API listening on/.test(out), 30_000);
+    return c;
+  };
+  const job = (id: number) => withDir(sandbox.dataDir, async (s) => (await s.getPullJob(id))!);
+
+  it('serve fails the jobs a stopped server left running, runs queued jobs, queues scheduled ones; stopped, the CLI runs them itself', async () => {
+    sandbox = createSandbox();
+    await sandbox.ok(['repo', 'create', 'photos']);
+    await sandbox.ok(['host', 'add', 'h1', '--address', '127.0.0.1:1', '--user', 'backup', '--repo', 'photos', '--paths', '/etc']);
+    // A job a server that died (kill -9) left running.
+    await withDir(sandbox.dataDir, async (s) => {
+      await s.queuePullJob('h1', { trigger: 'manual' });
+      await s.claimNextPullJob({ kind: 'serve', pid: 999_999_999, host: hostname() });
+      await s.setPullJobState(1, 'running', { archiveName: 'h1-x' });
+    });
+    child = await startServe();
+    expect(await job(1)).toMatchObject({ state: 'failed', reason: 'the server stopped during the job' });
+
+    const queued = await sandbox.ok(['pull', 'run', 'h1']);
+    expect(queued).toBe(`queued job 2 of host 'h1'.\nborgkeep serve (pid ${child.pid}) runs it; follow it with 'borgkeep pull list --host h1'.\n`);
+    await until(async () => (await job(2)).state !== 'queued', 15_000);
+    await until(async () => ['done', 'failed'].includes((await job(2)).state), 15_000);
+    const waited = await sandbox.run(['pull', 'run', 'h1', '--wait']);
+    const third = await job(3);
+    expect(waited.code).toBe(third.state === 'done' ? 0 : 1);
+    expect(waited.stdout).toMatch(/^queued job 3 of host 'h1'\.\n/);
+
+    // A schedule every second: serve queues a job of its own (trigger 'schedule').
+    await sandbox.ok(['host', 'add', 'h2', '--address', '127.0.0.1:1', '--user', 'backup', '--repo', 'photos', '--paths', '/etc', '--schedule', '* * * * * *']);
+    await until(async () => (await withDir(sandbox.dataDir, (s) => s.listPullJobs({ hostName: 'h2' }))).some((j) => j.trigger === 'schedule'), 15_000);
+
+    const code = await new Promise<number | null>((resolve) => {
+      child!.on('exit', (c) => resolve(c));
+      child!.kill('SIGTERM');
+    });
+    child = null;
+    expect(code).toBe(0);
+    // No server: this process runs the job (and says nothing about a server).
+    const alone = await sandbox.run(['pull', 'run', 'h1']);
+    expect(alone.stdout).not.toContain('borgkeep serve');
+    expect(['done', 'failed']).toContain((await withDir(sandbox.dataDir, (s) => s.listPullJobs({ hostName: 'h1', limit: 1 })))[0]!.state);
+  }, 90_000);
+});
+
+async function withDir<T>(dataDir: string, work: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore({ dataDir });
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
