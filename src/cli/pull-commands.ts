@@ -329,8 +329,8 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
             ctx.out.line(`borgkeep serve (pid ${server.pid}) runs it; follow it with 'borgkeep pull list --host ${hostName}'.`);
             return;
           }
-          await follow(ctx, store, job.id);
-          return;
+          // The server stopped before it took the job: this process runs it after all.
+          if ((await follow(ctx, store, job.id, { serverGone: () => pullServerRunning(store, isAlive, ctx.now()).then((r) => r === null) })) === 'ended') return;
         }
         // No server: this process runs the job, through the same service serve uses.
         const runner = thisPullRunner('cli');
@@ -358,16 +358,24 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
  * Follows a job in the store until it ends: prints its state changes and, every few seconds,
  * its progress; exits 0 only when it ended done (the archive committed), else says why it failed.
  */
-async function follow(ctx: CliContext, store: Store, jobId: number, options: { quiet?: boolean; pollMs?: number } = {}): Promise<void> {
+async function follow(ctx: CliContext, store: Store, jobId: number, options: { quiet?: boolean; pollMs?: number; serverGone?: () => Promise<boolean> } = {}): Promise<'ended' | 'unserved'> {
+  const { orphanReason } = await import('../pull/pull-service.js');
   let lastState = '';
   let lastProgress = 0;
+  let lastCheck = Date.now();
   for (;;) {
+    // Now and then: a job whose process died (a server killed mid-job) fails instead of being waited for forever.
+    if (Date.now() - lastCheck >= 5000) {
+      lastCheck = Date.now();
+      await store.failOrphanedPullJobs(isAlive, orphanReason);
+      if (options.serverGone && (await store.getPullJob(jobId))?.state === 'queued' && (await options.serverGone())) return 'unserved';
+    }
     const job = await store.getPullJob(jobId);
     if (!job) throw new BorgkeepError('BK_ERR_NOT_FOUND', `pull job ${jobId} is gone`);
     const now = ctx.now();
     if (job.state === 'done') {
       ctx.out.line(`job ${job.id} done: archive ${job.archiveName ?? '?'}, ${formatSize(job.bytes)}, ${job.files} ${job.files === 1 ? 'file' : 'files'}${job.startedAt ? ` in ${duration(jobDuration(job, now)!)}` : ''}.`);
-      return;
+      return 'ended';
     }
     if (job.state === 'failed') throw new BorgkeepError('BK_ERR_INTERNAL', `job ${job.id} of host '${job.hostName}' failed: ${job.reason ?? 'no reason recorded'}`);
     if (!options.quiet) {

@@ -45,6 +45,8 @@ export interface PullServiceDeps {
 }
 
 export const DEFAULT_PULL_CONCURRENCY = 2;
+/** How often a polling service looks for active jobs whose process is gone. */
+const ORPHAN_CHECK_MS = 30_000;
 
 /** Why a job a dead process left behind failed. */
 export const orphanReason = (runner: PullRunnerId): string =>
@@ -202,12 +204,16 @@ export function createPullService(deps: PullServiceDeps) {
       return queued.length > 0 ? `queued ${queued.join(', ')}` : 'nothing due';
     },
 
-    /** Polls the store for queued jobs every `everyMs` (serve). */
+    /** Polls the store for queued jobs every `everyMs` (serve), and now and then for jobs a dead process left. */
     start(everyMs = 2000): void {
+      let lastRecovery = Date.now();
       const tick = () => {
         if (stopping || polling) return;
-        polling = service
-          .startQueued()
+        // A `borgkeep pull run` killed while it ran a job: its job fails within half a minute.
+        const recover = Date.now() - lastRecovery >= ORPHAN_CHECK_MS;
+        if (recover) lastRecovery = Date.now();
+        polling = (recover ? service.recoverOrphans() : Promise.resolve([]))
+          .then(() => service.startQueued())
           .then(() => undefined)
           .catch((error: unknown) => log.error({ error: (error as Error).message }, `could not start pull jobs: ${(error as Error).message}`))
           .finally(() => {

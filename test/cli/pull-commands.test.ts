@@ -177,16 +177,38 @@ describe('borgkeep pull', () => {
     }
   });
 
+  it('--wait ends with the reason when the server running the job dies', async () => {
+    // A process that plays the server, and is killed mid-job (as kill -9 would).
+    const fake = spawn('sleep', ['60']);
+    const server = { kind: 'serve', pid: fake.pid!, host: hostname() } as const;
+    try {
+      await withStore((s) => s.beatPullServer(server));
+      const waiting = cli.run(['pull', 'run', 'db1', '--wait']);
+      await withStore(async (s) => {
+        let job = null;
+        while (!job) job = await s.claimNextPullJob(server);
+        await s.setPullJobState(job.id, 'running', { archiveName: 'db1-x' });
+      });
+      fake.kill('SIGKILL');
+      const r = await waiting;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^borgkeep: job \d+ of host 'db1' failed: the server stopped during the job\n$/);
+    } finally {
+      fake.kill('SIGKILL');
+      await playServer(false);
+      await withStore((s) => s.clearPullServer(server));
+    }
+  });
+
   it('without a server, run takes the job in this process and exits by how it ended', async () => {
     // A stale heartbeat of a server that is gone does not count.
     await withStore((s) => s.beatPullServer({ kind: 'serve', pid: 999_999_999, host: hostname() }));
     const r = await cli.run(['pull', 'run', 'db1']);
     const job = await withStore(async (s) => (await s.listPullJobs({ hostName: 'db1', limit: 1 }))[0]!);
-    expect(job.id).toBe(5);
     expect(job.startedAt).not.toBeNull();
     expect(['done', 'failed']).toContain(job.state);
-    expect(r.stdout.startsWith("queued job 5 of host 'db1'.\n")).toBe(true);
-    if (job.state === 'failed') expect(r.stderr).toBe(`borgkeep: job 5 of host 'db1' failed: ${job.reason}\n`);
+    expect(r.stdout.startsWith(`queued job ${job.id} of host 'db1'.\n`)).toBe(true);
+    if (job.state === 'failed') expect(r.stderr).toBe(`borgkeep: job ${job.id} of host 'db1' failed: ${job.reason}\n`);
     expect(r.code).toBe(job.state === 'done' ? 0 : 1);
   });
 
@@ -203,7 +225,7 @@ describe('borgkeep pull', () => {
       expect((await cli.json(['host', 'list'])).hosts.map((h: { name: string }) => h.name)).toEqual(['db1']);
       const { jobs } = await cli.json(['pull', 'list']);
       expect(jobs.filter((j: { host: string }) => j.host === 'web1').map((j: { state: string; reason: string | null }) => [j.state, j.reason])[0]).toEqual(['failed', 'the host was removed before the job started']);
-      expect(jobs.filter((j: { host: string }) => j.host === 'web1')).toHaveLength(5); // jobs 1, 3, 4, 6, 7
+      expect(jobs.filter((j: { host: string }) => j.host === 'web1')).toHaveLength(5); // its three before, the running one and the queued one
     } finally {
       await playServer(false);
     }
