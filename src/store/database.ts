@@ -23,6 +23,7 @@ import { MIGRATIONS, migrationProvider } from './migrations.js';
 import { AsyncBusySqliteDialect, BUSY_SLICE_MS, BUSY_TIMEOUT_MS } from './sqlite-driver.js';
 import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
 import { createRetentionStore, type RetentionStore } from './retention-store.js';
+import { createPullStore, type PullStore } from './pull-store.js';
 import { createRecoveryCodeStore, type RecoveryCodeStore } from './recovery-code-store.js';
 import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
@@ -38,7 +39,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -114,6 +115,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createRemovalClaimStore(deps),
     ...createRecoveryCodeStore(deps),
     ...createSsoUserStore(deps),
+    ...createPullStore(deps),
     close: () => db.destroy(),
   };
 }
