@@ -23,6 +23,7 @@ export const RUN_KIND_WORDS: Record<string, string> = {
   init: 'Init',
   rollback: 'Rollback',
   retention: 'Retention run',
+  pull: 'Pull backup',
   other: 'Other',
 };
 const RESULT_WORDS: Record<Session['result'], string> = { open: 'running', ok: 'succeeded', denied: 'refused', error: 'failed', aborted: 'aborted' };
