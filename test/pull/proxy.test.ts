@@ -6,6 +6,7 @@
 // hand-written client with the job key must be refused every read and every forgery.
 
 import { spawn } from 'node:child_process';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,8 @@ import { createPullJobSession, packAuthenticated } from '../../src/pull/pull-pro
 import type { PullJobSession, PullSessionOutcome } from '../../src/pull/types.js';
 import { ObjectError, objectId, openObject, sealObject, unlockKey, type BorgKey } from '../../src/repository/borg-key.js';
 import { latestIndexTransaction } from '../../src/repository/hash-index.js';
+import { readRepositoryNonce } from '../../src/repository/nonce-file.js';
+import { listSegments, readSegment } from '../../src/repository/segments.js';
 import { parseRepoConfig } from '../../src/repository/repo-config.js';
 import { createFrameSplitter } from '../../src/rpc/frame-splitter.js';
 import { CLIENT_LIMITS, MsgMap, decode, encode, type MsgValue } from '../../src/rpc/msgpack.js';
@@ -52,12 +55,17 @@ async function borgOk(args: string[], opts: { cwd?: string } = {}): Promise<stri
   return r.stdout;
 }
 
-function newSession(archiveName: string): PullJobSession {
-  return createPullJobSession({ guard }, { jobId: ++jobs, repository, archiveName });
+function newSession(archiveName: string, repo: Repository = repository): PullJobSession {
+  return createPullJobSession({ guard }, { jobId: ++jobs, repository: repo, archiveName });
 }
 
 /** Serves one job session on a unix socket and runs the stock borg client against it. */
-async function runBorgJob(session: PullJobSession, args: string[], cwd: string): Promise<{ code: number; stderr: string; outcome: PullSessionOutcome | null }> {
+async function runBorgJob(
+  session: PullJobSession,
+  args: string[],
+  cwd: string,
+  stdinScript?: string,
+): Promise<{ code: number; stdout: string; stderr: string; outcome: PullSessionOutcome | null }> {
   const dir = mkdtempSync(join(work, 'job-'));
   const socketPath = join(dir, 'sock');
   writeFileSync(join(dir, 'bridge.cjs'), BRIDGE);
@@ -69,8 +77,10 @@ async function runBorgJob(session: PullJobSession, args: string[], cwd: string):
     served = session.serve({ input: socket, output: socket, errOutput: new PassThrough() }).catch(() => null);
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    const child = spawn('borg', args, {
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    // With a script, its output is borg's stdin (a backup of `-`), e.g. written slowly.
+    const [cmd, argv] = stdinScript ? ['sh', ['-c', `(${stdinScript}) | borg "$@"`, 'sh', ...args]] : ['borg', args];
+    const child = spawn(cmd as string, argv as string[], {
       cwd,
       env: {
         PATH: process.env.PATH,
@@ -82,11 +92,13 @@ async function runBorgJob(session: PullJobSession, args: string[], cwd: string):
         BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
         BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'no',
       },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const out: Buffer[] = [];
     const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('close', (code) => resolve({ code: code ?? 2, stderr: Buffer.concat(err).toString() }));
+    child.on('close', (code) => resolve({ code: code ?? 2, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
   });
   server.close();
   const outcome = await served;
@@ -170,6 +182,26 @@ async function jobManifest(jobKey: BorgKey, archives: Array<[string, Buffer]>, i
   return sealObject(Buffer.concat([Buffer.from([0, 0]), plain]), 'repokey', jobKey, iv);
 }
 
+/**
+ * The AES-CTR counter ranges of every object stored in the repository (its IV and the blocks its
+ * ciphertext uses), identical envelopes counted once (borg compact re-puts the same bytes).
+ */
+async function counterRanges(): Promise<Array<{ from: bigint; to: bigint }>> {
+  const seen = new Set<string>();
+  const ranges: Array<{ from: bigint; to: bigint }> = [];
+  for (const file of listSegments(repoPath)) {
+    for (const e of (await readSegment(file, () => true)).entries) {
+      if (e.tag !== 'put' || !e.data) continue;
+      const key = createHmac('sha256', 'k').update(e.data).digest('hex');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const from = e.data.readBigUInt64BE(33);
+      ranges.push({ from, to: from + BigInt(Math.ceil((e.data.length - 41) / 16)) });
+    }
+  }
+  return ranges.sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
+}
+
 const lastTransaction = (): number | null => latestIndexTransaction(repoPath);
 const segmentFiles = (): string[] => readdirSync(join(repoPath, 'data'), { recursive: true }).map(String).sort();
 
@@ -232,6 +264,7 @@ describe('the job key', () => {
 
 describe('a pull job with the stock borg client', () => {
   test("borg create with only the job's passphrase writes the archive into the real repository; extract restores it byte for byte; check is clean; the ledger session is kind 'pull'", async () => {
+    const nonceBefore = readRepositoryNonce(repoPath) as bigint;
     const src = makeSourceTree(join(work, 'client-a'), 7, 8);
     writeFileSync(join(src, 'random.bin'), Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919 + (i >> 5)) & 0xff)));
     const session = newSession('host-a-1');
@@ -247,9 +280,27 @@ describe('a pull job with the stock borg client', () => {
     for (const f of readdirSync(src)) expect(readFileSync(join(out, f)).equals(readFileSync(join(src, f))), f).toBe(true);
     const check = await env.borg('admin', ['check', env.url('main')]);
     expect(check.code, check.stderr).toBe(0);
-    // borg 1.2.5+ checks archive TAMs with the repository's key: the stored metadata carries one.
-    const info = await borgOk(['info', '--json', `${env.url('main')}::host-a-1`]);
-    expect((JSON.parse(info) as { archives: Array<{ name: string }> }).archives[0]!.name).toBe('host-a-1');
+    // borg 1.2.5+ checks archive TAMs with the repository's key: the stored metadata carries one that verifies.
+    const info = JSON.parse(await borgOk(['info', '--json', `${env.url('main')}::host-a-1`])) as { archives: Array<{ name: string; id: string }> };
+    expect(info.archives[0]!.name).toBe('host-a-1');
+    const objPath = join(work, 'archive.obj');
+    await borgOk(['debug', 'get-obj', env.url('main'), info.archives[0]!.id, objPath]);
+    const meta = decode(await openObject(readFileSync(objPath), 'repokey', repoKey)) as MsgMap;
+    const tam = meta.get('tam') as MsgMap;
+    const hmac = tam.get('hmac') as Buffer;
+    const plain = encode(meta);
+    const zeroed = Buffer.from(plain);
+    zeroed.fill(0, plain.indexOf(hmac), plain.indexOf(hmac) + 64);
+    const tamKey = Buffer.from(hkdfSync('sha512', Buffer.concat([repoKey.idKey, repoKey.encKey, repoKey.encHmacKey]), tam.get('salt') as Buffer, 'borg-metadata-authentication-archive', 64));
+    expect(createHmac('sha512', tamKey).update(zeroed).digest().equals(hmac)).toBe(true);
+
+    // Every object was sealed under counters reserved from the repository's nonce file first:
+    // the file moved forward past them, and no two stored objects share a counter.
+    const nonceAfter = readRepositoryNonce(repoPath) as bigint;
+    expect(nonceAfter > nonceBefore).toBe(true);
+    const ranges = await counterRanges();
+    for (let i = 1; i < ranges.length; i++) expect(ranges[i]!.from >= ranges[i - 1]!.to, `counter ${ranges[i]!.from} reused`).toBe(true);
+    expect(ranges.at(-1)!.to <= nonceAfter).toBe(true);
 
     const sessions = await store.listSessions({ repositoryId: repository.id, limit: 20 });
     const mine = sessions.find((s) => s.id === r.outcome!.sessionId)!;
@@ -258,8 +309,11 @@ describe('a pull job with the stock borg client', () => {
     expect(mine.result).toBe('ok');
   });
 
-  test('a second job into the same repository works', async () => {
-    const src = makeSourceTree(join(work, 'client-b'), 8, 4);
+  test('a second job into the same repository works, also for chunks the repository already has', async () => {
+    // The files of the archive pushed before, and one more: the append role may not overwrite
+    // objects, so the proxy must take the chunks the repository has without writing them again.
+    const src = join(work, 'before');
+    writeFileSync(join(src, 'new.txt'), 'only in the second job\n'.repeat(1000));
     const session = newSession('host-b-1');
     const r = await runBorgJob(session, ['create', 'ssh://job/./job::host-b-1', '.'], src);
     session.dispose();
@@ -277,7 +331,60 @@ describe('a pull job with the stock borg client', () => {
     const r = await runBorgJob(session, ['list', '--short', 'ssh://job/./job'], work);
     session.dispose();
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('');
     expect(r.outcome?.refusal ?? null).toBeNull();
+  });
+
+  test("a job that writes checkpoints ends with its one archive; the checkpoints are gone from the manifest", async () => {
+    const data = join(work, 'stream.bin');
+    writeFileSync(data, randomBytes(6 * 1024 * 1024));
+    const half = 3 * 1024 * 1024;
+    const session = newSession('host-d-1');
+    // borg checks its checkpoint interval after each chunk: the pause makes it write one.
+    const r = await runBorgJob(
+      session,
+      ['create', '--checkpoint-interval', '1', 'ssh://job/./job::host-d-1', '-'],
+      work,
+      `head -c ${half} ${word(data)}; sleep 2; tail -c +${half + 1} ${word(data)}`,
+    );
+    session.dispose();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.outcome).toMatchObject({ committed: true, refusal: null });
+    const listed = (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean).sort();
+    expect(listed).toEqual(['host-a-1', 'host-b-1', 'host-d-1', 'pushed-before']);
+    const sessions = await store.listSessions({ repositoryId: repository.id, limit: 20 });
+    const mine = sessions.find((s) => s.id === r.outcome!.sessionId)!;
+    // A checkpoint commit, then the final one.
+    expect(mine.transactions.filter((t) => t.state === 'committed').length).toBeGreaterThanOrEqual(2);
+    const out = mkdtempSync(join(work, 'extract-'));
+    await borgOk(['extract', `${env.url('main')}::host-d-1`], { cwd: out });
+    expect(readFileSync(join(out, 'stdin')).equals(readFileSync(data))).toBe(true);
+    const check = await env.borg('admin', ['check', env.url('main')]);
+    expect(check.code, check.stderr).toBe(0);
+  });
+});
+
+describe('a repokey-blake2 repository', () => {
+  test('a job writes its archive, and borg extract with the real key restores it', async () => {
+    await env.repoWithKeys('blake', { admin2: 'full' });
+    const url = env.url('blake');
+    const init = await env.borg('admin2', ['init', '-e', 'repokey-blake2', url]);
+    expect(init.code, init.stderr).toBe(0);
+    const passFile = join(work, 'passphrase');
+    await env.cliOk(['repo', 'key', 'blake', '--passphrase-file', passFile]);
+    const blake = (await store.findRepository('blake'))!;
+    const src = makeSourceTree(join(work, 'client-e'), 11, 3);
+    const session = newSession('host-e-1', blake);
+    const r = await runBorgJob(session, ['create', 'ssh://job/./job::host-e-1', '.'], src);
+    session.dispose();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.outcome).toMatchObject({ committed: true, refusal: null });
+    const out = mkdtempSync(join(work, 'extract-'));
+    const x = await env.borg('admin2', ['extract', `${url}::host-e-1`], { cwd: out });
+    expect(x.code, x.stderr).toBe(0);
+    for (const f of readdirSync(src)) expect(readFileSync(join(out, f)).equals(readFileSync(join(src, f))), f).toBe(true);
+    const check = await env.borg('admin2', ['check', url]);
+    expect(check.code, check.stderr).toBe(0);
   });
 });
 
@@ -357,6 +464,31 @@ describe('a hand-written client with the job key', () => {
       expect(outcome.committed).toBe(false);
       expect(outcome.refusal).not.toBeNull();
     }
+    expect(lastTransaction()).toBe(before);
+  });
+
+  test("a manifest claiming an archive this job did not write, and a delete of another's object, are refused", async () => {
+    const before = lastTransaction();
+    const info = JSON.parse(await borgOk(['info', '--json', `${env.url('main')}::pushed-before`])) as { archives: Array<{ id: string }> };
+    const theirs = Buffer.from(info.archives[0]!.id, 'hex');
+    let session = newSession('host-h-4');
+    let c = rpcClient(session);
+    let { jobKey } = await c.open();
+    const manifest = await jobManifest(jobKey, [['host-h-4', theirs]], 7000n);
+    const r = await c.call('put', [['id', Buffer.alloc(32)], ['data', manifest], ['wait', true]]);
+    expect(r.error).toBe('PermissionDenied');
+    expect(r.message).toMatch(/was not written by this job/);
+    expect((await c.close()).refusal).toMatch(/not written by this job/);
+    session.dispose();
+
+    session = newSession('host-h-5');
+    c = rpcClient(session);
+    ({ jobKey } = await c.open());
+    const d = await c.call('delete', [['id', theirs], ['wait', true]]);
+    expect(d.error).toBe('PermissionDenied');
+    expect(d.message).toMatch(/a job deletes only its own objects/);
+    expect((await c.close()).committed).toBe(false);
+    session.dispose();
     expect(lastTransaction()).toBe(before);
   });
 });
