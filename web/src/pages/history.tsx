@@ -363,7 +363,7 @@ function newData(s: Session): string {
 }
 
 function who(s: Session): string {
-  return s.kind === 'retention' ? 'the server’s retention run' : (s.keyName ?? 'unknown key');
+  return s.kind === 'retention' ? 'the server’s retention run' : s.kind === 'pull' ? 'the server’s pull backup' : (s.keyName ?? 'unknown key');
 }
 
 function SessionRow({ s }: { s: Session }) {
