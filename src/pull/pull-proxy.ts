@@ -49,7 +49,8 @@ import { createFrameSplitter } from '../rpc/frame-splitter.js';
 import { readFrames } from '../rpc/frame-input.js';
 import { CLIENT_LIMITS, FrameError, MsgMap, SERVER_LIMITS, decode, encode, scanFrame, type MsgValue } from '../rpc/msgpack.js';
 import { encodeExceptionReply, encodeRequest, encodeResultReply, parseReply, parseRequest, type RpcReply, type RpcRequest } from '../rpc/messages.js';
-import type { Repository } from '../store/types.js';
+import type { GuardStore, Repository } from '../store/types.js';
+import type { DenyReason } from '../guard/grant-policy.js';
 import { createJobKey, manifestTamKey, tamSalt, type JobKey } from './job-key.js';
 import type { PullJobSession, PullJobTerms, PullSessionOutcome } from './types.js';
 
@@ -72,6 +73,17 @@ const NONCE_SPACE_RESERVATION = 2n ** 28n;
 const LOCK_WAIT_SECONDS = 600;
 /** The client_version the proxy tells the guard: borg 1.2's dict protocol. */
 const PROXY_CLIENT_VERSION = [1, 2, 4, -1];
+
+/** The reasons the ledger gives the refusal of a method no pull job may call. */
+const OTHER_REASONS: Readonly<Record<string, DenyReason>> = {
+  list: 'BK_DENY_ROLE',
+  scan: 'BK_DENY_ROLE',
+  check: 'BK_DENY_ROLE',
+  save_key: 'BK_DENY_SAVE_KEY',
+  break_lock: 'BK_DENY_BREAK_LOCK',
+  destroy: 'BK_DENY_DESTROY',
+  inject_exception: 'BK_DENY_INJECT',
+};
 
 const ARCHIVE_TAM_INFO = Buffer.from('borg-metadata-authentication-archive');
 
@@ -182,6 +194,24 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
   const serveOne = async (io: Parameters<PullJobSession['serve']>[0], jk: JobKey, rk: BorgKey): Promise<PullSessionOutcome> => {
     const now = deps.now ?? (() => new Date());
     let refusal: string | null = null;
+    const denialsNoted = new Set<string>();
+    const ledgerWrites: Array<Promise<unknown>> = [];
+    // The ledger session the guard starts for this connection: the proxy's refusals are recorded in it.
+    let sessionIdIs: (id: number) => void = () => undefined;
+    const sessionIdKnown = new Promise<number>((resolve) => (sessionIdIs = resolve));
+    const store = new Proxy(deps.guard.store, {
+      get(target, prop) {
+        if (prop === 'startSession') {
+          return async (...args: Parameters<GuardStore['startSession']>) => {
+            const id = await target.startSession(...args);
+            sessionIdIs(id);
+            return id;
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
     let committedFinal = false;
     /** After a refusal (or a failure the session cannot recover from) nothing more is written. */
     let doomed = false;
@@ -219,7 +249,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       },
     });
     let guardOver = false;
-    const guardSession: Promise<GuardOutcome | null> = runGuardSession(deps.guard, {
+    const guardSession: Promise<GuardOutcome | null> = runGuardSession({ ...deps.guard, store }, {
       keyRef: 'pull',
       clientAddress: null,
       logLevel: null,
@@ -269,10 +299,26 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       });
     };
     const answer = (req: RpcRequest, result: MsgValue): void => sendClient(encodeResultReply(req.format, req.msgid, result));
-    const refuse = (req: RpcRequest, why: string): void => {
+    /** Refuses a call of the client: its reply, the job's refusal, a denial in the ledger (once per method and reason). */
+    const refuse = (req: RpcRequest, why: string, reason: DenyReason): void => {
       const message = `borgkeep refused ${req.method}: ${why}.`;
       refusal ??= message;
       doomed = true;
+      sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: REFUSED_CLASS, message }));
+      const k = `${req.method} ${reason}`;
+      if (denialsNoted.has(k)) return;
+      denialsNoted.add(k);
+      const at = now();
+      // The guard's session's ledger row: the history and the alerts (a denial) show it as any refusal.
+      ledgerWrites.push(
+        sessionIdKnown
+          .then((sessionId) => deps.guard.store.recordDenial({ sessionId, keyId: null, repositoryId: repository.id, method: req.method, reason, message, at }))
+          .catch(() => undefined),
+      );
+    };
+    /** A write after the session was doomed: refused, not a new refusal of the job. */
+    const refuseAfter = (req: RpcRequest): void => {
+      const message = `borgkeep refused ${req.method}: an earlier call of this job ${refusal ? 'was refused' : 'failed'}, so nothing more is written.`;
       sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: REFUSED_CLASS, message }));
     };
     /** An error the client prints that is no refusal of what it did (the repository was busy, it failed). */
@@ -410,10 +456,10 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     let openTried = false;
 
     const handleOpen = async (req: RpcRequest): Promise<void> => {
-      if (openTried) return refuse(req, 'a session may open one repository only, once');
+      if (openTried) return refuse(req, 'a session may open one repository only, once', 'BK_DENY_SECOND_OPEN');
       openTried = true;
-      if (req.args.get('create') === true) return refuse(req, 'a pull job cannot create a repository');
-      if (req.args.get('lock') === false) return refuse(req, 'a pull job opens its repository with a lock');
+      if (req.args.get('create') === true) return refuse(req, 'a pull job cannot create a repository', 'BK_DENY_CREATE');
+      if (req.args.get('lock') === false) return refuse(req, 'a pull job opens its repository with a lock', 'BK_DENY_UNLOCKED_WRITE');
       const r = await guardCall('open', [
         ['path', Buffer.from(`/./${repository.name}`)],
         ['create', false],
@@ -455,8 +501,8 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     const handlePut = async (req: RpcRequest): Promise<void> => {
       const id = req.args.get('id');
       const data = req.args.get('data');
-      if (!Buffer.isBuffer(id) || id.length !== 32 || !Buffer.isBuffer(data)) return refuse(req, 'its arguments are not an object id and its data');
-      if (doomed) return refuse(req, 'an earlier call of this job was refused, so nothing more is written');
+      if (!Buffer.isBuffer(id) || id.length !== 32 || !Buffer.isBuffer(data)) return refuse(req, 'its arguments are not an object id and its data', 'BK_DENY_BAD_ARGS');
+      if (doomed) return refuseAfter(req);
       if (id.equals(MANIFEST_ID)) return handleManifestPut(req, data);
       let payload: Buffer;
       let plain: Buffer;
@@ -464,10 +510,10 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         payload = await decryptPayload(data, jk.mode, jk.key);
         plain = await decompressPayload(payload);
       } catch (error) {
-        return refuse(req, `object ${short(id)} does not open with the job's key (${(error as Error).message})`);
+        return refuse(req, `object ${short(id)} does not open with the job's key (${(error as Error).message})`, 'BK_DENY_OBJECT_ENVELOPE');
       }
       const computed = await objectId(repoMode!, rk, plain);
-      if (!computed.equals(id)) return refuse(req, `object ${short(id)}: its content does not match its id`);
+      if (!computed.equals(id)) return refuse(req, `object ${short(id)}: its content does not match its id`, 'BK_DENY_OBJECT_ID');
       const hex = id.toString('hex');
       const meta = archiveMetadata(plain);
       if (meta) metadataPuts.set(hex, meta);
@@ -489,12 +535,12 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
 
     const handleDelete = (req: RpcRequest): void => {
       const id = req.args.get('id');
-      if (!Buffer.isBuffer(id) || id.length !== 32) return refuse(req, 'its argument is not an object id');
-      if (doomed) return refuse(req, 'an earlier call of this job was refused, so nothing more is written');
+      if (!Buffer.isBuffer(id) || id.length !== 32) return refuse(req, 'its argument is not an object id', 'BK_DENY_BAD_ARGS');
+      if (doomed) return refuseAfter(req);
       const hex = id.toString('hex');
       // borg deletes the previous checkpoint's archive metadata: stored re-authenticated under another id.
       const target = storedAs.get(hex) ?? id;
-      if (!jobPuts.has(target.toString('hex'))) return refuse(req, `object ${short(id)} was not written by this job, and a job deletes only its own objects`);
+      if (!jobPuts.has(target.toString('hex'))) return refuse(req, `object ${short(id)} was not written by this job, and a job deletes only its own objects`, 'BK_DENY_DELETE_OLD');
       jobPuts.delete(target.toString('hex'));
       txnWrites++;
       const args: Array<[string, MsgValue]> = [['id', target]];
@@ -539,23 +585,23 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       try {
         client = parseManifest(await decompressPayload(await decryptPayload(data, jk.mode, jk.key)), jk.key, true);
       } catch (error) {
-        return refuse(req, `the manifest does not open with the job's key (${(error as Error).message})`);
+        return refuse(req, `the manifest does not open with the job's key (${(error as Error).message})`, 'BK_DENY_OBJECT_ENVELOPE');
       }
-      if (client.tam !== 'ok') return refuse(req, "the manifest's authentication (TAM) does not verify with the job's key");
+      if (client.tam !== 'ok') return refuse(req, "the manifest's authentication (TAM) does not verify with the job's key", 'BK_DENY_ARCHIVE_RULE');
       const entries = [...archiveEntries(client.archivesBody)];
-      if (entries.length !== 1) return refuse(req, `the job adds exactly one archive, '${terms.archiveName}', and this manifest names ${entries.length}`);
+      if (entries.length !== 1) return refuse(req, `the job adds exactly one archive, '${terms.archiveName}', and this manifest names ${entries.length}`, 'BK_DENY_ARCHIVE_RULE');
       const [rawName, rawEntry] = entries[0]!;
       const name = Buffer.from(rawName, 'latin1');
       if (!archiveNameAllowed(name, terms.archiveName)) {
-        return refuse(req, `the job's archive is named '${terms.archiveName}', not '${name.toString('utf8').slice(0, 255)}'`);
+        return refuse(req, `the job's archive is named '${terms.archiveName}', not '${name.toString('utf8').slice(0, 255)}'`, 'BK_DENY_ARCHIVE_RULE');
       }
       const entry = decode(Buffer.from(rawEntry, 'latin1'));
       const clientId = entry instanceof MsgMap ? entry.get('id') : undefined;
       const time = entry instanceof MsgMap ? entry.get('time') : undefined;
-      if (!Buffer.isBuffer(clientId) || clientId.length !== 32 || !Buffer.isBuffer(time)) return refuse(req, "the manifest's archive entry is not one borg writes");
+      if (!Buffer.isBuffer(clientId) || clientId.length !== 32 || !Buffer.isBuffer(time)) return refuse(req, "the manifest's archive entry is not one borg writes", 'BK_DENY_ARCHIVE_RULE');
       const storedId = await storeMetadata(clientId, name);
       if (typeof storedId === 'string') {
-        if (storedId.startsWith("the archive's metadata") && !storedId.includes('could not')) return refuse(req, storedId);
+        if (storedId.startsWith("the archive's metadata") && !storedId.includes('could not')) return refuse(req, storedId, 'BK_DENY_ARCHIVE_RULE');
         doomed = true;
         return fail(req, 'ConnectionClosed', `borgkeep could not write the job's archive: ${storedId}.`);
       }
@@ -573,7 +619,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       for (const [n, e] of archiveEntries(real.archivesBody)) {
         const nameBytes = Buffer.from(n, 'latin1');
         if (mine.has(n)) continue;
-        if (nameBytes.equals(name)) return refuse(req, `the repository already has an archive named '${name.toString('utf8')}'`);
+        if (nameBytes.equals(name)) return refuse(req, `the repository already has an archive named '${name.toString('utf8')}'`, 'BK_DENY_ARCHIVE_RULE');
         kept.push([nameBytes, decode(Buffer.from(e, 'latin1'))]);
       }
       kept.push([name, stableMap([['id', storedId], ['time', time]])]);
@@ -606,8 +652,8 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     };
 
     const handleCommit = async (req: RpcRequest): Promise<void> => {
-      if (doomed) return refuse(req, 'an earlier call of this job was refused, so nothing more is committed');
-      if (txnWrites > 0 && !txnNames) return refuse(req, "a pull job commits only together with its archive in the manifest");
+      if (doomed) return refuseAfter(req);
+      if (txnWrites > 0 && !txnNames) return refuse(req, 'a pull job commits only together with its archive in the manifest', 'BK_DENY_ARCHIVE_RULE');
       const args: Array<[string, MsgValue]> = [];
       for (const name of ['save_space', 'threshold', 'cleanup_commits']) if (req.args.has(name)) args.push([name, req.args.get(name) as MsgValue]);
       // Never a compaction: that is the server's to decide (borg 1.2 clients send compact=False).
@@ -645,18 +691,18 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         case 'open':
           return handleOpen(req);
         case 'negotiate':
-          return refuse(req, 'negotiate may only be the first call of a session');
+          return refuse(req, 'negotiate may only be the first call of a session', 'BK_DENY_PROTOCOL');
         default:
           break;
       }
-      if (!opened) return refuse(req, 'no repository is open in this session');
+      if (!opened) return refuse(req, 'no repository is open in this session', 'BK_DENY_NOT_OPEN');
       switch (req.method) {
         case 'load_key':
           return answer(req, Buffer.from(jk.blob, 'latin1'));
         case 'get': {
           const id = req.args.get('id');
           if (Buffer.isBuffer(id) && id.equals(MANIFEST_ID)) return answer(req, await syntheticManifest());
-          return refuse(req, 'a pull job may read no object of the repository');
+          return refuse(req, 'a pull job may read no object of the repository', 'BK_DENY_ROLE');
         }
         case '__len__':
           // borg sizes a fresh chunk cache with it; the client learns nothing of the repository.
@@ -666,7 +712,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         case 'commit_nonce_reservation': {
           const next = req.args.get('next_unreserved');
           const start = req.args.get('start_nonce');
-          if (typeof next !== 'number' && typeof next !== 'bigint') return refuse(req, 'its arguments are not nonces');
+          if (typeof next !== 'number' && typeof next !== 'bigint') return refuse(req, 'its arguments are not nonces', 'BK_DENY_BAD_ARGS');
           const startN = start === null || start === undefined ? null : typeof start === 'number' || typeof start === 'bigint' ? BigInt(start) : undefined;
           if (startN === undefined || startN !== jobNonce || BigInt(next) < (jobNonce ?? 0n)) {
             return fail(req, 'Exception', 'nonce space reservation with mismatched previous state');
@@ -688,7 +734,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
           return relay(req, r);
         }
         default:
-          return refuse(req, `a pull job may not call ${req.method.slice(0, 40)}`);
+          return refuse(req, `a pull job may not call ${req.method.slice(0, 40)}`, OTHER_REASONS[req.method] ?? 'BK_DENY_UNKNOWN_METHOD');
       }
     };
 
@@ -717,6 +763,8 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       io.stop?.removeEventListener('abort', onStop);
       input.stop();
     }
+    // The refusals are in the ledger before the session ends there.
+    await Promise.all(ledgerWrites);
     // EOF to the guard: borg serve rolls back whatever is not committed.
     guardIn.end();
     const outcome = await guardSession;

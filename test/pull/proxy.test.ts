@@ -439,6 +439,12 @@ describe('a hand-written client with the job key', () => {
     session.dispose();
     expect(outcome.committed).toBe(false);
     expect(outcome.refusal).toMatch(/refused get/);
+    // In the ledger as refusals of the pull session: the history and the alerts see them.
+    const entry = (await store.getLedgerEntry(outcome.sessionId!))!;
+    expect(entry.kind).toBe('pull');
+    expect(entry.denials.map((d) => `${d.method} ${d.reason}`).sort()).toEqual(
+      ['break_lock BK_DENY_BREAK_LOCK', 'check BK_DENY_ROLE', 'destroy BK_DENY_DESTROY', 'get BK_DENY_ROLE', 'list BK_DENY_ROLE', 'save_key BK_DENY_SAVE_KEY', 'scan BK_DENY_ROLE'],
+    );
   });
 
   test('a put whose id does not match its content is refused; the job has a refusal; the repository is unchanged', async () => {
@@ -460,6 +466,8 @@ describe('a hand-written client with the job key', () => {
     session.dispose();
     expect(outcome).toMatchObject({ committed: false });
     expect(outcome.refusal).toMatch(/does not match its id/);
+    const entry = (await store.getLedgerEntry(outcome.sessionId!))!;
+    expect(entry.denials.map((d) => d.reason)).toEqual(['BK_DENY_OBJECT_ID']);
     expect(lastTransaction()).toBe(before);
     // borg serve rolled back what it had: the uncommitted segment is removed at the next write,
     // and no committed segment was added.
