@@ -114,6 +114,7 @@ describe('borg create', () => {
       'create',
       '--log-json',
       '--progress',
+      '--json',
       '--compression',
       'zstd,3',
       '--exclude',

@@ -134,6 +134,8 @@ export function borgCreateCommand(line: BorgCreateLine): string {
     'create',
     '--log-json',
     '--progress',
+    // The final figures on stdout: progress lines only come every fraction of a second.
+    '--json',
     '--compression',
     shellQuote(line.compression),
     ...line.excludes.flatMap((e) => ['--exclude', shellQuote(e)]),
