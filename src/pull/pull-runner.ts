@@ -183,7 +183,8 @@ export async function runPullJob(
   const onStop = (): void => stopper.abort('stopped');
   if (opts.stop?.aborted) onStop();
   opts.stop?.addEventListener('abort', onStop, { once: true });
-  const timeout = setTimeout(() => stopper.abort('timeout'), host.timeoutSeconds * 1000);
+  // setTimeout holds at most 2^31-1 ms (24.8 days); a longer time-out is as good as none.
+  const timeout = setTimeout(() => stopper.abort('timeout'), Math.min(host.timeoutSeconds * 1000, 2 ** 31 - 1));
   timeout.unref();
   const stopReason = (): string =>
     stopper.signal.reason === 'timeout' ? `the job ran longer than its time-out of ${host.timeoutSeconds} s` : 'the job was stopped';
@@ -366,7 +367,11 @@ export async function runPullJob(
       if (!ended) (createChannel as ClientChannel | null)?.signal('KILL');
       throw new JobFailure(stopReason());
     }
-    if (first === 'gone') throw new JobFailure(`the connection to ${host.name} dropped during the job`);
+    // A channel that closed without an exit status went with its connection.
+    if (first === 'gone' || (first.code === null && first.signal === null)) {
+      dropped = true;
+      throw new JobFailure(`the connection to ${host.name} dropped during the job`);
+    }
     const status = first;
     const stats = finalStats(status.stdout);
     if (stats) progress = { ...progress, ...stats };
@@ -396,15 +401,24 @@ export async function runPullJob(
 
   // The job's directory goes whichever way the job ended (over a new connection if it dropped).
   if (dir) {
-    let cleaner: SshClient | null = client && !dropped ? client : null;
+    const remove = async (over: SshClient): Promise<void> => {
+      const removed = await exec(over, removeDirCommand(dir!), { timeoutMs: deps.commandTimeoutMs ?? 30_000 });
+      if (removed.code !== 0) throw new Error(clip(removed.stderr.trim() || `rm ended with status ${removed.code}`));
+    };
     try {
-      if (!cleaner) {
+      try {
+        if (!client || dropped) throw new Error('the connection is gone');
+        await remove(client);
+      } catch {
         log(`connecting to ${host.name} again to remove the job's directory`);
-        cleaner = await connect(new AbortController().signal);
+        const again = await connect(new AbortController().signal);
+        try {
+          await remove(again);
+        } finally {
+          again.end();
+        }
       }
-      const removed = await exec(cleaner, removeDirCommand(dir), { timeoutMs: deps.commandTimeoutMs ?? 30_000 });
-      log(removed.code === 0 ? `removed the job's private directory on the client` : `could not remove ${dir} on the client: ${clip(removed.stderr.trim())}`);
-      if (cleaner !== client) cleaner.end();
+      log(`removed the job's private directory on the client`);
     } catch (error) {
       log(`could not remove ${dir} on the client: ${(error as Error).message}`);
     }

@@ -29,6 +29,10 @@ export interface PullClientHost {
   readonly port: number;
   /** A second sshd port whose sessions have a PATH without borg (`Match LocalPort`). */
   readonly portWithoutBorg: number;
+  /** A third sshd port that allows no TCP forwarding. */
+  readonly portWithoutForwarding: number;
+  /** The listening sshd (its per-connection children are other processes in the namespace). */
+  readonly sshdPid: number;
   readonly user: string;
   readonly uid: number;
   readonly gid: number;
@@ -165,12 +169,14 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
     const hostKeyFingerprint = fp.stdout.split(/\s+/)[1];
     const port = 22;
     const portWithoutBorg = 2222;
+    const portWithoutForwarding = 2223;
     const config = join(dir, 'sshd_config');
     writeFileSync(
       config,
       [
         `ListenAddress ${address}:${port}`,
         `ListenAddress ${address}:${portWithoutBorg}`,
+        `ListenAddress ${address}:${portWithoutForwarding}`,
         `HostKey ${hostKey}`,
         'PidFile none',
         `AuthorizedKeysFile ${authorizedKeysFile}`,
@@ -191,13 +197,15 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
         'LogLevel VERBOSE',
         `Match LocalPort ${portWithoutBorg}`,
         `  SetEnv TMPDIR=${tmpDir} PATH=${noBorgBin}`,
+        `Match LocalPort ${portWithoutForwarding}`,
+        '  AllowTcpForwarding no',
         '',
       ].join('\n'),
     );
     sshd = spawn('ip', ['netns', 'exec', netns, '/usr/sbin/sshd', '-D', '-e', '-f', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = collect(sshd);
     const until = Date.now() + 20_000;
-    while ((log().match(/Server listening on/g) ?? []).length < 2) {
+    while ((log().match(/Server listening on/g) ?? []).length < 3) {
       if (sshd.exitCode !== null) throw new Error(`sshd exited with ${sshd.exitCode}:\n${log()}`);
       if (Date.now() > until) throw new Error(`sshd did not start listening within 20 s:\n${log()}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -209,6 +217,8 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
       serverAddress,
       port,
       portWithoutBorg,
+      portWithoutForwarding,
+      sshdPid: sshd.pid!,
       user: PULL_TEST_USER,
       uid,
       gid,

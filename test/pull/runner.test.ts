@@ -46,7 +46,7 @@ const borgEnv = (): NodeJS.ProcessEnv => ({ ...process.env, BORG_PASSPHRASE: PAS
  * The stand-in for the keyless proxy: a plain `borg serve` restricted to the scratch directory,
  * where the client's `./job` is the scratch repository. `hang` never answers (for the time-out).
  */
-function fakeSession(opts: { passphrase?: string; hang?: boolean } = {}): PullJobSession & { disposed: boolean; serves: number } {
+function fakeSession(opts: { passphrase?: string; hang?: boolean; refusal?: string } = {}): PullJobSession & { disposed: boolean; serves: number } {
   const s = {
     passphrase: opts.passphrase ?? PASSPHRASE,
     disposed: false,
@@ -65,7 +65,9 @@ function fakeSession(opts: { passphrase?: string; hang?: boolean } = {}): PullJo
       child.stdout!.pipe(io.output, { end: false });
       child.stderr!.pipe(io.errOutput, { end: false });
       io.stop?.addEventListener('abort', () => child.kill('SIGTERM'), { once: true });
-      return new Promise((resolve) => child.on('close', (code) => resolve({ committed: code === 0, refusal: null, sessionId: null })));
+      return new Promise((resolve) =>
+        child.on('close', (code) => resolve(opts.refusal ? { committed: false, refusal: opts.refusal, sessionId: null } : { committed: code === 0, refusal: null, sessionId: null })),
+      );
     },
     dispose() {
       s.disposed = true;
@@ -232,7 +234,49 @@ describe('a pull job', () => {
   });
 });
 
+describe('a pull job that ends badly', () => {
+  it('whose session refused something fails with the refusal, not as done', async () => {
+    const host = pullHost();
+    const refusal = 'the archive name other-name is not the job\'s; the job was refused';
+    const result = await runPullJob(deps, host, job(host), fakeSession({ refusal }), recorder(), { archiveName: 'client1-refused' });
+    expect(result).toEqual({ state: 'failed', reason: refusal });
+    expect(clientTmp()).toEqual([]);
+  });
+
+  it('whose connection drops mid-backup fails, and the directory is removed all the same', async () => {
+    const host = pullHost();
+    const rec = recorder();
+    const running = runPullJob(deps, host, job(host), fakeSession({ hang: true }), rec, { archiveName: 'client1-dropped' });
+    await expect.poll(() => rec.lines.some((l) => l.includes("the client's borg connected"))).toBe(true);
+    // The client's sshd loses the connection: every sshd process but the listener is killed.
+    const pids = (await client.exec('ip', ['netns', 'pids', client.netns])).stdout.split(/\s+/).filter(Boolean).map(Number);
+    for (const pid of pids) {
+      if (pid === client.sshdPid) continue;
+      let comm = '';
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        continue;
+      }
+      if (comm === 'sshd') process.kill(pid, 'SIGKILL');
+    }
+    const result = await running;
+    expect(result).toEqual({ state: 'failed', reason: 'the connection to client1 dropped during the job' });
+    expect(rec.lines).toContain("connecting to client1 again to remove the job's directory");
+    expect(rec.lines).toContain("removed the job's private directory on the client");
+    expect(clientTmp()).toEqual([]);
+  });
+});
+
 describe('a pull job that cannot start', () => {
+  it('fails when the client allows no remote forwarding', async () => {
+    const host = pullHost({ port: client.portWithoutForwarding });
+    const result = await runPullJob(deps, host, job(host), fakeSession(), recorder(), { archiveName: 'x' });
+    expect(result.state).toBe('failed');
+    expect(result.reason).toMatch(/^client1 does not allow remote forwarding to its loopback/);
+    expect(clientTmp()).toEqual([]);
+  });
+
   it('fails when the host key is not accepted yet, naming the offered fingerprint', async () => {
     const host = pullHost({ hostKeyFingerprint: null });
     const session = fakeSession();
