@@ -216,7 +216,7 @@ export async function runPullJob(
           reject(
             new JobFailure(
               pinned === null
-                ? `the host key of ${host.name} is not accepted yet: ${offered} (accept it with borgkeep host add ${host.name} ... --accept-host-key ${offered})`
+                ? `the host key of ${host.name} is not accepted yet: ${offered} (compare it with ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the client, then accept it with borgkeep host accept-key ${host.name} ${offered})`
                 : `the host key of ${host.name} has changed: it offered ${offered}, but ${pinned} is pinned; the job was refused`,
             ),
           );

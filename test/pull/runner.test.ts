@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -177,6 +177,18 @@ describe('the client host', () => {
   });
 });
 
+describe('a client host', () => {
+  it('leaves no namespace, veth, sshd or directory behind when closed', async () => {
+    const second = await startPullClientHost(NET + 100, []);
+    const pid = second.sshdPid;
+    await second.close();
+    expect((await run('ip', ['netns', 'list'])).stdout).not.toMatch(new RegExp(`\\b${second.netns}\\b`));
+    expect((await run('ip', ['link', 'show'])).stdout).not.toContain(`bkp${NET + 100}s`);
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(existsSync(second.dir)).toBe(false);
+  });
+});
+
 describe('a pull job', () => {
   it('backs the client up through the remote-forwarded port: borg extract gives the files back byte for byte', async () => {
     const host = pullHost();
@@ -243,6 +255,17 @@ describe('a pull job that ends badly', () => {
     expect(clientTmp()).toEqual([]);
   });
 
+  it('stopped by its caller fails as stopped, and its directory is removed', async () => {
+    const host = pullHost();
+    const rec = recorder();
+    const stop = new AbortController();
+    const running = runPullJob(deps, host, job(host), fakeSession({ hang: true }), rec, { archiveName: 'client1-stopped', stop: stop.signal });
+    await expect.poll(() => rec.lines.some((l) => l.includes("the client's borg connected"))).toBe(true);
+    stop.abort();
+    expect(await running).toEqual({ state: 'failed', reason: 'the job was stopped' });
+    expect(clientTmp()).toEqual([]);
+  });
+
   it('whose connection drops mid-backup fails, and the directory is removed all the same', async () => {
     const host = pullHost();
     const rec = recorder();
@@ -283,7 +306,7 @@ describe('a pull job that cannot start', () => {
     const result = await runPullJob(deps, host, job(host), session, recorder(), { archiveName: 'x' });
     expect(result).toEqual({
       state: 'failed',
-      reason: `the host key of client1 is not accepted yet: ${client.hostKeyFingerprint} (accept it with borgkeep host add client1 ... --accept-host-key ${client.hostKeyFingerprint})`,
+      reason: `the host key of client1 is not accepted yet: ${client.hostKeyFingerprint} (compare it with ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the client, then accept it with borgkeep host accept-key client1 ${client.hostKeyFingerprint})`,
       hostKey: { offered: client.hostKeyFingerprint, pinned: null },
     });
     expect(session.serves).toBe(0);
