@@ -23,11 +23,16 @@ export interface PullIdentity {
 
 /**
  * The authorized_keys options that restrict the pull identity on a client: no pty, no agent or
- * X11 forwarding, no local forwarding; only remote forwarding to the client's own loopback (the
- * job's borg connection comes back through it). It still runs commands as the pull user (it runs
- * `borg create` and makes and removes the job's private directory).
+ * X11 forwarding, no ~/.ssh/rc; remote forwarding only to a listener on the client's own loopback
+ * (the job's borg connection comes back through it). It still runs commands as the pull user (it
+ * runs `borg create` and makes and removes the job's private directory).
+ *
+ * No `permitopen`: OpenSSH (9.2) accepts no "none" there ("bad key options: invalid permission
+ * port", the key is then refused outright), and since the key runs commands anyway, refusing local
+ * forwarding would add nothing. A client's admin who wants it off says `AllowTcpForwarding remote`
+ * for the pull user in sshd_config.
  */
-export const PULL_KEY_OPTIONS = 'restrict,port-forwarding,permitlisten="127.0.0.1:*",permitopen="none"';
+export const PULL_KEY_OPTIONS = 'restrict,port-forwarding,permitlisten="127.0.0.1:*"';
 
 /** The pull directory of a data directory. */
 export const pullDir = (dataDir: string): string => join(dataDir, 'pull');
