@@ -114,7 +114,6 @@ describe('borg create', () => {
       'create',
       '--log-json',
       '--progress',
-      '--json',
       '--compression',
       'zstd,3',
       '--exclude',

@@ -134,8 +134,8 @@ export function borgCreateCommand(line: BorgCreateLine): string {
     'create',
     '--log-json',
     '--progress',
-    // The final figures on stdout: progress lines only come every fraction of a second.
-    '--json',
+    // Not --json: its summary reads the archive's metadata back after the commit, and a pull job
+    // may read nothing. The final figures come from the proxy (the archive's metadata it wrote).
     '--compression',
     shellQuote(line.compression),
     ...line.excludes.flatMap((e) => ['--exclude', shellQuote(e)]),

@@ -133,6 +133,13 @@ function archiveTamKey(key: BorgKey, salt: Buffer): Buffer {
 }
 
 /** The plaintext decoded when it is borg's archive metadata (a map with name, items, cmdline, time); else null. */
+/** borg 1.2's own figures in an archive's metadata (`nfiles`, `size`: original bytes), when it wrote them. */
+function figuresOf(meta: MsgMap | undefined): { files: number; bytes: number } | null {
+  const files = meta?.get('nfiles');
+  const bytes = meta?.get('size');
+  return typeof files === 'number' && typeof bytes === 'number' ? { files, bytes } : null;
+}
+
 function archiveMetadata(plain: Buffer): MsgMap | null {
   const b = plain[0];
   if (b === undefined || !((b >= 0x80 && b <= 0x8f) || b === 0xde)) return null;
@@ -213,6 +220,9 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       },
     });
     let committedFinal = false;
+    /** The figures borg wrote into the archive's metadata (its own count of files and bytes read), of the transaction and of the committed final archive. */
+    let txnFigures: { files: number; bytes: number } | null = null;
+    let committedFigures: { files: number; bytes: number } | null = null;
     /** After a refusal (or a failure the session cannot recover from) nothing more is written. */
     let doomed = false;
 
@@ -648,6 +658,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       txnWrites++;
       relay(req, r, () => {
         txnNames = new Set([rawName]);
+        txnFigures = figuresOf(metadataPuts.get(Buffer.isBuffer(clientId) ? clientId.toString('hex') : ''));
       });
     };
 
@@ -663,6 +674,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         if (txnNames) {
           committedNames = txnNames;
           committedFinal = committedNames.has(Buffer.from(terms.archiveName, 'utf8').toString('latin1'));
+          if (committedFinal) committedFigures = txnFigures;
         }
         txnNames = null;
         txnWrites = 0;
@@ -771,7 +783,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     (index as CommittedIndex | null)?.close();
     await outputChain;
     io.output.end();
-    return { committed: committedFinal, refusal, sessionId: outcome?.sessionId ?? null };
+    return { committed: committedFinal, refusal, sessionId: outcome?.sessionId ?? null, figures: committedFigures };
   };
 
   return {

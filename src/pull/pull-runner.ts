@@ -53,6 +53,8 @@ export interface PullRunResult {
    * (the admin confirms `offered`); otherwise a mismatch, for which the caller raises an alert.
    */
   readonly hostKey?: { readonly offered: string; readonly pinned: string | null };
+  /** Set when the keyless proxy refused what the client sent (its reason is the refusal). */
+  readonly refused?: boolean;
 }
 
 export interface PullRunOptions {
@@ -106,17 +108,6 @@ function connectFailure(host: PullHost, error: Error & { code?: string; level?: 
     return `${host.name} refused borgkeep's pull key for user ${host.user} (is the line of borgkeep pull-key in that user's authorized_keys?)`;
   }
   return `could not connect to ${where}: ${error.message}`;
-}
-
-/** The archive's figures from `borg create --json` (its stdout), or null. */
-function finalStats(stdout: string): { bytes: number; files: number } | null {
-  try {
-    const stats = (JSON.parse(stdout) as { archive?: { stats?: { original_size?: unknown; nfiles?: unknown } } }).archive?.stats;
-    if (typeof stats?.original_size === 'number' && typeof stats.nfiles === 'number') return { bytes: stats.original_size, files: stats.nfiles };
-  } catch {
-    // not borg's JSON (an older borg, or nothing): the last progress line stands
-  }
-  return null;
 }
 
 /** Runs a command on the client: its status, output and error output (stderr line by line if asked). */
@@ -194,6 +185,7 @@ export async function runPullJob(
   let dir: string | null = null;
   let hostKeyProblem: PullRunResult['hostKey'];
   let dropped = false;
+  let refused = false;
 
   // `signal`: the job's stop and time-out, or none for the clean-up's own connection.
   const connect = async (signal: AbortSignal): Promise<SshClient> => {
@@ -373,12 +365,16 @@ export async function runPullJob(
       throw new JobFailure(`the connection to ${host.name} dropped during the job`);
     }
     const status = first;
-    const stats = finalStats(status.stdout);
-    if (stats) progress = { ...progress, ...stats };
     const outcome = await Promise.race([ep.outcome(), new Promise<null>((r) => setTimeout(() => r(null), OUTCOME_WAIT_MS).unref())]);
+    // The committed archive's own figures (borg wrote them into its metadata); progress lines come
+    // only every fraction of a second, so a small job may have shown none.
+    if (outcome?.figures) progress = { ...progress, ...outcome.figures };
     if (progress.bytes > 0 || progress.files > 0) await record(() => recorder.progress(job.id, progress));
     log(`borg create ended with status ${status.code ?? status.signal ?? 'unknown'}`);
-    if (outcome?.refusal) throw new JobFailure(outcome.refusal);
+    if (outcome?.refusal) {
+      refused = true;
+      throw new JobFailure(outcome.refusal);
+    }
     if (status.code === 127) throw new JobFailure(`borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`);
     if ((status.code === 0 || status.code === 1) && outcome?.committed) {
       if (status.code === 1) log('borg create ended with warnings (see above)');
@@ -392,7 +388,7 @@ export async function runPullJob(
     }
   } catch (error) {
     const reason = error instanceof JobFailure ? error.message : `the job failed: ${(error as Error).message}`;
-    result = { state: 'failed', reason, ...(hostKeyProblem ? { hostKey: hostKeyProblem } : {}) };
+    result = { state: 'failed', reason, ...(hostKeyProblem ? { hostKey: hostKeyProblem } : {}), ...(refused ? { refused } : {}) };
   } finally {
     clearTimeout(timeout);
     opts.stop?.removeEventListener('abort', onStop);

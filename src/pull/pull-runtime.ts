@@ -5,7 +5,10 @@
 //
 // Must never run a job itself: that is the service's (pull-service.ts) and the runner's.
 
+import { join } from 'node:path';
+
 import type { Store } from '../store/database.js';
+import type { Vault } from '../vault/vault.js';
 import { thisPullRunner, type PullRunnerId } from '../store/pull-store.js';
 import { createPullService, type PullService, type PullServiceLog, type RunPullJob } from './pull-service.js';
 
@@ -19,16 +22,42 @@ export interface PullRuntimeDeps {
   dataDir: string;
   store: Store;
   env: NodeJS.ProcessEnv;
+  /** serve's vault, opened with its master passphrase; else the data directory's is opened when a job needs a key. */
+  vault?: Vault;
 }
 
 /**
  * The function that runs one job on its client host: SSH to the host, remote forwarding, stock
- * `borg create` there, its session through the keyless proxy (src/pull/pull-runner.ts and
- * src/pull/pull-proxy.ts). This build has no runner yet, so each job ends failed with a sentence
- * saying so; wiring the runner in replaces this function's body and nothing else.
+ * `borg create` there (src/pull/pull-runner.ts), its session through the keyless proxy
+ * (src/pull/pull-proxy.ts), which writes into the repository through this process's guard.
+ * Loaded lazily: ssh2 and the proxy are only needed by a process that runs jobs.
  */
-export async function loadPullJobRunner(_deps: PullRuntimeDeps): Promise<RunPullJob> {
-  return async () => ({ state: 'failed', reason: 'this borgkeep build cannot run pull jobs: it has no pull runner' });
+export async function loadPullJobRunner(deps: PullRuntimeDeps): Promise<RunPullJob> {
+  const [{ default: ssh2 }, { runPullJob }, { createPullJobSession }, { createGuardDeps }, { loadOrCreateHostKeys, generateEd25519KeyPair }, { loadOrCreatePullIdentity }] = await Promise.all([
+    import('ssh2'),
+    import('./pull-runner.js'),
+    import('./pull-proxy.js'),
+    import('../gateway/guard-runtime.js'),
+    import('../gateway/host-keys.js'),
+    import('./pull-identity.js'),
+  ]);
+  const { Client, Server, utils } = ssh2;
+  const guard = createGuardDeps(deps.dataDir, deps.store, deps.env, deps.vault ? { vault: deps.vault } : {});
+  const identity = loadOrCreatePullIdentity(deps.dataDir);
+  // The job endpoint shows the client borgkeep's own ed25519 host key, pinned in the job's known_hosts.
+  const hostKey = loadOrCreateHostKeys(join(deps.store.paths.root, 'ssh'), (type) =>
+    type === 'rsa' ? utils.generateKeyPairSync('rsa', { bits: 3072 }) : generateEd25519KeyPair(),
+  ).find((k) => k.type === 'ssh-ed25519')!;
+  return async (host, job, recorder, { archiveName, stop }) => {
+    const summary = (await deps.store.listRepositories()).find((r) => r.repository.id === host.repositoryId);
+    if (!summary) return { state: 'failed', reason: `the repository of host '${host.name}' no longer exists`, hostile: false };
+    const session = createPullJobSession({ guard }, { jobId: job.id, repository: summary.repository, archiveName });
+    const result = await runPullJob({ ssh2: { Client, Server, parseKey: utils.parseKey }, identity, hostKey }, host, job, session, recorder, { archiveName, stop });
+    // What only a changed or taken-over client causes: another host key than the pinned one, or
+    // something the proxy refused (a forged object, another archive, a read).
+    const hostile = (result.hostKey !== undefined && result.hostKey.pinned !== null) || (result.refused ?? false);
+    return { state: result.state, reason: result.reason, hostile };
+  };
 }
 
 /** Whether `borgkeep serve` runs a pull service on this data directory (its heartbeat is fresh and, on this host, its process alive). */

@@ -19,6 +19,8 @@ export interface PullJobOutcome {
   readonly state: 'done' | 'failed';
   /** For a failed job: one sentence (never a server path, never a secret). */
   readonly reason: string | null;
+  /** The failure is what only a changed or taken-over client causes (a host key mismatch, a refused object): a critical alert. */
+  readonly hostile?: boolean;
 }
 
 /** Runs one claimed job to its end (the runner). Throwing counts as failing with the error's message. */

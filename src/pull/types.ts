@@ -85,6 +85,8 @@ export interface PullSessionOutcome {
   readonly refusal: string | null;
   /** The ledger session of the server's own guarded session behind the proxy. */
   readonly sessionId: number | null;
+  /** The committed archive's figures as borg wrote them into its metadata: files and original bytes read. */
+  readonly figures?: { readonly files: number; readonly bytes: number } | null;
 }
 
 /** Where a running job's state, progress and log go (the store's pull jobs; a fake in unit tests). */

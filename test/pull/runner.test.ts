@@ -46,7 +46,7 @@ const borgEnv = (): NodeJS.ProcessEnv => ({ ...process.env, BORG_PASSPHRASE: PAS
  * The stand-in for the keyless proxy: a plain `borg serve` restricted to the scratch directory,
  * where the client's `./job` is the scratch repository. `hang` never answers (for the time-out).
  */
-function fakeSession(opts: { passphrase?: string; hang?: boolean; refusal?: string } = {}): PullJobSession & { disposed: boolean; serves: number } {
+function fakeSession(opts: { passphrase?: string; hang?: boolean; refusal?: string; figures?: { files: number; bytes: number } } = {}): PullJobSession & { disposed: boolean; serves: number } {
   const s = {
     passphrase: opts.passphrase ?? PASSPHRASE,
     disposed: false,
@@ -66,7 +66,7 @@ function fakeSession(opts: { passphrase?: string; hang?: boolean; refusal?: stri
       child.stderr!.pipe(io.errOutput, { end: false });
       io.stop?.addEventListener('abort', () => child.kill('SIGTERM'), { once: true });
       return new Promise((resolve) =>
-        child.on('close', (code) => resolve(opts.refusal ? { committed: false, refusal: opts.refusal, sessionId: null } : { committed: code === 0, refusal: null, sessionId: null })),
+        child.on('close', (code) => resolve(opts.refusal ? { committed: false, refusal: opts.refusal, sessionId: null } : { committed: code === 0, refusal: null, sessionId: null, figures: opts.figures ?? null })),
       );
     },
     dispose() {
@@ -192,7 +192,8 @@ describe('a client host', () => {
 describe('a pull job', () => {
   it('backs the client up through the remote-forwarded port: borg extract gives the files back byte for byte', async () => {
     const host = pullHost();
-    const session = fakeSession();
+    // The archive's own figures come from the session (the proxy reads them from the archive's metadata).
+    const session = fakeSession({ figures: { files: 3, bytes: 3 * 1024 * 1024 + 17 } });
     const rec = recorder();
     const archiveName = 'client1-2026-12-06T14:00:00';
     const result = await runPullJob(deps, host, job(host), session, rec, { archiveName });
@@ -202,8 +203,7 @@ describe('a pull job', () => {
     expect(session.serves).toBe(1);
     expect(session.disposed).toBe(true);
     const last = rec.progressed.at(-1)!;
-    expect(last.files).toBe(3);
-    expect(last.bytes).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    expect(last).toMatchObject({ files: 3, bytes: 3 * 1024 * 1024 + 17 });
 
     const list = await run('borg', ['list', '--short', repo], { env: borgEnv() });
     expect(list.stdout.trim()).toBe(archiveName);
@@ -251,7 +251,7 @@ describe('a pull job that ends badly', () => {
     const host = pullHost();
     const refusal = 'the archive name other-name is not the job\'s; the job was refused';
     const result = await runPullJob(deps, host, job(host), fakeSession({ refusal }), recorder(), { archiveName: 'client1-refused' });
-    expect(result).toEqual({ state: 'failed', reason: refusal });
+    expect(result).toEqual({ state: 'failed', reason: refusal, refused: true });
     expect(clientTmp()).toEqual([]);
   });
 
