@@ -60,8 +60,11 @@ export interface PullStore {
   removePullHost(name: string): Promise<{ host: PullHost; cancelled: number }>;
   /** Pins (or re-pins) the SSH host key the client must present. */
   pinPullHostKey(name: string, fingerprint: string): Promise<PullHost>;
-  /** The time from which the host's schedule is next due; moved when a scheduled job is queued. */
-  pullScheduleFrom(hostId: number): Promise<Date | null>;
+  /**
+   * Every host with a schedule and the time from which it is next due (moved when a scheduled job
+   * is queued), in one read: the scheduler looks every second.
+   */
+  listPullSchedules(): Promise<Array<{ hostId: number; hostName: string; schedule: string; scheduleFrom: Date }>>;
   /**
    * Queues a job. A scheduled job (or its retry) is not queued while the host has one queued or running
    * (returns null); a manual one while one is queued returns that one (`existing`).
@@ -228,9 +231,9 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
       return toHost(row);
     },
 
-    async pullScheduleFrom(hostId) {
-      const row = await db.selectFrom('pull_hosts').select('schedule_from').where('id', '=', hostId).executeTakeFirst();
-      return row ? new Date(row.schedule_from) : null;
+    async listPullSchedules() {
+      const rows = await db.selectFrom('pull_hosts').select(['id', 'name', 'schedule', 'schedule_from']).where('schedule', 'is not', null).orderBy('name').execute();
+      return rows.map((r) => ({ hostId: r.id, hostName: r.name, schedule: r.schedule!, scheduleFrom: new Date(r.schedule_from) }));
     },
 
     async queuePullJob(hostName, job) {
