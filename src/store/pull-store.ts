@@ -58,8 +58,15 @@ export interface PullStore {
    * removed"); the history of its jobs and their logs stay. Returns how many queued jobs ended.
    */
   removePullHost(name: string): Promise<{ host: PullHost; cancelled: number }>;
-  /** Pins (or re-pins) the SSH host key the client must present. */
+  /** Pins (or re-pins) the SSH host key the client must present; forgets the offered one. */
   pinPullHostKey(name: string, fingerprint: string): Promise<PullHost>;
+  /**
+   * Notes the host key a host offered that is not the pinned one (none pinned yet, or a
+   * mismatch), so `host show` can show it for the admin to compare. It is never trusted by itself.
+   */
+  notePullHostKeyOffered(hostId: number, fingerprint: string): Promise<void>;
+  /** The key a host offered last that is not accepted, and when; null when none. */
+  offeredPullHostKey(name: string): Promise<{ fingerprint: string; at: Date } | null>;
   /**
    * Every host with a schedule and the time from which it is next due (moved when a scheduled job
    * is queued), in one read: the scheduler looks every second.
@@ -226,9 +233,19 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
     },
 
     async pinPullHostKey(name, fingerprint) {
-      const row = await db.updateTable('pull_hosts').set({ host_key_fingerprint: fingerprint }).where('name', '=', name).returningAll().executeTakeFirst();
+      const row = await db.updateTable('pull_hosts').set({ host_key_fingerprint: fingerprint, offered_host_key: null, offered_host_key_at: null }).where('name', '=', name).returningAll().executeTakeFirst();
       if (!row) throw notFound(`there is no host named '${name}' ('borgkeep host list' shows them)`);
       return toHost(row);
+    },
+
+    async notePullHostKeyOffered(hostId, fingerprint) {
+      await db.updateTable('pull_hosts').set({ offered_host_key: fingerprint, offered_host_key_at: iso() }).where('id', '=', hostId).execute();
+    },
+
+    async offeredPullHostKey(name) {
+      const row = await requireHost(name);
+      if (row.offered_host_key === null || row.offered_host_key === row.host_key_fingerprint) return null;
+      return { fingerprint: row.offered_host_key, at: new Date(row.offered_host_key_at ?? row.created_at) };
     },
 
     async listPullSchedules() {
