@@ -225,8 +225,9 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
         const repository = (await repositoryNames(store)).get(h.repositoryId) ?? '?';
         const nextRunAt = nextScheduledRun(h.schedule, now);
         const lastJob = (await store.listPullJobs({ hostName: h.name, limit: 1 }))[0] ?? null;
+        const offered = await store.offeredPullHostKey(h.name);
         if (opts.json) {
-          ctx.out.json(hostJson(h, repository, { nextRunAt, lastJob }, now));
+          ctx.out.json({ ...hostJson(h, repository, { nextRunAt, lastJob }, now), offeredHostKey: offered ? { fingerprint: offered.fingerprint, at: offered.at.toISOString() } : null });
           return;
         }
         ctx.out.line(`host '${h.name}'`);
@@ -239,6 +240,9 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
         ctx.out.line(`  schedule:    ${h.schedule ? `${h.schedule} (next run ${formatTime(nextRunAt)}, server time)` : 'none (manual jobs only)'}`);
         ctx.out.line(`  time-out:    ${duration(h.timeoutSeconds * 1000)}; retries of a failed scheduled job: ${h.retries}`);
         ctx.out.line(`  host key:    ${h.hostKeyFingerprint ?? 'not accepted yet'}`);
+        if (offered) {
+          ctx.out.line(`               the host offered ${offered.fingerprint} at ${formatTime(offered.at)}${h.hostKeyFingerprint ? ', which is NOT the accepted key' : ''}; compare it with 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub' on the client, then 'borgkeep host accept-key ${h.name} ${offered.fingerprint}'`);
+        }
         ctx.out.line(`  last job:    ${lastJob ? jobSummary(lastJob, now) : 'none yet'}`);
       });
     });

@@ -12,9 +12,13 @@ import type { Vault } from '../vault/vault.js';
 import { thisPullRunner, type PullRunnerId } from '../store/pull-store.js';
 import { createPullService, type PullService, type PullServiceLog, type RunPullJob } from './pull-service.js';
 
-/** serve's pull service says it runs this often; a beat older than PULL_SERVER_STALE_MS is a server gone. */
-export const PULL_SERVER_BEAT_MS = 5000;
-export const PULL_SERVER_STALE_MS = 20_000;
+/**
+ * serve's pull service says it runs this often; a beat older than PULL_SERVER_STALE_MS is a server
+ * gone (on this host, a dead pid says so at once). Not more often: every write to the database
+ * makes the console's cached repository statuses be read again.
+ */
+export const PULL_SERVER_BEAT_MS = 10_000;
+export const PULL_SERVER_STALE_MS = 35_000;
 /** serve looks for queued jobs (from the CLI, the API, the schedule, retries) this often. */
 export const PULL_POLL_MS = 2000;
 

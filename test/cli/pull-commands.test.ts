@@ -63,6 +63,7 @@ describe('borgkeep host', () => {
       hostKeyFingerprint: FP,
       createdAt: expect.any(String),
       lastJob: null,
+      offeredHostKey: null,
     });
     const text = await cli.ok(['host', 'show', 'web1']);
     expect(text).toContain(`  host key:    ${FP}\n`);
@@ -74,8 +75,12 @@ describe('borgkeep host', () => {
     expect(await cli.ok(['host', 'show', 'db1'])).toContain('  host key:    not accepted yet\n');
     expect((await cli.json(['host', 'list'])).hosts.map((h: { name: string }) => h.name)).toEqual(['db1', 'web1']);
     expect(await cli.ok(['host', 'list'])).toMatch(/^NAME +ADDRESS +REPOSITORY +SCHEDULE +HOST KEY +LAST JOB\ndb1 +backup@127\.0\.0\.1:1 +photos +manual +not accepted yet +never\nweb1 /);
+    // The runner notes the key the host offered: shown for comparison, not trusted.
+    const offered = `SHA256:${'o'.repeat(43)}`;
+    await withStore(async (s) => s.notePullHostKeyOffered((await s.getPullHost('db1')).id, offered));
+    expect(await cli.ok(['host', 'show', 'db1'])).toMatch(new RegExp(`  host key:    not accepted yet\n               the host offered ${offered} at \\S+; compare it with 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub' on the client, then 'borgkeep host accept-key db1 ${offered}'\n`));
     await cli.ok(['host', 'accept-key', 'db1', FP]);
-    expect((await cli.json(['host', 'show', 'db1'])).hostKeyFingerprint).toBe(FP);
+    expect(await cli.json(['host', 'show', 'db1'])).toMatchObject({ hostKeyFingerprint: FP, offeredHostKey: null });
   });
 
   it('refuses every bad value with one sentence and writes nothing', async () => {
