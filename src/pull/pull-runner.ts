@@ -277,8 +277,13 @@ export async function runPullJob(
       throw new JobFailure(`borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`);
     }
     const madeDir = made.stdout.trim();
-    if (made.code !== 0 || !isPlainClientDir(madeDir)) {
+    if (made.code !== 0) {
       throw new JobFailure(`could not make the job's private directory on ${host.name}: ${clip(made.stderr.trim() || `mktemp ended with status ${made.code}`)}`);
+    }
+    if (!isPlainClientDir(madeDir)) {
+      // Made, but under a name borg could not take in BORG_RSH: removed again at once (quoted).
+      if (madeDir.startsWith('/') && !madeDir.includes('\n')) await exec(c, removeDirCommand(madeDir), { timeoutMs: commandTimeoutMs }).catch(() => undefined);
+      throw new JobFailure(`the TMPDIR of user ${host.user} on ${host.name} has characters borg cannot take in its ssh command (use a path of letters, digits, '.', '_', '-' and '/')`);
     }
     dir = madeDir;
     log(`made the job's private directory ${dir} on the client`);

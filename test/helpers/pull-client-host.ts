@@ -31,6 +31,9 @@ export interface PullClientHost {
   readonly portWithoutBorg: number;
   /** A third sshd port that allows no TCP forwarding. */
   readonly portWithoutForwarding: number;
+  /** A fourth sshd port whose sessions have a TMPDIR with a space in its name (`oddTmpDir`). */
+  readonly portWithOddTmpDir: number;
+  readonly oddTmpDir: string;
   /** The listening sshd (its per-connection children are other processes in the namespace). */
   readonly sshdPid: number;
   readonly user: string;
@@ -131,6 +134,9 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
   const tmpDir = join(dir, 'tmp');
   mkdirSync(tmpDir, { mode: 0o700 });
   chownSync(tmpDir, uid, gid);
+  const oddTmpDir = join(dir, 'tmp dir');
+  mkdirSync(oddTmpDir, { mode: 0o700 });
+  chownSync(oddTmpDir, uid, gid);
   // The PATH of the port without borg: the tools the job's commands use, but no borg.
   const noBorgBin = join(dir, 'bin-without-borg');
   mkdirSync(noBorgBin);
@@ -170,6 +176,7 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
     const port = 22;
     const portWithoutBorg = 2222;
     const portWithoutForwarding = 2223;
+    const portWithOddTmpDir = 2224;
     const config = join(dir, 'sshd_config');
     writeFileSync(
       config,
@@ -177,6 +184,7 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
         `ListenAddress ${address}:${port}`,
         `ListenAddress ${address}:${portWithoutBorg}`,
         `ListenAddress ${address}:${portWithoutForwarding}`,
+        `ListenAddress ${address}:${portWithOddTmpDir}`,
         `HostKey ${hostKey}`,
         'PidFile none',
         `AuthorizedKeysFile ${authorizedKeysFile}`,
@@ -199,13 +207,15 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
         `  SetEnv TMPDIR=${tmpDir} PATH=${noBorgBin}`,
         `Match LocalPort ${portWithoutForwarding}`,
         '  AllowTcpForwarding no',
+        `Match LocalPort ${portWithOddTmpDir}`,
+        `  SetEnv "TMPDIR=${oddTmpDir}"`,
         '',
       ].join('\n'),
     );
     sshd = spawn('ip', ['netns', 'exec', netns, '/usr/sbin/sshd', '-D', '-e', '-f', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = collect(sshd);
     const until = Date.now() + 20_000;
-    while ((log().match(/Server listening on/g) ?? []).length < 3) {
+    while ((log().match(/Server listening on/g) ?? []).length < 4) {
       if (sshd.exitCode !== null) throw new Error(`sshd exited with ${sshd.exitCode}:\n${log()}`);
       if (Date.now() > until) throw new Error(`sshd did not start listening within 20 s:\n${log()}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -218,6 +228,8 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
       port,
       portWithoutBorg,
       portWithoutForwarding,
+      portWithOddTmpDir,
+      oddTmpDir,
       sshdPid: sshd.pid!,
       user: PULL_TEST_USER,
       uid,

@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -261,6 +261,19 @@ describe('a pull job that ends badly', () => {
     const stop = new AbortController();
     const running = runPullJob(deps, host, job(host), fakeSession({ hang: true }), rec, { archiveName: 'client1-stopped', stop: stop.signal });
     await expect.poll(() => rec.lines.some((l) => l.includes("the client's borg connected"))).toBe(true);
+    // While it runs: the job's directory is the user's alone, its secrets are in 0600 files and on
+    // no command line (every user of the client can read those).
+    const [jobDir] = clientTmp();
+    expect(jobDir).toMatch(/^borgkeep-pull\./);
+    const dir = join(client.tmpDir, jobDir);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(dir).uid).toBe(client.uid);
+    for (const f of ['id', 'known_hosts', 'pass']) expect(statSync(join(dir, f)).mode & 0o777, f).toBe(0o600);
+    expect(readFileSync(join(dir, 'pass'), 'utf8')).toBe(`${PASSPHRASE}\n`);
+    const ps = await run('ps', ['-eo', 'args']);
+    expect(ps.stdout).toContain('borg create --log-json');
+    expect(ps.stdout).not.toContain(PASSPHRASE);
+    expect(ps.stdout).not.toContain('PRIVATE KEY');
     stop.abort();
     expect(await running).toEqual({ state: 'failed', reason: 'the job was stopped' });
     expect(clientTmp()).toEqual([]);
@@ -336,6 +349,16 @@ describe('a pull job that cannot start', () => {
       state: 'failed',
       reason: `client1 refused borgkeep's pull key for user ${client.user} (is the line of borgkeep pull-key in that user's authorized_keys?)`,
     });
+  });
+
+  it('fails when the TMPDIR on the client has a name borg cannot take, leaving nothing there', async () => {
+    const host = pullHost({ port: client.portWithOddTmpDir });
+    const result = await runPullJob(deps, host, job(host), fakeSession(), recorder(), { archiveName: 'x' });
+    expect(result).toEqual({
+      state: 'failed',
+      reason: `the TMPDIR of user ${client.user} on client1 has characters borg cannot take in its ssh command (use a path of letters, digits, '.', '_', '-' and '/')`,
+    });
+    expect(readdirSync(client.oddTmpDir)).toEqual([]);
   });
 
   it('fails with one sentence when the client has no borg', async () => {
