@@ -427,7 +427,10 @@ export async function runPullJob(
   client?.end();
   session.dispose();
   if (result.reason) log(`job failed: ${result.reason}`);
-  await setState(result.state, { reason: result.reason });
+  // What only a changed or taken-over client causes: another host key than the pinned one, or
+  // something the proxy refused (a forged object, another archive, a read). A critical alert.
+  const hostile = (result.hostKey !== undefined && result.hostKey.pinned !== null) || result.refused === true;
+  await setState(result.state, { reason: result.reason, ...(hostile ? { hostile } : {}) });
   await chain;
   return result;
 }

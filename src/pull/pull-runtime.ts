@@ -57,9 +57,10 @@ export async function loadPullJobRunner(deps: PullRuntimeDeps): Promise<RunPullJ
     if (!summary) return { state: 'failed', reason: `the repository of host '${host.name}' no longer exists`, hostile: false };
     const session = createPullJobSession({ guard }, { jobId: job.id, repository: summary.repository, archiveName });
     const result = await runPullJob({ ssh2: { Client, Server, parseKey: utils.parseKey }, identity, hostKey }, host, job, session, recorder, { archiveName, stop });
-    // What only a changed or taken-over client causes: another host key than the pinned one, or
-    // something the proxy refused (a forged object, another archive, a read).
-    const hostile = (result.hostKey !== undefined && result.hostKey.pinned !== null) || (result.refused ?? false);
+    // The key the host offered, so `host show` can put it beside the pinned one for the admin to compare.
+    if (result.hostKey) await deps.store.notePullHostKeyOffered(host.id, result.hostKey.offered).catch(() => undefined);
+    // (The runner records a hostile failure as such; the service's own record of the end comes after it.)
+    const hostile = (result.hostKey !== undefined && result.hostKey.pinned !== null) || result.refused === true;
     return { state: result.state, reason: result.reason, hostile };
   };
 }

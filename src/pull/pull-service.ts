@@ -114,7 +114,7 @@ export function createPullService(deps: PullServiceDeps) {
     if (outcome.state === 'failed' && stop.signal.aborted) outcome = { state: 'failed', reason: (stop.signal.reason as Error | undefined)?.message ?? 'the job was stopped' };
     const reason = outcome.state === 'failed' ? (outcome.reason ?? 'the job failed without saying why') : null;
     await recorder.log(job.id, outcome.state === 'done' ? `job ${job.id} done: archive ${name}` : `job ${job.id} failed: ${reason}`);
-    await recorder.state(job.id, outcome.state, { reason });
+    await recorder.state(job.id, outcome.state, { reason, ...(outcome.state === 'failed' && outcome.hostile ? { hostile: true } : {}) });
     await recorder.flush();
     log.info({ event: 'pull-job', job: job.id, host: host.name, state: outcome.state, reason }, `pull job ${job.id} of ${host.name} ${outcome.state}${reason ? `: ${reason}` : ''}`);
     if (outcome.state === 'failed' && job.trigger === 'schedule' && job.attempt < host.retries && !stopping) {

@@ -759,6 +759,8 @@ const pull: Migration = {
       .addColumn('current_path', 'text')
       .addColumn('reason', 'text')
       .addColumn('attempt', 'integer', (col) => col.notNull().defaultTo(0))
+      // 1: the failure is what only a changed or taken-over client causes (alert-rules.ts pull-failed).
+      .addColumn('hostile', 'integer', (col) => col.notNull().defaultTo(0))
       .addColumn('runner_kind', 'text')
       .addColumn('runner_pid', 'integer')
       .addColumn('runner_host', 'text')

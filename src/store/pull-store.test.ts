@@ -144,6 +144,29 @@ describe('pull jobs', () => {
     expect(await t.store.getPullJob(j.id)).toMatchObject({ state: 'failed', reason: 'the client closed the connection', endedAt: new Date('2025-01-01T00:00:02Z'), bytes: 5000, currentPath: null });
   });
 
+  it("names each host whose newest finished job failed, with whether it was hostile; a later success clears it", async () => {
+    const finish = async (host: string, state: 'done' | 'failed', fields: { reason?: string; hostile?: boolean } = {}) => {
+      const j = (await t.store.queuePullJob(host, { trigger: 'manual' }))!.job;
+      await t.store.claimNextPullJob(serve, { jobId: j.id });
+      await t.store.setPullJobState(j.id, state, fields);
+      return j.id;
+    };
+    expect(await t.store.failedPullHosts()).toEqual([]);
+    const hostile = await finish('web1', 'failed', { reason: 'the host key of web1 has changed', hostile: true });
+    await finish('web2', 'failed', { reason: 'could not connect' });
+    const failed = await t.store.failedPullHosts();
+    expect(failed.map(({ job, repositoryId }) => [job.id, job.hostName, job.hostile, repositoryId])).toEqual([
+      [hostile, 'web1', true, 1],
+      [hostile + 1, 'web2', false, 1],
+    ]);
+    await finish('web2', 'done');
+    expect((await t.store.failedPullHosts()).map(({ job }) => job.hostName)).toEqual(['web1']);
+    // A job still running does not hide the failure before it.
+    const running = (await t.store.queuePullJob('web1', { trigger: 'manual' }))!.job;
+    await t.store.claimNextPullJob(serve, { jobId: running.id });
+    expect((await t.store.failedPullHosts()).map(({ job }) => job.id)).toEqual([hostile]);
+  });
+
   it('lists jobs newest first, by host', async () => {
     const a = (await t.store.queuePullJob('web1', { trigger: 'manual' }))!.job;
     const b = (await t.store.queuePullJob('web2', { trigger: 'manual' }))!.job;

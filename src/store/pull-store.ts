@@ -86,7 +86,9 @@ export interface PullStore {
   /** Newest first; by host name when given. */
   listPullJobs(filter?: { hostName?: string; limit?: number }): Promise<StoredPullJob[]>;
   /** Moves a job on; ignored for a job that already ended. Returns whether it moved. */
-  setPullJobState(jobId: number, state: PullJobState, fields?: { archiveName?: string; reason?: string | null }): Promise<boolean>;
+  setPullJobState(jobId: number, state: PullJobState, fields?: { archiveName?: string; reason?: string | null; hostile?: boolean }): Promise<boolean>;
+  /** Each host whose newest finished job failed: that job (for the pull-failed alert). */
+  failedPullHosts(): Promise<Array<{ job: StoredPullJob; repositoryId: number }>>;
   setPullJobProgress(jobId: number, progress: PullProgress): Promise<void>;
   appendPullJobLog(jobId: number, line: string): Promise<void>;
   /** The kept lines, oldest first, and how many earlier lines were dropped. */
@@ -140,6 +142,7 @@ function toJob(row: Selectable<PullJobsTable>): StoredPullJob {
     files: Number(row.files),
     reason: row.reason,
     attempt: row.attempt,
+    hostile: row.hostile === 1,
     currentPath: row.current_path,
     notBefore: date(row.not_before),
   };
@@ -325,6 +328,22 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
       return (await q.orderBy('id', 'desc').limit(filter.limit ?? 1000).execute()).map(toJob);
     },
 
+    async failedPullHosts() {
+      // The newest ended job of each registered host; only hosts whose newest is a failure.
+      const rows = await db
+        .selectFrom('pull_jobs as j')
+        .innerJoin('pull_hosts as h', 'h.id', 'j.host_id')
+        .selectAll('j')
+        .select('h.repository_id as repository_id_of_host')
+        .where('j.state', 'in', ['done', 'failed'])
+        .where((eb) =>
+          eb('j.id', '=', eb.selectFrom('pull_jobs as k').select((k) => k.fn.max('k.id').as('m')).whereRef('k.host_id', '=', 'j.host_id').where('k.state', 'in', ['done', 'failed'])),
+        )
+        .where('j.state', '=', 'failed')
+        .execute();
+      return rows.map((r) => ({ job: toJob(r), repositoryId: r.repository_id_of_host }));
+    },
+
     async setPullJobState(jobId, state, fields = {}) {
       const at = iso();
       const r = await db
@@ -333,6 +352,7 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
           state,
           ...(fields.archiveName !== undefined && { archive_name: fields.archiveName }),
           ...(fields.reason !== undefined && { reason: fields.reason === null ? null : fields.reason.slice(0, REASON_MAX) }),
+          ...(fields.hostile !== undefined && { hostile: fields.hostile ? 1 : 0 }),
           ...(state !== 'queued' && { started_at: sql<string>`coalesce(started_at, ${at})` }),
           ...(ENDED.includes(state) && { ended_at: at, current_path: null }),
         })

@@ -342,6 +342,7 @@ export interface PullJobsTable {
   current_path: string | null;
   reason: string | null;
   attempt: Generated<number>;
+  hostile: Generated<number>;
   runner_kind: string | null;
   runner_pid: number | null;
   runner_host: string | null;

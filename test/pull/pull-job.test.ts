@@ -13,6 +13,9 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
+import { createAlertEngine } from '../../src/alerts/alert-engine.js';
+import { createMonitor } from '../../src/alerts/monitor.js';
+import { openStore } from '../../src/store/database.js';
 import { createBorgkeepEnv, PASSPHRASE, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { startPullClientHost, type PullClientHost } from '../helpers/pull-client-host.js';
 import type { SshFrontEnd } from '../helpers/ssh-transports.js';
@@ -105,9 +108,9 @@ test('a manual job (pull run --wait) writes an archive with the repository key t
 }, 180_000);
 
 test("a scheduled job runs from borgkeep serve's schedule and leaves a second archive; the client's job directory is gone", async () => {
-  let front: SshFrontEnd | null = null;
-  try {
-    front = await env.frontEnd();
+  // borgkeep serve runs from here to the end of the file (the env stops it).
+  const front: SshFrontEnd = await env.frontEnd();
+  {
     await env.cliOk([
       'host', 'add', 'web2', '--address', `${client.address}:${client.port}`, '--user', client.user, '--repo', 'main',
       '--paths', source, '--archive', '{host}-{now}', '--accept-host-key', client.hostKeyFingerprint, '--schedule', '*/5 * * * * *',
@@ -123,7 +126,35 @@ test("a scheduled job runs from borgkeep serve's schedule and leaves a second ar
     await env.cliOk(['host', 'remove', 'web2']);
     await expectRestored(done!.archive!);
     expect(jobDirectoriesLeft()).toEqual([]);
-  } finally {
-    await front?.stop?.();
   }
 }, 180_000);
+
+/** The state alerts the running server would raise now (alert-rules.ts through the monitor). */
+async function stateAlerts(): Promise<Array<{ rule: string; severity: string; summary: string }>> {
+  const store = await openStore({ dataDir: env.dataDir });
+  try {
+    const engine = createAlertEngine({ store, notifier: { notify: async () => undefined }, now: () => new Date(), repositoryName: async () => null });
+    await createMonitor({ store, engine, now: () => new Date(), sizeOf: async () => null, disk: async () => null }).evaluate('state');
+    return (await store.openAlerts()).map((a) => ({ rule: a.rule, severity: a.severity, summary: a.summary }));
+  } finally {
+    await store.close();
+  }
+}
+
+test("a client whose host key is not the pinned one is refused before anything runs there: the job fails, host show puts the offered key beside the pinned one, and a critical alert opens", async () => {
+  const pinned = `SHA256:${'A'.repeat(43)}`;
+  await env.cliOk(['host', 'add', 'moved', '--address', `${client.address}:${client.port}`, '--user', client.user, '--repo', 'main', '--paths', source, '--accept-host-key', pinned]);
+  const before = (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean);
+  const run = await env.cli(['pull', 'run', 'moved', '--wait'], { timeoutMs: 60_000 });
+  expect(run.code).toBe(1);
+  expect(run.stderr).toContain(`it offered ${client.hostKeyFingerprint}, but ${pinned} is pinned`);
+  const [job] = await jobs('moved');
+  expect(job).toMatchObject({ state: 'failed' });
+  expect(await env.cliOk(['host', 'show', 'moved'])).toContain(client.hostKeyFingerprint);
+  const alert = (await stateAlerts()).find((a) => a.rule === 'pull-failed');
+  expect(alert).toMatchObject({ severity: 'critical', summary: expect.stringContaining("the pull backup of 'moved' was refused: the host key of moved has changed") });
+  // Nothing ran on the client and nothing reached the repository.
+  expect(jobDirectoriesLeft()).toEqual([]);
+  expect((await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean)).toEqual(before);
+  await env.cliOk(['host', 'remove', 'moved']);
+}, 120_000);

@@ -130,6 +130,7 @@ const job = (host: PullHost): PullJob => ({
   files: 0,
   reason: null,
   attempt: 0,
+  hostile: false,
 });
 
 /** The client's TMPDIR holds no job directory. */
