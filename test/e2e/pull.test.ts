@@ -4,12 +4,14 @@
 // runner writes it to the store from another process, through the live channel, without a
 // reload; its log shows, follows new lines while the job runs, and downloads; "Run now" queues a
 // job; axe-core finds no serious or critical violation (light and dark); a phone width does not
-// overflow; the page is keyboard usable (the log link and Run now are reached with Tab).
+// overflow; the page is keyboard usable (the log link and Run now work from the keyboard); a
+// viewer sees it all but Run now.
 //
 // The running job is arranged by runningJob() below (the store, as the runner writes it) until
 // the runner is merged; the lead then replaces that one function with a real pull job.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
@@ -18,6 +20,7 @@ import { axeViolations } from './axe.js';
 import { overflowAt, startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
 const FINGERPRINT = 'SHA256:' + 'Q'.repeat(43);
+const VIEWER_PASSWORD = 'viewer password for the pull e2e test';
 
 describe('pull backups in the console', () => {
   let h: ConsoleHarness;
@@ -33,6 +36,10 @@ describe('pull backups in the console', () => {
     store = await openSideStore(h.env.dataDir);
     await addPullHost(store, 'web1', { repository: 'main', schedule: '0 2 * * *', paths: ['/etc', '/home'] });
     await addPullHost(store, 'db1', { repository: 'main', address: 'db.example.org:2222', hostKeyFingerprint: FINGERPRINT });
+    // After serve's first start, which creates the admin only on a store without users.
+    const passwordFile = join(h.env.root, 'viewer-password');
+    writeFileSync(passwordFile, VIEWER_PASSWORD);
+    await h.env.cliOk(['user', 'add', 'vic', '--role', 'viewer', '--password-file', passwordFile]);
   }, 60_000);
   afterAll(async () => {
     await store?.close();
@@ -138,13 +145,26 @@ describe('pull backups in the console', () => {
     const queuedId = /Job (\d+) of db1 is queued/.exec((await said.textContent())!)![1];
     const queuedRow = page.locator(`table.pull-jobs tr[data-job="${queuedId}"]`);
     await queuedRow.waitFor();
-    expect(await queuedRow.textContent()).toContain('waiting to start');
-    expect((await store.getPullJob(Number(queuedId)))?.state).toBe('queued');
+    expect(await queuedRow.textContent()).toContain('a person');
+    // Queued for the server's pull service (which may already have picked it up once it runs jobs).
+    const queued = (await store.getPullJob(Number(queuedId)))!;
+    expect(queued).toMatchObject({ hostName: 'db1', trigger: 'manual' });
+    if (queued.state === 'queued') expect(await queuedRow.textContent()).toContain('waiting to start');
 
     // --- a phone -------------------------------------------------------------------------------------
     const { wide } = await overflowAt(page, 390);
     expect(wide).toEqual([]);
     await page.setViewportSize({ width: 1280, height: 800 });
+
+    // --- a viewer sees it all, but no Run now ------------------------------------------------------
+    const viewer = await h.newPage();
+    await h.login('vic', VIEWER_PASSWORD, viewer);
+    await viewer.goto(`${h.url}/pull`);
+    await viewer.locator('tr[data-host="web1"]').waitFor();
+    await viewer.locator(`table.pull-jobs tr[data-job="${job.id}"]`).waitFor();
+    expect(await viewer.locator('[data-pull-key]').textContent()).toBe(keyLine);
+    expect(await viewer.getByRole('button', { name: /^Run now/ }).count()).toBe(0);
+    await viewer.close();
 
     expect(h.pageErrors).toEqual([]);
   }, 90_000);
