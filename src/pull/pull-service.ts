@@ -30,7 +30,7 @@ export interface PullServiceLog {
 }
 
 export interface PullServiceDeps {
-  store: Pick<PullStore, 'listPullHosts' | 'getPullHostById' | 'pullScheduleFrom' | 'queuePullJob' | 'claimNextPullJob' | 'getPullJob' | 'setPullJobState' | 'setPullJobProgress' | 'appendPullJobLog' | 'failOrphanedPullJobs'>;
+  store: Pick<PullStore, 'listPullSchedules' | 'getPullHostById' | 'queuePullJob' | 'claimNextPullJob' | 'getPullJob' | 'setPullJobState' | 'setPullJobProgress' | 'appendPullJobLog' | 'failOrphanedPullJobs'>;
   runJob: RunPullJob;
   /** This process, as it is recorded on the jobs it claims. */
   runner: PullRunnerId;
@@ -45,6 +45,8 @@ export interface PullServiceDeps {
 }
 
 export const DEFAULT_PULL_CONCURRENCY = 2;
+/** How often a polling service looks for active jobs whose process is gone. */
+const ORPHAN_CHECK_MS = 30_000;
 
 /** Why a job a dead process left behind failed. */
 export const orphanReason = (runner: PullRunnerId): string =>
@@ -53,16 +55,6 @@ export const orphanReason = (runner: PullRunnerId): string =>
 /** The wait before retry `attempt` (1, 2, ...) of a failed scheduled job: a minute, then 5, 25, then hourly. */
 export function retryDelayMs(attempt: number): number {
   return Math.min(60_000 * 5 ** Math.max(0, attempt - 1), 3_600_000);
-}
-
-/** Whether a host's schedule has a run due at `now` since `from` (a run missed while the server was down is due at once). */
-export function scheduleDue(schedule: string, from: Date, now: Date): boolean {
-  try {
-    const next = new Cron(schedule, { paused: true }).nextRun(from);
-    return next !== null && next.getTime() <= now.getTime();
-  } catch {
-    return false;
-  }
 }
 
 /** The next scheduled run of a host after `after`, or null (no schedule). */
@@ -85,6 +77,8 @@ export function createPullService(deps: PullServiceDeps) {
   let timer: NodeJS.Timeout | null = null;
   let stopping = false;
   let polling: Promise<void> | null = null;
+  /** Next due time per host, schedule and schedule start (queueDue). */
+  const nextDue = new Map<string, Date | null>();
 
   async function execute(job: StoredPullJob, stop: AbortController): Promise<void> {
     const host = await store.getPullHostById(job.hostId);
@@ -185,29 +179,38 @@ export function createPullService(deps: PullServiceDeps) {
       }
     },
 
-    /** Queues a job for each host whose schedule is due (the scheduler's job); one line saying what it did. */
+    /** Queues a job for each host whose schedule is due (the scheduler's job, every second); one line saying what it did. */
     async queueDue(): Promise<string> {
       const at = now();
       const queued: string[] = [];
-      let scheduled = 0;
-      for (const host of await store.listPullHosts()) {
-        if (host.schedule === null) continue;
-        scheduled++;
-        const from = await store.pullScheduleFrom(host.id);
-        if (from === null || !scheduleDue(host.schedule, from, at)) continue;
-        const r = await store.queuePullJob(host.name, { trigger: 'schedule', scheduledAt: at });
-        if (r) queued.push(`${host.name} (job ${r.job.id})`);
+      const schedules = await store.listPullSchedules();
+      for (const h of schedules) {
+        // The next due time changes only with the schedule or its start: computed once for both.
+        const key = `${h.hostId}|${h.schedule}|${h.scheduleFrom.getTime()}`;
+        let next = nextDue.get(key);
+        if (next === undefined) {
+          next = nextScheduledRun(h.schedule, h.scheduleFrom);
+          for (const k of nextDue.keys()) if (k.startsWith(`${h.hostId}|`)) nextDue.delete(k);
+          nextDue.set(key, next);
+        }
+        if (next === null || next.getTime() > at.getTime()) continue;
+        const r = await store.queuePullJob(h.hostName, { trigger: 'schedule', scheduledAt: at });
+        if (r) queued.push(`${h.hostName} (job ${r.job.id})`);
       }
-      if (scheduled === 0) return 'no scheduled hosts';
+      if (schedules.length === 0) return 'no scheduled hosts';
       return queued.length > 0 ? `queued ${queued.join(', ')}` : 'nothing due';
     },
 
-    /** Polls the store for queued jobs every `everyMs` (serve). */
+    /** Polls the store for queued jobs every `everyMs` (serve), and now and then for jobs a dead process left. */
     start(everyMs = 2000): void {
+      let lastRecovery = Date.now();
       const tick = () => {
         if (stopping || polling) return;
-        polling = service
-          .startQueued()
+        // A `borgkeep pull run` killed while it ran a job: its job fails within half a minute.
+        const recover = Date.now() - lastRecovery >= ORPHAN_CHECK_MS;
+        if (recover) lastRecovery = Date.now();
+        polling = (recover ? service.recoverOrphans() : Promise.resolve([]))
+          .then(() => service.startQueued())
           .then(() => undefined)
           .catch((error: unknown) => log.error({ error: (error as Error).message }, `could not start pull jobs: ${(error as Error).message}`))
           .finally(() => {

@@ -738,6 +738,10 @@ const pull: Migration = {
       .addColumn('timeout_seconds', 'integer', (col) => col.notNull())
       .addColumn('retries', 'integer', (col) => col.notNull())
       .addColumn('host_key_fingerprint', 'text')
+      // The key the host last offered when it did not match (or none was pinned yet), for the
+      // admin to compare before accepting it; never trusted by itself.
+      .addColumn('offered_host_key', 'text')
+      .addColumn('offered_host_key_at', 'text')
       .addColumn('created_at', 'text', (col) => col.notNull())
       .execute();
     await withId(db, db.schema.createTable('pull_jobs'))

@@ -49,12 +49,18 @@ describe('pull hosts', () => {
     expect((await t.store.listPullHosts()).map((h) => h.name)).toEqual(['web1']);
   });
 
-  it('pins a host key', async () => {
-    await t.store.addPullHost('web1', settings());
+  it('keeps the key a host offered for the admin to compare, and pins a host key (forgetting the offered one)', async () => {
+    const host = await t.store.addPullHost('web1', settings());
     expect((await t.store.getPullHost('web1')).hostKeyFingerprint).toBeNull();
+    expect(await t.store.offeredPullHostKey('web1')).toBeNull();
     const fp = `SHA256:${'B'.repeat(43)}`;
+    t.clock.advance(5000);
+    await t.store.notePullHostKeyOffered(host.id, fp);
+    expect(await t.store.offeredPullHostKey('web1')).toEqual({ fingerprint: fp, at: new Date('2025-01-01T00:00:05Z') });
+    expect((await t.store.getPullHost('web1')).hostKeyFingerprint).toBeNull(); // never trusted by itself
     expect((await t.store.pinPullHostKey('web1', fp)).hostKeyFingerprint).toBe(fp);
     expect((await t.store.getPullHost('web1')).hostKeyFingerprint).toBe(fp);
+    expect(await t.store.offeredPullHostKey('web1')).toBeNull();
   });
 
   it('refuses to remove a host while a job runs; afterwards its queued jobs fail and its history stays', async () => {

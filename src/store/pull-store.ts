@@ -58,10 +58,20 @@ export interface PullStore {
    * removed"); the history of its jobs and their logs stay. Returns how many queued jobs ended.
    */
   removePullHost(name: string): Promise<{ host: PullHost; cancelled: number }>;
-  /** Pins (or re-pins) the SSH host key the client must present. */
+  /** Pins (or re-pins) the SSH host key the client must present; forgets the offered one. */
   pinPullHostKey(name: string, fingerprint: string): Promise<PullHost>;
-  /** The time from which the host's schedule is next due; moved when a scheduled job is queued. */
-  pullScheduleFrom(hostId: number): Promise<Date | null>;
+  /**
+   * Notes the host key a host offered that is not the pinned one (none pinned yet, or a
+   * mismatch), so `host show` can show it for the admin to compare. It is never trusted by itself.
+   */
+  notePullHostKeyOffered(hostId: number, fingerprint: string): Promise<void>;
+  /** The key a host offered last that is not accepted, and when; null when none. */
+  offeredPullHostKey(name: string): Promise<{ fingerprint: string; at: Date } | null>;
+  /**
+   * Every host with a schedule and the time from which it is next due (moved when a scheduled job
+   * is queued), in one read: the scheduler looks every second.
+   */
+  listPullSchedules(): Promise<Array<{ hostId: number; hostName: string; schedule: string; scheduleFrom: Date }>>;
   /**
    * Queues a job. A scheduled job (or its retry) is not queued while the host has one queued or running
    * (returns null); a manual one while one is queued returns that one (`existing`).
@@ -223,14 +233,24 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
     },
 
     async pinPullHostKey(name, fingerprint) {
-      const row = await db.updateTable('pull_hosts').set({ host_key_fingerprint: fingerprint }).where('name', '=', name).returningAll().executeTakeFirst();
+      const row = await db.updateTable('pull_hosts').set({ host_key_fingerprint: fingerprint, offered_host_key: null, offered_host_key_at: null }).where('name', '=', name).returningAll().executeTakeFirst();
       if (!row) throw notFound(`there is no host named '${name}' ('borgkeep host list' shows them)`);
       return toHost(row);
     },
 
-    async pullScheduleFrom(hostId) {
-      const row = await db.selectFrom('pull_hosts').select('schedule_from').where('id', '=', hostId).executeTakeFirst();
-      return row ? new Date(row.schedule_from) : null;
+    async notePullHostKeyOffered(hostId, fingerprint) {
+      await db.updateTable('pull_hosts').set({ offered_host_key: fingerprint, offered_host_key_at: iso() }).where('id', '=', hostId).execute();
+    },
+
+    async offeredPullHostKey(name) {
+      const row = await requireHost(name);
+      if (row.offered_host_key === null || row.offered_host_key === row.host_key_fingerprint) return null;
+      return { fingerprint: row.offered_host_key, at: new Date(row.offered_host_key_at ?? row.created_at) };
+    },
+
+    async listPullSchedules() {
+      const rows = await db.selectFrom('pull_hosts').select(['id', 'name', 'schedule', 'schedule_from']).where('schedule', 'is not', null).orderBy('name').execute();
+      return rows.map((r) => ({ hostId: r.id, hostName: r.name, schedule: r.schedule!, scheduleFrom: new Date(r.schedule_from) }));
     },
 
     async queuePullJob(hostName, job) {

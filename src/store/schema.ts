@@ -320,6 +320,8 @@ export interface PullHostsTable {
   timeout_seconds: number;
   retries: number;
   host_key_fingerprint: string | null;
+  offered_host_key: string | null;
+  offered_host_key_at: string | null;
   created_at: string;
 }
 
