@@ -23,6 +23,8 @@ export interface PullHostOverview {
   readonly repositoryName: string;
   /** The time the host's schedule is next due from (pull-service.ts scheduleDue). */
   readonly scheduleFrom: Date;
+  /** The key the host offered last that is not the pinned one (pull-store.ts notePullHostKeyOffered), for the admin to compare. */
+  readonly offeredHostKey: { fingerprint: string; at: Date } | null;
   readonly lastJob: PullJobView | null;
 }
 
@@ -83,14 +85,24 @@ export function createPullReadStore({ db }: StoreDeps): PullReadStore {
       const hosts = await db
         .selectFrom('pull_hosts as h')
         .innerJoin('repositories as r', 'r.id', 'h.repository_id')
-        .select(['h.id', 'h.schedule_from', 'r.name as repository_name'])
+        .select(['h.id', 'h.schedule_from', 'h.host_key_fingerprint', 'h.offered_host_key', 'h.offered_host_key_at', 'h.created_at', 'r.name as repository_name'])
         .execute();
       const last = await jobs()
         .where('j.id', 'in', (eb) => eb.selectFrom('pull_jobs').select((e) => e.fn.max('id').as('id')).groupBy('host_id'))
         .execute();
       const lastByHost = new Map(last.map((row) => [row.host_id, toView(row as JobRow)]));
       return new Map(
-        hosts.map((h) => [h.id, { hostId: h.id, repositoryName: h.repository_name, scheduleFrom: new Date(h.schedule_from), lastJob: lastByHost.get(h.id) ?? null }]),
+        hosts.map((h) => [
+          h.id,
+          {
+            hostId: h.id,
+            repositoryName: h.repository_name,
+            scheduleFrom: new Date(h.schedule_from),
+            offeredHostKey:
+              h.offered_host_key === null || h.offered_host_key === h.host_key_fingerprint ? null : { fingerprint: h.offered_host_key, at: new Date(h.offered_host_key_at ?? h.created_at) },
+            lastJob: lastByHost.get(h.id) ?? null,
+          },
+        ]),
       );
     },
 

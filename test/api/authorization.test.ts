@@ -78,6 +78,7 @@ const CASES: Case[] = [
   { name: 'end a silence', needs: 'operator', ok: 200, request: async () => ({ method: 'DELETE', path: `/alert-silences/${await newSilence()}` }) },
   { name: 'run a pull job now', needs: 'operator', ok: 202, request: async () => ({ method: 'POST', path: `/pull-hosts/${await newPullHost()}/jobs` }) },
   { name: 'add a pull host', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/pull-hosts', body: { name: unique('host'), address: 'client.example.org', user: 'backup', repository: 'audited', paths: ['/home'] } }) },
+  { name: "accept a pull host's key", needs: 'admin', ok: 200, request: async () => ({ method: 'POST', path: `/pull-hosts/${await newPullHost()}/accept-key`, body: { fingerprint: `SHA256:${'C'.repeat(43)}` } }) },
   { name: 'remove a pull host', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/pull-hosts/${await newPullHost()}` }) },
 ];
 

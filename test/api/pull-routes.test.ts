@@ -13,6 +13,7 @@ import { firstAdminPassword } from '../helpers/first-admin.js';
 import { addPullHost, arrangeRunningJob, openSideStore } from '../helpers/pull-fixture.js';
 
 const FINGERPRINT = 'SHA256:' + 'A'.repeat(43);
+const OFFERED = 'SHA256:' + 'B'.repeat(43);
 
 interface Client {
   call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any; text: string; headers: Headers }>;
@@ -69,12 +70,14 @@ describe('pull hosts and jobs over the API', () => {
     await env?.cleanup();
   });
 
-  it('lists the hosts with their repository, host key, schedule and next run, and the pull key line for every role', async () => {
+  it('lists the hosts with their repository, host key (and the one offered), schedule and next run, and the pull key line for every role', async () => {
+    // A first contact the runner noted: the key the host offered, not accepted.
+    await store.notePullHostKeyOffered((await store.getPullHost('web1')).id, OFFERED);
     const r = await viewer.call('GET', '/pull-hosts');
     expect(r.status).toBe(200);
     const [db1, web1] = r.body.hosts;
-    expect(db1).toMatchObject({ name: 'db1', address: 'db.example.org', port: 2222, repository: 'main', hostKeyFingerprint: FINGERPRINT, schedule: null, nextRunAt: null, lastJob: null });
-    expect(web1).toMatchObject({ name: 'web1', address: '192.0.2.7', port: 22, user: 'backup', paths: ['/etc', '/home'], repository: 'main', hostKeyFingerprint: null, schedule: '0 2 * * *' });
+    expect(db1).toMatchObject({ name: 'db1', address: 'db.example.org', port: 2222, repository: 'main', hostKeyFingerprint: FINGERPRINT, offeredHostKey: null, schedule: null, nextRunAt: null, lastJob: null });
+    expect(web1).toMatchObject({ name: 'web1', address: '192.0.2.7', port: 22, user: 'backup', paths: ['/etc', '/home'], repository: 'main', hostKeyFingerprint: null, offeredHostKey: { fingerprint: OFFERED }, schedule: '0 2 * * *' });
     const next = new Date(web1.nextRunAt);
     expect(next.getTime()).toBeGreaterThan(Date.now());
     expect(next.getTime() - Date.now()).toBeLessThanOrEqual(24 * 3600_000);
@@ -89,7 +92,7 @@ describe('pull hosts and jobs over the API', () => {
     expect((await admin.call('GET', '/pull-key')).body.line).toBe(key.body.line);
   });
 
-  it('queues a manual job for operators (202), returns the queued one again, and refuses viewers', async () => {
+  it("queues a manual job for operators (202), returns the queued one again, refuses viewers; the server's pull service takes it up", async () => {
     const refused = await viewer.call('POST', '/pull-hosts/db1/jobs');
     expect(refused.status).toBe(403);
     expect(refused.body).toEqual({ code: 'BK_ERR_DENIED', message: 'this needs the operator role; you are viewer' });
@@ -103,7 +106,10 @@ describe('pull hosts and jobs over the API', () => {
     expect(missing.status).toBe(404);
     expect(missing.body).toEqual({ code: 'BK_ERR_NOT_FOUND', message: "there is no host named 'nope' ('borgkeep host list' shows them)" });
     // The host's last job, in the listing.
-    expect((await viewer.call('GET', '/pull-hosts/db1')).body.host.lastJob).toMatchObject({ id: r.body.job.id, state: 'queued' });
+    expect((await viewer.call('GET', '/pull-hosts/db1')).body.host.lastJob).toMatchObject({ id: r.body.job.id });
+    // The running server's pull service claims it (and, with no way to reach db.example.org, fails it).
+    await expect.poll(async () => (await viewer.call('GET', `/pull-jobs/${r.body.job.id}`)).body.job.state, { timeout: 15_000, interval: 200 }).not.toBe('queued');
+    expect((await viewer.call('GET', `/pull-jobs/${r.body.job.id}`)).body.job.startedAt).not.toBeNull();
   });
 
   it("shows a running job's progress as its runner writes it, newest first, and its log as lines and as a download", async () => {
@@ -176,9 +182,21 @@ describe('pull hosts and jobs over the API', () => {
     expect((await viewer.call('GET', '/pull-hosts')).body.hosts.map((h: { name: string }) => h.name)).toEqual(['db1', 'web1']);
   });
 
+  it("accepts a host's key (admins), in the CLI's sentence for a bad fingerprint", async () => {
+    expect((await operator.call('POST', '/pull-hosts/web1/accept-key', { fingerprint: OFFERED })).status).toBe(403);
+    const bad = await admin.call('POST', '/pull-hosts/web1/accept-key', { fingerprint: 'SHA256:short' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/^the host key fingerprint 'SHA256:short' is not an OpenSSH SHA-256 fingerprint/);
+    expect((await viewer.call('GET', '/pull-hosts/web1')).body.host.hostKeyFingerprint).toBeNull();
+    const ok = await admin.call('POST', '/pull-hosts/web1/accept-key', { fingerprint: OFFERED });
+    expect(ok.status).toBe(200);
+    expect(ok.body.host).toMatchObject({ name: 'web1', hostKeyFingerprint: OFFERED, offeredHostKey: null });
+    expect((await admin.call('POST', '/pull-hosts/nope/accept-key', { fingerprint: OFFERED })).status).toBe(404);
+  });
+
   it('lists the pull endpoints in the OpenAPI document', async () => {
     const doc = (await viewer.call('GET', '/openapi.json')).body;
-    for (const path of ['/pull-hosts', '/pull-hosts/{name}', '/pull-hosts/{name}/jobs', '/pull-key', '/pull-jobs', '/pull-jobs/{id}', '/pull-jobs/{id}/log', '/pull-jobs/{id}/log.txt']) {
+    for (const path of ['/pull-hosts', '/pull-hosts/{name}', '/pull-hosts/{name}/jobs', '/pull-hosts/{name}/accept-key', '/pull-key', '/pull-jobs', '/pull-jobs/{id}', '/pull-jobs/{id}/log', '/pull-jobs/{id}/log.txt']) {
       expect(Object.keys(doc.paths), path).toContain(`/api/v1${path}`);
     }
   });

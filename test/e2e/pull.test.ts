@@ -5,7 +5,7 @@
 // reload; its log shows, follows new lines while the job runs, and downloads; "Run now" queues a
 // job; axe-core finds no serious or critical violation (light and dark); a phone width does not
 // overflow; the page is keyboard usable (the log link and Run now work from the keyboard); a
-// viewer sees it all but Run now.
+// viewer sees it all but Run now; the key a host offered shows, and an admin accepts it.
 //
 // The running job is arranged by runningJob() below (the store, as the runner writes it) until
 // the runner is merged; the lead then replaces that one function with a real pull job.
@@ -20,6 +20,7 @@ import { axeViolations } from './axe.js';
 import { overflowAt, startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
 const FINGERPRINT = 'SHA256:' + 'Q'.repeat(43);
+const OFFERED = 'SHA256:' + 'R'.repeat(43);
 const VIEWER_PASSWORD = 'viewer password for the pull e2e test';
 
 describe('pull backups in the console', () => {
@@ -36,6 +37,8 @@ describe('pull backups in the console', () => {
     store = await openSideStore(h.env.dataDir);
     await addPullHost(store, 'web1', { repository: 'main', schedule: '0 2 * * *', paths: ['/etc', '/home'] });
     await addPullHost(store, 'db1', { repository: 'main', address: 'db.example.org:2222', hostKeyFingerprint: FINGERPRINT });
+    // The key web1 offered at a first contact, as the runner notes it.
+    await store.notePullHostKeyOffered((await store.getPullHost('web1')).id, OFFERED);
     // After serve's first start, which creates the admin only on a store without users.
     const passwordFile = join(h.env.root, 'viewer-password');
     writeFileSync(passwordFile, VIEWER_PASSWORD);
@@ -55,6 +58,7 @@ describe('pull backups in the console', () => {
     const web1 = page.locator('tr[data-host="web1"]');
     await web1.waitFor();
     expect(await web1.locator('[data-host-key]').textContent()).toContain('not accepted yet');
+    expect(await web1.locator(`[data-offered-key="${OFFERED}"]`).textContent()).toMatch(/^The host offered (just now|.* ago): SHA256:R+Compare it with ssh-keygen/);
     expect(await web1.textContent()).toContain('0 2 * * *');
     expect(await web1.getByRole('link', { name: 'main' }).getAttribute('href')).toBe('/repositories/main');
     expect(await web1.textContent()).toContain('none yet');
@@ -164,7 +168,17 @@ describe('pull backups in the console', () => {
     await viewer.locator(`table.pull-jobs tr[data-job="${job.id}"]`).waitFor();
     expect(await viewer.locator('[data-pull-key]').textContent()).toBe(keyLine);
     expect(await viewer.getByRole('button', { name: /^Run now/ }).count()).toBe(0);
+    expect(await viewer.getByRole('button', { name: /^Accept the key/ }).count()).toBe(0);
+    expect(await viewer.locator('tr[data-host="web1"] [data-offered-key]').textContent()).toContain(`borgkeep host accept-key web1 ${OFFERED}`);
     await viewer.close();
+
+    // --- the admin accepts the offered key, after the confirmation ----------------------------------
+    page.once('dialog', (d) => void d.accept());
+    await web1.getByRole('button', { name: 'Accept the key of web1' }).click();
+    await expect.poll(() => web1.locator('[data-host-key]').getAttribute('data-host-key')).toBe('accepted');
+    expect(await web1.locator('[data-host-key]').textContent()).toContain(OFFERED);
+    expect(await web1.locator('[data-offered-key]').count()).toBe(0);
+    expect((await store.getPullHost('web1')).hostKeyFingerprint).toBe(OFFERED);
 
     expect(h.pageErrors).toEqual([]);
   }, 90_000);

@@ -36,6 +36,8 @@ export interface PullHost {
   timeoutSeconds: number;
   retries: number;
   hostKeyFingerprint: string | null;
+  /** The key the host offered last when it was not the accepted one. */
+  offeredHostKey: { fingerprint: string; at: string } | null;
   createdAt: string;
   lastJob: PullJob | null;
 }

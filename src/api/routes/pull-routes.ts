@@ -9,7 +9,7 @@
 import { z } from 'zod';
 
 import { notFound } from '../../errors.js';
-import { checkPullHostInput } from '../../pull/host-input.js';
+import { checkFingerprint, checkPullHostInput } from '../../pull/host-input.js';
 import { authorizedKeysLine, loadOrCreatePullIdentity, PULL_KEY_OPTIONS } from '../../pull/pull-identity.js';
 import { nextScheduledRun } from '../../pull/pull-service.js';
 import { PULL_JOB_STATES, type PullHost } from '../../pull/types.js';
@@ -57,6 +57,10 @@ export const pullHostSchema = z
     timeoutSeconds: z.number(),
     retries: z.number(),
     hostKeyFingerprint: z.string().nullable().describe("the pinned SSH host key (OpenSSH's SHA256:...); null: not accepted yet, jobs fail until it is"),
+    offeredHostKey: z
+      .object({ fingerprint: z.string(), at: time })
+      .nullable()
+      .describe('the key the host offered at its last contact when it was not the accepted one (none accepted yet, or a different one): compare it on the host before accepting it'),
     createdAt: time,
     lastJob: pullJobSchema.nullable(),
   })
@@ -97,6 +101,7 @@ const pullHostJson = (h: PullHost, o: PullHostOverview | undefined) => ({
   timeoutSeconds: h.timeoutSeconds,
   retries: h.retries,
   hostKeyFingerprint: h.hostKeyFingerprint,
+  offeredHostKey: o?.offeredHostKey ? { fingerprint: o.offeredHostKey.fingerprint, at: o.offeredHostKey.at.toISOString() } : null,
   createdAt: h.createdAt.toISOString(),
   lastJob: o?.lastJob ? pullJobJson(o.lastJob) : null,
 });
@@ -191,6 +196,20 @@ export function pullRoutes(ctx: ApiContext) {
       async handler({ params }) {
         const { host, cancelled } = await ctx.store.removePullHost(params.name);
         return { host: host.name, cancelledJobs: cancelled };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/pull-hosts/:name/accept-key',
+      tag,
+      summary: "accept (pin) the host's SSH host key, as borgkeep host accept-key: compare the fingerprint on the host first (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)",
+      access: 'admin',
+      params: nameParams,
+      body: z.object({ fingerprint: z.string().max(200) }).strict(),
+      response: z.object({ host: pullHostSchema }),
+      async handler({ params, body }) {
+        const fingerprint = checkFingerprint(body.fingerprint);
+        return { host: await hostJson(await ctx.store.pinPullHostKey(params.name, fingerprint)) };
       },
     }),
     defineRoute({

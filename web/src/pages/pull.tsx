@@ -76,7 +76,7 @@ export function PullPage() {
               </thead>
               <tbody>
                 {hosts.data.hosts.map((h) => (
-                  <HostRow key={h.name} host={h} lastJob={h.lastJob && fresh(h.lastJob)} canRun={can(me, 'operator')} onQueued={jobs.reload} />
+                  <HostRow key={h.name} host={h} lastJob={h.lastJob && fresh(h.lastJob)} canRun={can(me, 'operator')} canAccept={can(me, 'admin')} onQueued={jobs.reload} onAccepted={hosts.reload} />
                 ))}
               </tbody>
             </table>
@@ -152,7 +152,7 @@ function jobSeconds(j: PullJob, now: number): number | null {
   return ((j.endedAt ? new Date(j.endedAt).getTime() : now) - new Date(j.startedAt).getTime()) / 1000;
 }
 
-function HostRow({ host, lastJob, canRun, onQueued }: { host: PullHost; lastJob: PullJob | null; canRun: boolean; onQueued: () => void }) {
+function HostRow({ host, lastJob, canRun, canAccept, onQueued, onAccepted }: { host: PullHost; lastJob: PullJob | null; canRun: boolean; canAccept: boolean; onQueued: () => void; onAccepted: () => void }) {
   const action = useAction();
   const [said, setSaid] = useState<string | null>(null);
   const due = host.nextRunAt !== null && new Date(host.nextRunAt).getTime() <= Date.now();
@@ -196,9 +196,10 @@ function HostRow({ host, lastJob, canRun, onQueued }: { host: PullHost; lastJob:
         ) : (
           <>
             <span className="badge late">not accepted yet</span>
-            <div className="muted small">Jobs fail until it is; a job&apos;s log shows the key to check.</div>
+            {!host.offeredHostKey && <div className="muted small">Jobs fail until it is; the first job shows the key the host offers.</div>}
           </>
         )}
+        {host.offeredHostKey && <OfferedKey host={host} canAccept={canAccept} onAccepted={onAccepted} />}
       </td>
       <td data-label="Last job">
         {lastJob ? (
@@ -222,6 +223,35 @@ function HostRow({ host, lastJob, canRun, onQueued }: { host: PullHost; lastJob:
         </td>
       )}
     </tr>
+  );
+}
+
+/** The key a host offered that is not the accepted one: to compare on the host, then accept (admins). */
+function OfferedKey({ host, canAccept, onAccepted }: { host: PullHost; canAccept: boolean; onAccepted: () => void }) {
+  const action = useAction();
+  const offered = host.offeredHostKey!;
+  const accept = async () => {
+    const other = host.hostKeyFingerprint ? ` It replaces the accepted key ${host.hostKeyFingerprint}.` : '';
+    if (!window.confirm(`Accept ${offered.fingerprint} as the host key of ${host.name}? Compare it on the host first (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).${other}`)) return;
+    if (await action.run(() => api('POST', `/pull-hosts/${encodeURIComponent(host.name)}/accept-key`, { fingerprint: offered.fingerprint }))) onAccepted();
+  };
+  return (
+    <div className="small" data-offered-key={offered.fingerprint}>
+      <span className={host.hostKeyFingerprint ? 'error' : undefined}>
+        {host.hostKeyFingerprint ? 'The host offered a different key' : 'The host offered'} <Time at={offered.at} />:
+      </span>{' '}
+      <span className="mono">{offered.fingerprint}</span>
+      <div className="muted">
+        Compare it with <code>ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub</code> on the host
+        {canAccept ? ' before you accept it.' : <>, then an admin accepts it (<code>borgkeep host accept-key {host.name} {offered.fingerprint}</code>).</>}
+      </div>
+      {canAccept && (
+        <button type="button" className="small" onClick={accept} disabled={action.busy} aria-label={`Accept the key of ${host.name}`}>
+          Accept the key
+        </button>
+      )}
+      {action.error && <div className="error">{action.error}</div>}
+    </div>
   );
 }
 
