@@ -1,4 +1,6 @@
-// Pull backups over the API, against the built `borgkeep serve` on a real SQLite store: hosts
+// Pull backups over the API, against the built `borgkeep serve` on a real SQLite store (hosts
+// added with the built CLI's `host add`; a running job written through the store, as its runner
+// in another process writes it): hosts
 // with their repository, pinned host key, schedule and last job; the pull key line; "run now"
 // queueing a manual job (202); jobs newest first with a running job's progress as its runner
 // writes it from another process; the job's log as JSON lines (followed with ?after=) and as a
@@ -10,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
 import { createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { firstAdminPassword } from '../helpers/first-admin.js';
-import { addPullHost, arrangeRunningJob, openSideStore } from '../helpers/pull-fixture.js';
+import { arrangeRunningJob, openSideStore } from '../helpers/pull-fixture.js';
 
 const FINGERPRINT = 'SHA256:' + 'A'.repeat(43);
 const OFFERED = 'SHA256:' + 'B'.repeat(43);
@@ -54,8 +56,8 @@ describe('pull hosts and jobs over the API', () => {
     const log = (await env.frontEnd()).log();
     const url = /HTTP API listening on (\S+)\/api\/v1/.exec(log)![1]!;
     store = await openSideStore(env.dataDir);
-    await addPullHost(store, 'web1', { repository: 'main', schedule: '0 2 * * *' });
-    await addPullHost(store, 'db1', { repository: 'main', address: 'db.example.org:2222', hostKeyFingerprint: FINGERPRINT });
+    await env.cliOk(['host', 'add', 'web1', '--address', '192.0.2.7', '--user', 'backup', '--repo', 'main', '--paths', '/etc,/home', '--schedule', '0 2 * * *']);
+    await env.cliOk(['host', 'add', 'db1', '--address', 'db.example.org:2222', '--user', 'backup', '--repo', 'main', '--paths', '/etc,/home', '--accept-host-key', FINGERPRINT]);
     const passwordFile = join(env.root, 'pw');
     writeFileSync(passwordFile, 'a password for the test users');
     await env.cliOk(['user', 'add', 'vic', '--role', 'viewer', '--password-file', passwordFile]);
@@ -93,6 +95,8 @@ describe('pull hosts and jobs over the API', () => {
   });
 
   it("queues a manual job for operators (202), returns the queued one again, refuses viewers; the server's pull service takes it up", async () => {
+    // A job of db1 under way: the new one waits in the queue until it ends.
+    const before = await arrangeRunningJob(store, 'db1', 'db1-earlier');
     const refused = await viewer.call('POST', '/pull-hosts/db1/jobs');
     expect(refused.status).toBe(403);
     expect(refused.body).toEqual({ code: 'BK_ERR_DENIED', message: 'this needs the operator role; you are viewer' });
@@ -106,8 +110,9 @@ describe('pull hosts and jobs over the API', () => {
     expect(missing.status).toBe(404);
     expect(missing.body).toEqual({ code: 'BK_ERR_NOT_FOUND', message: "there is no host named 'nope' ('borgkeep host list' shows them)" });
     // The host's last job, in the listing.
-    expect((await viewer.call('GET', '/pull-hosts/db1')).body.host.lastJob).toMatchObject({ id: r.body.job.id });
-    // The running server's pull service claims it (and, with no way to reach db.example.org, fails it).
+    expect((await viewer.call('GET', '/pull-hosts/db1')).body.host.lastJob).toMatchObject({ id: r.body.job.id, state: 'queued' });
+    // The running server's pull service claims it once db1's job ended (and, with no way to reach db.example.org, fails it).
+    await before.end('done');
     await expect.poll(async () => (await viewer.call('GET', `/pull-jobs/${r.body.job.id}`)).body.job.state, { timeout: 15_000, interval: 200 }).not.toBe('queued');
     expect((await viewer.call('GET', `/pull-jobs/${r.body.job.id}`)).body.job.startedAt).not.toBeNull();
   });

@@ -1,5 +1,5 @@
 // Pull backups in the console, end to end: a real `borgkeep serve`, real SQLite, Debian's
-// chromium. The page lists the hosts (repository, schedule, host key accepted or not, last job)
+// chromium, hosts added with the built CLI (`borgkeep host add`). The page lists the hosts (repository, schedule, host key accepted or not, last job)
 // and the jobs; a running job's progress (bytes, files, current path) moves in the page as its
 // runner writes it to the store from another process, through the live channel, without a
 // reload; its log shows, follows new lines while the job runs, and downloads; "Run now" queues a
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
-import { addPullHost, arrangeRunningJob, openSideStore, type ArrangedJob } from '../helpers/pull-fixture.js';
+import { arrangeRunningJob, openSideStore, type ArrangedJob } from '../helpers/pull-fixture.js';
 import { axeViolations } from './axe.js';
 import { overflowAt, startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
@@ -35,8 +35,8 @@ describe('pull backups in the console', () => {
     h = await startConsoleHarness('bk-e2e-pull', { setup: (e) => e.cliOk(['repo', 'create', 'main']).then(() => undefined) });
     page = h.page;
     store = await openSideStore(h.env.dataDir);
-    await addPullHost(store, 'web1', { repository: 'main', schedule: '0 2 * * *', paths: ['/etc', '/home'] });
-    await addPullHost(store, 'db1', { repository: 'main', address: 'db.example.org:2222', hostKeyFingerprint: FINGERPRINT });
+    await h.env.cliOk(['host', 'add', 'web1', '--address', '192.0.2.7', '--user', 'backup', '--repo', 'main', '--paths', '/etc,/home', '--schedule', '0 2 * * *']);
+    await h.env.cliOk(['host', 'add', 'db1', '--address', 'db.example.org:2222', '--user', 'backup', '--repo', 'main', '--paths', '/etc,/home', '--accept-host-key', FINGERPRINT]);
     // The key web1 offered at a first contact, as the runner notes it.
     await store.notePullHostKeyOffered((await store.getPullHost('web1')).id, OFFERED);
     // After serve's first start, which creates the admin only on a store without users.

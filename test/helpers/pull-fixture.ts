@@ -25,9 +25,15 @@ export interface ArrangedJob {
 
 /** A manual job of `host`, claimed and running as the runner would leave it, with a first log line. */
 export async function arrangeRunningJob(store: Store, host: string, archiveName: string): Promise<ArrangedJob> {
-  const queued = await store.queuePullJob(host, { trigger: 'manual' });
-  const claimed = await store.claimNextPullJob(thisPullRunner('cli'), { jobId: queued!.job.id });
-  if (!claimed) throw new Error(`job ${queued!.job.id} was claimed by another process`);
+  // serve's pull service may take the queued job first (it polls every 2 s): then it fails it at
+  // once (no way to reach the test's hosts), and we queue another.
+  let claimed = null;
+  for (let tries = 0; !claimed; tries++) {
+    if (tries === 5) throw new Error(`every job of ${host} queued here was claimed by another process`);
+    const queued = await store.queuePullJob(host, { trigger: 'manual' });
+    claimed = await store.claimNextPullJob(thisPullRunner('cli'), { jobId: queued!.job.id });
+    if (!claimed) await new Promise((r) => setTimeout(r, 500));
+  }
   const id = claimed.id;
   await store.setPullJobState(id, 'connecting', { archiveName });
   await store.appendPullJobLog(id, `job ${id} of host ${host} started (manual); archive ${archiveName}`);
