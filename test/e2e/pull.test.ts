@@ -158,6 +158,7 @@ describe('pull backups in the console', () => {
     // --- a phone -------------------------------------------------------------------------------------
     const { wide } = await overflowAt(page, 390);
     expect(wide).toEqual([]);
+    await h.screenshot('pull-backups-phone', { forDocs: false });
     await page.setViewportSize({ width: 1280, height: 800 });
 
     // --- a viewer sees it all, but no Run now ------------------------------------------------------

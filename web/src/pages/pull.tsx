@@ -76,7 +76,7 @@ export function PullPage() {
               </thead>
               <tbody>
                 {hosts.data.hosts.map((h) => (
-                  <HostRow key={h.name} host={h} lastJob={h.lastJob && fresh(h.lastJob)} canRun={can(me, 'operator')} canAccept={can(me, 'admin')} onQueued={jobs.reload} onAccepted={hosts.reload} />
+                  <HostRow key={h.name} host={h} lastJob={h.lastJob && fresh(h.lastJob)} canRun={can(me, 'operator')} canAccept={can(me, 'admin')} onQueued={() => { jobs.reload(); hosts.reload(); }} onAccepted={hosts.reload} />
                 ))}
               </tbody>
             </table>
