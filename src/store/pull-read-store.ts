@@ -9,7 +9,7 @@
 import type { Selectable } from 'kysely';
 
 import type { PullJob, PullJobState } from '../pull/types.js';
-import type { StoredPullJob } from './pull-store.js';
+import { toJob, type StoredPullJob } from './pull-store.js';
 import type { PullJobsTable } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 
@@ -44,29 +44,10 @@ export interface PullReadStore {
 
 const LIVE_STATES: readonly PullJobState[] = ['queued', 'connecting', 'running', 'committing'];
 
-const date = (t: string | null): Date | null => (t === null ? null : new Date(t));
-
 type JobRow = Selectable<PullJobsTable> & { repository_name: string | null };
 
 function toView(row: JobRow): PullJobView {
-  return {
-    id: row.id,
-    hostId: row.host_id,
-    hostName: row.host_name,
-    trigger: row.trigger as PullJob['trigger'],
-    state: row.state as PullJobState,
-    archiveName: row.archive_name,
-    queuedAt: new Date(row.queued_at),
-    startedAt: date(row.started_at),
-    endedAt: date(row.ended_at),
-    bytes: Number(row.bytes),
-    files: Number(row.files),
-    reason: row.reason,
-    attempt: row.attempt,
-    currentPath: row.current_path,
-    notBefore: date(row.not_before),
-    repositoryName: row.repository_name,
-  };
+  return { ...toJob(row), repositoryName: row.repository_name };
 }
 
 export function createPullReadStore({ db }: StoreDeps): PullReadStore {

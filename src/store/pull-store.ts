@@ -127,7 +127,8 @@ function toHost(row: Selectable<PullHostsTable>): PullHost {
   };
 }
 
-function toJob(row: Selectable<PullJobsTable>): StoredPullJob {
+/** A job row as the store hands it out (also pull-read-store.ts). */
+export function toJob(row: Selectable<PullJobsTable>): StoredPullJob {
   return {
     id: row.id,
     hostId: row.host_id,
