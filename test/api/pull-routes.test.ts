@@ -87,7 +87,7 @@ describe('pull hosts and jobs over the API', () => {
 
     const key = await viewer.call('GET', '/pull-key');
     expect(key.status).toBe(200);
-    expect(key.body.line).toMatch(/^restrict,port-forwarding,permitlisten="127\.0\.0\.1:\*",permitopen="none" ssh-ed25519 AAAA\S+ borgkeep-pull$/);
+    expect(key.body.line).toMatch(/^restrict,port-forwarding,permitlisten="127\.0\.0\.1:\*" ssh-ed25519 AAAA\S+ borgkeep-pull$/);
     expect(key.body.fingerprint).toMatch(/^SHA256:/);
     expect(JSON.stringify(key.body)).not.toContain('PRIVATE');
     // The same key the second time (made once, on first use).

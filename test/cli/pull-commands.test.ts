@@ -34,7 +34,7 @@ describe('borgkeep pull-key', () => {
     const out = await cli.ok(['pull-key']);
     const [line, comment, ...rest] = out.trimEnd().split('\n');
     expect(rest).toEqual([]);
-    expect(line).toMatch(/^restrict,port-forwarding,permitlisten="127\.0\.0\.1:\*",permitopen="none" ssh-ed25519 AAAA[A-Za-z0-9+/]+=* borgkeep-pull$/);
+    expect(line).toMatch(/^restrict,port-forwarding,permitlisten="127\.0\.0\.1:\*" ssh-ed25519 AAAA[A-Za-z0-9+/]+=* borgkeep-pull$/);
     expect(comment).toMatch(/^# Add the line above to ~\/\.ssh\/authorized_keys of the user borgkeep logs in as on each client host .*\(key SHA256:[A-Za-z0-9+/]{43}\)\.$/);
     expect(await cli.ok(['pull-key'])).toBe(out);
   });
