@@ -218,18 +218,10 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
 
     // --- the guarded session behind the proxy ---------------------------------------------------
     const guardIn = new PassThrough();
-    const guardErr: string[] = [];
-    let guardErrSize = 0;
-    const errSink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        // borg serve's messages stay on the server: they may name the repository.
-        if (guardErrSize < 64 * 1024) {
-          guardErr.push(chunk.toString('utf8'));
-          guardErrSize += chunk.length;
-        }
-        done();
-      },
-    });
+    // borg serve's messages (and the guard's) stay on the server: they may name the repository.
+    // What went wrong reaches the client as the reply to its call, and the guard's refusals are
+    // in the ledger.
+    const errSink = new Writable({ write: (_chunk, _enc, done) => done() });
     const guardReplies = new Map<number, (r: RpcReply | null) => void>();
     const splitter = createFrameSplitter(CLIENT_LIMITS);
     const guardOut = new Writable({

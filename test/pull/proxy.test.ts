@@ -119,10 +119,10 @@ async function runBorgJob(
 }
 
 /** A hand-written borg RPC client speaking to a job session in this process. */
-function rpcClient(session: PullJobSession) {
+function rpcClient(session: PullJobSession, stop?: AbortSignal) {
   const input = new PassThrough();
   const output = new PassThrough();
-  const served = session.serve({ input, output, errOutput: new PassThrough() });
+  const served = session.serve({ input, output, errOutput: new PassThrough(), ...(stop && { stop }) });
   const splitter = createFrameSplitter(CLIENT_LIMITS);
   const replies = new Map<number, MsgValue>();
   const waiters = new Map<number, (v: MsgValue) => void>();
@@ -170,6 +170,7 @@ function rpcClient(session: PullJobSession) {
       input.end();
       return served;
     },
+    served,
   };
 }
 
@@ -393,6 +394,24 @@ describe('a job that does not finish', () => {
     const sessions = await store.listSessions({ repositoryId: repository.id, limit: 20 });
     expect(sessions.find((s) => s.id === r.outcome!.sessionId)!.result).toBe('aborted');
     expect((await borgOk(['list', '--short', env.url('main')])).split('\n')).not.toContain('host-k-1');
+  });
+});
+
+describe('a job stopped on the server', () => {
+  test('the stop signal ends the session: nothing is committed, the session is aborted in the ledger', async () => {
+    const before = lastTransaction();
+    const session = newSession('host-s-1');
+    const stop = new AbortController();
+    const c = rpcClient(session, stop.signal);
+    const { jobKey } = await c.open();
+    const obj = await jobObject(jobKey, Buffer.from('written before the stop'), 100n);
+    expect((await c.call('put', [['id', obj.id], ['data', obj.data], ['wait', true]])).error).toBeNull();
+    stop.abort();
+    const outcome = await c.served;
+    session.dispose();
+    expect(outcome).toMatchObject({ committed: false, refusal: null });
+    expect((await store.getLedgerEntry(outcome.sessionId!))!.result).toBe('aborted');
+    expect(lastTransaction()).toBe(before);
   });
 });
 
