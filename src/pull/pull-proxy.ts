@@ -228,18 +228,11 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
 
     // --- the guarded session behind the proxy ---------------------------------------------------
     const guardIn = new PassThrough();
-    const guardErr: string[] = [];
-    let guardErrSize = 0;
-    const errSink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        // borg serve's messages stay on the server: they may name the repository.
-        if (guardErrSize < 64 * 1024) {
-          guardErr.push(chunk.toString('utf8'));
-          guardErrSize += chunk.length;
-        }
-        done();
-      },
-    });
+    const guardStop = new AbortController();
+    // borg serve's messages (and the guard's) stay on the server: they may name the repository.
+    // What went wrong reaches the client as the reply to its call, and the guard's refusals are
+    // in the ledger.
+    const errSink = new Writable({ write: (_chunk, _enc, done) => done() });
     const guardReplies = new Map<number, (r: RpcReply | null) => void>();
     const splitter = createFrameSplitter(CLIENT_LIMITS);
     const guardOut = new Writable({
@@ -266,7 +259,8 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       input: guardIn,
       output: guardOut,
       errOutput: errSink,
-      ...(io.stop && { stop: io.stop }),
+      // Not the job's stop directly: a stopped job still removes its checkpoints (below) first.
+      stop: guardStop.signal,
       internal: { kind: 'pull', repository, role: 'append' },
     })
       .then(async (o) => {
@@ -369,7 +363,9 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       if (n !== null) index = openCommittedIndex(repositoryPath, n);
     };
     /** Objects put in this job (this session), by id hex. */
-    const jobPuts = new Set<string>();
+    let jobPuts = new Set<string>();
+    /** jobPuts as of the last commit: what a job that ends without its archive removes again. */
+    let committedPuts = new Set<string>();
     /** Archive metadata the client put, by id hex: its plaintext, re-authenticated at the manifest put. */
     const metadataPuts = new Map<string, MsgMap>();
     /** Client archive metadata id hex -> the id of the same metadata as stored (re-authenticated with the repository key). */
@@ -633,23 +629,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         kept.push([nameBytes, decode(Buffer.from(e, 'latin1'))]);
       }
       kept.push([name, stableMap([['id', storedId], ['time', time]])]);
-      // borg's Manifest.write: the timestamp moves strictly forward.
-      const nowUs = BigInt(now().getTime()) * 1000n;
-      const prevUs = microsOf(real.timestamp);
-      const ts = isoMicro(prevUs !== null && prevUs >= nowUs ? prevUs + 1n : nowUs);
-      const itemKeys = [...new Set([...(real.itemKeys ?? []), ...(client.itemKeys ?? [])])].sort().map((k) => Buffer.from(k, 'latin1'));
-      const config = real.config ? decode(real.config) : stableMap([['tam_required', true]]);
-      const plain = packAuthenticated(
-        [
-          ['version', 1],
-          ['archives', stableMap(kept)],
-          ['timestamp', Buffer.from(ts)],
-          ['config', config],
-          ['item_keys', itemKeys],
-        ],
-        (salt) => manifestTamKey(rk, salt),
-      );
-      const sealed = await seal(Buffer.concat([Buffer.from([0, 0]), plain]));
+      const sealed = await sealManifest(real, kept, client.itemKeys ?? []);
       if (typeof sealed === 'string') {
         doomed = true;
         return fail(req, 'ConnectionClosed', `borgkeep could not write the manifest: ${sealed}.`);
@@ -660,6 +640,57 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         txnNames = new Set([rawName]);
         txnFigures = figuresOf(metadataPuts.get(Buffer.isBuffer(clientId) ? clientId.toString('hex') : ''));
       });
+    };
+
+    /**
+     * The real manifest with `archives` as its archive list, as borg's Manifest.write writes it
+     * (its config kept as written, the timestamp strictly after the last one), TAM'd with the
+     * repository's key and sealed with it; or why not.
+     */
+    const sealManifest = async (real: Manifest, archives: Array<[Buffer, MsgValue]>, clientItemKeys: readonly string[]): Promise<Buffer | string> => {
+      const nowUs = BigInt(now().getTime()) * 1000n;
+      const prevUs = microsOf(real.timestamp);
+      const ts = isoMicro(prevUs !== null && prevUs >= nowUs ? prevUs + 1n : nowUs);
+      const itemKeys = [...new Set([...(real.itemKeys ?? []), ...clientItemKeys])].sort().map((k) => Buffer.from(k, 'latin1'));
+      const config = real.config ? decode(real.config) : stableMap([['tam_required', true]]);
+      const plain = packAuthenticated(
+        [
+          ['version', 1],
+          ['archives', stableMap(archives)],
+          ['timestamp', Buffer.from(ts)],
+          ['config', config],
+          ['item_keys', itemKeys],
+        ],
+        (salt) => manifestTamKey(rk, salt),
+      );
+      return seal(Buffer.concat([Buffer.from([0, 0]), plain]));
+    };
+
+    /**
+     * A job that ends without its archive (the client died, the job was stopped, a refusal) may
+     * have committed checkpoints: a partial archive. They go again, with every object this job
+     * committed (only its own archives can refer to objects that were new in its session): the
+     * repository is left with no archive of the job. Best effort: what fails stays for the
+     * audit and `borg check` to see.
+     */
+    const removeCheckpoints = async (): Promise<void> => {
+      if (committedFinal || committedNames.size === 0 || guardOver) return;
+      const rb = await guardCall('rollback', []);
+      if (failed(rb)) return;
+      jobPuts = new Set(committedPuts);
+      const real = await readRealManifest();
+      if (typeof real === 'string') return;
+      const kept: Array<[Buffer, MsgValue]> = [];
+      for (const [n, e] of archiveEntries(real.archivesBody)) if (!committedNames.has(n)) kept.push([Buffer.from(n, 'latin1'), decode(Buffer.from(e, 'latin1'))]);
+      const deletes = [...jobPuts].map((hex) => guardCall('delete', [['id', Buffer.from(hex, 'hex')]]));
+      if ((await Promise.all(deletes)).some((r) => failed(r) !== null)) return;
+      const sealed = await sealManifest(real, kept, []);
+      if (typeof sealed === 'string') return;
+      if (failed(await guardCall('put', [['id', MANIFEST_ID], ['data', sealed], ['wait', true]]))) return;
+      if (failed(await guardCall('commit', [['compact', false]]))) return;
+      committedNames = new Set();
+      committedPuts = new Set();
+      jobPuts = new Set();
     };
 
     const handleCommit = async (req: RpcRequest): Promise<void> => {
@@ -678,6 +709,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         }
         txnNames = null;
         txnWrites = 0;
+        committedPuts = new Set(jobPuts);
         try {
           refreshIndex();
         } catch {
@@ -743,6 +775,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
           const r = await guardCall('rollback', []);
           txnNames = null;
           txnWrites = 0;
+          if (!failed(r)) jobPuts = new Set(committedPuts);
           return relay(req, r);
         }
         default:
@@ -775,6 +808,8 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       io.stop?.removeEventListener('abort', onStop);
       input.stop();
     }
+    await removeCheckpoints();
+    if (io.stop?.aborted) guardStop.abort();
     // The refusals are in the ledger before the session ends there.
     await Promise.all(ledgerWrites);
     // EOF to the guard: borg serve rolls back whatever is not committed.
