@@ -7,10 +7,10 @@
 // Must never print, log or return the private key anywhere but to the SSH client that uses it.
 
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { generateEd25519KeyPair } from '../gateway/host-keys.js';
+import { generateEd25519KeyPair, writeKeyPair } from '../gateway/host-keys.js';
 import { parseSshPublicKey } from '../store/ssh-public-key.js';
 
 export interface PullIdentity {
@@ -43,16 +43,7 @@ export function loadOrCreatePullIdentity(dataDir: string): PullIdentity {
   const path = join(dir, 'id_ed25519');
   if (!existsSync(path) || !existsSync(`${path}.pub`)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const pair = generateEd25519KeyPair();
-    for (const [p, text, mode] of [
-      [`${path}.pub`, `${pair.public.trim()} borgkeep-pull\n`, 0o644],
-      [path, pair.private, 0o600],
-    ] as const) {
-      const tmp = `${p}.tmp-${process.pid}`;
-      writeFileSync(tmp, text, { mode });
-      chmodSync(tmp, mode);
-      renameSync(tmp, p);
-    }
+    writeKeyPair(path, generateEd25519KeyPair(), 'borgkeep-pull');
   }
   const publicLine = readFileSync(`${path}.pub`, 'utf8').trim();
   const parsed = parseSshPublicKey(publicLine);

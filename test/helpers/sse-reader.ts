@@ -1,18 +1,20 @@
-// Reads a text/event-stream response message by message (the live channel, GET /api/v1/events).
-// A copy of test/api/events.test.ts's reader, shared by the pull tests.
+// Reads a text/event-stream response message by message (the live channel, GET /api/v1/events),
+// for the API tests of sessions (test/api/events.test.ts) and of pull jobs.
 
 export interface SseMessage {
   event: string;
   data: any;
 }
 
+/** Reads a text/event-stream response message by message. */
 export function sseReader(response: Response) {
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
   const seen: SseMessage[] = [];
+  let comments = 0;
   let done = false;
-  void (async () => {
+  const pump = (async () => {
     for (;;) {
       const { value, done: end } = await reader.read().catch(() => ({ value: undefined, done: true }));
       if (end) break;
@@ -21,6 +23,7 @@ export function sseReader(response: Response) {
       while ((cut = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, cut);
         buffer = buffer.slice(cut + 2);
+        if (block.startsWith(':')) comments += 1;
         const event = /^event: (.*)$/m.exec(block)?.[1];
         const data = /^data: (.*)$/m.exec(block)?.[1];
         if (event && data) seen.push({ event, data: JSON.parse(data) });
@@ -30,6 +33,9 @@ export function sseReader(response: Response) {
   })();
   return {
     seen,
+    comments: () => comments,
+    ended: () => done,
+    pump,
     async next(pick: (m: SseMessage) => boolean, what: string, timeoutMs = 5000): Promise<SseMessage> {
       const until = Date.now() + timeoutMs;
       for (;;) {
