@@ -13,7 +13,7 @@ import type { SizeOf } from '../api/features/repository-size.js';
 
 export const ALERT_SETTINGS = 'alerts';
 
-type MonitorStore = Pick<Store, 'paths' | 'getSetting' | 'denialsSince' | 'authFailuresSince' | 'listRepositoryStatuses'>;
+type MonitorStore = Pick<Store, 'paths' | 'getSetting' | 'denialsSince' | 'authFailuresSince' | 'listRepositoryStatuses' | 'failedPullHosts'>;
 
 export interface MonitorDeps {
   store: MonitorStore;
@@ -74,7 +74,16 @@ export function createMonitor(deps: MonitorDeps) {
           compactionDeferred: s.compactionDeferred,
         })),
       );
-      const conditions = evaluateAlerts({ now, repositories, disk: await disk(deps.store.paths.root) }, settings);
+      const pulls = (await deps.store.failedPullHosts()).map(({ job, repositoryId }) => ({
+        hostId: job.hostId,
+        hostName: job.hostName,
+        repositoryId,
+        jobId: job.id,
+        endedAt: job.endedAt ?? job.queuedAt,
+        reason: job.reason ?? 'the job failed without saying why',
+        hostile: job.hostile,
+      }));
+      const conditions = evaluateAlerts({ now, repositories, pulls, disk: await disk(deps.store.paths.root) }, settings);
       return deps.engine.reconcile(family, conditions, settings.repeatSeconds);
     },
   };

@@ -28,6 +28,7 @@ import { alertRoutes, type MonitoringApi } from './routes/alert-routes.js';
 import { metricsAuthorized, type ServerMetrics } from './metrics.js';
 import { repositoryRoutes } from './routes/repository-routes.js';
 import { retentionRoutes } from './routes/retention-routes.js';
+import { pullRoutes } from './routes/pull-routes.js';
 import { createRetentionService, type RetentionService } from '../retention/retention-service.js';
 import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
@@ -144,6 +145,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...auditRoutes(ctx),
     ...alertRoutes(ctx, deps.monitoring ?? null),
     ...serverRoutes(ctx, deps.ssh ?? null),
+    ...pullRoutes(ctx),
   ];
   const liveHub = createLiveEvents({ store: deps.store, ...(deps.live?.pollMs && { pollMs: deps.live.pollMs }), onError: (err) => app.log.error({ err }, 'live events: reading the ledger failed') });
   const eventStreams = createEventStreams(ctx, liveHub, { ...(deps.live?.heartbeatMs && { heartbeatMs: deps.live.heartbeatMs }) });

@@ -107,7 +107,7 @@ const denialSchema = z.object({
 export const sessionSchema = z
   .object({
     id: z.number(),
-    kind: z.enum(SESSION_KINDS).default('client').describe("'retention': the server's own borg prune and compact (no key)"),
+    kind: z.enum(SESSION_KINDS).default('client').describe("'retention': the server's own borg prune and compact (no key); 'pull': the server's own session behind a pull job's proxy (no key)"),
     keyId: z.number().nullable(),
     keyName: z.string().nullable(),
     repositoryId: z.number().nullable(),

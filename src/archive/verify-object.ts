@@ -14,7 +14,7 @@ import { createDecipheriv, createHash, createHmac, createSecretKey, timingSafeEq
 
 import { Decompress as ZstdStream } from 'fzstd';
 
-import { MAX_PLAINTEXT, decompressPayload, isBlake2, isEncrypted, type BorgKey, type KeyMode } from '../repository/borg-key.js';
+import { MAX_PLAINTEXT, MODE_TYPE_BYTE, decompressPayload, isBlake2, isEncrypted, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { MANIFEST_ID } from '../repository/manifest.js';
 import { Lz4OutputFull, lz4DecompressInto } from '../repository/lz4.js';
 
@@ -35,17 +35,6 @@ export interface ObjectVerifier {
   verify(id: Uint8Array, envelope: Uint8Array): ObjectRefusal | null | Promise<ObjectRefusal | null>;
 }
 
-/** The TYPE byte borg 1.2 writes for each mode (C.1). */
-const TYPE_BYTE: Record<KeyMode, number> = {
-  keyfile: 0x00,
-  passphrase: 0x01,
-  none: 0x02,
-  repokey: 0x03,
-  'keyfile-blake2': 0x04,
-  'repokey-blake2': 0x05,
-  'authenticated-blake2': 0x06,
-  authenticated: 0x07,
-};
 /** TYPE (1) | MAC (32) | IV (8). */
 const ENVELOPE_HEADER = 41;
 const MAC_END = 33;
@@ -81,7 +70,7 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null): 
   const blake2 = isBlake2(mode);
   if (key && key.idKey.length !== (blake2 ? 128 : 32)) throw new Error(`the key is not a ${mode} key`);
   const encrypted = isEncrypted(mode);
-  const expectedTypes = mode === 'passphrase' || mode === 'repokey' ? [0x01, 0x03] : [TYPE_BYTE[mode]];
+  const expectedTypes = mode === 'passphrase' || mode === 'repokey' ? [0x01, 0x03] : [MODE_TYPE_BYTE[mode]];
   // HMAC key objects are made once, not imported again for every object.
   const idKey: KeyObject | null = key && !blake2 ? createSecretKey(key.idKey) : null;
   const macKey: KeyObject | null = key && encrypted && !blake2 ? createSecretKey(key.encHmacKey) : null;

@@ -67,7 +67,7 @@ export function registerLedgerCommand(program: Command, ctx: CliContext): void {
 }
 
 function formatSession(s: LedgerEntry): string {
-  const key = s.kind === 'retention' ? "the server's retention run" : s.keyName ? `key ${s.keyName}${s.keyId === null ? '' : ` (id ${s.keyId})`}` : s.keyId === null ? 'unknown key' : `key id ${s.keyId}`;
+  const key = s.kind === 'retention' ? "the server's retention run" : s.kind === 'pull' ? "the server's pull backup" : s.keyName ? `key ${s.keyName}${s.keyId === null ? '' : ` (id ${s.keyId})`}` : s.keyId === null ? 'unknown key' : `key id ${s.keyId}`;
   const where = [
     key,
     s.repositoryName ? `repository ${s.repositoryName}` : 'no repository',

@@ -18,6 +18,7 @@ import type { CliContext } from './cli-context.js';
 import { registerGrantCommands } from './grant-commands.js';
 import { registerKeyCommands } from './key-commands.js';
 import { registerLedgerCommand } from './ledger-command.js';
+import { registerPullCommands } from './pull-commands.js';
 import { createOutput } from './output.js';
 import { registerRepoCommands } from './repo-commands.js';
 import { registerServeCommand } from './serve-command.js';
@@ -69,6 +70,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerAuditCommand(program, ctx);
   registerApproveCommand(program, ctx);
   registerRollbackCommand(program, ctx);
+  registerPullCommands(program, ctx);
 
   try {
     await program.parseAsync(argv);

@@ -118,7 +118,13 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const [{ startMonitoring }, { createRepositorySizer, directorySize }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js')]);
     const { sizeOf } = createRepositorySizer({ now: () => new Date() });
     const retention = await startRetention(dataDir, store, config.retention, vault);
-    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention });
+    // Pull backups (issue 16): queued jobs from the CLI, the API, the schedule and retries run here.
+    const { startPullServer } = await import('../pull/pull-runtime.js');
+    const pull = await startPullServer({ dataDir, store, env: process.env, vault, isAlive: (r) => isLocalProcessAlive(r.pid, r.host), log, concurrency: config.pullConcurrency });
+    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention, pull: pull.service }).catch(async (error: unknown) => {
+      await pull.stop();
+      throw error;
+    });
     const guardDeps = {
       // This process's vault, opened with the master passphrase when there is one.
       ...createGuardDeps(dataDir, store, process.env, { vault }),
@@ -144,6 +150,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     });
     const bound = await gateway.listen(config.sshListen.host, config.sshListen.port).catch(async (error: NodeJS.ErrnoException) => {
       await monitoring.stop(); // its timers would keep the process alive
+      await pull.stop();
       return listenError(config.sshListen, '--ssh-listen', 'sshd')(error);
     });
     // What every instruction tells clients: --public-host (NAT, port forwarding), else the
@@ -193,6 +200,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       await api?.close().catch(() => undefined);
       await gateway.close(0);
       await monitoring.stop();
+      await pull.stop();
       throw error;
     }
     const apiServer: ApiServer = api;
@@ -233,7 +241,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       const onSignal = (signal: NodeJS.Signals): void => {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
         log.info({ event: 'shutdown', signal, sessions: gateway.sessionCount(), graceSeconds: config.shutdownGraceSeconds }, 'stopping');
-        void Promise.allSettled([gateway.close(config.shutdownGraceSeconds * 1000), apiServer.close(), monitoring.stop()]).then(() => resolve());
+        void Promise.allSettled([gateway.close(config.shutdownGraceSeconds * 1000), apiServer.close(), monitoring.stop(), pull.stop()]).then(() => resolve());
       };
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
     });

@@ -29,22 +29,28 @@ export function loadOrCreateHostKeys(sshDir: string, generate: GenerateKeyPair):
   mkdirSync(sshDir, { recursive: true, mode: 0o700 });
   return KINDS.map(({ type, file }) => {
     const path = join(sshDir, file);
-    if (!existsSync(path) || !existsSync(`${path}.pub`)) {
-      const pair = generate(type);
-      for (const [p, text, mode] of [
-        [`${path}.pub`, `${pair.public.trim()} borgkeep-host\n`, 0o644],
-        [path, pair.private, 0o600],
-      ] as const) {
-        const tmp = `${p}.tmp-${process.pid}`;
-        writeFileSync(tmp, text, { mode });
-        chmodSync(tmp, mode);
-        renameSync(tmp, p);
-      }
-    }
+    if (!existsSync(path) || !existsSync(`${path}.pub`)) writeKeyPair(path, generate(type), 'borgkeep-host');
     const publicLine = readFileSync(`${path}.pub`, 'utf8').trim();
     const parsed = parseSshPublicKey(publicLine);
     return { type: parsed.type, privateKey: readFileSync(path, 'utf8'), publicLine: `${parsed.type} ${parsed.blob}`, fingerprint: parsed.fingerprint };
   });
+}
+
+/**
+ * Writes a key pair as OpenSSH keeps one: PATH (the private key, 0600) and PATH.pub (the public
+ * line with `comment`, 0644), each to a temp file renamed into place, so a crash never leaves half
+ * a key.
+ */
+export function writeKeyPair(path: string, pair: { private: string; public: string }, comment: string): void {
+  for (const [p, text, mode] of [
+    [`${path}.pub`, `${pair.public.trim()} ${comment}\n`, 0o644],
+    [path, pair.private, 0o600],
+  ] as const) {
+    const tmp = `${p}.tmp-${process.pid}`;
+    writeFileSync(tmp, text, { mode });
+    chmodSync(tmp, mode);
+    renameSync(tmp, p);
+  }
 }
 
 /**

@@ -89,6 +89,7 @@ export const serveConfigSchema = z
     .record(z.string(), retentionInputSchema)
     .describe("repository name -> its retention policy ({keepDaily, keepWeekly, keepMonthly, keepYearly, keepLast, keepHourly, keepWithin, prefix, schedule}); set at each start, over what the CLI, API or console set; borgkeep must hold the repository's key")
     .default({}),
+  pullConcurrency: count(1).describe('pull backup jobs this server runs at once (config file only); more wait in the queue').default(2),
   publicUrl: publicUrlSchema
     .describe("the console's address as browsers reach it (BORGKEEP_PUBLIC_URL), e.g. https://backup.example.org; the OpenID redirect URL is PUBLICURL/api/v1/sso/oidc/callback")
     .optional(),
@@ -126,6 +127,7 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   metricsToken: 'metricsToken',
   auditPassphraseFiles: 'auditPassphraseFiles',
   retention: 'retention',
+  pullConcurrency: 'pullConcurrency',
   publicUrl: 'publicUrl',
   sso: 'sso',
 };

@@ -127,12 +127,12 @@ export interface GuardSession {
    */
   readonly refusal?: { readonly reason: DenyReason; readonly why: string };
   /**
-   * The server's own session (a retention run, src/retention/): no SSH key, the repository and
+   * The server's own session (a retention run, src/retention/; a pull job's proxy, src/pull/): no SSH key, the repository and
    * role given by the server, and everything else (decisions, ledger, gate) as for a client. Set
    * only by borgkeep's own code in its own process: no front-end sets it, so no client can claim
    * it, and `keyRef` is then never looked up.
    */
-  readonly internal?: { readonly kind: 'retention'; readonly repository: Repository; readonly role: Role };
+  readonly internal?: { readonly kind: 'retention' | 'pull'; readonly repository: Repository; readonly role: Role };
 }
 
 export interface GuardOutcome {

@@ -19,6 +19,7 @@ import { createScheduler, type Scheduler } from './scheduler.js';
 import { serverJobs } from './server-jobs.js';
 import type { SizeOf } from '../api/features/repository-size.js';
 import type { RetentionService } from '../retention/retention-service.js';
+import type { PullService } from '../pull/pull-service.js';
 
 export interface MonitoringLog {
   info(fields: object, message: string): void;
@@ -36,6 +37,8 @@ export interface MonitoringDeps {
   auditPassphraseFiles: Readonly<Record<string, string>>;
   /** The server's retention runs (src/retention); none: no retention job. */
   retention?: Pick<RetentionService, 'runDue'>;
+  /** The server's pull service (src/pull): hosts' schedules queue jobs; none: no pull schedule job. */
+  pull?: Pick<PullService, 'queueDue'>;
   now?: () => Date;
 }
 
@@ -81,6 +84,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     monitor,
     directorySize: deps.directorySize,
     ...(deps.retention && { retention: () => deps.retention!.runDue() }),
+    ...(deps.pull && { pullSchedules: () => deps.pull!.queueDue() }),
     audit: async (name) => {
       const repository = await store.getRepository(name);
       if (!existsSync(join(store.paths.repository(repository.dirName), 'config'))) return 'not initialised';

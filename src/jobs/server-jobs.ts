@@ -20,6 +20,8 @@ export interface ServerJobDeps {
   audit: (repositoryName: string) => Promise<string>;
   /** Runs the retention policies whose scheduled time has come (retention-service.ts runDue). */
   retention?: () => Promise<string>;
+  /** Queues a pull job for each host whose schedule is due (pull-service.ts queueDue). */
+  pullSchedules?: () => Promise<string>;
 }
 
 const repositories = (n: number) => `${n} ${n === 1 ? 'repository' : 'repositories'}`;
@@ -103,6 +105,19 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
             pattern: '* * * * * *',
             description: "each repository's retention policy on its schedule: borg prune with its flags, then borg compact under the gate",
             run: deps.retention,
+          },
+        ]
+      : []),
+    ...(deps.pullSchedules
+      ? [
+          {
+            name: 'pull-schedules',
+            // Each host has its own schedule (pull_hosts.schedule): this looks every second which are
+            // due and queues their jobs; the pull service starts them. A run missed while the server
+            // was down is due at once; one already queued or running for the host is not doubled.
+            pattern: '* * * * * *',
+            description: "each pull host's schedule: a backup job queued when it is due",
+            run: deps.pullSchedules,
           },
         ]
       : []),

@@ -7,10 +7,10 @@
 // Must never print, log or return the private key anywhere but to the SSH client that uses it.
 
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { generateEd25519KeyPair } from '../gateway/host-keys.js';
+import { generateEd25519KeyPair, writeKeyPair } from '../gateway/host-keys.js';
 import { parseSshPublicKey } from '../store/ssh-public-key.js';
 
 export interface PullIdentity {
@@ -23,11 +23,16 @@ export interface PullIdentity {
 
 /**
  * The authorized_keys options that restrict the pull identity on a client: no pty, no agent or
- * X11 forwarding, no local forwarding; only remote forwarding to the client's own loopback (the
- * job's borg connection comes back through it). It still runs commands as the pull user (it runs
- * `borg create` and makes and removes the job's private directory).
+ * X11 forwarding, no ~/.ssh/rc; remote forwarding only to a listener on the client's own loopback
+ * (the job's borg connection comes back through it). It still runs commands as the pull user (it
+ * runs `borg create` and makes and removes the job's private directory).
+ *
+ * No `permitopen`: OpenSSH (9.2) accepts no "none" there ("bad key options: invalid permission
+ * port", the key is then refused outright), and since the key runs commands anyway, refusing local
+ * forwarding would add nothing. A client's admin who wants it off says `AllowTcpForwarding remote`
+ * for the pull user in sshd_config.
  */
-export const PULL_KEY_OPTIONS = 'restrict,port-forwarding,permitlisten="127.0.0.1:*",permitopen="none"';
+export const PULL_KEY_OPTIONS = 'restrict,port-forwarding,permitlisten="127.0.0.1:*"';
 
 /** The pull directory of a data directory. */
 export const pullDir = (dataDir: string): string => join(dataDir, 'pull');
@@ -38,16 +43,7 @@ export function loadOrCreatePullIdentity(dataDir: string): PullIdentity {
   const path = join(dir, 'id_ed25519');
   if (!existsSync(path) || !existsSync(`${path}.pub`)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const pair = generateEd25519KeyPair();
-    for (const [p, text, mode] of [
-      [`${path}.pub`, `${pair.public.trim()} borgkeep-pull\n`, 0o644],
-      [path, pair.private, 0o600],
-    ] as const) {
-      const tmp = `${p}.tmp-${process.pid}`;
-      writeFileSync(tmp, text, { mode });
-      chmodSync(tmp, mode);
-      renameSync(tmp, p);
-    }
+    writeKeyPair(path, generateEd25519KeyPair(), 'borgkeep-pull');
   }
   const publicLine = readFileSync(`${path}.pub`, 'utf8').trim();
   const parsed = parseSshPublicKey(publicLine);

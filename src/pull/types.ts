@@ -56,6 +56,8 @@ export interface PullJob {
   readonly reason: string | null;
   /** Which try of the schedule's retries this is (0 = the first). */
   readonly attempt: number;
+  /** A failure only a changed or taken-over client causes (its host key changed; the proxy refused what it sent). */
+  readonly hostile: boolean;
 }
 
 /** Live progress of a running job, as borg reports it (--progress --log-json). */
@@ -85,11 +87,13 @@ export interface PullSessionOutcome {
   readonly refusal: string | null;
   /** The ledger session of the server's own guarded session behind the proxy. */
   readonly sessionId: number | null;
+  /** The committed archive's figures as borg wrote them into its metadata: files and original bytes read. */
+  readonly figures?: { readonly files: number; readonly bytes: number } | null;
 }
 
 /** Where a running job's state, progress and log go (the store's pull jobs; a fake in unit tests). */
 export interface PullJobRecorder {
-  state(jobId: number, state: PullJobState, fields?: { archiveName?: string; reason?: string | null }): Promise<void>;
+  state(jobId: number, state: PullJobState, fields?: { archiveName?: string; reason?: string | null; hostile?: boolean }): Promise<void>;
   progress(jobId: number, progress: PullProgress): Promise<void>;
   /** One line of the job's log (borg's messages, the runner's own steps); never a secret. */
   log(jobId: number, line: string): Promise<void>;

@@ -4,7 +4,7 @@
 // construction) in constant time, AES-CTR-decrypt, decompress. Read-only; the passphrase and the
 // keys live only in memory.
 
-import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
 import { inflateSync } from 'node:zlib';
 
 import { decompress as zstdDecompress } from 'fzstd';
@@ -46,7 +46,24 @@ export interface BorgKey {
   readonly encHmacKey: Buffer;
   readonly idKey: Buffer;
   readonly tamRequired: boolean;
+  /**
+   * The buzhash seed (a signed 32-bit int) from the key's plaintext, as unlockKey found it. A
+   * pull job's key shares it with the repository's, so the client cuts the same chunks.
+   */
+  readonly chunkSeed?: number;
 }
+
+/** The TYPE byte borg 1.2 writes for each mode (C.1). */
+export const MODE_TYPE_BYTE: Readonly<Record<KeyMode, number>> = {
+  keyfile: 0x00,
+  passphrase: 0x01,
+  none: 0x02,
+  repokey: 0x03,
+  'keyfile-blake2': 0x04,
+  'repokey-blake2': 0x05,
+  'authenticated-blake2': 0x06,
+  authenticated: 0x07,
+};
 
 /** The mode an object was written with, from its TYPE byte. */
 export function objectMode(envelope: Buffer): KeyMode | null {
@@ -145,12 +162,21 @@ export function unlockKey(blobBase64: string, passphrase: string, repositoryId: 
     encHmacKey: bytesField(inner, 'enc_hmac_key', 'the key', [32, 128]),
     idKey: bytesField(inner, 'id_key', 'the key', [32, 128]),
     tamRequired: field(inner, 'tam_required') === true,
+    chunkSeed: chunkSeedOf(field(inner, 'chunk_seed')),
   };
   if (!key.repositoryId.equals(repositoryId)) throw new KeyError("the key's repository id is not this repository's");
   return key;
 }
 
-async function blake2b256(...parts: Buffer[]): Promise<Buffer> {
+/** The key's chunk seed; undefined when it is missing or not a 32-bit number (nothing else reads it). */
+function chunkSeedOf(v: MsgValue | undefined): number | undefined {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) return undefined;
+  // borg keeps it signed (it packs a C int); an unsigned form would chunk the same.
+  return v > 0x7fffffff ? v - 0x100000000 : v;
+}
+
+/** borg's BLAKE2b-256 construction: unkeyed BLAKE2b-256 over the parts in order (C.4, C.5). */
+export async function blake2b256(...parts: Buffer[]): Promise<Buffer> {
   // Loaded on first use: the WebAssembly of hash-wasm is most of the audit's code, and only the
   // BLAKE2 modes need it.
   // (From the bundle it is loaded as CommonJS: its exports are then under `default`.)
@@ -217,15 +243,18 @@ export async function decompressPayload(payload: Buffer, depth = 0): Promise<Buf
   throw new ObjectError(`unknown compression header ${a.toString(16).padStart(2, '0')} ${b.toString(16).padStart(2, '0')}`);
 }
 
-/** Opens a stored object: TYPE, MAC, decryption, decompression. `mode` is the repository's key mode. */
-export async function openObject(envelope: Buffer, mode: KeyMode, key: BorgKey | null): Promise<Buffer> {
+/**
+ * The compressed payload of a stored object: TYPE checked against `mode`, MAC verified, AES-CTR
+ * decrypted (for unencrypted modes the payload as stored). ObjectError when it does not open.
+ */
+export async function decryptPayload(envelope: Buffer, mode: KeyMode, key: BorgKey | null): Promise<Buffer> {
   const found = objectMode(envelope);
   // Legacy 'passphrase' objects are read as repokey (C.1).
   const expected = mode === 'passphrase' ? 'repokey' : mode;
   if (found !== expected && !(found === 'passphrase' && expected === 'repokey')) {
     throw new ObjectError(`the object's type byte says ${found ?? `unknown (${envelope[0]})`}, the repository uses ${mode}`);
   }
-  if (!isEncrypted(mode)) return decompressPayload(envelope.subarray(1));
+  if (!isEncrypted(mode)) return envelope.subarray(1);
   if (!key) throw new ObjectError('the object is encrypted and no key was given');
   if (envelope.length < 41) throw new ObjectError('the object is shorter than its envelope header');
   const mac = envelope.subarray(1, 33);
@@ -234,5 +263,43 @@ export async function openObject(envelope: Buffer, mode: KeyMode, key: BorgKey |
   if (!timingSafeEqual(mac, expectedMac)) throw new ObjectError('the object MAC does not verify (damaged or forged)');
   const iv = Buffer.concat([Buffer.alloc(8), envelope.subarray(33, 41)]);
   const decipher = createDecipheriv('aes-256-ctr', key.encKey, iv);
-  return decompressPayload(Buffer.concat([decipher.update(envelope.subarray(41)), decipher.final()]));
+  return Buffer.concat([decipher.update(envelope.subarray(41)), decipher.final()]);
+}
+
+/** Opens a stored object: TYPE, MAC, decryption, decompression. `mode` is the repository's key mode. */
+export async function openObject(envelope: Buffer, mode: KeyMode, key: BorgKey | null): Promise<Buffer> {
+  return decompressPayload(await decryptPayload(envelope, mode, key));
+}
+
+/** The id borg gives a plaintext (C.5): HMAC-SHA256, SHA-256 (none) or the BLAKE2b-256 construction. */
+export async function objectId(mode: KeyMode, key: BorgKey | null, plain: Buffer): Promise<Buffer> {
+  if (mode === 'none') return createHash('sha256').update(plain).digest();
+  if (!key) throw new ObjectError(`ids of a ${mode} repository cannot be computed without its key`);
+  return isBlake2(mode) ? blake2b256(key.idKey, plain) : createHmac('sha256', key.idKey).update(plain).digest();
+}
+
+/** AES blocks an object of `length` ciphertext bytes uses of the counter space (borg's num_cipher_blocks). */
+export const cipherBlocks = (length: number): bigint => BigInt(Math.ceil(length / 16));
+
+/**
+ * Seals a compressed payload as borg's encrypt() does (C.4): TYPE | MAC | IV | AES-256-CTR
+ * ciphertext, the IV being the 64-bit AES-CTR counter `iv`. The caller owns the counter: an IV
+ * may never be used twice with the same key (reserve it first, as borg's NonceManager does).
+ */
+export async function sealObject(payload: Buffer, mode: KeyMode, key: BorgKey, iv: bigint): Promise<Buffer> {
+  if (!isEncrypted(mode)) throw new ObjectError(`objects of a ${mode} repository are not encrypted`);
+  if (iv < 0n || iv + cipherBlocks(payload.length) >= 2n ** 64n) throw new ObjectError('the AES-CTR counter is out of range');
+  const iv8 = Buffer.alloc(8);
+  iv8.writeBigUInt64BE(iv);
+  const cipher = createCipheriv('aes-256-ctr', key.encKey, Buffer.concat([Buffer.alloc(8), iv8]));
+  const ct = Buffer.concat([cipher.update(payload), cipher.final()]);
+  const mac = isBlake2(mode) ? await blake2b256(key.encHmacKey, iv8, ct) : createHmac('sha256', key.encHmacKey).update(iv8).update(ct).digest();
+  const type = mode === 'passphrase' ? MODE_TYPE_BYTE.repokey : MODE_TYPE_BYTE[mode];
+  return Buffer.concat([Buffer.from([type]), mac, iv8, ct]);
+}
+
+/** The AES-CTR counter an encrypted object was sealed with (its IV). */
+export function objectIv(envelope: Buffer): bigint {
+  if (envelope.length < 41) throw new ObjectError('the object is shorter than its envelope header');
+  return envelope.readBigUInt64BE(33);
 }

@@ -23,6 +23,8 @@ import { MIGRATIONS, migrationProvider } from './migrations.js';
 import { AsyncBusySqliteDialect, BUSY_SLICE_MS, BUSY_TIMEOUT_MS } from './sqlite-driver.js';
 import { createRepositoryStore, type RepositoryStore } from './repository-store.js';
 import { createRetentionStore, type RetentionStore } from './retention-store.js';
+import { createPullStore, type PullStore } from './pull-store.js';
+import { createPullReadStore, type PullReadStore } from './pull-read-store.js';
 import { createRecoveryCodeStore, type RecoveryCodeStore } from './recovery-code-store.js';
 import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
@@ -38,7 +40,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -114,6 +116,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createRemovalClaimStore(deps),
     ...createRecoveryCodeStore(deps),
     ...createSsoUserStore(deps),
+    ...createPullStore(deps),
+    ...createPullReadStore(deps),
     close: () => db.destroy(),
   };
 }

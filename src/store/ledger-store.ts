@@ -158,7 +158,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       db.selectFrom('transactions').selectAll().where('session_id', '=', sessionId).execute(),
       db.selectFrom('denials').select(['method', 'reason']).where('session_id', '=', sessionId).execute(),
     ]);
-    return classifyRun({ sessionKind: session?.kind === 'retention' ? 'retention' : 'client', methods, transactions: transactions.map(toTransaction), denials });
+    return classifyRun({ sessionKind: session?.kind === 'retention' || session?.kind === 'pull' ? session.kind : 'client', methods, transactions: transactions.map(toTransaction), denials });
   };
 
   return {

@@ -713,6 +713,78 @@ const accessVersion: Migration = {
   },
 };
 
+/**
+ * Pull backups (issue 16): client hosts the server backs up by SSHing in (src/pull/types.ts
+ * PullHost), their jobs, and each job's log (bounded: the last PULL_LOG_LINES lines per job).
+ * A job keeps its host's id and name without a foreign key, so its history outlives the host
+ * (ids are never reused); a host goes with its repository. `runner_*` say which process runs an
+ * active job, so a job left behind by a process that died can be failed at the next start.
+ * `schedule_from`: the time from which the host's schedule is next due (scheduled jobs move it).
+ */
+const pull: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await withId(db, db.schema.createTable('pull_hosts'))
+      .addColumn('name', 'text', (col) => col.notNull().unique())
+      .addColumn('address', 'text', (col) => col.notNull())
+      .addColumn('port', 'integer', (col) => col.notNull())
+      .addColumn('user_name', 'text', (col) => col.notNull())
+      .addColumn('repository_id', 'integer', (col) => col.notNull().references('repositories.id').onDelete('cascade'))
+      .addColumn('paths', 'text', (col) => col.notNull())
+      .addColumn('excludes', 'text', (col) => col.notNull())
+      .addColumn('compression', 'text', (col) => col.notNull())
+      .addColumn('archive_template', 'text', (col) => col.notNull())
+      .addColumn('schedule', 'text')
+      .addColumn('schedule_from', 'text', (col) => col.notNull())
+      .addColumn('timeout_seconds', 'integer', (col) => col.notNull())
+      .addColumn('retries', 'integer', (col) => col.notNull())
+      .addColumn('host_key_fingerprint', 'text')
+      // The key the host last offered when it did not match (or none was pinned yet), for the
+      // admin to compare before accepting it; never trusted by itself.
+      .addColumn('offered_host_key', 'text')
+      .addColumn('offered_host_key_at', 'text')
+      .addColumn('created_at', 'text', (col) => col.notNull())
+      .execute();
+    await withId(db, db.schema.createTable('pull_jobs'))
+      .addColumn('host_id', 'integer', (col) => col.notNull())
+      .addColumn('host_name', 'text', (col) => col.notNull())
+      .addColumn('trigger', 'text', (col) => col.notNull())
+      .addColumn('state', 'text', (col) => col.notNull())
+      .addColumn('archive_name', 'text')
+      .addColumn('queued_at', 'text', (col) => col.notNull())
+      .addColumn('not_before', 'text')
+      .addColumn('started_at', 'text')
+      .addColumn('ended_at', 'text')
+      .addColumn('bytes', 'bigint', (col) => col.notNull().defaultTo(0))
+      .addColumn('files', 'bigint', (col) => col.notNull().defaultTo(0))
+      .addColumn('current_path', 'text')
+      .addColumn('reason', 'text')
+      .addColumn('attempt', 'integer', (col) => col.notNull().defaultTo(0))
+      // 1: the failure is what only a changed or taken-over client causes (alert-rules.ts pull-failed).
+      .addColumn('hostile', 'integer', (col) => col.notNull().defaultTo(0))
+      .addColumn('runner_kind', 'text')
+      .addColumn('runner_pid', 'integer')
+      .addColumn('runner_host', 'text')
+      .addCheckConstraint('pull_jobs_state_check', sql`state in ('queued', 'connecting', 'running', 'committing', 'done', 'failed')`)
+      .addCheckConstraint('pull_jobs_trigger_check', sql`trigger in ('schedule', 'manual')`)
+      .execute();
+    await db.schema.createIndex('pull_jobs_state_idx').on('pull_jobs').columns(['state', 'id']).execute();
+    await db.schema.createIndex('pull_jobs_host_idx').on('pull_jobs').columns(['host_id', 'id']).execute();
+    await db.schema
+      .createTable('pull_job_log')
+      .addColumn('job_id', 'integer', (col) => col.notNull().references('pull_jobs.id').onDelete('cascade'))
+      .addColumn('seq', 'integer', (col) => col.notNull())
+      .addColumn('at', 'text', (col) => col.notNull())
+      .addColumn('line', 'text', (col) => col.notNull())
+      .addPrimaryKeyConstraint('pull_job_log_pk', ['job_id', 'seq'])
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('pull_job_log').execute();
+    await db.schema.dropTable('pull_jobs').execute();
+    await db.schema.dropTable('pull_hosts').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -733,6 +805,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0018_alert_handling': alertHandling,
   '0019_sso_users': ssoUsers,
   '0020_access_version': accessVersion,
+  '0021_pull': pull,
 };
 
 export const migrationProvider: MigrationProvider = {

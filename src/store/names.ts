@@ -7,7 +7,7 @@ import { invalidInput } from '../errors.js';
 export const NAME_MAX_LENGTH = 64;
 const NAME_CHARS = /^[A-Za-z0-9._-]+$/;
 
-export type NamedThing = 'repository' | 'key' | 'user' | 'token' | 'alert channel';
+export type NamedThing = 'repository' | 'key' | 'user' | 'token' | 'alert channel' | 'host';
 
 export function checkName(thing: NamedThing, name: string): string {
   const a = /^[aeiou]/.test(thing) ? 'an' : 'a';

@@ -6,7 +6,7 @@
 
 import type { Denial, SessionKind, Transaction } from './types.js';
 
-export const RUN_KINDS = ['backup', 'prune', 'compact', 'list-extract', 'check', 'key-change', 'init', 'rollback', 'retention', 'other'] as const;
+export const RUN_KINDS = ['backup', 'prune', 'compact', 'list-extract', 'check', 'key-change', 'init', 'rollback', 'retention', 'pull', 'other'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 
 /** The words for each kind, for the CLI and the console. */
@@ -20,6 +20,7 @@ export const RUN_KIND_WORDS: Readonly<Record<RunKind, string>> = {
   init: 'init',
   rollback: 'rollback',
   retention: "server's retention run",
+  pull: 'pull backup',
   other: 'other',
 };
 
@@ -48,6 +49,8 @@ export interface RunFacts {
  */
 export function classifyRun(f: RunFacts): RunKind {
   if (f.sessionKind === 'retention') return 'retention';
+  // The server's own session behind a pull job's proxy (src/pull/pull-proxy.ts).
+  if (f.sessionKind === 'pull') return 'pull';
   const done = new Set(f.methods ?? []);
   if (done.has(METHOD_ROLLBACK)) return 'rollback';
   const refused = (method: string, reason?: string) => f.denials.some((d) => d.method === method && (reason === undefined || d.reason === reason));

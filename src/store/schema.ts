@@ -301,6 +301,61 @@ export interface AccessVersionTable {
   version: number;
 }
 
+/** Migration 0021: client hosts of pull backups (src/pull/types.ts PullHost). */
+export interface PullHostsTable {
+  id: Generated<number>;
+  name: string;
+  address: string;
+  port: number;
+  user_name: string;
+  repository_id: number;
+  /** JSON array of absolute paths. */
+  paths: string;
+  /** JSON array of borg exclude patterns. */
+  excludes: string;
+  compression: string;
+  archive_template: string;
+  schedule: string | null;
+  schedule_from: string;
+  timeout_seconds: number;
+  retries: number;
+  host_key_fingerprint: string | null;
+  offered_host_key: string | null;
+  offered_host_key_at: string | null;
+  created_at: string;
+}
+
+/** Migration 0021: pull jobs; host_id/host_name outlive the host (no foreign key). */
+export interface PullJobsTable {
+  id: Generated<number>;
+  host_id: number;
+  host_name: string;
+  trigger: string;
+  state: string;
+  archive_name: string | null;
+  queued_at: string;
+  not_before: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+  bytes: Generated<number>;
+  files: Generated<number>;
+  current_path: string | null;
+  reason: string | null;
+  attempt: Generated<number>;
+  hostile: Generated<number>;
+  runner_kind: string | null;
+  runner_pid: number | null;
+  runner_host: string | null;
+}
+
+/** Migration 0021: each pull job's log lines, numbered per job from 1. */
+export interface PullJobLogTable {
+  job_id: number;
+  seq: number;
+  at: string;
+  line: string;
+}
+
 export interface Database {
   access_version: AccessVersionTable;
   users: UsersTable;
@@ -326,4 +381,7 @@ export interface Database {
   settings: SettingsTable;
   archive_sightings: ArchiveSightingsTable;
   retention_policies: RetentionPoliciesTable;
+  pull_hosts: PullHostsTable;
+  pull_jobs: PullJobsTable;
+  pull_job_log: PullJobLogTable;
 }

@@ -96,7 +96,7 @@ export interface Session {
   kind: SessionKind;
 }
 
-export const SESSION_KINDS = ['client', 'retention'] as const;
+export const SESSION_KINDS = ['client', 'retention', 'pull'] as const;
 export type SessionKind = (typeof SESSION_KINDS)[number];
 
 export interface Transaction {

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserRole } from '../../src/store/user-store.js';
 import { ed25519Line } from '../support/temp-store.js';
+import { checkPullHostInput } from '../../src/pull/host-input.js';
 import { PASSWORD, startApi, type ApiClient, type ApiHarness } from './api-harness.js';
 
 type Caller = 'viewer' | 'operator' | 'admin' | 'viewer-token';
@@ -48,6 +49,7 @@ const newGrant = async () => {
 const newUser = async () => (await store().addUser({ name: unique('u'), role: 'viewer', passwordHash: await h.passwords.hash('some password!') })).name;
 
 const newAlert = async () => (await store().openAlert({ key: unique('test:'), rule: 'backup-late', severity: 'warning', repositoryId: null, summary: 's', detail: 'd' })).id;
+const newPullHost = async () => (await store().addPullHost(unique('h'), checkPullHostInput({ address: '192.0.2.7', user: 'backup', repository: 'audited', paths: ['/etc'] }))).name;
 const newSilence = async () => (await store().addSilence({ repositoryId: (await store().getRepository(await newRepo())).id, keyId: null, until: new Date(Date.now() + 3600_000), reason: null, createdBy: 'test' })).id;
 
 const CASES: Case[] = [
@@ -74,6 +76,10 @@ const CASES: Case[] = [
   { name: 'silence a repository', needs: 'operator', ok: 201, request: async () => ({ method: 'POST', path: '/alert-silences', body: { repository: await newRepo(), seconds: 3600 } }) },
   { name: 'silence a key', needs: 'operator', ok: 201, request: async () => ({ method: 'POST', path: '/alert-silences', body: { key: await newKey(), seconds: 3600 } }) },
   { name: 'end a silence', needs: 'operator', ok: 200, request: async () => ({ method: 'DELETE', path: `/alert-silences/${await newSilence()}` }) },
+  { name: 'run a pull job now', needs: 'operator', ok: 202, request: async () => ({ method: 'POST', path: `/pull-hosts/${await newPullHost()}/jobs` }) },
+  { name: 'add a pull host', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/pull-hosts', body: { name: unique('host'), address: 'client.example.org', user: 'backup', repository: 'audited', paths: ['/home'] } }) },
+  { name: "accept a pull host's key", needs: 'admin', ok: 200, request: async () => ({ method: 'POST', path: `/pull-hosts/${await newPullHost()}/accept-key`, body: { fingerprint: `SHA256:${'C'.repeat(43)}` } }) },
+  { name: 'remove a pull host', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/pull-hosts/${await newPullHost()}` }) },
 ];
 
 const CALLERS: Caller[] = ['viewer', 'operator', 'admin', 'viewer-token'];
@@ -99,17 +105,17 @@ describe('authorisation matrix', () => {
     expect(r.body.code).toBe('BK_ERR_UNAUTHENTICATED');
   });
 
-  it('lets every role read repositories, keys, grants, sessions, denials and its own tokens', async () => {
+  it('lets every role read repositories, keys, grants, sessions, denials, pull hosts, jobs and the pull key, and its own tokens', async () => {
     for (const caller of CALLERS) {
-      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/alerts', '/alert-silences', '/repository-changes']) {
+      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/alerts', '/alert-silences', '/repository-changes', '/pull-hosts', '/pull-key', '/pull-jobs']) {
         const r = await callers[caller].call('GET', `/api/v1${path}`);
         expect(r.status, `${caller} GET ${path}: ${JSON.stringify(r.body)}`).toBe(200);
       }
     }
   });
 
-  it('refuses the history and its downloads without credentials', async () => {
-    for (const path of ['/sessions', '/sessions/1', '/denials', '/sessions/export', '/denials/export', '/transactions', '/transactions/export']) {
+  it('refuses the history, pull jobs and their downloads without credentials', async () => {
+    for (const path of ['/sessions', '/sessions/1', '/denials', '/sessions/export', '/denials/export', '/transactions', '/transactions/export', '/pull-hosts', '/pull-key', '/pull-jobs', '/pull-jobs/1', '/pull-jobs/1/log', '/pull-jobs/1/log.txt']) {
       const r = await h.client().call('GET', `/api/v1${path}`);
       expect(r.status, path).toBe(401);
     }

@@ -98,7 +98,7 @@ describe('the history API', () => {
 
   it('refuses a bad filter with one sentence, the CLI\'s', async () => {
     const cases: Array<[string, string]> = [
-      ['/sessions?kind=restore', "'restore' is not a kind of run; use backup, prune, compact, list-extract, check, key-change, init, rollback, retention or other"],
+      ['/sessions?kind=restore', "'restore' is not a kind of run; use backup, prune, compact, list-extract, check, key-change, init, rollback, retention, pull or other"],
       ['/sessions?result=fine', "'fine' is not a session result; use open, ok, denied, error or aborted"],
       ['/sessions?since=yesterday', "'yesterday' is not a time; use an ISO-8601 date (2030-12-31), a date-time with a zone (2030-12-31T18:00Z) or a time ago (7d, 12h, 90m)"],
       ['/sessions?since=2d&until=3d', 'the start of the time range (since) must be before its end (until)'],

@@ -163,7 +163,7 @@ describe('borgkeep ledger', () => {
     const text = await cli.ok(['ledger', '--kind', 'backup']);
     expect(text.split('\n')[0]).toBe(`#${ids.backup}  2025-03-01T01:00:00Z to 2025-03-01T01:05:00Z  OK  backup`);
 
-    expectOneSentence(await cli.run(['ledger', '--kind', 'restore']), "'restore' is not a kind of run; use backup, prune, compact, list-extract, check, key-change, init, rollback, retention or other");
+    expectOneSentence(await cli.run(['ledger', '--kind', 'restore']), "'restore' is not a kind of run; use backup, prune, compact, list-extract, check, key-change, init, rollback, retention, pull or other");
     expectOneSentence(await cli.run(['ledger', '--result', 'fine']), "'fine' is not a session result; use open, ok, denied, error or aborted");
     expectOneSentence(await cli.run(['ledger', '--since', 'yesterday']), "'yesterday' is not a time; use an ISO-8601 date (2030-12-31), a date-time with a zone (2030-12-31T18:00Z) or a time ago (7d, 12h, 90m)");
     expectOneSentence(await cli.run(['ledger', '--since', '2d', '--until', '3d']), 'the start of the time range (since) must be before its end (until)');

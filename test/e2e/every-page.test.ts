@@ -75,6 +75,7 @@ describe('every console page passes axe-core', () => {
       ['/', row('a[href="/repositories/main"]')],
       ['/repositories/main', row('#denials-title')],
       ['/keys', row('text=reader')],
+      ['/pull', row('[data-pull-key]')],
       ['/users', row('tr[data-user="dave"]')],
       ['/history', row('table.history tbody tr')],
       ['/history?view=transactions', row('table.transactions tbody tr')],

@@ -190,7 +190,7 @@ export interface Denial {
 export interface Session {
   id: number;
   /** 'retention': the server's own borg prune and compact, with no key. */
-  kind?: 'client' | 'retention';
+  kind?: 'client' | 'retention' | 'pull';
   keyId: number | null;
   keyName: string | null;
   repositoryId: number | null;

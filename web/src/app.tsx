@@ -8,6 +8,7 @@ import { LoginPage } from './pages/login';
 import { DashboardPage } from './pages/dashboard';
 import { RepositoryPage } from './pages/repository';
 import { KeysPage } from './pages/keys';
+import { PullPage } from './pages/pull';
 import { UsersPage } from './pages/users';
 import { AlertsPage } from './pages/alerts';
 import { SettingsPage } from './pages/settings';
@@ -89,6 +90,7 @@ function Shell({ onLogout, onUserChanged }: { onLogout: () => void; onUserChange
     ['/', 'Repositories', path === '/' || path.startsWith('/repositories/')],
     ['/alerts', 'Alerts', path === '/alerts'],
     ['/keys', 'Keys', path === '/keys'],
+    ['/pull', 'Pull backups', path === '/pull'],
     ['/history', 'History', path === '/history' || path.startsWith('/history/')],
     ['/settings/alerts', 'Settings', path === '/settings' || path.startsWith('/settings/')],
     ...(can(me, 'admin') ? [['/users', 'Users', path === '/users'] as [string, string, boolean]] : []),
@@ -107,6 +109,7 @@ function Shell({ onLogout, onUserChanged }: { onLogout: () => void; onUserChange
   if (path === '/') page = <DashboardPage />;
   else if (repo) page = <RepositoryPage name={decodeURIComponent(repo[1]!)} />;
   else if (path === '/keys') page = <KeysPage />;
+  else if (path === '/pull') page = <PullPage />;
   else if (path === '/alerts') page = <AlertsPage />;
   else if (path === '/history') page = <HistoryPage />;
   else if (/^\/history\/sessions\/[0-9]+$/.test(path)) page = <SessionPage id={Number(path.split('/')[3])} />;

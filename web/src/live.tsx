@@ -2,8 +2,10 @@
 // running now, those that just ended, and a counter that moves whenever something ended or was
 // refused, so pages refetch what they show. EventSource reconnects by itself; each (re)connect
 // starts with a snapshot of the open sessions, so nothing is missed across a dropped stream.
+// Pull jobs queued or under way come the same way (pull.started/progress/ended).
 import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import type { Denial, Session } from './api';
+import { pullJobEnded, type PullJob } from './pull-api';
 
 export interface LiveState {
   connected: boolean;
@@ -13,9 +15,14 @@ export interface LiveState {
   denials: Denial[];
   /** Moves on every ended session and denial. */
   changes: number;
+  /** Pull jobs queued or under way, with their progress; the last that ended, newest first. */
+  pullJobs: PullJob[];
+  pullEnded: PullJob[];
+  /** Moves whenever a pull job appears, changes state or ends. */
+  pullChanges: number;
 }
 
-const empty: LiveState = { connected: false, open: [], ended: [], denials: [], changes: 0 };
+const empty: LiveState = { connected: false, open: [], ended: [], denials: [], changes: 0, pullJobs: [], pullEnded: [], pullChanges: 0 };
 const LiveContext = createContext<LiveState>(empty);
 const KEEP_ENDED = 8;
 
@@ -28,9 +35,23 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     source.addEventListener('open', () => setState((st) => ({ ...st, connected: true })));
     source.addEventListener('error', () => setState((st) => ({ ...st, connected: false })));
     source.addEventListener('snapshot', (e) => {
-      const { open } = JSON.parse((e as MessageEvent).data as string) as { open: Session[] };
-      setState((st) => ({ ...st, connected: true, open, changes: st.changes + 1 }));
+      const { open, pullJobs } = JSON.parse((e as MessageEvent).data as string) as { open: Session[]; pullJobs?: PullJob[] };
+      setState((st) => ({ ...st, connected: true, open, changes: st.changes + 1, pullJobs: pullJobs ?? [], pullChanges: st.pullChanges + 1 }));
     });
+    const onPull = (e: Event) => {
+      const { job } = JSON.parse((e as MessageEvent).data as string) as { job: PullJob };
+      setState((st) => {
+        const before = st.pullJobs.find((j) => j.id === job.id);
+        const others = st.pullJobs.filter((j) => j.id !== job.id);
+        if (pullJobEnded(job)) {
+          return { ...st, pullJobs: others, pullEnded: [job, ...st.pullEnded.filter((j) => j.id !== job.id)].slice(0, KEEP_ENDED), pullChanges: st.pullChanges + 1 };
+        }
+        return { ...st, pullJobs: [...others, job].sort((a, b) => a.id - b.id), pullChanges: before?.state === job.state ? st.pullChanges : st.pullChanges + 1 };
+      });
+    };
+    source.addEventListener('pull.started', onPull);
+    source.addEventListener('pull.progress', onPull);
+    source.addEventListener('pull.ended', onPull);
     const onRunning = (e: Event) => {
       const s = sessionOf(e as MessageEvent);
       setState((st) => ({ ...st, open: upsert(st.open, s) }));

@@ -42,7 +42,7 @@ export function sessionCsvCells(s: LedgerEntry): Array<string | number | null> {
     RUN_KIND_WORDS[s.runKind],
     s.result,
     s.repositoryName,
-    s.kind === 'retention' ? "the server's retention run" : s.keyName,
+    s.kind === 'retention' ? "the server's retention run" : s.kind === 'pull' ? "the server's pull backup" : s.keyName,
     s.role,
     s.clientAddress,
     s.clientVersion,

@@ -1,14 +1,18 @@
 // Live events for the console: sessions starting, progressing (bytes in and out) and ending, and
-// denials, derived from the ledger. Sessions run in other processes (sshd's forced command) as
+// denials, derived from the ledger; pull jobs queued, progressing (state, bytes, files, the path
+// borg reads) and ending, from the store's pull jobs (their runner writes them, often in another
+// process). Sessions run in other processes (sshd's forced command) as
 // well as in this one, so the ledger is the only place that sees them all: one look about once
 // a second, shared by every subscriber, and only while someone is subscribed. Each look is two
-// indexed queries (ledger-store.ts ledgerChanges), whatever the number of subscribers or the
-// size of the ledger.
+// indexed queries (ledger-store.ts ledgerChanges) and one of the pull jobs queued or under way
+// (pull-read-store.ts pullJobActivity), whatever the number of subscribers, jobs or the size of
+// the ledger.
 //
 // Never: queries once per subscriber, lets a slow look overlap the next, or hands out a
 // session's pid or host (where borgkeep runs is not for clients).
 
 import type { DenialWithNames, LedgerMarks, LedgerStore } from '../../store/ledger-store.js';
+import type { PullJobView, PullReadStore } from '../../store/pull-read-store.js';
 import type { Session } from '../../store/types.js';
 
 export const LIVE_POLL_MS = 1000;
@@ -18,11 +22,15 @@ export type LiveSession = Omit<Session, 'pid' | 'host'>;
 
 export type LiveEvent =
   | { type: 'session.started' | 'session.progress' | 'session.ended'; session: LiveSession }
-  | { type: 'denial'; denial: DenialWithNames };
+  | { type: 'denial'; denial: DenialWithNames }
+  /** pull.started: a job appeared (queued, or already under way); pull.progress: its state, bytes, files or path moved. */
+  | { type: 'pull.started' | 'pull.progress' | 'pull.ended'; job: PullJobView };
 
 export interface LiveSubscription {
   /** Sessions open when the subscription began (as of the hub's latest look). */
   open: LiveSession[];
+  /** Pull jobs queued or under way when the subscription began. */
+  pullJobs: PullJobView[];
   unsubscribe(): void;
 }
 
@@ -37,7 +45,7 @@ export interface LiveEvents {
 }
 
 export interface LiveEventsDeps {
-  store: Pick<LedgerStore, 'ledgerMarks' | 'ledgerChanges'>;
+  store: Pick<LedgerStore, 'ledgerMarks' | 'ledgerChanges'> & Partial<Pick<PullReadStore, 'pullJobActivity'>>;
   pollMs?: number;
   /** A failed look is reported here and retried at the next tick. */
   onError?: (error: unknown) => void;
@@ -47,6 +55,9 @@ const live = ({ pid: _pid, host: _host, ...session }: Session): LiveSession => s
 
 /** What a progress event is about: anything a running session's row can change. */
 const progressOf = (s: LiveSession) => `${s.bytesIn}|${s.bytesOut}|${s.repositoryName}|${s.role}|${s.clientVersion}`;
+/** What a pull job's progress event is about. */
+const pullProgressOf = (j: PullJobView) => `${j.state}|${j.bytes}|${j.files}|${j.currentPath}|${j.archiveName}`;
+const pullEnded = (j: PullJobView) => j.state === 'done' || j.state === 'failed';
 
 export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
   const pollMs = deps.pollMs ?? LIVE_POLL_MS;
@@ -54,6 +65,9 @@ export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
   /** Sessions open at the last look, as last announced. Null marks: not looking. */
   let open = new Map<number, LiveSession>();
   let marks: LedgerMarks | null = null;
+  /** Pull jobs queued or under way at the last look, as last announced, and the newest job id seen. */
+  let pullOpen = new Map<number, PullJobView>();
+  let pullMax = 0;
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   let closed = false;
@@ -76,9 +90,15 @@ export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
       const start = await deps.store.ledgerMarks();
       const { sessions } = await deps.store.ledgerChanges(start, []);
       open = new Map(sessions.filter((s) => s.result === 'open').map((s) => [s.id, live(s)]));
+      if (deps.store.pullJobActivity) {
+        const pull = await deps.store.pullJobActivity([], null);
+        pullOpen = new Map(pull.jobs.filter((j) => !pullEnded(j)).map((j) => [j.id, j]));
+        pullMax = pull.maxId;
+      }
       marks = start;
       return;
     }
+    if (deps.store.pullJobActivity) await lookAtPullJobs(deps.store.pullJobActivity);
     const { sessions, denials } = await deps.store.ledgerChanges(marks, [...open.keys()]);
     const next: LedgerMarks = { ...marks };
     for (const row of sessions) {
@@ -107,6 +127,28 @@ export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
     marks = next;
   };
 
+  const lookAtPullJobs = async (activity: PullReadStore['pullJobActivity']): Promise<void> => {
+    const { jobs, maxId } = await activity([...pullOpen.keys()], pullMax);
+    for (const job of jobs) {
+      const before = pullOpen.get(job.id);
+      if (!before) {
+        // Not tracked: new since the last look (perhaps already ended), or one that ended
+        // before it was ever announced (nothing to say about it).
+        if (job.id <= pullMax) continue;
+        emit({ type: 'pull.started', job });
+        if (pullEnded(job)) emit({ type: 'pull.ended', job });
+        else pullOpen.set(job.id, job);
+      } else if (pullEnded(job)) {
+        pullOpen.delete(job.id);
+        emit({ type: 'pull.ended', job });
+      } else if (pullProgressOf(before) !== pullProgressOf(job)) {
+        pullOpen.set(job.id, job);
+        emit({ type: 'pull.progress', job });
+      }
+    }
+    pullMax = Math.max(pullMax, maxId);
+  };
+
   const tick = (): Promise<void> => {
     running ??= look()
       .catch((error: unknown) => deps.onError?.(error))
@@ -125,6 +167,8 @@ export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
         timer = null;
         marks = null;
         open.clear();
+        pullOpen.clear();
+        pullMax = 0;
         return;
       }
       if (!running) void tick();
@@ -149,6 +193,7 @@ export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
       listeners.add(listener);
       return {
         open: [...open.values()],
+        pullJobs: [...pullOpen.values()],
         unsubscribe: () => {
           listeners.delete(listener);
         },

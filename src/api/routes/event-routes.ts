@@ -1,4 +1,4 @@
-// GET /api/v1/events: the live events of features/live-events.ts as server-sent events
+// GET /api/v1/events: the live events of features/live-events.ts (sessions, denials, pull jobs) as server-sent events
 // (text/event-stream), authenticated like every other endpoint (cookie session or token; viewer
 // and up). Every role may read the whole ledger (GET /sessions), so every caller gets every
 // event; `?repository=NAME` narrows the stream to one repository. A comment line every 15 s
@@ -13,6 +13,7 @@ import { SESSION_COOKIE } from '../auth/authenticator.js';
 import type { LiveEvent, LiveEvents } from '../features/live-events.js';
 import { defineRoute } from '../route.js';
 import { denialListItem, name, sessionSchema } from '../schemas.js';
+import { pullJobJson, pullJobSchema } from './pull-routes.js';
 
 const tag = 'events';
 export const HEARTBEAT_MS = 15_000;
@@ -25,11 +26,14 @@ const message = <E extends string, D extends z.ZodType>(event: E, data: D, descr
 /** The stream's messages, for the OpenAPI document: each is `event: NAME` and one `data: JSON` line. */
 const eventStreamSchema = z
   .union([
-    message('snapshot', z.object({ open: z.array(liveSession) }), 'first message: the sessions open now'),
+    message('snapshot', z.object({ open: z.array(liveSession), pullJobs: z.array(pullJobSchema) }), 'first message: the sessions open now, and the pull jobs queued or under way'),
     message('session.started', z.object({ session: liveSession }), 'a session began (its repository may still be null until the client opens one)'),
     message('session.progress', z.object({ session: liveSession }), 'bytes in/out, repository, role or client version changed (about every 2 s while data flows)'),
     message('session.ended', z.object({ session: liveSession }), 'a session ended; result says how'),
     message('denial', z.object({ denial: denialListItem }), 'a call or a session was refused'),
+    message('pull.started', z.object({ job: pullJobSchema }), 'a pull job was queued (or is seen for the first time already under way)'),
+    message('pull.progress', z.object({ job: pullJobSchema }), "a pull job's state, bytes, files or current path changed (about every second while borg reads)"),
+    message('pull.ended', z.object({ job: pullJobSchema }), 'a pull job ended: done, or failed with its reason'),
     message('end', z.object({ reason: z.string() }), 'the server ends the stream (shutdown, or the credentials ended); reconnect or log in again'),
   ])
   .describe('server-sent events; a comment line (": keep-alive") every 15 s')
@@ -49,7 +53,7 @@ export function createEventStreams(ctx: ApiContext, hub: LiveEvents, options: { 
     method: 'GET',
     url: '/events',
     tag,
-    summary: 'live events as server-sent events: sessions started, progress (bytes in/out), ended; denials',
+    summary: 'live events as server-sent events: sessions started, progress (bytes in/out), ended; denials; pull jobs queued, progress (bytes, files, path), ended',
     access: 'viewer',
     contentType: 'text/event-stream',
     query: z.object({ repository: name.optional().describe('only events of this repository') }).strict(),
@@ -57,7 +61,8 @@ export function createEventStreams(ctx: ApiContext, hub: LiveEvents, options: { 
     async handler({ query, request, reply }) {
       const only = query.repository === undefined ? null : (await ctx.store.getRepository(query.repository)).name;
       const visible = (event: LiveEvent) =>
-        only === null || (event.type === 'denial' ? event.denial.repositoryName === only : event.session.repositoryName === only);
+        only === null ||
+        (event.type === 'denial' ? event.denial.repositoryName === only : 'job' in event ? event.job.repositoryName === only : event.session.repositoryName === only);
       const credentials = {
         authorization: request.headers.authorization,
         cookie: request.headers.cookie ? parseCookies(request.headers.cookie)[SESSION_COOKIE] : undefined,
@@ -73,7 +78,7 @@ export function createEventStreams(ctx: ApiContext, hub: LiveEvents, options: { 
       const forward = (event: LiveEvent) => {
         if (!visible(event)) return;
         if (!ready) queued.push(event);
-        else send(event.type, event.type === 'denial' ? { denial: event.denial } : { session: event.session });
+        else send(event.type, event.type === 'denial' ? { denial: event.denial } : 'job' in event ? { job: pullJobJson(event.job) } : { session: event.session });
       };
       const subscription = await hub.subscribe(forward);
       if (res.destroyed) {
@@ -91,7 +96,10 @@ export function createEventStreams(ctx: ApiContext, hub: LiveEvents, options: { 
         'x-accel-buffering': 'no',
       });
       res.write(`retry: ${RETRY_MS}\n\n`);
-      send('snapshot', { open: subscription.open.filter((session) => only === null || session.repositoryName === only) });
+      send('snapshot', {
+        open: subscription.open.filter((session) => only === null || session.repositoryName === only),
+        pullJobs: subscription.pullJobs.filter((job) => only === null || job.repositoryName === only).map(pullJobJson),
+      });
       ready = true;
       for (const event of queued.splice(0)) forward(event);
 

@@ -23,6 +23,7 @@ export const RUN_KIND_WORDS: Record<string, string> = {
   init: 'Init',
   rollback: 'Rollback',
   retention: 'Retention run',
+  pull: 'Pull backup',
   other: 'Other',
 };
 const RESULT_WORDS: Record<Session['result'], string> = { open: 'running', ok: 'succeeded', denied: 'refused', error: 'failed', aborted: 'aborted' };
@@ -362,7 +363,7 @@ function newData(s: Session): string {
 }
 
 function who(s: Session): string {
-  return s.kind === 'retention' ? 'the server’s retention run' : (s.keyName ?? 'unknown key');
+  return s.kind === 'retention' ? 'the server’s retention run' : s.kind === 'pull' ? 'the server’s pull backup' : (s.keyName ?? 'unknown key');
 }
 
 function SessionRow({ s }: { s: Session }) {

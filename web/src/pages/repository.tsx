@@ -286,7 +286,7 @@ function SessionTimeline({ sessions, open }: { sessions: Session[]; open: Sessio
           {shown.map((s) => (
             <li key={s.id} className={`step ${s.result}`} data-session={s.id} data-result={s.result}>
               <div>
-                <span className={`badge ${s.result}`}>{s.result === 'open' ? 'running' : s.result}</span> <strong>{s.kind === 'retention' ? 'the server’s retention run' : (s.keyName ?? 'unknown key')}</strong>
+                <span className={`badge ${s.result}`}>{s.result === 'open' ? 'running' : s.result}</span> <strong>{s.kind === 'retention' ? 'the server’s retention run' : s.kind === 'pull' ? 'the server’s pull backup' : (s.keyName ?? 'unknown key')}</strong>
                 {s.role && <span className="muted"> ({s.role})</span>} <Time at={s.startedAt} />
                 <span className="muted small">
                   {' '}

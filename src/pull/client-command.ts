@@ -1,0 +1,147 @@
+// The command lines a pull job runs on the client host (issue 16), over the SSH connection the
+// server opened: make a private directory, write the job's files into it, run stock
+// `borg create` against the job's repository (reached back through the remote-forwarded port),
+// remove the directory. Every client-side value goes through `shellQuote`, and every script runs
+// under `sh -c`, whatever the pull user's login shell is.
+//
+// Must never put a secret on a command line (the job's private key and passphrase go through the
+// channel's stdin into 0600 files: a command line is visible to every user of the client in
+// `ps`), and never name anything of the server but the forwarded loopback port.
+
+/** Exit status of the first command when the pull user has no `borg` command. */
+export const NO_BORG_EXIT = 97;
+
+/** The names of the job's files in its private directory. */
+export const JOB_FILES = { key: 'id', knownHosts: 'known_hosts', passphrase: 'pass', base: 'base' } as const;
+
+/** The SSH user and repository path the client's borg asks for (the endpoint takes any path). */
+export const JOB_SSH_USER = 'borgkeep';
+export const JOB_REPO_PATH = './job';
+
+/**
+ * Quotes one word for a POSIX shell: single quotes, each ' written as '\''. Everything between
+ * single quotes is literal to sh ($, `, \, newlines), so an admin's path or exclude is one word.
+ * A NUL byte cannot be in a command line at all.
+ */
+export function shellQuote(word: string): string {
+  if (word.includes('\0')) throw new Error('a value given to the client host contains a NUL byte');
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A script run by the client's sh, whatever the pull user's login shell (sshd runs `$SHELL -c`). */
+function underSh(script: string): string {
+  return `sh -c ${shellQuote(script)}`;
+}
+
+/**
+ * The private directory's name, as mktemp printed it, is used unquoted inside BORG_RSH (borg splits
+ * it like a shell): so only names of plain characters are taken.
+ */
+export function isPlainClientDir(dir: string): boolean {
+  return /^\/[A-Za-z0-9._/-]+$/.test(dir) && !dir.split('/').includes('..') && /\/borgkeep-pull\.[A-Za-z0-9]+$/.test(dir);
+}
+
+/**
+ * Makes the job's private directory (0700) in the pull user's TMPDIR and prints its name; exits
+ * with NO_BORG_EXIT, making nothing, when there is no borg to run.
+ */
+export function makeDirCommand(): string {
+  return underSh(
+    `umask 077 && if ! command -v borg >/dev/null 2>&1; then exit ${NO_BORG_EXIT}; fi && mktemp -d "\${TMPDIR:-/tmp}/borgkeep-pull.XXXXXXXXXX"`,
+  );
+}
+
+/** Writes the channel's stdin to DIR/NAME, 0600. */
+export function writeFileCommand(dir: string, name: string): string {
+  return underSh(`umask 077 && cat > ${shellQuote(`${dir}/${name}`)}`);
+}
+
+/** Removes the job's directory (best effort: the runner logs a failure). */
+export function removeDirCommand(dir: string): string {
+  return underSh(`rm -rf -- ${shellQuote(dir)}`);
+}
+
+/** The known_hosts line that pins borgkeep's host key for the forwarded port. */
+export function knownHostsLine(port: number, hostKeyPublicLine: string): string {
+  const [type, blob] = hostKeyPublicLine.trim().split(/\s+/);
+  return `[127.0.0.1]:${port} ${type} ${blob}\n`;
+}
+
+export interface BorgCreateLine {
+  readonly dir: string;
+  /** The remote-forwarded port on the client's loopback. */
+  readonly port: number;
+  readonly archiveName: string;
+  readonly paths: readonly string[];
+  readonly excludes: readonly string[];
+  readonly compression: string;
+}
+
+/**
+ * Environment variables a pull user's own settings could use to point borg elsewhere (another
+ * passphrase, key file, cache, remote path, repository): unset, so only the job's values count.
+ */
+const UNSET = [
+  'BORG_PASSPHRASE',
+  'BORG_PASSPHRASE_FD',
+  'BORG_NEW_PASSPHRASE',
+  'BORG_REPO',
+  'BORG_KEY_FILE',
+  'BORG_KEYS_DIR',
+  'BORG_CACHE_DIR',
+  'BORG_CONFIG_DIR',
+  'BORG_SECURITY_DIR',
+  'BORG_REMOTE_PATH',
+  'BORG_FILES_CACHE_SUFFIX',
+] as const;
+
+/**
+ * `borg create` against the job's repository through the forwarded port, then the directory
+ * removed by the client itself when borg ends (so it goes also when the server's connection
+ * dropped mid-job); exits with borg's status.
+ */
+export function borgCreateCommand(line: BorgCreateLine): string {
+  if (!isPlainClientDir(line.dir)) throw new Error('the job directory on the client host has an unexpected name');
+  if (!Number.isInteger(line.port) || line.port < 1 || line.port > 65535) throw new Error('the forwarded port is not a port');
+  if (line.paths.length === 0) throw new Error('a pull job needs at least one path to back up');
+  const dir = line.dir;
+  // borg splits BORG_RSH like a shell: the directory is plain (isPlainClientDir), so no quoting.
+  const rsh = [
+    'ssh',
+    '-F /dev/null',
+    `-i ${dir}/${JOB_FILES.key}`,
+    '-o IdentitiesOnly=yes',
+    '-o IdentityAgent=none',
+    `-o UserKnownHostsFile=${dir}/${JOB_FILES.knownHosts}`,
+    '-o GlobalKnownHostsFile=/dev/null',
+    '-o StrictHostKeyChecking=yes',
+    '-o UpdateHostKeys=no',
+    '-o BatchMode=yes',
+    '-o LogLevel=ERROR',
+  ].join(' ');
+  const env = [
+    ...UNSET.map((name) => `-u ${name}`),
+    `BORG_RSH=${shellQuote(rsh)}`,
+    `BORG_PASSCOMMAND=${shellQuote(`cat ${dir}/${JOB_FILES.passphrase}`)}`,
+    `BORG_BASE_DIR=${shellQuote(`${dir}/${JOB_FILES.base}`)}`,
+    'BORG_RELOCATED_REPO_ACCESS_IS_OK=yes',
+    'BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no',
+    'BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO',
+    'BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=NO',
+  ];
+  const argv = [
+    'borg',
+    'create',
+    '--log-json',
+    '--progress',
+    // Not --json: its summary reads the archive's metadata back after the commit, and a pull job
+    // may read nothing. The final figures come from the proxy (the archive's metadata it wrote).
+    '--compression',
+    shellQuote(line.compression),
+    ...line.excludes.flatMap((e) => ['--exclude', shellQuote(e)]),
+    shellQuote(`ssh://${JOB_SSH_USER}@127.0.0.1:${line.port}/${JOB_REPO_PATH}::${line.archiveName}`),
+    '--',
+    ...line.paths.map(shellQuote),
+  ];
+  return underSh(`cd / && env ${env.join(' ')} ${argv.join(' ')}; rc=$?; rm -rf -- ${shellQuote(dir)}; exit $rc`);
+}

@@ -1,0 +1,436 @@
+// Runs one pull job on its client host (issue 16): SSH to the client with borgkeep's pull identity
+// (its host key checked against the pinned fingerprint), a remote-forwarded port on the client's
+// loopback whose connections come back to the job's SSH endpoint (job-endpoint.ts), a private
+// directory on the client with the job's one-time SSH key, borgkeep's host key and the job
+// passphrase, then stock `borg create --log-json --progress` there, read as it runs into the job's
+// progress and log. The directory is removed whichever way the job ends.
+//
+// Must never send the client a server path or name (the client only sees 127.0.0.1:PORT/./job),
+// never write a secret (the pull key, the job key, the passphrase) into a log, a reason or a
+// command line, and never call a job done unless the session behind it committed the archive.
+
+import type { Client as SshClient, ClientChannel, ParsedKey, Server as SshServer } from 'ssh2';
+
+import { generateEd25519KeyPair, type HostKey } from '../gateway/host-keys.js';
+import {
+  borgCreateCommand,
+  isPlainClientDir,
+  JOB_FILES,
+  knownHostsLine,
+  makeDirCommand,
+  NO_BORG_EXIT,
+  removeDirCommand,
+  writeFileCommand,
+} from './client-command.js';
+import { createJobEndpoint, type JobEndpoint } from './job-endpoint.js';
+import { fingerprintOfBlob, type PullIdentity } from './pull-identity.js';
+import type { PullHost, PullJob, PullJobRecorder, PullJobSession, PullJobState, PullProgress } from './types.js';
+
+export interface PullRunnerDeps {
+  readonly ssh2: {
+    Client: typeof SshClient;
+    Server: typeof SshServer;
+    parseKey: (data: string | Buffer) => ParsedKey | ParsedKey[] | Error;
+  };
+  /** borgkeep's pull identity (src/pull/pull-identity.ts). */
+  readonly identity: PullIdentity;
+  /** borgkeep's ed25519 host key: the job endpoint's, pinned on the client for the job. */
+  readonly hostKey: HostKey;
+  /** The job's one-time SSH key pair (OpenSSH texts); a fresh ed25519 pair unless a test says otherwise. */
+  readonly makeJobKey?: () => { private: string; public: string };
+  /** How long connecting (TCP, handshake, authentication) may take. */
+  readonly connectTimeoutMs?: number;
+  /** How long the client may take for the small commands around borg (directory, files, removal). */
+  readonly commandTimeoutMs?: number;
+}
+
+export interface PullRunResult {
+  readonly state: 'done' | 'failed';
+  /** For a failed job: one sentence (no server path, no secret). */
+  readonly reason: string | null;
+  /**
+   * Set when the client's host key was not the pinned one: `pinned` null means none is pinned yet
+   * (the admin confirms `offered`); otherwise a mismatch, for which the caller raises an alert.
+   */
+  readonly hostKey?: { readonly offered: string; readonly pinned: string | null };
+  /** Set when the keyless proxy refused what the client sent (its reason is the refusal). */
+  readonly refused?: boolean;
+}
+
+export interface PullRunOptions {
+  readonly archiveName: string;
+  readonly stop?: AbortSignal;
+}
+
+/** borg's --log-json lines, as far as the runner reads them. */
+interface BorgJsonLine {
+  type?: string;
+  original_size?: number;
+  nfiles?: number;
+  path?: string;
+  finished?: boolean;
+  message?: string;
+  levelname?: string;
+}
+
+const PROGRESS_EVERY_MS = 500;
+const MAX_LOG_LINE = 1000;
+/** After borg create ended: how long the session behind it may take to report its outcome. */
+const OUTCOME_WAIT_MS = 15_000;
+/** After a stop or time-out: how long borg gets to end once its connection was cut. */
+const STOP_WAIT_MS = 10_000;
+
+/** Server-side ssh2 algorithms: ed25519 first, so the fingerprint is the one `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints. */
+const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'];
+
+class JobFailure extends Error {}
+
+const clip = (line: string): string => (line.length > MAX_LOG_LINE ? `${line.slice(0, MAX_LOG_LINE)}…` : line);
+
+/** One sentence for a failed connection attempt. */
+function connectFailure(host: PullHost, error: Error & { code?: string; level?: string }): string {
+  const where = `${host.name} (${host.address}:${host.port})`;
+  switch (error.code) {
+    case 'ECONNREFUSED':
+      return `could not connect to ${where}: the connection was refused (is sshd running there?)`;
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `could not connect to ${where}: the host is unreachable`;
+    case 'ETIMEDOUT':
+      return `could not connect to ${where}: the connection timed out`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `could not connect to ${where}: the name ${host.address} does not resolve`;
+    default:
+  }
+  if (error.level === 'client-timeout') return `could not connect to ${where}: no SSH login within the time allowed`;
+  if (error.level === 'client-authentication') {
+    return `${host.name} refused borgkeep's pull key for user ${host.user} (is the line of borgkeep pull-key in that user's authorized_keys?)`;
+  }
+  return `could not connect to ${where}: ${error.message}`;
+}
+
+/** Runs a command on the client: its status, output and error output (stderr line by line if asked). */
+function exec(
+  client: SshClient,
+  command: string,
+  opts: { input?: string; onStderrLine?: (line: string) => void; onChannel?: (channel: ClientChannel) => void; timeoutMs?: number } = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error, channel) => {
+      if (error) return reject(error);
+      opts.onChannel?.(channel);
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let pending = '';
+      let code: number | null = null;
+      let signal: string | null = null;
+      const timer = opts.timeoutMs ? setTimeout(() => channel.close(), opts.timeoutMs) : undefined;
+      channel.on('data', (d: Buffer) => out.push(d));
+      channel.stderr.on('data', (d: Buffer) => {
+        if (!opts.onStderrLine) return void err.push(d);
+        pending += d.toString('utf8');
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          opts.onStderrLine(pending.slice(0, nl).replace(/\r$/, ''));
+          pending = pending.slice(nl + 1);
+        }
+      });
+      channel.on('exit', (c: number | null, s?: string) => {
+        code = c;
+        signal = s ?? null;
+      });
+      channel.on('close', () => {
+        clearTimeout(timer);
+        if (pending && opts.onStderrLine) opts.onStderrLine(pending);
+        resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+      });
+      if (opts.input !== undefined) channel.end(opts.input);
+      else channel.end();
+    });
+  });
+}
+
+/**
+ * Runs one job to its end and records it: connecting -> running -> committing -> done | failed.
+ * Calls `session.dispose()` when it ends, whichever way.
+ */
+export async function runPullJob(
+  deps: PullRunnerDeps,
+  host: PullHost,
+  job: PullJob,
+  session: PullJobSession,
+  recorder: PullJobRecorder,
+  opts: PullRunOptions,
+): Promise<PullRunResult> {
+  // The recorder's writes are kept in order and never fail the job (a store hiccup loses a line).
+  let chain: Promise<unknown> = Promise.resolve();
+  const record = (write: () => Promise<void>): Promise<unknown> => (chain = chain.then(write).catch(() => undefined));
+  const log = (line: string): void => void record(() => recorder.log(job.id, clip(line)));
+  const setState = (state: PullJobState, fields?: { archiveName?: string; reason?: string | null }): Promise<unknown> =>
+    record(() => recorder.state(job.id, state, fields));
+
+  const stopper = new AbortController();
+  const onStop = (): void => stopper.abort('stopped');
+  if (opts.stop?.aborted) onStop();
+  opts.stop?.addEventListener('abort', onStop, { once: true });
+  // setTimeout holds at most 2^31-1 ms (24.8 days); a longer time-out is as good as none.
+  const timeout = setTimeout(() => stopper.abort('timeout'), Math.min(host.timeoutSeconds * 1000, 2 ** 31 - 1));
+  timeout.unref();
+  const stopReason = (): string =>
+    stopper.signal.reason === 'timeout' ? `the job ran longer than its time-out of ${host.timeoutSeconds} s` : 'the job was stopped';
+
+  let client: SshClient | null = null;
+  let endpoint: JobEndpoint | null = null;
+  let dir: string | null = null;
+  let hostKeyProblem: PullRunResult['hostKey'];
+  let dropped = false;
+  let refused = false;
+
+  // `signal`: the job's stop and time-out, or none for the clean-up's own connection.
+  const connect = async (signal: AbortSignal): Promise<SshClient> => {
+    const c = new deps.ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        c.end();
+        reject(new JobFailure(stopReason()));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      c.once('ready', () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      c.once('error', (error: Error) => {
+        signal.removeEventListener('abort', onAbort);
+        if (hostKeyProblem) {
+          const { offered, pinned } = hostKeyProblem;
+          reject(
+            new JobFailure(
+              pinned === null
+                ? `the host key of ${host.name} is not accepted yet: ${offered} (compare it with ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the client, then accept it with borgkeep host accept-key ${host.name} ${offered})`
+                : `the host key of ${host.name} has changed: it offered ${offered}, but ${pinned} is pinned; the job was refused`,
+            ),
+          );
+        } else reject(new JobFailure(connectFailure(host, error)));
+      });
+      c.connect({
+        host: host.address,
+        port: host.port,
+        username: host.user,
+        privateKey: deps.identity.privateKey,
+        // Only the pull key: no agent, no password, no keyboard-interactive.
+        authHandler: ['publickey'],
+        algorithms: { serverHostKey: HOST_KEY_ALGORITHMS as never },
+        hostVerifier: (key: Buffer) => {
+          const offered = fingerprintOfBlob(key);
+          if (host.hostKeyFingerprint !== null && offered === host.hostKeyFingerprint) return true;
+          hostKeyProblem = { offered, pinned: host.hostKeyFingerprint };
+          return false;
+        },
+        readyTimeout: deps.connectTimeoutMs ?? 20_000,
+        keepaliveInterval: 15_000,
+        keepaliveCountMax: 4,
+      });
+    });
+    return c;
+  };
+
+  let result: PullRunResult;
+  try {
+    await setState('connecting', { archiveName: opts.archiveName });
+    log(`connecting to ${host.name} (${host.address}:${host.port}) as ${host.user}`);
+    client = await connect(stopper.signal);
+    client.on('error', (error: Error) => log(`connection to ${host.name}: ${error.message}`));
+    const gone = new Promise<void>((resolve) => client!.once('close', () => resolve()));
+    void gone.then(() => {
+      dropped = true;
+    });
+    log(`connected; the host key ${host.hostKeyFingerprint} matches the pinned one`);
+
+    const jobKey = (deps.makeJobKey ?? generateEd25519KeyPair)();
+    const ep = createJobEndpoint({
+      ssh2: deps.ssh2,
+      hostKey: deps.hostKey,
+      jobPublicKey: jobKey.public,
+      session,
+      log,
+    });
+    endpoint = ep;
+    const c = client;
+    const port = await new Promise<number>((resolve, reject) => {
+      c.forwardIn('127.0.0.1', 0, (error, p) => (error ? reject(error) : resolve(p)));
+    }).catch((error: Error) => {
+      throw new JobFailure(
+        `${host.name} does not allow remote forwarding to its loopback (${error.message}); the pull key line needs port-forwarding and sshd AllowTcpForwarding yes or remote`,
+      );
+    });
+    c.on('tcp connection', (info, accept, reject) => {
+      if (info.destPort !== port) return reject();
+      ep.accept(accept());
+    });
+    log(`the client's borg reaches the job through port ${port} on the client's loopback`);
+
+    const commandTimeoutMs = deps.commandTimeoutMs ?? 30_000;
+    const made = await exec(c, makeDirCommand(), { timeoutMs: commandTimeoutMs });
+    if (made.code === NO_BORG_EXIT) {
+      throw new JobFailure(`borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`);
+    }
+    const madeDir = made.stdout.trim();
+    if (made.code !== 0) {
+      throw new JobFailure(`could not make the job's private directory on ${host.name}: ${clip(made.stderr.trim() || `mktemp ended with status ${made.code}`)}`);
+    }
+    if (!isPlainClientDir(madeDir)) {
+      // Made, but under a name borg could not take in BORG_RSH: removed again at once (quoted).
+      if (madeDir.startsWith('/') && !madeDir.includes('\n')) await exec(c, removeDirCommand(madeDir), { timeoutMs: commandTimeoutMs }).catch(() => undefined);
+      throw new JobFailure(`the TMPDIR of user ${host.user} on ${host.name} has characters borg cannot take in its ssh command (use a path of letters, digits, '.', '_', '-' and '/')`);
+    }
+    dir = madeDir;
+    log(`made the job's private directory ${dir} on the client`);
+    for (const [name, content] of [
+      [JOB_FILES.key, jobKey.private],
+      [JOB_FILES.knownHosts, knownHostsLine(port, deps.hostKey.publicLine)],
+      [JOB_FILES.passphrase, `${session.passphrase}\n`],
+    ] as const) {
+      const written = await exec(c, writeFileCommand(dir, name), { input: content, timeoutMs: commandTimeoutMs });
+      if (written.code !== 0) throw new JobFailure(`could not write the job's files on ${host.name}: ${clip(written.stderr.trim() || `status ${written.code}`)}`);
+    }
+    if (stopper.signal.aborted) throw new JobFailure(stopReason());
+
+    // borg create, read as it runs.
+    let progress: PullProgress = { bytes: 0, files: 0, path: null };
+    let lastProgressAt = 0;
+    let lastError: string | null = null;
+    let finished = false;
+    const onLine = (line: string): void => {
+      if (line.trim() === '') return;
+      let parsed: BorgJsonLine | null = null;
+      if (line.startsWith('{')) {
+        try {
+          parsed = JSON.parse(line) as BorgJsonLine;
+        } catch {
+          parsed = null;
+        }
+      }
+      if (!parsed) {
+        // Not borg's JSON: ssh's own complaints, a shell's "borg: not found".
+        log(`borg: ${line}`);
+        lastError = line;
+        return;
+      }
+      if (parsed.type === 'archive_progress') {
+        if (parsed.finished) {
+          if (!finished) {
+            finished = true;
+            void record(() => recorder.progress(job.id, progress));
+            void setState('committing');
+            log('borg read every file; the archive is being committed');
+          }
+          return;
+        }
+        progress = { bytes: Number(parsed.original_size ?? progress.bytes), files: Number(parsed.nfiles ?? progress.files), path: parsed.path ?? progress.path };
+        const now = Date.now();
+        if (now - lastProgressAt >= PROGRESS_EVERY_MS) {
+          lastProgressAt = now;
+          const p = progress;
+          void record(() => recorder.progress(job.id, p));
+        }
+      } else if (parsed.type === 'log_message' && typeof parsed.message === 'string') {
+        const level = parsed.levelname ?? 'INFO';
+        log(`borg ${level.toLowerCase()}: ${parsed.message}`);
+        if (level === 'ERROR' || level === 'CRITICAL') lastError = parsed.message;
+      }
+      // progress_message, progress_percent, file_status: not kept.
+    };
+
+    await setState('running');
+    log(`borg create started: archive ${opts.archiveName}`);
+    let createChannel: ClientChannel | null = null;
+    const created = exec(
+      c,
+      borgCreateCommand({ dir, port, archiveName: opts.archiveName, paths: host.paths, excludes: host.excludes, compression: host.compression }),
+      { onStderrLine: onLine, onChannel: (ch) => (createChannel = ch) },
+    );
+    const stopped = new Promise<'stopped'>((resolve) => {
+      if (stopper.signal.aborted) resolve('stopped');
+      stopper.signal.addEventListener('abort', () => resolve('stopped'), { once: true });
+    });
+    const first = await Promise.race([created, stopped, gone.then(() => 'gone' as const)]);
+    if (first === 'stopped') {
+      // Cutting borg's connection ends borg (its repository calls fail); the client's shell then
+      // removes the directory itself, and the runner does too below.
+      ep.close();
+      const ended = await Promise.race([created, new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
+      if (!ended) (createChannel as ClientChannel | null)?.signal('KILL');
+      throw new JobFailure(stopReason());
+    }
+    // A channel that closed without an exit status went with its connection.
+    if (first === 'gone' || (first.code === null && first.signal === null)) {
+      dropped = true;
+      throw new JobFailure(`the connection to ${host.name} dropped during the job`);
+    }
+    const status = first;
+    const outcome = await Promise.race([ep.outcome(), new Promise<null>((r) => setTimeout(() => r(null), OUTCOME_WAIT_MS).unref())]);
+    // The committed archive's own figures (borg wrote them into its metadata); progress lines come
+    // only every fraction of a second, so a small job may have shown none.
+    if (outcome?.figures) progress = { ...progress, ...outcome.figures };
+    if (progress.bytes > 0 || progress.files > 0) await record(() => recorder.progress(job.id, progress));
+    log(`borg create ended with status ${status.code ?? status.signal ?? 'unknown'}`);
+    if (outcome?.refusal) {
+      refused = true;
+      throw new JobFailure(outcome.refusal);
+    }
+    if (status.code === 127) throw new JobFailure(`borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`);
+    if ((status.code === 0 || status.code === 1) && outcome?.committed) {
+      if (status.code === 1) log('borg create ended with warnings (see above)');
+      result = { state: 'done', reason: null };
+    } else if (!ep.started()) {
+      throw new JobFailure(`borg on ${host.name} never reached the job${lastError ? `: ${lastError}` : ''}`);
+    } else if (status.code === 0 || status.code === 1) {
+      throw new JobFailure('borg create ended, but the archive was not committed on the server');
+    } else {
+      throw new JobFailure(lastError ? `borg create failed on ${host.name}: ${lastError}` : `borg create failed on ${host.name} with status ${status.code ?? status.signal}`);
+    }
+  } catch (error) {
+    const reason = error instanceof JobFailure ? error.message : `the job failed: ${(error as Error).message}`;
+    result = { state: 'failed', reason, ...(hostKeyProblem ? { hostKey: hostKeyProblem } : {}), ...(refused ? { refused } : {}) };
+  } finally {
+    clearTimeout(timeout);
+    opts.stop?.removeEventListener('abort', onStop);
+    endpoint?.close();
+  }
+
+  // The job's directory goes whichever way the job ended (over a new connection if it dropped).
+  if (dir) {
+    const remove = async (over: SshClient): Promise<void> => {
+      const removed = await exec(over, removeDirCommand(dir!), { timeoutMs: deps.commandTimeoutMs ?? 30_000 });
+      if (removed.code !== 0) throw new Error(clip(removed.stderr.trim() || `rm ended with status ${removed.code}`));
+    };
+    try {
+      try {
+        if (!client || dropped) throw new Error('the connection is gone');
+        await remove(client);
+      } catch {
+        log(`connecting to ${host.name} again to remove the job's directory`);
+        const again = await connect(new AbortController().signal);
+        try {
+          await remove(again);
+        } finally {
+          again.end();
+        }
+      }
+      log(`removed the job's private directory on the client`);
+    } catch (error) {
+      log(`could not remove ${dir} on the client: ${(error as Error).message}`);
+    }
+  }
+  client?.end();
+  session.dispose();
+  if (result.reason) log(`job failed: ${result.reason}`);
+  // What only a changed or taken-over client causes: another host key than the pinned one, or
+  // something the proxy refused (a forged object, another archive, a read). A critical alert.
+  const hostile = (result.hostKey !== undefined && result.hostKey.pinned !== null) || result.refused === true;
+  await setState(result.state, { reason: result.reason, ...(hostile ? { hostile } : {}) });
+  await chain;
+  return result;
+}
