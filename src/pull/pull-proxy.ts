@@ -441,7 +441,8 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         [
           ['version', 1],
           ['archives', new MsgMap()],
-          ['timestamp', Buffer.from(m.timestamp)],
+          // Now, not the repository's: when it was last written is none of the client's business.
+          ['timestamp', Buffer.from(isoMicro(BigInt(now().getTime()) * 1000n))],
           ['config', stableMap([...configEntries.filter(([k]) => k.toString('latin1') !== 'tam_required'), ['tam_required', true]])],
           ['item_keys', (m.itemKeys ?? []).map((k) => Buffer.from(k, 'latin1'))],
         ],
