@@ -17,7 +17,7 @@
 // Rounds alternate a, b (BENCH_RUNS, 3); medians, b/a and CPU s/GiB are printed and stored in
 // bench/results/latest.json under "pull". BENCH_PROFILE=1 adds one more (b) run under
 // `node --cpu-prof` and prints the job process's hottest functions (BENCH_PROFILE_DIR keeps the
-// .cpuprofile files). Needs root (namespaces, a second sshd, runuser); client host number 201.
+// .cpuprofile files; with BENCH_RUNS=0 only that run, nothing saved). Needs root (namespaces, a second sshd, runuser); client host number 201.
 
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -222,7 +222,8 @@ try {
     printTable([['self ms', 'self %', 'function'], ...profile.top.map((f) => [fmt(f.selfMs, 0), fmt(f.selfPct, 1), f.name])]);
   }
 
-  saveResults('pull', {
+  // BENCH_RUNS=0 (a profile alone) has no figures to keep.
+  if (ROUNDS > 0) saveResults('pull', {
     when: new Date().toISOString(),
     node: process.version,
     borg: borgVersion(),
