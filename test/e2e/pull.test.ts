@@ -6,7 +6,8 @@
 // starts a job of the real host; its progress (bytes, files, current path) changes in the page
 // while borg create runs on the client, through the live channel, without a reload; the job ends
 // done with its archive (which the real repository lists); its log shows the runner's real lines,
-// follows new ones while the job runs, and downloads; axe-core finds no serious or critical
+// follows new ones while the job runs (one line the test adds mid-run, as the runner writes no
+// line within the running state), and downloads; axe-core finds no serious or critical
 // violation (light and dark); a phone width does not overflow; a viewer sees it all but Run now;
 // the key a host offered shows, and an admin accepts it (that host, unreachable, stays arranged
 // through the store: an offered key is an odd state no real job here leaves).
@@ -185,6 +186,12 @@ describe('pull backups in the console', () => {
     // The job still runs (the sampling above stopped two files in): the log is being followed.
     expect(await running.count()).toBe(1);
     expect(await detail.textContent()).toContain('Following the job');
+    // The runner writes its next lines only when the state changes (which re-reads the log anyway):
+    // one line added to the real job's log here, mid-run, shows that the page follows the log
+    // within a state, while the job still runs.
+    await store.appendPullJobLog(jobId, 'a line the test adds while the job runs');
+    await expect.poll(() => lines.textContent(), { timeout: 10_000 }).toContain('a line the test adds while the job runs');
+    expect(await running.count()).toBe(1);
 
     // axe on the page with hosts, jobs, a running job and its log, in both colour schemes.
     for (const colorScheme of ['light', 'dark'] as const) {
