@@ -1,7 +1,8 @@
 // Pull hosts and jobs arranged for the API and console tests, written through the store from the
 // test process on the serve's own data directory, as `borgkeep host add` and a job's runner (in
-// another process) write them. Until the runner is merged, a "running job" is one claimed here
-// and moved along by hand; replace arrangeRunningJob with a real pull job once it is.
+// another process) write them. arrangeRunningJob is a job claimed here and moved along by hand,
+// for the API tests that need exact numbers; the console's e2e test (test/e2e/pull.test.ts) runs
+// a real pull job instead.
 
 import { checkPullHostInput, type PullHostInput } from '../../src/pull/host-input.js';
 import type { PullHost } from '../../src/pull/types.js';
