@@ -14,6 +14,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
+import { fillUp, mountTmpfs } from '../faults/fault-kit.js';
 import { createBorgkeepEnv, PASSPHRASE, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { startPullClientHost, type PullClientHost } from '../helpers/pull-client-host.js';
 
@@ -24,6 +25,7 @@ let env: BorgkeepEnv;
 let client: PullClientHost;
 let work: string;
 let source: string;
+let unmount = (): void => {};
 
 interface JobRow {
   id: number;
@@ -55,6 +57,8 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 beforeAll(async () => {
   env = createBorgkeepEnv('pull-restart', 'embedded');
   work = mkdtempSync(join(tmpdir(), 'bk-pull-restart-'));
+  // The repositories on a filesystem of their own, which the disk-full test fills.
+  unmount = mountTmpfs(join(env.dataDir, 'repos'), 256);
   await env.repoWithKeys('main', { admin: 'full' });
   await borgOk(['init', '-e', 'repokey', env.url('main')]);
   const pass = join(work, 'passphrase');
@@ -65,11 +69,13 @@ beforeAll(async () => {
   // Enough that borg is still sending when the test kills the server.
   source = join(client.dir, 'data');
   mkdirSync(source, { mode: 0o755 });
-  for (let i = 0; i < 10; i++) writeFileSync(join(source, `part-${i}.bin`), randomBytes(8 * 1024 * 1024), { mode: 0o644 });
+  for (let i = 0; i < 8; i++) writeFileSync(join(source, `part-${i}.bin`), randomBytes(8 * 1024 * 1024), { mode: 0o644 });
 }, 120_000);
 
 afterAll(async () => {
   await client?.close();
+  // Lazily: serve may still hold files there until cleanup stops it.
+  unmount();
   await env?.cleanup();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -99,3 +105,34 @@ test('serve killed mid-job: the job fails with "the server stopped during the jo
   // The killed job's directory went when its borg ended (its connection was cut), the retry's after it.
   expect(readdirSync(client.tmpDir)).toEqual([]);
 }, 120_000);
+
+test("the server's disk full during a job: the job fails with a clear reason, borg check passes, no partial archive, and a job after freeing space commits", async () => {
+  const before = (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean);
+  // Fresh data (the first test's is in the repository already and would deduplicate to nothing).
+  const fresh = join(client.dir, 'fresh');
+  mkdirSync(fresh, { mode: 0o755 });
+  for (let i = 0; i < 4; i++) writeFileSync(join(fresh, `part-${i}.bin`), randomBytes(8 * 1024 * 1024), { mode: 0o644 });
+  const filler = join(env.dataDir, 'repos', 'filler');
+  fillUp(filler, 16 * 1024 * 1024);
+  await env.cliOk([
+    'host', 'add', 'full', '--address', `${client.address}:${client.port}`, '--user', client.user, '--repo', 'main',
+    '--paths', fresh, '--archive', '{host}-{now}', '--accept-host-key', client.hostKeyFingerprint,
+  ]);
+  const run = await env.cli(['pull', 'run', 'full', '--wait'], { timeoutMs: 60_000 });
+  expect(run.code, run.stdout).toBe(1);
+  const [job] = await jobs('full');
+  expect(job!.state).toBe('failed');
+  expect(job!.reason).toBe("borg create failed on full: the server's repository has no space left on its disk (put); nothing more of this job is committed.");
+  rmSync(filler);
+  await borgOk(['check', env.url('main')]);
+  const archives = (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean);
+  expect(archives).toEqual(before);
+  expect(readdirSync(client.tmpDir)).toEqual([]);
+  // Space freed: the same host's next job commits.
+  const again = await env.cli(['pull', 'run', 'full', '--wait'], { timeoutMs: 60_000 });
+  expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(0);
+  const [done] = await jobs('full');
+  await borgOk(['check', env.url('main')]);
+  expect((await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean)).toEqual([...before, done!.archive]);
+  await env.cliOk(['host', 'remove', 'full']);
+}, 90_000);
