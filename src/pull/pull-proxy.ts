@@ -347,6 +347,10 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         fail(req, REFUSED_CLASS, `borgkeep refused ${req.method}: the repository's rules do not allow it.`);
       } else if (r === null) {
         fail(req, 'ConnectionClosed', `the server's repository session ended before ${req.method} was answered; nothing more of this job is committed.`);
+      } else if (/No space left on device|\[Errno 28\]/.test(r.frame.toString('latin1'))) {
+        // A full disk said as such (found by test/pull/pull-restart.test.ts: the job's reason was
+        // "refused put (OSError)"); only the cause is told, never borg's text with its path.
+        fail(req, why, `the server's repository has no space left on its disk (${req.method}); nothing more of this job is committed.`);
       } else {
         fail(req, why, `the server's repository refused ${req.method} (${why}); nothing more of this job is committed.`);
       }

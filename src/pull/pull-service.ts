@@ -147,6 +147,19 @@ export function createPullService(deps: PullServiceDeps) {
       const isOwn = (r: PullRunnerId) => r.pid === deps.runner.pid && r.host === deps.runner.host;
       const failed = await store.failOrphanedPullJobs((r, jobId) => (isOwn(r) ? running.has(jobId) : deps.isAlive(r)), orphanReason);
       if (failed.length > 0) log.info({ event: 'pull-orphans', jobs: failed }, `failed ${failed.length} pull ${failed.length === 1 ? 'job' : 'jobs'} left running by a process that stopped`);
+      // A scheduled job whose process died is retried as configured, like any failed scheduled
+      // job (found by test/pull/pull-restart.test.ts: it was failed, never retried). Due at once:
+      // the server, not the client, failed, so there is nothing to wait out. Only the process
+      // whose update failed the job gets its id, so one retry is queued however many look.
+      for (const id of failed) {
+        const job = await store.getPullJob(id).catch(() => undefined);
+        if (!job || job.trigger !== 'schedule') continue;
+        const host = await store.getPullHostById(job.hostId).catch(() => undefined);
+        if (!host || job.attempt >= host.retries) continue;
+        const attempt = job.attempt + 1;
+        const retry = await store.queuePullJob(host.name, { trigger: 'schedule', attempt, notBefore: now() }).catch(() => null);
+        if (retry) await recorder.log(job.id, `retry ${attempt} of ${host.retries} queued as job ${retry.job.id}`);
+      }
       return failed;
     },
 

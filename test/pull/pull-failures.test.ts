@@ -1,0 +1,146 @@
+// Failures of a pull job (issue 16, point 5), with every part real: borgkeep's CLI and data
+// directory, a client host in a network namespace with a real sshd and borg, the keyless proxy
+// writing into a real repokey repository. Each failure must end the job `failed` with one clear
+// sentence and leave the repository consistent: `borg check` with the real key passes, no partial
+// archive and no checkpoint of the job is listed, and the archives are those from before.
+//
+// Must never leave the client's job directory behind, and never pass on a repository that only
+// looks right from borgkeep's side: the checks use the real borg with the repository's real key.
+
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, expect, test } from 'vitest';
+
+import { createBorgkeepEnv, PASSPHRASE, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { startPullClientHost, type PullClientHost } from '../helpers/pull-client-host.js';
+
+/** This file's client host number (runner.test.ts uses 11, pull-job.test.ts 21). */
+const NET = 31;
+
+let env: BorgkeepEnv;
+let client: PullClientHost;
+let work: string;
+let small: string;
+let large: string;
+let keyLine: string;
+
+interface JobRow {
+  id: number;
+  host: string;
+  state: string;
+  archive: string | null;
+  reason: string | null;
+  bytes: number;
+}
+
+const jobs = async (host: string): Promise<JobRow[]> => (JSON.parse(await env.cliOk(['pull', 'list', '--host', host, '--json'])) as { jobs: JobRow[] }).jobs;
+
+async function borgOk(args: readonly string[]): Promise<string> {
+  const r = await env.borg('admin', args);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+const archives = async (): Promise<string[]> => (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean);
+
+/** The repository as the real key sees it: consistent, and holding exactly `expected`. */
+async function expectConsistent(expected: readonly string[]): Promise<void> {
+  await borgOk(['check', env.url('main')]);
+  const names = await archives();
+  expect(names).toEqual(expected);
+  // No partial archive, no checkpoint of any job.
+  expect(names.filter((n) => n.includes('.checkpoint'))).toEqual([]);
+  expect(readdirSync(client.tmpDir)).toEqual([]);
+}
+
+async function addHost(name: string, paths: string, port = client.port, address = client.address): Promise<void> {
+  await env.cliOk([
+    'host', 'add', name, '--address', `${address}:${port}`, '--user', client.user, '--repo', 'main',
+    '--paths', paths, '--archive', '{host}-{now}', '--accept-host-key', client.hostKeyFingerprint,
+  ]);
+}
+
+beforeAll(async () => {
+  env = createBorgkeepEnv('pull-failures', 'embedded');
+  work = mkdtempSync(join(tmpdir(), 'bk-pull-failures-'));
+  await env.repoWithKeys('main', { admin: 'full' });
+  await borgOk(['init', '-e', 'repokey', env.url('main')]);
+  const pass = join(work, 'passphrase');
+  writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
+  await env.cliOk(['repo', 'key', 'main', '--passphrase-file', pass]);
+  keyLine = (await env.cliOk(['pull-key'])).split('\n').find((l) => l.includes('ssh-ed25519'))!.trim();
+  client = await startPullClientHost(NET, [keyLine]);
+  small = join(client.dir, 'small');
+  mkdirSync(small, { mode: 0o755 });
+  writeFileSync(join(small, 'a.txt'), 'a small file\n', { mode: 0o644 });
+  // Enough that borg is still sending when the test kills it.
+  large = join(client.dir, 'large');
+  mkdirSync(large, { mode: 0o755 });
+  for (let i = 0; i < 12; i++) writeFileSync(join(large, `part-${i}.bin`), randomBytes(8 * 1024 * 1024), { mode: 0o644 });
+}, 120_000);
+
+afterAll(async () => {
+  await client?.close();
+  await env?.cleanup();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test('a client where nothing listens: pull run --wait fails with one sentence, pull list says why, the repository is untouched', async () => {
+  // The client's address, a port no sshd listens on: the namespace answers with a reset.
+  await addHost('closed', small, 2999);
+  const run = await env.cli(['pull', 'run', 'closed', '--wait'], { timeoutMs: 60_000 });
+  expect(run.code).toBe(1);
+  const expected = `could not connect to closed (${client.address}:2999): the connection was refused (is sshd running there?)`;
+  expect(run.stderr).toContain(expected);
+  const [job] = await jobs('closed');
+  expect(job).toMatchObject({ state: 'failed', reason: expected });
+  await expectConsistent([]);
+  await env.cliOk(['host', 'remove', 'closed']);
+}, 60_000);
+
+test("a client that refuses the pull key (its line gone from authorized_keys): the job fails saying so, the repository is untouched", async () => {
+  await addHost('nokey', small);
+  client.setAuthorizedKeys([]);
+  try {
+    const run = await env.cli(['pull', 'run', 'nokey', '--wait'], { timeoutMs: 60_000 });
+    expect(run.code).toBe(1);
+    const expected = `nokey refused borgkeep's pull key for user ${client.user} (is the line of borgkeep pull-key in that user's authorized_keys?)`;
+    expect(run.stderr).toContain(expected);
+    const [job] = await jobs('nokey');
+    expect(job).toMatchObject({ state: 'failed', reason: expected });
+  } finally {
+    client.setAuthorizedKeys([keyLine]);
+  }
+  await expectConsistent([]);
+  await env.cliOk(['host', 'remove', 'nokey']);
+}, 60_000);
+
+test("the client's borg killed mid-backup: the job fails, no partial archive or checkpoint is left, borg check passes, the job directory is gone", async () => {
+  await addHost('killed', large);
+  const running = env.cli(['pull', 'run', 'killed', '--wait'], { timeoutMs: 120_000 });
+  let sending: JobRow | undefined;
+  for (let i = 0; i < 200 && !sending; i++) {
+    sending = (await jobs('killed')).find((j) => j.state === 'running' && j.bytes > 0);
+    if (!sending) await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(sending, 'the job never showed bytes sent').toBeDefined();
+  const kill = await client.exec('pkill', ['-KILL', '-f', 'borg create']);
+  expect(kill.code, kill.stderr).toBe(0);
+  const run = await running;
+  expect(run.code, run.stdout).toBe(1);
+  const [job] = await jobs('killed');
+  expect(job!.state).toBe('failed');
+  expect(job!.reason).toMatch(/^borg create failed on killed/);
+  await expectConsistent([]);
+  // The repository takes the next job: a small one commits.
+  await env.cliOk(['host', 'remove', 'killed']);
+  await addHost('after', small);
+  const after = await env.cli(['pull', 'run', 'after', '--wait'], { timeoutMs: 60_000 });
+  expect(after.code, `${after.stdout}\n${after.stderr}`).toBe(0);
+  const [done] = await jobs('after');
+  await expectConsistent([done!.archive!]);
+  await env.cliOk(['host', 'remove', 'after']);
+}, 120_000);
