@@ -127,8 +127,13 @@ test("the client's borg killed mid-backup: the job fails, no partial archive or 
     if (!sending) await new Promise((r) => setTimeout(r, 100));
   }
   expect(sending, 'the job never showed bytes sent').toBeDefined();
-  const kill = await client.exec('pkill', ['-KILL', '-f', 'borg create']);
-  expect(kill.code, kill.stderr).toBe(0);
+  // Only this client host's borg: a network namespace does not separate process ids, and a plain
+  // pkill would kill every `borg create` on the machine (other test files', benchmarks').
+  const kill = await client.exec('sh', [
+    '-c',
+    `killed=1; for p in $(ip netns pids ${client.netns}); do tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q 'borg[ ]create ' && kill -KILL $p && killed=0; done; exit $killed`,
+  ]);
+  expect(kill.code, `no borg create of this client host was running: ${kill.stderr}`).toBe(0);
   const run = await running;
   expect(run.code, run.stdout).toBe(1);
   const [job] = await jobs('killed');
