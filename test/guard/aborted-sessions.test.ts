@@ -60,17 +60,23 @@ describe('sessions that end badly', () => {
     // Data of its own: the other tests need backups of `big` that are still slow (not deduplicated).
     const own = join(env.root, 'watched');
     mkdirSync(own);
-    writeFileSync(join(own, 'random.bin'), randomBytes(12 * 1024 * 1024));
-    // 12 MiB at 1 MiB/s: about six progress writes (every 2 s) before the end, so one is still to
-    // come after the first is seen also when a loaded machine notices that first one late.
+    writeFileSync(join(own, 'random.bin'), randomBytes(20 * 1024 * 1024));
+    // 20 MiB at 1 MiB/s: about ten progress writes (every 2 s) before the end, so one is still to
+    // come after the first is seen also when a loaded machine notices that first one late (CI
+    // once saw the 12 MiB of before end first, and the wait ran into the test's time-out).
     const client = slowBackup('watched', own, 1024);
     const exited = new Promise<number | null>((resolve) => client.on('exit', resolve));
-    const running = await waitForSession(ledger, (all) => all.find((s) => s.result === 'open' && s.bytesIn > 1024 * 1024), 'an open session with bytes in');
-    const later = await waitForSession(ledger, (all) => all.find((s) => s.id === running.id && s.result === 'open' && s.bytesIn > running.bytesIn), 'more bytes in the same session');
+    // A backup that ended before it was seen running never will be: say so at once.
+    const stillRunning = <T>(found: T | undefined): T | undefined => {
+      if (!found && client.exitCode !== null) throw new Error(`the backup ended (exit ${client.exitCode}) before the ledger showed it running`);
+      return found;
+    };
+    const running = await waitForSession(ledger, (all) => stillRunning(all.find((s) => s.result === 'open' && s.bytesIn > 1024 * 1024)), 'an open session with bytes in');
+    const later = await waitForSession(ledger, (all) => stillRunning(all.find((s) => s.id === running.id && s.result === 'open' && s.bytesIn > running.bytesIn)), 'more bytes in the same session');
     expect(await exited).toBe(0);
     const done = await waitUntilClosed(running.id);
     expect(done.result).toBe('ok');
-    expect(done.bytesIn).toBeGreaterThan(12 * 1024 * 1024);
+    expect(done.bytesIn).toBeGreaterThan(20 * 1024 * 1024);
     expect(done.bytesIn).toBeGreaterThan(later.bytesIn);
   });
 
