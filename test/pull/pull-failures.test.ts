@@ -8,71 +8,33 @@
 // looks right from borgkeep's side: the checks use the real borg with the repository's real key.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
-import { createBorgkeepEnv, PASSPHRASE, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { startPullClientHost, type PullClientHost } from '../helpers/pull-client-host.js';
+import type { BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { createPullInstallation, type JobRow, type PullInstallation } from '../helpers/pull-installation.js';
+import type { PullClientHost } from '../helpers/pull-client-host.js';
 
 /** This file's client host number (runner.test.ts uses 11, pull-job.test.ts 21). */
 const NET = 31;
 
+let pull: PullInstallation;
 let env: BorgkeepEnv;
 let client: PullClientHost;
-let work: string;
+let keyLine: string;
 let small: string;
 let large: string;
-let keyLine: string;
-
-interface JobRow {
-  id: number;
-  host: string;
-  state: string;
-  archive: string | null;
-  reason: string | null;
-  bytes: number;
-}
-
-const jobs = async (host: string): Promise<JobRow[]> => (JSON.parse(await env.cliOk(['pull', 'list', '--host', host, '--json'])) as { jobs: JobRow[] }).jobs;
-
-async function borgOk(args: readonly string[]): Promise<string> {
-  const r = await env.borg('admin', args);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout;
-}
-
-const archives = async (): Promise<string[]> => (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean);
-
-/** The repository as the real key sees it: consistent, and holding exactly `expected`. */
-async function expectConsistent(expected: readonly string[]): Promise<void> {
-  await borgOk(['check', env.url('main')]);
-  const names = await archives();
-  expect(names).toEqual(expected);
-  // No partial archive, no checkpoint of any job.
-  expect(names.filter((n) => n.includes('.checkpoint'))).toEqual([]);
-  expect(readdirSync(client.tmpDir)).toEqual([]);
-}
-
-async function addHost(name: string, paths: string, port = client.port, address = client.address): Promise<void> {
-  await env.cliOk([
-    'host', 'add', name, '--address', `${address}:${port}`, '--user', client.user, '--repo', 'main',
-    '--paths', paths, '--archive', '{host}-{now}', '--accept-host-key', client.hostKeyFingerprint,
-  ]);
-}
+const jobs = (host: string) => pull.jobs(host);
+const borgOk = (args: readonly string[]) => pull.borgOk(args);
+const archives = () => pull.archives();
+const expectConsistent = (expected: readonly string[]) => pull.expectConsistent(expected);
+const addHost = (name: string, paths: string, port?: number, address?: string) => pull.addHost(name, paths, port, address);
 
 beforeAll(async () => {
-  env = createBorgkeepEnv('pull-failures', 'embedded');
-  work = mkdtempSync(join(tmpdir(), 'bk-pull-failures-'));
-  await env.repoWithKeys('main', { admin: 'full' });
-  await borgOk(['init', '-e', 'repokey', env.url('main')]);
-  const pass = join(work, 'passphrase');
-  writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
-  await env.cliOk(['repo', 'key', 'main', '--passphrase-file', pass]);
-  keyLine = (await env.cliOk(['pull-key'])).split('\n').find((l) => l.includes('ssh-ed25519'))!.trim();
-  client = await startPullClientHost(NET, [keyLine]);
+  pull = await createPullInstallation('pull-failures', NET);
+  ({ env, client, keyLine } = pull);
   small = join(client.dir, 'small');
   mkdirSync(small, { mode: 0o755 });
   writeFileSync(join(small, 'a.txt'), 'a small file\n', { mode: 0o644 });
@@ -82,11 +44,7 @@ beforeAll(async () => {
   for (let i = 0; i < 12; i++) writeFileSync(join(large, `part-${i}.bin`), randomBytes(8 * 1024 * 1024), { mode: 0o644 });
 }, 120_000);
 
-afterAll(async () => {
-  await client?.close();
-  await env?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => pull?.cleanup());
 
 test('a client where nothing listens: pull run --wait fails with one sentence, pull list says why, the repository is untouched', async () => {
   // The client's address, a port no sshd listens on: the namespace answers with a reset.

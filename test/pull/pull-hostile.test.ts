@@ -10,8 +10,7 @@
 // Must never pass on borgkeep's word alone: the repository is read with the real borg and key.
 
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { buildSync } from 'esbuild';
@@ -20,64 +19,27 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createAlertEngine } from '../../src/alerts/alert-engine.js';
 import { createMonitor } from '../../src/alerts/monitor.js';
 import { openStore } from '../../src/store/database.js';
-import { createBorgkeepEnv, PASSPHRASE, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { startPullClientHost, type PullClientHost } from '../helpers/pull-client-host.js';
+import type { BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { createPullInstallation, type PullInstallation } from '../helpers/pull-installation.js';
+import type { PullClientHost } from '../helpers/pull-client-host.js';
 
 /** This file's client host number (runner.test.ts uses 11 and 111, pull-job.test.ts 21, pull-failures 31, pull-restart 32). */
 const NET = 33;
 
+let pull: PullInstallation;
 let env: BorgkeepEnv;
 let client: PullClientHost;
-let work: string;
-let small: string;
 let keyLine: string;
-
-interface JobRow {
-  id: number;
-  host: string;
-  state: string;
-  archive: string | null;
-  reason: string | null;
-  bytes: number;
-}
-
-const jobs = async (host: string): Promise<JobRow[]> => (JSON.parse(await env.cliOk(['pull', 'list', '--host', host, '--json'])) as { jobs: JobRow[] }).jobs;
-
-async function borgOk(args: readonly string[]): Promise<string> {
-  const r = await env.borg('admin', args);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout;
-}
-
-const archives = async (): Promise<string[]> => (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean);
-
-/** The repository as the real key sees it: consistent, and holding exactly `expected`. */
-async function expectConsistent(expected: readonly string[]): Promise<void> {
-  await borgOk(['check', env.url('main')]);
-  const names = await archives();
-  expect(names).toEqual(expected);
-  // No partial archive, no checkpoint of any job.
-  expect(names.filter((n) => n.includes('.checkpoint'))).toEqual([]);
-  expect(readdirSync(client.tmpDir)).toEqual([]);
-}
-
-async function addHost(name: string, paths: string, port = client.port, address = client.address): Promise<void> {
-  await env.cliOk([
-    'host', 'add', name, '--address', `${address}:${port}`, '--user', client.user, '--repo', 'main',
-    '--paths', paths, '--archive', '{host}-{now}', '--accept-host-key', client.hostKeyFingerprint,
-  ]);
-}
+let small: string;
+const jobs = (host: string) => pull.jobs(host);
+const borgOk = (args: readonly string[]) => pull.borgOk(args);
+const archives = () => pull.archives();
+const expectConsistent = (expected: readonly string[]) => pull.expectConsistent(expected);
+const addHost = (name: string, paths: string, port?: number, address?: string) => pull.addHost(name, paths, port, address);
 
 beforeAll(async () => {
-  env = createBorgkeepEnv('pull-hostile', 'embedded');
-  work = mkdtempSync(join(tmpdir(), 'bk-pull-hostile-'));
-  await env.repoWithKeys('main', { admin: 'full' });
-  await borgOk(['init', '-e', 'repokey', env.url('main')]);
-  const pass = join(work, 'passphrase');
-  writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
-  await env.cliOk(['repo', 'key', 'main', '--passphrase-file', pass]);
-  keyLine = (await env.cliOk(['pull-key'])).split('\n').find((l) => l.includes('ssh-ed25519'))!.trim();
-  client = await startPullClientHost(NET, [keyLine]);
+  pull = await createPullInstallation('pull-hostile', NET);
+  ({ env, client, keyLine } = pull);
   small = join(client.dir, 'small');
   mkdirSync(small, { mode: 0o755 });
   writeFileSync(join(small, 'a.txt'), 'a small file\n', { mode: 0o644 });
@@ -88,11 +50,7 @@ beforeAll(async () => {
   writeFileSync(fake, `#!/bin/sh\nexec ${process.execPath} ${join(client.dir, 'hostile-borg.cjs')} "$(cat ${join(client.dir, 'hostile-mode')})" "$@"\n`, { mode: 0o755 });
 }, 120_000);
 
-afterAll(async () => {
-  await client?.close();
-  await env?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => pull?.cleanup());
 
 /** The state alerts the running server would raise now (alert-rules.ts through the monitor). */
 async function stateAlerts(): Promise<Array<{ rule: string; severity: string; summary: string }>> {
