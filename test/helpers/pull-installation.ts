@@ -42,9 +42,11 @@ export interface PullInstallation {
   cleanup(): Promise<void>;
 }
 
-export async function createPullInstallation(label: string, net: number): Promise<PullInstallation> {
+/** `prepare` runs on the fresh data directory before the repository is made (e.g. a tmpfs for repos/). */
+export async function createPullInstallation(label: string, net: number, prepare?: (env: BorgkeepEnv) => void): Promise<PullInstallation> {
   const env = createBorgkeepEnv(label, 'embedded');
   const work = mkdtempSync(join(tmpdir(), `bk-${label}-`));
+  prepare?.(env);
   const borgOk = async (args: readonly string[]): Promise<string> => {
     const r = await env.borg('admin', args);
     expect(r.code, r.stderr).toBe(0);

@@ -8,41 +8,27 @@
 // Must never pass on a state only borgkeep's store shows: the archive is read back with real borg.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { fillUp, mountTmpfs } from '../faults/fault-kit.js';
-import { createBorgkeepEnv, PASSPHRASE, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { startPullClientHost, type PullClientHost } from '../helpers/pull-client-host.js';
+import type { BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { createPullInstallation, type PullInstallation } from '../helpers/pull-installation.js';
+import type { PullClientHost } from '../helpers/pull-client-host.js';
 
 /** This file's client host number (11, 21 and 31 are other files'). */
 const NET = 32;
 
+let pull: PullInstallation;
 let env: BorgkeepEnv;
 let client: PullClientHost;
-let work: string;
 let source: string;
 let unmount = (): void => {};
 
-interface JobRow {
-  id: number;
-  trigger: string;
-  state: string;
-  archive: string | null;
-  reason: string | null;
-  bytes: number;
-}
-
-const jobs = async (host: string): Promise<JobRow[]> => (JSON.parse(await env.cliOk(['pull', 'list', '--host', host, '--json'])) as { jobs: JobRow[] }).jobs;
-
-async function borgOk(args: readonly string[]): Promise<string> {
-  const r = await env.borg('admin', args);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout;
-}
+const jobs = (host: string) => pull.jobs(host);
+const borgOk = (args: readonly string[]) => pull.borgOk(args);
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, log: () => string): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -55,17 +41,9 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 beforeAll(async () => {
-  env = createBorgkeepEnv('pull-restart', 'embedded');
-  work = mkdtempSync(join(tmpdir(), 'bk-pull-restart-'));
   // The repositories on a filesystem of their own, which the disk-full test fills.
-  unmount = mountTmpfs(join(env.dataDir, 'repos'), 256);
-  await env.repoWithKeys('main', { admin: 'full' });
-  await borgOk(['init', '-e', 'repokey', env.url('main')]);
-  const pass = join(work, 'passphrase');
-  writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
-  await env.cliOk(['repo', 'key', 'main', '--passphrase-file', pass]);
-  const keyLine = (await env.cliOk(['pull-key'])).split('\n').find((l) => l.includes('ssh-ed25519'))!.trim();
-  client = await startPullClientHost(NET, [keyLine]);
+  pull = await createPullInstallation('pull-restart', NET, (e) => (unmount = mountTmpfs(join(e.dataDir, 'repos'), 256)));
+  ({ env, client } = pull);
   // Enough that borg is still sending when the test kills the server.
   source = join(client.dir, 'data');
   mkdirSync(source, { mode: 0o755 });
@@ -73,11 +51,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await client?.close();
   // Lazily: serve may still hold files there until cleanup stops it.
   unmount();
-  await env?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
+  await pull?.cleanup();
 });
 
 test('serve killed mid-job: the job fails with "the server stopped during the job", the retry runs and commits, the client directory is gone, borg check passes', async () => {
