@@ -9,6 +9,10 @@ import { join } from 'node:path';
 
 import { expect } from 'vitest';
 
+import { createAlertEngine } from '../../src/alerts/alert-engine.js';
+import { createMonitor } from '../../src/alerts/monitor.js';
+import { openStore } from '../../src/store/database.js';
+
 import { createBorgkeepEnv, PASSPHRASE, type BorgkeepEnv } from './borgkeep-env.js';
 import { startPullClientHost, type PullClientHost } from './pull-client-host.js';
 
@@ -87,4 +91,16 @@ export async function createPullInstallation(label: string, net: number, prepare
       rmSync(work, { recursive: true, force: true });
     },
   };
+}
+
+/** The state alerts a running server would raise now for this data directory (alert-rules.ts through the monitor). */
+export async function stateAlerts(dataDir: string): Promise<Array<{ rule: string; severity: string; summary: string }>> {
+  const store = await openStore({ dataDir });
+  try {
+    const engine = createAlertEngine({ store, notifier: { notify: async () => undefined }, now: () => new Date(), repositoryName: async () => null });
+    await createMonitor({ store, engine, now: () => new Date(), sizeOf: async () => null, disk: async () => null }).evaluate('state');
+    return (await store.openAlerts()).map((a) => ({ rule: a.rule, severity: a.severity, summary: a.summary }));
+  } finally {
+    await store.close();
+  }
 }

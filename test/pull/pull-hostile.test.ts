@@ -16,11 +16,8 @@ import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
-import { createAlertEngine } from '../../src/alerts/alert-engine.js';
-import { createMonitor } from '../../src/alerts/monitor.js';
-import { openStore } from '../../src/store/database.js';
 import type { BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { createPullInstallation, type PullInstallation } from '../helpers/pull-installation.js';
+import { createPullInstallation, stateAlerts as pullStateAlerts, type PullInstallation } from '../helpers/pull-installation.js';
 import type { PullClientHost } from '../helpers/pull-client-host.js';
 
 /** This file's client host number (runner.test.ts uses 11 and 111, pull-job.test.ts 21, pull-failures 31, pull-restart 32). */
@@ -52,17 +49,7 @@ beforeAll(async () => {
 
 afterAll(() => pull?.cleanup());
 
-/** The state alerts the running server would raise now (alert-rules.ts through the monitor). */
-async function stateAlerts(): Promise<Array<{ rule: string; severity: string; summary: string }>> {
-  const store = await openStore({ dataDir: env.dataDir });
-  try {
-    const engine = createAlertEngine({ store, notifier: { notify: async () => undefined }, now: () => new Date(), repositoryName: async () => null });
-    await createMonitor({ store, engine, now: () => new Date(), sizeOf: async () => null, disk: async () => null }).evaluate('state');
-    return (await store.openAlerts()).map((a) => ({ rule: a.rule, severity: a.severity, summary: a.summary }));
-  } finally {
-    await store.close();
-  }
-}
+const stateAlerts = () => pullStateAlerts(env.dataDir);
 
 /**
  * The repository's committed state: its files with their contents' hashes, but the lock, the nonce and the

@@ -8,38 +8,25 @@
 
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
-import { createAlertEngine } from '../../src/alerts/alert-engine.js';
-import { createMonitor } from '../../src/alerts/monitor.js';
-import { openStore } from '../../src/store/database.js';
-import { createBorgkeepEnv, PASSPHRASE, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { startPullClientHost, type PullClientHost } from '../helpers/pull-client-host.js';
+import type { BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { createPullInstallation, stateAlerts as pullStateAlerts, type JobRow, type PullInstallation } from '../helpers/pull-installation.js';
+import type { PullClientHost } from '../helpers/pull-client-host.js';
 import type { SshFrontEnd } from '../helpers/ssh-transports.js';
 
 /** This file's client host number (runner.test.ts uses 11). */
 const NET = 21;
 
+let pull: PullInstallation;
 let env: BorgkeepEnv;
 let client: PullClientHost;
 let work: string;
 let source: string;
 
-interface JobRow {
-  id: number;
-  host: string;
-  trigger: string;
-  state: string;
-  archive: string | null;
-  reason: string | null;
-  bytes: number;
-  files: number;
-}
-
-const jobs = async (host: string): Promise<JobRow[]> => (JSON.parse(await env.cliOk(['pull', 'list', '--host', host, '--json'])) as { jobs: JobRow[] }).jobs;
+const jobs = (host: string) => pull.jobs(host);
 
 async function borgOk(args: readonly string[], cwd?: string): Promise<string> {
   const r = await env.borg('admin', args, cwd ? { cwd } : {});
@@ -62,16 +49,9 @@ async function expectRestored(archive: string): Promise<void> {
 const jobDirectoriesLeft = (): string[] => readdirSync(client.tmpDir);
 
 beforeAll(async () => {
-  env = createBorgkeepEnv('pull-job', 'embedded');
-  work = mkdtempSync(join(tmpdir(), 'bk-pull-job-'));
-  await env.repoWithKeys('main', { admin: 'full' });
-  await borgOk(['init', '-e', 'repokey', env.url('main')]);
-  const pass = join(work, 'passphrase');
-  writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
-  await env.cliOk(['repo', 'key', 'main', '--passphrase-file', pass]);
   // The line `borgkeep pull-key` prints is what the client's admin puts into authorized_keys.
-  const keyLine = (await env.cliOk(['pull-key'])).split('\n').find((l) => l.includes('ssh-ed25519'))!.trim();
-  client = await startPullClientHost(NET, [keyLine]);
+  pull = await createPullInstallation('pull-job', NET);
+  ({ env, client, work } = pull);
   // The client's files: readable by its pull user, in a directory of the client host.
   source = join(client.dir, 'data');
   mkdirSync(source, { mode: 0o755 });
@@ -79,11 +59,7 @@ beforeAll(async () => {
   writeFileSync(join(source, 'notes.txt'), 'what the client keeps\n', { mode: 0o644 });
 }, 120_000);
 
-afterAll(async () => {
-  await client?.close();
-  await env?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => pull?.cleanup());
 
 test('a manual job (pull run --wait) writes an archive with the repository key that borg extract restores byte for byte', async () => {
   await env.cliOk([
@@ -129,17 +105,7 @@ test("a scheduled job runs from borgkeep serve's schedule and leaves a second ar
   }
 }, 180_000);
 
-/** The state alerts the running server would raise now (alert-rules.ts through the monitor). */
-async function stateAlerts(): Promise<Array<{ rule: string; severity: string; summary: string }>> {
-  const store = await openStore({ dataDir: env.dataDir });
-  try {
-    const engine = createAlertEngine({ store, notifier: { notify: async () => undefined }, now: () => new Date(), repositoryName: async () => null });
-    await createMonitor({ store, engine, now: () => new Date(), sizeOf: async () => null, disk: async () => null }).evaluate('state');
-    return (await store.openAlerts()).map((a) => ({ rule: a.rule, severity: a.severity, summary: a.summary }));
-  } finally {
-    await store.close();
-  }
-}
+const stateAlerts = () => pullStateAlerts(env.dataDir);
 
 test("a client whose host key is not the pinned one is refused before anything runs there: the job fails, host show puts the offered key beside the pinned one, and a critical alert opens", async () => {
   const pinned = `SHA256:${'A'.repeat(43)}`;
