@@ -57,6 +57,15 @@ export interface PullRunResult {
   readonly refused?: boolean;
 }
 
+/**
+ * Whether a failed run is what only a changed or taken-over client causes: another host key than
+ * the pinned one, or something the proxy refused (a forged object, another archive, a read). A
+ * critical alert (alert-rules.ts pull-failed).
+ */
+export function hostileFailure(result: PullRunResult): boolean {
+  return (result.hostKey !== undefined && result.hostKey.pinned !== null) || result.refused === true;
+}
+
 export interface PullRunOptions {
   readonly archiveName: string;
   readonly stop?: AbortSignal;
@@ -427,10 +436,7 @@ export async function runPullJob(
   client?.end();
   session.dispose();
   if (result.reason) log(`job failed: ${result.reason}`);
-  // What only a changed or taken-over client causes: another host key than the pinned one, or
-  // something the proxy refused (a forged object, another archive, a read). A critical alert.
-  const hostile = (result.hostKey !== undefined && result.hostKey.pinned !== null) || result.refused === true;
-  await setState(result.state, { reason: result.reason, ...(hostile ? { hostile } : {}) });
+  await setState(result.state, { reason: result.reason, ...(hostileFailure(result) ? { hostile: true } : {}) });
   await chain;
   return result;
 }

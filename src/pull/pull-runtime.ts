@@ -37,7 +37,7 @@ export interface PullRuntimeDeps {
  * Loaded lazily: ssh2 and the proxy are only needed by a process that runs jobs.
  */
 export async function loadPullJobRunner(deps: PullRuntimeDeps): Promise<RunPullJob> {
-  const [{ default: ssh2 }, { runPullJob }, { createPullJobSession }, { createGuardDeps }, { loadOrCreateHostKeys, generateEd25519KeyPair }, { loadOrCreatePullIdentity }] = await Promise.all([
+  const [{ default: ssh2 }, { runPullJob, hostileFailure }, { createPullJobSession }, { createGuardDeps }, { loadOrCreateHostKeys, generateEd25519KeyPair }, { loadOrCreatePullIdentity }] = await Promise.all([
     import('ssh2'),
     import('./pull-runner.js'),
     import('./pull-proxy.js'),
@@ -60,8 +60,7 @@ export async function loadPullJobRunner(deps: PullRuntimeDeps): Promise<RunPullJ
     // The key the host offered, so `host show` can put it beside the pinned one for the admin to compare.
     if (result.hostKey) await deps.store.notePullHostKeyOffered(host.id, result.hostKey.offered).catch(() => undefined);
     // (The runner records a hostile failure as such; the service's own record of the end comes after it.)
-    const hostile = (result.hostKey !== undefined && result.hostKey.pinned !== null) || result.refused === true;
-    return { state: result.state, reason: result.reason, hostile };
+    return { state: result.state, reason: result.reason, hostile: hostileFailure(result) };
   };
 }
 
