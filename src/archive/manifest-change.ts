@@ -207,7 +207,7 @@ export function parseArchiveTime(time: string): number | null {
 }
 
 /** A time in microseconds since the epoch (borg's manifest timestamps step by one microsecond), or null. */
-function microseconds(time: string): bigint | null {
+export function microseconds(time: string): bigint | null {
   const ms = parseArchiveTime(time);
   if (ms === null) return null;
   const fraction = /\.(\d{1,9})/.exec(time)?.[1] ?? '';

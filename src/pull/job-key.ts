@@ -11,9 +11,10 @@
 // message or the ledger; write the job key anywhere (it lives in memory; the client gets the
 // sealed blob through load_key and the passphrase through the job's private file).
 
-import { createCipheriv, createHmac, hkdfSync, pbkdf2Sync, randomBytes, randomInt } from 'node:crypto';
+import { createCipheriv, createHmac, pbkdf2Sync, randomBytes, randomInt } from 'node:crypto';
 
 import { KeyError, unlockKey, type BorgKey, type KeyMode } from '../repository/borg-key.js';
+import { metadataTamKey } from '../repository/manifest.js';
 import { MsgMap, encode } from '../rpc/msgpack.js';
 
 /** borg 1.2's PBKDF2_ITERATIONS. */
@@ -112,10 +113,8 @@ export function unlockJobKey(blob: string, passphrase: string, repositoryId: Buf
   return unlockKey(blob.replace(/\n/g, ''), passphrase, repositoryId);
 }
 
-/** The manifest TAM key (C.8): HKDF-SHA512 of id_key | enc_key | enc_hmac_key with the TAM's salt. */
-export function manifestTamKey(key: BorgKey, salt: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha512', Buffer.concat([key.idKey, key.encKey, key.encHmacKey]), salt, Buffer.from('borg-metadata-authentication-manifest'), 64));
-}
+/** The manifest TAM key (C.8), as the manifest's reader checks it (repository/manifest.ts). */
+export const manifestTamKey = (key: BorgKey, salt: Buffer): Buffer => metadataTamKey(key, salt, 'manifest');
 
 /** A random 64-byte TAM salt, as borg's pack_and_authenticate_metadata makes one. */
 export const tamSalt = (): Buffer => randomBytes(64);

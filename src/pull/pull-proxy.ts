@@ -29,6 +29,7 @@ import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 
+import { microseconds } from '../archive/manifest-change.js';
 import { runGuardSession, type GuardDeps, type GuardOutcome } from '../guard/guard.js';
 import {
   KeyError,
@@ -44,7 +45,7 @@ import {
   type KeyMode,
 } from '../repository/borg-key.js';
 import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
-import { MANIFEST_ID, archiveEntries, parseManifest, type Manifest } from '../repository/manifest.js';
+import { MANIFEST_ID, archiveEntries, metadataTamKey, parseManifest, type Manifest } from '../repository/manifest.js';
 import { createFrameSplitter } from '../rpc/frame-splitter.js';
 import { readFrames } from '../rpc/frame-input.js';
 import { CLIENT_LIMITS, FrameError, MsgMap, SERVER_LIMITS, decode, encode, scanFrame, type MsgValue } from '../rpc/msgpack.js';
@@ -85,7 +86,6 @@ const OTHER_REASONS: Readonly<Record<string, DenyReason>> = {
   inject_exception: 'BK_DENY_INJECT',
 };
 
-const ARCHIVE_TAM_INFO = Buffer.from('borg-metadata-authentication-archive');
 
 class SessionOver extends Error {}
 
@@ -95,13 +95,6 @@ function isoMicro(us: bigint): string {
   return `${new Date(ms).toISOString().slice(0, 19)}.${micro}`;
 }
 
-function microsOf(iso: string): bigint | null {
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?$/.exec(iso);
-  if (!m) return null;
-  const ms = Date.parse(`${m[1]}Z`);
-  if (Number.isNaN(ms)) return null;
-  return BigInt(ms) * 1000n + BigInt((m[2] ?? '0').padEnd(6, '0'));
-}
 
 /** A map with raw keys sorted bytewise, as borg's StableDict packs. */
 function stableMap(entries: Array<[string | Buffer, MsgValue]>): MsgMap {
@@ -125,12 +118,6 @@ export function packAuthenticated(entries: Array<[string | Buffer, MsgValue]>, t
 
 const createHmacSha512 = (key: Buffer, data: Buffer): Buffer => createHmac('sha512', key).update(data).digest();
 
-/** The archive TAM key (borg's _tam_key with context 'archive'). */
-function archiveTamKey(key: BorgKey, salt: Buffer): Buffer {
-  // HKDF-SHA512 as manifestTamKey, with the archive's info string.
-  const prk = createHmac('sha512', salt).update(Buffer.concat([key.idKey, key.encKey, key.encHmacKey])).digest();
-  return createHmac('sha512', prk).update(Buffer.concat([ARCHIVE_TAM_INFO, Buffer.from([1])])).digest();
-}
 
 /** The plaintext decoded when it is borg's archive metadata (a map with name, items, cmdline, time); else null. */
 /** borg 1.2's own figures in an archive's metadata (`nfiles`, `size`: original bytes), when it wrote them. */
@@ -573,7 +560,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       const meta = metadataPuts.get(hex);
       if (!meta) return `the archive's metadata ${short(clientId)} was not written by this job`;
       if (!(meta.get('name') as Buffer).equals(name)) return "the archive's metadata names another archive than the manifest does";
-      const plain = packAuthenticated(meta.entries as Array<[Buffer, MsgValue]>, (salt) => archiveTamKey(rk, salt));
+      const plain = packAuthenticated(meta.entries as Array<[Buffer, MsgValue]>, (salt) => metadataTamKey(rk, salt, 'archive'));
       const id = await objectId(repoMode!, rk, plain);
       const sealed = await seal(Buffer.concat([Buffer.from([0, 0]), plain]));
       if (typeof sealed === 'string') return sealed;
@@ -654,7 +641,8 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
      */
     const sealManifest = async (real: Manifest, archives: Array<[Buffer, MsgValue]>, clientItemKeys: readonly string[]): Promise<Buffer | string> => {
       const nowUs = BigInt(now().getTime()) * 1000n;
-      const prevUs = microsOf(real.timestamp);
+      // The same reading of borg's timestamps as the archive rules' judgement of this manifest.
+      const prevUs = microseconds(real.timestamp);
       const ts = isoMicro(prevUs !== null && prevUs >= nowUs ? prevUs + 1n : nowUs);
       const itemKeys = [...new Set([...(real.itemKeys ?? []), ...clientItemKeys])].sort().map((k) => Buffer.from(k, 'latin1'));
       const config = real.config ? decode(real.config) : stableMap([['tam_required', true]]);

@@ -74,9 +74,14 @@ function hkdfSha512(ikm: Buffer, salt: Buffer, info: Buffer): Buffer {
   return createHmac('sha512', prk).update(Buffer.concat([info, Buffer.from([1])])).digest();
 }
 
+/** borg's TAM key (crypto/key.py _tam_key, C.8): HKDF-SHA512 of id_key | enc_key | enc_hmac_key with the TAM's salt, per context. */
+export function metadataTamKey(key: BorgKey, salt: Buffer, context: 'manifest' | 'archive'): Buffer {
+  return hkdfSha512(Buffer.concat([key.idKey, key.encKey, key.encHmacKey]), salt, Buffer.from(`borg-metadata-authentication-${context}`));
+}
+
 function tamKey(key: BorgKey | null, salt: Buffer): Buffer {
   if (!key) return Buffer.concat([salt, Buffer.from('manifest')]);
-  return hkdfSha512(Buffer.concat([key.idKey, key.encKey, key.encHmacKey]), salt, Buffer.from('borg-metadata-authentication-manifest'));
+  return metadataTamKey(key, salt, 'manifest');
 }
 
 /**
