@@ -102,7 +102,8 @@ describe('the account page', () => {
     const secret = (await page.locator('[data-totp-secret]').textContent())!;
     await page.getByLabel('Code from your authenticator app').fill(totpCode(secret, new Date()));
     await page.getByRole('button', { name: 'Confirm' }).click();
-    const codes = (await page.locator('[data-recovery-codes] li').allTextContents());
+    await page.locator('[data-recovery-codes] li').first().waitFor(); // allTextContents does not wait
+    const codes = await page.locator('[data-recovery-codes] li').allTextContents();
     expect(codes).toHaveLength(10);
     await page.getByRole('button', { name: 'I have saved them' }).click();
     await page.getByText('10 recovery codes left.').waitFor();

@@ -27,12 +27,15 @@ test('the child borg serve killed mid-transaction: that session ends as an error
   const serve = (await env.frontEnd()).process.pid!;
   const victimPath = await env.repoPath('victim');
   const data = randomTree(join(env.root, 'big'), 20 * 1024 * 1024);
-  // 20 MiB at 2 MiB/s each: both are mid-upload when the child is killed.
+  // 20 and 24 MiB at 2 MiB/s each: both are mid-upload when the child is killed, also on a
+  // loaded machine where the victim is slow to reach its first 2 MiB.
   const victim = kit.slowBackup('laptop', 'victim', 'killed', data);
-  const bystander = kit.slowBackup('server', 'other', 'bystander', randomTree(join(env.root, 'other-data'), 12 * 1024 * 1024));
-  const session = await kit.openSessionOf('victim', 2 * 1024 * 1024);
-  await kit.openSessionOf('other');
+  const bystander = kit.slowBackup('server', 'other', 'bystander', randomTree(join(env.root, 'other-data'), 24 * 1024 * 1024));
+  const session = await kit.openSessionOf('victim', 2 * 1024 * 1024, victim);
+  await kit.openSessionOf('other', 0, bystander);
   await sleep(1000);
+  expect(victim.exitCode, 'the victim backup ended before the kill').toBeNull();
+  expect(bystander.exitCode, 'the bystander backup ended before the kill').toBeNull();
 
   // The gateway's children are the sessions' borg serve processes; kill the victim's alone.
   const children = childPids(serve).filter((pid) => cmdline(pid)?.includes('serve'));
