@@ -151,7 +151,7 @@ async function runPull(n, src, extraNodeArgs = []) {
   if (jobs[0].bytes < SOURCE_BYTES) throw new Error(`the pull job reports ${jobs[0].bytes} bytes, less than the source`);
   await cli(['host', 'remove', host]);
   const node = readGuardCpuLog(nodeFile);
-  return { seconds, serverCpu: readTime(timeFile), nodeCpu: node?.cpu ?? null, nodeSys: node?.system ?? null, nodeFaults: node?.pageFaults ?? null, nodeGcMs: node?.gcMs ?? null, nodeRss: node?.maxRssMiB ?? null, clientCpu };
+  return { seconds, serverCpu: readTime(timeFile), nodeCpu: node?.cpu ?? null, nodeSys: node?.system ?? null, nodeFaults: node?.pageFaults ?? null, nodeGcMs: node?.gcMs ?? null, nodeFullGcs: node?.fullGcs ?? null, nodeRss: node?.maxRssMiB ?? null, clientCpu };
 }
 
 let counter = 0;
@@ -196,16 +196,17 @@ try {
     nodeSysB: perGiB(b[i].nodeSys),
     faultsB: perGiB(b[i].nodeFaults) / 1000,
     gcB: perGiB(b[i].nodeGcMs) / 1000,
+    fullGcsB: perGiB(b[i].nodeFullGcs),
     clientA: perGiB(ra.clientCpu),
     clientB: perGiB(b[i].clientCpu),
   }));
   const med = (k) => median(per.map((r) => r[k]));
-  const cols = ['a', 'b', 'ratio', 'serverA', 'serveA', 'serverB', 'nodeB', 'nodeSysB', 'faultsB', 'gcB', 'clientA', 'clientB'];
-  const digits = { ratio: 3, serverA: 3, serveA: 3, serverB: 3, nodeB: 3, nodeSysB: 3, faultsB: 1, gcB: 3, clientA: 3, clientB: 3 };
+  const cols = ['a', 'b', 'ratio', 'serverA', 'serveA', 'serverB', 'nodeB', 'nodeSysB', 'faultsB', 'gcB', 'fullGcsB', 'clientA', 'clientB'];
+  const digits = { ratio: 3, serverA: 3, serveA: 3, serverB: 3, nodeB: 3, nodeSysB: 3, faultsB: 1, gcB: 3, fullGcsB: 0, clientA: 3, clientB: 3 };
   const cells = (r) => cols.map((k) => fmt(r[k] ?? NaN, digits[k] ?? 2));
   console.log('');
   printTable([
-    ['round', 'a: push s', 'b: pull s', 'b/a', 'a: server CPU s/GiB (sshd+borg serve)', 'a: its borg serve alone', 'b: server CPU s/GiB (borgkeep+borg serve)', 'b: borgkeep node alone', 'b: of it system', 'b: its page faults k/GiB', 'b: its GC s/GiB', 'a: client CPU s/GiB (borg+ssh)', 'b: client CPU s/GiB'],
+    ['round', 'a: push s', 'b: pull s', 'b/a', 'a: server CPU s/GiB (sshd+borg serve)', 'a: its borg serve alone', 'b: server CPU s/GiB (borgkeep+borg serve)', 'b: borgkeep node alone', 'b: of it system', 'b: its page faults k/GiB', 'b: its GC s/GiB', 'b: its full GCs/GiB', 'a: client CPU s/GiB (borg+ssh)', 'b: client CPU s/GiB'],
     ...per.map((r, i) => [String(i + 1), ...cells(r)]),
     ['median', ...cells(Object.fromEntries(cols.map((k) => [k, med(k)])))],
   ]);
@@ -235,7 +236,7 @@ try {
     encryption: 'repokey',
     loadAverages: loads,
     a: { what: 'borg create over OpenSSH to sshd with plain borg serve --restrict-to-path', seconds: a.map((r) => r.seconds), serverCpuSeconds: a.map((r) => r.serverCpu), borgServeCpuSeconds: a.map((r) => r.serveCpu), clientCpuSeconds: a.map((r) => r.clientCpu), median: medA },
-    b: { what: 'borgkeep pull run HOST --wait (keyless proxy, repository key in the vault)', seconds: b.map((r) => r.seconds), serverCpuSeconds: b.map((r) => r.serverCpu), nodeCpuSeconds: b.map((r) => r.nodeCpu), nodeSystemSeconds: b.map((r) => r.nodeSys), nodePageFaults: b.map((r) => r.nodeFaults), nodeGcMs: b.map((r) => r.nodeGcMs), nodePeakRssMiB: b.map((r) => r.nodeRss), clientCpuSeconds: b.map((r) => r.clientCpu), median: medB },
+    b: { what: 'borgkeep pull run HOST --wait (keyless proxy, repository key in the vault)', seconds: b.map((r) => r.seconds), serverCpuSeconds: b.map((r) => r.serverCpu), nodeCpuSeconds: b.map((r) => r.nodeCpu), nodeSystemSeconds: b.map((r) => r.nodeSys), nodePageFaults: b.map((r) => r.nodeFaults), nodeGcMs: b.map((r) => r.nodeGcMs), nodeFullGcs: b.map((r) => r.nodeFullGcs), nodePeakRssMiB: b.map((r) => r.nodeRss), clientCpuSeconds: b.map((r) => r.clientCpu), median: medB },
     ratio: medB / medA,
     cpuSecondsPerGiB: { serverPush: med('serverA'), pushBorgServe: med('serveA'), serverPull: med('serverB'), borgkeepNode: med('nodeB'), clientPush: med('clientA'), clientPull: med('clientB') },
     goal: 1.15,

@@ -36,11 +36,14 @@ import {
   cipherBlocks,
   decompressPayload,
   decryptPayload,
+  decryptPayloadInto,
   isEncrypted,
   objectId,
   objectIv,
   objectMode,
   sealObject,
+  sealObjectInto,
+  sealedLength,
   type BorgKey,
   type KeyMode,
 } from '../repository/borg-key.js';
@@ -49,7 +52,7 @@ import { MANIFEST_ID, archiveEntries, metadataTamKey, parseManifest, type Manife
 import { createFrameSplitter } from '../rpc/frame-splitter.js';
 import { readFrames } from '../rpc/frame-input.js';
 import { CLIENT_LIMITS, FrameError, MsgMap, SERVER_LIMITS, decode, encode, scanFrame, type MsgValue } from '../rpc/msgpack.js';
-import { encodeExceptionReply, encodeRequest, encodeResultReply, parseReply, parseRequest, type RpcReply, type RpcRequest } from '../rpc/messages.js';
+import { encodeExceptionReply, encodeRequest, encodeRequestWithData, encodeResultReply, parseReply, parseRequest, type RpcReply, type RpcRequest } from '../rpc/messages.js';
 import type { GuardStore, Repository } from '../store/types.js';
 import type { DenyReason } from '../guard/grant-policy.js';
 import { createJobKey, manifestTamKey, tamSalt, type JobKey } from './job-key.js';
@@ -72,6 +75,8 @@ export const REFUSED_CLASS = 'PermissionDenied';
 const NONCE_SPACE_RESERVATION = 2n ** 28n;
 /** How long the proxy's open waits for the repository's lock (another backup may hold it). */
 const LOCK_WAIT_SECONDS = 600;
+/** The plaintext scratch of a put: borg's largest chunk at its default chunker parameters (larger ones get a buffer of their own). */
+const PLAIN_SCRATCH = 8 * 1024 * 1024;
 /** The client_version the proxy tells the guard: borg 1.2's dict protocol. */
 const PROXY_CLIENT_VERSION = [1, 2, 4, -1];
 
@@ -264,10 +269,14 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     let guardMsgid = 0;
     /** One request of the proxy's own to the guard; null when the guarded session is over. */
     const guardCall = async (method: string, args: ReadonlyArray<[string, MsgValue]>, format: 'tuple' | 'dict' = 'dict'): Promise<RpcReply | null> => {
-      if (guardOver) return null;
       const msgid = ++guardMsgid;
+      return guardSend(msgid, encodeRequest(format, msgid, method, new Map(args)));
+    };
+    /** A request already encoded under `msgid` (from ++guardMsgid) to the guard: its reply, or null. */
+    const guardSend = async (msgid: number, frame: Buffer): Promise<RpcReply | null> => {
+      if (guardOver) return null;
       const reply = new Promise<RpcReply | null>((resolve) => guardReplies.set(msgid, resolve));
-      if (!guardIn.write(encodeRequest(format, msgid, method, new Map(args)))) {
+      if (!guardIn.write(frame)) {
         await Promise.race([new Promise((r) => guardIn.once('drain', r)), guardSession]);
       }
       return reply;
@@ -496,6 +505,11 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       answer(req, jk.key.repositoryId);
     };
 
+    // Where a put's payload is opened and, when lz4 has something to decompress, its plaintext
+    // goes: reused from one put to the next (the session takes one request at a time), so an
+    // object costs no buffer of its size but the frame it is sent on.
+    let payloadScratch = Buffer.alloc(0);
+    let plainScratch: Buffer | null = null;
     const handlePut = async (req: RpcRequest): Promise<void> => {
       const id = req.args.get('id');
       const data = req.args.get('data');
@@ -505,30 +519,36 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       let payload: Buffer;
       let plain: Buffer;
       try {
-        payload = await decryptPayload(data, jk.mode, jk.key);
-        plain = await decompressPayload(payload);
+        if (payloadScratch.length < data.length) payloadScratch = Buffer.allocUnsafe(Math.max(data.length, 2 * payloadScratch.length));
+        payload = payloadScratch.subarray(0, await decryptPayloadInto(data, jk.mode, jk.key, payloadScratch));
+        plainScratch ??= Buffer.allocUnsafe(PLAIN_SCRATCH);
+        plain = await decompressPayload(payload, 0, plainScratch);
       } catch (error) {
         return refuse(req, `object ${short(id)} does not open with the job's key (${(error as Error).message})`, 'BK_DENY_OBJECT_ENVELOPE');
       }
       const computed = await objectId(repoMode!, rk, plain);
       if (!computed.equals(id)) return refuse(req, `object ${short(id)}: its content does not match its id`, 'BK_DENY_OBJECT_ID');
       const hex = id.toString('hex');
-      const meta = archiveMetadata(plain);
-      if (meta) metadataPuts.set(hex, meta);
+      // Kept past this put: parsed again from a copy of its own (plain is a view of the scratch).
+      if (archiveMetadata(plain)) metadataPuts.set(hex, archiveMetadata(Buffer.from(plain))!);
       // Already in the repository (the same id is the same content under the same id key), or
       // already put in this job: nothing to write. The append role may not overwrite anyway.
       if (jobPuts.has(hex) || index?.lookup(id) !== undefined) return answer(req, null);
-      const sealed = await seal(payload);
-      if (typeof sealed === 'string') {
+      const iv = await reserveIv(cipherBlocks(payload.length));
+      if (typeof iv === 'string') {
         doomed = true;
-        return fail(req, 'ConnectionClosed', `borgkeep could not store object ${short(id)}: ${sealed}.`);
+        return fail(req, 'ConnectionClosed', `borgkeep could not store object ${short(id)}: ${iv}.`);
       }
       jobPuts.add(hex);
       txnWrites++;
       // Asynchronous calls carry no `wait` (borg's stub keeps an explicit wait local): kept as sent.
-      const args: Array<[string, MsgValue]> = [['id', id], ['data', sealed]];
-      if (req.args.has('wait')) args.push(['wait', req.args.get('wait') as MsgValue]);
-      void guardCall('put', args).then((r) => relay(req, r));
+      const args = new Map<string, MsgValue>([['id', id]]);
+      if (req.args.has('wait')) args.set('wait', req.args.get('wait') as MsgValue);
+      // Sealed straight into the frame that goes to the guard.
+      const msgid = ++guardMsgid;
+      const { frame, dataAt } = encodeRequestWithData(msgid, 'put', args, 'data', sealedLength(payload.length));
+      await sealObjectInto(payload, repoMode!, rk, iv, frame, dataAt);
+      void guardSend(msgid, frame).then((r) => relay(req, r));
     };
 
     const handleDelete = (req: RpcRequest): void => {
@@ -786,12 +806,21 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
         const frame = await input.next();
         if (frame === null) break;
         let req: RpcRequest;
+        // A put is read where it arrived and its frame given back once handled (handlePut keeps
+        // no view of it); any other request is parsed from a copy of its own first.
+        let held = false;
         try {
-          req = parseRequest(Buffer.from(frame));
+          req = parseRequest(frame);
+          if (req.method === 'put') held = true;
+          else req = parseRequest(Buffer.from(frame));
         } finally {
-          input.release(frame);
+          if (!held) input.release(frame);
         }
-        await handleRequest(req);
+        try {
+          await handleRequest(req);
+        } finally {
+          if (held) input.release(frame);
+        }
       }
     } catch (error) {
       // A client that does not speak borg's protocol (or one a proxy bug could not answer): the

@@ -121,3 +121,26 @@ while at < len(data):
   }
   expect(accepted).toBeGreaterThan(20);
 });
+
+test('lz4 with a scratch buffer: the same bytes, from the scratch or a new buffer when it is too small; literals alone are not copied', async () => {
+  for (const sample of [...SAMPLES, Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 2654435761) >>> 24))]) {
+    const payload = borgCompress('lz4', sample);
+    for (const scratch of [Buffer.alloc(sample.length + 10), Buffer.alloc(Math.max(0, sample.length - 1)), Buffer.alloc(0)]) {
+      expect((await decompressPayload(payload, 0, scratch)).equals(sample), `${sample.length} bytes, scratch ${scratch.length}`).toBe(true);
+    }
+  }
+  // A block of literals alone (borg stores data lz4 cannot shrink with the "none" header, but
+  // another writer may not): given back as a view of the payload, nothing copied.
+  const literals = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 2654435761) >>> 24));
+  const lengths: number[] = [];
+  for (let left = literals.length - 15; ; left -= 255) {
+    lengths.push(Math.min(left, 255));
+    if (left < 255) break;
+  }
+  const payload = Buffer.concat([Buffer.from([0x01, 0x00, 0xf0, ...lengths]), literals]);
+  const out = await decompressPayload(payload, 0, Buffer.alloc(400_000));
+  expect(out.equals(literals)).toBe(true);
+  expect(out.buffer).toBe(payload.buffer);
+  expect(() => lz4BlockDecompress(payload.subarray(2), 299_999)).toThrow(/more than 299999 bytes/);
+  expect(() => lz4BlockDecompress(borgCompress('lz4', SAMPLES[4]).subarray(2), 1000, Buffer.alloc(2000))).toThrow(/more than 1000 bytes/);
+});

@@ -118,8 +118,45 @@ export function lz4DecompressInto(src: Uint8Array, dst: Uint8Array): number {
   }
 }
 
-/** Decompresses `src` into a new buffer; the output may not grow beyond `maxOutput` bytes. */
-export function lz4BlockDecompress(src: Uint8Array, maxOutput: number): Buffer {
+/**
+ * The bytes of a block that is one run of literals and nothing else (what lz4 makes of data it
+ * cannot compress, such as encrypted or random data), or null for any other block.
+ */
+function literalsOnly(src: Uint8Array): { start: number } | null {
+  if (src.length === 0) return null;
+  let literals = src[0] >>> 4;
+  let ip = 1;
+  if (literals === 15) {
+    let b: number;
+    do {
+      if (ip >= src.length) return null;
+      b = src[ip++];
+      literals += b;
+    } while (b === 255);
+  }
+  return ip + literals === src.length ? { start: ip } : null;
+}
+
+/**
+ * Decompresses `src`; the output may not grow beyond `maxOutput` bytes. It is a new buffer, or a
+ * view of `scratch` when one is given and large enough, or a view of `src` itself when the block
+ * is literals only (nothing to decompress, so nothing is copied).
+ */
+export function lz4BlockDecompress(src: Uint8Array, maxOutput: number, scratch?: Buffer): Buffer {
+  const lit = literalsOnly(src);
+  if (lit) {
+    if (src.length - lit.start > maxOutput) throw new Lz4Error(`the block decompresses to more than ${maxOutput} bytes`);
+    return Buffer.from(src.buffer, src.byteOffset + lit.start, src.length - lit.start);
+  }
+  if (scratch) {
+    try {
+      return scratch.subarray(0, lz4DecompressInto(src, scratch.length > maxOutput ? scratch.subarray(0, maxOutput) : scratch));
+    } catch (error) {
+      if (!(error instanceof Lz4OutputFull)) throw error;
+      if (scratch.length >= maxOutput) throw new Lz4Error(`the block decompresses to more than ${maxOutput} bytes`);
+      // Too small for this block: a new buffer below, as without a scratch.
+    }
+  }
   let size = Math.min(maxOutput, Math.max(64, src.length * 4));
   for (;;) {
     const out = Buffer.allocUnsafe(size);

@@ -15,6 +15,7 @@ import {
   argBytes,
   encodeExceptionReply,
   encodeRequest,
+  encodeRequestWithData,
   encodeResultReply,
   parseReply,
   parseRequest,
@@ -294,6 +295,21 @@ describe('encodeRequest', () => {
     const ours = encodeRequest('tuple', 2, 'open', args);
     expect(ours.equals(encode([1, 2, 'open', [Buffer.from('/r'), false, null, true, null, false]]))).toBe(true);
     expect(parseRequest(ours).args.get('path')).toEqual(Buffer.from('/r'));
+  });
+
+  it('writes a put with its data filled in place as the same bytes as encodeRequest, at every raw header size', () => {
+    const id = Buffer.alloc(32, 7);
+    for (const size of [0, 1, 31, 32, 65535, 65536, 2 * 1024 * 1024 + 1]) {
+      const data = Buffer.alloc(size, 0x5a);
+      for (const extra of [[], [['wait', false]]] as Array<Array<[string, EncodableValue]>>) {
+        const { frame, dataAt } = encodeRequestWithData(9, 'put', new Map([['id', id], ...extra]), 'data', size);
+        data.copy(frame, dataAt);
+        expect(frame.length - dataAt).toBe(size);
+        expect(frame.equals(encodeRequest('dict', 9, 'put', new Map<string, EncodableValue>([['id', id], ...extra, ['data', data]]))), `${size} bytes`).toBe(true);
+        const back = parseRequest(frame);
+        expect(argBytes(back, 'data')?.equals(data) && argBytes(back, 'id')?.equals(id)).toBe(true);
+      }
+    }
   });
 });
 

@@ -6,7 +6,7 @@
 
 import { isUtf8 } from 'node:buffer';
 
-import { FrameError, MsgMap, decode, encode, rawEquals, type EncodableValue, type MsgValue } from './msgpack.js';
+import { FrameError, MsgMap, decode, encode, rawEquals, rawHeader, type EncodableValue, type MsgValue } from './msgpack.js';
 
 export type MessageFormat = 'tuple' | 'dict';
 
@@ -107,6 +107,28 @@ export function encodeRequest(format: MessageFormat, msgid: number, method: stri
   }
   const names = POSITIONAL_ARGS[method] ?? [];
   return encode([1, msgid, method, names.filter((n) => args.has(n)).map((n) => args.get(n))]);
+}
+
+/**
+ * A dict-format request whose last argument, `dataName`, is `dataLength` raw bytes the caller
+ * writes into the frame at `dataAt` (a put sealed in place: no object-sized copy into a frame).
+ * The same bytes as encodeRequest('dict', …) with the data as the last argument.
+ */
+export function encodeRequestWithData(
+  msgid: number,
+  method: string,
+  args: ReadonlyMap<string, EncodableValue>,
+  dataName: string,
+  dataLength: number,
+): { frame: Buffer; dataAt: number } {
+  // Encoded with empty data, the frame ends in the raw header of length 0 (one byte, 0xa0):
+  // that byte is replaced by the header of the real length.
+  const empty = encodeRequest('dict', msgid, method, new Map([...args].filter(([k]) => k !== dataName).concat([[dataName, Buffer.alloc(0)]])));
+  const head = rawHeader(dataLength);
+  const frame = Buffer.allocUnsafe(empty.length - 1 + head.length + dataLength);
+  empty.copy(frame, 0, 0, empty.length - 1);
+  head.copy(frame, empty.length - 1);
+  return { frame, dataAt: empty.length - 1 + head.length };
 }
 
 export interface RpcReply {

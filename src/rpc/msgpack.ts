@@ -383,10 +383,13 @@ function encodeInto(v: EncodableValue, out: Buffer[]): void {
   }
 }
 
+/** The header of a raw string of `n` bytes: use_bin_type=False, so no str8 (0xd9); 32..65535 bytes use str16 (0xda). */
+export function rawHeader(n: number): Buffer {
+  return n < 32 ? Buffer.from([0xa0 | n]) : n < 0x10000 ? header(0xda, n, 2) : header(0xdb, n, 4);
+}
+
 function encodeRaw(b: Buffer, out: Buffer[]): void {
-  const n = b.length;
-  // use_bin_type=False: no str8 (0xd9); 32..65535 bytes use str16 (0xda).
-  out.push(n < 32 ? Buffer.from([0xa0 | n]) : n < 0x10000 ? header(0xda, n, 2) : header(0xdb, n, 4));
+  out.push(rawHeader(b.length));
   out.push(b);
 }
 
