@@ -89,7 +89,13 @@ export const serveConfigSchema = z
     .record(z.string(), retentionInputSchema)
     .describe("repository name -> its retention policy ({keepDaily, keepWeekly, keepMonthly, keepYearly, keepLast, keepHourly, keepWithin, prefix, schedule}); set at each start, over what the CLI, API or console set; borgkeep must hold the repository's key")
     .default({}),
-  pullConcurrency: count(1).describe('pull backup jobs this server runs at once (config file only); more wait in the queue').default(2),
+  pullConcurrency: count(1).describe('pull backup jobs running at once on this data directory (config file only); more wait in the queue').default(2),
+  pullConcurrencyPerRepository: count(1)
+    .describe('pull backup jobs running at once into one repository (config file only); borg takes one writer per repository at a time')
+    .default(1),
+  pullScheduleJitterSeconds: count(0)
+    .describe("the longest delay after its scheduled time a host's run gets (config file only): each host its own, never more than a tenth of its schedule's interval")
+    .default(300),
   publicUrl: publicUrlSchema
     .describe("the console's address as browsers reach it (BORGKEEP_PUBLIC_URL), e.g. https://backup.example.org; the OpenID redirect URL is PUBLICURL/api/v1/sso/oidc/callback")
     .optional(),
@@ -128,6 +134,8 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   auditPassphraseFiles: 'auditPassphraseFiles',
   retention: 'retention',
   pullConcurrency: 'pullConcurrency',
+  pullConcurrencyPerRepository: 'pullConcurrencyPerRepository',
+  pullScheduleJitterSeconds: 'pullScheduleJitterSeconds',
   publicUrl: 'publicUrl',
   sso: 'sso',
 };

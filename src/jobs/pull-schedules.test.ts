@@ -16,7 +16,7 @@ afterEach(() => temp.cleanup());
 
 test("the server's scheduler queues a pull job for a host whose schedule is due, and not a second while it waits", async () => {
   await temp.store.addPullHost('web1', checkPullHostInput({ address: 'c', user: 'backup', repository: 'photos', paths: ['/etc'], schedule: '0 2 * * *' }));
-  const service = createPullService({ store: temp.store, runJob: async () => ({ state: 'done', reason: null }), runner: { kind: 'serve', pid: 1, host: 'h' }, isAlive: () => true, now: temp.clock.now });
+  const service = createPullService({ store: temp.store, runJob: async () => ({ state: 'done', reason: null }), runner: { kind: 'serve', pid: 1, host: 'h' }, isAlive: () => true, now: temp.clock.now, jitterMaxMs: 0 });
   const deps = { store: temp.store, monitor: null, directorySize: async () => null, audit: async () => 'clean', pullSchedules: () => service.queueDue() } as unknown as ServerJobDeps;
   const job = serverJobs(deps).find((j) => j.name === 'pull-schedules')!;
   expect(job.pattern).toBe('* * * * * *');

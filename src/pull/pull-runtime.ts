@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Store } from '../store/database.js';
 import type { Vault } from '../vault/vault.js';
 import { thisPullRunner, type PullRunnerId } from '../store/pull-store.js';
-import { createPullService, type PullService, type PullServiceLog, type RunPullJob } from './pull-service.js';
+import { createPullService, type PullService, type PullServiceDeps, type PullServiceLog, type RunPullJob } from './pull-service.js';
 
 /**
  * serve's pull service says it runs this often; a beat older than PULL_SERVER_STALE_MS is a server
@@ -81,7 +81,9 @@ export interface PullServer {
  * serve's pull service: fails the jobs a previous server left running, then every PULL_POLL_MS
  * starts queued jobs within the concurrency limit, and beats so the CLI knows it runs.
  */
-export async function startPullServer(deps: PullRuntimeDeps & { isAlive: (runner: PullRunnerId) => boolean; log: PullServiceLog; concurrency?: number }): Promise<PullServer> {
+export async function startPullServer(
+  deps: PullRuntimeDeps & { isAlive: (runner: PullRunnerId) => boolean; log: PullServiceLog } & Pick<PullServiceDeps, 'concurrency' | 'perRepository' | 'jitterMaxMs'>,
+): Promise<PullServer> {
   const runner = thisPullRunner('serve');
   const service = createPullService({
     store: deps.store,
@@ -90,6 +92,8 @@ export async function startPullServer(deps: PullRuntimeDeps & { isAlive: (runner
     isAlive: deps.isAlive,
     log: deps.log,
     ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
+    ...(deps.perRepository !== undefined && { perRepository: deps.perRepository }),
+    ...(deps.jitterMaxMs !== undefined && { jitterMaxMs: deps.jitterMaxMs }),
   });
   await service.recoverOrphans();
   const beat = () => deps.store.beatPullServer(runner).catch((error: unknown) => deps.log.error({ error: (error as Error).message }, 'could not record the pull service heartbeat'));

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { openTempStore, type TempStore } from '../../test/support/temp-store.js';
 import { checkPullHostInput } from './host-input.js';
-import { createPullService, retryDelayMs, type PullJobOutcome, type RunPullJob } from './pull-service.js';
+import { backoffMs, createPullService, retryDelayMs, scheduleJitterMs, type PullJobOutcome, type RunPullJob } from './pull-service.js';
 import type { PullRunnerId } from '../store/pull-store.js';
 
 let t: TempStore;
@@ -48,7 +48,7 @@ describe('pull service', () => {
       await t.store.queuePullJob(h, { trigger: 'manual' });
     }
     const r = controlledRunner();
-    const service = createPullService({ store: t.store, runJob: r.runJob, runner: me, isAlive: () => true, now: t.clock.now, progressEveryMs: 0 });
+    const service = createPullService({ store: t.store, runJob: r.runJob, runner: me, isAlive: () => true, now: t.clock.now, progressEveryMs: 0, perRepository: 3 });
     expect((await service.startQueued()).map((j) => j.hostName)).toEqual(['a', 'b']);
     await until(() => r.calls.length === 2);
     expect(r.calls.map((c) => c.archiveName)).toEqual(['a-2026-12-06T10:00:00', 'b-2026-12-06T10:00:00']);
@@ -152,7 +152,7 @@ describe('pull service', () => {
   it("queues a scheduled host's job when its time comes, once, and not while one is queued or running", async () => {
     await addHost('a', { schedule: '0 2 * * *' });
     await addHost('m'); // manual only
-    const service = createPullService({ store: t.store, runJob: controlledRunner().runJob, runner: me, isAlive: () => true, now: t.clock.now });
+    const service = createPullService({ store: t.store, runJob: controlledRunner().runJob, runner: me, isAlive: () => true, now: t.clock.now, jitterMaxMs: 0 });
     expect(await service.queueDue()).toBe('nothing due');
     t.clock.set('2026-12-07T02:00:00.000Z');
     expect(await service.queueDue()).toBe('queued a (job 1)');
@@ -167,5 +167,79 @@ describe('pull service', () => {
     await service.stop();
     t.clock.set('2026-12-10T02:00:00.000Z');
     expect(await service.queueDue()).toBe('queued a (job 2)');
+  });
+
+  it('starts at most one job into a repository at once and no more jobs than the limit in the store, whichever process claims', async () => {
+    await t.store.createRepository({ name: 'music', quotaBytes: null });
+    await addHost('a');
+    await addHost('b');
+    await addHost('c', { repository: 'music' });
+    await addHost('d', { repository: 'music' });
+    for (const h of ['a', 'b', 'c', 'd']) await t.store.queuePullJob(h, { trigger: 'manual' });
+    const r = controlledRunner();
+    const service = createPullService({ store: t.store, runJob: r.runJob, runner: me, isAlive: () => true, now: t.clock.now, concurrency: 3 });
+    // b waits for a (the same repository), d for c: two run although three may.
+    expect((await service.startQueued()).map((j) => j.hostName)).toEqual(['a', 'c']);
+    await until(() => r.calls.length === 2);
+    // Another process (a `pull run` of b) does not start b into photos beside a either.
+    const cli = createPullService({ store: t.store, runJob: async () => ({ state: 'done', reason: null }), runner: { kind: 'cli', pid: 200, host: 'here' }, isAlive: () => true, now: t.clock.now, concurrency: 2 });
+    expect(await cli.startQueued()).toEqual([]); // the store's total (2 active) is cli's limit too
+    r.calls[0]!.end({ state: 'done', reason: null });
+    await until(async () => (await t.store.getPullJob(1))!.state === 'done');
+    expect((await service.startQueued()).map((j) => j.hostName)).toEqual(['b']);
+    await service.stop();
+  });
+
+  it("spreads hosts on one schedule over a few minutes after its time, each host the same delay every time", async () => {
+    const due = new Date('2026-12-07T02:00:00Z');
+    const delays = Array.from({ length: 50 }, (_, i) => scheduleJitterMs(`web${i}`, '0 2 * * *', due, 300_000));
+    expect(Math.max(...delays)).toBeLessThan(300_000);
+    expect(new Set(delays.map((d) => Math.floor(d / 30_000))).size).toBeGreaterThan(5); // spread, not bunched
+    expect(scheduleJitterMs('web1', '0 2 * * *', due, 300_000)).toBe(delays[1]);
+    // Never more than a tenth of the interval: a run every 5 s moves by less than 0.5 s.
+    expect(scheduleJitterMs('web1', '*/5 * * * * *', due, 300_000)).toBeLessThan(500);
+    expect(scheduleJitterMs('web1', '0 2 * * *', due, 0)).toBe(0);
+
+    await addHost('web1', { schedule: '0 2 * * *' });
+    const service = createPullService({ store: t.store, runJob: controlledRunner().runJob, runner: me, isAlive: () => true, now: t.clock.now });
+    t.clock.set(new Date(due.getTime() + delays[1]! - 1000).toISOString());
+    expect(await service.queueDue()).toBe('nothing due');
+    t.clock.set(new Date(due.getTime() + delays[1]!).toISOString());
+    expect(await service.queueDue()).toBe('queued web1 (job 1)');
+  });
+
+  it('holds back the scheduled runs of a host that keeps failing, longer each time; a run by hand or a success ends it', async () => {
+    expect([0, 1, 2, 3, 4, 5, 9, 20].map(backoffMs)).toEqual([0, 0, 0, 3_600_000, 7_200_000, 14_400_000, 86_400_000, 86_400_000]);
+    await addHost('a', { schedule: '*/30 * * * *', retries: 0 });
+    let outcome: PullJobOutcome = { state: 'failed', reason: 'no route to host' };
+    const service = createPullService({ store: t.store, runJob: async () => outcome, runner: me, isAlive: () => true, now: t.clock.now, jitterMaxMs: 0 });
+    const at = async (iso: string) => {
+      t.clock.set(iso);
+      const said = await service.queueDue();
+      await service.startQueued();
+      await service.idle();
+      return said;
+    };
+    expect(await at('2026-12-06T11:00:00.000Z')).toBe('queued a (job 1)');
+    expect(await at('2026-12-06T11:30:00.000Z')).toBe('queued a (job 2)');
+    expect(await at('2026-12-06T12:00:00.000Z')).toBe('queued a (job 3)');
+    // Three failures in a row: the 12:30 run is queued but waits an hour from the last failure.
+    expect(await at('2026-12-06T12:30:00.000Z')).toBe('queued a (job 4)');
+    expect(await t.store.getPullJob(4)).toMatchObject({ state: 'queued', notBefore: new Date('2026-12-06T13:00:00Z') });
+    expect((await t.store.readPullJobLog(4)).lines.map((l) => l.line)).toEqual(['a failed its last 3 jobs in a row: this scheduled run waits until 2026-12-06T13:00:00.000Z']);
+    expect(await at('2026-12-06T13:00:00.000Z')).toBe('nothing due'); // the waiting run starts, and fails
+    expect((await t.store.getPullJob(4))!.state).toBe('failed');
+    // Four in a row: two hours from 13:00.
+    expect(await at('2026-12-06T13:30:00.000Z')).toBe('queued a (job 5)');
+    expect(await t.store.getPullJob(5)).toMatchObject({ state: 'queued', notBefore: new Date('2026-12-06T15:00:00Z') });
+    expect(await at('2026-12-06T14:00:00.000Z')).toBe('nothing due');
+    expect((await t.store.getPullJob(5))!.state).toBe('queued');
+    // "Run now" does not wait for the back-off: the waiting run starts at once.
+    expect(await t.store.queuePullJob('a', { trigger: 'manual' })).toMatchObject({ existing: true, job: { id: 5, notBefore: null } });
+    outcome = { state: 'done', reason: null };
+    expect((await service.startQueued()).map((j) => j.id)).toEqual([5]);
+    await service.idle();
+    expect(await at('2026-12-06T14:30:00.000Z')).toBe('queued a (job 6)');
+    expect(await t.store.getPullJob(6)).toMatchObject({ notBefore: null });
   });
 });

@@ -10,6 +10,8 @@
 
 import { Cron } from 'croner';
 
+import { createHash } from 'node:crypto';
+
 import type { PullStore, PullRunnerId, StoredPullJob } from '../store/pull-store.js';
 import { createPullJobRecorder } from '../store/pull-store.js';
 import { archiveName } from './archive-name.js';
@@ -32,21 +34,30 @@ export interface PullServiceLog {
 }
 
 export interface PullServiceDeps {
-  store: Pick<PullStore, 'listPullSchedules' | 'getPullHostById' | 'queuePullJob' | 'claimNextPullJob' | 'getPullJob' | 'setPullJobState' | 'setPullJobProgress' | 'appendPullJobLog' | 'failOrphanedPullJobs'>;
+  store: Pick<PullStore, 'listPullSchedules' | 'getPullHostById' | 'queuePullJob' | 'claimNextPullJob' | 'getPullJob' | 'setPullJobState' | 'setPullJobProgress' | 'appendPullJobLog' | 'failOrphanedPullJobs' | 'pullFailureStreak'>;
   runJob: RunPullJob;
   /** This process, as it is recorded on the jobs it claims. */
   runner: PullRunnerId;
   /** Whether the process that claimed a job still runs (cli-context.ts isLocalProcessAlive). */
   isAlive: (runner: PullRunnerId) => boolean;
   now?: () => Date;
-  /** Jobs this process runs at once (default 2). */
+  /** Jobs active at once, counted in the store across processes (default 2); this process runs no more either. */
   concurrency?: number;
+  /** Jobs active at once into one repository (default 1). */
+  perRepository?: number;
+  /** The largest delay a host's scheduled runs get after their time (default 5 min; see scheduleJitterMs). */
+  jitterMaxMs?: number;
   log?: PullServiceLog;
   /** Progress is written at most this often per job (default 1 s; tests shorten it). */
   progressEveryMs?: number;
 }
 
 export const DEFAULT_PULL_CONCURRENCY = 2;
+/** borg takes one writer per repository; a second job into it would hold its client's connection while it waits for the lock. */
+export const DEFAULT_PULL_PER_REPOSITORY = 1;
+export const DEFAULT_PULL_JITTER_MS = 300_000;
+/** Failed jobs in a row after which a host's scheduled runs back off. */
+export const BACKOFF_AFTER_FAILURES = 3;
 /** How often a polling service looks for active jobs whose process is gone. */
 const ORPHAN_CHECK_MS = 30_000;
 
@@ -57,6 +68,30 @@ export const orphanReason = (runner: PullRunnerId): string =>
 /** The wait before retry `attempt` (1, 2, ...) of a failed scheduled job: a minute, then 5, 25, then hourly. */
 export function retryDelayMs(attempt: number): number {
   return Math.min(60_000 * 5 ** Math.max(0, attempt - 1), 3_600_000);
+}
+
+/**
+ * How long after its scheduled time a host's run is queued: the same for a host every time (a
+ * hash of its name), spread over up to `maxMs`, and never more than a tenth of the time between
+ * two runs of its schedule. Fifty hosts on "0 2 * * *" so do not all connect in the same second.
+ */
+export function scheduleJitterMs(hostName: string, schedule: string, due: Date, maxMs: number): number {
+  if (maxMs <= 0) return 0;
+  const after = nextScheduledRun(schedule, due);
+  const interval = after ? after.getTime() - due.getTime() : maxMs * 10;
+  const span = Math.min(maxMs, Math.floor(interval / 10));
+  const h = createHash('sha256').update(hostName).digest().readUInt32BE(0);
+  return Math.floor((h / 0x100000000) * span);
+}
+
+/**
+ * How long a host that failed `failures` jobs in a row waits, from its last failure, before its
+ * next scheduled run: nothing below BACKOFF_AFTER_FAILURES, then 1 h, doubling to a day at most.
+ * Retries of one run count as failures; a run started by hand is never held back.
+ */
+export function backoffMs(failures: number): number {
+  if (failures < BACKOFF_AFTER_FAILURES) return 0;
+  return Math.min(3_600_000 * 2 ** (failures - BACKOFF_AFTER_FAILURES), 86_400_000);
 }
 
 /** The next scheduled run of a host after `after`, or null (no schedule). */
@@ -73,6 +108,8 @@ export function createPullService(deps: PullServiceDeps) {
   const { store } = deps;
   const now = deps.now ?? (() => new Date());
   const limit = deps.concurrency ?? DEFAULT_PULL_CONCURRENCY;
+  const limits = { total: limit, perRepository: deps.perRepository ?? DEFAULT_PULL_PER_REPOSITORY };
+  const jitterMaxMs = deps.jitterMaxMs ?? DEFAULT_PULL_JITTER_MS;
   const log = deps.log ?? { info: () => undefined, error: () => undefined };
   const recorder = createPullJobRecorder(store, { progressEveryMs: deps.progressEveryMs ?? 1000 });
   const running = new Map<number, { stop: AbortController; done: Promise<void> }>();
@@ -167,7 +204,7 @@ export function createPullService(deps: PullServiceDeps) {
     async startQueued(): Promise<StoredPullJob[]> {
       const started: StoredPullJob[] = [];
       while (!stopping && running.size < limit) {
-        const job = await store.claimNextPullJob(deps.runner);
+        const job = await store.claimNextPullJob(deps.runner, {}, limits);
         if (!job) break;
         void launch(job);
         started.push(job);
@@ -182,7 +219,7 @@ export function createPullService(deps: PullServiceDeps) {
      */
     async runQueuedJob(jobId: number, poll: { everyMs?: number; signal?: AbortSignal } = {}): Promise<StoredPullJob | null> {
       for (;;) {
-        const claimed = await store.claimNextPullJob(deps.runner, { jobId });
+        const claimed = await store.claimNextPullJob(deps.runner, { jobId }, limits);
         if (claimed) {
           await launch(claimed);
           return (await store.getPullJob(jobId)) ?? null;
@@ -205,12 +242,22 @@ export function createPullService(deps: PullServiceDeps) {
         let next = nextDue.get(key);
         if (next === undefined) {
           next = nextScheduledRun(h.schedule, h.scheduleFrom);
+          if (next) next = new Date(next.getTime() + scheduleJitterMs(h.hostName, h.schedule, next, jitterMaxMs));
           for (const k of nextDue.keys()) if (k.startsWith(`${h.hostId}|`)) nextDue.delete(k);
           nextDue.set(key, next);
         }
         if (next === null || next.getTime() > at.getTime()) continue;
-        const r = await store.queuePullJob(h.hostName, { trigger: 'schedule', scheduledAt: at });
-        if (r) queued.push(`${h.hostName} (job ${r.job.id})`);
+        // A host that keeps failing: the run is queued, but waits out its back-off.
+        const streak = await store.pullFailureStreak(h.hostId);
+        const wait = backoffMs(streak.failures);
+        const until = wait > 0 && streak.lastEndedAt ? new Date(streak.lastEndedAt.getTime() + wait) : null;
+        const held = until !== null && until.getTime() > at.getTime();
+        const r = await store.queuePullJob(h.hostName, { trigger: 'schedule', scheduledAt: at, ...(held && { notBefore: until }) });
+        if (!r) continue;
+        queued.push(`${h.hostName} (job ${r.job.id})`);
+        if (held) {
+          await recorder.log(r.job.id, `${h.hostName} failed its last ${streak.failures} jobs in a row: this scheduled run waits until ${until.toISOString()}`);
+        }
       }
       if (schedules.length === 0) return 'no scheduled hosts';
       return queued.length > 0 ? `queued ${queued.join(', ')}` : 'nothing due';

@@ -74,19 +74,22 @@ export interface PullStore {
   listPullSchedules(): Promise<Array<{ hostId: number; hostName: string; schedule: string; scheduleFrom: Date }>>;
   /**
    * Queues a job. A scheduled job (or its retry) is not queued while the host has one queued or running
-   * (returns null); a manual one while one is queued returns that one (`existing`).
+   * (returns null); a manual one while one is queued returns that one (`existing`), no longer
+   * waiting for its retry or back-off time.
    */
   queuePullJob(hostName: string, job: { trigger: PullJob['trigger']; attempt?: number; notBefore?: Date | null; scheduledAt?: Date }): Promise<{ job: StoredPullJob; existing: boolean } | null>;
   /**
    * Claims the oldest queued job that may start (its retry time reached, no other job of its
    * host active): state 'connecting', started now, by `runner`. Atomic across processes.
    */
-  claimNextPullJob(runner: PullRunnerId, only?: { jobId?: number }): Promise<StoredPullJob | null>;
+  claimNextPullJob(runner: PullRunnerId, only?: { jobId?: number }, limits?: PullClaimLimits): Promise<StoredPullJob | null>;
   getPullJob(id: number): Promise<StoredPullJob | undefined>;
   /** Newest first; by host name when given. */
   listPullJobs(filter?: { hostName?: string; limit?: number }): Promise<StoredPullJob[]>;
   /** Moves a job on; ignored for a job that already ended. Returns whether it moved. */
   setPullJobState(jobId: number, state: PullJobState, fields?: { archiveName?: string; reason?: string | null; hostile?: boolean }): Promise<boolean>;
+  /** How many of the host's newest ended jobs failed in a row, and when the newest of them ended. */
+  pullFailureStreak(hostId: number): Promise<{ failures: number; lastEndedAt: Date | null }>;
   /** Each host whose newest finished job failed: that job (for the pull-failed alert). */
   failedPullHosts(): Promise<Array<{ job: StoredPullJob; repositoryId: number }>>;
   setPullJobProgress(jobId: number, progress: PullProgress): Promise<void>;
@@ -103,7 +106,19 @@ export interface PullStore {
   pullServer(): Promise<{ runner: PullRunnerId; at: Date } | null>;
 }
 
+/**
+ * How many jobs may be active at once, counted in the store (so across every process that runs
+ * jobs): in all, and into one repository (borg takes one writer per repository at a time, so a
+ * second job into a repository would only hold its client's connection while it waits).
+ */
+export interface PullClaimLimits {
+  readonly total?: number;
+  readonly perRepository?: number;
+}
+
 const PULL_SERVER_SETTING = 'pull.server';
+/** Failures in a row counted at most (the back-off stops growing long before). */
+const STREAK_LOOKBACK = 20;
 
 const date = (t: string | null): Date | null => (t === null ? null : new Date(t));
 
@@ -271,7 +286,11 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
         // The schedule moves on either way: a run skipped because one is under way is not owed.
         if (job.scheduledAt) await trx.updateTable('pull_hosts').set({ schedule_from: job.scheduledAt.toISOString() }).where('id', '=', host.id).execute();
         if (pending && job.trigger === 'schedule') return null;
-        if (pending && job.trigger === 'manual') return { job: toJob(pending), existing: true };
+        if (pending && job.trigger === 'manual') {
+          // "Run now" while a retry or a backed-off run waits: that one starts now.
+          if (pending.not_before !== null) await trx.updateTable('pull_jobs').set({ not_before: null }).where('id', '=', pending.id).execute();
+          return { job: toJob({ ...pending, not_before: null }), existing: true };
+        }
         const row = await trx
           .insertInto('pull_jobs')
           .values({
@@ -289,7 +308,7 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
       });
     },
 
-    async claimNextPullJob(runner, only = {}) {
+    async claimNextPullJob(runner, only = {}, limits = {}) {
       const at = iso();
       // One statement: SQLite runs it under its write lock; on PostgreSQL the outer state check
       // is evaluated again on the locked row, so a second claimer updates nothing.
@@ -306,6 +325,25 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
             .where(({ not, exists, selectFrom }) =>
               not(exists(selectFrom('pull_jobs as a').select('a.id').whereRef('a.host_id', '=', 'q.host_id').where('a.state', 'in', ACTIVE_PULL_STATES))),
             );
+          if (limits.total !== undefined) {
+            const total = limits.total;
+            next = next.where((w) => w(w.selectFrom('pull_jobs as t').select((c) => c.fn.countAll<number>().as('n')).where('t.state', 'in', ACTIVE_PULL_STATES), '<', total));
+          }
+          if (limits.perRepository !== undefined) {
+            const perRepository = limits.perRepository;
+            next = next.where((w) =>
+              w(
+                w
+                  .selectFrom('pull_jobs as r')
+                  .innerJoin('pull_hosts as rh', 'rh.id', 'r.host_id')
+                  .select((c) => c.fn.countAll<number>().as('n'))
+                  .where('r.state', 'in', ACTIVE_PULL_STATES)
+                  .where('rh.repository_id', '=', (sub) => sub.selectFrom('pull_hosts as qh').select('qh.repository_id').whereRef('qh.id', '=', 'q.host_id')),
+                '<',
+                perRepository,
+              ),
+            );
+          }
           if (only.jobId !== undefined) next = next.where('q.id', '=', only.jobId);
           return next.orderBy('q.id').limit(1);
         })
@@ -327,6 +365,20 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
         q = q.where('host_id', '=', host.id);
       }
       return (await q.orderBy('id', 'desc').limit(filter.limit ?? 1000).execute()).map(toJob);
+    },
+
+    async pullFailureStreak(hostId) {
+      const rows = await db
+        .selectFrom('pull_jobs')
+        .select(['state', 'ended_at'])
+        .where('host_id', '=', hostId)
+        .where('state', 'in', ['done', 'failed'])
+        .orderBy('id', 'desc')
+        .limit(STREAK_LOOKBACK)
+        .execute();
+      let failures = 0;
+      while (failures < rows.length && rows[failures]!.state === 'failed') failures++;
+      return { failures, lastEndedAt: failures > 0 ? date(rows[0]!.ended_at) : null };
     },
 
     async failedPullHosts() {

@@ -42,7 +42,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 beforeAll(async () => {
   // The repositories on a filesystem of their own, which the disk-full test fills.
-  pull = await createPullInstallation('pull-restart', NET, (e) => (unmount = mountTmpfs(join(e.dataDir, 'repos'), 256)));
+  pull = await createPullInstallation('pull-restart', NET, (e) => {
+    unmount = mountTmpfs(join(e.dataDir, 'repos'), 256);
+    // Before serve starts (the installation's borg init starts it): the schedule below fires
+    // once, a few seconds ahead, so no spreading of hosts over minutes.
+    writeFileSync(join(e.dataDir, 'borgkeep.json'), JSON.stringify({ pullScheduleJitterSeconds: 0 }));
+  });
   ({ env, client } = pull);
   // Enough that borg is still sending when the test kills the server.
   source = join(client.dir, 'data');
@@ -58,8 +63,10 @@ afterAll(async () => {
 
 test('serve killed mid-job: the job fails with "the server stopped during the job", the retry runs and commits, the client directory is gone, borg check passes', async () => {
   let front = await env.frontEnd();
-  // A schedule that fires once, a few seconds from now (croner: second minute hour, local time).
-  const at = new Date(Date.now() + 4000);
+  // A schedule that fires once, a few seconds from now (croner: second minute hour, local time):
+  // after `host add` has recorded it, which took more than 4 s on a loaded machine (the run was
+  // then tomorrow's).
+  const at = new Date(Date.now() + 10_000);
   await env.cliOk([
     'host', 'add', 'sched', '--address', `${client.address}:${client.port}`, '--user', client.user, '--repo', 'main',
     '--paths', source, '--archive', '{host}-{now}', '--accept-host-key', client.hostKeyFingerprint,
