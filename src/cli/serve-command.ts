@@ -94,7 +94,9 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
   // Only the server needs these two; the forced command starts without them.
   const [{ default: ssh2 }, { default: pino }] = await Promise.all([import('ssh2'), import('pino')]);
 
-  // Unreadable TLS files are refused before anything listens.
+  // Unreadable TLS files and standalone borg binaries are refused before anything listens.
+  const { checkBorgBinaries } = await import('../pull/borg-binaries.js');
+  checkBorgBinaries(config.pullBorgBinaries);
   const tls = config.tlsCert && config.tlsKey ? { cert: readPem(config.tlsCert, '--tls-cert'), key: readPem(config.tlsKey, '--tls-key') } : null;
   const dataDir = ctx.getDataDir();
   const paths = dataDirPaths(dataDir);

@@ -46,6 +46,23 @@ const count = (min: number) => z.coerce.number().int().min(min);
 
 const filePath = z.string().min(1, 'needs a file name');
 
+/**
+ * Client platform (`uname -s`-`uname -m`, lowercased) -> the absolute path of a standalone borg on
+ * this server. Whether each file is there and readable is checked when serve starts
+ * (src/pull/borg-binaries.ts), not here: parsing reads no disk.
+ */
+const borgBinaries = z.record(z.string(), z.unknown()).transform((map, ctx) => {
+  const out: Record<string, string> = {};
+  for (const [name, path] of Object.entries(map)) {
+    if (!/^[a-z0-9_]+-[a-z0-9_]+$/.test(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: "is not a platform name like linux-x86_64 (uname -s and uname -m of the client, lowercased, joined by '-')" });
+    } else if (typeof path !== 'string' || !path.startsWith('/')) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'needs the absolute path of a standalone borg on this server, e.g. /srv/borg/borg-linux64' });
+    } else out[name] = path;
+  }
+  return out;
+});
+
 export const serveConfigSchema = z
   .object({
   sshListen: listenAddress.describe('where the embedded SSH gateway listens (--ssh-listen, BORGKEEP_SSH_LISTEN)').prefault('0.0.0.0:2222'),
@@ -90,6 +107,9 @@ export const serveConfigSchema = z
     .describe("repository name -> its retention policy ({keepDaily, keepWeekly, keepMonthly, keepYearly, keepLast, keepHourly, keepWithin, prefix, schedule}); set at each start, over what the CLI, API or console set; borgkeep must hold the repository's key")
     .default({}),
   pullConcurrency: count(1).describe('pull backup jobs this server runs at once (config file only); more wait in the queue').default(2),
+  pullBorgBinaries: borgBinaries
+    .describe("client platform -> standalone borg binary on this server, uploaded for the job to a pull client without borg (config file only), e.g. {\"linux-x86_64\": \"/srv/borg/borg-linux64\"}; the platform is the client's uname -s and uname -m, lowercased, joined by '-'")
+    .default({}),
   publicUrl: publicUrlSchema
     .describe("the console's address as browsers reach it (BORGKEEP_PUBLIC_URL), e.g. https://backup.example.org; the OpenID redirect URL is PUBLICURL/api/v1/sso/oidc/callback")
     .optional(),
@@ -128,6 +148,7 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   auditPassphraseFiles: 'auditPassphraseFiles',
   retention: 'retention',
   pullConcurrency: 'pullConcurrency',
+  pullBorgBinaries: 'pullBorgBinaries',
   publicUrl: 'publicUrl',
   sso: 'sso',
 };
