@@ -122,7 +122,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const retention = await startRetention(dataDir, store, config.retention, vault);
     // Pull backups (issue 16): queued jobs from the CLI, the API, the schedule and retries run here.
     const { startPullServer } = await import('../pull/pull-runtime.js');
-    const pull = await startPullServer({ dataDir, store, env: process.env, vault, isAlive: (r) => isLocalProcessAlive(r.pid, r.host), log, concurrency: config.pullConcurrency });
+    const pull = await startPullServer({ dataDir, store, env: process.env, vault, isAlive: (r) => isLocalProcessAlive(r.pid, r.host), log, concurrency: config.pullConcurrency, borgBinaries: config.pullBorgBinaries });
     const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention, pull: pull.service }).catch(async (error: unknown) => {
       await pull.stop();
       throw error;
