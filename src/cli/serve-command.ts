@@ -8,7 +8,7 @@
 // let running sessions finish for the grace period, then end them so borg rolls back what is not
 // committed; the API closes its connections at once.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 
@@ -16,6 +16,7 @@ import type { ApiServer } from '../api/api-server.js';
 import { BorgkeepError } from '../errors.js';
 import type { ServeConfig } from '../gateway/serve-config.js';
 import { isLocalProcessAlive, type CliContext } from './cli-context.js';
+import { readConfigFile } from './config-file.js';
 
 interface ServeFlags {
   sshListen?: string;
@@ -265,26 +266,6 @@ function listenError(address: { host: string; port: number }, flag: string, othe
           : `cannot listen on ${where}: ${error.message}`,
     );
   };
-}
-
-/** The config file's JSON: `explicit` must exist; `fallback` (DATA/borgkeep.json) is read when it does. */
-function readConfigFile(explicit: string | null, fallback: string): Record<string, unknown> {
-  const path = explicit ?? (existsSync(fallback) ? fallback : null);
-  if (path === null) return {};
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `cannot read the config file ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'there is no such file' : (error as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the config file ${path} is not valid JSON: ${(error as Error).message}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the config file ${path} must hold one JSON object`);
-  return value as Record<string, unknown>;
 }
 
 function readPem(file: string, flag: string): Buffer {

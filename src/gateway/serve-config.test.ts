@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 
-import { parseServeConfig } from './serve-config.js';
+import { parsePullBorgBinaries, parseServeConfig } from './serve-config.js';
 
 test('defaults: every address on 2222, user borg', () => {
   const c = parseServeConfig({}, {});
@@ -59,4 +59,11 @@ test('pullBorgBinaries (config file only): platform names like linux-x86_64 and 
     );
   }
   expect(() => parseServeConfig({}, {}, { pullBorgBinaries: '/srv/borg/borg-linux64' })).toThrow(/^config file, pullBorgBinaries: /);
+});
+
+test("pull run's own reading of pullBorgBinaries: the same values and sentences, nothing else of the file checked", () => {
+  expect(parsePullBorgBinaries({})).toEqual({});
+  expect(parsePullBorgBinaries({ pullBorgBinaries: { 'linux-x86_64': '/srv/borg/borg-linux64' }, sshListen: 'not an address' })).toEqual({ 'linux-x86_64': '/srv/borg/borg-linux64' });
+  expect(() => parsePullBorgBinaries({ pullBorgBinaries: { linux: '/srv/borg/borg-linux64' } })).toThrow(/^config file, pullBorgBinaries\.linux: is not a platform name like linux-x86_64/);
+  expect(() => parsePullBorgBinaries({ pullBorgBinaries: ['/srv/borg/borg-linux64'] })).toThrow(/^config file, pullBorgBinaries: /);
 });

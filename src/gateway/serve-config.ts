@@ -186,3 +186,14 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
   const fromFile = !(field in fromFlags) && FLAGS[field] !== undefined && !FLAGS[field].startsWith('--') ? true : !(field in fromFlags) && field in file;
   throw invalidInput(fromFile ? `config file, ${issue.path.join('.')}: ${message}` : `${FLAGS[field] ?? field}: ${message}`);
 }
+
+/**
+ * Only the config file's pullBorgBinaries, in the sentences parseServeConfig gives: for
+ * `borgkeep pull run`, which runs a job in its own process when no serve does.
+ */
+export function parsePullBorgBinaries(file: Record<string, unknown>): Record<string, string> {
+  const parsed = borgBinaries.optional().safeParse(file.pullBorgBinaries);
+  if (parsed.success) return parsed.data ?? {};
+  const issue = parsed.error.issues[0];
+  throw invalidInput(`config file, ${['pullBorgBinaries', ...issue.path].join('.')}: ${issue.code === 'custom' ? issue.message : issue.message.replace(/^Invalid input: /, '')}`);
+}
