@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { afterAll, expect, test } from 'vitest';
 
-import { checkBorgBinaries } from './borg-binaries.js';
+import { checkBorgBinaries, looksLikeProgram } from './borg-binaries.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bk-borg-binaries-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -26,4 +26,25 @@ test("serve's standalone borg binaries: a readable regular file passes; anything
   writeFileSync(empty, '');
   expect(() => checkBorgBinaries({ 'linux-x86_64': empty })).toThrow(`config file, pullBorgBinaries.linux-x86_64: ${empty} is empty`);
   expect(() => checkBorgBinaries({ 'linux-x86_64': join(good, 'below-a-file') })).toThrow(/^config file, pullBorgBinaries\.linux-x86_64: cannot read .*: ENOTDIR/);
+  // A file no client can run as borg (a .tgz release, a key): never sent to a client.
+  const tgz = join(root, 'borg-linux-glibc231-x86_64.tgz');
+  writeFileSync(tgz, Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0]));
+  expect(() => checkBorgBinaries({ 'linux-x86_64': tgz })).toThrow(
+    `config file, pullBorgBinaries.linux-x86_64: ${tgz} is not a program (an ELF or Mach-O binary, or a #! script): give the single-file borg, e.g. borg-linux64`,
+  );
+  const key = join(root, 'id_ed25519');
+  writeFileSync(key, '-----BEGIN OPENSSH PRIVATE KEY-----\n');
+  expect(() => checkBorgBinaries({ 'linux-x86_64': key })).toThrow(/is not a program/);
+});
+
+test('a program is an ELF or Mach-O binary or a #! script, by its first bytes', () => {
+  expect(looksLikeProgram(Buffer.from('\x7fELF\x02\x01', 'latin1'))).toBe(true);
+  expect(looksLikeProgram(Buffer.from([0xcf, 0xfa, 0xed, 0xfe]))).toBe(true);
+  expect(looksLikeProgram(Buffer.from([0xca, 0xfe, 0xba, 0xbe]))).toBe(true);
+  expect(looksLikeProgram(Buffer.from('#!/bin/sh\n'))).toBe(true);
+  expect(looksLikeProgram(Buffer.from('#!'))).toBe(true);
+  expect(looksLikeProgram(Buffer.from('\x7fEL', 'latin1'))).toBe(false);
+  expect(looksLikeProgram(Buffer.from([0x1f, 0x8b, 0x08, 0x00]))).toBe(false);
+  expect(looksLikeProgram(Buffer.from('PK\x03\x04', 'latin1'))).toBe(false);
+  expect(looksLikeProgram(Buffer.alloc(0))).toBe(false);
 });

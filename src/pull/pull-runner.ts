@@ -28,6 +28,7 @@ import {
   uploadBorgCommand,
   writeFileCommand,
 } from './client-command.js';
+import { HEAD_BYTES, looksLikeProgram, NOT_A_PROGRAM } from './borg-binaries.js';
 import { createJobEndpoint, type JobEndpoint } from './job-endpoint.js';
 import { fingerprintOfBlob, type PullIdentity } from './pull-identity.js';
 import type { PullHost, PullJob, PullJobRecorder, PullJobSession, PullJobState, PullProgress } from './types.js';
@@ -216,9 +217,13 @@ async function openBorgBinary(path: string, platform: string): Promise<{ file: F
     file = await open(path, 'r');
     const stat = await file.stat();
     if (!stat.isFile()) throw Object.assign(new Error('it is not a regular file'), { code: 'ENOTFILE' });
+    const head = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await file.read(head, 0, HEAD_BYTES, 0);
+    if (!looksLikeProgram(head.subarray(0, bytesRead))) throw new JobFailure(`the standalone borg configured for ${platform} (pullBorgBinaries) ${NOT_A_PROGRAM}`);
     return { file, size: stat.size };
   } catch (error) {
     await file?.close().catch(() => undefined);
+    if (error instanceof JobFailure) throw error;
     const e = error as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? 'there is no such file' : e.code === 'EACCES' ? 'permission denied' : e.message;
     throw new JobFailure(`could not read the standalone borg configured for ${platform} (pullBorgBinaries): ${why}`);
@@ -385,7 +390,7 @@ export async function runPullJob(
       const { platform } = standalone;
       // Opened only now: nothing can fail between here and the stream, which closes the file.
       const { file, size } = await openBorgBinary(standalone.binary, platform);
-      const uploaded = await exec(c, uploadBorgCommand(dir), { input: file.createReadStream(), signal: stopper.signal });
+      const uploaded = await exec(c, uploadBorgCommand(dir), { input: file.createReadStream({ start: 0 }), signal: stopper.signal });
       if (stopper.signal.aborted) throw new JobFailure(stopReason());
       if (uploaded.inputError) throw new JobFailure(`could not read the standalone borg configured for ${platform} (pullBorgBinaries): ${uploaded.inputError.message}`);
       if (uploaded.code !== 0) {

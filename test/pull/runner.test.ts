@@ -391,7 +391,7 @@ describe('a pull job that cannot start', () => {
     expect(clientTmp()).toEqual([]);
   });
 
-  it('fails with one sentence when the standalone borg configured for the platform cannot be read, leaving nothing on the client', async () => {
+  it('fails with one sentence when the standalone borg configured for the platform cannot be read or is no program, leaving nothing on the client', async () => {
     const host = pullHost({ port: client.portWithoutBorg });
     const missing = join(root, 'no-such-borg');
     const rec = recorder();
@@ -400,6 +400,15 @@ describe('a pull job that cannot start', () => {
     expect(clientTmp()).toEqual([]);
     // The server's path is in neither the reason nor the log.
     expect(rec.lines.join('\n')).not.toContain(root);
+    // A file that is no program (here a key) is never sent.
+    const notAProgram = join(root, 'not-a-program');
+    writeFileSync(notAProgram, '-----BEGIN OPENSSH PRIVATE KEY-----\n');
+    const second = await runPullJob({ ...deps, borgBinaries: { [platform]: notAProgram } }, host, job(host), fakeSession(), recorder(), { archiveName: 'x' });
+    expect(second).toEqual({
+      state: 'failed',
+      reason: `the standalone borg configured for ${platform} (pullBorgBinaries) is not a program (an ELF or Mach-O binary, or a #! script): give the single-file borg, e.g. borg-linux64`,
+    });
+    expect(clientTmp()).toEqual([]);
   });
 });
 
