@@ -28,7 +28,7 @@ export interface PullRuntimeDeps {
   env: NodeJS.ProcessEnv;
   /** serve's vault, opened with its master passphrase; else the data directory's is opened when a job needs a key. */
   vault?: Vault;
-  /** The config file's pullBorgBinaries (client platform -> standalone borg on this server), checked at start. */
+  /** The config file's pullBorgBinaries (client platform -> standalone borg on this server; serve checks the files at start). */
   borgBinaries?: Readonly<Record<string, string>>;
 }
 
