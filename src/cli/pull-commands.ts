@@ -318,11 +318,16 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
     .argument('<host>', 'host name')
     .option('--wait', 'follow the job and exit 0 only if its archive was committed')
     .action(async (hostName: string, opts: { wait?: boolean }) => {
-      const [{ pullServerRunning, loadPullJobRunner }, { createPullService }, { thisPullRunner }] = await Promise.all([
+      const [{ pullServerRunning, loadPullJobRunner }, { createPullService }, { thisPullRunner }, { readDefaultConfigFile }, { parsePullBorgBinaries }] = await Promise.all([
         import('../pull/pull-runtime.js'),
         import('../pull/pull-service.js'),
         import('../store/pull-store.js'),
+        import('./config-file.js'),
+        import('../gateway/serve-config.js'),
       ]);
+      // A job run in this process uploads the standalone borg binaries serve's config file names
+      // (read before the job is queued, so a broken file queues nothing).
+      const borgBinaries = parsePullBorgBinaries(readDefaultConfigFile(ctx.getDataDir(), process.env));
       await withStore(ctx, async (store) => {
         const queued = await store.queuePullJob(hostName, { trigger: 'manual' });
         const job = queued!.job;
@@ -338,7 +343,7 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
         }
         // No server: this process runs the job, through the same service serve uses.
         const runner = thisPullRunner('cli');
-        const service = createPullService({ store, runJob: await loadPullJobRunner({ dataDir: store.paths.root, store, env: process.env }), runner, isAlive });
+        const service = createPullService({ store, runJob: await loadPullJobRunner({ dataDir: store.paths.root, store, env: process.env, borgBinaries }), runner, isAlive });
         await service.recoverOrphans();
         const stopOnSignal = () => void service.stop('borgkeep pull run was interrupted');
         for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, stopOnSignal);

@@ -8,7 +8,7 @@
 // let running sessions finish for the grace period, then end them so borg rolls back what is not
 // committed; the API closes its connections at once.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 
@@ -16,6 +16,7 @@ import type { ApiServer } from '../api/api-server.js';
 import { BorgkeepError } from '../errors.js';
 import type { ServeConfig } from '../gateway/serve-config.js';
 import { isLocalProcessAlive, type CliContext } from './cli-context.js';
+import { readConfigFile } from './config-file.js';
 
 interface ServeFlags {
   sshListen?: string;
@@ -94,7 +95,9 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
   // Only the server needs these two; the forced command starts without them.
   const [{ default: ssh2 }, { default: pino }] = await Promise.all([import('ssh2'), import('pino')]);
 
-  // Unreadable TLS files are refused before anything listens.
+  // Unreadable TLS files and standalone borg binaries are refused before anything listens.
+  const { checkBorgBinaries } = await import('../pull/borg-binaries.js');
+  checkBorgBinaries(config.pullBorgBinaries);
   const tls = config.tlsCert && config.tlsKey ? { cert: readPem(config.tlsCert, '--tls-cert'), key: readPem(config.tlsKey, '--tls-key') } : null;
   const dataDir = ctx.getDataDir();
   const paths = dataDirPaths(dataDir);
@@ -130,6 +133,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       concurrency: config.pullConcurrency,
       perRepository: config.pullConcurrencyPerRepository,
       jitterMaxMs: config.pullScheduleJitterSeconds * 1000,
+      borgBinaries: config.pullBorgBinaries,
     });
     const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention, pull: pull.service }).catch(async (error: unknown) => {
       await pull.stop();
@@ -273,26 +277,6 @@ function listenError(address: { host: string; port: number }, flag: string, othe
           : `cannot listen on ${where}: ${error.message}`,
     );
   };
-}
-
-/** The config file's JSON: `explicit` must exist; `fallback` (DATA/borgkeep.json) is read when it does. */
-function readConfigFile(explicit: string | null, fallback: string): Record<string, unknown> {
-  const path = explicit ?? (existsSync(fallback) ? fallback : null);
-  if (path === null) return {};
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `cannot read the config file ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'there is no such file' : (error as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the config file ${path} is not valid JSON: ${(error as Error).message}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the config file ${path} must hold one JSON object`);
-  return value as Record<string, unknown>;
 }
 
 function readPem(file: string, flag: string): Buffer {

@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 
-import { parseServeConfig } from './serve-config.js';
+import { parsePullBorgBinaries, parseServeConfig } from './serve-config.js';
 
 test('defaults: every address on 2222, user borg', () => {
   const c = parseServeConfig({}, {});
@@ -41,4 +41,29 @@ test('--public-host: HOST or HOST:PORT from the flag, the environment or the con
   expect(parseServeConfig({}, {}, { publicHost: '[2001:db8::1]:2200' }).publicHost).toEqual({ host: '2001:db8::1', port: 2200 });
   expect(() => parseServeConfig({ publicHost: 'http://x' }, {})).toThrow(/^--public-host: 'http:\/\/x' is not HOST or HOST:PORT \(a DNS name or an address, e\.g\. /);
   expect(() => parseServeConfig({}, {}, { publicHost: 'x:99999' })).toThrow(/^config file, publicHost: 'x:99999' has no valid port: give 1 to 65535 after the colon$/);
+});
+
+test('pullBorgBinaries (config file only): platform names like linux-x86_64 and absolute paths, else one sentence naming the entry', () => {
+  expect(parseServeConfig({}, {}).pullBorgBinaries).toEqual({});
+  const binaries = { 'linux-x86_64': '/srv/borg/borg-linux64', 'freebsd-amd64': '/srv/borg/borg-freebsd64', 'linux-aarch64': '/srv/borg/borg-linux-arm64' };
+  expect(parseServeConfig({}, {}, { pullBorgBinaries: binaries }).pullBorgBinaries).toEqual(binaries);
+  expect(() => parseServeConfig({}, {}, { pullBorgBinaries: { 'Linux-x86_64': '/srv/borg/borg' } })).toThrow(
+    /^config file, pullBorgBinaries\.Linux-x86_64: is not a platform name like linux-x86_64 \(uname -s and uname -m of the client, lowercased, joined by '-'\)$/,
+  );
+  for (const name of ['linux', 'linux-x86_64-extra', 'linux x86_64', '-x86_64', 'linux-']) {
+    expect(() => parseServeConfig({}, {}, { pullBorgBinaries: { [name]: '/srv/borg/borg' } }), name).toThrow(/is not a platform name/);
+  }
+  for (const path of ['borg-linux64', './borg-linux64', '', 42]) {
+    expect(() => parseServeConfig({}, {}, { pullBorgBinaries: { 'linux-x86_64': path } }), String(path)).toThrow(
+      /^config file, pullBorgBinaries\.linux-x86_64: needs the absolute path of a standalone borg on this server/,
+    );
+  }
+  expect(() => parseServeConfig({}, {}, { pullBorgBinaries: '/srv/borg/borg-linux64' })).toThrow(/^config file, pullBorgBinaries: /);
+});
+
+test("pull run's own reading of pullBorgBinaries: the same values and sentences, nothing else of the file checked", () => {
+  expect(parsePullBorgBinaries({})).toEqual({});
+  expect(parsePullBorgBinaries({ pullBorgBinaries: { 'linux-x86_64': '/srv/borg/borg-linux64' }, sshListen: 'not an address' })).toEqual({ 'linux-x86_64': '/srv/borg/borg-linux64' });
+  expect(() => parsePullBorgBinaries({ pullBorgBinaries: { linux: '/srv/borg/borg-linux64' } })).toThrow(/^config file, pullBorgBinaries\.linux: is not a platform name like linux-x86_64/);
+  expect(() => parsePullBorgBinaries({ pullBorgBinaries: ['/srv/borg/borg-linux64'] })).toThrow(/^config file, pullBorgBinaries: /);
 });

@@ -46,6 +46,23 @@ const count = (min: number) => z.coerce.number().int().min(min);
 
 const filePath = z.string().min(1, 'needs a file name');
 
+/**
+ * Client platform (`uname -s`-`uname -m`, lowercased) -> the absolute path of a standalone borg on
+ * this server. Whether each file is there and readable is checked when serve starts
+ * (src/pull/borg-binaries.ts), not here: parsing reads no disk.
+ */
+const borgBinaries = z.record(z.string(), z.unknown()).transform((map, ctx) => {
+  const out: Record<string, string> = {};
+  for (const [name, path] of Object.entries(map)) {
+    if (!/^[a-z0-9_]+-[a-z0-9_]+$/.test(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: "is not a platform name like linux-x86_64 (uname -s and uname -m of the client, lowercased, joined by '-')" });
+    } else if (typeof path !== 'string' || !path.startsWith('/')) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'needs the absolute path of a standalone borg on this server, e.g. /srv/borg/borg-linux64' });
+    } else out[name] = path;
+  }
+  return out;
+});
+
 export const serveConfigSchema = z
   .object({
   sshListen: listenAddress.describe('where the embedded SSH gateway listens (--ssh-listen, BORGKEEP_SSH_LISTEN)').prefault('0.0.0.0:2222'),
@@ -96,6 +113,9 @@ export const serveConfigSchema = z
   pullScheduleJitterSeconds: count(0)
     .describe("the longest delay after its scheduled time a host's run gets (config file only): each host its own, never more than a tenth of its schedule's interval")
     .default(300),
+  pullBorgBinaries: borgBinaries
+    .describe("client platform -> standalone borg binary on this server, uploaded for the job to a pull client without borg (config file only), e.g. {\"linux-x86_64\": \"/srv/borg/borg-linux64\"}; the platform is the client's uname -s and uname -m, lowercased, joined by '-'")
+    .default({}),
   publicUrl: publicUrlSchema
     .describe("the console's address as browsers reach it (BORGKEEP_PUBLIC_URL), e.g. https://backup.example.org; the OpenID redirect URL is PUBLICURL/api/v1/sso/oidc/callback")
     .optional(),
@@ -136,6 +156,7 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   pullConcurrency: 'pullConcurrency',
   pullConcurrencyPerRepository: 'pullConcurrencyPerRepository',
   pullScheduleJitterSeconds: 'pullScheduleJitterSeconds',
+  pullBorgBinaries: 'pullBorgBinaries',
   publicUrl: 'publicUrl',
   sso: 'sso',
 };
@@ -172,4 +193,15 @@ export function parseServeConfig(flags: Partial<Record<keyof ServeConfig, string
   // A value from a flag is named by its flag; one from the file by its path in the file.
   const fromFile = !(field in fromFlags) && FLAGS[field] !== undefined && !FLAGS[field].startsWith('--') ? true : !(field in fromFlags) && field in file;
   throw invalidInput(fromFile ? `config file, ${issue.path.join('.')}: ${message}` : `${FLAGS[field] ?? field}: ${message}`);
+}
+
+/**
+ * Only the config file's pullBorgBinaries, in the sentences parseServeConfig gives: for
+ * `borgkeep pull run`, which runs a job in its own process when no serve does.
+ */
+export function parsePullBorgBinaries(file: Record<string, unknown>): Record<string, string> {
+  const parsed = borgBinaries.optional().safeParse(file.pullBorgBinaries);
+  if (parsed.success) return parsed.data ?? {};
+  const issue = parsed.error.issues[0];
+  throw invalidInput(`config file, ${['pullBorgBinaries', ...issue.path].join('.')}: ${issue.code === 'custom' ? issue.message : issue.message.replace(/^Invalid input: /, '')}`);
 }

@@ -8,7 +8,17 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { borgCreateCommand, isPlainClientDir, knownHostsLine, makeDirCommand, NO_BORG_EXIT, removeDirCommand, shellQuote, writeFileCommand } from './client-command.js';
+import {
+  borgCreateCommand,
+  isPlainClientDir,
+  knownHostsLine,
+  makeDirCommand,
+  parseMadeDir,
+  removeDirCommand,
+  shellQuote,
+  uploadBorgCommand,
+  writeFileCommand,
+} from './client-command.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bk-client-command-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -59,7 +69,10 @@ describe('the job directory', () => {
     mkdirSync(tmp);
     const made = sh(makeDirCommand(), { env: { ...process.env, TMPDIR: tmp } });
     expect(made.code).toBe(0);
-    const dir = made.stdout.trim();
+    // borg is in this PATH: the name alone.
+    expect(made.stdout).toMatch(/^[^\n]+\n$/);
+    expect(parseMadeDir(made.stdout).noBorg).toBeNull();
+    const dir = parseMadeDir(made.stdout).dir;
     expect(dir.startsWith(`${tmp}/borgkeep-pull.`)).toBe(true);
     expect(execFileSync('stat', ['-c', '%a', dir]).toString().trim()).toBe('700');
     expect(sh(writeFileCommand(dir, 'pass'), { input: 'secret\n' }).code).toBe(0);
@@ -69,15 +82,36 @@ describe('the job directory', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
-  it('is not made when there is no borg to run (one exit status says so)', () => {
+  it("is made also when there is no borg to run, and a second line names the client's platform", () => {
     const tmp = join(root, 'tmp-noborg');
     mkdirSync(tmp);
     const bin = join(root, 'bin-without-borg');
     mkdirSync(bin);
-    for (const tool of ['sh', 'mktemp']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`]).toString().trim(), join(bin, tool));
+    for (const tool of ['sh', 'mktemp', 'uname']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`]).toString().trim(), join(bin, tool));
     const made = sh(makeDirCommand(), { env: { PATH: bin, TMPDIR: tmp } });
-    expect(made.code).toBe(NO_BORG_EXIT);
+    expect(made.code).toBe(0);
+    const system = execFileSync('uname', ['-s']).toString().trim();
+    const machine = execFileSync('uname', ['-m']).toString().trim();
+    const parsed = parseMadeDir(made.stdout);
+    expect(parsed.noBorg).toEqual({ platform: `${system}-${machine}`.toLowerCase(), uname: `${system} ${machine}` });
+    expect(parsed.dir.startsWith(`${tmp}/borgkeep-pull.`)).toBe(true);
+    expect(isPlainClientDir(parsed.dir)).toBe(true);
+    expect(execFileSync('stat', ['-c', '%a', parsed.dir]).toString().trim()).toBe('700');
+    expect(sh(removeDirCommand(parsed.dir)).code).toBe(0);
     expect(execFileSync('ls', ['-A', tmp]).toString()).toBe('');
+  });
+
+  it("reads the platform only from the command's own last line; a name uname cannot give is no platform", () => {
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\n')).toEqual({ dir: '/tmp/borgkeep-pull.Ab1', noBorg: null });
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg FreeBSD amd64\n')).toEqual({ dir: '/tmp/borgkeep-pull.Ab1', noBorg: { platform: 'freebsd-amd64', uname: 'FreeBSD amd64' } });
+    // uname missing from PATH: empty words.
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg  \n').noBorg).toEqual({ platform: null, uname: '' });
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg CYGWIN_NT-10.0 x86_64\n').noBorg?.platform).toBeNull();
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg Linux x86_64; rm\n').noBorg?.platform).toBeNull();
+    // A TMPDIR with a line break gives a name of several lines, which isPlainClientDir refuses.
+    const odd = parseMadeDir('/tmp/x\n/borgkeep-pull.Ab1\n');
+    expect(odd.noBorg).toBeNull();
+    expect(isPlainClientDir(odd.dir)).toBe(false);
   });
 
   it('only plain mktemp names are taken (the name goes into BORG_RSH unquoted)', () => {
@@ -140,6 +174,43 @@ describe('borg create', () => {
     expect(existsSync(dir)).toBe(false);
     expect(existsSync('/PWNED')).toBe(false);
     expect(existsSync(join(process.cwd(), 'PWNED'))).toBe(false);
+  });
+
+  it('runs an uploaded borg by its path in the job directory, unpacking itself there (TMPDIR)', () => {
+    const dir = join(root, 'borgkeep-pull.Up12');
+    mkdirSync(dir, { mode: 0o700 });
+    const report = join(root, 'report-uploaded');
+    // The "standalone borg": uploaded through the channel's stdin, as the runner does.
+    const standalone = Buffer.from(`#!/bin/sh\nprintf '%s\\n' "$0" "$1" "$TMPDIR" > '${report}'\nexit 0\n`);
+    expect(sh(uploadBorgCommand(dir), { input: standalone.toString('latin1') }).code).toBe(0);
+    expect(readFileSync(join(dir, 'borg')).equals(standalone)).toBe(true);
+    expect(execFileSync('stat', ['-c', '%a', join(dir, 'borg')]).toString().trim()).toBe('700');
+    const command = borgCreateCommand({ dir, port: 40123, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4', borg: join(dir, 'borg') });
+    // No borg in this PATH at all: the uploaded one runs.
+    const bin = join(root, 'bin-env-rm');
+    mkdirSync(bin);
+    for (const tool of ['sh', 'env', 'rm', 'printf']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`]).toString().trim(), join(bin, tool));
+    const out = sh(command, { env: { PATH: bin } });
+    expect(out.code).toBe(0);
+    expect(readFileSync(report, 'utf8')).toBe(`${dir}/borg\ncreate\n${dir}\n`);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('writes the uploaded borg under a quoted name', () => {
+    const dir = join(root, "odd $(touch PWNED) 'dir");
+    mkdirSync(dir);
+    expect(sh(uploadBorgCommand(dir), { input: 'bytes' }).code).toBe(0);
+    expect(readFileSync(join(dir, 'borg'), 'utf8')).toBe('bytes');
+    expect(existsSync(join(process.cwd(), 'PWNED'))).toBe(false);
+  });
+
+  it('runs no borg but the one in PATH or a plain file of the job directory', () => {
+    const line = { dir: '/tmp/borgkeep-pull.A', port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4' };
+    expect(borgCreateCommand({ ...line, borg: 'borg' })).toBe(borgCreateCommand(line));
+    expect(borgCreateCommand({ ...line, borg: '/tmp/borgkeep-pull.A/borg' })).toMatch(/ '\\''\/tmp\/borgkeep-pull\.A\/borg'\\'' create /);
+    for (const borg of ['/usr/local/bin/borg', '/tmp/borgkeep-pull.A/../borg', '/tmp/borgkeep-pull.A/sub/borg', '/tmp/borgkeep-pull.A/b g', '/tmp/borgkeep-pull.A/', '/tmp/borgkeep-pull.AB/borg', 'borg2', '/tmp/borgkeep-pull.A/..']) {
+      expect(() => borgCreateCommand({ ...line, borg }), borg).toThrow(/not a file of the job's directory/);
+    }
   });
 
   it('takes no directory name that would need quoting inside BORG_RSH', () => {

@@ -1,18 +1,22 @@
 // The command lines a pull job runs on the client host (issue 16), over the SSH connection the
-// server opened: make a private directory, write the job's files into it, run stock
-// `borg create` against the job's repository (reached back through the remote-forwarded port),
-// remove the directory. Every client-side value goes through `shellQuote`, and every script runs
+// server opened: make a private directory, write the job's files into it (and, on a client
+// without borg, the standalone borg the admin configured for its platform), run `borg create`
+// against the job's repository (reached back through the remote-forwarded port), remove the
+// directory. Every client-side value goes through `shellQuote`, and every script runs
 // under `sh -c`, whatever the pull user's login shell is.
 //
 // Must never put a secret on a command line (the job's private key and passphrase go through the
 // channel's stdin into 0600 files: a command line is visible to every user of the client in
 // `ps`), and never name anything of the server but the forwarded loopback port.
 
-/** Exit status of the first command when the pull user has no `borg` command. */
-export const NO_BORG_EXIT = 97;
+/** The line the first command prints after the directory's name when the pull user has no `borg` command. */
+export const NO_BORG_MARK = 'no-borg';
 
-/** The names of the job's files in its private directory. */
-export const JOB_FILES = { key: 'id', knownHosts: 'known_hosts', passphrase: 'pass', base: 'base' } as const;
+/** The names of the job's files in its private directory (`borg`: an uploaded standalone borg). */
+export const JOB_FILES = { key: 'id', knownHosts: 'known_hosts', passphrase: 'pass', base: 'base', borg: 'borg' } as const;
+
+/** A platform as the server's pullBorgBinaries names it: `uname -s`-`uname -m`, lowercased (linux-x86_64). */
+export const PLATFORM_NAME = /^[a-z0-9_]+-[a-z0-9_]+$/;
 
 /** The SSH user and repository path the client's borg asks for (the endpoint takes any path). */
 export const JOB_SSH_USER = 'borgkeep';
@@ -42,13 +46,45 @@ export function isPlainClientDir(dir: string): boolean {
 }
 
 /**
- * Makes the job's private directory (0700) in the pull user's TMPDIR and prints its name; exits
- * with NO_BORG_EXIT, making nothing, when there is no borg to run.
+ * Makes the job's private directory (0700) in the pull user's TMPDIR and prints its name; when the
+ * pull user has no `borg` command, a second line `no-borg SYSTEM MACHINE` (uname -s, uname -m), so
+ * the runner can upload the standalone borg configured for that platform (or fail saying which).
  */
 export function makeDirCommand(): string {
   return underSh(
-    `umask 077 && if ! command -v borg >/dev/null 2>&1; then exit ${NO_BORG_EXIT}; fi && mktemp -d "\${TMPDIR:-/tmp}/borgkeep-pull.XXXXXXXXXX"`,
+    `umask 077 && d=$(mktemp -d "\${TMPDIR:-/tmp}/borgkeep-pull.XXXXXXXXXX") && printf '%s\\n' "$d" && { command -v borg >/dev/null 2>&1 || printf '${NO_BORG_MARK} %s %s\\n' "$(uname -s)" "$(uname -m)"; }`,
   );
+}
+
+export interface MadeDir {
+  /** What mktemp printed (checked by the caller with isPlainClientDir). */
+  readonly dir: string;
+  /**
+   * Set when the client has no borg: `platform` is the pullBorgBinaries name (null when uname
+   * printed no usable name), `uname` what it printed, for the job's sentence.
+   */
+  readonly noBorg: { readonly platform: string | null; readonly uname: string } | null;
+}
+
+/** Reads what makeDirCommand printed. */
+export function parseMadeDir(stdout: string): MadeDir {
+  const text = stdout.replace(/\n$/, '');
+  const nl = text.lastIndexOf('\n');
+  const last = nl >= 0 ? text.slice(nl + 1) : '';
+  if (nl < 0 || !last.startsWith(`${NO_BORG_MARK} `)) return { dir: text.trim(), noBorg: null };
+  const uname = last.slice(NO_BORG_MARK.length + 1).trim();
+  const words = uname.split(' ');
+  const platform = words.length === 2 ? words.join('-').toLowerCase() : '';
+  return { dir: text.slice(0, nl).trim(), noBorg: { platform: PLATFORM_NAME.test(platform) ? platform : null, uname } };
+}
+
+/**
+ * Writes the channel's stdin to DIR/borg, 0700: the standalone borg the server uploads to a client
+ * without one. Written by the pull user into its own 0700 directory, so no other user can swap it.
+ */
+export function uploadBorgCommand(dir: string): string {
+  const file = shellQuote(`${dir}/${JOB_FILES.borg}`);
+  return underSh(`umask 077 && cat > ${file} && chmod 700 ${file}`);
 }
 
 /** Writes the channel's stdin to DIR/NAME, 0600. */
@@ -75,6 +111,16 @@ export interface BorgCreateLine {
   readonly paths: readonly string[];
   readonly excludes: readonly string[];
   readonly compression: string;
+  /** The borg to run: `borg` from the pull user's PATH (the default), or DIR/borg when uploaded. */
+  readonly borg?: string;
+}
+
+/** The borg a job runs: `borg`, or a plain file name directly in the job's directory. */
+function borgProgram(dir: string, borg: string | undefined): { program: string; uploaded: boolean } {
+  if (borg === undefined || borg === 'borg') return { program: 'borg', uploaded: false };
+  const name = borg.startsWith(`${dir}/`) ? borg.slice(dir.length + 1) : '';
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name)) throw new Error("the borg to run on the client host is not a file of the job's directory");
+  return { program: borg, uploaded: true };
 }
 
 /**
@@ -105,6 +151,7 @@ export function borgCreateCommand(line: BorgCreateLine): string {
   if (!Number.isInteger(line.port) || line.port < 1 || line.port > 65535) throw new Error('the forwarded port is not a port');
   if (line.paths.length === 0) throw new Error('a pull job needs at least one path to back up');
   const dir = line.dir;
+  const { program, uploaded } = borgProgram(dir, line.borg);
   // borg splits BORG_RSH like a shell: the directory is plain (isPlainClientDir), so no quoting.
   const rsh = [
     'ssh',
@@ -128,9 +175,13 @@ export function borgCreateCommand(line: BorgCreateLine): string {
     'BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no',
     'BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO',
     'BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=NO',
+    // A standalone borg (PyInstaller) unpacks itself into TMPDIR at each start: into the job's own
+    // directory, which is executable (the binary runs from it) and removed with it, also when
+    // borg is killed before it could clean up.
+    ...(uploaded ? [`TMPDIR=${shellQuote(dir)}`] : []),
   ];
   const argv = [
-    'borg',
+    uploaded ? shellQuote(program) : program,
     'create',
     '--log-json',
     '--progress',

@@ -3,11 +3,16 @@
 // loopback whose connections come back to the job's SSH endpoint (job-endpoint.ts), a private
 // directory on the client with the job's one-time SSH key, borgkeep's host key and the job
 // passphrase, then stock `borg create --log-json --progress` there, read as it runs into the job's
-// progress and log. The directory is removed whichever way the job ends.
+// progress and log. A client without borg gets the standalone borg the admin configured for its
+// platform (pullBorgBinaries), uploaded into that directory. The directory is removed whichever
+// way the job ends.
 //
 // Must never send the client a server path or name (the client only sees 127.0.0.1:PORT/./job),
 // never write a secret (the pull key, the job key, the passphrase) into a log, a reason or a
 // command line, and never call a job done unless the session behind it committed the archive.
+
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 
 import type { Client as SshClient, ClientChannel, ParsedKey, Server as SshServer } from 'ssh2';
 
@@ -18,10 +23,12 @@ import {
   JOB_FILES,
   knownHostsLine,
   makeDirCommand,
-  NO_BORG_EXIT,
+  parseMadeDir,
   removeDirCommand,
+  uploadBorgCommand,
   writeFileCommand,
 } from './client-command.js';
+import { HEAD_BYTES, looksLikeProgram, NOT_A_PROGRAM } from './borg-binaries.js';
 import { createJobEndpoint, type JobEndpoint } from './job-endpoint.js';
 import { fingerprintOfBlob, type PullIdentity } from './pull-identity.js';
 import type { PullHost, PullJob, PullJobRecorder, PullJobSession, PullJobState, PullProgress } from './types.js';
@@ -42,6 +49,11 @@ export interface PullRunnerDeps {
   readonly connectTimeoutMs?: number;
   /** How long the client may take for the small commands around borg (directory, files, removal). */
   readonly commandTimeoutMs?: number;
+  /**
+   * The server's standalone borg binaries by client platform (`uname -s`-`uname -m`, lowercased,
+   * e.g. linux-x86_64 -> /srv/borg/borg-linux64): uploaded to a client that has no borg.
+   */
+  readonly borgBinaries?: Readonly<Record<string, string>>;
 }
 
 export interface PullRunResult {
@@ -119,22 +131,42 @@ function connectFailure(host: PullHost, error: Error & { code?: string; level?: 
   return `could not connect to ${where}: ${error.message}`;
 }
 
-/** Runs a command on the client: its status, output and error output (stderr line by line if asked). */
+/**
+ * Runs a command on the client: its status, output and error output (stderr line by line if asked).
+ * `input` goes to its stdin: a text, bytes, or a stream (a file too large to hold, streamed under
+ * the channel's flow control); `inputError` is set when the stream failed, and the channel is then
+ * closed rather than ended, so the command never takes a cut-off input for a whole one.
+ */
 function exec(
   client: SshClient,
   command: string,
-  opts: { input?: string; onStderrLine?: (line: string) => void; onChannel?: (channel: ClientChannel) => void; timeoutMs?: number } = {},
-): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  opts: {
+    input?: string | Buffer | Readable;
+    onStderrLine?: (line: string) => void;
+    onChannel?: (channel: ClientChannel) => void;
+    timeoutMs?: number;
+    /** Closes the channel when aborted (the job's stop and time-out, for a long upload). */
+    signal?: AbortSignal;
+  } = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; inputError?: Error }> {
   return new Promise((resolve, reject) => {
     client.exec(command, (error, channel) => {
-      if (error) return reject(error);
+      if (error) {
+        if (opts.input && typeof opts.input !== 'string' && !Buffer.isBuffer(opts.input)) opts.input.destroy();
+        return reject(error);
+      }
       opts.onChannel?.(channel);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let pending = '';
       let code: number | null = null;
       let signal: string | null = null;
+      const input = opts.input !== undefined && typeof opts.input !== 'string' && !Buffer.isBuffer(opts.input) ? opts.input : null;
+      let inputError: Error | undefined;
       const timer = opts.timeoutMs ? setTimeout(() => channel.close(), opts.timeoutMs) : undefined;
+      const onAbort = (): void => void channel.close();
+      if (opts.signal?.aborted) onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
       channel.on('data', (d: Buffer) => out.push(d));
       channel.stderr.on('data', (d: Buffer) => {
         if (!opts.onStderrLine) return void err.push(d);
@@ -151,13 +183,51 @@ function exec(
       });
       channel.on('close', () => {
         clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (input && !input.readableEnded) input.destroy();
         if (pending && opts.onStderrLine) opts.onStderrLine(pending);
-        resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+        resolve({
+          code,
+          signal,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          ...(inputError ? { inputError } : {}),
+        });
       });
-      if (opts.input !== undefined) channel.end(opts.input);
+      if (input) {
+        input.once('error', (e: Error) => {
+          inputError = e;
+          input.unpipe(channel);
+          channel.close();
+        });
+        input.pipe(channel);
+      } else if (opts.input !== undefined) channel.end(opts.input);
       else channel.end();
     });
   });
+}
+
+/**
+ * Opens a standalone borg of the server for upload: a regular file, readable. One sentence (no
+ * server path: a job's reason is shown to every console user) when it is not.
+ */
+async function openBorgBinary(path: string, platform: string): Promise<{ file: FileHandle; size: number }> {
+  let file: FileHandle | null = null;
+  try {
+    file = await open(path, 'r');
+    const stat = await file.stat();
+    if (!stat.isFile()) throw Object.assign(new Error('it is not a regular file'), { code: 'ENOTFILE' });
+    const head = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await file.read(head, 0, HEAD_BYTES, 0);
+    if (!looksLikeProgram(head.subarray(0, bytesRead))) throw new JobFailure(`the standalone borg configured for ${platform} (pullBorgBinaries) ${NOT_A_PROGRAM}`);
+    return { file, size: stat.size };
+  } catch (error) {
+    await file?.close().catch(() => undefined);
+    if (error instanceof JobFailure) throw error;
+    const e = error as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'there is no such file' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    throw new JobFailure(`could not read the standalone borg configured for ${platform} (pullBorgBinaries): ${why}`);
+  }
 }
 
 /**
@@ -282,10 +352,7 @@ export async function runPullJob(
 
     const commandTimeoutMs = deps.commandTimeoutMs ?? 30_000;
     const made = await exec(c, makeDirCommand(), { timeoutMs: commandTimeoutMs });
-    if (made.code === NO_BORG_EXIT) {
-      throw new JobFailure(`borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`);
-    }
-    const madeDir = made.stdout.trim();
+    const { dir: madeDir, noBorg } = parseMadeDir(made.stdout);
     if (made.code !== 0) {
       throw new JobFailure(`could not make the job's private directory on ${host.name}: ${clip(made.stderr.trim() || `mktemp ended with status ${made.code}`)}`);
     }
@@ -296,6 +363,18 @@ export async function runPullJob(
     }
     dir = madeDir;
     log(`made the job's private directory ${dir} on the client`);
+    // A client without borg: the standalone borg for its platform, if the admin configured one, is
+    // uploaded below; else the job ends here, and the directory goes with the clean-up below.
+    let standalone: { platform: string; binary: string } | null = null;
+    if (noBorg) {
+      const missing = `borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`;
+      if (noBorg.platform === null) {
+        throw new JobFailure(`${missing}, and its platform is not known (uname -s and -m printed '${noBorg.uname.slice(0, 100)}'), so no standalone borg can be chosen (pullBorgBinaries)`);
+      }
+      const binary = Object.hasOwn(deps.borgBinaries ?? {}, noBorg.platform) ? deps.borgBinaries![noBorg.platform] : undefined;
+      if (binary === undefined) throw new JobFailure(`${missing}, and no standalone borg is configured for its platform ${noBorg.platform} (pullBorgBinaries)`);
+      standalone = { platform: noBorg.platform, binary };
+    }
     for (const [name, content] of [
       [JOB_FILES.key, jobKey.private],
       [JOB_FILES.knownHosts, knownHostsLine(port, deps.hostKey.publicLine)],
@@ -303,6 +382,22 @@ export async function runPullJob(
     ] as const) {
       const written = await exec(c, writeFileCommand(dir, name), { input: content, timeoutMs: commandTimeoutMs });
       if (written.code !== 0) throw new JobFailure(`could not write the job's files on ${host.name}: ${clip(written.stderr.trim() || `status ${written.code}`)}`);
+    }
+    let borg: string | undefined;
+    if (standalone) {
+      // Streamed (a standalone borg is some 30 MB), bounded by the job's own time-out and stop
+      // rather than the short command time-out: a slow link may take a while.
+      const { platform } = standalone;
+      // Opened only now: nothing can fail between here and the stream, which closes the file.
+      const { file, size } = await openBorgBinary(standalone.binary, platform);
+      const uploaded = await exec(c, uploadBorgCommand(dir), { input: file.createReadStream({ start: 0 }), signal: stopper.signal });
+      if (stopper.signal.aborted) throw new JobFailure(stopReason());
+      if (uploaded.inputError) throw new JobFailure(`could not read the standalone borg configured for ${platform} (pullBorgBinaries): ${uploaded.inputError.message}`);
+      if (uploaded.code !== 0) {
+        throw new JobFailure(`could not upload the standalone borg for ${platform} to ${host.name}: ${clip(uploaded.stderr.trim() || `status ${uploaded.code ?? uploaded.signal}`)}`);
+      }
+      borg = `${dir}/${JOB_FILES.borg}`;
+      log(`uploaded the standalone borg for ${platform} (${(size / 1024 / 1024).toFixed(1)} MiB)`);
     }
     if (stopper.signal.aborted) throw new JobFailure(stopReason());
 
@@ -357,7 +452,7 @@ export async function runPullJob(
     let createChannel: ClientChannel | null = null;
     const created = exec(
       c,
-      borgCreateCommand({ dir, port, archiveName: opts.archiveName, paths: host.paths, excludes: host.excludes, compression: host.compression }),
+      borgCreateCommand({ dir, port, archiveName: opts.archiveName, paths: host.paths, excludes: host.excludes, compression: host.compression, ...(borg ? { borg } : {}) }),
       { onStderrLine: onLine, onChannel: (ch) => (createChannel = ch) },
     );
     const stopped = new Promise<'stopped'>((resolve) => {
@@ -389,7 +484,9 @@ export async function runPullJob(
       refused = true;
       throw new JobFailure(outcome.refusal);
     }
-    if (status.code === 127) throw new JobFailure(`borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`);
+    if (status.code === 127 && !borg) throw new JobFailure(`borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`);
+    // The shell's "cannot execute": the directory is on a file system mounted noexec.
+    if (status.code === 126 && borg) throw new JobFailure(`the standalone borg uploaded to ${host.name} could not be run there (is the TMPDIR of user ${host.user} on a file system mounted noexec?)`);
     if ((status.code === 0 || status.code === 1) && outcome?.committed) {
       if (status.code === 1) log('borg create ended with warnings (see above)');
       result = { state: 'done', reason: null };

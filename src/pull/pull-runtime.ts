@@ -28,6 +28,8 @@ export interface PullRuntimeDeps {
   env: NodeJS.ProcessEnv;
   /** serve's vault, opened with its master passphrase; else the data directory's is opened when a job needs a key. */
   vault?: Vault;
+  /** The config file's pullBorgBinaries (client platform -> standalone borg on this server; serve checks the files at start). */
+  borgBinaries?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -56,7 +58,7 @@ export async function loadPullJobRunner(deps: PullRuntimeDeps): Promise<RunPullJ
     const summary = (await deps.store.listRepositories()).find((r) => r.repository.id === host.repositoryId);
     if (!summary) return { state: 'failed', reason: `the repository of host '${host.name}' no longer exists`, hostile: false };
     const session = createPullJobSession({ guard }, { jobId: job.id, repository: summary.repository, archiveName });
-    const result = await runPullJob({ ssh2: { Client, Server, parseKey: utils.parseKey }, identity, hostKey }, host, job, session, recorder, { archiveName, stop });
+    const result = await runPullJob({ ssh2: { Client, Server, parseKey: utils.parseKey }, identity, hostKey, ...(deps.borgBinaries && { borgBinaries: deps.borgBinaries }) }, host, job, session, recorder, { archiveName, stop });
     // The key the host offered, so `host show` can put it beside the pinned one for the admin to compare.
     if (result.hostKey) await deps.store.notePullHostKeyOffered(host.id, result.hostKey.offered).catch(() => undefined);
     // (The runner records a hostile failure as such; the service's own record of the end comes after it.)

@@ -137,10 +137,11 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
   const oddTmpDir = join(dir, 'tmp dir');
   mkdirSync(oddTmpDir, { mode: 0o700 });
   chownSync(oddTmpDir, uid, gid);
-  // The PATH of the port without borg: the tools the job's commands use, but no borg.
+  // The PATH of the port without borg: the tools the job's commands use (uname: the platform for a
+  // standalone borg), but no borg.
   const noBorgBin = join(dir, 'bin-without-borg');
   mkdirSync(noBorgBin);
-  for (const tool of ['sh', 'mktemp', 'cat', 'rm', 'env', 'ssh', 'chmod', 'mkdir', 'printf', 'test']) {
+  for (const tool of ['sh', 'mktemp', 'cat', 'rm', 'env', 'ssh', 'chmod', 'mkdir', 'printf', 'test', 'uname']) {
     for (const d of ['/usr/bin', '/bin']) {
       try {
         symlinkSync(join(d, tool), join(noBorgBin, tool));

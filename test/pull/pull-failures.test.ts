@@ -3,12 +3,16 @@
 // writing into a real repokey repository. Each failure must end the job `failed` with one clear
 // sentence and leave the repository consistent: `borg check` with the real key passes, no partial
 // archive and no checkpoint of the job is listed, and the archives are those from before.
+// A client without borg gets the standalone borg of serve's config file (pullBorgBinaries), and a
+// missing one stops serve at start.
 //
 // Must never leave the client's job directory behind, and never pass on a repository that only
 // looks right from borgkeep's side: the checks use the real borg with the repository's real key.
 
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { machine, type } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -32,8 +36,19 @@ const archives = () => pull.archives();
 const expectConsistent = (expected: readonly string[]) => pull.expectConsistent(expected);
 const addHost = (name: string, paths: string, port?: number, address?: string) => pull.addHost(name, paths, port, address);
 
+/** The client's platform as pullBorgBinaries names it (the client host is a namespace of this machine). */
+const platform = `${type()}-${machine()}`.toLowerCase();
+/** The stand-in for borg-linux64 in serve's config file: bytes a client without borg gets and runs (the system's borg behind it). */
+let standaloneBorg: string;
+
 beforeAll(async () => {
-  pull = await createPullInstallation('pull-failures', NET);
+  pull = await createPullInstallation('pull-failures', NET, (e) => {
+    // serve's config file on this data directory (DATA/borgkeep.json), there before serve starts.
+    standaloneBorg = join(e.root, 'borg-standalone');
+    mkdirSync(e.dataDir, { recursive: true });
+    writeFileSync(standaloneBorg, `#!/bin/sh\nexec ${execFileSync('sh', ['-c', 'command -v borg']).toString().trim()} "$@"\n`, { mode: 0o600 });
+    writeFileSync(join(e.dataDir, 'borgkeep.json'), JSON.stringify({ pullBorgBinaries: { [platform]: standaloneBorg } }));
+  });
   ({ env, client, keyLine } = pull);
   small = join(client.dir, 'small');
   mkdirSync(small, { mode: 0o755 });
@@ -107,3 +122,27 @@ test("the client's borg killed mid-backup: the job fails, no partial archive or 
   await expectConsistent([done!.archive!]);
   await env.cliOk(['host', 'remove', 'after']);
 }, 120_000);
+
+test("a client without borg gets the standalone borg of serve's config file for its platform: the job uploads it, the archive restores, nothing is left on the client", async () => {
+  // (Without one configured, the job fails naming the platform and the key: test/pull/runner.test.ts.)
+  // The serve running this installation (its embedded gateway) read the config file at start, and
+  // runs the job pull run queues.
+  await addHost('bare', small, client.portWithoutBorg);
+  const run = await env.cli(['pull', 'run', 'bare', '--wait'], { timeoutMs: 60_000 });
+  expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+  const [job] = await jobs('bare');
+  expect(job).toMatchObject({ state: 'done', reason: null, files: 1 });
+  expect(await env.cliOk(['pull', 'log', String(job!.id)])).toContain(`uploaded the standalone borg for ${platform} (0.0 MiB)`);
+  expect(await borgOk(['extract', '--stdout', `${env.url('main')}::${job!.archive}`, join(small, 'a.txt').slice(1)])).toBe('a small file\n');
+  expect(readdirSync(client.tmpDir)).toEqual([]);
+  await env.cliOk(['host', 'remove', 'bare']);
+}, 120_000);
+
+test('serve refuses to start, in one sentence, when a standalone borg of its config file is missing', async () => {
+  const config = join(pull.work, 'missing-borg.json');
+  const missing = join(pull.work, 'no-such-borg');
+  writeFileSync(config, JSON.stringify({ pullBorgBinaries: { 'linux-x86_64': missing } }));
+  const serve = await env.cli(['serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--config', config], { timeoutMs: 30_000 });
+  expect(serve.code).not.toBe(0);
+  expect(serve.stderr.trim()).toBe(`borgkeep: config file, pullBorgBinaries.linux-x86_64: cannot read ${missing}: there is no such file`);
+}, 60_000);

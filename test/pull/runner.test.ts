@@ -5,11 +5,11 @@
 // one sentence and the client's private directory gone.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { machine, tmpdir, type } from 'node:os';
+import { dirname, join } from 'node:path';
 
 import * as ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +133,17 @@ const job = (host: PullHost): PullJob => ({
   hostile: false,
 });
 
+/** The client's platform as pullBorgBinaries names it: the client host is a namespace of this machine. */
+const platform = `${type()}-${machine()}`.toLowerCase();
+/**
+ * A "standalone borg" on the server: a script running the system's borg, padded to the size of a
+ * PyInstaller borg-linux64 (30 MiB; the shell never reads past its exec). What the runner does
+ * with it is what it does with the real one: its bytes uploaded and executed. Before the exec it
+ * notes where it runs from, its checksum and its TMPDIR, into `standaloneRan` on the client.
+ */
+let standaloneBorg: string;
+let standaloneRan: string;
+
 /** The client's TMPDIR holds no job directory. */
 const clientTmp = (): string[] => readdirSync(client.tmpDir);
 
@@ -149,6 +160,13 @@ beforeAll(async () => {
   writeFileSync(join(data, 'sub $(x)', 'nested.txt'), 'nested\n');
   writeFileSync(join(data, 'excluded.skip'), 'must not be backed up\n');
   for (const d of [data, join(data, 'sub $(x)')]) chmodSync(d, 0o755);
+  standaloneBorg = join(root, 'borg-standalone');
+  standaloneRan = join(client.dir, 'standalone-ran');
+  mkdirSync(standaloneRan, { mode: 0o700 });
+  chownSync(standaloneRan, client.uid, client.gid);
+  const systemBorg = (await run('sh', ['-c', 'command -v borg'])).stdout.trim();
+  const script = Buffer.from(`#!/bin/sh\n{ printf '%s\\n' "$0" "$TMPDIR"; /usr/bin/sha256sum < "$0"; } > '${standaloneRan}/ran'\nexec ${systemBorg} "$@"\n`);
+  writeFileSync(standaloneBorg, Buffer.concat([script, randomBytes(30 * 1024 * 1024 - script.length)]), { mode: 0o600 });
   repo = join(root, 'job');
   const init = await run('borg', ['init', '--encryption=repokey', repo], { env: borgEnv() });
   if (init.code !== 0) throw new Error(`borg init failed: ${init.stderr}`);
@@ -362,11 +380,58 @@ describe('a pull job that cannot start', () => {
     expect(readdirSync(client.oddTmpDir)).toEqual([]);
   });
 
-  it('fails with one sentence when the client has no borg', async () => {
+  it('fails with one sentence naming the platform and the config key when the client has no borg and none is configured for it', async () => {
     const host = pullHost({ port: client.portWithoutBorg });
-    const rec = recorder();
-    const result = await runPullJob(deps, host, job(host), fakeSession(), rec, { archiveName: 'x' });
-    expect(result).toEqual({ state: 'failed', reason: `borg is not installed on client1: user ${client.user} has no borg command in its PATH` });
+    // A standalone borg for another platform only.
+    const result = await runPullJob({ ...deps, borgBinaries: { 'plan9-mips': standaloneBorg } }, host, job(host), fakeSession(), recorder(), { archiveName: 'x' });
+    expect(result).toEqual({
+      state: 'failed',
+      reason: `borg is not installed on client1: user ${client.user} has no borg command in its PATH, and no standalone borg is configured for its platform ${platform} (pullBorgBinaries)`,
+    });
     expect(clientTmp()).toEqual([]);
+  });
+
+  it('fails with one sentence when the standalone borg configured for the platform cannot be read or is no program, leaving nothing on the client', async () => {
+    const host = pullHost({ port: client.portWithoutBorg });
+    const missing = join(root, 'no-such-borg');
+    const rec = recorder();
+    const result = await runPullJob({ ...deps, borgBinaries: { [platform]: missing } }, host, job(host), fakeSession(), rec, { archiveName: 'x' });
+    expect(result).toEqual({ state: 'failed', reason: `could not read the standalone borg configured for ${platform} (pullBorgBinaries): there is no such file` });
+    expect(clientTmp()).toEqual([]);
+    // The server's path is in neither the reason nor the log.
+    expect(rec.lines.join('\n')).not.toContain(root);
+    // A file that is no program (here a key) is never sent.
+    const notAProgram = join(root, 'not-a-program');
+    writeFileSync(notAProgram, '-----BEGIN OPENSSH PRIVATE KEY-----\n');
+    const second = await runPullJob({ ...deps, borgBinaries: { [platform]: notAProgram } }, host, job(host), fakeSession(), recorder(), { archiveName: 'x' });
+    expect(second).toEqual({
+      state: 'failed',
+      reason: `the standalone borg configured for ${platform} (pullBorgBinaries) is not a program (an ELF or Mach-O binary, or a #! script): give the single-file borg, e.g. borg-linux64`,
+    });
+    expect(clientTmp()).toEqual([]);
+  });
+});
+
+describe('a client without borg', () => {
+  it('gets the standalone borg configured for its platform: uploaded for the job, run, and removed with the job directory', async () => {
+    const host = pullHost({ port: client.portWithoutBorg });
+    const session = fakeSession();
+    const rec = recorder();
+    const archiveName = 'client1-standalone';
+    const result = await runPullJob({ ...deps, borgBinaries: { [platform]: standaloneBorg } }, host, job(host), session, rec, { archiveName });
+    expect(result, rec.lines.join('\n')).toEqual({ state: 'done', reason: null });
+    expect(session.serves).toBe(1);
+    expect(rec.lines).toContain(`uploaded the standalone borg for ${platform} (30.0 MiB)`);
+    // It ran from the job's private directory, byte for byte the server's file, unpacking (as a
+    // PyInstaller borg does) into that directory.
+    const [ranAs, tmp, sum] = readFileSync(join(standaloneRan, 'ran'), 'utf8').split('\n');
+    expect(ranAs).toMatch(new RegExp(`^${client.tmpDir}/borgkeep-pull\\.[A-Za-z0-9]+/borg$`));
+    expect(tmp).toBe(dirname(ranAs!));
+    expect(sum!.split(' ')[0]).toBe(createHash('sha256').update(readFileSync(standaloneBorg)).digest('hex'));
+    // The uploaded borg (the only one in that PATH) wrote the archive.
+    const list = await run('borg', ['list', '--short', repo], { env: borgEnv() });
+    expect(list.stdout.split('\n')).toContain(archiveName);
+    expect(clientTmp()).toEqual([]);
+    expect(rec.lines.join('\n')).not.toContain(root);
   });
 });
