@@ -91,9 +91,14 @@ describe('pull backups in the console', () => {
   });
 
   it('lists hosts and jobs, runs a real job from Run now whose progress moves live, shows its real log following and downloading', async () => {
+    // A retry of web1 that waits an hour: the queue says so (it never starts in this test).
+    const retry = (await store.queuePullJob('web1', { trigger: 'schedule', attempt: 1, notBefore: new Date(Date.now() + 3_600_000) }))!.job;
     await h.login('admin', h.adminPassword);
     await h.nav('Pull backups').click();
     await page.getByRole('heading', { name: 'Pull backups', level: 1 }).waitFor();
+    const waiting = page.locator(`li[data-waiting-job="${retry.id}"]`);
+    await waiting.waitFor();
+    expect(await waiting.textContent()).toMatch(/^web1 → main job \d+, queued (just now|.* ago) by the schedule \(retry 1\): retry 1 after a failed run; starts in \d+ (min|h)\.$/);
 
     // --- the hosts ---------------------------------------------------------------------------------
     const web1 = page.locator('tr[data-host="web1"]');
@@ -102,7 +107,7 @@ describe('pull backups in the console', () => {
     expect(await web1.locator(`[data-offered-key="${OFFERED}"]`).textContent()).toMatch(/^The host offered (just now|.* ago): SHA256:R+Compare it with ssh-keygen/);
     expect(await web1.textContent()).toContain('0 2 * * *');
     expect(await web1.getByRole('link', { name: 'main' }).getAttribute('href')).toBe('/repositories/main');
-    expect(await web1.textContent()).toContain('none yet');
+    expect(await web1.textContent()).toContain('waiting to start'); // its retry
     const db1 = page.locator('tr[data-host="db1"]');
     expect(await db1.locator('[data-host-key]').textContent()).toContain('accepted');
     expect(await db1.textContent()).toContain(FINGERPRINT);

@@ -62,3 +62,20 @@ export const pullJobEnded = (j: PullJob) => j.state === 'done' || j.state === 'f
 
 /** The badge class of a state (styles.css): running blue, done green, failed red, waiting grey. */
 export const pullStateBadge = (s: PullJobState) => (s === 'done' ? 'ok' : s === 'failed' ? 'error' : s === 'queued' ? 'never' : 'open');
+
+/**
+ * Why a queued job has not started, in the console's words: its retry or back-off time, another
+ * job of its host, another job writing to its repository (one at a time), or only its turn.
+ * `active`: the jobs running now. The time, when there is one, is shown beside the words.
+ */
+export function queuedJobWait(job: PullJob, active: readonly PullJob[], now: number): { words: string; until: string | null } {
+  if (job.notBefore !== null && new Date(job.notBefore).getTime() > now) {
+    const why = job.attempt > 0 ? `retry ${job.attempt} after a failed run` : job.trigger === 'schedule' ? 'the host failed its last jobs, so its schedule backs off' : 'held back';
+    return { words: `${why}; starts`, until: job.notBefore };
+  }
+  const sameHost = active.find((a) => a.host === job.host);
+  if (sameHost) return { words: `waits for job ${sameHost.id} of the same host to end`, until: null };
+  const sameRepository = job.repository === null ? undefined : active.find((a) => a.repository === job.repository);
+  if (sameRepository) return { words: `waits for job ${sameRepository.id} of ${sameRepository.host}, which writes to ${job.repository} (one job per repository at a time)`, until: null };
+  return active.length > 0 ? { words: 'waits for a running job to end (the server runs a few at once)', until: null } : { words: 'starts in a moment', until: null };
+}

@@ -11,7 +11,7 @@ import { useAction, useLoad } from '../hooks';
 import { useLive } from '../live';
 import { CopyButton } from '../parts/copy-button';
 import { PullJobLog } from '../parts/pull-job-log';
-import { PULL_STATE_WORDS, pullJobActive, pullJobEnded, pullStateBadge, type PullHost, type PullJob } from '../pull-api';
+import { PULL_STATE_WORDS, pullJobActive, pullJobEnded, pullStateBadge, queuedJobWait, type PullHost, type PullJob } from '../pull-api';
 import { Link, navigate, useSearch } from '../router';
 
 const JOBS_SHOWN = 50;
@@ -28,6 +28,8 @@ export function PullPage() {
   const fresh = (j: PullJob): PullJob => live.pullJobs.find((l) => l.id === j.id) ?? live.pullEnded.find((l) => l.id === j.id) ?? j;
   const jobList = (jobs.data?.jobs ?? []).map(fresh);
   const running = live.pullJobs.filter(pullJobActive);
+  // The queue, oldest first (the order the server takes it in).
+  const waiting = jobList.filter((j) => j.state === 'queued').reverse();
   const selectedJob = selected === null ? null : (jobList.find((j) => j.id === selected) ?? live.pullJobs.find((j) => j.id === selected) ?? null);
   return (
     <>
@@ -48,6 +50,30 @@ export function PullPage() {
           </ul>
         )}
       </section>
+
+      {waiting.length > 0 && (
+        <section aria-labelledby="pull-waiting-title">
+          <h2 id="pull-waiting-title">Waiting to start</h2>
+          <ol className="pull-waiting">
+            {waiting.map((j) => {
+              const wait = queuedJobWait(j, running, Date.now());
+              return (
+                <li key={j.id} data-waiting-job={j.id}>
+                  <strong>{j.host}</strong>
+                  {j.repository && <> → {j.repository}</>} <span className="muted">job {j.id}, queued <Time at={j.queuedAt} /> by {triggerWords(j)}:</span> {wait.words}
+                  {wait.until && (
+                    <>
+                      {' '}
+                      <Time at={wait.until} />
+                    </>
+                  )}
+                  .
+                </li>
+              );
+            })}
+          </ol>
+        </section>
+      )}
 
       <section aria-labelledby="pull-hosts-title">
         <h2 id="pull-hosts-title">Hosts</h2>
