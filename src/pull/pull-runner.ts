@@ -22,6 +22,7 @@ import {
   removeDirCommand,
   writeFileCommand,
 } from './client-command.js';
+import { sendClientCache } from './client-cache.js';
 import { createJobEndpoint, type JobEndpoint } from './job-endpoint.js';
 import { fingerprintOfBlob, type PullIdentity } from './pull-identity.js';
 import type { PullHost, PullJob, PullJobRecorder, PullJobSession, PullJobState, PullProgress } from './types.js';
@@ -123,7 +124,7 @@ function connectFailure(host: PullHost, error: Error & { code?: string; level?: 
 function exec(
   client: SshClient,
   command: string,
-  opts: { input?: string; onStderrLine?: (line: string) => void; onChannel?: (channel: ClientChannel) => void; timeoutMs?: number } = {},
+  opts: { input?: string | Buffer; onStderrLine?: (line: string) => void; onChannel?: (channel: ClientChannel) => void; timeoutMs?: number } = {},
 ): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     client.exec(command, (error, channel) => {
@@ -304,6 +305,12 @@ export async function runPullJob(
       const written = await exec(c, writeFileCommand(dir, name), { input: content, timeoutMs: commandTimeoutMs });
       if (written.code !== 0) throw new JobFailure(`could not write the job's files on ${host.name}: ${clip(written.stderr.trim() || `status ${written.code}`)}`);
     }
+    // The job's borg cache (client-cache.ts, issue 17): the chunks the repository holds, so borg
+    // uploads only new ones; unless the host's admin chose to tell its client nothing.
+    if (host.sendChunkIndex !== false && session.clientCache) {
+      const build = session.clientCache.bind(session);
+      await sendClientCache(build, `${dir}/${JOB_FILES.base}`, (command, input, timeoutMs) => exec(c, command, { ...(input ? { input } : {}), timeoutMs }), log, commandTimeoutMs);
+    }
     if (stopper.signal.aborted) throw new JobFailure(stopReason());
 
     // borg create, read as it runs.
@@ -385,6 +392,7 @@ export async function runPullJob(
     if (outcome?.figures) progress = { ...progress, ...outcome.figures };
     if (progress.bytes > 0 || progress.files > 0) await record(() => recorder.progress(job.id, progress));
     log(`borg create ended with status ${status.code ?? status.signal ?? 'unknown'}`);
+    if (outcome?.received !== undefined) log(`the client sent ${outcome.received} bytes to the job`);
     if (outcome?.refusal) {
       refused = true;
       throw new JobFailure(outcome.refusal);
