@@ -123,6 +123,7 @@ function toHost(row: Selectable<PullHostsTable>): PullHost {
     timeoutSeconds: row.timeout_seconds,
     retries: row.retries,
     hostKeyFingerprint: row.host_key_fingerprint,
+    sendChunkIndex: row.send_chunk_index !== 0,
     createdAt: new Date(row.created_at),
   };
 }
@@ -195,6 +196,7 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
               retries: s.retries,
               host_key_fingerprint: s.hostKeyFingerprint,
               created_at: at,
+              ...(s.sendChunkIndex === false && { send_chunk_index: 0 }),
             })
             .returningAll()
             .executeTakeFirstOrThrow();

@@ -82,3 +82,22 @@ test('a second pull of unchanged data sends under 2 % of the first: the stock cl
   await expectRestored(second.archive);
   await pull.expectConsistent([first.archive, second.archive]);
 }, 180_000);
+
+test('a host added with --no-chunk-index gets no chunk index: its second pull of the same data uploads everything again, and its archive restores byte for byte', async () => {
+  await env.cliOk([
+    'host', 'add', 'web2', '--address', `${client.address}:${client.port}`, '--user', client.user, '--repo', 'main',
+    '--paths', source, '--archive', '{host}-{now}', '--accept-host-key', client.hostKeyFingerprint, '--no-chunk-index',
+  ]);
+  expect(JSON.parse(await env.cliOk(['host', 'show', 'web2', '--json']))).toMatchObject({ sendChunkIndex: false });
+  expect(await env.cliOk(['host', 'show', 'web2'])).toContain('chunk index: not given to the client');
+  const before = await pull.archives();
+  const first = await runJob('web2');
+  const second = await runJob('web2');
+  for (const run of [first, second]) {
+    expect(run.log.filter((l) => /chunk index/.test(l))).toEqual([]);
+    // Everything again, although the repository holds every chunk of it (web1's jobs).
+    expect(run.received).toBeGreaterThan(23 * MiB);
+  }
+  await expectRestored(second.archive);
+  await pull.expectConsistent([...before, first.archive, second.archive]);
+}, 180_000);
