@@ -45,7 +45,7 @@ s.on('close', () => process.exit(0));
 `;
 const word = (w: string): string => `'${w.replace(/'/g, `'"'"'`)}'`;
 
-async function borgOk(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+async function borgOk(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: Buffer } = {}): Promise<string> {
   const r = await env.borg('admin', args, opts);
   expect(r.code, `borg ${args.join(' ')}: ${r.stderr}`).toBe(0);
   return `${r.stdout}${r.stderr}`;
@@ -85,7 +85,14 @@ function writeCache(base: string, cache: ClientCacheFiles): void {
 }
 
 /** Serves one job session on a unix socket and runs the stock `borg create --info` against it, with `cache` in its base dir. */
-async function runJob(session: PullJobSession, cache: ClientCacheFiles | null, archive: string, cwd: string): Promise<{ code: number; stderr: string; outcome: PullSessionOutcome | null }> {
+async function runJob(
+  session: PullJobSession,
+  cache: ClientCacheFiles | null,
+  archive: string,
+  cwd: string,
+  /** Its output is what borg backs up (`-`), e.g. written slowly so borg writes a checkpoint. */
+  stdinScript?: string,
+): Promise<{ code: number; stderr: string; outcome: PullSessionOutcome | null }> {
   const dir = mkdtempSync(join(work, 'job-'));
   const socketPath = join(dir, 'sock');
   writeFileSync(join(dir, 'bridge.cjs'), BRIDGE);
@@ -99,7 +106,9 @@ async function runJob(session: PullJobSession, cache: ClientCacheFiles | null, a
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    const child = spawn('borg', ['create', '--info', `ssh://borgkeep@job/./job::${archive}`, '.'], {
+    const args = ['create', '--info', ...(stdinScript ? ['--checkpoint-interval', '1'] : []), `ssh://borgkeep@job/./job::${archive}`, stdinScript ? '-' : '.'];
+    const [cmd, argv] = stdinScript ? ['sh', ['-c', `(${stdinScript}) | borg "$@"`, 'sh', ...args]] : ['borg', args];
+    const child = spawn(cmd as string, argv as string[], {
       cwd,
       env: {
         PATH: process.env.PATH,
@@ -214,5 +223,33 @@ test('a cache listing chunks the repository lost before the job opened is not se
   expect(r.stderr).toMatch(/Synchronizing chunks cache/);
   expect(r.outcome!.received!).toBeGreaterThan(2 * MiB);
   await expectRestored('pulled-c', treeC);
+  await borgOk(['check', env.url('main')]);
+}, 90_000);
+
+test("a job with a cache that writes a checkpoint (borg drops the checkpoint's own objects again) ends with its one archive, whole", async () => {
+  const fresh = join(work, 'fresh.bin');
+  writeFileSync(fresh, randomBytes(3 * MiB));
+  // Pushed as a stream first: the job's stream starts with the same bytes, so its chunks up to the
+  // last cut before they end (borg cuts one at 8 MiB at the latest) are the repository's.
+  const known = join(work, 'known.bin');
+  writeFileSync(known, randomBytes(12 * MiB));
+  await borgOk(['create', `${env.url('main')}::pushed-stream`, '-'], { input: readFileSync(known) });
+  const session = newSession('pulled-stream');
+  const cache = await session.clientCache!();
+  // What the repository holds first (tree A's file), a pause (a checkpoint), then new data.
+  const r = await runJob(session, cache, 'pulled-stream', work, `cat ${word(known)}; sleep 2; cat ${word(fresh)}`);
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.outcome).toMatchObject({ committed: true, refusal: null });
+  expect(r.stderr).not.toMatch(/synchroniz/i);
+  const sessions = await store.listSessions({ repositoryId: repository.id, limit: 20 });
+  expect(sessions.find((x) => x.id === r.outcome!.sessionId)!.transactions.filter((t) => t.state === 'committed').length).toBeGreaterThanOrEqual(2);
+  // The new data went up, and at least borg's smallest chunk (512 KiB) of what the repository held did not.
+  expect(r.outcome!.received!).toBeGreaterThan(3 * MiB);
+  expect(r.outcome!.received!).toBeLessThan(15 * MiB - 512 * 1024);
+  const listed = (await borgOk(['list', '--short', env.url('main')])).split('\n').filter(Boolean);
+  expect(listed.filter((n) => n.startsWith('pulled-stream'))).toEqual(['pulled-stream']);
+  const out = mkdtempSync(join(work, 'extract-'));
+  await borgOk(['extract', `${env.url('main')}::pulled-stream`], { cwd: out });
+  expect(readFileSync(join(out, 'stdin')).equals(Buffer.concat([readFileSync(known), readFileSync(fresh)]))).toBe(true);
   await borgOk(['check', env.url('main')]);
 }, 90_000);
