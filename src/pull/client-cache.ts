@@ -22,7 +22,7 @@
 // Which chunks, with which sizes: exactly the index borg's own resynchronisation would build
 // (cache.py sync / fetch_and_build_idx): every archive's metadata object and item-stream chunks
 // (refcount 1 each, their plaintext and stored lengths), and every chunk in the items' chunk lists
-// with the (size, csize) recorded there, refcounts summed. Only chunks the repository index holds
+// with the (size, csize) recorded there, refcounts summed (the client gets 1 for each: below). Only chunks the repository index holds
 // go in: a listed chunk the client does not upload must exist. Sizes matter beyond statistics:
 // borg's seen_chunk raises "chunk has same id, but different size" when a chunk it reads has
 // another size than the index says (the backup fails), and chunk_incref copies the index's
@@ -233,8 +233,16 @@ export function cacheConfigText(c: CacheConfigInput): string {
   ].join('\n');
 }
 
-/** The files of the cache directory, paths relative to it; a null content is a directory. */
-export function clientCacheFiles(config: CacheConfigInput, chunks: ReadonlyMap<string, ChunkIndexEntry>): ClientCacheFiles {
+/**
+ * The files of the cache directory, paths relative to it; a null content is a directory. Every
+ * chunk goes in with a reference count of 1, not the repository's: how many archives refer to a
+ * chunk is none of the client's business, and borg create needs only "known" (seen_chunk > 0;
+ * it adds its own references and only ever removes those again, so no count it was given drops
+ * to 0 and makes it delete a chunk).
+ */
+export function clientCacheFiles(config: CacheConfigInput, repositoryChunks: ReadonlyMap<string, ChunkIndexEntry>): ClientCacheFiles {
+  const chunks = new Map<string, ChunkIndexEntry>();
+  for (const [hex, e] of repositoryChunks) chunks.set(hex, { refcount: 1, size: e.size, csize: e.csize });
   return {
     dirName: config.repositoryId.toString('hex'),
     chunkCount: chunks.size,

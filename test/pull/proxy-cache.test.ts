@@ -198,6 +198,15 @@ test('the stock client takes the cache without resynchronising and uploads only 
   const session = newSession('pulled-a');
   const cache = await session.clientCache!();
   expect(cache.files.map((f) => f.path).sort()).toEqual(['README', 'chunks', 'chunks.archive.d', 'config', 'files', 'pre12-meta']);
+  // Every chunk the repository holds, each with a reference count of 1: how many archives refer to it is not the client's to know.
+  const chunksPath = join(work, 'served-chunks');
+  writeFileSync(chunksPath, cache.files.find((f) => f.path === 'chunks')!.content!);
+  const served = JSON.parse(
+    runPython('import sys, json\nfrom borg.hashindex import ChunkIndex\nprint(json.dumps({k.hex(): list(v) for k, v in ChunkIndex.read(sys.argv[1]).iteritems()}))', undefined, [chunksPath]).toString(),
+  ) as Record<string, [number, number, number]>;
+  const held = (await repositoryChunks(repoPath, repoKey)).entries;
+  expect(Object.keys(served).sort()).toEqual([...held.keys()].sort());
+  expect(Object.entries(served).every(([hex, [refcount, size, csize]]) => refcount === 1 && size === held.get(hex)!.size && csize === held.get(hex)!.csize)).toBe(true);
   const r = await runJob(session, cache, 'pulled-a', treeA);
   expect(r.code, r.stderr).toBe(0);
   expect(r.outcome).toMatchObject({ committed: true, refusal: null });
