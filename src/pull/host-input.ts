@@ -34,6 +34,8 @@ export interface PullHostInput {
   timeoutSeconds?: number;
   retries?: number;
   hostKeyFingerprint?: string | null;
+  /** false: jobs give the client no chunk index (issue 17); default true. */
+  sendChunkIndex?: boolean;
 }
 
 /** The checked settings, as the store keeps them (the repository still by name). */
@@ -50,6 +52,8 @@ export interface PullHostSettings {
   timeoutSeconds: number;
   retries: number;
   hostKeyFingerprint: string | null;
+  /** Absent means true: jobs give the client the repository's chunk index. */
+  sendChunkIndex?: boolean;
 }
 
 // eslint-disable-next-line no-control-regex
@@ -194,5 +198,6 @@ export function checkPullHostInput(input: PullHostInput): PullHostSettings {
     timeoutSeconds,
     retries,
     hostKeyFingerprint: input.hostKeyFingerprint === undefined || input.hostKeyFingerprint === null ? null : checkFingerprint(input.hostKeyFingerprint),
+    ...(input.sendChunkIndex === false && { sendChunkIndex: false }),
   };
 }

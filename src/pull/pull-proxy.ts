@@ -55,8 +55,9 @@ import { CLIENT_LIMITS, FrameError, MsgMap, SERVER_LIMITS, decode, encode, scanF
 import { encodeExceptionReply, encodeRequest, encodeRequestWithData, encodeResultReply, parseReply, parseRequest, type RpcReply, type RpcRequest } from '../rpc/messages.js';
 import type { GuardStore, Repository } from '../store/types.js';
 import type { DenyReason } from '../guard/grant-policy.js';
+import { ClientCacheError, clientCacheFiles, everyChunkHeld, repositoryChunks } from './client-cache.js';
 import { createJobKey, manifestTamKey, tamSalt, type JobKey } from './job-key.js';
-import type { PullJobSession, PullJobTerms, PullSessionOutcome } from './types.js';
+import type { ClientCacheFiles, PullJobSession, PullJobTerms, PullSessionOutcome } from './types.js';
 
 export interface PullProxyDeps {
   /** The installation's guard (src/gateway/guard-runtime.ts createGuardDeps). */
@@ -176,6 +177,58 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
   let jobNonce: bigint | null = null;
   let running = false;
 
+  /**
+   * The synthetic manifest the client reads: an empty archive list, the real manifest's config
+   * (its feature flags) and item keys, TAM'd and sealed with the job key at the job's next counter
+   * (which then moves past it). Its plaintext's id hash is what borg calls the manifest's id.
+   */
+  const makeSynthetic = async (m: Manifest, jk: JobKey): Promise<{ envelope: Buffer; plain: Buffer; timestamp: string }> => {
+    const now = deps.now ?? (() => new Date());
+    const config = m.config ? decode(m.config) : null;
+    const configEntries: Array<[Buffer, MsgValue]> = config instanceof MsgMap ? (config.entries.filter(([k]) => Buffer.isBuffer(k)) as Array<[Buffer, MsgValue]>) : [];
+    // Now, not the repository's: when it was last written is none of the client's business.
+    const timestamp = isoMicro(BigInt(now().getTime()) * 1000n);
+    const plain = packAuthenticated(
+      [
+        ['version', 1],
+        ['archives', new MsgMap()],
+        ['timestamp', Buffer.from(timestamp)],
+        ['config', stableMap([...configEntries.filter(([k]) => k.toString('latin1') !== 'tam_required'), ['tam_required', true]])],
+        ['item_keys', (m.itemKeys ?? []).map((k) => Buffer.from(k, 'latin1'))],
+      ],
+      (salt) => manifestTamKey(jk.key, salt),
+    );
+    const payload = Buffer.concat([Buffer.from([0, 0]), plain]);
+    const iv = jobNonce ?? 0n;
+    jobNonce = iv + cipherBlocks(payload.length + 41);
+    return { envelope: await sealObject(payload, jk.mode, jk.key, iv), plain, timestamp };
+  };
+
+  /**
+   * The synthetic manifest fixed before the job for the client's cache (clientCache), with the
+   * chunks file that cache lists and the index transaction it was read from.
+   */
+  let fixed: { envelope: Buffer; chunks: Buffer; transactionId: number } | null = null;
+
+  const clientCache = async (): Promise<ClientCacheFiles> => {
+    const jk = job;
+    const rk = repoKey;
+    if (!jk || !rk) throw new Error('the pull job is over: its key was forgotten');
+    let read: Awaited<ReturnType<typeof repositoryChunks>>;
+    try {
+      read = await repositoryChunks(repositoryPath, rk);
+    } catch (error) {
+      throw new ClientCacheError(`the repository could not be read for the client's cache (${(error as Error).message})`);
+    }
+    if ((read.mode.endsWith('blake2') ? 'repokey-blake2' : 'repokey') !== jk.mode) throw new ClientCacheError("borgkeep's key does not fit the repository's encryption");
+    const synthetic = await makeSynthetic(read.manifest, jk);
+    // borg's Manifest.load: manifest.id = key.id_hash(decrypted plaintext); the job key's id key is the repository's.
+    const manifestId = await objectId(jk.mode, jk.key, synthetic.plain);
+    const files = clientCacheFiles({ repositoryId: jk.key.repositoryId, manifestId, timestamp: synthetic.timestamp, keyMode: jk.mode }, read.entries);
+    fixed = { envelope: synthetic.envelope, chunks: files.files.find((f) => f.path === 'chunks')!.content!, transactionId: read.transactionId };
+    return files;
+  };
+
   const serve: PullJobSession['serve'] = async (io) => {
     if (!job || !repoKey) throw new Error('the pull job is over: its key was forgotten');
     if (running) {
@@ -193,6 +246,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
   const serveOne = async (io: Parameters<PullJobSession['serve']>[0], jk: JobKey, rk: BorgKey): Promise<PullSessionOutcome> => {
     const now = deps.now ?? (() => new Date());
     let refusal: string | null = null;
+    let received = 0;
     const denialsNoted = new Set<string>();
     const ledgerWrites: Array<Promise<unknown>> = [];
     // The ledger session the guard starts for this connection: the proxy's refusals are recorded in it.
@@ -430,30 +484,11 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       return m;
     };
 
-    // --- the synthetic manifest and the job key's nonces ----------------------------------------
+    // --- the synthetic manifest ----------------------------------------------------------------
+    // The one fixed for the client's cache when it still holds (set at open), else one of its own.
     let synthetic: Buffer | null = null;
     const syntheticManifest = async (): Promise<Buffer> => {
-      if (synthetic) return synthetic;
-      const m = realManifest!;
-      const config = m.config ? decode(m.config) : null;
-      const configEntries: Array<[Buffer, MsgValue]> = config instanceof MsgMap ? (config.entries.filter(([k]) => Buffer.isBuffer(k)) as Array<[Buffer, MsgValue]>) : [];
-      const plain = packAuthenticated(
-        [
-          ['version', 1],
-          ['archives', new MsgMap()],
-          // Now, not the repository's: when it was last written is none of the client's business.
-          ['timestamp', Buffer.from(isoMicro(BigInt(now().getTime()) * 1000n))],
-          ['config', stableMap([...configEntries.filter(([k]) => k.toString('latin1') !== 'tam_required'), ['tam_required', true]])],
-          ['item_keys', (m.itemKeys ?? []).map((k) => Buffer.from(k, 'latin1'))],
-        ],
-        (salt) => manifestTamKey(jk.key, salt),
-      );
-      const payload = Buffer.concat([Buffer.from([0, 0]), plain]);
-      // Sealed at the job's next counter, which then moves past it: a second connection of the
-      // job gets a manifest sealed at another counter.
-      const iv = jobNonce ?? 0n;
-      jobNonce = iv + cipherBlocks(payload.length + 41);
-      synthetic = await sealObject(payload, jk.mode, jk.key, iv);
+      synthetic ??= (await makeSynthetic(realManifest!, jk)).envelope;
       return synthetic;
     };
 
@@ -499,6 +534,16 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       } catch {
         doomed = true;
         return fail(req, 'ConnectionClosed', 'borgkeep could not read the repository index of this job; the job fails.');
+      }
+      // The client's cache lists chunks as of when it was built: it is served its manifest only if
+      // the repository still holds every one of them (the lock is held from here to the end of the
+      // job, so nothing goes meanwhile). Otherwise the client gets another manifest, resynchronises
+      // to an empty index and uploads every chunk, as without a cache: never an archive that
+      // counts on a chunk the repository lost.
+      if (fixed) {
+        const ix = index as CommittedIndex | null;
+        const f = fixed;
+        if (ix && (ix.transactionId === f.transactionId || everyChunkHeld(f.chunks, (id) => ix.lookup(id) !== undefined))) synthetic = f.envelope;
       }
       opened = true;
       // The job's own repository id: the client's security directory and cache are the job's.
@@ -805,6 +850,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       for (;;) {
         const frame = await input.next();
         if (frame === null) break;
+        received += frame.length;
         let req: RpcRequest;
         // A put is read where it arrived and its frame given back once handled (handlePut keeps
         // no view of it); any other request is parsed from a copy of its own first.
@@ -840,7 +886,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     (index as CommittedIndex | null)?.close();
     await outputChain;
     io.output.end();
-    return { committed: committedFinal, refusal, sessionId: outcome?.sessionId ?? null, figures: committedFigures };
+    return { committed: committedFinal, refusal, sessionId: outcome?.sessionId ?? null, figures: committedFigures, received };
   };
 
   return {
@@ -849,6 +895,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       return job.passphrase;
     },
     serve,
+    clientCache,
     dispose() {
       job = null;
       repoKey = null;

@@ -29,6 +29,7 @@ import {
   writeFileCommand,
 } from './client-command.js';
 import { HEAD_BYTES, looksLikeProgram, NOT_A_PROGRAM } from './borg-binaries.js';
+import { sendClientCache } from './client-cache.js';
 import { createJobEndpoint, type JobEndpoint } from './job-endpoint.js';
 import { fingerprintOfBlob, type PullIdentity } from './pull-identity.js';
 import type { PullHost, PullJob, PullJobRecorder, PullJobSession, PullJobState, PullProgress } from './types.js';
@@ -399,6 +400,12 @@ export async function runPullJob(
       borg = `${dir}/${JOB_FILES.borg}`;
       log(`uploaded the standalone borg for ${platform} (${(size / 1024 / 1024).toFixed(1)} MiB)`);
     }
+    // The job's borg cache (client-cache.ts, issue 17): the chunks the repository holds, so borg
+    // uploads only new ones; unless the host's admin chose to tell its client nothing.
+    if (host.sendChunkIndex !== false && session.clientCache) {
+      const build = session.clientCache.bind(session);
+      await sendClientCache(build, `${dir}/${JOB_FILES.base}`, (command, input, timeoutMs) => exec(c, command, { ...(input ? { input } : {}), timeoutMs }), log, commandTimeoutMs);
+    }
     if (stopper.signal.aborted) throw new JobFailure(stopReason());
 
     // borg create, read as it runs.
@@ -480,6 +487,7 @@ export async function runPullJob(
     if (outcome?.figures) progress = { ...progress, ...outcome.figures };
     if (progress.bytes > 0 || progress.files > 0) await record(() => recorder.progress(job.id, progress));
     log(`borg create ended with status ${status.code ?? status.signal ?? 'unknown'}`);
+    if (outcome?.received !== undefined) log(`the client sent ${outcome.received} bytes to the job`);
     if (outcome?.refusal) {
       refused = true;
       throw new JobFailure(outcome.refusal);

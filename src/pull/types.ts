@@ -31,6 +31,12 @@ export interface PullHost {
   readonly retries: number;
   /** The pinned SSH host key of the client, as OpenSSH prints it: 'SHA256:<base64 without =>'; null until accepted. */
   readonly hostKeyFingerprint: string | null;
+  /**
+   * Whether a job gives the client the repository's chunk index (issue 17), so it uploads only new
+   * chunks; false: the client learns nothing of what the repository holds, and uploads everything.
+   * Absent means true.
+   */
+  readonly sendChunkIndex?: boolean;
   readonly createdAt: Date;
 }
 
@@ -89,6 +95,19 @@ export interface PullSessionOutcome {
   readonly sessionId: number | null;
   /** The committed archive's figures as borg wrote them into its metadata: files and original bytes read. */
   readonly figures?: { readonly files: number; readonly bytes: number } | null;
+  /** Bytes of borg's RPC stream the client sent the proxy (what crossed the network into the server). */
+  readonly received?: number;
+}
+
+/**
+ * The borg cache directory a job's client is given (src/pull/client-cache.ts): its files, paths
+ * relative to BORG_BASE_DIR/.cache/borg/<dirName>/ (a null content is a directory).
+ */
+export interface ClientCacheFiles {
+  /** The repository id the client sees, hex: the cache directory's name. */
+  readonly dirName: string;
+  readonly chunkCount: number;
+  readonly files: ReadonlyArray<{ readonly path: string; readonly content: Buffer | null }>;
 }
 
 /** Where a running job's state, progress and log go (the store's pull jobs; a fake in unit tests). */
@@ -109,6 +128,12 @@ export interface PullJobRecorder {
 export interface PullJobSession {
   readonly passphrase: string;
   serve(io: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream; errOutput: NodeJS.WritableStream; stop?: AbortSignal }): Promise<PullSessionOutcome>;
+  /**
+   * Builds the borg cache the client is given before borg runs (issue 17): the repository's chunks,
+   * in sync with the synthetic manifest this job will serve, which it fixes. Throws (one sentence)
+   * when it cannot be built; the job then goes without one (the client uploads every chunk).
+   */
+  clientCache?(): Promise<ClientCacheFiles>;
   /** Forgets the job key (the job ended, whichever way). */
   dispose(): void;
 }

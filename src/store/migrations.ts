@@ -785,6 +785,20 @@ const pull: Migration = {
   },
 };
 
+/**
+ * Issue 17: whether a pull job gives the host's client the repository's chunk index (a borg cache
+ * built by the server), so it uploads only new chunks; 0 = the client learns nothing of what the
+ * repository holds. Existing hosts get it (1), as new ones do unless `host add --no-chunk-index`.
+ */
+const pullChunkIndex: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('pull_hosts').addColumn('send_chunk_index', 'integer', (col) => col.notNull().defaultTo(1)).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('pull_hosts').dropColumn('send_chunk_index').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -806,6 +820,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0019_sso_users': ssoUsers,
   '0020_access_version': accessVersion,
   '0021_pull': pull,
+  '0022_pull_chunk_index': pullChunkIndex,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -138,6 +138,7 @@ function toHost(row: Selectable<PullHostsTable>): PullHost {
     timeoutSeconds: row.timeout_seconds,
     retries: row.retries,
     hostKeyFingerprint: row.host_key_fingerprint,
+    sendChunkIndex: row.send_chunk_index !== 0,
     createdAt: new Date(row.created_at),
   };
 }
@@ -210,6 +211,7 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
               retries: s.retries,
               host_key_fingerprint: s.hostKeyFingerprint,
               created_at: at,
+              ...(s.sendChunkIndex === false && { send_chunk_index: 0 }),
             })
             .returningAll()
             .executeTakeFirstOrThrow();

@@ -323,6 +323,8 @@ export interface PullHostsTable {
   offered_host_key: string | null;
   offered_host_key_at: string | null;
   created_at: string;
+  /** Migration 0022: 1 = jobs give the client the repository's chunk index, 0 = not. */
+  send_chunk_index: Generated<number>;
 }
 
 /** Migration 0021: pull jobs; host_id/host_name outlive the host (no foreign key). */

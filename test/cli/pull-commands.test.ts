@@ -61,6 +61,7 @@ describe('borgkeep host', () => {
       timeoutSeconds: 5400,
       retries: 3,
       hostKeyFingerprint: FP,
+      sendChunkIndex: true,
       createdAt: expect.any(String),
       lastJob: null,
       offeredHostKey: null,
@@ -68,6 +69,7 @@ describe('borgkeep host', () => {
     const text = await cli.ok(['host', 'show', 'web1']);
     expect(text).toContain(`  host key:    ${FP}\n`);
     expect(text).toContain('  last job:    none yet\n');
+    expect(text).toContain('  chunk index: given to the client at each job');
 
     // Defaults, and a host whose key is not accepted yet.
     expect((await add('db1')).code).toBe(0);
