@@ -38,6 +38,7 @@ describe('pull hosts', () => {
       schedule: '0 2 * * *',
       timeoutSeconds: 3600,
       retries: 1,
+      sendChunkIndex: true,
       hostKeyFingerprint: `SHA256:${'a'.repeat(43)}`,
       createdAt: new Date('2025-01-01T00:00:00Z'),
     });
