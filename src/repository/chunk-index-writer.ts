@@ -10,14 +10,12 @@
 // ChunkIndex(usable=N) would have (the first of borg's hash_sizes holding N at a load of 0.75),
 // so borg reads it without a rebuild and grows it as it would its own.
 //
-// Pure: no I/O. Never changes hash-index.ts (the repository index reader).
+// Pure: no I/O. The format's constants are hash-index.ts's (the repository index reader).
 
-const MAGIC = Buffer.from('BORG_IDX', 'latin1');
-const HEADER_SIZE = 18;
-const KEY_SIZE = 32;
+import { EMPTY, HEADER_SIZE, KEY_SIZE, MAGIC } from './hash-index.js';
+
 const VALUE_SIZE = 12;
 const BUCKET_SIZE = KEY_SIZE + VALUE_SIZE;
-const EMPTY = 0xffffffff;
 /** borg's _MAX_VALUE: refcounts above are the empty/deleted markers' range. */
 export const CHUNK_INDEX_MAX_VALUE = 0xffffffff - 1024;
 /** borg's HASH_MAX_LOAD. */

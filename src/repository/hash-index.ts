@@ -8,12 +8,14 @@
 import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const MAGIC = Buffer.from('BORG_IDX', 'latin1');
-const HEADER_SIZE = 18;
-const KEY_SIZE = 32;
+/** borg's HashIndex file format (_hashindex.c), shared with chunk-index-writer.ts. */
+export const MAGIC = Buffer.from('BORG_IDX', 'latin1');
+export const HEADER_SIZE = 18;
+export const KEY_SIZE = 32;
+/** The repository index's value: segment and offset. */
 const VALUE_SIZE = 8;
 const BUCKET_SIZE = KEY_SIZE + VALUE_SIZE;
-const EMPTY = 0xffffffff;
+export const EMPTY = 0xffffffff;
 const DELETED = 0xfffffffe;
 /** Buckets read per pread; neighbours are usually what the next probe needs. */
 const PROBE_BATCH = 8;

@@ -8,23 +8,21 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
-import { createGuardDeps } from '../../src/gateway/guard-runtime.js';
 import type { GuardDeps } from '../../src/guard/guard.js';
 import { repositoryChunks } from '../../src/pull/client-cache.js';
 import { createPullJobSession } from '../../src/pull/pull-proxy.js';
 import type { ClientCacheFiles, PullJobSession, PullSessionOutcome } from '../../src/pull/types.js';
-import { unlockKey, type BorgKey } from '../../src/repository/borg-key.js';
+import type { BorgKey } from '../../src/repository/borg-key.js';
 import { parseRepoConfig } from '../../src/repository/repo-config.js';
-import { openStore, type Store } from '../../src/store/database.js';
+import type { Store } from '../../src/store/database.js';
 import type { Repository } from '../../src/store/types.js';
 import { runPython } from '../support/python.js';
 import { PASSPHRASE, createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { runBorgAgainstSession, shWord as word, vaultedRepository } from '../helpers/pull-job-bridge.js';
 
 const MiB = 1024 * 1024;
 let env: BorgkeepEnv;
@@ -36,14 +34,6 @@ let repoKey: BorgKey;
 let work: string;
 let jobs = 0;
 
-const BRIDGE = `'use strict';
-const s = require('node:net').connect(process.argv[2]);
-process.stdin.pipe(s);
-s.pipe(process.stdout);
-s.on('error', () => process.exit(2));
-s.on('close', () => process.exit(0));
-`;
-const word = (w: string): string => `'${w.replace(/'/g, `'"'"'`)}'`;
 
 async function borgOk(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: Buffer } = {}): Promise<string> {
   const r = await env.borg('admin', args, opts);
@@ -93,44 +83,15 @@ async function runJob(
   /** Its output is what borg backs up (`-`), e.g. written slowly so borg writes a checkpoint. */
   stdinScript?: string,
 ): Promise<{ code: number; stderr: string; outcome: PullSessionOutcome | null }> {
-  const dir = mkdtempSync(join(work, 'job-'));
-  const socketPath = join(dir, 'sock');
-  writeFileSync(join(dir, 'bridge.cjs'), BRIDGE);
-  writeFileSync(join(dir, 'pass'), `${session.passphrase}\n`, { mode: 0o600 });
-  mkdirSync(join(dir, 'base'));
-  if (cache) writeCache(join(dir, 'base'), cache);
-  let served: Promise<PullSessionOutcome | null> = Promise.resolve(null);
-  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
-    server.close();
-    served = session.serve({ input: socket, output: socket, errOutput: new PassThrough() }).catch(() => null);
+  const args = ['create', '--info', ...(stdinScript ? ['--checkpoint-interval', '1'] : []), `ssh://borgkeep@job/./job::${archive}`, stdinScript ? '-' : '.'];
+  const r = await runBorgAgainstSession(session, args, {
+    cwd,
+    work,
+    ...(stdinScript !== undefined && { stdinScript }),
+    ...(cache && { prepareBase: (base: string) => writeCache(base, cache) }),
   });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    const args = ['create', '--info', ...(stdinScript ? ['--checkpoint-interval', '1'] : []), `ssh://borgkeep@job/./job::${archive}`, stdinScript ? '-' : '.'];
-    const [cmd, argv] = stdinScript ? ['sh', ['-c', `(${stdinScript}) | borg "$@"`, 'sh', ...args]] : ['borg', args];
-    const child = spawn(cmd as string, argv as string[], {
-      cwd,
-      env: {
-        PATH: process.env.PATH,
-        HOME: join(dir, 'base'),
-        LANG: 'C.UTF-8',
-        BORG_BASE_DIR: join(dir, 'base'),
-        BORG_RSH: `${word(process.execPath)} ${word(join(dir, 'bridge.cjs'))} ${word(socketPath)}`,
-        BORG_PASSCOMMAND: `cat ${join(dir, 'pass')}`,
-        BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
-        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'no',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const err: Buffer[] = [];
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('close', (code) => resolve({ code: code ?? 2, stderr: Buffer.concat(err).toString() }));
-  });
-  server.close();
-  const outcome = await served;
   session.dispose();
-  rmSync(dir, { recursive: true, force: true });
-  return { ...r, outcome };
+  return { code: r.code, stderr: r.stderr, outcome: r.outcome };
 }
 
 async function expectRestored(archive: string, source: string): Promise<void> {
@@ -157,15 +118,7 @@ beforeAll(async () => {
   await borgOk(['create', `${env.url('main')}::pushed-a`, '.'], { cwd: treeA });
   writeFileSync(join(treeB, 'copy-of-a0.bin'), readFileSync(join(treeA, 'f0.bin')));
   await borgOk(['create', `${env.url('main')}::pushed-b`, '.'], { cwd: treeB });
-  const passFile = join(work, 'passphrase');
-  writeFileSync(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
-  await env.cliOk(['repo', 'key', 'main', '--passphrase-file', passFile]);
-  store = await openStore({ dataDir: env.dataDir });
-  guard = createGuardDeps(env.dataDir, store, process.env);
-  repository = (await store.findRepository('main'))!;
-  repoPath = await env.repoPath('main');
-  const config = parseRepoConfig(readFileSync(join(repoPath, 'config'), 'utf8'));
-  repoKey = unlockKey(config.key!, PASSPHRASE, config.id);
+  ({ store, guard, repository, repoPath, repoKey } = await vaultedRepository(env, work, 'main'));
 }, 120_000);
 
 afterAll(async () => {

@@ -5,31 +5,29 @@
 // repository's real key, byte for byte; the job key must open nothing of the repository; a
 // hand-written client with the job key must be refused every read and every forgery.
 
-import { spawn } from 'node:child_process';
 import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
-import { createGuardDeps } from '../../src/gateway/guard-runtime.js';
 import type { GuardDeps } from '../../src/guard/guard.js';
 import { createJobKey, manifestTamKey, unlockJobKey } from '../../src/pull/job-key.js';
 import { createPullJobSession, packAuthenticated } from '../../src/pull/pull-proxy.js';
 import type { PullJobSession, PullSessionOutcome } from '../../src/pull/types.js';
-import { ObjectError, objectId, openObject, sealObject, unlockKey, type BorgKey } from '../../src/repository/borg-key.js';
+import { ObjectError, objectId, openObject, sealObject, type BorgKey } from '../../src/repository/borg-key.js';
 import { latestIndexTransaction } from '../../src/repository/hash-index.js';
 import { readRepositoryNonce } from '../../src/repository/nonce-file.js';
 import { listSegments, readSegment } from '../../src/repository/segments.js';
 import { parseRepoConfig } from '../../src/repository/repo-config.js';
 import { createFrameSplitter } from '../../src/rpc/frame-splitter.js';
 import { CLIENT_LIMITS, MsgMap, decode, encode, type MsgValue } from '../../src/rpc/msgpack.js';
-import { openStore, type Store } from '../../src/store/database.js';
+import type { Store } from '../../src/store/database.js';
 import type { Repository } from '../../src/store/types.js';
 import { readCurrentManifestEnvelope } from '../../src/vault/repository-key.js';
-import { PASSPHRASE, createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { runBorgAgainstSession, shWord as word, vaultedRepository } from '../helpers/pull-job-bridge.js';
 
 let env: BorgkeepEnv;
 let store: Store;
@@ -40,14 +38,6 @@ let repoKey: BorgKey;
 let work: string;
 let jobs = 0;
 
-const BRIDGE = `'use strict';
-const s = require('node:net').connect(process.argv[2]);
-process.stdin.pipe(s);
-s.pipe(process.stdout);
-s.on('error', () => process.exit(2));
-s.on('close', () => process.exit(0));
-`;
-const word = (w: string): string => `'${w.replace(/'/g, `'"'"'`)}'`;
 
 async function borgOk(args: string[], opts: { cwd?: string } = {}): Promise<string> {
   const r = await env.borg('admin', args, opts);
@@ -60,63 +50,8 @@ function newSession(archiveName: string, repo: Repository = repository): PullJob
 }
 
 /** Serves one job session on a unix socket and runs the stock borg client against it. */
-async function runBorgJob(
-  session: PullJobSession,
-  args: string[],
-  cwd: string,
-  stdinScript?: string,
-  /** Kills "the client" (borg and its feeding script) once this holds (polled). */
-  killWhen?: () => boolean,
-): Promise<{ code: number; stdout: string; stderr: string; outcome: PullSessionOutcome | null }> {
-  const dir = mkdtempSync(join(work, 'job-'));
-  const socketPath = join(dir, 'sock');
-  writeFileSync(join(dir, 'bridge.cjs'), BRIDGE);
-  writeFileSync(join(dir, 'pass'), `${session.passphrase}\n`, { mode: 0o600 });
-  mkdirSync(join(dir, 'base'));
-  let served: Promise<PullSessionOutcome | null> = Promise.resolve(null);
-  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
-    server.close();
-    served = session.serve({ input: socket, output: socket, errOutput: new PassThrough() }).catch(() => null);
-  });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    // With a script, its output is borg's stdin (a backup of `-`), e.g. written slowly.
-    const [cmd, argv] = stdinScript ? ['sh', ['-c', `(${stdinScript}) | borg "$@"`, 'sh', ...args]] : ['borg', args];
-    const child = spawn(cmd as string, argv as string[], {
-      cwd,
-      env: {
-        PATH: process.env.PATH,
-        HOME: join(dir, 'base'),
-        LANG: 'C.UTF-8',
-        BORG_BASE_DIR: join(dir, 'base'),
-        BORG_RSH: `${word(process.execPath)} ${word(join(dir, 'bridge.cjs'))} ${word(socketPath)}`,
-        BORG_PASSCOMMAND: `cat ${join(dir, 'pass')}`,
-        BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
-        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'no',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Its own process group: killing "the client" kills borg and the script feeding it.
-      detached: killWhen !== undefined,
-    });
-    if (killWhen) {
-      const poll = setInterval(() => {
-        if (!killWhen()) return;
-        clearInterval(poll);
-        process.kill(-child.pid!, 'SIGKILL');
-      }, 50);
-      child.on('close', () => clearInterval(poll));
-    }
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('close', (code) => resolve({ code: code ?? 2, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
-  server.close();
-  const outcome = await served;
-  rmSync(dir, { recursive: true, force: true });
-  return { ...r, outcome };
-}
+const runBorgJob = (session: PullJobSession, args: string[], cwd: string, stdinScript?: string, killWhen?: () => boolean) =>
+  runBorgAgainstSession(session, args, { cwd, work, ...(stdinScript !== undefined && { stdinScript }), ...(killWhen && { killWhen }) });
 
 /** A hand-written borg RPC client speaking to a job session in this process. */
 function rpcClient(session: PullJobSession, stop?: AbortSignal) {
@@ -225,15 +160,7 @@ beforeAll(async () => {
   await borgOk(['init', '-e', 'repokey', env.url('main')]);
   const before = makeSourceTree(join(work, 'before'), 1);
   await borgOk(['create', `${env.url('main')}::pushed-before`, '.'], { cwd: before });
-  const passFile = join(work, 'passphrase');
-  writeFileSync(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
-  await env.cliOk(['repo', 'key', 'main', '--passphrase-file', passFile]);
-  store = await openStore({ dataDir: env.dataDir });
-  guard = createGuardDeps(env.dataDir, store, process.env);
-  repository = (await store.findRepository('main'))!;
-  repoPath = await env.repoPath('main');
-  const config = parseRepoConfig(readFileSync(join(repoPath, 'config'), 'utf8'));
-  repoKey = unlockKey(config.key!, PASSPHRASE, config.id);
+  ({ store, guard, repository, repoPath, repoKey } = await vaultedRepository(env, work, 'main'));
 }, 120_000);
 
 afterAll(async () => {
