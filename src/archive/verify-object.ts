@@ -14,7 +14,7 @@ import { createDecipheriv, createHash, createHmac, createSecretKey, timingSafeEq
 
 import { Decompress as ZstdStream } from 'fzstd';
 
-import { MAX_PLAINTEXT, MODE_TYPE_BYTE, decompressPayload, isBlake2, isEncrypted, type BorgKey, type KeyMode } from '../repository/borg-key.js';
+import { MAX_PLAINTEXT, MODE_TYPE_BYTE, createBlake2b256, decompressPayload, isBlake2, isEncrypted, type Blake2b256, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { MANIFEST_ID } from '../repository/manifest.js';
 import { Lz4OutputFull, lz4DecompressInto } from '../repository/lz4.js';
 
@@ -45,19 +45,6 @@ const FIRST_OUTPUT = 1024 * 1024;
 /** zstd's largest block (RFC 8878 3.1.1.2.4). */
 const ZSTD_MAX_BLOCK = 128 * 1024;
 
-interface Blake2 {
-  init(): unknown;
-  update(data: Uint8Array): unknown;
-  digest(format: 'binary'): Uint8Array;
-}
-
-async function createBlake2b256(): Promise<Blake2> {
-  // As borg-key.ts: hash-wasm is loaded on first use, and from the bundle as CommonJS.
-  const mod: typeof import('hash-wasm') & { default?: typeof import('hash-wasm') } = await import('hash-wasm');
-  const create = mod.createBLAKE2b ?? mod.default?.createBLAKE2b;
-  return (await create(256)) as unknown as Blake2;
-}
-
 const idText = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, Math.min(8, id.length)).toString('hex');
 
 /**
@@ -83,7 +70,7 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null): 
   const iv = Buffer.alloc(16);
   let output = Buffer.allocUnsafe(FIRST_OUTPUT);
 
-  const blake2Digest = (h: Blake2): Buffer => {
+  const blake2Digest = (h: Blake2b256): Buffer => {
     const d = h.digest('binary');
     return Buffer.from(d.buffer, d.byteOffset, d.length);
   };

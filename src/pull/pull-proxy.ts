@@ -92,7 +92,6 @@ const OTHER_REASONS: Readonly<Record<string, DenyReason>> = {
   inject_exception: 'BK_DENY_INJECT',
 };
 
-
 class SessionOver extends Error {}
 
 function isoMicro(us: bigint): string {
@@ -100,7 +99,6 @@ function isoMicro(us: bigint): string {
   const micro = String(us % 1_000_000n).padStart(6, '0');
   return `${new Date(ms).toISOString().slice(0, 19)}.${micro}`;
 }
-
 
 /** A map with raw keys sorted bytewise, as borg's StableDict packs. */
 function stableMap(entries: Array<[string | Buffer, MsgValue]>): MsgMap {
@@ -123,7 +121,6 @@ export function packAuthenticated(entries: Array<[string | Buffer, MsgValue]>, t
 }
 
 const createHmacSha512 = (key: Buffer, data: Buffer): Buffer => createHmac('sha512', key).update(data).digest();
-
 
 /** The plaintext decoded when it is borg's archive metadata (a map with name, items, cmdline, time); else null. */
 /** borg 1.2's own figures in an archive's metadata (`nfiles`, `size`: original bytes), when it wrote them. */

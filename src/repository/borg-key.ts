@@ -175,14 +175,26 @@ function chunkSeedOf(v: MsgValue | undefined): number | undefined {
   return v > 0x7fffffff ? v - 0x100000000 : v;
 }
 
-/** borg's BLAKE2b-256 construction: unkeyed BLAKE2b-256 over the parts in order (C.4, C.5). */
-export async function blake2b256(...parts: Buffer[]): Promise<Buffer> {
+/** A BLAKE2b-256 state of hash-wasm (init, update in parts, digest). */
+export interface Blake2b256 {
+  init(): unknown;
+  update(data: Uint8Array): unknown;
+  digest(format: 'binary'): Uint8Array;
+}
+
+/** A fresh BLAKE2b-256 state (not yet initialised). */
+export async function createBlake2b256(): Promise<Blake2b256> {
   // Loaded on first use: the WebAssembly of hash-wasm is most of the audit's code, and only the
   // BLAKE2 modes need it.
   // (From the bundle it is loaded as CommonJS: its exports are then under `default`.)
   const mod: typeof import('hash-wasm') & { default?: typeof import('hash-wasm') } = await import('hash-wasm');
   const createBLAKE2b = mod.createBLAKE2b ?? mod.default?.createBLAKE2b;
-  const h = await createBLAKE2b(256);
+  return (await createBLAKE2b(256)) as unknown as Blake2b256;
+}
+
+/** borg's BLAKE2b-256 construction: unkeyed BLAKE2b-256 over the parts in order (C.4, C.5). */
+export async function blake2b256(...parts: Buffer[]): Promise<Buffer> {
+  const h = await createBlake2b256();
   h.init();
   for (const p of parts) h.update(p);
   return Buffer.from(h.digest('binary'));
@@ -265,13 +277,9 @@ export async function decryptPayload(envelope: Buffer, mode: KeyMode, key: BorgK
   if (!isEncrypted(mode)) return envelope.subarray(1);
   if (!key) throw new ObjectError('the object is encrypted and no key was given');
   if (envelope.length < 41) throw new ObjectError('the object is shorter than its envelope header');
-  const mac = envelope.subarray(1, 33);
-  const ivAndCt = envelope.subarray(33);
-  const expectedMac = isBlake2(mode) ? await blake2b256(key.encHmacKey, ivAndCt) : createHmac('sha256', key.encHmacKey).update(ivAndCt).digest();
-  if (!timingSafeEqual(mac, expectedMac)) throw new ObjectError('the object MAC does not verify (damaged or forged)');
-  const iv = Buffer.concat([Buffer.alloc(8), envelope.subarray(33, 41)]);
-  const decipher = createDecipheriv('aes-256-ctr', key.encKey, iv);
-  return Buffer.concat([decipher.update(envelope.subarray(41)), decipher.final()]);
+  const payload = Buffer.allocUnsafe(envelope.length - 41);
+  await decryptPayloadInto(envelope, mode, key, payload);
+  return payload;
 }
 
 /**
@@ -292,9 +300,7 @@ async function objectMac(mode: KeyMode, macKey: Buffer): Promise<ObjectMac> {
     const h = createHmac('sha256', macKey);
     return { update: (part) => void h.update(part), digest: () => h.digest() };
   }
-  const mod: typeof import('hash-wasm') & { default?: typeof import('hash-wasm') } = await import('hash-wasm');
-  const createBLAKE2b = mod.createBLAKE2b ?? mod.default?.createBLAKE2b;
-  const h = await createBLAKE2b(256);
+  const h = await createBlake2b256();
   h.init();
   h.update(macKey);
   return { update: (part) => void h.update(part), digest: () => Buffer.from(h.digest('binary')) };
@@ -355,12 +361,9 @@ const typeByteOf = (mode: KeyMode): number => (mode === 'passphrase' ? MODE_TYPE
  * may never be used twice with the same key (reserve it first, as borg's NonceManager does).
  */
 export async function sealObject(payload: Buffer, mode: KeyMode, key: BorgKey, iv: bigint): Promise<Buffer> {
-  if (!isEncrypted(mode)) throw new ObjectError(`objects of a ${mode} repository are not encrypted`);
-  const iv8 = ivBytes(iv, payload.length);
-  const cipher = createCipheriv('aes-256-ctr', key.encKey, Buffer.concat([Buffer.alloc(8), iv8]));
-  const ct = Buffer.concat([cipher.update(payload), cipher.final()]);
-  const mac = isBlake2(mode) ? await blake2b256(key.encHmacKey, iv8, ct) : createHmac('sha256', key.encHmacKey).update(iv8).update(ct).digest();
-  return Buffer.concat([Buffer.from([typeByteOf(mode)]), mac, iv8, ct]);
+  const out = Buffer.allocUnsafe(sealedLength(payload.length));
+  await sealObjectInto(payload, mode, key, iv, out, 0);
+  return out;
 }
 
 /** Bytes sealObject makes of a payload of `payloadLength` bytes. */
@@ -368,7 +371,7 @@ export const sealedLength = (payloadLength: number): number => 41 + payloadLengt
 
 /**
  * sealObject written into `out` at `at` (sealedLength(payload.length) bytes), in slices, with no
- * object-sized temporary: the same bytes sealObject returns.
+ * object-sized temporary.
  */
 export async function sealObjectInto(payload: Buffer, mode: KeyMode, key: BorgKey, iv: bigint, out: Buffer, at: number): Promise<void> {
   if (!isEncrypted(mode)) throw new ObjectError(`objects of a ${mode} repository are not encrypted`);

@@ -1,6 +1,8 @@
-// The in-place object crypto of the pull proxy (decryptPayloadInto, sealObjectInto) against the
-// whole-object functions that the audit, the vault and borg itself agree with: the same bytes,
-// the same refusals, at every size around the 64 KiB slice boundary.
+// The in-place object crypto (decryptPayloadInto, sealObjectInto; decryptPayload and sealObject
+// are made of them) at every size around the 64 KiB slice boundary: what is sealed opens again,
+// nothing is written outside its range, and every damaged or foreign envelope is refused. That
+// the envelopes are borg's own is shown against real borg elsewhere (the audit reads objects
+// borg wrote; test/pull/proxy.test.ts has borg read objects sealed here).
 import { randomBytes } from 'node:crypto';
 
 import { expect, test } from 'vitest';
