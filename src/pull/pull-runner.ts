@@ -208,6 +208,9 @@ function exec(
   });
 }
 
+/** Why a job cannot run borg on a client whose pull user has none (before any standalone borg is considered). */
+const noBorgSentence = (host: PullHost): string => `borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`;
+
 /**
  * Opens a standalone borg of the server for upload: a regular file, readable. One sentence (no
  * server path: a job's reason is shown to every console user) when it is not.
@@ -368,7 +371,7 @@ export async function runPullJob(
     // uploaded below; else the job ends here, and the directory goes with the clean-up below.
     let standalone: { platform: string; binary: string } | null = null;
     if (noBorg) {
-      const missing = `borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`;
+      const missing = noBorgSentence(host);
       if (noBorg.platform === null) {
         throw new JobFailure(`${missing}, and its platform is not known (uname -s and -m printed '${noBorg.uname.slice(0, 100)}'), so no standalone borg can be chosen (pullBorgBinaries)`);
       }
@@ -492,7 +495,7 @@ export async function runPullJob(
       refused = true;
       throw new JobFailure(outcome.refusal);
     }
-    if (status.code === 127 && !borg) throw new JobFailure(`borg is not installed on ${host.name}: user ${host.user} has no borg command in its PATH`);
+    if (status.code === 127 && !borg) throw new JobFailure(noBorgSentence(host));
     // The shell's "cannot execute": the directory is on a file system mounted noexec.
     if (status.code === 126 && borg) throw new JobFailure(`the standalone borg uploaded to ${host.name} could not be run there (is the TMPDIR of user ${host.user} on a file system mounted noexec?)`);
     if ((status.code === 0 || status.code === 1) && outcome?.committed) {
