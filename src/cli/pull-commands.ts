@@ -73,6 +73,7 @@ function hostJson(h: PullHost, repository: string, extra: { nextRunAt: Date | nu
     retries: h.retries,
     hostKeyFingerprint: h.hostKeyFingerprint,
     sendChunkIndex: h.sendChunkIndex !== false,
+    keepFilesCache: h.keepFilesCache === true,
     createdAt: h.createdAt.toISOString(),
     lastJob: extra.lastJob ? jobJson(extra.lastJob, now) : null,
   };
@@ -113,6 +114,7 @@ interface HostAddOptions {
   retries?: string;
   /** false with --no-chunk-index. */
   chunkIndex: boolean;
+  keepFilesCache?: boolean;
 }
 
 export function registerPullCommands(program: Command, ctx: CliContext): void {
@@ -145,6 +147,7 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
     .option('--timeout <duration>', 'a job running longer fails: 90m, 6h, 1d (default 6h)')
     .option('--retries <n>', 'how often a failed scheduled job is tried again, 0 to 10 (default 2)')
     .option('--no-chunk-index', "give the client no index of the chunks the repository holds: it learns nothing of them, and uploads everything at every job")
+    .option('--keep-files-cache', "let the client keep borg's files cache between jobs (in the pull user's ~/.cache/borgkeep-pull), so it does not read unchanged files again")
     .action(async (name: string, opts: HostAddOptions) => {
       const { checkPullHostInput } = await import('../pull/host-input.js');
       const { nextScheduledRun } = await import('../pull/pull-service.js');
@@ -161,6 +164,7 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
         ...(opts.timeout !== undefined && { timeoutSeconds: parseDuration(opts.timeout, '--timeout') }),
         ...(opts.retries !== undefined && { retries: parseRetries(opts.retries) }),
         ...(opts.chunkIndex === false && { sendChunkIndex: false }),
+        ...(opts.keepFilesCache === true && { keepFilesCache: true }),
       };
       const settings = checkPullHostInput(input);
       await withStore(ctx, async (store) => {
@@ -245,6 +249,7 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
         ctx.out.line(`  schedule:    ${h.schedule ? `${h.schedule} (next run ${formatTime(nextRunAt)}, server time)` : 'none (manual jobs only)'}`);
         ctx.out.line(`  time-out:    ${duration(h.timeoutSeconds * 1000)}; retries of a failed scheduled job: ${h.retries}`);
         ctx.out.line(`  chunk index: ${h.sendChunkIndex === false ? 'not given to the client (it uploads every chunk)' : "given to the client at each job (it uploads only chunks the repository lacks)"}`);
+        ctx.out.line(`  files cache: ${h.keepFilesCache === true ? "kept by the client between jobs (it reads only new or changed files)" : 'none kept (the client reads every file at every job)'}`);
         ctx.out.line(`  host key:    ${h.hostKeyFingerprint ?? 'not accepted yet'}`);
         if (offered) {
           ctx.out.line(`               the host offered ${offered.fingerprint} at ${formatTime(offered.at)}${h.hostKeyFingerprint ? ', which is NOT the accepted key' : ''}; compare it with 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub' on the client, then 'borgkeep host accept-key ${h.name} ${offered.fingerprint}'`);

@@ -290,7 +290,7 @@ export type ClientRun = (command: string, input: Buffer | undefined, timeoutMs: 
  * Builds the job's client cache and writes it under the job's base directory on the client (the
  * same SSH connection as the job's other files). Never fails the job: a cache that cannot be built
  * or written means a job that uploads every chunk, as without one (what was written is removed
- * again). Returns whether the client has the cache.
+ * again). Returns the cache's folder name (the repository id in hex) when the client has it, else null.
  */
 export async function sendClientCache(
   build: () => Promise<ClientCacheFiles>,
@@ -298,14 +298,14 @@ export async function sendClientCache(
   run: ClientRun,
   log: (line: string) => void,
   timeoutMs: number,
-): Promise<boolean> {
+): Promise<string | null> {
   let cache: ClientCacheFiles;
   const started = Date.now();
   try {
     cache = await build();
   } catch (error) {
     log(`no chunk index for the client: ${(error as Error).message}; it uploads every chunk`);
-    return false;
+    return null;
   }
   const built = Date.now();
   try {
@@ -317,9 +317,9 @@ export async function sendClientCache(
   } catch (error) {
     log(`could not write the chunk index on the client (${(error as Error).message}); it uploads every chunk`);
     await run(`sh -c ${shellQuote(`rm -rf -- ${shellQuote(`${baseDir}/.cache`)}`)}`, undefined, timeoutMs).catch(() => undefined);
-    return false;
+    return null;
   }
   const size = cache.files.reduce((n, f) => n + (f.content?.length ?? 0), 0);
   log(`gave the client a chunk index of ${cache.chunkCount} chunks (${size} bytes; built in ${built - started} ms, written in ${Date.now() - built} ms)`);
-  return true;
+  return cache.dirName;
 }

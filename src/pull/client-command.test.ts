@@ -11,10 +11,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   borgCreateCommand,
   isPlainClientDir,
+  keptFilesCacheName,
   knownHostsLine,
   makeDirCommand,
   parseMadeDir,
   removeDirCommand,
+  restoreFilesCacheCommand,
   shellQuote,
   uploadBorgCommand,
   writeFileCommand,
@@ -148,6 +150,8 @@ describe('borg create', () => {
       'create',
       '--log-json',
       '--progress',
+      '--list',
+      '--filter=AME',
       '--compression',
       'zstd,3',
       '--exclude',
@@ -217,6 +221,46 @@ describe('borg create', () => {
     const line = { port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4' };
     expect(() => borgCreateCommand({ ...line, dir: '/tmp/x y/borgkeep-pull.A' })).toThrow(/unexpected name/);
     expect(() => borgCreateCommand({ ...line, dir: '/tmp/borgkeep-pull.A', paths: [] })).toThrow(/at least one path/);
+  });
+
+  it("keeps borg's files cache in the pull user's cache folder after a backup that committed, puts it back for the next job, and keeps the last one when borg failed", () => {
+    const home = join(root, 'home-files');
+    mkdirSync(home);
+    const repoId = 'ab'.repeat(32);
+    const kept = { cacheDirName: repoId, keptName: keptFilesCacheName('ssh-ed25519 AAAA', 7, 2) };
+    const keptFile = join(home, '.cache', 'borgkeep-pull', kept.keptName);
+    const bin = join(root, 'bin-files');
+    mkdirSync(bin);
+    // The stand-in borg writes its files cache where borg would, with the content and status it is given.
+    writeFileSync(join(bin, 'borg'), `#!/bin/sh\nprintf '%s' "$FAKE_FILES" > "$BORG_BASE_DIR/.cache/borg/${repoId}/files"\nexit $FAKE_RC\n`);
+    chmodSync(join(bin, 'borg'), 0o755);
+    const job = (name: string, rc: number, files: string): { restored: string; code: number } => {
+      const dir = join(root, `borgkeep-pull.${name}`);
+      mkdirSync(join(dir, 'base', '.cache', 'borg', repoId), { recursive: true });
+      writeFileSync(join(dir, 'base', '.cache', 'borg', repoId, 'files'), ''); // the server-built cache's empty one
+      const env = { PATH: `${bin}:/usr/bin:/bin`, HOME: home, FAKE_RC: String(rc), FAKE_FILES: files };
+      const restore = sh(restoreFilesCacheCommand(dir, kept), { env });
+      expect(restore.code).toBe(0);
+      const restored = readFileSync(join(dir, 'base', '.cache', 'borg', repoId, 'files'), 'utf8');
+      const line = { dir, port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4', keepFilesCache: kept };
+      const code = sh(borgCreateCommand(line), { env }).code;
+      expect(existsSync(dir)).toBe(false);
+      return { restored, code };
+    };
+    // No kept cache yet: the empty one stays; borg's new one is kept, 0600.
+    expect(job('F1', 0, 'cache of job 1')).toEqual({ restored: '', code: 0 });
+    expect(readFileSync(keptFile, 'utf8')).toBe('cache of job 1');
+    expect(execFileSync('stat', ['-c', '%a', keptFile]).toString().trim()).toBe('600');
+    // Put back for the next job; a job that ended with warnings (1) still committed.
+    expect(job('F2', 1, 'cache of job 2')).toEqual({ restored: 'cache of job 1', code: 1 });
+    expect(readFileSync(keptFile, 'utf8')).toBe('cache of job 2');
+    // borg failed (2): its files cache is not kept; the last one stays.
+    expect(job('F3', 2, 'cache of a failed job')).toEqual({ restored: 'cache of job 2', code: 2 });
+    expect(readFileSync(keptFile, 'utf8')).toBe('cache of job 2');
+    expect(() => keptFilesCacheName('ssh-ed25519 AAAA', -1, 1)).toThrow();
+    expect(kept.keptName).toMatch(/^files\.[0-9a-f]{32}$/);
+    expect(keptFilesCacheName('ssh-ed25519 BBBB', 7, 2)).not.toBe(kept.keptName);
+    expect(() => restoreFilesCacheCommand(join(root, 'borgkeep-pull.F4'), { cacheDirName: repoId, keptName: 'files.x; rm -rf /' })).toThrow(/not a kept files cache/);
   });
 
   it('pins borgkeep\'s host key for the forwarded port only', () => {

@@ -9,6 +9,8 @@
 // channel's stdin into 0600 files: a command line is visible to every user of the client in
 // `ps`), and never name anything of the server but the forwarded loopback port.
 
+import { createHash } from 'node:crypto';
+
 /** The line the first command prints after the directory's name when the pull user has no `borg` command. */
 export const NO_BORG_MARK = 'no-borg';
 
@@ -103,6 +105,47 @@ export function knownHostsLine(port: number, hostKeyPublicLine: string): string 
   return `[127.0.0.1]:${port} ${type} ${blob}\n`;
 }
 
+/**
+ * Where a client keeps a host's files cache between jobs (issue 17, `host add --keep-files-cache`):
+ * the pull user's own cache folder, expanded by the client's sh (never a value of the server's).
+ */
+const KEPT_FILES_DIR = '"${XDG_CACHE_HOME:-$HOME/.cache}/borgkeep-pull"';
+
+/** A kept files cache: the job's borg cache folder (under BORG_BASE_DIR) and the kept file's name. */
+export interface KeptFilesCache {
+  /** The repository id in hex: the name of borg's cache folder for it. */
+  readonly cacheDirName: string;
+  /** The file's name in the pull user's borgkeep-pull cache folder (keptFilesCacheName). */
+  readonly keptName: string;
+}
+
+/**
+ * One host's kept files cache: named by a hash of the borgkeep installation (its SSH host key) and
+ * the server's numbers of the host and its repository, so two servers pulling from one account
+ * never take each other's (each job shows the client a repository id of its own, so borg's cache
+ * folder name cannot serve). Plain characters only: used unquoted in sh.
+ */
+export function keptFilesCacheName(installation: string, hostId: number, repositoryId: number): string {
+  for (const n of [hostId, repositoryId]) if (!Number.isSafeInteger(n) || n < 0) throw new Error('not a host and repository number');
+  return `files.${createHash('sha256').update(`${installation}\n${hostId}\n${repositoryId}`).digest('hex').slice(0, 32)}`;
+}
+
+function checkKept(kept: KeptFilesCache): void {
+  if (!/^[0-9a-f]{64}$/.test(kept.cacheDirName) || !/^files\.[0-9a-f]{32}$/.test(kept.keptName)) throw new Error('not a kept files cache');
+}
+
+/**
+ * Copies the host's kept files cache, if the client has one, into the job's borg cache (after the
+ * server-built cache was written: it replaces that cache's empty `files`); prints its size, or
+ * nothing when none is kept yet.
+ */
+export function restoreFilesCacheCommand(dir: string, kept: KeptFilesCache): string {
+  if (!isPlainClientDir(dir)) throw new Error('the job directory on the client host has an unexpected name');
+  checkKept(kept);
+  const to = `${dir}/${JOB_FILES.base}/.cache/borg/${kept.cacheDirName}/files`;
+  return underSh(`umask 077 && f=${KEPT_FILES_DIR}/${kept.keptName} && if [ -f "$f" ]; then cp -- "$f" ${to} && wc -c < "$f"; fi`);
+}
+
 export interface BorgCreateLine {
   readonly dir: string;
   /** The remote-forwarded port on the client's loopback. */
@@ -113,6 +156,8 @@ export interface BorgCreateLine {
   readonly compression: string;
   /** The borg to run: `borg` from the pull user's PATH (the default), or DIR/borg when uploaded. */
   readonly borg?: string;
+  /** Set when the host keeps its files cache: borg's new one is kept after a backup that committed. */
+  readonly keepFilesCache?: KeptFilesCache;
 }
 
 /** The borg a job runs: `borg`, or a plain file name directly in the job's directory. */
@@ -185,6 +230,10 @@ export function borgCreateCommand(line: BorgCreateLine): string {
     'create',
     '--log-json',
     '--progress',
+    // A file_status line for each file borg read (new, changed, or an error), none for a file its
+    // files cache knew unchanged: the job counts them (FILES_READ_STATUS).
+    '--list',
+    '--filter=AME',
     // Not --json: its summary reads the archive's metadata back after the commit, and a pull job
     // may read nothing. The final figures come from the proxy (the archive's metadata it wrote).
     '--compression',
@@ -194,5 +243,14 @@ export function borgCreateCommand(line: BorgCreateLine): string {
     '--',
     ...line.paths.map(shellQuote),
   ];
-  return underSh(`cd / && env ${env.join(' ')} ${argv.join(' ')}; rc=$?; rm -rf -- ${shellQuote(dir)}; exit $rc`);
+  // borg writes its files cache at the commit: kept (replacing the last one in one rename) only
+  // when borg ended with 0 or 1 (warnings), else the last kept one stays.
+  let keep = '';
+  if (line.keepFilesCache) {
+    checkKept(line.keepFilesCache);
+    const from = `${dir}/${JOB_FILES.base}/.cache/borg/${line.keepFilesCache.cacheDirName}/files`;
+    const k = line.keepFilesCache.keptName;
+    keep = ` if [ $rc -le 1 ] && [ -f ${from} ]; then ( umask 077 && k=${KEPT_FILES_DIR} && mkdir -p -- "$k" && mv -f -- ${from} "$k/${k}.new" && chmod 600 "$k/${k}.new" && mv -f -- "$k/${k}.new" "$k/${k}" ); fi;`;
+  }
+  return underSh(`cd / && env ${env.join(' ')} ${argv.join(' ')}; rc=$?;${keep} rm -rf -- ${shellQuote(dir)}; exit $rc`);
 }

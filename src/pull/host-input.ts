@@ -36,6 +36,8 @@ export interface PullHostInput {
   hostKeyFingerprint?: string | null;
   /** false: jobs give the client no chunk index (issue 17); default true. */
   sendChunkIndex?: boolean;
+  /** true: the client keeps borg's files cache between jobs (issue 17); default false. */
+  keepFilesCache?: boolean;
 }
 
 /** The checked settings, as the store keeps them (the repository still by name). */
@@ -54,6 +56,8 @@ export interface PullHostSettings {
   hostKeyFingerprint: string | null;
   /** Absent means true: jobs give the client the repository's chunk index. */
   sendChunkIndex?: boolean;
+  /** Absent means false: the client keeps no files cache between jobs. */
+  keepFilesCache?: boolean;
 }
 
 // eslint-disable-next-line no-control-regex
@@ -183,6 +187,10 @@ export function checkPullHostInput(input: PullHostInput): PullHostSettings {
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 60 || timeoutSeconds > MAX_TIMEOUT_SECONDS) {
     throw invalidInput(`the time-out must be from 1 minute to 7 days, not ${timeoutSeconds} seconds`);
   }
+  // borg takes a file from its files cache only when it knows every chunk of it (the chunk index).
+  if (input.keepFilesCache === true && input.sendChunkIndex === false) {
+    throw invalidInput('a host that gets no chunk index cannot keep a files cache: borg reads every file again when it knows none of their chunks (drop --keep-files-cache or --no-chunk-index)');
+  }
   const retries = input.retries ?? DEFAULT_RETRIES;
   if (!Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) throw invalidInput(`the retries must be a whole number from 0 to ${MAX_RETRIES}, not ${retries}`);
   return {
@@ -199,5 +207,6 @@ export function checkPullHostInput(input: PullHostInput): PullHostSettings {
     retries,
     hostKeyFingerprint: input.hostKeyFingerprint === undefined || input.hostKeyFingerprint === null ? null : checkFingerprint(input.hostKeyFingerprint),
     ...(input.sendChunkIndex === false && { sendChunkIndex: false }),
+    ...(input.keepFilesCache === true && { keepFilesCache: true }),
   };
 }

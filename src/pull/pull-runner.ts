@@ -21,12 +21,15 @@ import {
   borgCreateCommand,
   isPlainClientDir,
   JOB_FILES,
+  keptFilesCacheName,
   knownHostsLine,
   makeDirCommand,
   parseMadeDir,
   removeDirCommand,
+  restoreFilesCacheCommand,
   uploadBorgCommand,
   writeFileCommand,
+  type KeptFilesCache,
 } from './client-command.js';
 import { HEAD_BYTES, looksLikeProgram, NOT_A_PROGRAM } from './borg-binaries.js';
 import { sendClientCache } from './client-cache.js';
@@ -405,9 +408,19 @@ export async function runPullJob(
     }
     // The job's borg cache (client-cache.ts, issue 17): the chunks the repository holds, so borg
     // uploads only new ones; unless the host's admin chose to tell its client nothing.
+    let keepFilesCache: KeptFilesCache | undefined;
     if (host.sendChunkIndex !== false && session.clientCache) {
       const build = session.clientCache.bind(session);
-      await sendClientCache(build, `${dir}/${JOB_FILES.base}`, (command, input, timeoutMs) => exec(c, command, { ...(input ? { input } : {}), timeoutMs }), log, commandTimeoutMs);
+      const cacheDirName = await sendClientCache(build, `${dir}/${JOB_FILES.base}`, (command, input, timeoutMs) => exec(c, command, { ...(input ? { input } : {}), timeoutMs }), log, commandTimeoutMs);
+      // The host's files cache, kept by the client since its last job (if the admin allows it):
+      // borg then reads only new and changed files. Without the chunk index it would be of no use.
+      if (cacheDirName && host.keepFilesCache === true) {
+        keepFilesCache = { cacheDirName, keptName: keptFilesCacheName(deps.hostKey.publicLine, host.id, host.repositoryId) };
+        const restored = await exec(c, restoreFilesCacheCommand(dir, keepFilesCache), { timeoutMs: commandTimeoutMs * 10 });
+        const size = restored.stdout.trim();
+        if (restored.code !== 0) log(`could not put the kept files cache in place (${clip(restored.stderr.trim() || `status ${restored.code}`)}); borg reads every file`);
+        else log(size === '' ? 'the client keeps no files cache of this host yet; borg reads every file' : `the client's kept files cache (${size} bytes) is in place`);
+      }
     }
     if (stopper.signal.aborted) throw new JobFailure(stopReason());
 
@@ -416,6 +429,7 @@ export async function runPullJob(
     let lastProgressAt = 0;
     let lastError: string | null = null;
     let finished = false;
+    let filesRead = 0;
     const onLine = (line: string): void => {
       if (line.trim() === '') return;
       let parsed: BorgJsonLine | null = null;
@@ -454,7 +468,8 @@ export async function runPullJob(
         log(`borg ${level.toLowerCase()}: ${parsed.message}`);
         if (level === 'ERROR' || level === 'CRITICAL') lastError = parsed.message;
       }
-      // progress_message, progress_percent, file_status: not kept.
+      else if (parsed.type === 'file_status') filesRead++; // a file borg read (its name is not kept)
+      // progress_message, progress_percent: not kept.
     };
 
     await setState('running');
@@ -462,7 +477,16 @@ export async function runPullJob(
     let createChannel: ClientChannel | null = null;
     const created = exec(
       c,
-      borgCreateCommand({ dir, port, archiveName: opts.archiveName, paths: host.paths, excludes: host.excludes, compression: host.compression, ...(borg ? { borg } : {}) }),
+      borgCreateCommand({
+        dir,
+        port,
+        archiveName: opts.archiveName,
+        paths: host.paths,
+        excludes: host.excludes,
+        compression: host.compression,
+        ...(borg ? { borg } : {}),
+        ...(keepFilesCache ? { keepFilesCache } : {}),
+      }),
       { onStderrLine: onLine, onChannel: (ch) => (createChannel = ch) },
     );
     const stopped = new Promise<'stopped'>((resolve) => {
@@ -490,6 +514,7 @@ export async function runPullJob(
     if (outcome?.figures) progress = { ...progress, ...outcome.figures };
     if (progress.bytes > 0 || progress.files > 0) await record(() => recorder.progress(job.id, progress));
     log(`borg create ended with status ${status.code ?? status.signal ?? 'unknown'}`);
+    log(`borg read ${filesRead} ${filesRead === 1 ? 'file' : 'files'} in full${keepFilesCache ? ' (the others it knew unchanged from its files cache)' : ''}`);
     if (outcome?.received !== undefined) log(`the client sent ${outcome.received} bytes to the job`);
     if (outcome?.refusal) {
       refused = true;

@@ -37,6 +37,11 @@ export interface PullHost {
    * Absent means true.
    */
   readonly sendChunkIndex?: boolean;
+  /**
+   * Whether the client keeps borg's files cache between jobs (in the pull user's own cache
+   * folder), so unchanged files are not read again; only with the chunk index. Absent means false.
+   */
+  readonly keepFilesCache?: boolean;
   readonly createdAt: Date;
 }
 

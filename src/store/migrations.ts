@@ -799,6 +799,20 @@ const pullChunkIndex: Migration = {
   },
 };
 
+/**
+ * Issue 17: whether the client host keeps borg's files cache of its jobs between them (in the pull
+ * user's own cache folder), so an unchanged file is not read again. Off (0) unless the admin allows
+ * it with `host add --keep-files-cache`.
+ */
+const pullFilesCache: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('pull_hosts').addColumn('keep_files_cache', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('pull_hosts').dropColumn('keep_files_cache').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -821,6 +835,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0020_access_version': accessVersion,
   '0021_pull': pull,
   '0022_pull_chunk_index': pullChunkIndex,
+  '0025_pull_files_cache': pullFilesCache,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -39,6 +39,7 @@ describe('pull hosts', () => {
       timeoutSeconds: 3600,
       retries: 1,
       sendChunkIndex: true,
+      keepFilesCache: false,
       hostKeyFingerprint: `SHA256:${'a'.repeat(43)}`,
       createdAt: new Date('2025-01-01T00:00:00Z'),
     });

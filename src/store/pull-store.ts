@@ -139,6 +139,7 @@ function toHost(row: Selectable<PullHostsTable>): PullHost {
     retries: row.retries,
     hostKeyFingerprint: row.host_key_fingerprint,
     sendChunkIndex: row.send_chunk_index !== 0,
+    keepFilesCache: row.keep_files_cache !== 0,
     createdAt: new Date(row.created_at),
   };
 }
@@ -212,6 +213,7 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
               host_key_fingerprint: s.hostKeyFingerprint,
               created_at: at,
               ...(s.sendChunkIndex === false && { send_chunk_index: 0 }),
+              ...(s.keepFilesCache === true && { keep_files_cache: 1 }),
             })
             .returningAll()
             .executeTakeFirstOrThrow();

@@ -325,6 +325,8 @@ export interface PullHostsTable {
   created_at: string;
   /** Migration 0022: 1 = jobs give the client the repository's chunk index, 0 = not. */
   send_chunk_index: Generated<number>;
+  /** Migration 0025: 1 = the client keeps borg's files cache between jobs, 0 = not. */
+  keep_files_cache: Generated<number>;
 }
 
 /** Migration 0021: pull jobs; host_id/host_name outlive the host (no foreign key). */

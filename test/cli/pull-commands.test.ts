@@ -62,6 +62,7 @@ describe('borgkeep host', () => {
       retries: 3,
       hostKeyFingerprint: FP,
       sendChunkIndex: true,
+      keepFilesCache: false,
       createdAt: expect.any(String),
       lastJob: null,
       offeredHostKey: null,
