@@ -19,7 +19,7 @@
 // `node --cpu-prof` and prints the job process's hottest functions (BENCH_PROFILE_DIR keeps the
 // .cpuprofile files; with BENCH_RUNS=0 only that run, nothing saved). Needs root (namespaces, a second sshd, runuser); client host number 201.
 
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,11 +42,10 @@ import {
   saveResults,
   syncDisks,
   tempRoot,
-  writeGuardRsh,
   writeRandomTree,
 } from './lib/common.mjs';
 import { summariseProfile } from './lib/cpu-profile.mjs';
-import { childCpuSeconds, startPullHosts, waitNoChildren } from './lib/pull-hosts.mjs';
+import { childCpuSeconds, preparePullServer, startPullHosts, waitNoChildren } from './lib/pull-hosts.mjs';
 
 requireBuilt();
 if (process.getuid?.() !== 0) throw new Error('the pull benchmark needs root (network namespaces, a second sshd, runuser)');
@@ -64,17 +63,8 @@ const tmp = tempRoot('borgkeep-bench-pull');
 chmodSync(tmp.dir, 0o755);
 const hosts = await startPullHosts(NET, tmp.dir);
 const dataDir = join(tmp.dir, 'borgkeep');
-const cli = (args) => runOk(process.execPath, [BORGKEEP, '--data-dir', dataDir, ...args]);
+const { cli, vaultedRepo } = await preparePullServer(tmp.dir, dataDir, hosts);
 const loads = [];
-
-// The vault's side: a full key to initialise each round's repository through the guard, and the
-// pull identity in the client's authorized_keys (the line `borgkeep pull-key` prints).
-await runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'admin@bench', '-f', join(tmp.dir, 'admin-key')]);
-await cli(['key', 'add', 'admin-key', '--file', join(tmp.dir, 'admin-key.pub')]);
-const keyLine = (await cli(['pull-key'])).stdout.split('\n').find((l) => l.includes('ssh-ed25519')).trim();
-hosts.setClientAuthorizedKeys([keyLine]);
-const passFile = join(tmp.dir, 'passphrase');
-writeFileSync(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
 
 /** Fresh random data the client user can read. */
 function freshSource(n) {
@@ -121,12 +111,7 @@ async function runPush(n, src) {
 /** (b): `borgkeep pull run HOST --wait` into a fresh repository the vault holds the key of. */
 async function runPull(n, src, extraNodeArgs = []) {
   const repoName = `pull${n}`;
-  await cli(['repo', 'create', repoName]);
-  await cli(['grant', 'admin-key', repoName, '--role', 'full']);
-  const rsh = writeGuardRsh(tmp.dir, dataDir, BORGKEEP, `guard-rsh-${n}`);
-  const env = borgClientEnv(join(tmp.dir, `init-${n}`), rsh, { BENCH_KEY: 'admin-key' });
-  await runOk('borg', ['init', '-e', 'repokey', `ssh://borgkeep-bench/./${repoName}`], { env });
-  await cli(['repo', 'key', repoName, '--passphrase-file', passFile]);
+  await vaultedRepo(repoName);
   const host = `client${n}`;
   await cli([
     'host', 'add', host, '--address', `${hosts.address}:22`, '--user', hosts.user, '--repo', repoName,

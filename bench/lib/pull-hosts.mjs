@@ -18,7 +18,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { runOk } from './common.mjs';
+import { BORGKEEP, PASSPHRASE, borgClientEnv, runOk, writeGuardRsh } from './common.mjs';
 
 export const PULL_USER = 'bkpulltest';
 
@@ -238,6 +238,8 @@ export async function startPullHosts(n, dir) {
       serverLog: serverSshd.log,
       tmpDir,
       clientPath,
+      /** Bytes the server's end of the veth received so far: everything the client host sent it. */
+      serverRxBytes: () => Number(readFileSync(`/sys/class/net/${vethServer}/statistics/rx_bytes`, 'utf8').trim()),
       /** CPU seconds of the client's borg runs (with their ssh) since the last call. */
       takeClientBorgCpu: () => takeTimes(borgCpuLog),
       /** CPU seconds of the push's borg serve runs on the server since the last call. */
@@ -282,4 +284,30 @@ export async function startPullHosts(n, dir) {
     rmSync(sshDir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * The server's side of a pull benchmark on borgkeep's data directory `dataDir`: a full key for
+ * initialising repositories through the guard, the pull identity in the client's authorized_keys,
+ * and the repositories' passphrase file. Returns `cli` (borgkeep on that data directory) and
+ * `vaultedRepo(name)`, which makes a repokey repository through the guard with its key in the vault.
+ */
+export async function preparePullServer(dir, dataDir, hosts) {
+  const cli = (args) => runOk(process.execPath, [BORGKEEP, '--data-dir', dataDir, ...args]);
+  await runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'admin@bench', '-f', join(dir, 'admin-key')]);
+  await cli(['key', 'add', 'admin-key', '--file', join(dir, 'admin-key.pub')]);
+  const keyLine = (await cli(['pull-key'])).stdout.split('\n').find((l) => l.includes('ssh-ed25519')).trim();
+  hosts.setClientAuthorizedKeys([keyLine]);
+  const passFile = join(dir, 'passphrase');
+  writeFileSync(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
+  return {
+    cli,
+    async vaultedRepo(name) {
+      await cli(['repo', 'create', name]);
+      await cli(['grant', 'admin-key', name, '--role', 'full']);
+      const rsh = writeGuardRsh(dir, dataDir, BORGKEEP, `guard-rsh-${name}`);
+      await runOk('borg', ['init', '-e', 'repokey', `ssh://borgkeep-bench/./${name}`], { env: borgClientEnv(join(dir, `init-${name}`), rsh, { BENCH_KEY: 'admin-key' }) });
+      await cli(['repo', 'key', name, '--passphrase-file', passFile]);
+    },
+  };
 }
