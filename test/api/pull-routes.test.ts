@@ -169,6 +169,7 @@ describe('pull hosts and jobs over the API', () => {
       [{ compression: 'zstd,99' }, /^the compression 'zstd,99' is not one borg accepts/],
       [{ acceptHostKey: 'md5:aa' }, /^the host key fingerprint 'md5:aa' is not an OpenSSH SHA-256 fingerprint/],
       [{ repository: 'nope' }, /^there is no repository named 'nope'$/],
+      [{ keepFilesCache: true, sendChunkIndex: false }, /^a host that gets no chunk index cannot keep a files cache/],
     ] as const) {
       const r = await admin.call('POST', '/pull-hosts', { ...body, ...bad });
       expect(r.status, JSON.stringify(r.body)).toBeGreaterThanOrEqual(400);
@@ -179,7 +180,13 @@ describe('pull hosts and jobs over the API', () => {
     expect((await admin.call('GET', '/pull-hosts/files1')).status).toBe(404);
     const created = await admin.call('POST', '/pull-hosts', body);
     expect(created.status).toBe(201);
-    expect(created.body.host).toMatchObject({ name: 'files1', repository: 'main', paths: ['/srv'], hostKeyFingerprint: FINGERPRINT, schedule: '30 3 * * *' });
+    expect(created.body.host).toMatchObject({ name: 'files1', repository: 'main', paths: ['/srv'], hostKeyFingerprint: FINGERPRINT, schedule: '30 3 * * *', sendChunkIndex: true, keepFilesCache: false });
+    // The two deduplication settings, as host add's --keep-files-cache and --no-chunk-index.
+    const kept = await admin.call('POST', '/pull-hosts', { ...body, name: 'files2', keepFilesCache: true });
+    expect(kept.body.host).toMatchObject({ sendChunkIndex: true, keepFilesCache: true });
+    const told = await admin.call('POST', '/pull-hosts', { ...body, name: 'files3', sendChunkIndex: false });
+    expect(told.body.host).toMatchObject({ sendChunkIndex: false, keepFilesCache: false });
+    for (const name of ['files2', 'files3']) expect((await admin.call('DELETE', `/pull-hosts/${name}`)).status).toBe(200);
     expect((await admin.call('POST', '/pull-hosts', body)).body).toEqual({ code: 'BK_ERR_CONFLICT', message: "a host named 'files1' already exists" });
     expect((await operator.call('DELETE', '/pull-hosts/files1')).status).toBe(403);
     const removed = await admin.call('DELETE', '/pull-hosts/files1');

@@ -77,7 +77,7 @@ describe('pull backups in the console', () => {
       '--paths', source, '--archive', '{host}-{now}', '--accept-host-key', client.hostKeyFingerprint,
     ]);
     await h.env.cliOk(['host', 'add', 'web1', '--address', '192.0.2.7', '--user', 'backup', '--repo', 'main', '--paths', '/etc,/home', '--schedule', '0 2 * * *']);
-    await h.env.cliOk(['host', 'add', 'db1', '--address', 'db.example.org:2222', '--user', 'backup', '--repo', 'main', '--paths', '/etc,/home', '--accept-host-key', FINGERPRINT]);
+    await h.env.cliOk(['host', 'add', 'db1', '--address', 'db.example.org:2222', '--user', 'backup', '--repo', 'main', '--paths', '/etc,/home', '--accept-host-key', FINGERPRINT, '--keep-files-cache']);
     // The key web1 offered at a first contact, as the runner notes it.
     await store.notePullHostKeyOffered((await store.getPullHost('web1')).id, OFFERED);
     const passwordFile = join(h.env.root, 'viewer-password');
@@ -112,6 +112,9 @@ describe('pull backups in the console', () => {
     expect(await db1.locator('[data-host-key]').textContent()).toContain('accepted');
     expect(await db1.textContent()).toContain(FINGERPRINT);
     expect(await db1.textContent()).toContain('only when run by hand');
+    // How each host deduplicates, in words.
+    expect(await db1.locator('[data-dedup]').textContent()).toBe('uploads only new data; reads only new and changed files');
+    expect(await web1.locator('[data-dedup]').textContent()).toBe('uploads only new data; reads every file');
     const laptop = page.locator('tr[data-host="laptop"]');
     expect(await laptop.locator('[data-host-key]').getAttribute('data-host-key')).toBe('accepted');
     expect(await laptop.textContent()).toContain(client.hostKeyFingerprint);

@@ -36,6 +36,10 @@ export interface PullHost {
   timeoutSeconds: number;
   retries: number;
   hostKeyFingerprint: string | null;
+  /** Whether jobs give the client the repository's chunk index (it uploads only what is new). */
+  sendChunkIndex: boolean;
+  /** Whether the client keeps borg's files cache between jobs (it reads only new and changed files). */
+  keepFilesCache: boolean;
   /** The key the host offered last when it was not the accepted one. */
   offeredHostKey: { fingerprint: string; at: string } | null;
   createdAt: string;

@@ -57,6 +57,8 @@ export const pullHostSchema = z
     timeoutSeconds: z.number(),
     retries: z.number(),
     hostKeyFingerprint: z.string().nullable().describe("the pinned SSH host key (OpenSSH's SHA256:...); null: not accepted yet, jobs fail until it is"),
+    sendChunkIndex: z.boolean().describe("whether a job gives the client the repository's chunk index, so it uploads only chunks the repository lacks (the client learns which chunk ids exist)"),
+    keepFilesCache: z.boolean().describe("whether the client keeps borg's files cache between jobs, so it reads only new and changed files"),
     offeredHostKey: z
       .object({ fingerprint: z.string(), at: time })
       .nullable()
@@ -101,6 +103,8 @@ const pullHostJson = (h: PullHost, o: PullHostOverview | undefined) => ({
   timeoutSeconds: h.timeoutSeconds,
   retries: h.retries,
   hostKeyFingerprint: h.hostKeyFingerprint,
+  sendChunkIndex: h.sendChunkIndex !== false,
+  keepFilesCache: h.keepFilesCache === true,
   offeredHostKey: o?.offeredHostKey ? { fingerprint: o.offeredHostKey.fingerprint, at: o.offeredHostKey.at.toISOString() } : null,
   createdAt: h.createdAt.toISOString(),
   lastJob: o?.lastJob ? pullJobJson(o.lastJob) : null,
@@ -123,6 +127,8 @@ const hostBody = z
     timeoutSeconds: z.number().optional(),
     retries: z.number().optional(),
     acceptHostKey: z.string().max(200).nullable().optional().describe("the client's SSH host key fingerprint (SHA256:...), pinned now"),
+    sendChunkIndex: z.boolean().optional().describe('false: give the client no chunk index (it learns nothing of what the repository holds, and uploads everything); default true'),
+    keepFilesCache: z.boolean().optional().describe("true: the client keeps borg's files cache between jobs (needs the chunk index); default false"),
   })
   .strict();
 
@@ -181,6 +187,8 @@ export function pullRoutes(ctx: ApiContext) {
           ...(body.timeoutSeconds !== undefined && { timeoutSeconds: body.timeoutSeconds }),
           ...(body.retries !== undefined && { retries: body.retries }),
           ...(body.acceptHostKey !== undefined && { hostKeyFingerprint: body.acceptHostKey }),
+          ...(body.sendChunkIndex !== undefined && { sendChunkIndex: body.sendChunkIndex }),
+          ...(body.keepFilesCache !== undefined && { keepFilesCache: body.keepFilesCache }),
         });
         return { host: await hostJson(await ctx.store.addPullHost(body.name, settings)) };
       },

@@ -199,6 +199,13 @@ function HostRow({ host, lastJob, canRun, canAccept, onQueued, onAccepted }: { h
           {host.port !== 22 && `:${host.port}`}
         </div>
         <div className="muted small mono">{host.paths.join(', ')}</div>
+        <div className="muted small" data-dedup>
+          {!host.sendChunkIndex
+            ? 'uploads everything at every job (no chunk index)'
+            : host.keepFilesCache
+              ? 'uploads only new data; reads only new and changed files'
+              : 'uploads only new data; reads every file'}
+        </div>
       </th>
       <td data-label="Repository">
         <Link href={`/repositories/${encodeURIComponent(host.repository)}`}>{host.repository}</Link>
