@@ -358,6 +358,23 @@ export interface PullJobLogTable {
   line: string;
 }
 
+/** Migration 0023: each verification run (verify/verify-service.ts); the newest says how far verification got. */
+export interface VerificationsTable {
+  id: Generated<number>;
+  repository_id: number;
+  at: string;
+  actor: string;
+  scope: string;
+  verdict: string;
+  from_txn: number | null;
+  through_txn: number | null;
+  through_stamp: string | null;
+  objects_read: Generated<number>;
+  bytes_read: Generated<number>;
+  detail: string;
+  findings: Generated<string>;
+}
+
 export interface Database {
   access_version: AccessVersionTable;
   users: UsersTable;
@@ -386,4 +403,5 @@ export interface Database {
   pull_hosts: PullHostsTable;
   pull_jobs: PullJobsTable;
   pull_job_log: PullJobLogTable;
+  verifications: VerificationsTable;
 }
