@@ -23,6 +23,7 @@ import { createOutput } from './output.js';
 import { registerRepoCommands } from './repo-commands.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerUserCommands } from './user-commands.js';
+import { registerVerifyCommand } from './verify-command.js';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -71,6 +72,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerApproveCommand(program, ctx);
   registerRollbackCommand(program, ctx);
   registerPullCommands(program, ctx);
+  registerVerifyCommand(program, ctx);
 
   try {
     await program.parseAsync(argv);

@@ -70,6 +70,14 @@ export interface VerifyOutcome {
   /** Bytes of segment files read. */
   readonly bytesRead: number;
   readonly findings: VerifyFinding[];
+  /**
+   * Ids (hex) whose DELETE is in a segment read and that the index no longer holds: what this
+   * stretch of history removed. Not damage by itself (prune deletes chunks no archive needs);
+   * the caller asks whether any archive still uses one.
+   */
+  readonly deletedIds: Set<string>;
+  /** Ids (hex) of the objects verified, for an incremental run (null for a full one: every object). */
+  readonly verifiedIds: Set<string> | null;
 }
 
 const ENTRY_HEADER = 9;
@@ -178,6 +186,11 @@ export async function verifyRepository(input: VerifyInput): Promise<VerifyOutcom
     let objectsRead = 0;
     let bytesRead = 0;
     let segmentsRead = 0;
+    const deletedIds = new Set<string>();
+    const verifiedIds = fromTxn === null ? null : new Set<string>();
+    const onDelete = (id: Buffer) => {
+      if (!index.lookup(id) && !id.equals(MANIFEST_ID)) deletedIds.add(id.toString('hex'));
+    };
     const wanted = (id: Buffer, segment: number, offset: number): boolean => {
       const hit = index.lookup(id);
       return hit !== undefined && hit.segment === segment && hit.offset === offset;
@@ -195,6 +208,7 @@ export async function verifyRepository(input: VerifyInput): Promise<VerifyOutcom
           offsets.add(offset);
           const refusal = await verifier.verify(id, data);
           const hex = id.toString('hex');
+          verifiedIds?.add(hex);
           const crc = crcOk ? '' : 'its bytes on disk changed (CRC mismatch) and ';
           if (refusal === null) {
             if (!crcOk) findings.push({ kind: 'crc', id: hex, segment: file.segment, offset, sentence: `object ${short(id)}… in segment ${file.segment} at offset ${offset}: its entry fails its CRC check, though its content still verifies.` });
@@ -208,7 +222,7 @@ export async function verifyRepository(input: VerifyInput): Promise<VerifyOutcom
                 ? 'its MAC does not verify with the repository key'
                 : refusal.why.replace(/^object [0-9a-f]+…: /, '');
           findings.push({ kind, id: hex, segment: file.segment, offset, sentence: `object ${short(id)}… in segment ${file.segment} at offset ${offset}: ${crc}${what}.` });
-        });
+        }, onDelete);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
           throw new VerifyError(`segment ${file.segment} went away while it was read (a compaction ran meanwhile); verify again`);
@@ -239,6 +253,8 @@ export async function verifyRepository(input: VerifyInput): Promise<VerifyOutcom
       objectsRead,
       bytesRead,
       findings,
+      deletedIds,
+      verifiedIds,
     };
   } finally {
     index.close();
@@ -270,6 +286,7 @@ async function walkSegment(
   file: SegmentFile,
   wanted: (id: Buffer, segment: number, offset: number) => boolean,
   onPut: (id: Buffer, offset: number, data: Buffer, crcOk: boolean) => Promise<void>,
+  onDelete: (id: Buffer) => void,
 ): Promise<{ bytesRead: number; problem: { offset: number; text: string } | null }> {
   const fh: FileHandle = await open(file.path, 'r');
   let bytesRead = 0;
@@ -325,6 +342,8 @@ async function walkSegment(
           // The data is a view of the buffer: onPut finishes with it before the next read.
           await onPut(Buffer.from(id), offset, buf.subarray(e + ID_HEADER, e + entrySize), crcOk);
         }
+      } else if (crc32(buf.subarray(e + 4, e + entrySize)) === crc) {
+        onDelete(Buffer.from(buf.subarray(e + ENTRY_HEADER, e + ID_HEADER)));
       }
       offset += entrySize;
     }
