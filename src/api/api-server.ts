@@ -34,6 +34,7 @@ import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
+import { verifyRoutes } from './routes/verify-routes.js';
 import { accountRoutes } from './routes/account-routes.js';
 import { ssoRoutes } from './routes/sso-routes.js';
 import { createSsoService, type SsoRuntime } from './sso/sso-service.js';
@@ -146,6 +147,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...alertRoutes(ctx, deps.monitoring ?? null),
     ...serverRoutes(ctx, deps.ssh ?? null),
     ...pullRoutes(ctx),
+    ...verifyRoutes(ctx),
   ];
   const liveHub = createLiveEvents({ store: deps.store, ...(deps.live?.pollMs && { pollMs: deps.live.pollMs }), onError: (err) => app.log.error({ err }, 'live events: reading the ledger failed') });
   const eventStreams = createEventStreams(ctx, liveHub, { ...(deps.live?.heartbeatMs && { heartbeatMs: deps.live.heartbeatMs }) });

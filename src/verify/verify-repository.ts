@@ -26,7 +26,12 @@ import { RepoFormatError, parseRepoConfig } from '../repository/repo-config.js';
 import { MAX_ENTRY_SIZE, SEGMENT_MAGIC, TAG_COMMIT, TAG_DELETE, TAG_PUT, listSegments, type SegmentFile } from '../repository/segments.js';
 
 /** Why a repository could not be verified (exit 2): one sentence, no path, no key. */
-export class VerifyError extends Error {}
+export class VerifyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VerifyError';
+  }
+}
 
 export type FindingKind = 'crc' | 'mac' | 'id-mismatch' | 'unreadable' | 'missing';
 

@@ -64,6 +64,7 @@ const CASES: Case[] = [
   { name: "a grant's client set-up", needs: 'viewer', ok: 200, request: async () => { const g = await newGrant(); return { method: 'GET', path: `/repositories/${g.repo}/setup?key=${g.key}` }; } },
   { name: 'run an audit', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/audit', body: {} }) },
   { name: 'approve', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/approve' }) },
+  { name: 'verify a repository', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/verify', body: {} }) },
   { name: "forget a repository's key", needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/repositories/${await newRepo()}/key` }) },
   { name: 'list users', needs: 'admin', ok: 200, request: async () => ({ method: 'GET', path: '/users' }) },
   { name: 'add a user', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/users', body: { name: unique('user'), role: 'viewer' } }) },
@@ -107,7 +108,7 @@ describe('authorisation matrix', () => {
 
   it('lets every role read repositories, keys, grants, sessions, denials, pull hosts, jobs and the pull key, and its own tokens', async () => {
     for (const caller of CALLERS) {
-      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/alerts', '/alert-silences', '/repository-changes', '/pull-hosts', '/pull-key', '/pull-jobs']) {
+      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/repositories/audited/verification', '/alerts', '/alert-silences', '/repository-changes', '/pull-hosts', '/pull-key', '/pull-jobs']) {
         const r = await callers[caller].call('GET', `/api/v1${path}`);
         expect(r.status, `${caller} GET ${path}: ${JSON.stringify(r.body)}`).toBe(200);
       }

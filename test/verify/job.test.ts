@@ -15,6 +15,7 @@ import { chunksOf, flipBit, verifyJson } from './verify-fixture.js';
 
 let env: BorgkeepEnv;
 let api: (method: string, path: string) => Promise<{ status: number; body: any }>;
+let fetchJson: (method: string, path: string, body: unknown) => Promise<{ status: number; body: any }>;
 
 function tree(name: string, size: number): string {
   const dir = join(env.root, 'src', name);
@@ -49,6 +50,8 @@ beforeAll(async () => {
   expect(login.status).toBe(200);
   const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
   const { csrfToken } = (await login.json()) as { csrfToken: string };
+  fetchJson = (method, path, body) =>
+    fetch(`${http}/api/v1${path}`, { method, headers: { cookie, 'x-csrf-token': csrfToken, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: await r.json() }));
   api = (method, path) => fetch(`${http}/api/v1${path}`, { method, headers: { cookie, 'x-csrf-token': csrfToken } }).then(async (r) => ({ status: r.status, body: await r.json() }));
 });
 afterAll(() => env?.cleanup());
@@ -75,6 +78,24 @@ test('the daily job verifies what it can, then only what is new, and its damage 
   const alerts = await api('GET', '/alerts?state=open');
   expect(alerts.body.alerts).toEqual([expect.objectContaining({ rule: 'verify-damage', severity: 'critical', summary: "verification found damage in 'sealed', affecting archive two" })]);
   flipBit(repoPath, chunk!); // repaired for the next test
+});
+
+test('the API runs a verification and shows the newest; what it cannot verify is a 409 with one sentence', async () => {
+  const run = await api('POST', '/repositories/sealed/verify');
+  expect(run.status).toBe(400); // a body is required: {} or {all}
+  const all = await fetchJson('POST', '/repositories/sealed/verify', { all: true });
+  expect(all.status, JSON.stringify(all.body)).toBe(200);
+  expect(all.body.report).toMatchObject({ repository: 'sealed', verdict: 'intact', scope: 'all', findings: [] });
+  expect(all.body.report.archivesChecked.sort()).toEqual(['one', 'two']);
+  const shown = await api('GET', '/repositories/sealed/verification');
+  expect(shown.body.verification).toMatchObject({ scope: 'all', verdict: 'intact', actor: 'admin', objectsRead: all.body.report.objectsRead });
+  expect((await api('GET', '/repositories/keyless/verification')).body.verification).toBeNull();
+  const keyless = await fetchJson('POST', '/repositories/keyless/verify', {});
+  expect(keyless.status).toBe(409);
+  expect(keyless.body.message).toBe("could not verify 'keyless': the repository is encrypted (repokey) and borgkeep holds no key for it: hand it over with 'borgkeep repo key'");
+  // The full run found the repaired repository intact: the alert is resolved.
+  await runJob('alerts-state');
+  expect((await api('GET', '/alerts?state=open')).body.alerts).toEqual([]);
 });
 
 test('verification while a backup to the same repository writes reads only committed data', async () => {
