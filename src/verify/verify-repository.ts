@@ -98,15 +98,27 @@ function stampOf(file: Pick<SegmentFile, 'ino' | 'size' | 'mtimeMs'>): string {
   return `${file.ino}:${file.size}:${Math.round(file.mtimeMs)}`;
 }
 
-/** Opens the newest committed index; a commit may replace it between the listing and the open. */
-function openNewestIndex(repoPath: string): CommittedIndex {
+/**
+ * Opens the newest committed index twice: for lookups, and as a file handle for the one
+ * sequential read of all its entries at the end. Both are opened now, so a commit that replaces
+ * the file during the run (a backup writing meanwhile) takes neither away.
+ */
+async function openNewestIndex(repoPath: string): Promise<{ index: CommittedIndex; file: FileHandle }> {
   for (let attempt = 0; ; attempt++) {
     const txn = latestIndexTransaction(repoPath);
     if (txn === null) throw new VerifyError('the repository has no committed transaction yet (no index), so there is nothing to verify');
+    let index: CommittedIndex;
     try {
-      return openCommittedIndex(repoPath, txn);
+      index = openCommittedIndex(repoPath, txn);
     } catch (error) {
-      if (error instanceof IndexFormatError) throw new VerifyError(`its index cannot be read (${error.message}); run 'borg check'`);
+      if (error instanceof IndexFormatError) throw new VerifyError(`its index cannot be read (${error.message}); run borg check`);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5) continue;
+      throw error;
+    }
+    try {
+      return { index, file: await open(join(repoPath, `index.${txn}`), 'r') };
+    } catch (error) {
+      index.close();
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5) continue;
       throw error;
     }
@@ -117,24 +129,19 @@ function openNewestIndex(repoPath: string): CommittedIndex {
  * Every (id, segment, offset) of the committed index whose segment is above `afterTxn`, from one
  * sequential read of the file opened with the index (the same snapshot).
  */
-async function* indexEntries(repoPath: string, txn: number, afterTxn: number): AsyncGenerator<{ id: Buffer; segment: number; offset: number }> {
-  const fh = await open(join(repoPath, `index.${txn}`), 'r');
-  try {
-    const size = (await fh.stat()).size;
-    const chunk = Buffer.alloc(BUCKET * 16384);
-    for (let at = HEADER_SIZE; at < size; ) {
-      const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, size - at), at);
-      if (bytesRead <= 0) break;
-      const whole = bytesRead - (bytesRead % BUCKET);
-      for (let b = 0; b < whole; b += BUCKET) {
-        const segment = chunk.readUInt32LE(b + KEY_SIZE);
-        if (segment === EMPTY || segment === DELETED || segment <= afterTxn) continue;
-        yield { id: Buffer.from(chunk.subarray(b, b + KEY_SIZE)), segment, offset: chunk.readUInt32LE(b + KEY_SIZE + 4) };
-      }
-      at += whole;
+async function* indexEntries(fh: FileHandle, afterTxn: number): AsyncGenerator<{ id: Buffer; segment: number; offset: number }> {
+  const size = (await fh.stat()).size;
+  const chunk = Buffer.alloc(BUCKET * 16384);
+  for (let at = HEADER_SIZE; at < size; ) {
+    const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, size - at), at);
+    if (bytesRead <= 0) break;
+    const whole = bytesRead - (bytesRead % BUCKET);
+    for (let b = 0; b < whole; b += BUCKET) {
+      const segment = chunk.readUInt32LE(b + KEY_SIZE);
+      if (segment === EMPTY || segment === DELETED || segment <= afterTxn) continue;
+      yield { id: Buffer.from(chunk.subarray(b, b + KEY_SIZE)), segment, offset: chunk.readUInt32LE(b + KEY_SIZE + 4) };
     }
-  } finally {
-    await fh.close();
+    at += whole;
   }
 }
 
@@ -147,7 +154,7 @@ export async function verifyRepository(input: VerifyInput): Promise<VerifyOutcom
     if (error instanceof RepoFormatError) throw new VerifyError(`its config cannot be read (${error.message})`);
     throw error;
   }
-  const index = openNewestIndex(repoPath);
+  const { index, file: indexFile } = await openNewestIndex(repoPath);
   try {
     const txn = index.transactionId;
     const segments = new Map(listSegments(repoPath).filter((s) => s.segment <= txn).map((s) => [s.segment, s]));
@@ -241,7 +248,7 @@ export async function verifyRepository(input: VerifyInput): Promise<VerifyOutcom
     }
 
     // Every object the index places in a segment read must have been found there.
-    for await (const e of indexEntries(repoPath, txn, fromTxn ?? -1)) {
+    for await (const e of indexEntries(indexFile, fromTxn ?? -1)) {
       if (seen.get(e.segment)?.has(e.offset)) continue;
       const where = segments.has(e.segment) ? `segment ${e.segment} at offset ${e.offset}, where there is no such object` : `segment ${e.segment}, which is missing`;
       findings.push({ kind: 'missing', id: e.id.toString('hex'), segment: e.segment, offset: e.offset, sentence: `object ${short(e.id)}… is missing: the index places it in ${where}.` });
@@ -263,6 +270,7 @@ export async function verifyRepository(input: VerifyInput): Promise<VerifyOutcom
     };
   } finally {
     index.close();
+    await indexFile.close();
   }
 }
 

@@ -3,11 +3,13 @@
 // objects, --all that reads everything, then damage in what each new backup wrote: a flipped bit
 // (MAC), a chunk borg deleted (missing), another object's bytes under an id (id mismatch). Each
 // is found, named with the archives that depend on it, recorded, and raised as an alert; a full
-// run after the damage is repaired ends the alert.
+// run after the damage is repaired ends the alert. A damaged put that a later one superseded, and
+// the chunks of an archive borg deleted, are not damage.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { PASSPHRASE, createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
@@ -84,6 +86,18 @@ test('--all reads every object again', async () => {
   expect(report.bytesRead).toBeGreaterThan(segmentBytes() * 0.95);
 });
 
+test('a damaged put that a later one superseded is not damage: only what the index points at counts', async () => {
+  // borg init's manifest, in segment 0, was superseded by every later manifest.
+  const seg = join(repoPath, 'data', '0', '0');
+  const bytes = readFileSync(seg);
+  bytes[8 + 41 + 20] ^= 0x01;
+  bytes.writeUInt32LE(crc32(bytes.subarray(8 + 4, bytes.readUInt32LE(8 + 4) + 8)), 8);
+  writeFileSync(seg, bytes);
+  const { code, report } = await verifyJson(env, 'main', ['--all']);
+  expect(code).toBe(0);
+  expect(report.findings).toEqual([]);
+});
+
 test('a flipped bit in an object written since the last run: exit 1, its MAC, the archive named, an alert', async () => {
   await backup('wednesday', day('wednesday', { 'report.bin': 300_000 }));
   const [chunk] = await chunksOf(repoPath, 'wednesday', 'report.bin');
@@ -131,4 +145,12 @@ test('an object whose content does not match its id (another valid object stored
   expect(code).toBe(1);
   expect(report.findings).toEqual([expect.objectContaining({ kind: 'id-mismatch', id: a!.toString('hex'), archives: ['friday'] })]);
   expect(report.findings[0]!.sentence).toContain('its content does not match its id');
+});
+
+test('an archive deleted with borg delete is not damage: its chunks are deleted, and no archive uses them', async () => {
+  const del = await env.borg('admin', ['delete', `${env.url('main')}::monday`]);
+  expect(del.code, del.stderr).toBe(0);
+  const { code, report } = await verifyJson(env, 'main');
+  expect(code, JSON.stringify(report.findings)).toBe(0);
+  expect(report).toMatchObject({ verdict: 'intact', scope: 'changed', findings: [] });
 });
