@@ -14,7 +14,8 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { PASSPHRASE, createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { stateAlerts } from '../helpers/pull-installation.js';
-import { chunksOf, flipBit, locate, swapContent, verifyJson } from './verify-fixture.js';
+import { verifyRepository } from '../../src/verify/verify-repository.js';
+import { chunksOf, flipBit, locate, repositoryKey, swapContent, verifyJson } from './verify-fixture.js';
 
 let env: BorgkeepEnv;
 let repoPath: string;
@@ -84,6 +85,20 @@ test('--all reads every object again', async () => {
   expect(report).toMatchObject({ verdict: 'intact', scope: 'all', fromTxn: null });
   expect(report.archivesChecked.sort()).toEqual(['monday', 'tuesday']);
   expect(report.bytesRead).toBeGreaterThan(segmentBytes() * 0.95);
+});
+
+test('where the last run stopped is trusted only while it is still the repository\'s past (a rollback or a rewritten segment reads everything)', async () => {
+  const key = repositoryKey(repoPath);
+  const last = await verifyRepository({ repoPath, key, since: null, all: false });
+  expect(last).toMatchObject({ scope: 'all', restartedBecause: null });
+  const txn = last.through.throughTxn;
+  const same = await verifyRepository({ repoPath, key, since: last.through, all: false });
+  expect(same).toMatchObject({ scope: 'changed', fromTxn: txn, objectsRead: 0, restartedBecause: null });
+  const ahead = await verifyRepository({ repoPath, key, since: { throughTxn: txn + 5, stamp: null }, all: false });
+  expect(ahead).toMatchObject({ scope: 'all', restartedBecause: `the repository was rolled back to transaction ${txn}, before the last verified ${txn + 5}` });
+  const rewritten = await verifyRepository({ repoPath, key, since: { throughTxn: txn, stamp: '1:2:3' }, all: false });
+  expect(rewritten).toMatchObject({ scope: 'all', restartedBecause: `transaction ${txn} was written again since it was verified` });
+  expect(rewritten.objectsRead).toBe(last.objectsRead);
 });
 
 test('a damaged put that a later one superseded is not damage: only what the index points at counts', async () => {
