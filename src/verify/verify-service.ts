@@ -140,7 +140,7 @@ export function createVerifyService(deps: VerifyServiceDeps) {
                 id,
                 segment: outcome.through.throughTxn,
                 offset: null,
-                sentence: `object ${id.slice(0, 16)}… is missing: it was deleted after transaction ${outcome.fromTxn ?? 0}, and archives still use it.`,
+                sentence: `object ${id.slice(0, 16)}… is missing: it was deleted${outcome.fromTxn === null ? '' : ` after transaction ${outcome.fromTxn}`}, and archives still use it.`,
                 archives: null,
               });
             }
@@ -193,7 +193,7 @@ const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? on
 
 /** One sentence for the store and the job's result. */
 export function summary(r: VerifyReport): string {
-  const what = r.scope === 'all' ? 'every object' : r.fromTxn === null ? 'every object' : `objects written after transaction ${r.fromTxn}`;
+  const what = r.scope === 'all' || r.fromTxn === null ? 'every object' : `objects written after transaction ${r.fromTxn}`;
   const read = `${count(r.objectsRead, 'object')} read (${what}, through transaction ${r.throughTxn})`;
   if (r.verdict === 'intact') return `intact: ${read}`;
   const archives = r.affectedArchives.length > 0 ? `; archives affected: ${r.affectedArchives.join(', ')}` : '';
