@@ -11,6 +11,7 @@
 
 import type { Writable } from 'node:stream';
 
+import { MsgMap } from '../rpc/msgpack.js';
 import { BrowseError, itemKind, readChunks, type ArchiveItem, type ArchiveReader, type ChunkRef, type ItemKind } from './archive-reader.js';
 import type { ObjectReader } from './object-reader.js';
 import { TarWriter, type TarEntryType } from './tar-writer.js';
@@ -126,6 +127,12 @@ function entryOf(item: ArchiveItem, name: string, masters: Map<string, ArchiveIt
   };
 }
 
+/**
+ * A hardlink's first copy as kept until its later links come: without the decoded map, whose
+ * strings are views into the item chunk they came from (keeping it would keep that chunk).
+ */
+const kept = (item: ArchiveItem): ArchiveItem => ({ ...item, raw: new MsgMap() });
+
 const isHardlinkable = (item: ArchiveItem): boolean => [0o100000, 0o020000, 0o060000, 0o010000].includes(item.mode & 0o170000);
 
 export interface FolderListing {
@@ -146,7 +153,7 @@ export async function listFolder(archive: ArchiveReader, typedFolder: string): P
   let seen = folder === '';
   for await (const item of archive.items()) {
     const key = latin1(item.path);
-    if (item.hardlinkMaster) masters.set(key, item);
+    if (item.hardlinkMaster) masters.set(key, kept(item));
     const typed = typedForm(key);
     if (typed === folder) {
       seen = true;
@@ -236,7 +243,7 @@ export async function restorePath(objects: ObjectReader, archive: ArchiveReader,
   if (kind === 'file') {
     for await (const item of archive.items()) {
       const key = latin1(item.path);
-      if (item.hardlinkMaster) masters.set(key, item);
+      if (item.hardlinkMaster) masters.set(key, kept(item));
       if (typedForm(key) !== path) continue;
       const holder = itemKind(item) === 'hardlink' && item.source ? masters.get(latin1(item.source)) : item;
       if (!holder) throw new BrowseError(`the hardlink '${shownText(item.path)}' names a first copy the archive does not hold`);
@@ -253,7 +260,7 @@ export async function restorePath(objects: ObjectReader, archive: ArchiveReader,
   let items = 0;
   for await (const item of archive.items()) {
     const key = latin1(item.path);
-    if (item.hardlinkMaster) masters.set(key, item);
+    if (item.hardlinkMaster) masters.set(key, kept(item));
     const typed = typedForm(key);
     if (path !== '' && typed !== path && !typed.startsWith(`${path}/`)) continue;
     const common = { path: key, mode: item.mode, uid: item.uid, gid: item.gid, user: item.user, group: item.group, mtimeNs: item.mtimeNs, rdev: item.rdev };

@@ -2,14 +2,15 @@
 // through borgkeep's guard, slowed with --upload-ratelimit, holds borg's exclusive lock while
 // `borgkeep archives`, `ls` and `restore` read the last committed transaction (the running
 // archive not in it yet), and the backup still ends well: borgkeep took no lock and wrote nothing.
+// Then a damaged object: the restore fails in one sentence and leaves no file behind.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { PASSPHRASE, createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { borgkeepBytes } from './browse-fixture.js';
+import { borgkeepBytes, expectRefusal } from './browse-fixture.js';
 
 let env: BorgkeepEnv;
 let work = '';
@@ -62,3 +63,26 @@ test('archives, ls and restore read the committed archives while borg create hol
   const big = await borgkeepBytes(env, ['restore', 'r', 'during', 'big/random-39.bin']);
   expect(big.stdout.equals(readFileSync(join(work, 'big', 'random-39.bin')))).toBe(true);
 }, 120_000);
+
+test('a damaged object: one sentence, exit 1, no file left behind, the restore in the ledger as failed', async () => {
+  // The largest segment holds the 'during' archive's random files: flip a byte in its middle.
+  const files = readdirSync(join(repoPath, 'data'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  const largest = files.map((e) => join(e.parentPath, e.name)).sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const fd = openSync(largest, 'r+');
+  const at = Math.floor(statSync(largest).size / 2);
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, at);
+  byte[0] ^= 0x01;
+  writeSync(fd, byte, 0, 1, at);
+  closeSync(fd);
+
+  const out = join(env.root, 'restored', 'big.tar');
+  mkdirSync(dirname(out), { recursive: true });
+  const r = await env.cli(['restore', 'r', 'during', 'big', '--to', out, '--as', 'bob']);
+  expectRefusal(r, /^borgkeep: cannot read repository 'r': object [0-9a-f]{16} /, repoPath);
+  expect(readdirSync(dirname(out))).toEqual([]);
+  const ledger = JSON.parse(await env.cliOk(['ledger', '--repo', 'r', '--json'])) as { sessions: Array<{ keyName: string | null; result: string; detail: string | null }> };
+  const s = ledger.sessions.find((x) => x.keyName === '(restore by bob)');
+  expect(s?.result).toBe('error');
+  expect(s?.detail).toMatch(/^bob failed to restore '\/big' of archive 'during' as a tar stream: object [0-9a-f]{16} /);
+});
