@@ -16,7 +16,7 @@ import type { BorgKey } from '../repository/borg-key.js';
 import type { ObjectReader } from '../browse/object-reader.js';
 import type { Store } from '../store/database.js';
 import type { Repository } from '../store/types.js';
-import { BorgkeepError, invalidInput, isBorgkeepError, notFound } from '../errors.js';
+import { invalidInput } from '../errors.js';
 import { withStore, type CliContext } from './cli-context.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
 
@@ -43,49 +43,21 @@ async function withRepository<T>(ctx: CliContext, name: string, opts: VaultOptio
   const master = masterPassphrase(opts.vaultPassphraseFile, process.env);
   return withStore(ctx, async (store) => {
     const repository = await store.getRepository(name);
-    const [{ openVault }, { createRepositoryKeySource }, { openObjectReader, BrowseError, KeyNeededError }, { KeyError }] = await Promise.all([
+    const [{ openVault }, { createRepositoryKeySource }, { openForBrowse, browseFailure }] = await Promise.all([
       import('../vault/vault.js'),
       import('../vault/repository-key.js'),
-      import('../browse/object-reader.js'),
-      import('../repository/borg-key.js'),
+      import('../browse/open-browse.js'),
     ]);
     const path = store.paths.repository(repository.dirName);
-    let objects: ObjectReader;
-    let key: BorgKey | null;
-    try {
-      if (!existsSync(join(path, 'config'))) throw new BrowseError('it is not initialised yet (no borg init has run)');
-      const vault = openVault(store.paths.root, master === undefined ? {} : { masterPassphrase: master });
-      key = createRepositoryKeySource(vault)(repository, path);
-      objects = await openObjectReader(path, key);
-    } catch (error) {
-      if (error instanceof KeyNeededError) {
-        throw invalidInput(`no key is held for repository '${repository.name}', so its archives cannot be read (an admin hands it over with 'borgkeep repo key ${repository.name} --passphrase-file FILE')`);
-      }
-      if (error instanceof KeyError) throw invalidInput(`the key borgkeep holds for repository '${repository.name}' no longer opens it: ${error.message}`);
-      throw asSentence(error, repository.name, BrowseError);
-    }
+    const { objects, key } = await openForBrowse(repository, path, () => createRepositoryKeySource(openVault(store.paths.root, master === undefined ? {} : { masterPassphrase: master }))(repository, path));
     try {
       return await work({ store, repository, objects, key });
     } catch (error) {
-      throw asSentence(error, repository.name, BrowseError);
+      throw browseFailure(error, repository.name);
     } finally {
       await objects.close();
     }
   });
-}
-
-function asSentence(error: unknown, repo: string, browseError: new (...a: never[]) => Error): unknown {
-  if (isBorgkeepError(error)) return error;
-  if (error instanceof browseError) {
-    const m = error.message;
-    if (/^the repository has no archive named/.test(m)) return notFound(m.replace(/^the repository/, `repository '${repo}'`));
-    if (/^archive '.*' has nothing at/.test(m)) return notFound(m.replace(/^archive '(.*?)'/, (_, a: string) => `archive '${a}' of repository '${repo}'`));
-    return invalidInput(`cannot read repository '${repo}': ${m}`);
-  }
-  // A system error names a path on the server: say only what happened.
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  if (typeof code === 'string') return new BorgkeepError('BK_ERR_INTERNAL', `cannot read repository '${repo}' (${code})`);
-  return error;
 }
 
 export function registerBrowseCommands(program: Command, ctx: CliContext): void {
