@@ -19,6 +19,7 @@ import { registerConsole } from './console-static.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { JsonText, type ApiRoute } from './route.js';
 import { archiveRoutes } from './routes/archive-routes.js';
+import { browseRoutes } from './routes/browse-routes.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { createEventStreams } from './routes/event-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
@@ -140,6 +141,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...repositoryRoutes(ctx),
     ...retentionRoutes(ctx),
     ...archiveRoutes(ctx),
+    ...browseRoutes(ctx),
     ...keyRoutes(ctx),
     ...grantRoutes(ctx),
     ...ledgerRoutes(ctx),

@@ -90,7 +90,7 @@ const META_LIMITS: UnpackLimits = { maxArrayLen: 10_000_000, maxMapLen: 1000, ma
 
 const S_IFMT = 0o170000;
 
-/** The kind of an item from its mode (and `source`: a regular file with a source is a hardlink). */
+/** The kind of an item from its mode (and `source`: a file, device or fifo with a source is a later hardlink). */
 export function itemKind(item: Pick<ArchiveItem, 'mode' | 'source'>): ItemKind {
   switch (item.mode & S_IFMT) {
     case 0o100000:
@@ -100,7 +100,7 @@ export function itemKind(item: Pick<ArchiveItem, 'mode' | 'source'>): ItemKind {
     case 0o120000:
       return 'symlink';
     case 0o010000:
-      return 'fifo';
+      return item.source ? 'hardlink' : 'fifo';
     case 0o020000:
       return item.source ? 'hardlink' : 'chardev';
     case 0o060000:

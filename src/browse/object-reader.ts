@@ -32,6 +32,9 @@ export class BrowseError extends Error {
 /** An id the committed index does not list (a missing chunk). */
 export class ObjectMissingError extends BrowseError {}
 
+/** The repository is encrypted or authenticated and no key was given. */
+export class KeyNeededError extends BrowseError {}
+
 export interface ObjectReaderOptions {
   /**
    * Recompute each object's id from its plaintext and refuse a mismatch (default true; borg's
@@ -176,7 +179,7 @@ export async function openObjectReader(repositoryPath: string, key: BorgKey | nu
     const manifestEnvelope = await readEntry(MANIFEST_ID, lookup(MANIFEST_ID));
     const mode = objectMode(manifestEnvelope);
     if (mode === null) throw new BrowseError("the repository's manifest has an unknown encryption type");
-    if (mode !== 'none' && !key) throw new BrowseError(`the repository is ${mode}: its key is needed to read it`);
+    if (mode !== 'none' && !key) throw new KeyNeededError(`the repository is ${mode}: its key is needed to read it`);
     const effectiveKey = mode === 'none' ? null : key;
     let manifest: Manifest;
     try {

@@ -14,6 +14,7 @@ import { isBorgkeepError } from '../errors.js';
 import { registerApproveCommand, registerAuditCommand, registerRollbackCommand } from './history-commands.js';
 import { registerAuthorizedKeysCommand } from './authorized-keys-command.js';
 import { registerBorgServe } from './borg-serve-command.js';
+import { registerBrowseCommands } from './browse-commands.js';
 import type { CliContext } from './cli-context.js';
 import { registerGrantCommands } from './grant-commands.js';
 import { registerKeyCommands } from './key-commands.js';
@@ -72,6 +73,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerApproveCommand(program, ctx);
   registerRollbackCommand(program, ctx);
   registerPullCommands(program, ctx);
+  registerBrowseCommands(program, ctx);
   registerVerifyCommand(program, ctx);
 
   try {
