@@ -151,6 +151,15 @@ test('a deferred compaction is a warning whose text is the event\'s detail, whil
   expect(keys(t0, [repo({ compactionDeferred: null })])).toEqual([]);
 });
 
+test('damage a verification found is a critical alert naming the archives that depend on it, while no full verification found the repository intact', () => {
+  const verifyDamage = { at: t0, findings: 2, archives: ['laptop-2026-11-22', 'laptop-2026-11-23'], detail: 'damaged: 2 findings in 40 objects read' };
+  const [c] = evaluateAlerts({ now: t0, repositories: [repo({ verifyDamage })] }, S);
+  expect(c).toMatchObject({ key: 'verify-damage:repository:1', rule: 'verify-damage', severity: 'critical', summary: "verification found damage in 'laptop', affecting archives laptop-2026-11-22, laptop-2026-11-23" });
+  expect(c!.detail).toContain('found 2 damaged or missing objects (archives that depend on them: laptop-2026-11-22, laptop-2026-11-23)');
+  expect(c!.detail).toContain('borgkeep verify laptop --all');
+  expect(keys(t0, [repo({ verifyDamage: null })])).toEqual([]);
+});
+
 test('failed logins of a known key raise an alert from the threshold on', () => {
   const f = { keyId: 4, keyName: 'old-laptop', count: S.authFailureThreshold - 1, lastAt: t0, addresses: ['192.0.2.7'], reason: 'the key is revoked' };
   expect(evaluateAlerts({ now: t0, authFailures: [f] }, S)).toEqual([]);

@@ -31,7 +31,8 @@ export type AlertRule =
   | 'disk-space'
   | 'key-change'
   | 'compaction-deferred'
-  | 'pull-failed';
+  | 'pull-failed'
+  | 'verify-damage';
 export type AlertSeverity = 'warning' | 'critical';
 
 export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
@@ -43,6 +44,7 @@ export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
   'key-change': 'state',
   'compaction-deferred': 'state',
   'pull-failed': 'state',
+  'verify-damage': 'state',
   denial: 'security',
   refusal: 'security',
   'auth-failures': 'security',
@@ -132,6 +134,11 @@ export interface RepositoryFacts {
   readonly keyChange?: { readonly id: number; readonly actor: string; readonly at: Date } | null;
   /** The newest deferred compaction that no compaction followed (its event's detail says what waits). */
   readonly compactionDeferred?: { readonly at: Date; readonly detail: string } | null;
+  /**
+   * The newest verification that found damage (`borgkeep verify`, the verify job), while no later
+   * full verification found the repository intact: its findings and the archives that depend on them.
+   */
+  readonly verifyDamage?: { readonly at: Date; readonly findings: number; readonly archives: readonly string[]; readonly detail: string } | null;
 }
 
 /** Guard denials within the last day, one entry per (key, repository, reason). */
@@ -289,6 +296,21 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
         summary: `compaction of '${r.name}' was deferred`,
         detail: d.detail,
         repeatSeconds: Math.max(settings.repeatSeconds, POLICY_REFUSAL_SECONDS),
+      });
+    }
+    const v = r.verifyDamage;
+    if (v) {
+      const archives = v.archives.length > 0 ? `archives that depend on them: ${v.archives.join(', ')}` : 'no archive was found to depend on them';
+      out.push({
+        key: `verify-damage:repository:${r.id}`,
+        rule: 'verify-damage',
+        severity: 'critical',
+        repositoryId: r.id,
+        summary: `verification found damage in '${r.name}'${v.archives.length > 0 ? `, affecting ${v.archives.length === 1 ? 'archive' : 'archives'} ${v.archives.join(', ')}` : ''}`,
+        detail:
+          `The verification of repository '${r.name}' at ${v.at.toISOString()} found ${v.findings} damaged or missing ${v.findings === 1 ? 'object' : 'objects'} (${archives}): ${v.detail}. ` +
+          `Restores of those archives may fail. Run borg check on the repository, and back up again what the damaged archives held; ` +
+          `a later full verification (borgkeep verify ${r.name} --all) that finds it intact ends this alert.`,
       });
     }
   }

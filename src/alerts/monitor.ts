@@ -7,13 +7,14 @@ import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { Store } from '../store/database.js';
-import { DEFAULT_ALERT_SETTINGS, POLICY_REFUSAL_SECONDS, evaluateAlerts, type AlertFamily, type AlertSettings, type DiskFacts } from './alert-rules.js';
+import { DEFAULT_ALERT_SETTINGS, POLICY_REFUSAL_SECONDS, evaluateAlerts, type AlertFamily, type AlertSettings, type DiskFacts, type RepositoryFacts } from './alert-rules.js';
+import type { VerificationRecord } from '../store/verification-store.js';
 import type { AlertEngine, Reconciled } from './alert-engine.js';
 import type { SizeOf } from '../api/features/repository-size.js';
 
 export const ALERT_SETTINGS = 'alerts';
 
-type MonitorStore = Pick<Store, 'paths' | 'getSetting' | 'denialsSince' | 'authFailuresSince' | 'listRepositoryStatuses' | 'failedPullHosts'>;
+type MonitorStore = Pick<Store, 'paths' | 'getSetting' | 'denialsSince' | 'authFailuresSince' | 'listRepositoryStatuses' | 'failedPullHosts' | 'unresolvedVerificationDamage'>;
 
 export interface MonitorDeps {
   store: MonitorStore;
@@ -39,6 +40,14 @@ export async function alertSettings(store: Pick<Store, 'getSetting'>): Promise<A
   return { ...DEFAULT_ALERT_SETTINGS, ...((await store.getSetting<Partial<AlertSettings>>(ALERT_SETTINGS)) ?? {}) };
 }
 
+/** A damaged verification's findings as the alert rule needs them (verify-service.ts stored them). */
+function verifyDamageFacts(v: VerificationRecord | undefined): RepositoryFacts['verifyDamage'] {
+  if (!v) return null;
+  const archives = new Set<string>();
+  for (const f of v.findings as Array<{ archives?: unknown }>) if (Array.isArray(f.archives)) for (const a of f.archives) if (typeof a === 'string') archives.add(a);
+  return { at: v.at, findings: v.findings.length, archives: [...archives].sort(), detail: v.detail };
+}
+
 export function createMonitor(deps: MonitorDeps) {
   const disk = deps.disk ?? diskOf;
   return {
@@ -55,6 +64,7 @@ export function createMonitor(deps: MonitorDeps) {
         return deps.engine.reconcile(family, evaluateAlerts({ now, denials, authFailures }, settings), settings.repeatSeconds);
       }
       const statuses = await deps.store.listRepositoryStatuses({ denialsSince: now });
+      const damage = new Map((await deps.store.unresolvedVerificationDamage()).map((v) => [v.repositoryId, v]));
       const repositories = await Promise.all(
         statuses.map(async (s) => ({
           id: s.repository.id,
@@ -72,6 +82,7 @@ export function createMonitor(deps: MonitorDeps) {
           lastAuditAt: s.lastAudit?.at ?? null,
           keyChange: s.keyChange,
           compactionDeferred: s.compactionDeferred,
+          verifyDamage: verifyDamageFacts(damage.get(s.repository.id)),
         })),
       );
       const pulls = (await deps.store.failedPullHosts()).map(({ job, repositoryId }) => ({

@@ -19,6 +19,7 @@ import { registerConsole } from './console-static.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { JsonText, type ApiRoute } from './route.js';
 import { archiveRoutes } from './routes/archive-routes.js';
+import { browseRoutes } from './routes/browse-routes.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { createEventStreams } from './routes/event-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
@@ -34,6 +35,7 @@ import { serverRoutes, type SshEndpoint } from './routes/server-routes.js';
 import { sessionRoutes } from './routes/session-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 import { userRoutes } from './routes/user-routes.js';
+import { verifyRoutes } from './routes/verify-routes.js';
 import { accountRoutes } from './routes/account-routes.js';
 import { ssoRoutes } from './routes/sso-routes.js';
 import { createSsoService, type SsoRuntime } from './sso/sso-service.js';
@@ -139,6 +141,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...repositoryRoutes(ctx),
     ...retentionRoutes(ctx),
     ...archiveRoutes(ctx),
+    ...browseRoutes(ctx),
     ...keyRoutes(ctx),
     ...grantRoutes(ctx),
     ...ledgerRoutes(ctx),
@@ -146,6 +149,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...alertRoutes(ctx, deps.monitoring ?? null),
     ...serverRoutes(ctx, deps.ssh ?? null),
     ...pullRoutes(ctx),
+    ...verifyRoutes(ctx),
   ];
   const liveHub = createLiveEvents({ store: deps.store, ...(deps.live?.pollMs && { pollMs: deps.live.pollMs }), onError: (err) => app.log.error({ err }, 'live events: reading the ledger failed') });
   const eventStreams = createEventStreams(ctx, liveHub, { ...(deps.live?.heartbeatMs && { heartbeatMs: deps.live.heartbeatMs }) });

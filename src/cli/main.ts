@@ -14,6 +14,7 @@ import { isBorgkeepError } from '../errors.js';
 import { registerApproveCommand, registerAuditCommand, registerRollbackCommand } from './history-commands.js';
 import { registerAuthorizedKeysCommand } from './authorized-keys-command.js';
 import { registerBorgServe } from './borg-serve-command.js';
+import { registerBrowseCommands } from './browse-commands.js';
 import type { CliContext } from './cli-context.js';
 import { registerGrantCommands } from './grant-commands.js';
 import { registerKeyCommands } from './key-commands.js';
@@ -23,6 +24,7 @@ import { createOutput } from './output.js';
 import { registerRepoCommands } from './repo-commands.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerUserCommands } from './user-commands.js';
+import { registerVerifyCommand } from './verify-command.js';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -71,6 +73,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerApproveCommand(program, ctx);
   registerRollbackCommand(program, ctx);
   registerPullCommands(program, ctx);
+  registerBrowseCommands(program, ctx);
+  registerVerifyCommand(program, ctx);
 
   try {
     await program.parseAsync(argv);

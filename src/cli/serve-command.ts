@@ -135,7 +135,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       jitterMaxMs: config.pullScheduleJitterSeconds * 1000,
       borgBinaries: config.pullBorgBinaries,
     });
-    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention, pull: pull.service }).catch(async (error: unknown) => {
+    const monitoring = await startMonitoring({ store, log, sizeOf, directorySize, config: config.alerts, auditPassphraseFiles: config.auditPassphraseFiles, retention, pull: pull.service, vault }).catch(async (error: unknown) => {
       await pull.stop();
       throw error;
     });

@@ -20,6 +20,7 @@ import { serverJobs } from './server-jobs.js';
 import type { SizeOf } from '../api/features/repository-size.js';
 import type { RetentionService } from '../retention/retention-service.js';
 import type { PullService } from '../pull/pull-service.js';
+import type { Vault } from '../vault/vault.js';
 
 export interface MonitoringLog {
   info(fields: object, message: string): void;
@@ -37,6 +38,8 @@ export interface MonitoringDeps {
   auditPassphraseFiles: Readonly<Record<string, string>>;
   /** The server's retention runs (src/retention); none: no retention job. */
   retention?: Pick<RetentionService, 'runDue'>;
+  /** serve's key vault, for the daily verification (src/verify); none: no verify job. */
+  vault?: Vault;
   /** The server's pull service (src/pull): hosts' schedules queue jobs; none: no pull schedule job. */
   pull?: Pick<PullService, 'queueDue'>;
   now?: () => Date;
@@ -63,6 +66,37 @@ async function applyConfig(store: Store, config: AlertConfig | undefined): Promi
   }
 }
 
+/** The verify job's look at one repository: skipped when there is nothing the server can verify. */
+function dailyVerify(store: Store, vault: Vault): (name: string) => Promise<string | null> {
+  let service: import('../verify/verify-service.js').VerifyService | null = null;
+  return async (name) => {
+    const repository = await store.getRepository(name);
+    const path = store.paths.repository(repository.dirName);
+    if (!existsSync(join(path, 'config'))) return null;
+    const [{ createVerifyService, VerifyError }, { createRepositoryKeySource, readCurrentManifestEnvelope }, { browseArchiveReferences }, { objectMode }, { parseRepoConfig }] = await Promise.all([
+      import('../verify/verify-service.js'),
+      import('../vault/repository-key.js'),
+      import('../verify/archive-references.js'),
+      import('../repository/borg-key.js'),
+      import('../repository/repo-config.js'),
+    ]);
+    // An encrypted repository whose key the vault does not hold is not the job's failure: the
+    // console shows it has never been verified.
+    if (!vault.has(repository.dirName)) {
+      const envelope = await readCurrentManifestEnvelope(path, parseRepoConfig(readFileSync(join(path, 'config'), 'utf8'))).catch(() => null);
+      if (!envelope || objectMode(envelope) !== 'none') return null;
+    }
+    service ??= createVerifyService({ store, repositoryKey: createRepositoryKeySource(vault), archiveReferences: browseArchiveReferences });
+    try {
+      const r = await service.verify(name, { all: false, actor: 'borgkeep (daily verify)' });
+      return r.verdict === 'intact' ? `intact (${r.objectsRead} ${r.objectsRead === 1 ? 'object' : 'objects'})` : `damaged (${r.findings.length} ${r.findings.length === 1 ? 'finding' : 'findings'})`;
+    } catch (error) {
+      if (error instanceof VerifyError) throw new Error(error.message);
+      throw error;
+    }
+  };
+}
+
 export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring> {
   const { store, log } = deps;
   const now = deps.now ?? (() => new Date());
@@ -85,6 +119,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     directorySize: deps.directorySize,
     ...(deps.retention && { retention: () => deps.retention!.runDue() }),
     ...(deps.pull && { pullSchedules: () => deps.pull!.queueDue() }),
+    ...(deps.vault && { verify: dailyVerify(store, deps.vault) }),
     audit: async (name) => {
       const repository = await store.getRepository(name);
       if (!existsSync(join(store.paths.repository(repository.dirName), 'config'))) return 'not initialised';

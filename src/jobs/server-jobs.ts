@@ -1,7 +1,8 @@
 // The jobs `borgkeep serve` runs: alert evaluation (security rules every second, so a refused
 // delete reaches people within seconds; the others every half minute), daily repository
-// statistics, and daily audits of every repository (structural, unless the config file gives a
-// repository's passphrase file).
+// statistics, daily audits of every repository (structural, unless the config file gives a
+// repository's passphrase file), and daily verification of the objects each repository received
+// since the last one (src/verify; the repositories whose key borgkeep holds, and unencrypted ones).
 
 import type { Monitor } from '../alerts/monitor.js';
 import { latestIndexTransaction } from '../repository/hash-index.js';
@@ -20,6 +21,12 @@ export interface ServerJobDeps {
   audit: (repositoryName: string) => Promise<string>;
   /** Runs the retention policies whose scheduled time has come (retention-service.ts runDue). */
   retention?: () => Promise<string>;
+  /**
+   * Verifies the objects one repository received since its last verification (verify-service.ts);
+   * returns its verdict, or null when it has nothing the server can verify (not initialised, or
+   * encrypted with a key borgkeep does not hold). Throws when it could not verify.
+   */
+  verify?: (repositoryName: string) => Promise<string | null>;
   /** Queues a pull job for each host whose schedule is due (pull-service.ts queueDue). */
   pullSchedules?: () => Promise<string>;
 }
@@ -96,6 +103,31 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
         return verdicts.length > 0 ? verdicts.join(', ') : 'no repositories';
       },
     },
+    ...(deps.verify
+      ? [
+          {
+            name: 'verify',
+            pattern: '15 4 * * *',
+            description: "each repository's objects written since the last verification: CRC, MAC and id checked, missing chunks found (daily)",
+            catchUp: true,
+            run: async () => {
+              const verify = deps.verify!;
+              const verdicts: string[] = [];
+              const failures: string[] = [];
+              for (const { repository } of await deps.store.listRepositories()) {
+                try {
+                  const verdict = await verify(repository.name);
+                  if (verdict !== null) verdicts.push(`${repository.name}: ${verdict}`);
+                } catch (error) {
+                  failures.push(`${repository.name}: ${(error as Error).message}`);
+                }
+              }
+              if (failures.length > 0) throw new Error(`could not verify ${failures.join('; ')}`);
+              return verdicts.length > 0 ? verdicts.join(', ') : 'no repository to verify';
+            },
+          },
+        ]
+      : []),
     ...(deps.retention
       ? [
           {

@@ -30,6 +30,7 @@ import type { Database } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
 import type { GuardStore } from './types.js';
 import { createUserStore, type UserStore } from './user-store.js';
+import { createVerificationStore, type VerificationStore } from './verification-store.js';
 import { createSsoUserStore, type SsoUserStore } from './sso-user-store.js';
 
 const MIGRATION_TABLE = 'kysely_migration';
@@ -40,7 +41,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore, VerificationStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -118,6 +119,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createSsoUserStore(deps),
     ...createPullStore(deps),
     ...createPullReadStore(deps),
+    ...createVerificationStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -800,6 +800,37 @@ const pullChunkIndex: Migration = {
 };
 
 /**
+ * Issue 18 point 4: each run of `borgkeep verify` (and the daily verify job) with what it read,
+ * what it found, and how far it got: the newest run's `through_txn` (the last committed
+ * transaction whose segments it read) and `through_stamp` (that segment file's identity, so a
+ * rollback that reused the number is noticed) are where the next run starts.
+ */
+const verification: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await withId(db, db.schema.createTable('verifications'))
+      .addColumn('repository_id', 'integer', (col) => col.notNull().references('repositories.id').onDelete('cascade'))
+      .addColumn('at', 'text', (col) => col.notNull())
+      .addColumn('actor', 'text', (col) => col.notNull())
+      .addColumn('scope', 'text', (col) => col.notNull())
+      .addColumn('verdict', 'text', (col) => col.notNull())
+      .addColumn('from_txn', 'bigint')
+      .addColumn('through_txn', 'bigint')
+      .addColumn('through_stamp', 'text')
+      .addColumn('objects_read', 'integer', (col) => col.notNull().defaultTo(0))
+      .addColumn('bytes_read', 'integer', (col) => col.notNull().defaultTo(0))
+      .addColumn('detail', 'text', (col) => col.notNull())
+      .addColumn('findings', 'text', (col) => col.notNull().defaultTo('[]'))
+      .addCheckConstraint('verifications_scope_check', sql`scope in ('changed', 'all')`)
+      .addCheckConstraint('verifications_verdict_check', sql`verdict in ('intact', 'damaged', 'error')`)
+      .execute();
+    await db.schema.createIndex('verifications_repository_idx').on('verifications').columns(['repository_id', 'id']).execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('verifications').execute();
+  },
+};
+
+/**
  * Issue 17: whether the client host keeps borg's files cache of its jobs between them (in the pull
  * user's own cache folder), so an unchanged file is not read again. Off (0) unless the admin allows
  * it with `host add --keep-files-cache`.
@@ -835,7 +866,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0020_access_version': accessVersion,
   '0021_pull': pull,
   '0022_pull_chunk_index': pullChunkIndex,
-  '0025_pull_files_cache': pullFilesCache,
+  '0023_verification': verification,
+  '0024_pull_files_cache': pullFilesCache,
 };
 
 export const migrationProvider: MigrationProvider = {

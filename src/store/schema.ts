@@ -325,7 +325,7 @@ export interface PullHostsTable {
   created_at: string;
   /** Migration 0022: 1 = jobs give the client the repository's chunk index, 0 = not. */
   send_chunk_index: Generated<number>;
-  /** Migration 0025: 1 = the client keeps borg's files cache between jobs, 0 = not. */
+  /** Migration 0024: 1 = the client keeps borg's files cache between jobs, 0 = not. */
   keep_files_cache: Generated<number>;
 }
 
@@ -360,6 +360,23 @@ export interface PullJobLogTable {
   line: string;
 }
 
+/** Migration 0023: each verification run (verify/verify-service.ts); the newest says how far verification got. */
+export interface VerificationsTable {
+  id: Generated<number>;
+  repository_id: number;
+  at: string;
+  actor: string;
+  scope: string;
+  verdict: string;
+  from_txn: number | null;
+  through_txn: number | null;
+  through_stamp: string | null;
+  objects_read: Generated<number>;
+  bytes_read: Generated<number>;
+  detail: string;
+  findings: Generated<string>;
+}
+
 export interface Database {
   access_version: AccessVersionTable;
   users: UsersTable;
@@ -388,4 +405,5 @@ export interface Database {
   pull_hosts: PullHostsTable;
   pull_jobs: PullJobsTable;
   pull_job_log: PullJobLogTable;
+  verifications: VerificationsTable;
 }

@@ -2,6 +2,9 @@
 // state-changing endpoint, plus the admin-only listing. Every case gets fresh fixtures with
 // names of its own, so an allowed call really succeeds and a refused one changed nothing.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserRole } from '../../src/store/user-store.js';
 import { ed25519Line } from '../support/temp-store.js';
@@ -27,6 +30,14 @@ beforeAll(async () => {
   await h.temp.store.createRepository({ name: 'audited', quotaBytes: null });
   const dir = h.temp.store.paths.repository((await h.temp.store.getRepository('audited')).dirName);
   execFileSync('borg', ['init', '--encryption=none', dir], { stdio: 'pipe' });
+  // One unencrypted repository with an archive, for browsing (no key needed to read it).
+  await h.temp.store.createRepository({ name: 'browsed', quotaBytes: null });
+  const browsed = h.temp.store.paths.repository((await h.temp.store.getRepository('browsed')).dirName);
+  const tree = mkdtempSync(join(tmpdir(), 'browsed-'));
+  writeFileSync(join(tree, 'file.txt'), 'content\n');
+  const borgEnv = { ...process.env, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: tree };
+  execFileSync('borg', ['init', '--encryption=none', browsed], { stdio: 'pipe', env: borgEnv });
+  execFileSync('borg', ['create', `${browsed}::a1`, 'file.txt'], { stdio: 'pipe', env: borgEnv, cwd: tree });
 });
 afterAll(() => h.close());
 
@@ -64,6 +75,7 @@ const CASES: Case[] = [
   { name: "a grant's client set-up", needs: 'viewer', ok: 200, request: async () => { const g = await newGrant(); return { method: 'GET', path: `/repositories/${g.repo}/setup?key=${g.key}` }; } },
   { name: 'run an audit', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/audit', body: {} }) },
   { name: 'approve', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/approve' }) },
+  { name: 'verify a repository', needs: 'operator', ok: 200, request: async () => ({ method: 'POST', path: '/repositories/audited/verify', body: {} }) },
   { name: "forget a repository's key", needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/repositories/${await newRepo()}/key` }) },
   { name: 'list users', needs: 'admin', ok: 200, request: async () => ({ method: 'GET', path: '/users' }) },
   { name: 'add a user', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/users', body: { name: unique('user'), role: 'viewer' } }) },
@@ -80,6 +92,8 @@ const CASES: Case[] = [
   { name: 'add a pull host', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/pull-hosts', body: { name: unique('host'), address: 'client.example.org', user: 'backup', repository: 'audited', paths: ['/home'] } }) },
   { name: "accept a pull host's key", needs: 'admin', ok: 200, request: async () => ({ method: 'POST', path: `/pull-hosts/${await newPullHost()}/accept-key`, body: { fingerprint: `SHA256:${'C'.repeat(43)}` } }) },
   { name: 'remove a pull host', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/pull-hosts/${await newPullHost()}` }) },
+  { name: 'list a folder of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/entries?path=' }) },
+  { name: 'diff two archives', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/diff?to=a1' }) },
 ];
 
 const CALLERS: Caller[] = ['viewer', 'operator', 'admin', 'viewer-token'];
@@ -107,7 +121,7 @@ describe('authorisation matrix', () => {
 
   it('lets every role read repositories, keys, grants, sessions, denials, pull hosts, jobs and the pull key, and its own tokens', async () => {
     for (const caller of CALLERS) {
-      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/alerts', '/alert-silences', '/repository-changes', '/pull-hosts', '/pull-key', '/pull-jobs']) {
+      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/repositories/audited/verification', '/alerts', '/alert-silences', '/repository-changes', '/pull-hosts', '/pull-key', '/pull-jobs']) {
         const r = await callers[caller].call('GET', `/api/v1${path}`);
         expect(r.status, `${caller} GET ${path}: ${JSON.stringify(r.body)}`).toBe(200);
       }

@@ -19,6 +19,7 @@ const RULES: Record<string, string> = {
   'key-change': 'repository key replaced',
   'compaction-deferred': 'compaction deferred',
   'pull-failed': 'pull backup failed',
+  'verify-damage': 'damage found by verification',
   'audit-suspicious': 'suspicious audit',
   'auth-failures': 'failed logins',
   'disk-space': 'disk space',

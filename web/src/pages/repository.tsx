@@ -17,6 +17,7 @@ import { LiveSessions } from '../parts/live-sessions';
 import { SizeChart } from '../parts/size-chart';
 import { SubmitWithError } from '../parts/form-error';
 import { RetentionSection } from '../parts/retention';
+import { VerificationSection } from '../parts/verification';
 import { RepositoryLimits } from '../parts/repository-limits';
 import { GrantEditor } from '../parts/grant-editor';
 
@@ -85,6 +86,7 @@ export function RepositoryPage({ name }: { name: string }) {
       <KeyVault repository={r} onChange={repo.reload} />
       <AuditView repository={r} onChange={reload} />
       <RetentionSection repository={r.name} />
+      <VerificationSection repository={r.name} />
       <SizeOverTime repository={r} />
       <ArchiveList repository={r.name} refresh={live.changes} />
       <SessionTimeline sessions={sessions.data?.sessions ?? []} open={live.open} />

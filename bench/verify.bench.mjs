@@ -1,0 +1,164 @@
+// How long `borgkeep verify` takes against `borg check --verify-data` on the same repository in
+// the same run (issue 18 point 4):
+//   (a) borg check --verify-data            (every segment CRC-checked, every chunk decrypted,
+//                                            decompressed and its id recomputed, every archive read)
+//   (b) borgkeep verify                     (incremental: only the objects written since the last
+//                                            verification, about 2 % of the data)
+//   (c) borgkeep verify --all               (every object: CRC, MAC, decompression, id; every archive's
+//                                            chunks looked up)
+// The repository (repokey-blake2, lz4) holds BENCH_MB MiB (default 1024) of fresh random data in
+// an archive `base`, verified once, then an archive `new` of 2 % more (BENCH_VERIFY_NEW_PERCENT);
+// it is built once with the stock borg client and kept in $BENCH_VERIFY_DIR (default
+// /tmp/borgkeep-bench-verify-<MB>). Before each (b) the store is set back to a verification
+// through `base`'s transaction, so every (b) reads exactly what `new` wrote. Rounds (BENCH_RUNS, default
+// 3) rotate the order, since each run leaves the page cache warm for the next. Medians and the
+// ratios a/b (goal >= 20) and a/c (goal >= 1: --all no slower than borg) are printed.
+
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+import { BORGKEEP, MiB, PASSPHRASE, ROOT, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot, writeRandomTree } from './lib/common.mjs';
+
+requireBuilt();
+const MB = Number(process.env.BENCH_MB ?? 1024);
+const NEW_PERCENT = Number(process.env.BENCH_VERIFY_NEW_PERCENT ?? 2);
+const ROUNDS = Number(process.env.BENCH_RUNS ?? 3);
+const fixture = process.env.BENCH_VERIFY_DIR ?? `/tmp/borgkeep-bench-verify-${MB}`;
+const Database = createRequire(join(ROOT, 'package.json'))('better-sqlite3');
+
+const borgEnv = { PATH: process.env.PATH, HOME: join(fixture, 'home'), LANG: 'C.UTF-8', BORG_BASE_DIR: join(fixture, 'home'), BORG_PASSPHRASE: PASSPHRASE, BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
+const repo = join(fixture, 'repo');
+const baseBytes = MB * MiB;
+const newBytes = Math.round((baseBytes * NEW_PERCENT) / 100);
+const marker = join(fixture, `built-${MB}-${NEW_PERCENT}`);
+const COMMIT = Buffer.from('40f43c250900000002', 'hex');
+
+const tmp = tempRoot('borgkeep-bench-verify');
+const dataDir = join(tmp.dir, 'data');
+const cli = (args) => [BORGKEEP, '--data-dir', dataDir, ...args];
+
+/** The newest committed transaction before `new`: the second-to-last segment ending in a COMMIT. */
+function baseTransaction() {
+  const segs = [];
+  for (const d of readdirSync(join(repo, 'data'))) for (const f of readdirSync(join(repo, 'data', d))) segs.push({ n: Number(f), path: join(repo, 'data', d, f) });
+  const commits = segs
+    .filter((s) => {
+      const size = statSync(s.path).size;
+      if (size < 17) return false;
+      const tail = Buffer.alloc(9);
+      const fd = openSync(s.path, 'r');
+      readSync(fd, tail, 0, 9, size - 9);
+      closeSync(fd);
+      return tail.equals(COMMIT);
+    })
+    .map((s) => s.n)
+    .sort((x, y) => x - y);
+  // init's, base's and new's commits (borg 1.2 ends each command with one commit-only segment).
+  if (commits.length !== 3) throw new Error(`expected 3 commits in the fixture, found ${commits.length}: remove ${fixture}`);
+  return commits[1];
+}
+
+if (!existsSync(marker)) {
+  rmSync(fixture, { recursive: true, force: true });
+  mkdirSync(join(fixture, 'home'), { recursive: true });
+  console.log(`building the repository: ${MB} MiB of random data, then ${fmt(newBytes / MiB, 1)} MiB more, with the stock borg client (once; kept in ${fixture})...`);
+  await runOk('borg', ['init', '-e', 'repokey-blake2', repo], { env: borgEnv });
+  for (const [name, bytes] of [['base', baseBytes], ['new', newBytes]]) {
+    writeRandomTree(join(fixture, `src-${name}`), bytes);
+    await runOk('borg', ['create', '--compression', 'lz4', `${repo}::${name}`, join(fixture, `src-${name}`)], { env: borgEnv });
+    rmSync(join(fixture, `src-${name}`), { recursive: true, force: true });
+  }
+  writeFileSync(marker, String(baseTransaction()));
+}
+const baseTxn = Number(readFileSync(marker, 'utf8'));
+
+// A borgkeep installation whose repository "bench" is the fixture itself (verify only reads it;
+// borg check rewrites its config, nothing else).
+await runOk(process.execPath, cli(['repo', 'create', 'bench']));
+const show = JSON.parse((await runOk(process.execPath, cli(['repo', 'show', 'bench', '--json']))).stdout);
+const repoLink = show.path ?? join(dataDir, 'repos', show.dirName);
+rmSync(repoLink, { recursive: true, force: true });
+symlinkSync(repo, repoLink);
+const pass = join(tmp.dir, 'passphrase');
+writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
+await runOk(process.execPath, cli(['repo', 'key', 'bench', '--passphrase-file', pass]));
+
+async function verify(args) {
+  const t0 = process.hrtime.bigint();
+  const r = await run(process.execPath, cli(['verify', 'bench', '--json', ...args]));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.code !== 0) throw new Error(`borgkeep verify ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`);
+  return { seconds, report: JSON.parse(r.stdout) };
+}
+
+await verify(['--all']); // the store migrated, the page cache as warm as for the others (untimed)
+const db = new Database(join(dataDir, 'borgkeep.db'));
+/** The store as after a verification through `base`'s transaction: the next run reads what `new` wrote. */
+function resetToBase() {
+  db.prepare('delete from verifications').run();
+  db.prepare(
+    "insert into verifications (repository_id, at, actor, scope, verdict, from_txn, through_txn, through_stamp, objects_read, bytes_read, detail, findings) values ((select id from repositories where name = 'bench'), ?, 'bench', 'all', 'intact', null, ?, null, 0, 0, 'the verification through base', '[]')",
+  ).run(new Date().toISOString(), baseTxn);
+}
+
+const series = { a: [], b: [], c: [] };
+const runs = {
+  a: async () => {
+    const t0 = process.hrtime.bigint();
+    await runOk('borg', ['check', '--verify-data', repo], { env: borgEnv });
+    return { seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  },
+  b: async () => {
+    resetToBase();
+    return verify([]);
+  },
+  c: () => verify(['--all']),
+};
+const keys = ['a', 'b', 'c'];
+let lastB = null;
+let lastC = null;
+for (let i = 0; i < ROUNDS; i++) {
+  const order = keys.slice(i % keys.length).concat(keys.slice(0, i % keys.length));
+  const got = {};
+  for (const k of order) got[k] = await runs[k]();
+  for (const k of keys) series[k].push(got[k].seconds);
+  lastB = got.b.report;
+  lastC = got.c.report;
+  if (lastB.scope !== 'changed' || lastB.fromTxn !== baseTxn) throw new Error(`the incremental run did not start after base's transaction ${baseTxn}`);
+  if (!lastB.archivesChecked.includes('new') || lastB.archivesChecked.includes('base')) throw new Error('the incremental run checked other archives than new');
+  if (lastC.scope !== 'all' || lastC.archivesChecked.length !== 2) throw new Error('the full run did not check both archives');
+  console.log(`  round ${i + 1}: ${keys.map((k) => `${k} ${fmt(got[k].seconds)} s`).join(', ')}`);
+}
+db.close();
+const { a, b, c } = series;
+const rows = [['round', 'a: borg check --verify-data s', 'b: verify (2 % new) s', 'c: verify --all s', 'a/b', 'a/c']];
+for (let i = 0; i < ROUNDS; i++) rows.push([String(i + 1), fmt(a[i]), fmt(b[i]), fmt(c[i]), fmt(a[i] / b[i], 1), fmt(a[i] / c[i], 2)]);
+const [ma, mb, mc] = [median(a), median(b), median(c)];
+rows.push(['median', fmt(ma), fmt(mb), fmt(mc), fmt(ma / mb, 1), fmt(ma / mc, 2)]);
+console.log('');
+printTable(rows);
+const size = Number((await runOk('du', ['-sbL', repo])).stdout.split('\t')[0]);
+console.log(
+  `\n${fmt(size / 1e6, 0)} MB on disk (base ${MB} MiB, new ${fmt(newBytes / MiB, 1)} MiB); incremental: ${lastB.objectsRead} objects, ${fmt(lastB.bytesRead / 1e6, 1)} MB read; ` +
+    `--all: ${lastC.objectsRead} objects, ${fmt(lastC.bytesRead / 1e6, 1)} MB read; ${borgVersion()}, node ${process.version}\n` +
+    `against borg check --verify-data: incremental verify ${fmt(ma / mb, 1)}x faster (goal >= 20), verify --all ${fmt(ma / mc, 2)}x (goal >= 1: no slower)`,
+);
+saveResults('verify', {
+  when: new Date().toISOString(),
+  node: process.version,
+  borg: borgVersion(),
+  baseMiB: MB,
+  newPercent: NEW_PERCENT,
+  bytesOnDisk: size,
+  incrementalBytesRead: lastB.bytesRead,
+  allBytesRead: lastC.bytesRead,
+  borgCheckVerifyDataSeconds: a,
+  verifySeconds: b,
+  verifyAllSeconds: c,
+  ratioIncremental: ma / mb,
+  ratioAll: ma / mc,
+  goals: { incremental: 20, all: 1 },
+});
+tmp.cleanup();
+if (process.env.BENCH_CLEAN === '1') rmSync(fixture, { recursive: true, force: true });

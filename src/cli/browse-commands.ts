@@ -1,0 +1,251 @@
+// `borgkeep archives REPO`, `ls REPO ARCHIVE [PATH]`, `restore REPO ARCHIVE PATH [--to FILE|-]`
+// and `diff REPO ARCHIVE1 ARCHIVE2`: a repository's archives read by the server itself, with the
+// key borgkeep holds in its vault (none needed for an unencrypted repository), straight from the
+// repository's files at its last committed transaction (src/browse/), so they work while a
+// backup runs and never take borg's lock. Never writes into the repository; never prints a server
+// path, a passphrase or key material. Each restore is a ledger session (who, what, how many bytes).
+
+import { closeSync, existsSync, openSync, renameSync, unlinkSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import type { Command } from 'commander';
+
+import type { BorgKey } from '../repository/borg-key.js';
+import type { ObjectReader } from '../browse/object-reader.js';
+import type { Store } from '../store/database.js';
+import type { Repository } from '../store/types.js';
+import { invalidInput } from '../errors.js';
+import { withStore, type CliContext } from './cli-context.js';
+import { formatSize, formatTable, formatTime, plural } from './output.js';
+
+/** The method note of a restore session in the ledger (besides 'get', which makes it a list/extract run). */
+export const METHOD_RESTORE = 'restore:archive';
+
+interface VaultOption {
+  vaultPassphraseFile?: string;
+}
+
+interface Opened {
+  readonly store: Store;
+  readonly repository: Repository;
+  readonly objects: ObjectReader;
+  readonly key: BorgKey | null;
+}
+
+/**
+ * Opens the named repository for reading with the key the vault holds, runs `work`, closes it.
+ * Every failure becomes one sentence naming the repository, never its path on the server.
+ */
+async function withRepository<T>(ctx: CliContext, name: string, opts: VaultOption, work: (o: Opened) => Promise<T>): Promise<T> {
+  const { masterPassphrase } = await import('./vault-commands.js');
+  const master = masterPassphrase(opts.vaultPassphraseFile, process.env);
+  return withStore(ctx, async (store) => {
+    const repository = await store.getRepository(name);
+    const [{ openVault }, { createRepositoryKeySource }, { openForBrowse, browseFailure }] = await Promise.all([
+      import('../vault/vault.js'),
+      import('../vault/repository-key.js'),
+      import('../browse/open-browse.js'),
+    ]);
+    const path = store.paths.repository(repository.dirName);
+    const { objects, key } = await openForBrowse(repository, path, () => createRepositoryKeySource(openVault(store.paths.root, master === undefined ? {} : { masterPassphrase: master }))(repository, path));
+    try {
+      return await work({ store, repository, objects, key });
+    } catch (error) {
+      throw browseFailure(error, repository.name);
+    } finally {
+      await objects.close();
+    }
+  });
+}
+
+export function registerBrowseCommands(program: Command, ctx: CliContext): void {
+  const vaultOption = ['--vault-passphrase-file <file>', "the vault's master passphrase, when the vault is sealed with one"] as const;
+
+  program
+    .command('archives')
+    .description("a repository's archives as the server reads them (needs the key in borgkeep's vault)")
+    .argument('<repo>', 'repository name')
+    .option('--json', 'print JSON')
+    .option(...vaultOption)
+    .action(async (repoName: string, opts: { json?: boolean } & VaultOption) => {
+      const { listManifestArchives, openArchive } = await import('../browse/archive-reader.js');
+      await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
+        const path = store.paths.repository(repository.dirName);
+        const sightings = await store.listArchiveSightings(repository.id);
+        const firstSeen = new Map(sightings.map((s) => [`${s.archiveId}\n${s.name}`, s]));
+        const rows = [];
+        // In time order, as borg list shows them.
+        const entries = listManifestArchives(objects).sort((x, y) => (x.time < y.time ? -1 : x.time > y.time ? 1 : 0));
+        for (const entry of entries) {
+          const { info } = await openArchive(objects, key, entry.name);
+          const seen = firstSeen.get(`${entry.id}\n${entry.name}`);
+          rows.push({
+            name: info.name,
+            id: info.id,
+            time: clientTime(info.time),
+            timeEnd: info.timeEnd === null ? null : clientTime(info.timeEnd),
+            firstSeenAt: seen ? seen.firstSeenAt.toISOString() : null,
+            size: info.stats?.size ?? null,
+            compressedSize: info.stats?.csize ?? null,
+            // Not cheap: it needs every chunk's reference count across the repository.
+            deduplicatedSize: null,
+            files: info.stats?.nfiles ?? null,
+            hostname: info.hostname,
+            username: info.username,
+            // The client's own command line; a borg run on the server itself would show the
+            // repository's path there, which is never shown: it becomes the repository's name.
+            commandLine: info.cmdline.map((a) => a.split(path).join(`./${repository.name}`)),
+            comment: info.comment,
+            authentication: info.tam,
+          });
+        }
+        if (opts.json) {
+          ctx.out.json({ repository: repository.name, transaction: objects.transactionId, archives: rows });
+          return;
+        }
+        if (rows.length === 0) {
+          ctx.out.line(`repository '${repository.name}' has no archives.`);
+          return;
+        }
+        ctx.out.line(
+          formatTable(
+            ['NAME', 'TIME', 'FIRST SEEN', 'SIZE', 'FILES', 'HOST', 'COMMAND'],
+            rows.map((r) => [r.name, r.time ?? '-', r.firstSeenAt ? formatTime(new Date(r.firstSeenAt)) : '-', r.size === null ? '-' : formatSize(r.size), r.files === null ? '-' : String(r.files), r.hostname ?? '-', r.commandLine.join(' ')]),
+          ),
+        );
+      });
+    });
+
+  program
+    .command('ls')
+    .description("one folder of an archive (its direct children), read by the server with the key in its vault")
+    .argument('<repo>', 'repository name')
+    .argument('<archive>', 'archive name')
+    .argument('[path]', 'folder inside the archive (default: its top)', '')
+    .option('--json', 'print JSON')
+    .option(...vaultOption)
+    .action(async (repoName: string, archiveName: string, path: string, opts: { json?: boolean } & VaultOption) => {
+      const [{ openArchive }, { listFolder }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/browse.js')]);
+      await withRepository(ctx, repoName, opts, async ({ objects, key }) => {
+        const archive = await openArchive(objects, key, archiveName);
+        const listing = await listFolder(archive, path);
+        if (opts.json) {
+          ctx.out.json({ archive: archiveName, folder: listing.folder, entries: listing.entries });
+          return;
+        }
+        if (listing.entries.length === 0) {
+          ctx.out.line(`'${listing.folder}' in archive '${archiveName}' is an empty folder.`);
+          return;
+        }
+        ctx.out.line(
+          formatTable(
+            ['MODE', 'USER', 'GROUP', 'SIZE', 'MODIFIED', 'NAME'],
+            listing.entries.map((e) => [
+              e.mode,
+              e.user ?? (e.uid === null ? '-' : String(e.uid)),
+              e.group ?? (e.gid === null ? '-' : String(e.gid)),
+              e.type === 'directory' ? '-' : formatSize(e.size),
+              e.mtime ? `${e.mtime.slice(0, 19)}Z` : '-',
+              `${e.name}${e.type === 'directory' ? '/' : ''}${e.type === 'symlink' ? ` -> ${e.linkTarget}` : e.type === 'hardlink' ? ` => ${e.linkTarget}` : ''}`,
+            ]),
+          ),
+        );
+      });
+    });
+
+  program
+    .command('restore')
+    .description("one file's bytes, or a folder (or anything not a file) as a tar stream, read by the server with the key in its vault; recorded in the ledger")
+    .argument('<repo>', 'repository name')
+    .argument('<archive>', 'archive name')
+    .argument('<path>', "path inside the archive ('/' for the whole archive)")
+    .option('--to <file>', "where to write: a new file, or '-' for standard output", '-')
+    .option('--as <name>', 'who restores, for the ledger (default: the login name)')
+    .option(...vaultOption)
+    .action(async (repoName: string, archiveName: string, path: string, opts: { to: string; as?: string } & VaultOption) => {
+      const toStdout = opts.to === '-';
+      if (toStdout && process.stdout.isTTY) throw invalidInput("standard output is a terminal: give --to FILE, or pipe the output (e.g. '| tar x')");
+      if (!toStdout && existsSync(opts.to)) throw invalidInput(`${opts.to} exists already: restore writes only a new file`);
+      const [{ openArchive }, { restorePath, restoreKind, normalisePath }, { actorName }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/browse.js'), import('./history-commands.js')]);
+      const actor = actorName(opts.as);
+      await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
+        const archive = await openArchive(objects, key, archiveName);
+        const kind = await restoreKind(archive, path);
+        const shown = `/${normalisePath(path)}`;
+        // A partial file beside the target, renamed into place when complete: never a half file.
+        const partial = toStdout ? null : join(dirname(opts.to), `.${basename(opts.to)}.borgkeep-partial-${process.pid}`);
+        let out: Writable;
+        if (partial) {
+          try {
+            closeSync(openSync(partial, 'wx'));
+          } catch (error) {
+            throw invalidInput(`cannot write ${opts.to}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'its folder does not exist' : ((error as NodeJS.ErrnoException).code ?? 'error')}`);
+          }
+          out = createWriteStream(partial);
+        } else out = process.stdout;
+        const startedAt = ctx.now();
+        const sessionId = await store.startSession({ keyId: null, keyName: `(restore by ${actor})`, clientAddress: null, startedAt, pid: process.pid, host: hostname() });
+        await store.updateSession(sessionId, { repositoryId: repository.id, repositoryName: repository.name });
+        const what = `'${shown}' of archive '${archiveName}' as ${kind === 'file' ? 'a file' : 'a tar stream'}`;
+        try {
+          const r = await restorePath(objects, archive, path, out);
+          if (partial) {
+            await new Promise<void>((resolve, reject) => {
+              out.once('error', reject);
+              out.end(() => resolve());
+            });
+            renameSync(partial, opts.to);
+          }
+          await store.endSession(sessionId, { endedAt: ctx.now(), result: 'ok', detail: `${actor} restored ${what} (${plural(r.items, 'item')}, ${r.bytes} bytes)`, bytesIn: 0, bytesOut: r.bytes, methods: ['get', METHOD_RESTORE] });
+          if (!toStdout) process.stderr.write(`restored ${what} to ${opts.to} (${formatSize(r.bytes)}).\n`);
+        } catch (error) {
+          if (partial) {
+            out.destroy();
+            try {
+              unlinkSync(partial);
+            } catch {
+              // already gone
+            }
+          }
+          const reason = error instanceof Error ? error.message : String(error);
+          await store.endSession(sessionId, { endedAt: ctx.now(), result: 'error', detail: `${actor} failed to restore ${what}: ${reason}`, bytesIn: 0, bytesOut: 0, methods: ['get', METHOD_RESTORE] });
+          throw error;
+        }
+      });
+    });
+
+  program
+    .command('diff')
+    .description('what changed between two archives (added, removed, modified paths), as borg diff tells it')
+    .argument('<repo>', 'repository name')
+    .argument('<archive1>', 'the older archive')
+    .argument('<archive2>', 'the newer archive')
+    .option('--json', 'print JSON')
+    .option(...vaultOption)
+    .action(async (repoName: string, one: string, two: string, opts: { json?: boolean } & VaultOption) => {
+      const [{ openArchive }, { diffArchives, diffLine }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/archive-diff.js')]);
+      await withRepository(ctx, repoName, opts, async ({ objects, key }) => {
+        const a = await openArchive(objects, key, one);
+        const b = await openArchive(objects, key, two);
+        const sameChunker = JSON.stringify(a.info.chunkerParams) === JSON.stringify(b.info.chunkerParams);
+        const entries = await diffArchives(a, b);
+        if (opts.json) {
+          ctx.out.json({ archive1: one, archive2: two, sameChunkerParams: sameChunker, changes: entries });
+          return;
+        }
+        if (!sameChunker) process.stderr.write('borgkeep: the archives were cut with different chunker params: files are compared by their chunks, so some may show as modified though unchanged.\n');
+        if (entries.length === 0) {
+          ctx.out.line(`archives '${one}' and '${two}' hold the same files.`);
+          return;
+        }
+        for (const e of entries) ctx.out.line(diffLine(e, formatSize));
+      });
+    });
+}
+
+/** borg's archive time (UTC, no zone) with its zone. */
+function clientTime(time: string): string | null {
+  return /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$/.test(time) ? `${time}Z` : time || null;
+}
