@@ -91,6 +91,29 @@ function header(name: Buffer, e: { mode: number; uid: number; gid: number; size:
 const devMajor = (rdev: number): number => Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
 const devMinor = (rdev: number): number => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
 
+/**
+ * Resolves when `out` takes more data; rejects when it fails or closes first (an HTTP client that
+ * went away), so a writer never waits forever.
+ */
+export function drained(out: Writable): Promise<void> {
+  if (out.destroyed) return Promise.reject(new Error('the receiver went away'));
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: Error) => {
+      out.off('drain', onDrain);
+      out.off('error', onError);
+      out.off('close', onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onError = (error: Error) => done(error);
+    const onClose = () => done(new Error('the receiver went away'));
+    out.once('drain', onDrain);
+    out.once('error', onError);
+    out.once('close', onClose);
+  });
+}
+
 export class TarWriter {
   private written = 0;
 
@@ -104,20 +127,7 @@ export class TarWriter {
   private async write(buf: Buffer): Promise<void> {
     if (buf.length === 0) return;
     this.written += buf.length;
-    if (!this.out.write(buf)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          this.out.off('error', onError);
-          resolve();
-        };
-        const onError = (error: Error) => {
-          this.out.off('drain', onDrain);
-          reject(error);
-        };
-        this.out.once('drain', onDrain);
-        this.out.once('error', onError);
-      });
-    }
+    if (!this.out.write(buf)) await drained(this.out);
   }
 
   /** Writes an entry; a file's content follows from `content` (exactly e.size bytes). */

@@ -7,7 +7,6 @@
 
 import { closeSync, existsSync, openSync, renameSync, unlinkSync } from 'node:fs';
 import { createWriteStream } from 'node:fs';
-import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
@@ -19,9 +18,6 @@ import type { Repository } from '../store/types.js';
 import { invalidInput } from '../errors.js';
 import { withStore, type CliContext } from './cli-context.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
-
-/** The method note of a restore session in the ledger (besides 'get', which makes it a list/extract run). */
-export const METHOD_RESTORE = 'restore:archive';
 
 interface VaultOption {
   vaultPassphraseFile?: string;
@@ -168,7 +164,12 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
       const toStdout = opts.to === '-';
       if (toStdout && process.stdout.isTTY) throw invalidInput("standard output is a terminal: give --to FILE, or pipe the output (e.g. '| tar x')");
       if (!toStdout && existsSync(opts.to)) throw invalidInput(`${opts.to} exists already: restore writes only a new file`);
-      const [{ openArchive }, { restorePath, restoreKind, normalisePath }, { actorName }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/browse.js'), import('./history-commands.js')]);
+      const [{ openArchive }, { restorePath, restoreKind, normalisePath }, { actorName }, { recordRestore }] = await Promise.all([
+        import('../browse/archive-reader.js'),
+        import('../browse/browse.js'),
+        import('./history-commands.js'),
+        import('../browse/restore-ledger.js'),
+      ]);
       const actor = actorName(opts.as);
       await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
         const archive = await openArchive(objects, key, archiveName);
@@ -185,10 +186,8 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
           }
           out = createWriteStream(partial);
         } else out = process.stdout;
-        const startedAt = ctx.now();
-        const sessionId = await store.startSession({ keyId: null, keyName: `(restore by ${actor})`, clientAddress: null, startedAt, pid: process.pid, host: hostname() });
-        await store.updateSession(sessionId, { repositoryId: repository.id, repositoryName: repository.name });
         const what = `'${shown}' of archive '${archiveName}' as ${kind === 'file' ? 'a file' : 'a tar stream'}`;
+        const record = await recordRestore(store, repository, actor, what, { now: () => ctx.now() });
         try {
           const r = await restorePath(objects, archive, path, out);
           if (partial) {
@@ -198,7 +197,7 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
             });
             renameSync(partial, opts.to);
           }
-          await store.endSession(sessionId, { endedAt: ctx.now(), result: 'ok', detail: `${actor} restored ${what} (${plural(r.items, 'item')}, ${r.bytes} bytes)`, bytesIn: 0, bytesOut: r.bytes, methods: ['get', METHOD_RESTORE] });
+          await record.done(r.bytes, r.items);
           if (!toStdout) process.stderr.write(`restored ${what} to ${opts.to} (${formatSize(r.bytes)}).\n`);
         } catch (error) {
           if (partial) {
@@ -209,8 +208,7 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
               // already gone
             }
           }
-          const reason = error instanceof Error ? error.message : String(error);
-          await store.endSession(sessionId, { endedAt: ctx.now(), result: 'error', detail: `${actor} failed to restore ${what}: ${reason}`, bytesIn: 0, bytesOut: 0, methods: ['get', METHOD_RESTORE] });
+          await record.failed(error instanceof Error ? error.message : String(error), 0);
           throw error;
         }
       });
