@@ -66,7 +66,7 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
     .option('--json', 'print JSON')
     .option(...vaultOption)
     .action(async (repoName: string, opts: { json?: boolean } & VaultOption) => {
-      const { listManifestArchives, openArchive } = await import('../browse/archive-reader.js');
+      const [{ listManifestArchives, openArchive }, { summariseArchive }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/archive-summary.js')]);
       await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
         const path = store.paths.repository(repository.dirName);
         const sightings = await store.listArchiveSightings(repository.id);
@@ -78,23 +78,10 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
           const { info } = await openArchive(objects, key, entry.name);
           const seen = firstSeen.get(`${entry.id}\n${entry.name}`);
           rows.push({
-            name: info.name,
-            id: info.id,
-            time: clientTime(info.time),
-            timeEnd: info.timeEnd === null ? null : clientTime(info.timeEnd),
+            ...summariseArchive(info, repository, path),
             firstSeenAt: seen ? seen.firstSeenAt.toISOString() : null,
-            size: info.stats?.size ?? null,
-            compressedSize: info.stats?.csize ?? null,
             // Not cheap: it needs every chunk's reference count across the repository.
             deduplicatedSize: null,
-            files: info.stats?.nfiles ?? null,
-            hostname: info.hostname,
-            username: info.username,
-            // The client's own command line; a borg run on the server itself would show the
-            // repository's path there, which is never shown: it becomes the repository's name.
-            commandLine: info.cmdline.map((a) => a.split(path).join(`./${repository.name}`)),
-            comment: info.comment,
-            authentication: info.tam,
           });
         }
         if (opts.json) {
@@ -241,9 +228,4 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
         for (const e of entries) ctx.out.line(diffLine(e, formatSize));
       });
     });
-}
-
-/** borg's archive time (UTC, no zone) with its zone. */
-function clientTime(time: string): string | null {
-  return /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$/.test(time) ? `${time}Z` : time || null;
 }

@@ -92,6 +92,7 @@ const CASES: Case[] = [
   { name: 'add a pull host', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/pull-hosts', body: { name: unique('host'), address: 'client.example.org', user: 'backup', repository: 'audited', paths: ['/home'] } }) },
   { name: "accept a pull host's key", needs: 'admin', ok: 200, request: async () => ({ method: 'POST', path: `/pull-hosts/${await newPullHost()}/accept-key`, body: { fingerprint: `SHA256:${'C'.repeat(43)}` } }) },
   { name: 'remove a pull host', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/pull-hosts/${await newPullHost()}` }) },
+  { name: "an archive's metadata", needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1' }) },
   { name: 'list a folder of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/entries?path=' }) },
   { name: 'diff two archives', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/diff?to=a1' }) },
   { name: 'download a file of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/content?path=file.txt' }) },

@@ -87,7 +87,15 @@ describe('browsing over the API', () => {
     expect(diff.body).toEqual(JSON.parse(await env.cliOk(['diff', 'main', 'one', 'two', '--json'])));
     expect(diff.body.changes.map((c: { path: string }) => c.path)).toContain('src/new.txt');
 
+    const meta = await admin('/repositories/main/archives/two');
+    expect(meta.status).toBe(200);
+    const listed = JSON.parse(await env.cliOk(['archives', 'main', '--json'])) as { archives: Array<Record<string, unknown>> };
+    const { firstSeenAt: _seen, deduplicatedSize: _dedup, ...fromCli } = listed.archives.find((a) => a.name === 'two')!;
+    expect(meta.body.archive).toEqual(fromCli);
+    expect(meta.body.archive.commandLine).toContain('./main::two');
+
     const viewer = await as('viewer');
+    expect((await viewer('/repositories/main/archives/two')).status).toBe(403);
     expect((await viewer('/repositories/main/archives/one/entries')).status).toBe(403);
     expect((await viewer('/repositories/main/archives/one/content?path=src/big.bin')).status).toBe(403);
 

@@ -44,6 +44,9 @@ describe('browsing an archive in the console', () => {
     await page.goto(`${h.url}/repositories/main`);
     await page.getByRole('button', { name: 'Browse the files of monday' }).click();
     const files = page.getByRole('region', { name: 'Files of archive monday' });
+    const meta = files.locator('[data-archive-meta]');
+    await meta.waitFor();
+    expect(await meta.textContent()).toMatch(/^2 files, 300 KB from root on .+, started .+; its authentication \(TAM\) verified\..*create .*\.\/main::monday tree$/);
     await files.getByRole('button', { name: 'Open folder tree' }).click();
     await files.getByRole('button', { name: 'Open folder sub' }).click();
     const row = files.locator('tr[data-entry="data.bin"]');

@@ -53,6 +53,35 @@ export function browseRoutes(ctx: ApiContext) {
   return [
     defineRoute({
       method: 'GET',
+      url: '/repositories/:name/archives/:archive',
+      tag: 'repositories',
+      summary: "one archive's metadata as the server reads it: the client's times, host, user and command line, borg's totals, whether its authentication (TAM) verified",
+      access: 'operator',
+      params: z.object({ name, archive: archiveName }).strict(),
+      response: z.object({
+        archive: z.object({
+          name: z.string(),
+          id: z.string().describe('the archive metadata object id, hex'),
+          time: z.string().nullable().describe("the client's start time, ISO 8601 UTC"),
+          timeEnd: z.string().nullable(),
+          hostname: z.string().nullable(),
+          username: z.string().nullable(),
+          commandLine: z.array(z.string()),
+          comment: z.string().nullable(),
+          size: z.number().nullable().describe('original bytes, as borg counted them'),
+          compressedSize: z.number().nullable(),
+          files: z.number().nullable(),
+          authentication: z.enum(['ok', 'missing', 'unchecked']),
+        }),
+      }),
+      async handler({ params }) {
+        const { summariseArchive } = await import('../../browse/archive-summary.js');
+        const repository = await ctx.store.getRepository(params.name);
+        return withArchives(params.name, [params.archive], async ({ readers }) => ({ archive: summariseArchive(readers[0]!.info, repository, ctx.store.paths.repository(repository.dirName)) }));
+      },
+    }),
+    defineRoute({
+      method: 'GET',
       url: '/repositories/:name/archives/:archive/entries',
       tag: 'repositories',
       summary: "one folder of an archive: its direct children with size, mode, owner, mtime and link target, read with the key borgkeep holds",

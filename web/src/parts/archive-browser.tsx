@@ -21,12 +21,32 @@ interface Entry {
   implied: boolean;
 }
 
+interface ArchiveMeta {
+  name: string;
+  time: string | null;
+  timeEnd: string | null;
+  hostname: string | null;
+  username: string | null;
+  commandLine: string[];
+  size: number | null;
+  files: number | null;
+  authentication: 'ok' | 'missing' | 'unchecked';
+}
+
+const AUTHENTICATION: Record<ArchiveMeta['authentication'], string> = {
+  ok: 'its authentication (TAM) verified',
+  missing: 'written without authentication (TAM), as borg before 1.2.5 wrote archives',
+  unchecked: 'not encrypted, so there is no authentication to check',
+};
+
 const TYPE_WORDS: Record<string, string> = { file: 'file', directory: 'folder', symlink: 'link', hardlink: 'hardlink', fifo: 'fifo', chardev: 'device', blockdev: 'device', socket: 'socket', other: 'other' };
 
 export function ArchiveBrowser({ repository, archive, onClose }: { repository: string; archive: string; onClose: () => void }) {
   const [folder, setFolder] = useState('');
   const base = `/repositories/${encodeURIComponent(repository)}/archives/${encodeURIComponent(archive)}`;
   const listing = useLoad(() => api<{ folder: string; entries: Entry[] }>('GET', `${base}/entries?path=${encodeURIComponent(folder)}`), [base, folder]);
+  const meta = useLoad(() => api<{ archive: ArchiveMeta }>('GET', base), [base]);
+  const m = meta.data?.archive;
   const parts = folder === '' ? [] : folder.split('/');
   const download = (path: string) => `/api/v1${base}/content?path=${encodeURIComponent(path)}`;
   return (
@@ -37,6 +57,13 @@ export function ArchiveBrowser({ repository, archive, onClose }: { repository: s
           Close
         </button>
       </h3>
+      {m && (
+        <p className="muted small" data-archive-meta>
+          {m.files ?? '?'} {m.files === 1 ? 'file' : 'files'}, {bytes(m.size)} from {m.username ?? '?'} on {m.hostname ?? '?'}, started <Time at={m.time} empty="at an unknown time" />; {AUTHENTICATION[m.authentication]}.
+          <br />
+          <span className="mono">{m.commandLine.join(' ')}</span>
+        </p>
+      )}
       <nav aria-label="Folder">
         <button type="button" className="link" onClick={() => setFolder('')} aria-current={folder === '' ? 'page' : undefined}>
           top
