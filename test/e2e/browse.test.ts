@@ -1,8 +1,8 @@
 // Browsing an archive in the console, end to end: a real `borgkeep serve`, the real borg client
 // through its embedded gateway, the key handed over with `borgkeep repo key`, Debian's chromium.
 // On the repository page an admin opens an archive's files, walks into a folder, downloads a
-// file (its bytes are the backed-up file's), and the download is in the ledger; no serious or
-// critical axe-core violation on the page with the files shown.
+// file (its bytes are the backed-up file's), and the download is in the ledger; then what changed
+// to the next archive, as `borgkeep diff` tells it; no serious or critical axe-core violation.
 
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +34,9 @@ describe('browsing an archive in the console', () => {
     };
     await borgOk(['init', '-e', 'repokey', h.env.url('main')]);
     await borgOk(['create', `${h.env.url('main')}::monday`, 'tree']);
+    writeFileSync(join(work, 'tree', 'top.txt'), 'top, changed\n');
+    writeFileSync(join(work, 'tree', 'new.txt'), 'new\n');
+    await borgOk(['create', `${h.env.url('main')}::tuesday`, 'tree']);
     await h.env.cliOk(['repo', 'key', 'main', '--passphrase-file', join(h.env.root, 'passphrase')]);
   }, 180_000);
   afterAll(() => h?.close());
@@ -59,6 +62,17 @@ describe('browsing an archive in the console', () => {
     const saved = await download.path();
     expect(readFileSync(saved).equals(readFileSync(join(work, 'tree', 'sub', 'data.bin')))).toBe(true);
     await h.screenshot('archive-browser');
+
+    // What changed from monday to tuesday: the paths borgkeep diff names, in words.
+    const changes = page.getByRole('region', { name: 'Changes from archive monday' });
+    await changes.getByLabel('Compare monday with').selectOption('tuesday');
+    await changes.getByRole('button', { name: 'Show changes' }).click();
+    await changes.locator('li[data-path="tree/new.txt"]').waitFor();
+    const cli = JSON.parse(await h.env.cliOk(['diff', 'main', 'monday', 'tuesday', '--json'])) as { changes: Array<{ path: string }> };
+    expect(await changes.locator('li').evaluateAll((items) => items.map((i) => i.getAttribute('data-path')))).toEqual(cli.changes.map((c) => c.path));
+    expect(await changes.locator('li[data-path="tree/new.txt"]').textContent()).toBe('tree/new.txt: added (4 B)');
+    expect(await changes.locator('li[data-path="tree/top.txt"]').textContent()).toMatch(/^tree\/top\.txt: modified \(\+13 B, −4 B\)/);
+    expect(await axeViolations(page)).toEqual([]);
 
     const ledger = JSON.parse(await h.env.cliOk(['ledger', '--repo', 'main', '--json'])) as { sessions: Array<{ keyName: string | null; detail: string | null; bytesOut: number }> };
     const restore = ledger.sessions.find((s) => s.keyName === '(restore by admin)');

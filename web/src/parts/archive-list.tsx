@@ -8,6 +8,7 @@ import { api } from '../api';
 import { exact } from '../format';
 import { useLoad } from '../hooks';
 import { ArchiveBrowser } from './archive-browser';
+import { ArchiveDiff } from './archive-diff';
 
 export interface ListedArchive {
   name: string;
@@ -107,6 +108,7 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
         </div>
       )}
       {browsing !== null && <ArchiveBrowser key={browsing} repository={repository} archive={browsing} onClose={() => setBrowsing(null)} />}
+      {browsing !== null && <ArchiveDiff key={`diff ${browsing}`} repository={repository} archive={browsing} others={newestFirst.map((a) => a.name).filter((n) => n !== browsing)} />}
       {newestFirst.length > shown && (
         <p>
           <span className="muted small">
