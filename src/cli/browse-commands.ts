@@ -175,6 +175,9 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
         } else out = process.stdout;
         const what = `'${shown}' of archive '${archiveName}' as ${kind === 'file' ? 'a file' : 'a tar stream'}`;
         const record = await recordRestore(store, repository, actor, what, { now: () => ctx.now() });
+        // Without a listener a closed pipe's error would end the process before the ledger hears of it.
+        const onStdoutError = () => {};
+        if (toStdout) process.stdout.on('error', onStdoutError);
         try {
           const r = await restorePath(objects, archive, path, out);
           if (partial) {
@@ -194,6 +197,11 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
             } catch {
               // already gone
             }
+          }
+          // A reader that stopped early (`| head`): its pipe closed, not the repository's fault.
+          if ((error as NodeJS.ErrnoException | null)?.code === 'EPIPE') {
+            await record.failed('the receiving end of standard output closed before the end', 0);
+            throw invalidInput('standard output was closed before the restore was complete');
           }
           await record.failed(error instanceof Error ? error.message : String(error), 0);
           throw error;
