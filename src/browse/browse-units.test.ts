@@ -73,6 +73,7 @@ describe('the tar writer', () => {
     await tar.entry({ ...base, path: raw, type: 'file', mode: 0o600, size: 0 });
     await tar.entry({ ...base, path: 'dir/link', type: 'symlink', mode: 0o777, size: 0, linkTarget: long.slice(4) });
     await tar.entry({ ...base, path: 'dir/hard', type: 'hardlink', mode: 0o640, size: 0, linkTarget: long });
+    await tar.entry({ ...base, user: 'ü'.repeat(20), group: 'grp', path: 'dir/owned', type: 'file', mode: 0o644, size: 0 });
     await tar.finish();
     expect(tar.bytes % 512).toBe(0);
 
@@ -84,6 +85,9 @@ describe('the tar writer', () => {
       expect(listing).toContain(`dir/link -> ${'x'.repeat(150)}`);
       expect(listing).toContain(`dir/hard link to ${long}`);
       expect(listing).toMatch(/dir\/bad\\377name/);
+      // A user name longer than the header's 31 bytes: whole from the pax header, the group field intact.
+      const named = execFileSync('tar', ['-tvf', join(dir, 'x.tar')], { env: { ...process.env, LC_ALL: 'C.UTF-8' } }).toString('utf8');
+      expect(named).toMatch(new RegExp(`${'ü'.repeat(20)}/grp +0 .* dir/owned`));
       execFileSync('tar', ['-xf', join(dir, 'x.tar'), '-C', dir]);
       expect(execFileSync('cat', [join(dir, long)]).toString()).toBe('hello world\n');
     } finally {

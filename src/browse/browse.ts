@@ -157,7 +157,7 @@ export async function listFolder(archive: ArchiveReader, typedFolder: string): P
     const typed = typedForm(key);
     if (typed === folder) {
       seen = true;
-      if (itemKind(item) !== 'directory') self = entryOf(item, key.slice(key.lastIndexOf('/') + 1), masters);
+      if (itemKind(item) !== 'directory') self = entryOf(item, shownText(Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'latin1')), masters);
       continue;
     }
     if (folder !== '' && !typed.startsWith(`${folder}/`)) continue;

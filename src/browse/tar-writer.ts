@@ -76,8 +76,9 @@ function header(name: Buffer, e: { mode: number; uid: number; gid: number; size:
   h.write(e.typeflag, 156, 'latin1');
   e.link.copy(h, 157, 0, Math.min(100, e.link.length));
   h.write('ustar\u000000', 257, 'latin1');
-  h.write(e.user.slice(0, 31), 265, 'utf8');
-  h.write(e.group.slice(0, 31), 297, 'utf8');
+  // At most 31 bytes each (a NUL ends them); longer names go into the pax header.
+  h.write(e.user, 265, 31, 'utf8');
+  h.write(e.group, 297, 31, 'utf8');
   (octal(e.devmajor, 8) ?? Buffer.alloc(8)).copy(h, 329);
   (octal(e.devminor, 8) ?? Buffer.alloc(8)).copy(h, 337);
   h.fill(0x20, 148, 156);
