@@ -38,7 +38,7 @@ export interface ApiRoute<P = any, Q = any, B = any> {
   body?: z.ZodType<B>;
   response?: z.ZodType;
   /** Of the success response; default application/json. A text/event-stream handler writes the stream itself. */
-  contentType?: 'application/json' | 'text/event-stream' | 'text/csv' | 'text/plain';
+  contentType?: 'application/json' | 'text/event-stream' | 'text/csv' | 'text/plain' | 'application/octet-stream';
   /** Success status; 204 routes return undefined. Default 200. */
   status?: 200 | 201 | 202 | 204;
   handler(input: HandlerInput<P, Q, B>): Promise<unknown>;

@@ -14,7 +14,7 @@ import type { Writable } from 'node:stream';
 import { MsgMap } from '../rpc/msgpack.js';
 import { BrowseError, itemKind, readChunks, type ArchiveItem, type ArchiveReader, type ChunkRef, type ItemKind } from './archive-reader.js';
 import type { ObjectReader } from './object-reader.js';
-import { TarWriter, type TarEntryType } from './tar-writer.js';
+import { TarWriter, drained, type TarEntryType } from './tar-writer.js';
 
 const latin1 = (b: Buffer): string => b.toString('latin1');
 
@@ -157,7 +157,7 @@ export async function listFolder(archive: ArchiveReader, typedFolder: string): P
     const typed = typedForm(key);
     if (typed === folder) {
       seen = true;
-      if (itemKind(item) !== 'directory') self = entryOf(item, key.slice(key.lastIndexOf('/') + 1), masters);
+      if (itemKind(item) !== 'directory') self = entryOf(item, shownText(Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'latin1')), masters);
       continue;
     }
     if (folder !== '' && !typed.startsWith(`${folder}/`)) continue;
@@ -206,24 +206,12 @@ export async function restoreKind(archive: ArchiveReader, typedPath: string): Pr
   throw new BrowseError(`archive '${archive.info.name}' has nothing at '/${path}'`);
 }
 
-async function writeAll(out: Writable, parts: AsyncIterable<Buffer>): Promise<number> {
+/** Writes the parts to `out` with backpressure; the number of bytes. */
+export async function writeAll(out: Writable, parts: AsyncIterable<Buffer>): Promise<number> {
   let n = 0;
   for await (const part of parts) {
     n += part.length;
-    if (!out.write(part)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          out.off('error', onError);
-          resolve();
-        };
-        const onError = (error: Error) => {
-          out.off('drain', onDrain);
-          reject(error);
-        };
-        out.once('drain', onDrain);
-        out.once('error', onError);
-      });
-    }
+    if (!out.write(part)) await drained(out);
   }
   return n;
 }
@@ -292,4 +280,54 @@ export async function restorePath(objects: ObjectReader, archive: ArchiveReader,
   }
   await tar.finish();
   return { kind, bytes: tar.bytes, items };
+}
+
+export interface ArchiveFile {
+  /** The file's name (its last path part, as stored: latin1 string). */
+  readonly name: string;
+  readonly size: number;
+  readonly chunks: readonly ChunkRef[];
+  readonly mtimeNs: bigint;
+}
+
+/**
+ * The regular file at `typedPath` (a later hardlink: its first copy's content), or null when
+ * the path names a folder or anything else a tar stream carries. BrowseError when nothing is there.
+ */
+export async function findFile(archive: ArchiveReader, typedPath: string): Promise<ArchiveFile | null> {
+  const path = normalisePath(typedPath);
+  if ((await restoreKind(archive, path)) !== 'file') return null;
+  const masters = new Map<string, ArchiveItem>();
+  for await (const item of archive.items()) {
+    const key = latin1(item.path);
+    if (item.hardlinkMaster) masters.set(key, kept(item));
+    if (typedForm(key) !== path) continue;
+    const holder = itemKind(item) === 'hardlink' && item.source ? masters.get(latin1(item.source)) : item;
+    if (!holder) throw new BrowseError(`the hardlink '${shownText(item.path)}' names a first copy the archive does not hold`);
+    const chunks = holder.chunks ?? [];
+    return { name: key.slice(key.lastIndexOf('/') + 1), size: contentSize(chunks), chunks, mtimeNs: item.mtimeNs };
+  }
+  throw new BrowseError(`archive '${archive.info.name}' has nothing at '/${path}'`);
+}
+
+/**
+ * Bytes `start` to `end` (inclusive) of a file's content: chunks wholly before or after the range
+ * are never read (their sizes are in the item), the rest one after another.
+ */
+export async function* fileRange(objects: ObjectReader, chunks: readonly ChunkRef[], start: number, end: number): AsyncGenerator<Buffer> {
+  let at = 0;
+  const wanted: ChunkRef[] = [];
+  const firstOffset: number[] = [];
+  for (const c of chunks) {
+    if (at + c.size > start && at <= end) {
+      wanted.push(c);
+      firstOffset.push(at);
+    }
+    at += c.size;
+  }
+  let i = 0;
+  for await (const data of readChunks(objects, wanted)) {
+    const offset = firstOffset[i++]!;
+    yield data.subarray(Math.max(0, start - offset), Math.min(data.length, end - offset + 1));
+  }
 }

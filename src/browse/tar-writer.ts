@@ -76,8 +76,9 @@ function header(name: Buffer, e: { mode: number; uid: number; gid: number; size:
   h.write(e.typeflag, 156, 'latin1');
   e.link.copy(h, 157, 0, Math.min(100, e.link.length));
   h.write('ustar\u000000', 257, 'latin1');
-  h.write(e.user.slice(0, 31), 265, 'utf8');
-  h.write(e.group.slice(0, 31), 297, 'utf8');
+  // At most 31 bytes each (a NUL ends them); longer names go into the pax header.
+  h.write(e.user, 265, 31, 'utf8');
+  h.write(e.group, 297, 31, 'utf8');
   (octal(e.devmajor, 8) ?? Buffer.alloc(8)).copy(h, 329);
   (octal(e.devminor, 8) ?? Buffer.alloc(8)).copy(h, 337);
   h.fill(0x20, 148, 156);
@@ -90,6 +91,29 @@ function header(name: Buffer, e: { mode: number; uid: number; gid: number; size:
 /** Linux's dev_t encoding (glibc gnu_dev_major/minor). */
 const devMajor = (rdev: number): number => Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
 const devMinor = (rdev: number): number => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
+
+/**
+ * Resolves when `out` takes more data; rejects when it fails or closes first (an HTTP client that
+ * went away), so a writer never waits forever.
+ */
+export function drained(out: Writable): Promise<void> {
+  if (out.destroyed) return Promise.reject(new Error('the receiver went away'));
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: Error) => {
+      out.off('drain', onDrain);
+      out.off('error', onError);
+      out.off('close', onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onError = (error: Error) => done(error);
+    const onClose = () => done(new Error('the receiver went away'));
+    out.once('drain', onDrain);
+    out.once('error', onError);
+    out.once('close', onClose);
+  });
+}
 
 export class TarWriter {
   private written = 0;
@@ -104,20 +128,7 @@ export class TarWriter {
   private async write(buf: Buffer): Promise<void> {
     if (buf.length === 0) return;
     this.written += buf.length;
-    if (!this.out.write(buf)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          this.out.off('error', onError);
-          resolve();
-        };
-        const onError = (error: Error) => {
-          this.out.off('drain', onDrain);
-          reject(error);
-        };
-        this.out.once('drain', onDrain);
-        this.out.once('error', onError);
-      });
-    }
+    if (!this.out.write(buf)) await drained(this.out);
   }
 
   /** Writes an entry; a file's content follows from `content` (exactly e.size bytes). */

@@ -7,7 +7,6 @@
 
 import { closeSync, existsSync, openSync, renameSync, unlinkSync } from 'node:fs';
 import { createWriteStream } from 'node:fs';
-import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
@@ -19,9 +18,6 @@ import type { Repository } from '../store/types.js';
 import { invalidInput } from '../errors.js';
 import { withStore, type CliContext } from './cli-context.js';
 import { formatSize, formatTable, formatTime, plural } from './output.js';
-
-/** The method note of a restore session in the ledger (besides 'get', which makes it a list/extract run). */
-export const METHOD_RESTORE = 'restore:archive';
 
 interface VaultOption {
   vaultPassphraseFile?: string;
@@ -70,7 +66,7 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
     .option('--json', 'print JSON')
     .option(...vaultOption)
     .action(async (repoName: string, opts: { json?: boolean } & VaultOption) => {
-      const { listManifestArchives, openArchive } = await import('../browse/archive-reader.js');
+      const [{ listManifestArchives, openArchive }, { summariseArchive }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/archive-summary.js')]);
       await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
         const path = store.paths.repository(repository.dirName);
         const sightings = await store.listArchiveSightings(repository.id);
@@ -82,23 +78,10 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
           const { info } = await openArchive(objects, key, entry.name);
           const seen = firstSeen.get(`${entry.id}\n${entry.name}`);
           rows.push({
-            name: info.name,
-            id: info.id,
-            time: clientTime(info.time),
-            timeEnd: info.timeEnd === null ? null : clientTime(info.timeEnd),
+            ...summariseArchive(info, repository, path),
             firstSeenAt: seen ? seen.firstSeenAt.toISOString() : null,
-            size: info.stats?.size ?? null,
-            compressedSize: info.stats?.csize ?? null,
             // Not cheap: it needs every chunk's reference count across the repository.
             deduplicatedSize: null,
-            files: info.stats?.nfiles ?? null,
-            hostname: info.hostname,
-            username: info.username,
-            // The client's own command line; a borg run on the server itself would show the
-            // repository's path there, which is never shown: it becomes the repository's name.
-            commandLine: info.cmdline.map((a) => a.split(path).join(`./${repository.name}`)),
-            comment: info.comment,
-            authentication: info.tam,
           });
         }
         if (opts.json) {
@@ -168,7 +151,12 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
       const toStdout = opts.to === '-';
       if (toStdout && process.stdout.isTTY) throw invalidInput("standard output is a terminal: give --to FILE, or pipe the output (e.g. '| tar x')");
       if (!toStdout && existsSync(opts.to)) throw invalidInput(`${opts.to} exists already: restore writes only a new file`);
-      const [{ openArchive }, { restorePath, restoreKind, normalisePath }, { actorName }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/browse.js'), import('./history-commands.js')]);
+      const [{ openArchive }, { restorePath, restoreKind, normalisePath }, { actorName }, { recordRestore }] = await Promise.all([
+        import('../browse/archive-reader.js'),
+        import('../browse/browse.js'),
+        import('./history-commands.js'),
+        import('../browse/restore-ledger.js'),
+      ]);
       const actor = actorName(opts.as);
       await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
         const archive = await openArchive(objects, key, archiveName);
@@ -185,10 +173,11 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
           }
           out = createWriteStream(partial);
         } else out = process.stdout;
-        const startedAt = ctx.now();
-        const sessionId = await store.startSession({ keyId: null, keyName: `(restore by ${actor})`, clientAddress: null, startedAt, pid: process.pid, host: hostname() });
-        await store.updateSession(sessionId, { repositoryId: repository.id, repositoryName: repository.name });
         const what = `'${shown}' of archive '${archiveName}' as ${kind === 'file' ? 'a file' : 'a tar stream'}`;
+        const record = await recordRestore(store, repository, actor, what, { now: () => ctx.now() });
+        // Without a listener a closed pipe's error would end the process before the ledger hears of it.
+        const onStdoutError = () => {};
+        if (toStdout) process.stdout.on('error', onStdoutError);
         try {
           const r = await restorePath(objects, archive, path, out);
           if (partial) {
@@ -198,7 +187,7 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
             });
             renameSync(partial, opts.to);
           }
-          await store.endSession(sessionId, { endedAt: ctx.now(), result: 'ok', detail: `${actor} restored ${what} (${plural(r.items, 'item')}, ${r.bytes} bytes)`, bytesIn: 0, bytesOut: r.bytes, methods: ['get', METHOD_RESTORE] });
+          await record.done(r.bytes, r.items);
           if (!toStdout) process.stderr.write(`restored ${what} to ${opts.to} (${formatSize(r.bytes)}).\n`);
         } catch (error) {
           if (partial) {
@@ -209,8 +198,12 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
               // already gone
             }
           }
-          const reason = error instanceof Error ? error.message : String(error);
-          await store.endSession(sessionId, { endedAt: ctx.now(), result: 'error', detail: `${actor} failed to restore ${what}: ${reason}`, bytesIn: 0, bytesOut: 0, methods: ['get', METHOD_RESTORE] });
+          // A reader that stopped early (`| head`): its pipe closed, not the repository's fault.
+          if ((error as NodeJS.ErrnoException | null)?.code === 'EPIPE') {
+            await record.failed('the receiving end of standard output closed before the end', 0);
+            throw invalidInput('standard output was closed before the restore was complete');
+          }
+          await record.failed(error instanceof Error ? error.message : String(error), 0);
           throw error;
         }
       });
@@ -243,9 +236,4 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
         for (const e of entries) ctx.out.line(diffLine(e, formatSize));
       });
     });
-}
-
-/** borg's archive time (UTC, no zone) with its zone. */
-function clientTime(time: string): string | null {
-  return /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$/.test(time) ? `${time}Z` : time || null;
 }

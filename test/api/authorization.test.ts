@@ -34,7 +34,8 @@ beforeAll(async () => {
   await h.temp.store.createRepository({ name: 'browsed', quotaBytes: null });
   const browsed = h.temp.store.paths.repository((await h.temp.store.getRepository('browsed')).dirName);
   const tree = mkdtempSync(join(tmpdir(), 'browsed-'));
-  writeFileSync(join(tree, 'file.txt'), 'content\n');
+  // JSON content, so the matrix's client (which parses every answer) can read its download too.
+  writeFileSync(join(tree, 'file.txt'), '{"content":1}\n');
   const borgEnv = { ...process.env, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: tree };
   execFileSync('borg', ['init', '--encryption=none', browsed], { stdio: 'pipe', env: borgEnv });
   execFileSync('borg', ['create', `${browsed}::a1`, 'file.txt'], { stdio: 'pipe', env: borgEnv, cwd: tree });
@@ -92,8 +93,10 @@ const CASES: Case[] = [
   { name: 'add a pull host', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/pull-hosts', body: { name: unique('host'), address: 'client.example.org', user: 'backup', repository: 'audited', paths: ['/home'] } }) },
   { name: "accept a pull host's key", needs: 'admin', ok: 200, request: async () => ({ method: 'POST', path: `/pull-hosts/${await newPullHost()}/accept-key`, body: { fingerprint: `SHA256:${'C'.repeat(43)}` } }) },
   { name: 'remove a pull host', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/pull-hosts/${await newPullHost()}` }) },
+  { name: "an archive's metadata", needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1' }) },
   { name: 'list a folder of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/entries?path=' }) },
   { name: 'diff two archives', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/diff?to=a1' }) },
+  { name: 'download a file of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/content?path=file.txt' }) },
 ];
 
 const CALLERS: Caller[] = ['viewer', 'operator', 'admin', 'viewer-token'];

@@ -3,9 +3,11 @@
 // answers are what `borgkeep ls --json` and `borgkeep diff --json` print (and so what borg list
 // and borg diff tell, test/browse/browse.test.ts); operators and admins may read them, viewers
 // not yet; an unknown archive or path is a 404 and a repository without a held key a 409, each in
-// the API's one error shape; no answer names the repository's folder on the server.
+// the API's one error shape; no answer names the repository's folder on the server. Downloads: a
+// file's bytes (whole, or one Range: 206 with Content-Range, 416 for one it does not have), a
+// folder as a tar that unpacks to the files, each in the ledger; viewers are refused.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -14,6 +16,7 @@ import { createPasswordHasher } from '../../src/api/auth/passwords.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { PASSWORD, TEST_ARGON2 } from '../api/api-harness.js';
 import { PASSPHRASE, createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { run } from '../helpers/borgkeep-env.js';
 import { borgOk, changeTree, makeTree } from './browse-fixture.js';
 
 let env: BorgkeepEnv;
@@ -21,6 +24,8 @@ let store: Store;
 let server: ApiServer;
 let url = '';
 let repoPath = '';
+let work = '';
+let operatorCookie = '';
 const answers: string[] = [];
 
 async function as(role: 'admin' | 'operator' | 'viewer') {
@@ -30,6 +35,7 @@ async function as(role: 'admin' | 'operator' | 'viewer') {
   const r = await fetch(`${url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, password: PASSWORD }) });
   expect(r.status).toBe(200);
   const cookie = /^bk_session=([^;]*)/.exec(r.headers.get('set-cookie') ?? '')![0];
+  if (role === 'operator') operatorCookie = cookie;
   return async (path: string) => {
     const res = await fetch(`${url}/api/v1${path}`, { headers: { cookie } });
     const text = await res.text();
@@ -43,7 +49,7 @@ beforeAll(async () => {
   await env.cliOk(['repo', 'create', 'main']);
   await env.cliOk(['repo', 'create', 'nokey']);
   repoPath = await env.repoPath('main');
-  const work = join(env.root, 'work');
+  work = join(env.root, 'work');
   mkdirSync(work);
   makeTree(work);
   await borgOk(env, ['init', '-e', 'repokey', repoPath]);
@@ -81,8 +87,17 @@ describe('browsing over the API', () => {
     expect(diff.body).toEqual(JSON.parse(await env.cliOk(['diff', 'main', 'one', 'two', '--json'])));
     expect(diff.body.changes.map((c: { path: string }) => c.path)).toContain('src/new.txt');
 
+    const meta = await admin('/repositories/main/archives/two');
+    expect(meta.status).toBe(200);
+    const listed = JSON.parse(await env.cliOk(['archives', 'main', '--json'])) as { archives: Array<Record<string, unknown>> };
+    const { firstSeenAt: _seen, deduplicatedSize: _dedup, ...fromCli } = listed.archives.find((a) => a.name === 'two')!;
+    expect(meta.body.archive).toEqual(fromCli);
+    expect(meta.body.archive.commandLine).toContain('./main::two');
+
     const viewer = await as('viewer');
+    expect((await viewer('/repositories/main/archives/two')).status).toBe(403);
     expect((await viewer('/repositories/main/archives/one/entries')).status).toBe(403);
+    expect((await viewer('/repositories/main/archives/one/content?path=src/big.bin')).status).toBe(403);
 
     const unknownArchive = await operator('/repositories/main/archives/nosuch/entries');
     expect(unknownArchive).toEqual({ status: 404, body: { code: 'BK_ERR_NOT_FOUND', message: "repository 'main' has no archive named 'nosuch'" } });
@@ -94,5 +109,55 @@ describe('browsing over the API', () => {
     expect((await operator('/repositories/nosuch/archives/one/entries')).status).toBe(404);
 
     for (const a of answers) expect(a).not.toContain(env.dataDir);
+  });
+});
+
+describe('downloads over the API', () => {
+  const download = (path: string, headers: Record<string, string> = {}) => fetch(`${url}/api/v1${path}`, { headers: { cookie: operatorCookie, ...headers } });
+
+  it("a file's bytes, one range of them, a folder's tar; each in the ledger", async () => {
+    const big = readFileSync(join(work, 'src', 'big.bin'));
+    const whole = await download('/repositories/main/archives/two/content?path=src/big.bin');
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get('content-length')).toBe(String(big.length));
+    expect(whole.headers.get('accept-ranges')).toBe('bytes');
+    expect(whole.headers.get('content-disposition')).toBe(`attachment; filename="big.bin"; filename*=UTF-8''big.bin`);
+    expect(Buffer.from(await whole.arrayBuffer()).equals(big)).toBe(true);
+
+    const part = await download('/repositories/main/archives/two/content?path=/src/big.bin', { range: 'bytes=700000-1300000' });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 700000-1300000/${big.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(big.subarray(700000, 1300001))).toBe(true);
+    const tail = await download('/repositories/main/archives/two/content?path=src/big.bin', { range: 'bytes=-10' });
+    expect(Buffer.from(await tail.arrayBuffer()).equals(big.subarray(big.length - 10))).toBe(true);
+    const beyond = await download('/repositories/main/archives/two/content?path=src/big.bin', { range: `bytes=${big.length}-` });
+    expect(beyond.status).toBe(416);
+    expect(beyond.headers.get('content-range')).toBe(`bytes */${big.length}`);
+    expect(((await beyond.json()) as { code: string }).code).toBe('BK_ERR_INVALID_INPUT');
+
+    const tar = await download('/repositories/main/archives/two/content?path=src/dir');
+    expect(tar.status).toBe(200);
+    expect(tar.headers.get('content-type')).toBe('application/x-tar');
+    const tarFile = join(env.root, 'dir.tar');
+    writeFileSync(tarFile, Buffer.from(await tar.arrayBuffer()));
+    const out = join(env.root, 'untarred');
+    mkdirSync(out);
+    const t = await run('tar', ['-xf', tarFile, '-C', out]);
+    expect(t.code, t.stderr).toBe(0);
+    for (const f of ['a.txt', 'hard2', 'deeper/c.txt']) expect(readFileSync(join(out, 'src', 'dir', f)).equals(readFileSync(join(work, 'src', 'dir', f))), f).toBe(true);
+
+    const missing = await download('/repositories/main/archives/two/content?path=src/nothing');
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ code: 'BK_ERR_NOT_FOUND', message: "archive 'two' of repository 'main' has nothing at '/src/nothing'" });
+
+    const ledger = JSON.parse(await env.cliOk(['ledger', '--repo', 'main', '--json'])) as { sessions: Array<{ keyName: string | null; result: string; detail: string | null; bytesOut: number; clientAddress: string | null }> };
+    const restores = ledger.sessions.filter((x) => x.keyName === '(restore by operator-user)');
+    expect(restores.map((x) => [x.result, x.bytesOut]).reverse().slice(0, 4)).toEqual([
+      ['ok', big.length],
+      ['ok', 600001],
+      ['ok', 10],
+      ['ok', restores.find((x) => x.detail?.includes('tar stream'))!.bytesOut],
+    ]);
+    expect(restores.find((x) => x.detail?.includes('bytes 700000-1300000'))?.detail).toBe("operator-user restored '/src/big.bin' of archive 'two' as bytes 700000-1300000 of a file (1 item, 600001 bytes)");
   });
 });

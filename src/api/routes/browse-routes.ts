@@ -1,12 +1,15 @@
 // Browsing an archive over the API, read by the server from the repository's last committed
 // transaction with the key borgkeep holds (src/browse/): one folder's direct children, and what
-// changed between two archives. Operators and admins only for now: the issue lets a viewer see
+// changed between two archives, and a download: a file's bytes (one Range of them, if asked) or a
+// folder as a tar stream, each recorded in the ledger. Operators and admins only for now: the issue lets a viewer see
 // names only where an admin allows it per repository, and that switch does not exist yet.
 // Read-only; never names the repository's folder on the server, never any key material.
 
 import { z } from 'zod';
 import type { ArchiveReader } from '../../browse/archive-reader.js';
+import type { ObjectReader } from '../../browse/object-reader.js';
 import type { ApiContext } from '../api-server.js';
+import { actorOf } from '../presenters.js';
 import { defineRoute } from '../route.js';
 import { name } from '../schemas.js';
 
@@ -31,7 +34,7 @@ const entrySchema = z.object({
 const changeSchema = z.object({ type: z.string() }).catchall(z.union([z.string(), z.number(), z.null()]));
 
 export function browseRoutes(ctx: ApiContext) {
-  async function withArchives<T>(repoName: string, archives: string[], work: (opened: { readers: ArchiveReader[] }) => Promise<T>): Promise<T> {
+  async function withArchives<T>(repoName: string, archives: string[], work: (opened: { readers: ArchiveReader[]; objects: ObjectReader }) => Promise<T>): Promise<T> {
     const [{ openForBrowse, browseFailure }, { openArchive }] = await Promise.all([import('../../browse/open-browse.js'), import('../../browse/archive-reader.js')]);
     const repository = await ctx.store.getRepository(repoName);
     const path = ctx.store.paths.repository(repository.dirName);
@@ -39,7 +42,7 @@ export function browseRoutes(ctx: ApiContext) {
     try {
       const readers: ArchiveReader[] = [];
       for (const a of archives) readers.push(await openArchive(objects, key, a));
-      return await work({ readers });
+      return await work({ readers, objects });
     } catch (error) {
       throw browseFailure(error, repository.name);
     } finally {
@@ -48,6 +51,35 @@ export function browseRoutes(ctx: ApiContext) {
   }
 
   return [
+    defineRoute({
+      method: 'GET',
+      url: '/repositories/:name/archives/:archive',
+      tag: 'repositories',
+      summary: "one archive's metadata as the server reads it: the client's times, host, user and command line, borg's totals, whether its authentication (TAM) verified",
+      access: 'operator',
+      params: z.object({ name, archive: archiveName }).strict(),
+      response: z.object({
+        archive: z.object({
+          name: z.string(),
+          id: z.string().describe('the archive metadata object id, hex'),
+          time: z.string().nullable().describe("the client's start time, ISO 8601 UTC"),
+          timeEnd: z.string().nullable(),
+          hostname: z.string().nullable(),
+          username: z.string().nullable(),
+          commandLine: z.array(z.string()),
+          comment: z.string().nullable(),
+          size: z.number().nullable().describe('original bytes, as borg counted them'),
+          compressedSize: z.number().nullable(),
+          files: z.number().nullable(),
+          authentication: z.enum(['ok', 'missing', 'unchecked']),
+        }),
+      }),
+      async handler({ params }) {
+        const { summariseArchive } = await import('../../browse/archive-summary.js');
+        const repository = await ctx.store.getRepository(params.name);
+        return withArchives(params.name, [params.archive], async ({ readers }) => ({ archive: summariseArchive(readers[0]!.info, repository, ctx.store.paths.repository(repository.dirName)) }));
+      },
+    }),
     defineRoute({
       method: 'GET',
       url: '/repositories/:name/archives/:archive/entries',
@@ -92,5 +124,91 @@ export function browseRoutes(ctx: ApiContext) {
         });
       },
     }),
+    defineRoute({
+      method: 'GET',
+      url: '/repositories/:name/archives/:archive/content',
+      tag: 'repositories',
+      summary: "download: a file's bytes (one HTTP Range of them when asked), or a folder, link or device (or '/': the whole archive) as a tar stream; each download is in the ledger",
+      access: 'operator',
+      contentType: 'application/octet-stream',
+      params: z.object({ name, archive: archiveName }).strict(),
+      query: z.object({ path: z.string().min(1).max(4096).describe("the path in the archive; '/' for all of it") }).strict(),
+      async handler({ params, query, principal, request, reply }) {
+        const [{ findFile, fileRange, writeAll, restorePath, normalisePath }, { recordRestore }] = await Promise.all([import('../../browse/browse.js'), import('../../browse/restore-ledger.js')]);
+        const repository = await ctx.store.getRepository(params.name);
+        return withArchives(params.name, [params.archive], async ({ readers, objects }) => {
+          const archive = readers[0]!;
+          const path = normalisePath(query.path);
+          const file = await findFile(archive, path);
+          const shown = `'/${path}' of archive '${params.archive}'`;
+          const headers: Record<string, string | number> = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+          let status = 200;
+          let range: [number, number] | null = null;
+          if (file) {
+            headers['accept-ranges'] = 'bytes';
+            const asked = request.headers.range;
+            if (asked !== undefined) {
+              range = parseRange(asked, file.size);
+              if (range === null) {
+                reply.code(416).header('content-range', `bytes */${file.size}`).send({ code: 'BK_ERR_INVALID_INPUT', message: `the range '${asked.slice(0, 60)}' is not one this file of ${file.size} bytes has; ask for one range, e.g. bytes=0-1023` });
+                return undefined;
+              }
+              status = 206;
+              headers['content-range'] = `bytes ${range[0]}-${range[1]}/${file.size}`;
+            }
+            headers['content-type'] = 'application/octet-stream';
+            headers['content-length'] = range ? range[1] - range[0] + 1 : file.size;
+            headers['content-disposition'] = disposition(Buffer.from(file.name, 'latin1').toString('utf8'));
+          } else {
+            headers['content-type'] = 'application/x-tar';
+            headers['content-disposition'] = disposition(`${params.archive}${path === '' ? '' : `-${path.split('/').pop()}`}.tar`);
+          }
+          const what = `${shown} as ${file ? (range ? `bytes ${range[0]}-${range[1]} of a file` : 'a file') : 'a tar stream'}`;
+          const record = await recordRestore(ctx.store, repository, actorOf(principal!), what, { now: () => ctx.now(), clientAddress: request.ip });
+          reply.hijack();
+          const res = reply.raw;
+          res.writeHead(status, headers);
+          try {
+            if (file) {
+              const [start, end] = range ?? [0, file.size - 1];
+              const bytes = file.size === 0 ? 0 : await writeAll(res, fileRange(objects, file.chunks, start, end));
+              res.end();
+              await record.done(bytes, 1);
+            } else {
+              const r = await restorePath(objects, archive, path, res);
+              res.end();
+              await record.done(r.bytes, r.items);
+            }
+          } catch (error) {
+            // Past the first byte only the connection can say it failed: cut it short.
+            res.destroy();
+            await record.failed(error instanceof Error ? error.message : String(error), 0);
+          }
+          return undefined;
+        });
+      },
+    }),
   ];
+}
+
+/** One range of `Range: bytes=A-B`, `bytes=A-` or `bytes=-N` within `size`; null when unsatisfiable or several. */
+export function parseRange(header: string, size: number): [number, number] | null {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '') || size === 0) return null;
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  return Number.isSafeInteger(start) && start <= end && start < size ? [start, end] : null;
+}
+
+/** Content-Disposition with an ASCII fallback and the UTF-8 name (RFC 6266). */
+function disposition(fileName: string): string {
+  const ascii = fileName.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(fileName)}`;
 }

@@ -7,6 +7,8 @@ import { useState } from 'react';
 import { api } from '../api';
 import { exact } from '../format';
 import { useLoad } from '../hooks';
+import { ArchiveBrowser } from './archive-browser';
+import { ArchiveDiff } from './archive-diff';
 
 export interface ListedArchive {
   name: string;
@@ -33,6 +35,7 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
   const path = encodeURIComponent(repository);
   const listing = useLoad(() => api<ArchiveListing>('GET', `/repositories/${path}/archives`), [repository, refresh]);
   const [shown, setShown] = useState(PAGE);
+  const [browsing, setBrowsing] = useState<string | null>(null);
   const archives = listing.data?.archives ?? null;
   const newestFirst = archives ? [...archives].sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)) : [];
   const retimed = newestFirst.filter((a) => a.retimed).length;
@@ -64,7 +67,10 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
               {newestFirst.slice(0, shown).map((a) => (
                 <tr key={`${a.id} ${a.name}`} data-archive={a.name} data-retimed={a.retimed ? 'yes' : 'no'}>
                   <th scope="row">
-                    <span className="mono">{a.name}</span>
+                    <span className="mono">{a.name}</span>{' '}
+                    <button type="button" className="link small" onClick={() => setBrowsing(a.name)} aria-label={`Browse the files of ${a.name}`}>
+                      files
+                    </button>
                     <div className="muted small mono" title={a.id}>
                       {a.id.slice(0, 16)}
                     </div>
@@ -101,6 +107,8 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
           </table>
         </div>
       )}
+      {browsing !== null && <ArchiveBrowser key={browsing} repository={repository} archive={browsing} onClose={() => setBrowsing(null)} />}
+      {browsing !== null && <ArchiveDiff key={`diff ${browsing}`} repository={repository} archive={browsing} others={newestFirst.map((a) => a.name).filter((n) => n !== browsing)} />}
       {newestFirst.length > shown && (
         <p>
           <span className="muted small">
