@@ -18,11 +18,11 @@
 // Medians and the ratios a/b0, a/b, a/c, a/d and a/e are printed. Goals: structural >= 50x,
 // full >= 10x.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { BORGKEEP, PASSPHRASE, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot } from './lib/common.mjs';
+import { startLoggedInServe } from './lib/serve.mjs';
 
 requireBuilt();
 const TXNS = Number(process.env.BENCH_AUDIT_TXNS ?? 500);
@@ -82,30 +82,11 @@ async function timed(label, cmd, args, env, expect) {
   return { seconds, r };
 }
 
-// A running server on the same data directory, logged in as its first admin.
-const server = spawn(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-process.once('exit', () => server.kill('SIGKILL'));
-let serverOut = '';
-server.stdout.on('data', (d) => (serverOut += d));
-server.stderr.on('data', (d) => (serverOut += d));
-for (let i = 0; !/one-time password, shown only now:\n\s+\S+/.test(serverOut); i++) {
-  if (i > 400 || server.exitCode !== null) throw new Error(`borgkeep serve did not start:\n${serverOut}`);
-  await new Promise((r) => setTimeout(r, 50));
-}
-const http = /HTTP API listening on (http:\/\/[^/\s]+)/.exec(serverOut)[1];
-const password = /one-time password, shown only now:\n\s+(\S+)/.exec(serverOut)[1];
-const login = await fetch(`${http}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'admin', password }) });
-const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0];
-const { csrfToken } = await login.json();
-const call = (method, path, body) =>
-  fetch(`${http}/api/v1${path}`, { method, headers: { cookie, 'x-csrf-token': csrfToken, ...(body && { 'content-type': 'application/json' }) }, body: body && JSON.stringify(body) });
-// The daily jobs catch up at the first start (statistics, an audit of this repository): let them finish first.
-for (let i = 0; ; i++) {
-  const { jobs } = await (await call('GET', '/jobs')).json();
-  if (jobs.every((j) => !j.running && (j.name.startsWith('alerts') || j.lastFinishedAt))) break;
-  if (i > 600) throw new Error('the server\'s catch-up jobs did not finish');
-  await new Promise((r) => setTimeout(r, 100));
-}
+// A running server on the same data directory, logged in as its first admin; the daily jobs
+// it catches up on at its first start (statistics, an audit of this repository) finish first.
+const serve = await startLoggedInServe(dataDir);
+const { call } = serve;
+await serve.caughtUp(60_000);
 async function viaServer(label, body) {
   const t0 = process.hrtime.bigint();
   const r = await call('POST', '/repositories/bench/audit', body);
@@ -149,7 +130,7 @@ for (let i = 0; i < ROUNDS; i++) {
   if (inServer.transactions.length !== transactions || inServer.firstSuspiciousTransaction !== report.firstSuspiciousTransaction) throw new Error('the server audit disagrees with the CLI');
   console.log(`  round ${i + 1}: ${keys.map((k) => `${k} ${fmt(got[k].seconds)} s`).join(', ')}`);
 }
-server.kill('SIGTERM');
+await serve.stop();
 const { a, b0, b, c, d, e } = series;
 const rows = [['round', 'a: borg check -r s', 'b0: structural, no cache s', 'b: structural s', 'c: full s', 'd: structural in server s', 'e: full in server s', 'a/b0', 'a/b', 'a/c', 'a/d', 'a/e']];
 const ratios = (x) => [x.b0, x.b, x.c, x.d, x.e].map((v) => fmt(x.a / v, 1));
