@@ -10,11 +10,11 @@
 // Medians of MB/s and the ratios b/a, c/a are printed. Goal (issue 18): the download (c) at least
 // 0.8× borg extract's throughput.
 
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { startLoggedInServe } from './lib/serve.mjs';
-import { BORGKEEP, MiB, PASSPHRASE, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot, writeRandomTree } from './lib/common.mjs';
+import { MiB, PASSPHRASE, adoptRepository, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot, writeRandomTree } from './lib/common.mjs';
 
 requireBuilt();
 const MB = Number(process.env.BENCH_MB ?? 1024);
@@ -39,16 +39,8 @@ if (!existsSync(marker)) {
 
 const tmp = tempRoot('borgkeep-bench-restore');
 const dataDir = join(tmp.dir, 'data');
-const cli = (args) => [BORGKEEP, '--data-dir', dataDir, ...args];
 // A borgkeep installation whose repository "bench" is the fixture itself (only read).
-await runOk(process.execPath, cli(['repo', 'create', 'bench']));
-const show = JSON.parse((await runOk(process.execPath, cli(['repo', 'show', 'bench', '--json']))).stdout);
-const repoLink = show.path ?? join(dataDir, 'repos', show.dirName);
-rmSync(repoLink, { recursive: true, force: true });
-symlinkSync(repo, repoLink);
-const pass = join(tmp.dir, 'passphrase');
-writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
-await runOk(process.execPath, cli(['repo', 'key', 'bench', '--passphrase-file', pass]));
+const cli = await adoptRepository(dataDir, 'bench', repo, tmp.dir);
 
 // A running server on the same data directory, logged in as its first admin; the daily jobs it
 // catches up on at its first start (statistics, an audit, a verification that reads the whole

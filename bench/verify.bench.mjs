@@ -14,11 +14,11 @@
 // 3) rotate the order, since each run leaves the page cache warm for the next. Medians and the
 // ratios a/b (goal >= 20) and a/c (goal >= 1: --all no slower than borg) are printed.
 
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
-import { BORGKEEP, MiB, PASSPHRASE, ROOT, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot, writeRandomTree } from './lib/common.mjs';
+import { BORGKEEP, MiB, PASSPHRASE, ROOT, adoptRepository, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot, writeRandomTree } from './lib/common.mjs';
 
 requireBuilt();
 const MB = Number(process.env.BENCH_MB ?? 1024);
@@ -75,14 +75,7 @@ const baseTxn = Number(readFileSync(marker, 'utf8'));
 
 // A borgkeep installation whose repository "bench" is the fixture itself (verify only reads it;
 // borg check rewrites its config, nothing else).
-await runOk(process.execPath, cli(['repo', 'create', 'bench']));
-const show = JSON.parse((await runOk(process.execPath, cli(['repo', 'show', 'bench', '--json']))).stdout);
-const repoLink = show.path ?? join(dataDir, 'repos', show.dirName);
-rmSync(repoLink, { recursive: true, force: true });
-symlinkSync(repo, repoLink);
-const pass = join(tmp.dir, 'passphrase');
-writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
-await runOk(process.execPath, cli(['repo', 'key', 'bench', '--passphrase-file', pass]));
+await adoptRepository(dataDir, 'bench', repo, tmp.dir);
 
 async function verify(args) {
   const t0 = process.hrtime.bigint();

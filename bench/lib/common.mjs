@@ -5,7 +5,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -224,4 +224,22 @@ export function requireBuilt() {
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
     throw new Error('borgkeep is not built: run `npm run bench` (it builds first) or `npx tsc -p tsconfig.build.json`');
   }
+}
+
+/**
+ * A borgkeep installation in `dataDir` whose repository `name` is the repository at `repoPath`
+ * itself (a symbolic link; the benchmarks that use it only read it), its key handed to the vault
+ * with PASSPHRASE. Returns argv for `borgkeep --data-dir dataDir ARGS`.
+ */
+export async function adoptRepository(dataDir, name, repoPath, passDir) {
+  const cli = (args) => [BORGKEEP, '--data-dir', dataDir, ...args];
+  await runOk(process.execPath, cli(['repo', 'create', name]));
+  const show = JSON.parse((await runOk(process.execPath, cli(['repo', 'show', name, '--json']))).stdout);
+  const link = show.path ?? join(dataDir, 'repos', show.dirName);
+  rmSync(link, { recursive: true, force: true });
+  symlinkSync(repoPath, link);
+  const pass = join(passDir, 'passphrase');
+  writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
+  await runOk(process.execPath, cli(['repo', 'key', name, '--passphrase-file', pass]));
+  return cli;
 }

@@ -28,17 +28,8 @@ export interface VerificationRecord {
   readonly findings: unknown[];
 }
 
-export interface NewVerification {
-  readonly repositoryId: number;
-  readonly actor: string;
-  readonly scope: VerificationScope;
-  readonly verdict: VerificationVerdict;
-  readonly fromTxn: number | null;
-  readonly throughTxn: number | null;
-  readonly throughStamp: string | null;
-  readonly objectsRead: number;
-  readonly bytesRead: number;
-  readonly detail: string;
+/** A run to record: the record without its id and time (the store sets them). */
+export interface NewVerification extends Omit<VerificationRecord, 'id' | 'at' | 'findings'> {
   readonly findings: readonly unknown[];
 }
 
