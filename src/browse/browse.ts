@@ -229,16 +229,9 @@ export async function restorePath(objects: ObjectReader, archive: ArchiveReader,
   const masters = new Map<string, ArchiveItem>();
   const kind = await restoreKind(archive, path);
   if (kind === 'file') {
-    for await (const item of archive.items()) {
-      const key = latin1(item.path);
-      if (item.hardlinkMaster) masters.set(key, kept(item));
-      if (typedForm(key) !== path) continue;
-      const holder = itemKind(item) === 'hardlink' && item.source ? masters.get(latin1(item.source)) : item;
-      if (!holder) throw new BrowseError(`the hardlink '${shownText(item.path)}' names a first copy the archive does not hold`);
-      const bytes = await writeAll(out, readChunks(objects, holder.chunks ?? []));
-      return { kind, bytes, items: 1 };
-    }
-    throw new BrowseError(`archive '${archive.info.name}' has nothing at '/${path}'`);
+    const { holder } = await fileAt(archive, path);
+    const bytes = await writeAll(out, readChunks(objects, holder.chunks ?? []));
+    return { kind, bytes, items: 1 };
   }
   const tar = new TarWriter(out);
   // Per first copy of a set of hardlinks, the path this tar holds its content under: a later link
@@ -297,6 +290,16 @@ export interface ArchiveFile {
 export async function findFile(archive: ArchiveReader, typedPath: string): Promise<ArchiveFile | null> {
   const path = normalisePath(typedPath);
   if ((await restoreKind(archive, path)) !== 'file') return null;
+  const { key, item, holder } = await fileAt(archive, path);
+  const chunks = holder.chunks ?? [];
+  return { name: key.slice(key.lastIndexOf('/') + 1), size: contentSize(chunks), chunks, mtimeNs: item.mtimeNs };
+}
+
+/**
+ * The item at the normalised `path` of a file and the item that holds its content (its first
+ * copy, for a later hardlink). BrowseError when nothing is there.
+ */
+async function fileAt(archive: ArchiveReader, path: string): Promise<{ key: string; item: ArchiveItem; holder: ArchiveItem }> {
   const masters = new Map<string, ArchiveItem>();
   for await (const item of archive.items()) {
     const key = latin1(item.path);
@@ -304,8 +307,7 @@ export async function findFile(archive: ArchiveReader, typedPath: string): Promi
     if (typedForm(key) !== path) continue;
     const holder = itemKind(item) === 'hardlink' && item.source ? masters.get(latin1(item.source)) : item;
     if (!holder) throw new BrowseError(`the hardlink '${shownText(item.path)}' names a first copy the archive does not hold`);
-    const chunks = holder.chunks ?? [];
-    return { name: key.slice(key.lastIndexOf('/') + 1), size: contentSize(chunks), chunks, mtimeNs: item.mtimeNs };
+    return { key, item, holder };
   }
   throw new BrowseError(`archive '${archive.info.name}' has nothing at '/${path}'`);
 }
