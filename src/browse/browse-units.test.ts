@@ -95,3 +95,35 @@ describe('the tar writer', () => {
     }
   });
 });
+
+describe('the search pattern', () => {
+  test("matches like a shell: '*' within a path part, '**' across parts, '?' one character, sets; a name alone in any folder", async () => {
+    const { pathMatcher } = await import('./browse.js');
+    const m = (pattern: string, path: string) => pathMatcher(pattern)(path);
+    expect(m('*.txt', 'src/dir/a.txt')).toBe(true);
+    expect(m('*.txt', 'src/dir/a.txt.bak')).toBe(false);
+    expect(m('src/*.txt', 'src/dir/a.txt')).toBe(false);
+    expect(m('src/**.txt', 'src/dir/a.txt')).toBe(true);
+    expect(m('/src/**/c.txt', 'src/dir/deeper/c.txt')).toBe(true);
+    expect(m('src/dir/?.txt', 'src/dir/a.txt')).toBe(true);
+    expect(m('src/di?/a.txt', 'src/di/.txt')).toBe(false);
+    expect(m('[ab].txt', 'src/dir/b.txt')).toBe(true);
+    expect(m('[!ab].txt', 'src/dir/b.txt')).toBe(false);
+    expect(m('[!ab].txt', 'src/dir/c.txt')).toBe(true);
+    // Regular expression characters are themselves.
+    expect(m('a+b(1).txt', 'x/a+b(1).txt')).toBe(true);
+    expect(m('a.txt', 'x/aXtxt')).toBe(false);
+    expect(m('ünï*', 'src/ünïcödé.txt')).toBe(true);
+    expect(m('home/*/', 'home/ann/')).toBe(true);
+  });
+
+  test('refuses an empty, unbalanced, too long or too wild pattern in one sentence', async () => {
+    const { pathMatcher } = await import('./browse.js');
+    expect(() => pathMatcher('/')).toThrow('the search pattern is empty');
+    expect(() => pathMatcher('a[bc')).toThrow("the search pattern 'a[bc' has a '[' without its ']'");
+    expect(() => pathMatcher('a'.repeat(1025))).toThrow('the search pattern is longer than 1024 characters');
+    expect(() => pathMatcher('*a*a*a*a*a*a*a*a*a')).toThrow("the search pattern has more than 8 wildcards '*'");
+    // A run of stars is one wildcard: this is three.
+    expect(pathMatcher('x/**a***b*')('x/a/y/bz')).toBe(true);
+  });
+});

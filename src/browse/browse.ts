@@ -180,6 +180,77 @@ export async function listFolder(archive: ArchiveReader, typedFolder: string): P
   return { folder, entries: sorted };
 }
 
+/** The longest search pattern taken (a person types it; the matcher is built from it). */
+export const MAX_PATTERN_LENGTH = 1024;
+/**
+ * The most runs of '*' a pattern may have: each is a backtracking point of the regular expression
+ * it becomes, and a long path against many of them could hold the server's one thread for long.
+ */
+export const MAX_PATTERN_STARS = 8;
+
+/**
+ * A shell-style path pattern as a matcher of paths (as typed: no leading slash): `*` any run of
+ * characters within one path part, `**` any run across parts, `?` one character but '/', `[...]`
+ * (or `[!...]`) one of a set. A pattern without '/' matches an entry's name in any folder (as
+ * `find -name`); one with '/' matches the whole path from the archive's top (a leading '/' is
+ * dropped). Case-sensitive. BrowseError for an empty, too long or unbalanced pattern.
+ */
+export function pathMatcher(pattern: string): (typedPath: string) => boolean {
+  const p = pattern.replace(/^\/+/, '');
+  if (p === '') throw new BrowseError('the search pattern is empty');
+  if (pattern.length > MAX_PATTERN_LENGTH) throw new BrowseError(`the search pattern is longer than ${MAX_PATTERN_LENGTH} characters`);
+  if ((p.match(/\*+/g) ?? []).length > MAX_PATTERN_STARS) throw new BrowseError(`the search pattern has more than ${MAX_PATTERN_STARS} wildcards '*'`);
+  let re = '';
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === '*') {
+      // A run of two or more is '**'.
+      let end = i;
+      while (p[end + 1] === '*') end++;
+      re += end > i ? '.*' : '[^/]*';
+      i = end;
+    } else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = p.indexOf(']', i + 2);
+      if (end < 0) throw new BrowseError(`the search pattern '${pattern}' has a '[' without its ']'`);
+      let set = p.slice(i + 1, end);
+      const negated = set.startsWith('!');
+      if (negated) set = set.slice(1);
+      re += `[${negated ? '^' : ''}${set.replace(/[\\\]^]/g, (x) => `\\${x}`)}]`;
+      i = end;
+    } else re += c.replace(/[.+^${}()|\\\]]/g, (x) => `\\${x}`);
+  }
+  const whole = new RegExp(`^${re}$`, 'su');
+  if (p.includes('/')) return (path) => whole.test(path);
+  return (path) => whole.test(path.slice(path.lastIndexOf('/') + 1));
+}
+
+export interface SearchResult {
+  readonly pattern: string;
+  /** The matches in the archive's order, at most `limit`. */
+  readonly entries: FolderEntry[];
+  /** Whether more entries matched than were given. */
+  readonly truncated: boolean;
+}
+
+/**
+ * The archive's entries whose path matches `pattern` (pathMatcher), in the archive's order, up to
+ * `limit`. One pass over the archive's items; folders implied by deeper paths are not entries.
+ */
+export async function searchArchive(archive: ArchiveReader, pattern: string, limit: number): Promise<SearchResult> {
+  const matches = pathMatcher(pattern);
+  const masters = new Map<string, ArchiveItem>();
+  const entries: FolderEntry[] = [];
+  for await (const item of archive.items()) {
+    const key = latin1(item.path);
+    if (item.hardlinkMaster) masters.set(key, kept(item));
+    if (!matches(typedForm(key))) continue;
+    if (entries.length === limit) return { pattern, entries, truncated: true };
+    entries.push(entryOf(item, shownText(Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'latin1')), masters));
+  }
+  return { pattern, entries, truncated: false };
+}
+
 export interface RestoreResult {
   /** 'file': the file's bytes; 'tar': a tar stream of the path and everything below it. */
   readonly kind: 'file' | 'tar';

@@ -95,6 +95,7 @@ const CASES: Case[] = [
   { name: 'remove a pull host', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/pull-hosts/${await newPullHost()}` }) },
   { name: "an archive's metadata", needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1' }) },
   { name: 'list a folder of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/entries?path=' }) },
+  { name: 'search an archive by path pattern', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/search?pattern=*' }) },
   { name: 'diff two archives', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/diff?to=a1' }) },
   { name: 'download a file of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/content?path=file.txt' }) },
 ];

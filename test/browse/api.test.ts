@@ -94,7 +94,24 @@ describe('browsing over the API', () => {
     expect(meta.body.archive).toEqual(fromCli);
     expect(meta.body.archive.commandLine).toContain('./main::two');
 
+    // A search by path pattern: names in any folder, or whole paths; in the archive's order.
+    const txt = await operator('/repositories/main/archives/one/search?pattern=*.txt');
+    expect(txt.status).toBe(200);
+    const listedTxt = txt.body.entries.map((e: { path: string }) => e.path);
+    expect(listedTxt).toEqual(expect.arrayContaining(['src/dir/a.txt', 'src/dir/b.txt', 'src/dir/deeper/c.txt', 'src/ünïcödé.txt']));
+    expect(txt.body.entries.every((e: { path: string }) => e.path.endsWith('.txt'))).toBe(true);
+    expect(txt.body.truncated).toBe(false);
+    const deep = await operator(`/repositories/main/archives/one/search?pattern=${encodeURIComponent('src/**/c.txt')}`);
+    expect(deep.body.entries).toEqual([JSON.parse(await env.cliOk(['ls', 'main', 'one', 'src/dir/deeper/c.txt', '--json'])).entries[0]]);
+    const first = await operator('/repositories/main/archives/one/search?pattern=*&limit=2');
+    expect(first.body.entries).toHaveLength(2);
+    expect(first.body.truncated).toBe(true);
+    expect((await operator('/repositories/main/archives/one/search?pattern=nothing-like-this')).body.entries).toEqual([]);
+    const bad = await operator(`/repositories/main/archives/one/search?pattern=${encodeURIComponent('a[b')}`);
+    expect(bad).toEqual({ status: 400, body: { code: 'BK_ERR_INVALID_INPUT', message: "the search pattern 'a[b' has a '[' without its ']'" } });
+
     const viewer = await as('viewer');
+    expect((await viewer('/repositories/main/archives/one/search?pattern=*')).status).toBe(403);
     expect((await viewer('/repositories/main/archives/two')).status).toBe(403);
     expect((await viewer('/repositories/main/archives/one/entries')).status).toBe(403);
     expect((await viewer('/repositories/main/archives/one/content?path=src/big.bin')).status).toBe(403);

@@ -10,6 +10,7 @@ import type { ArchiveReader } from '../../browse/archive-reader.js';
 import type { ObjectReader } from '../../browse/object-reader.js';
 import type { ApiContext } from '../api-server.js';
 import { actorOf } from '../presenters.js';
+import { invalidInput } from '../../errors.js';
 import { defineRoute } from '../route.js';
 import { name } from '../schemas.js';
 
@@ -94,6 +95,35 @@ export function browseRoutes(ctx: ApiContext) {
         return withArchives(params.name, [params.archive], async ({ readers }) => {
           const listing = await listFolder(readers[0]!, query.path);
           return { archive: params.archive, folder: listing.folder, entries: listing.entries };
+        });
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/repositories/:name/archives/:archive/search',
+      tag: 'repositories',
+      summary:
+        "an archive's entries whose path matches a shell-style pattern ('*' within a path part, '**' across parts, '?', [set]; a pattern without '/' matches names in any folder), in the archive's order",
+      access: 'operator',
+      params: z.object({ name, archive: archiveName }).strict(),
+      query: z
+        .object({
+          pattern: z.string().max(4096).describe("e.g. '*.conf', 'etc/passwd', 'home/*/.ssh/**'"),
+          limit: z.coerce.number().int().min(1).max(10_000).default(1000).describe('the most entries given (1 to 10,000)'),
+        })
+        .strict(),
+      response: z.object({ archive: z.string(), pattern: z.string(), entries: z.array(entrySchema), truncated: z.boolean().describe('more entries matched than were given') }),
+      async handler({ params, query }) {
+        const { searchArchive, pathMatcher } = await import('../../browse/browse.js');
+        // A bad pattern is the asker's mistake, said before the repository is opened.
+        try {
+          pathMatcher(query.pattern);
+        } catch (error) {
+          throw invalidInput((error as Error).message);
+        }
+        return withArchives(params.name, [params.archive], async ({ readers }) => {
+          const found = await searchArchive(readers[0]!, query.pattern, query.limit);
+          return { archive: params.archive, pattern: found.pattern, entries: found.entries, truncated: found.truncated };
         });
       },
     }),
