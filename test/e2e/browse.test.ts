@@ -63,6 +63,19 @@ describe('browsing an archive in the console', () => {
     expect(readFileSync(saved).equals(readFileSync(join(work, 'tree', 'sub', 'data.bin')))).toBe(true);
     await h.screenshot('archive-browser');
 
+    // Find by path pattern: the matches across folders; a folder found opens in place.
+    await files.getByLabel('Find by path pattern').fill('*.bin');
+    await files.getByRole('button', { name: 'Find' }).click();
+    const found = files.locator('[data-search-results]');
+    await found.locator('li[data-found="tree/sub/data.bin"]').waitFor();
+    expect(await found.locator('li').evaluateAll((items) => items.map((i) => i.getAttribute('data-found')))).toEqual(['tree/sub/data.bin']);
+    expect(await found.locator('p').textContent()).toBe('1 entry matches *.bin.');
+    await files.getByLabel('Find by path pattern').fill('tree/s*');
+    await files.getByRole('button', { name: 'Find' }).click();
+    await found.getByRole('button', { name: 'Open folder tree/sub' }).click();
+    await files.locator('tr[data-entry="data.bin"]').waitFor();
+    expect(await axeViolations(page)).toEqual([]);
+
     // What changed from monday to tuesday: the paths borgkeep diff names, in words.
     const changes = page.getByRole('region', { name: 'Changes from archive monday' });
     await changes.getByLabel('Compare monday with').selectOption('tuesday');

@@ -43,9 +43,20 @@ const TYPE_WORDS: Record<string, string> = { file: 'file', directory: 'folder', 
 
 export function ArchiveBrowser({ repository, archive, onClose }: { repository: string; archive: string; onClose: () => void }) {
   const [folder, setFolder] = useState('');
+  // The search by path pattern (GET .../search): what is typed, and what was asked for.
+  const [typed, setTyped] = useState('');
+  const [asked, setAsked] = useState<string | null>(null);
   const base = `/repositories/${encodeURIComponent(repository)}/archives/${encodeURIComponent(archive)}`;
   const listing = useLoad(() => api<{ folder: string; entries: Entry[] }>('GET', `${base}/entries?path=${encodeURIComponent(folder)}`), [base, folder]);
   const meta = useLoad(() => api<{ archive: ArchiveMeta }>('GET', base), [base]);
+  const found = useLoad(
+    () => (asked === null ? Promise.resolve(null) : api<{ entries: Entry[]; truncated: boolean }>('GET', `${base}/search?pattern=${encodeURIComponent(asked)}`)),
+    [base, asked],
+  );
+  const openFolder = (path: string) => {
+    setAsked(null);
+    setFolder(path);
+  };
   const m = meta.data?.archive;
   const parts = folder === '' ? [] : folder.split('/');
   const download = (path: string) => `/api/v1${base}/content?path=${encodeURIComponent(path)}`;
@@ -64,67 +75,126 @@ export function ArchiveBrowser({ repository, archive, onClose }: { repository: s
           <span className="mono">{m.commandLine.join(' ')}</span>
         </p>
       )}
-      <nav aria-label="Folder">
-        <button type="button" className="link" onClick={() => setFolder('')} aria-current={folder === '' ? 'page' : undefined}>
-          top
-        </button>
-        {parts.map((p, i) => (
-          <span key={i}>
-            {' / '}
-            <button type="button" className="link mono" onClick={() => setFolder(parts.slice(0, i + 1).join('/'))} aria-current={i === parts.length - 1 ? 'page' : undefined}>
-              {p}
-            </button>
-          </span>
-        ))}
-        {folder !== '' && (
+      <form
+        className="archive-search"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setAsked(typed.trim() === '' ? null : typed.trim());
+        }}
+      >
+        <label htmlFor="archive-search-pattern">Find by path pattern</label>{' '}
+        <input id="archive-search-pattern" className="mono" value={typed} onChange={(e) => setTyped(e.target.value)} placeholder="*.conf, etc/passwd, home/*/.ssh/**" />{' '}
+        <button type="submit">Find</button>
+        {asked !== null && (
           <>
             {' '}
-            <a href={download(folder)}>Download this folder as a tar file</a>
+            <button type="button" onClick={() => setAsked(null)}>
+              Back to the folders
+            </button>
           </>
         )}
-      </nav>
-      {listing.error && <p className="error">{listing.error.message}</p>}
-      {listing.data && listing.data.entries.length === 0 && <p className="muted">This folder is empty.</p>}
-      {listing.data && listing.data.entries.length > 0 && (
-        <div className="table-wrap">
-          <table className="archive-files">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Size</th>
-                <th scope="col">Owner</th>
-                <th scope="col">Mode</th>
-                <th scope="col">Modified</th>
-              </tr>
-            </thead>
-            <tbody>
-              {listing.data.entries.map((e) => (
-                <tr key={e.path} data-entry={e.name}>
-                  <th scope="row" className="mono">
-                    {e.type === 'directory' ? (
-                      <button type="button" className="link" onClick={() => setFolder(e.path)} aria-label={`Open folder ${e.name}`}>
-                        {e.name}/
-                      </button>
-                    ) : e.type === 'file' || e.type === 'hardlink' ? (
-                      <a href={download(e.path)} aria-label={`Download ${e.name}`}>
-                        {e.name}
-                      </a>
-                    ) : (
-                      e.name
-                    )}
-                    {e.linkTarget && <span className="muted small"> → {e.linkTarget}</span>}
-                  </th>
-                  <td>{TYPE_WORDS[e.type] ?? e.type}</td>
-                  <td>{e.type === 'directory' ? '' : bytes(e.size)}</td>
-                  <td>{e.implied ? '' : `${e.user ?? '?'}:${e.group ?? '?'}`}</td>
-                  <td className="mono">{e.implied ? '' : e.mode}</td>
-                  <td>{e.mtime ? <Time at={e.mtime} /> : ''}</td>
-                </tr>
+      </form>
+      {asked !== null && (
+        <div data-search-results>
+          {found.error && <p className="error">{found.error.message}</p>}
+          {found.data && (
+            <p className="muted small">
+              {found.data.entries.length === 0
+                ? `Nothing in this archive matches ${asked}.`
+                : `${found.data.entries.length} ${found.data.entries.length === 1 ? 'entry matches' : 'entries match'} ${asked}${found.data.truncated ? ' (only the first ones are shown: narrow the pattern)' : ''}.`}
+            </p>
+          )}
+          {found.data && found.data.entries.length > 0 && (
+            <ul className="archive-found">
+              {found.data.entries.map((e) => (
+                <li key={e.path} data-found={e.path} className="mono">
+                  {e.type === 'directory' ? (
+                    <button type="button" className="link" onClick={() => openFolder(e.path)} aria-label={`Open folder ${e.path}`}>
+                      {e.path}/
+                    </button>
+                  ) : e.type === 'file' || e.type === 'hardlink' ? (
+                    <a href={download(e.path)} aria-label={`Download ${e.path}`}>
+                      {e.path}
+                    </a>
+                  ) : (
+                    e.path
+                  )}{' '}
+                  <span className="muted small">
+                    {TYPE_WORDS[e.type] ?? e.type}
+                    {e.type === 'directory' ? '' : `, ${bytes(e.size)}`}
+                  </span>
+                </li>
               ))}
-            </tbody>
-          </table>
+            </ul>
+          )}
         </div>
+      )}
+      {asked === null && (
+        <>
+          <nav aria-label="Folder">
+            <button type="button" className="link" onClick={() => setFolder('')} aria-current={folder === '' ? 'page' : undefined}>
+              top
+            </button>
+            {parts.map((p, i) => (
+              <span key={i}>
+                {' / '}
+                <button type="button" className="link mono" onClick={() => setFolder(parts.slice(0, i + 1).join('/'))} aria-current={i === parts.length - 1 ? 'page' : undefined}>
+                  {p}
+                </button>
+              </span>
+            ))}
+            {folder !== '' && (
+              <>
+                {' '}
+                <a href={download(folder)}>Download this folder as a tar file</a>
+              </>
+            )}
+          </nav>
+          {listing.error && <p className="error">{listing.error.message}</p>}
+          {listing.data && listing.data.entries.length === 0 && <p className="muted">This folder is empty.</p>}
+          {listing.data && listing.data.entries.length > 0 && (
+            <div className="table-wrap">
+              <table className="archive-files">
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Kind</th>
+                    <th scope="col">Size</th>
+                    <th scope="col">Owner</th>
+                    <th scope="col">Mode</th>
+                    <th scope="col">Modified</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {listing.data.entries.map((e) => (
+                    <tr key={e.path} data-entry={e.name}>
+                      <th scope="row" className="mono">
+                        {e.type === 'directory' ? (
+                          <button type="button" className="link" onClick={() => openFolder(e.path)} aria-label={`Open folder ${e.name}`}>
+                            {e.name}/
+                          </button>
+                        ) : e.type === 'file' || e.type === 'hardlink' ? (
+                          <a href={download(e.path)} aria-label={`Download ${e.name}`}>
+                            {e.name}
+                          </a>
+                        ) : (
+                          e.name
+                        )}
+                        {e.linkTarget && <span className="muted small"> → {e.linkTarget}</span>}
+                      </th>
+                      <td>{TYPE_WORDS[e.type] ?? e.type}</td>
+                      <td>{e.type === 'directory' ? '' : bytes(e.size)}</td>
+                      <td>{e.implied ? '' : `${e.user ?? '?'}:${e.group ?? '?'}`}</td>
+                      <td className="mono">{e.implied ? '' : e.mode}</td>
+                      <td>{e.mtime ? <Time at={e.mtime} /> : ''}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </>
       )}
     </section>
   );
