@@ -3,7 +3,6 @@
 // compact, with the key borgkeep holds). No options shows it; options set the whole policy (what
 // is not given is no longer a rule); --run-now runs it once, here, and prints what it did.
 
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 
 import { BorgkeepError, invalidInput } from '../errors.js';
@@ -11,6 +10,7 @@ import type { RetentionView } from '../retention/retention-service.js';
 import { withStore, type CliContext } from './cli-context.js';
 import { parseCount } from './input.js';
 import { formatTime } from './output.js';
+import { masterPassphrase } from './vault-commands.js';
 
 interface RetentionOptions {
   keepLast?: string;
@@ -81,14 +81,7 @@ export function registerRetentionCommand(repo: Command, ctx: CliContext): void {
         ...(opts.prefix !== undefined && { prefix: opts.prefix }),
         ...(opts.schedule !== undefined && { schedule: opts.schedule }),
       };
-      let masterPassphrase: string | undefined;
-      if (opts.vaultPassphraseFile !== undefined) {
-        try {
-          masterPassphrase = readFileSync(opts.vaultPassphraseFile, 'utf8').replace(/\r?\n$/, '');
-        } catch {
-          throw invalidInput(`cannot read the vault passphrase file '${opts.vaultPassphraseFile}'`);
-        }
-      }
+      const master = masterPassphrase(opts.vaultPassphraseFile, process.env);
       // Loaded here, never by the CLI's entry: the policy module brings zod and croner, which every
       // `borgkeep borg-serve` (one per backup session) would otherwise parse at start-up.
       const [{ createRetentionService }, { describeRules }, { openVault }, { createGuardDeps, borgCommand }] = await Promise.all([
@@ -99,7 +92,7 @@ export function registerRetentionCommand(repo: Command, ctx: CliContext): void {
       ]);
       await withStore(ctx, async (store) => {
         const dataDir = store.paths.root;
-        const vault = openVault(dataDir, masterPassphrase === undefined ? {} : { masterPassphrase });
+        const vault = openVault(dataDir, master === undefined ? {} : { masterPassphrase: master });
         const service = createRetentionService({
           store,
           vault,

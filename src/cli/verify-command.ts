@@ -5,13 +5,12 @@
 // found, 2 could not verify (no key held, the vault sealed, the repository unreadable). Reads the
 // committed state without borg's lock and never writes into the repository.
 
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 
-import { invalidInput } from '../errors.js';
 import type { VerifyReport } from '../verify/verify-service.js';
 import { withStore, type CliContext } from './cli-context.js';
 import { formatSize, plural } from './output.js';
+import { masterPassphrase } from './vault-commands.js';
 
 export const EXIT_VERIFY_INTACT = 0;
 export const EXIT_VERIFY_DAMAGED = 1;
@@ -46,14 +45,7 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
     .option('--as <name>', 'who verifies, for the record (default: cli)')
     .action(async (repoName: string, opts: { all?: boolean; json?: boolean; vaultPassphraseFile?: string; as?: string }) => {
       try {
-        let masterPassphrase: string | undefined;
-        if (opts.vaultPassphraseFile !== undefined) {
-          try {
-            masterPassphrase = readFileSync(opts.vaultPassphraseFile, 'utf8').replace(/\r?\n$/, '');
-          } catch {
-            throw invalidInput(`cannot read the vault passphrase file '${opts.vaultPassphraseFile}'`);
-          }
-        }
+        const master = masterPassphrase(opts.vaultPassphraseFile, process.env);
         const [{ createVerifyService }, { openVault }, { createRepositoryKeySource }, { browseArchiveReferences }] = await Promise.all([
           import('../verify/verify-service.js'),
           import('../vault/vault.js'),
@@ -61,7 +53,7 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
           import('../verify/archive-references.js'),
         ]);
         const report = await withStore(ctx, (store) => {
-          const vault = openVault(store.paths.root, masterPassphrase === undefined ? {} : { masterPassphrase });
+          const vault = openVault(store.paths.root, master === undefined ? {} : { masterPassphrase: master });
           const service = createVerifyService({ store, repositoryKey: createRepositoryKeySource(vault), archiveReferences: browseArchiveReferences });
           return service.verify(repoName, { all: opts.all === true, actor: opts.as ?? 'cli' });
         });
