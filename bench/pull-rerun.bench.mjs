@@ -23,15 +23,12 @@ import {
   BORGKEEP,
   GiB,
   MiB,
-  PASSPHRASE,
-  borgClientEnv,
   borgVersion,
   fmt,
   median,
   printTable,
   requireBuilt,
   run,
-  runOk,
   saveResults,
   syncDisks,
   tempRoot,
@@ -83,14 +80,7 @@ async function measured(fn) {
 /** (a): three pushes with the client's own cache kept between them. */
 async function pushRuns(n, src) {
   const repo = join(tmp.dir, `push-repo-${n}`);
-  await runOk('borg', ['init', '-e', 'repokey', repo], { env: borgClientEnv(join(tmp.dir, `init-${n}`), 'false') });
-  hosts.allowPushTo(repo);
-  const base = join(hosts.tmpDir, `push-base-${n}`);
-  await runOk('runuser', ['-u', hosts.user, '--', 'mkdir', '-m', '700', base]);
-  const clientEnv = [
-    'env', '-i', `PATH=${hosts.clientPath}`, `HOME=${base}`, 'LANG=C.UTF-8', `BORG_BASE_DIR=${base}`, `BORG_RSH=${hosts.pushRsh}`,
-    `BORG_PASSPHRASE=${PASSPHRASE}`, 'BORG_RELOCATED_REPO_ACCESS_IS_OK=yes',
-  ];
+  const clientEnv = await hosts.preparePush(repo, join(tmp.dir, `init-${n}`), join(hosts.tmpDir, `push-base-${n}`));
   let k = 0;
   const create = async () => {
     const [cmd, ...argv] = hosts.asClient([...clientEnv, 'borg', 'create', '--compression', COMPRESSION, `ssh://root@${hosts.serverAddress}:2022${repo}::run-${++k}`, src]);

@@ -28,7 +28,6 @@ import {
   BORGKEEP,
   GiB,
   MiB,
-  PASSPHRASE,
   ROOT,
   borgClientEnv,
   borgVersion,
@@ -82,15 +81,9 @@ const readTime = (file) => readFileSync(file, 'utf8').trim().split('\n').pop().s
 async function runPush(n, src) {
   const repo = join(tmp.dir, `push-repo-${n}`);
   const initEnv = borgClientEnv(join(tmp.dir, `init-${n}`), 'false');
-  await runOk('borg', ['init', '-e', 'repokey', repo], { env: initEnv });
-  hosts.allowPushTo(repo);
   const base = join(hosts.tmpDir, `push-base-${n}`);
-  await runOk('runuser', ['-u', hosts.user, '--', 'mkdir', '-m', '700', base]);
+  const clientEnv = await hosts.preparePush(repo, join(tmp.dir, `init-${n}`), base);
   syncDisks();
-  const clientEnv = [
-    'env', '-i', `PATH=${hosts.clientPath}`, `HOME=${base}`, 'LANG=C.UTF-8', `BORG_BASE_DIR=${base}`, `BORG_RSH=${hosts.pushRsh}`,
-    `BORG_PASSPHRASE=${PASSPHRASE}`, 'BORG_RELOCATED_REPO_ACCESS_IS_OK=yes',
-  ];
   hosts.takeServeCpu();
   hosts.takeClientBorgCpu();
   const before = childCpuSeconds(hosts.serverSshdPid);

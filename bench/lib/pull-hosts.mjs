@@ -257,6 +257,20 @@ export async function startPullHosts(n, dir) {
         );
         writeFileSync(serverAuthorized, `command="${script}",restrict ${pushPub}\n`, { mode: 0o600 });
       },
+      /**
+       * A new repokey repository at `repo` (made by root with BORG_BASE_DIR `initBase`) that the
+       * client may push to, and the client user's BORG_BASE_DIR `base` (0700): returns the argv
+       * prefix (`env -i ...`) its borg runs under, with its own cache kept in `base`.
+       */
+      async preparePush(repo, initBase, base) {
+        await runOk('borg', ['init', '-e', 'repokey', repo], { env: borgClientEnv(initBase, 'false') });
+        this.allowPushTo(repo);
+        await runOk('runuser', ['-u', PULL_USER, '--', 'mkdir', '-m', '700', base]);
+        return [
+          'env', '-i', `PATH=${clientPath}`, `HOME=${base}`, 'LANG=C.UTF-8', `BORG_BASE_DIR=${base}`, `BORG_RSH=${this.pushRsh}`,
+          `BORG_PASSPHRASE=${PASSPHRASE}`, 'BORG_RELOCATED_REPO_ACCESS_IS_OK=yes',
+        ];
+      },
       setClientAuthorizedKeys(lines) {
         writeFileSync(clientAuthorized, lines.map((l) => `${l}\n`).join(''));
         chmodSync(clientAuthorized, 0o644);
