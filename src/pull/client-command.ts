@@ -130,8 +130,10 @@ export function keptFilesCacheName(installation: string, hostId: number, reposit
   return `files.${createHash('sha256').update(`${installation}\n${hostId}\n${repositoryId}`).digest('hex').slice(0, 32)}`;
 }
 
-function checkKept(kept: KeptFilesCache): void {
+/** Where the job's borg reads and writes its files cache: checked names only (used unquoted in sh). */
+function jobFilesCache(dir: string, kept: KeptFilesCache): string {
   if (!/^[0-9a-f]{64}$/.test(kept.cacheDirName) || !/^files\.[0-9a-f]{32}$/.test(kept.keptName)) throw new Error('not a kept files cache');
+  return `${dir}/${JOB_FILES.base}/.cache/borg/${kept.cacheDirName}/files`;
 }
 
 /**
@@ -141,8 +143,7 @@ function checkKept(kept: KeptFilesCache): void {
  */
 export function restoreFilesCacheCommand(dir: string, kept: KeptFilesCache): string {
   if (!isPlainClientDir(dir)) throw new Error('the job directory on the client host has an unexpected name');
-  checkKept(kept);
-  const to = `${dir}/${JOB_FILES.base}/.cache/borg/${kept.cacheDirName}/files`;
+  const to = jobFilesCache(dir, kept);
   return underSh(`umask 077 && f=${KEPT_FILES_DIR}/${kept.keptName} && if [ -f "$f" ]; then cp -- "$f" ${to} && wc -c < "$f"; fi`);
 }
 
@@ -247,8 +248,7 @@ export function borgCreateCommand(line: BorgCreateLine): string {
   // when borg ended with 0 or 1 (warnings), else the last kept one stays.
   let keep = '';
   if (line.keepFilesCache) {
-    checkKept(line.keepFilesCache);
-    const from = `${dir}/${JOB_FILES.base}/.cache/borg/${line.keepFilesCache.cacheDirName}/files`;
+    const from = jobFilesCache(dir, line.keepFilesCache);
     const k = line.keepFilesCache.keptName;
     keep = ` if [ $rc -le 1 ] && [ -f ${from} ]; then ( umask 077 && k=${KEPT_FILES_DIR} && mkdir -p -- "$k" && mv -f -- ${from} "$k/${k}.new" && chmod 600 "$k/${k}.new" && mv -f -- "$k/${k}.new" "$k/${k}" ); fi;`;
   }
