@@ -67,6 +67,8 @@ describe('borgkeep host', () => {
       lastJob: null,
       offeredHostKey: null,
     });
+    // 'photos' has no key in the vault: the add says every job fails until it has one.
+    expect(out).toContain("\n  repository 'photos' has no key in the vault yet: jobs fail until 'borgkeep repo key photos --passphrase-file FILE' hands it over\n");
     const text = await cli.ok(['host', 'show', 'web1']);
     expect(text).toContain(`  host key:    ${FP}\n`);
     expect(text).toContain('  last job:    none yet\n');
