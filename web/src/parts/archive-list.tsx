@@ -1,11 +1,12 @@
 // The repository's archive list as the server reads it (GET /repositories/:name/archives): per
 // archive its name, the client's time, when the server first saw it committed and which key's
 // session added it, with a note on archives whose client time is more than a day away from the
-// server's first sighting (a retimed archive). Without a held key, the server's one sentence.
+// server's first sighting (a retimed archive), and the verdict of the server's archive checks with
+// each failed rule's sentence. Without a held key, the server's one sentence.
 // Shows the newest archives first, a page at a time: a repository may hold 10,000 of them.
 import { useState } from 'react';
 import { api } from '../api';
-import { exact } from '../format';
+import { exact, Time } from '../format';
 import { useLoad } from '../hooks';
 import { ArchiveBrowser } from './archive-browser';
 import { ArchiveDiff } from './archive-diff';
@@ -18,6 +19,42 @@ export interface ListedArchive {
   firstSeenBaseline: boolean;
   retimed: boolean;
   addedBy: { sessionId: number; keyName: string | null; role: string | null } | null;
+  /** The server's archive checks; null: not checked yet. */
+  check: ArchiveCheck | null;
+}
+
+export interface ArchiveCheck {
+  verdict: 'passed' | 'failed' | 'skipped';
+  findings: { rule: string; sentence: string }[];
+  notes: string[];
+  comparedWith: string | null;
+  checkedAt: string;
+}
+
+const CHECK_BADGE: Record<ArchiveCheck['verdict'], { label: string; badge: string }> = {
+  passed: { label: 'passed', badge: 'ok' },
+  failed: { label: 'failed', badge: 'error' },
+  skipped: { label: 'not checked', badge: 'never' },
+};
+
+/** An archive's verdict, each failed rule in its sentence, and when it was checked. */
+function CheckCell({ check }: { check: ArchiveCheck | null }) {
+  if (!check) return <span className="muted">not checked yet</span>;
+  const shown = CHECK_BADGE[check.verdict];
+  return (
+    <>
+      <span className={`badge ${shown.badge}`}>{shown.label}</span> <Time at={check.checkedAt} />
+      {check.comparedWith && <div className="muted small">compared with {check.comparedWith}</div>}
+      {check.findings.length > 0 && (
+        <ul className="findings small">
+          {check.findings.map((f, i) => (
+            <li key={i}>{f.sentence}</li>
+          ))}
+        </ul>
+      )}
+      {check.verdict !== 'failed' && check.notes.length > 0 && <div className="muted small">{check.notes.join(' ')}</div>}
+    </>
+  );
 }
 
 export interface ArchiveListing {
@@ -61,11 +98,12 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
                 <th scope="col">Client's time</th>
                 <th scope="col">First seen by the server</th>
                 <th scope="col">Added by</th>
+                <th scope="col">Checks</th>
               </tr>
             </thead>
             <tbody>
               {newestFirst.slice(0, shown).map((a) => (
-                <tr key={`${a.id} ${a.name}`} data-archive={a.name} data-retimed={a.retimed ? 'yes' : 'no'}>
+                <tr key={`${a.id} ${a.name}`} data-archive={a.name} data-retimed={a.retimed ? 'yes' : 'no'} data-check={a.check?.verdict ?? 'none'}>
                   <th scope="row">
                     <span className="mono">{a.name}</span>{' '}
                     <button type="button" className="link small" onClick={() => setBrowsing(a.name)} aria-label={`Browse the files of ${a.name}`}>
@@ -100,6 +138,9 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
                     ) : (
                       <span className="muted">unknown</span>
                     )}
+                  </td>
+                  <td className={a.check?.verdict === 'failed' ? 'alert' : ''}>
+                    <CheckCell check={a.check ?? null} />
                   </td>
                 </tr>
               ))}
