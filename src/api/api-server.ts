@@ -20,6 +20,7 @@ import { buildOpenApiDocument } from './openapi.js';
 import { JsonText, type ApiRoute } from './route.js';
 import { archiveRoutes } from './routes/archive-routes.js';
 import { archiveCheckRoutes } from './routes/archive-check-routes.js';
+import { browseAccessRoutes } from './routes/browse-access-routes.js';
 import { browseRoutes } from './routes/browse-routes.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { createEventStreams } from './routes/event-routes.js';
@@ -143,6 +144,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...retentionRoutes(ctx),
     ...archiveRoutes(ctx),
     ...archiveCheckRoutes(ctx),
+    ...browseAccessRoutes(ctx),
     ...browseRoutes(ctx),
     ...keyRoutes(ctx),
     ...grantRoutes(ctx),

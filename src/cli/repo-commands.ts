@@ -19,6 +19,7 @@ import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { registerKeyHistoryCommand } from './key-history-command.js';
 import { registerRetentionCommand } from './retention-command.js';
 import { registerChecksCommand } from './checks-command.js';
+import { registerBrowsingCommand } from './browsing-command.js';
 import { advertisedUrl, registerSetupCommand } from './setup-command.js';
 import { registerVaultCommands } from './vault-commands.js';
 import { RECOMMENDED_ENCRYPTION } from '../gateway/client-setup.js';
@@ -29,6 +30,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
   registerKeyHistoryCommand(repo, ctx);
   registerRetentionCommand(repo, ctx);
   registerChecksCommand(repo, ctx);
+  registerBrowsingCommand(repo, ctx);
   registerVaultCommands(repo, ctx);
   registerSetupCommand(repo, ctx);
 

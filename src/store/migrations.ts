@@ -848,7 +848,8 @@ const pullFilesCache: Migration = {
  * Issue 18 point 5: archive checks. Per repository the rules each new archive must pass (none
  * until an admin sets them: "exists and is readable" needs no row), and per archive the server's
  * verdict with its findings (sentences), its figures and when it was checked; `gone_at` is when
- * the checks job last found the archive no longer in the manifest (its alert ends then).
+ * the checks job last found the archive no longer in the manifest (its alert ends then). And (issue 18
+ * point 2) per repository whether console viewers may browse its archives' names: off by default.
  */
 const archiveChecks: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
@@ -877,8 +878,17 @@ const archiveChecks: Migration = {
       .addCheckConstraint('archive_checks_verdict_check', sql`verdict in ('passed', 'failed', 'skipped')`)
       .execute();
     await db.schema.createIndex('archive_checks_archive_idx').unique().on('archive_checks').columns(['repository_id', 'archive_id', 'archive_name']).execute();
+    // Issue 18 point 2: whether console viewers may browse a repository's archives (names only).
+    await db.schema
+      .createTable('browse_access')
+      .addColumn('repository_id', 'integer', (col) => col.primaryKey().references('repositories.id').onDelete('cascade'))
+      .addColumn('viewers_may_browse', 'integer', (col) => col.notNull().defaultTo(0))
+      .addColumn('updated_at', 'text', (col) => col.notNull())
+      .addColumn('updated_by', 'text', (col) => col.notNull())
+      .execute();
   },
   async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('browse_access').execute();
     await db.schema.dropTable('archive_checks').execute();
     await db.schema.dropTable('archive_check_rules').execute();
   },

@@ -408,6 +408,14 @@ export interface ArchiveChecksTable {
   gone_at: string | null;
 }
 
+/** Migration 0025: whether console viewers may browse a repository's archives (names and metadata). */
+export interface BrowseAccessTable {
+  repository_id: number;
+  viewers_may_browse: Generated<number>;
+  updated_at: string;
+  updated_by: string;
+}
+
 export interface Database {
   access_version: AccessVersionTable;
   users: UsersTable;
@@ -439,4 +447,5 @@ export interface Database {
   verifications: VerificationsTable;
   archive_check_rules: ArchiveCheckRulesTable;
   archive_checks: ArchiveChecksTable;
+  browse_access: BrowseAccessTable;
 }

@@ -1,8 +1,9 @@
 // The console's archive checks in a real browser against a running `borgkeep serve` and a
 // repository written by the real borg client: an admin sets the rules on the repository page (a
 // bad value gets the CLI's sentence and saves nothing), the next backup misses a required path, and
-// after the checks job the archive list marks that archive failed with the rule's sentence. No
-// serious or critical axe-core violation on the page.
+// after the checks job the archive list marks that archive failed with the rule's sentence. A
+// viewer browses an archive's names only once an admin ticks the repository's switch, and never
+// sees a download link. No serious or critical axe-core violation on the pages.
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { startConsoleHarness, type ConsoleHarness } from '../e2e/browser-harness
 import { PASSPHRASE } from '../helpers/borgkeep-env.js';
 
 let h: ConsoleHarness;
+const VIEWER_PASSWORD = 'viewer password for the checks test';
 let tree: string;
 
 async function backup(archive: string): Promise<void> {
@@ -31,6 +33,9 @@ async function runJob(name: string): Promise<void> {
 
 beforeAll(async () => {
   h = await startConsoleHarness('checks-console', { setup: (e) => e.repoWithKeys('main', { laptop: 'full' }) });
+  // Added once serve made its first admin (it makes one only while there is no user).
+  writeFileSync(join(h.env.root, 'viewer-password'), VIEWER_PASSWORD);
+  await h.env.cliOk(['user', 'add', 'vic', '--role', 'viewer', '--password-file', join(h.env.root, 'viewer-password')]);
   tree = join(h.env.root, 'machine');
   mkdirSync(join(tree, 'etc'), { recursive: true });
   mkdirSync(join(tree, 'home', 'alice'), { recursive: true });
@@ -80,5 +85,32 @@ test('an admin sets the rules on the repository page, and a backup missing a req
   expect(await page.getByRole('region', { name: 'Archive checks' }).textContent()).toContain('1 archive passed, 1 archive failed');
   expect(await axeViolations(page)).toEqual([]);
   await h.screenshot('repository-archive-checks', { forDocs: false });
+  expect(h.pageErrors.filter((e) => !/status of 400/.test(e))).toEqual([]);
+});
+
+test('a viewer browses the names of an archive only where an admin allowed it, and never sees a download link', async () => {
+  const viewer = await h.newPage();
+  await h.login('vic', VIEWER_PASSWORD, viewer);
+  await viewer.goto(`${h.url}/repositories/main`);
+  const row = viewer.locator('tr[data-archive="main-2026-12-05"]');
+  await row.waitFor();
+  await expect.poll(() => viewer.locator('[data-viewers-browse]').getAttribute('data-viewers-browse')).toBe('no');
+  expect(await row.getByRole('button', { name: /Browse the files/ }).count()).toBe(0);
+  expect(await viewer.locator('[data-viewers-browse]').textContent()).toContain('Only operators and admins may browse the files of these archives.');
+
+  // The admin ticks the repository's switch.
+  await h.page.goto(`${h.url}/repositories/main`);
+  await h.page.getByLabel(/Viewers may browse the files of these archives/).click();
+  await expect.poll(() => h.page.locator('[data-viewers-browse]').getAttribute('data-viewers-browse')).toBe('yes');
+  expect(await axeViolations(h.page)).toEqual([]);
+
+  await viewer.reload();
+  await viewer.locator('tr[data-archive="main-2026-12-05"]').getByRole('button', { name: 'Browse the files of main-2026-12-05' }).click();
+  const files = viewer.getByRole('region', { name: 'Files of archive main-2026-12-05' });
+  await files.getByRole('button', { name: 'Open folder etc' }).click();
+  await files.locator('tr[data-entry="passwd"]').waitFor();
+  expect(await files.getByRole('link').count()).toBe(0);
+  expect(await viewer.getByRole('region', { name: /Changes from archive/ }).count()).toBe(0);
+  expect(await axeViolations(viewer)).toEqual([]);
   expect(h.pageErrors.filter((e) => !/status of 400/.test(e))).toEqual([]);
 });

@@ -10,6 +10,8 @@ import { exact, Time } from '../format';
 import { useLoad } from '../hooks';
 import { ArchiveBrowser } from './archive-browser';
 import { ArchiveDiff } from './archive-diff';
+import { BrowseAccessSwitch, useBrowseAccess } from './browse-access';
+import { can, useMe } from '../app';
 
 export interface ListedArchive {
   name: string;
@@ -71,6 +73,10 @@ const clientTime = (t: string) => (/^\d{4}-\d\d-\d\dT[\d:.]+$/.test(t) ? `${t.sl
 export function ArchiveList({ repository, refresh }: { repository: string; refresh?: unknown }) {
   const path = encodeURIComponent(repository);
   const listing = useLoad(() => api<ArchiveListing>('GET', `/repositories/${path}/archives`), [repository, refresh]);
+  const me = useMe();
+  const access = useBrowseAccess(repository);
+  // Viewers browse names only where an admin allowed it; downloads and diffs stay with operators.
+  const mayBrowse = can(me, 'operator') || access.data?.viewersMayBrowse === true;
   const [shown, setShown] = useState(PAGE);
   const [browsing, setBrowsing] = useState<string | null>(null);
   const archives = listing.data?.archives ?? null;
@@ -80,6 +86,7 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
     <section aria-labelledby="archives-title" className="archive-list">
       <h2 id="archives-title">Archives</h2>
       <p className="muted small">As the server reads them from the committed manifest with the key borgkeep holds; the first sighting is the server's own time, which a client cannot set.</p>
+      <BrowseAccessSwitch repository={repository} access={access.data ?? null} onChange={access.reload} />
       {listing.error && <p className="error">{listing.error.message}</p>}
       {listing.data && archives === null && <p className="muted">{listing.data.reason}</p>}
       {archives !== null && archives.length === 0 && <p className="muted">No archives yet.</p>}
@@ -106,9 +113,11 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
                 <tr key={`${a.id} ${a.name}`} data-archive={a.name} data-retimed={a.retimed ? 'yes' : 'no'} data-check={a.check?.verdict ?? 'none'}>
                   <th scope="row">
                     <span className="mono">{a.name}</span>{' '}
-                    <button type="button" className="link small" onClick={() => setBrowsing(a.name)} aria-label={`Browse the files of ${a.name}`}>
-                      files
-                    </button>
+                    {mayBrowse && (
+                      <button type="button" className="link small" onClick={() => setBrowsing(a.name)} aria-label={`Browse the files of ${a.name}`}>
+                        files
+                      </button>
+                    )}
                     <div className="muted small mono" title={a.id}>
                       {a.id.slice(0, 16)}
                     </div>
@@ -149,7 +158,7 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
         </div>
       )}
       {browsing !== null && <ArchiveBrowser key={browsing} repository={repository} archive={browsing} onClose={() => setBrowsing(null)} />}
-      {browsing !== null && <ArchiveDiff key={`diff ${browsing}`} repository={repository} archive={browsing} others={newestFirst.map((a) => a.name).filter((n) => n !== browsing)} />}
+      {browsing !== null && can(me, 'operator') && <ArchiveDiff key={`diff ${browsing}`} repository={repository} archive={browsing} others={newestFirst.map((a) => a.name).filter((n) => n !== browsing)} />}
       {newestFirst.length > shown && (
         <p>
           <span className="muted small">
