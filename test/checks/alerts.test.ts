@@ -4,14 +4,16 @@
 // missing an expected path, and one where most files were rewritten with random bytes, each
 // fail, raise an `archive-check` alert naming the repository, the archive and each failed rule,
 // and are marked in the API's archive list and in `borgkeep archives --json`. Setting the rules
-// with a bad value is one sentence, the same from the CLI and the API.
+// with a bad value is one sentence, the same from the CLI and the API. Deleting a failed archive
+// ends its alert; the first look at a repository with older archives skips all but the newest of
+// each prefix.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
-import { PASSPHRASE, createBorgkeepEnv, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { PASSPHRASE, createBorgkeepEnv, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { firstAdminPassword } from '../helpers/first-admin.js';
 
 let env: BorgkeepEnv;
@@ -149,4 +151,38 @@ test('rules with a bad value are refused with one sentence, the same from the CL
   const json = JSON.parse(await env.cliOk(['repo', 'checks', 'srv', '--json']));
   expect(json.rules).toMatchObject({ requiredPaths: ['etc/passwd', 'home/*/'], maxChanged: 50, maxNewData: 50, updatedBy: 'cli' });
   expect(json.description).toBe("be readable; hold paths matching 'etc/passwd' and 'home/*/'; keep its file count within 30 % of the previous archive's; keep its size within 50 % of the previous archive's; have at most 50 % of its files new or changed; have at most 50 % new data");
+});
+
+test('an archive that leaves the repository ends its alert; the first look at a repository checks only the newest archive of each prefix', async () => {
+  const deleted = await env.borg('admin', ['delete', `${env.url('srv')}::lost-2026-12-06`]);
+  expect(deleted.code, deleted.stderr).toBe(0);
+  await runJob('archive-checks');
+  await runJob('alerts-state');
+  const open = (await call('GET', '/alerts?state=open')).body.alerts.filter((a: { rule: string }) => a.rule === 'archive-check');
+  expect(open.map((a: { summary: string }) => a.summary)).toEqual(["archive 'crypt-2026-12-06' of 'srv' failed its checks: changed files, new data"]);
+
+  // An unencrypted repository (read without a key) with archives made before the server looked:
+  // written beside the data directory and moved into place at once, so no run of the job sees a part.
+  await env.cliOk(['repo', 'create', 'old']);
+  const local = join(env.root, 'old-repository');
+  const borgHere = (args: string[]) => run('borg', args, { env: env.borgEnv('admin'), cwd: dirs.daily! });
+  expect((await borgHere(['init', '-e', 'none', local])).code).toBe(0);
+  for (const name of ['etc-1', 'etc-2', 'etc-3']) {
+    const r = await borgHere(['create', `${local}::${name}`, 'etc']);
+    expect(r.code, r.stderr).toBe(0);
+  }
+  const target = await env.repoPath('old');
+  rmSync(target, { recursive: true, force: true });
+  renameSync(local, target);
+  await runJob('archive-checks');
+  const listed = await call('GET', '/repositories/old/archives');
+  // No key is held for it, so the API's list says why there is none; the CLI reads it without one.
+  expect(listed.body.archives).toBeNull();
+  const cli = JSON.parse(await env.cliOk(['archives', 'old', '--json'])) as { archives: Array<{ name: string; check: { verdict: string; notes: string[] } | null }> };
+  expect(cli.archives.map((a) => [a.name, a.check?.verdict])).toEqual([
+    ['etc-1', 'skipped'],
+    ['etc-2', 'skipped'],
+    ['etc-3', 'passed'],
+  ]);
+  expect(cli.archives[0]!.check!.notes).toEqual(['in the repository before its archives were first checked: not checked']);
 });
