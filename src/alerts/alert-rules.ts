@@ -32,7 +32,8 @@ export type AlertRule =
   | 'key-change'
   | 'compaction-deferred'
   | 'pull-failed'
-  | 'verify-damage';
+  | 'verify-damage'
+  | 'archive-check';
 export type AlertSeverity = 'warning' | 'critical';
 
 export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
@@ -45,6 +46,7 @@ export const RULE_FAMILY: Readonly<Record<AlertRule, AlertFamily>> = {
   'compaction-deferred': 'state',
   'pull-failed': 'state',
   'verify-damage': 'state',
+  'archive-check': 'state',
   denial: 'security',
   refusal: 'security',
   'auth-failures': 'security',
@@ -139,7 +141,36 @@ export interface RepositoryFacts {
    * full verification found the repository intact: its findings and the archives that depend on them.
    */
   readonly verifyDamage?: { readonly at: Date; readonly findings: number; readonly archives: readonly string[]; readonly detail: string } | null;
+  /**
+   * Archives still in the repository whose archive checks failed (src/checks/): each failed rule
+   * as its rule name and one sentence.
+   */
+  readonly archiveCheckFailures?: readonly ArchiveCheckFailureFacts[];
 }
+
+export interface ArchiveCheckFailureFacts {
+  readonly archiveId: string;
+  readonly archiveName: string;
+  readonly checkedAt: Date;
+  readonly findings: ReadonlyArray<{ readonly rule: string; readonly sentence: string }>;
+}
+
+/**
+ * Failed archive checks that look like damage or a client rewriting its files (an unreadable
+ * archive, a jump of changed files or of new data: ransomware's signs) are critical; a missing
+ * path or a changed file count or size, which a changed backup set also explains, a warning.
+ */
+const CRITICAL_CHECKS: ReadonlySet<string> = new Set(['readable', 'changed-files', 'new-data']);
+
+/** The words of each archive check rule in an alert's summary. */
+const CHECK_WORDS: Readonly<Record<string, string>> = {
+  readable: 'unreadable',
+  'required-path': 'missing paths',
+  'count-change': 'file count',
+  'size-change': 'size',
+  'changed-files': 'changed files',
+  'new-data': 'new data',
+};
 
 /** Guard denials within the last day, one entry per (key, repository, reason). */
 export interface DenialFacts {
@@ -311,6 +342,21 @@ export function evaluateAlerts(facts: AlertFacts, settings: AlertSettings): Aler
           `The verification of repository '${r.name}' at ${v.at.toISOString()} found ${v.findings} damaged or missing ${v.findings === 1 ? 'object' : 'objects'} (${archives}): ${v.detail}. ` +
           `Restores of those archives may fail. Run borg check on the repository, and back up again what the damaged archives held; ` +
           `a later full verification (borgkeep verify ${r.name} --all) that finds it intact ends this alert.`,
+      });
+    }
+    // One alert per failed archive while it is in the repository: pruning it, or removing it after
+    // a look, ends the alert; acknowledging it stops the repeats.
+    for (const f of r.archiveCheckFailures ?? []) {
+      const rules = [...new Set(f.findings.map((x) => CHECK_WORDS[x.rule] ?? x.rule))];
+      out.push({
+        key: `archive-check:repository:${r.id}:archive:${f.archiveId}`,
+        rule: 'archive-check',
+        severity: f.findings.some((x) => CRITICAL_CHECKS.has(x.rule)) ? 'critical' : 'warning',
+        repositoryId: r.id,
+        summary: `archive '${f.archiveName}' of '${r.name}' failed its checks: ${rules.join(', ')}`,
+        detail:
+          `The archive checks of repository '${r.name}' at ${f.checkedAt.toISOString()} found: ${f.findings.map((x) => x.sentence).join(' ')} ` +
+          `Look at the archive before relying on it (borgkeep diff ${r.name} with the archive before it); this alert ends when the archive leaves the repository.`,
       });
     }
   }

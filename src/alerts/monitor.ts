@@ -7,14 +7,14 @@ import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { Store } from '../store/database.js';
-import { DEFAULT_ALERT_SETTINGS, POLICY_REFUSAL_SECONDS, evaluateAlerts, type AlertFamily, type AlertSettings, type DiskFacts, type RepositoryFacts } from './alert-rules.js';
+import { DEFAULT_ALERT_SETTINGS, POLICY_REFUSAL_SECONDS, evaluateAlerts, type AlertFamily, type AlertSettings, type ArchiveCheckFailureFacts, type DiskFacts, type RepositoryFacts } from './alert-rules.js';
 import type { VerificationRecord } from '../store/verification-store.js';
 import type { AlertEngine, Reconciled } from './alert-engine.js';
 import type { SizeOf } from '../api/features/repository-size.js';
 
 export const ALERT_SETTINGS = 'alerts';
 
-type MonitorStore = Pick<Store, 'paths' | 'getSetting' | 'denialsSince' | 'authFailuresSince' | 'listRepositoryStatuses' | 'failedPullHosts' | 'unresolvedVerificationDamage'>;
+type MonitorStore = Pick<Store, 'paths' | 'getSetting' | 'denialsSince' | 'authFailuresSince' | 'listRepositoryStatuses' | 'failedPullHosts' | 'unresolvedVerificationDamage' | 'failedArchiveChecks'>;
 
 export interface MonitorDeps {
   store: MonitorStore;
@@ -65,6 +65,10 @@ export function createMonitor(deps: MonitorDeps) {
       }
       const statuses = await deps.store.listRepositoryStatuses({ denialsSince: now });
       const damage = new Map((await deps.store.unresolvedVerificationDamage()).map((v) => [v.repositoryId, v]));
+      const failedChecks = new Map<number, ArchiveCheckFailureFacts[]>();
+      for (const c of await deps.store.failedArchiveChecks()) {
+        failedChecks.set(c.repositoryId, [...(failedChecks.get(c.repositoryId) ?? []), { archiveId: c.archiveId, archiveName: c.archiveName, checkedAt: c.checkedAt, findings: c.findings }]);
+      }
       const repositories = await Promise.all(
         statuses.map(async (s) => ({
           id: s.repository.id,
@@ -83,6 +87,7 @@ export function createMonitor(deps: MonitorDeps) {
           keyChange: s.keyChange,
           compactionDeferred: s.compactionDeferred,
           verifyDamage: verifyDamageFacts(damage.get(s.repository.id)),
+          archiveCheckFailures: failedChecks.get(s.repository.id) ?? [],
         })),
       );
       const pulls = (await deps.store.failedPullHosts()).map(({ job, repositoryId }) => ({

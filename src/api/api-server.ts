@@ -19,6 +19,8 @@ import { registerConsole } from './console-static.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { JsonText, type ApiRoute } from './route.js';
 import { archiveRoutes } from './routes/archive-routes.js';
+import { archiveCheckRoutes } from './routes/archive-check-routes.js';
+import { browseAccessRoutes } from './routes/browse-access-routes.js';
 import { browseRoutes } from './routes/browse-routes.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { createEventStreams } from './routes/event-routes.js';
@@ -141,6 +143,8 @@ export function createApiServer(deps: ApiDeps): ApiServer {
     ...repositoryRoutes(ctx),
     ...retentionRoutes(ctx),
     ...archiveRoutes(ctx),
+    ...archiveCheckRoutes(ctx),
+    ...browseAccessRoutes(ctx),
     ...browseRoutes(ctx),
     ...keyRoutes(ctx),
     ...grantRoutes(ctx),

@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 import type { BorgKey } from '../repository/borg-key.js';
 import type { ObjectReader } from '../browse/object-reader.js';
 import type { Store } from '../store/database.js';
+import type { ArchiveCheckRecord } from '../store/archive-check-store.js';
 import type { Repository } from '../store/types.js';
 import { invalidInput } from '../errors.js';
 import { withStore, type CliContext } from './cli-context.js';
@@ -56,6 +57,12 @@ async function withRepository<T>(ctx: CliContext, name: string, opts: VaultOptio
   });
 }
 
+/** An archive's check verdict as `archives --json` prints it (the API's archive list has the same). */
+function checkJson(c: ArchiveCheckRecord | undefined) {
+  if (!c) return null;
+  return { verdict: c.verdict, findings: c.findings.map((f) => ({ rule: f.rule, sentence: f.sentence })), notes: [...c.notes], comparedWith: c.figures?.comparedWith ?? null, checkedAt: c.checkedAt.toISOString() };
+}
+
 export function registerBrowseCommands(program: Command, ctx: CliContext): void {
   const vaultOption = ['--vault-passphrase-file <file>', "the vault's master passphrase, when the vault is sealed with one"] as const;
 
@@ -70,6 +77,7 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
       await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
         const path = store.paths.repository(repository.dirName);
         const sightings = await store.listArchiveSightings(repository.id);
+        const checks = new Map((await store.listArchiveChecks(repository.id)).map((c) => [`${c.archiveId}\n${c.archiveName}`, c]));
         const firstSeen = new Map(sightings.map((s) => [`${s.archiveId}\n${s.name}`, s]));
         const rows = [];
         // In time order, as borg list shows them.
@@ -82,6 +90,8 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
             firstSeenAt: seen ? seen.firstSeenAt.toISOString() : null,
             // Not cheap: it needs every chunk's reference count across the repository.
             deduplicatedSize: null,
+            // The server's archive checks (src/checks); null: not checked yet.
+            check: checkJson(checks.get(`${entry.id}\n${entry.name}`)),
           });
         }
         if (opts.json) {
@@ -94,10 +104,12 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
         }
         ctx.out.line(
           formatTable(
-            ['NAME', 'TIME', 'FIRST SEEN', 'SIZE', 'FILES', 'HOST', 'COMMAND'],
-            rows.map((r) => [r.name, r.time ?? '-', r.firstSeenAt ? formatTime(new Date(r.firstSeenAt)) : '-', r.size === null ? '-' : formatSize(r.size), r.files === null ? '-' : String(r.files), r.hostname ?? '-', r.commandLine.join(' ')]),
+            ['NAME', 'TIME', 'FIRST SEEN', 'SIZE', 'FILES', 'HOST', 'CHECKS', 'COMMAND'],
+            rows.map((r) => [r.name, r.time ?? '-', r.firstSeenAt ? formatTime(new Date(r.firstSeenAt)) : '-', r.size === null ? '-' : formatSize(r.size), r.files === null ? '-' : String(r.files), r.hostname ?? '-', r.check?.verdict ?? 'not checked', r.commandLine.join(' ')]),
           ),
         );
+        // Each failed rule in its own sentence, below the table.
+        for (const r of rows) for (const f of r.check?.findings ?? []) ctx.out.line(`failed: ${f.sentence}`);
       });
     });
 

@@ -18,6 +18,8 @@ import { archiveRules } from './grant-commands.js';
 import { DURATION_UNITS, parseInterval, parseQuota } from './input.js';
 import { registerKeyHistoryCommand } from './key-history-command.js';
 import { registerRetentionCommand } from './retention-command.js';
+import { registerChecksCommand } from './checks-command.js';
+import { registerBrowsingCommand } from './browsing-command.js';
 import { advertisedUrl, registerSetupCommand } from './setup-command.js';
 import { registerVaultCommands } from './vault-commands.js';
 import { RECOMMENDED_ENCRYPTION } from '../gateway/client-setup.js';
@@ -27,6 +29,8 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
   const repo = program.command('repo').description('create, change, list, show and delete repositories');
   registerKeyHistoryCommand(repo, ctx);
   registerRetentionCommand(repo, ctx);
+  registerChecksCommand(repo, ctx);
+  registerBrowsingCommand(repo, ctx);
   registerVaultCommands(repo, ctx);
   registerSetupCommand(repo, ctx);
 

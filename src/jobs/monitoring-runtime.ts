@@ -97,6 +97,18 @@ function dailyVerify(store: Store, vault: Vault): (name: string) => Promise<stri
   };
 }
 
+/** The archive checks job: every repository the server can read with the vault's keys (src/checks). */
+function archiveChecks(store: Store, vault: Vault): () => Promise<string> {
+  let service: import('../checks/archive-check-service.js').ArchiveCheckService | null = null;
+  return async () => {
+    if (!service) {
+      const [{ createArchiveCheckService }, { createRepositoryKeySource }] = await Promise.all([import('../checks/archive-check-service.js'), import('../vault/repository-key.js')]);
+      service = createArchiveCheckService({ store, repositoryKey: createRepositoryKeySource(vault) });
+    }
+    return service.checkAll();
+  };
+}
+
 export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring> {
   const { store, log } = deps;
   const now = deps.now ?? (() => new Date());
@@ -120,6 +132,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     ...(deps.retention && { retention: () => deps.retention!.runDue() }),
     ...(deps.pull && { pullSchedules: () => deps.pull!.queueDue() }),
     ...(deps.vault && { verify: dailyVerify(store, deps.vault) }),
+    ...(deps.vault && { archiveChecks: archiveChecks(store, deps.vault) }),
     audit: async (name) => {
       const repository = await store.getRepository(name);
       if (!existsSync(join(store.paths.repository(repository.dirName), 'config'))) return 'not initialised';

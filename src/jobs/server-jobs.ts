@@ -2,7 +2,8 @@
 // delete reaches people within seconds; the others every half minute), daily repository
 // statistics, daily audits of every repository (structural, unless the config file gives a
 // repository's passphrase file), and daily verification of the objects each repository received
-// since the last one (src/verify; the repositories whose key borgkeep holds, and unencrypted ones).
+// since the last one (src/verify; the repositories whose key borgkeep holds, and unencrypted ones),
+// and the archive checks of each new archive (src/checks), every half minute.
 
 import type { Monitor } from '../alerts/monitor.js';
 import { latestIndexTransaction } from '../repository/hash-index.js';
@@ -29,6 +30,8 @@ export interface ServerJobDeps {
   verify?: (repositoryName: string) => Promise<string | null>;
   /** Queues a pull job for each host whose schedule is due (pull-service.ts queueDue). */
   pullSchedules?: () => Promise<string>;
+  /** Checks the archives that have no verdict yet, in every repository the server can read (src/checks). */
+  archiveChecks?: () => Promise<string>;
 }
 
 const repositories = (n: number) => `${n} ${n === 1 ? 'repository' : 'repositories'}`;
@@ -137,6 +140,18 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
             pattern: '* * * * * *',
             description: "each repository's retention policy on its schedule: borg prune with its flags, then borg compact under the gate",
             run: deps.retention,
+          },
+        ]
+      : []),
+    ...(deps.archiveChecks
+      ? [
+          {
+            name: 'archive-checks',
+            // Cheap when nothing was committed since the last look (one directory listing per
+            // repository), so a new archive is checked, and alerted on, within a minute of its backup.
+            pattern: '*/30 * * * * *',
+            description: "each new archive checked against its repository's rules: readable, required paths, file count and size, changed files and new data against the archive before it",
+            run: deps.archiveChecks,
           },
         ]
       : []),

@@ -10,6 +10,8 @@ import { mkdirSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator } from 'kysely';
 import { BorgkeepError } from '../errors.js';
+import { createArchiveCheckStore, type ArchiveCheckStore } from './archive-check-store.js';
+import { createBrowseAccessStore, type BrowseAccessStore } from './browse-access-store.js';
 import { createArchiveSightingStore, type ArchiveSightingStore } from './archive-sighting-store.js';
 import { createRemovalClaimStore } from './removal-claim-store.js';
 import { createAuthStore, type AuthStore } from './auth-store.js';
@@ -41,7 +43,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore, VerificationStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore, VerificationStore, ArchiveCheckStore, BrowseAccessStore {
   readonly paths: DataDirPaths;
   close(): Promise<void>;
 }
@@ -120,6 +122,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...createPullStore(deps),
     ...createPullReadStore(deps),
     ...createVerificationStore(deps),
+    ...createArchiveCheckStore(deps),
+    ...createBrowseAccessStore(deps),
     close: () => db.destroy(),
   };
 }

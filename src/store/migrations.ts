@@ -844,6 +844,56 @@ const pullFilesCache: Migration = {
   },
 };
 
+/**
+ * Issue 18 point 5: archive checks. Per repository the rules each new archive must pass (none
+ * until an admin sets them: "exists and is readable" needs no row), and per archive the server's
+ * verdict with its findings (sentences), its figures and when it was checked; `gone_at` is when
+ * the checks job last found the archive no longer in the manifest (its alert ends then). And (issue 18
+ * point 2) per repository whether console viewers may browse its archives' names: off by default.
+ */
+const archiveChecks: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('archive_check_rules')
+      .addColumn('repository_id', 'integer', (col) => col.primaryKey().references('repositories.id').onDelete('cascade'))
+      .addColumn('required_paths', 'text', (col) => col.notNull().defaultTo('[]'))
+      .addColumn('max_count_change', 'real')
+      .addColumn('max_size_change', 'real')
+      .addColumn('max_changed', 'real')
+      .addColumn('max_new_data', 'real')
+      .addColumn('updated_at', 'text', (col) => col.notNull())
+      .addColumn('updated_by', 'text', (col) => col.notNull())
+      .execute();
+    await withId(db, db.schema.createTable('archive_checks'))
+      .addColumn('repository_id', 'integer', (col) => col.notNull().references('repositories.id').onDelete('cascade'))
+      .addColumn('archive_id', 'text', (col) => col.notNull())
+      .addColumn('archive_name', 'text', (col) => col.notNull())
+      .addColumn('archive_time', 'text', (col) => col.notNull())
+      .addColumn('verdict', 'text', (col) => col.notNull())
+      .addColumn('findings', 'text', (col) => col.notNull().defaultTo('[]'))
+      .addColumn('notes', 'text', (col) => col.notNull().defaultTo('[]'))
+      .addColumn('figures', 'text')
+      .addColumn('checked_at', 'text', (col) => col.notNull())
+      .addColumn('gone_at', 'text')
+      .addCheckConstraint('archive_checks_verdict_check', sql`verdict in ('passed', 'failed', 'skipped')`)
+      .execute();
+    await db.schema.createIndex('archive_checks_archive_idx').unique().on('archive_checks').columns(['repository_id', 'archive_id', 'archive_name']).execute();
+    // Issue 18 point 2: whether console viewers may browse a repository's archives (names only).
+    await db.schema
+      .createTable('browse_access')
+      .addColumn('repository_id', 'integer', (col) => col.primaryKey().references('repositories.id').onDelete('cascade'))
+      .addColumn('viewers_may_browse', 'integer', (col) => col.notNull().defaultTo(0))
+      .addColumn('updated_at', 'text', (col) => col.notNull())
+      .addColumn('updated_by', 'text', (col) => col.notNull())
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('browse_access').execute();
+    await db.schema.dropTable('archive_checks').execute();
+    await db.schema.dropTable('archive_check_rules').execute();
+  },
+};
+
 /** All migrations by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
@@ -868,6 +918,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0022_pull_chunk_index': pullChunkIndex,
   '0023_verification': verification,
   '0024_pull_files_cache': pullFilesCache,
+  '0025_archive_checks': archiveChecks,
 };
 
 export const migrationProvider: MigrationProvider = {

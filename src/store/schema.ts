@@ -377,6 +377,45 @@ export interface VerificationsTable {
   findings: Generated<string>;
 }
 
+/** Migration 0025: a repository's archive check rules (checks/check-rules.ts); percentages, null: not checked. */
+export interface ArchiveCheckRulesTable {
+  repository_id: number;
+  /** JSON array of path patterns. */
+  required_paths: Generated<string>;
+  max_count_change: number | null;
+  max_size_change: number | null;
+  max_changed: number | null;
+  max_new_data: number | null;
+  updated_at: string;
+  updated_by: string;
+}
+
+/** Migration 0025: the server's verdict on each archive (checks/archive-check-service.ts). */
+export interface ArchiveChecksTable {
+  id: Generated<number>;
+  repository_id: number;
+  archive_id: string;
+  archive_name: string;
+  archive_time: string;
+  verdict: string;
+  /** JSON: [{rule, sentence}]. */
+  findings: Generated<string>;
+  /** JSON: [sentence]. */
+  notes: Generated<string>;
+  /** JSON: checks/check-rules.ts CheckFigures, or null (skipped). */
+  figures: string | null;
+  checked_at: string;
+  gone_at: string | null;
+}
+
+/** Migration 0025: whether console viewers may browse a repository's archives (names and metadata). */
+export interface BrowseAccessTable {
+  repository_id: number;
+  viewers_may_browse: Generated<number>;
+  updated_at: string;
+  updated_by: string;
+}
+
 export interface Database {
   access_version: AccessVersionTable;
   users: UsersTable;
@@ -406,4 +445,7 @@ export interface Database {
   pull_jobs: PullJobsTable;
   pull_job_log: PullJobLogTable;
   verifications: VerificationsTable;
+  archive_check_rules: ArchiveCheckRulesTable;
+  archive_checks: ArchiveChecksTable;
+  browse_access: BrowseAccessTable;
 }

@@ -140,7 +140,7 @@ test('the jobs are listed with their last run; statistics run on demand and show
   expect(stats.body.stats[0].sizeBytes).toBeGreaterThan(0);
   expect(stats.body.stats[0].objects).toBeGreaterThan(0);
   const jobs = await api('GET', '/jobs');
-  expect(jobs.body.jobs.map((j: { name: string }) => j.name).sort()).toEqual(['alerts-security', 'alerts-state', 'audits', 'pull-schedules', 'retention', 'statistics', 'verify']);
+  expect(jobs.body.jobs.map((j: { name: string }) => j.name).sort()).toEqual(['alerts-security', 'alerts-state', 'archive-checks', 'audits', 'pull-schedules', 'retention', 'statistics', 'verify']);
   expect(jobs.body.jobs.find((j: { name: string }) => j.name === 'alerts-security').lastResult).toBe('ok');
   const alerts = await api('GET', '/alerts?state=open');
   expect(alerts.body.alerts.map((a: { rule: string }) => a.rule)).toContain('denial');

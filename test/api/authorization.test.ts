@@ -39,6 +39,12 @@ beforeAll(async () => {
   const borgEnv = { ...process.env, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: tree };
   execFileSync('borg', ['init', '--encryption=none', browsed], { stdio: 'pipe', env: borgEnv });
   execFileSync('borg', ['create', `${browsed}::a1`, 'file.txt'], { stdio: 'pipe', env: borgEnv, cwd: tree });
+  // The same, in a repository whose admin lets viewers browse its archives (names only).
+  const shownRepo = await h.temp.store.createRepository({ name: 'shown', quotaBytes: null });
+  const shown = h.temp.store.paths.repository(shownRepo.dirName);
+  execFileSync('borg', ['init', '--encryption=none', shown], { stdio: 'pipe', env: borgEnv });
+  execFileSync('borg', ['create', `${shown}::a1`, 'file.txt'], { stdio: 'pipe', env: borgEnv, cwd: tree });
+  await h.temp.store.setBrowseAccess(shownRepo.id, true, 'test');
 });
 afterAll(() => h.close());
 
@@ -93,10 +99,18 @@ const CASES: Case[] = [
   { name: 'add a pull host', needs: 'admin', ok: 201, request: async () => ({ method: 'POST', path: '/pull-hosts', body: { name: unique('host'), address: 'client.example.org', user: 'backup', repository: 'audited', paths: ['/home'] } }) },
   { name: "accept a pull host's key", needs: 'admin', ok: 200, request: async () => ({ method: 'POST', path: `/pull-hosts/${await newPullHost()}/accept-key`, body: { fingerprint: `SHA256:${'C'.repeat(43)}` } }) },
   { name: 'remove a pull host', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/pull-hosts/${await newPullHost()}` }) },
+  { name: 'set archive check rules', needs: 'admin', ok: 200, request: async () => ({ method: 'PUT', path: `/repositories/${await newRepo()}/archive-checks`, body: { requiredPaths: ['etc/passwd'], maxChanged: 50 } }) },
+  { name: 'clear archive check rules', needs: 'admin', ok: 200, request: async () => ({ method: 'DELETE', path: `/repositories/${await newRepo()}/archive-checks` }) },
   { name: "an archive's metadata", needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1' }) },
   { name: 'list a folder of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/entries?path=' }) },
   { name: 'search an archive by path pattern', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/search?pattern=*' }) },
   { name: 'diff two archives', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/diff?to=a1' }) },
+  { name: 'let viewers browse a repository', needs: 'admin', ok: 200, request: async () => ({ method: 'PUT', path: `/repositories/${await newRepo()}/browse-access`, body: { viewersMayBrowse: true } }) },
+  { name: "an archive's metadata where viewers may browse", needs: 'viewer', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/shown/archives/a1' }) },
+  { name: 'list a folder where viewers may browse', needs: 'viewer', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/shown/archives/a1/entries?path=' }) },
+  { name: 'search an archive where viewers may browse', needs: 'viewer', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/shown/archives/a1/search?pattern=*' }) },
+  { name: 'diff two archives where viewers may browse', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/shown/archives/a1/diff?to=a1' }) },
+  { name: 'download a file where viewers may browse', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/shown/archives/a1/content?path=file.txt' }) },
   { name: 'download a file of an archive', needs: 'operator', ok: 200, request: async () => ({ method: 'GET', path: '/repositories/browsed/archives/a1/content?path=file.txt' }) },
 ];
 
@@ -125,7 +139,7 @@ describe('authorisation matrix', () => {
 
   it('lets every role read repositories, keys, grants, sessions, denials, pull hosts, jobs and the pull key, and its own tokens', async () => {
     for (const caller of CALLERS) {
-      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/repositories/audited/verification', '/alerts', '/alert-silences', '/repository-changes', '/pull-hosts', '/pull-key', '/pull-jobs']) {
+      for (const path of ['/repositories', '/repositories/audited', '/keys', '/grants', '/sessions', '/denials', '/sessions/export?format=json', '/denials/export?format=json', '/transactions', '/transactions/export?format=json', '/tokens', '/session', '/repositories/audited/audit', '/repositories/audited/archives', '/repositories/audited/verification', '/repositories/audited/archive-checks', '/repositories/audited/browse-access', '/alerts', '/alert-silences', '/repository-changes', '/pull-hosts', '/pull-key', '/pull-jobs']) {
         const r = await callers[caller].call('GET', `/api/v1${path}`);
         expect(r.status, `${caller} GET ${path}: ${JSON.stringify(r.body)}`).toBe(200);
       }

@@ -78,7 +78,7 @@ describe('borgkeep archives', () => {
     // The repository's folder on the server never shows, not even from a command line.
     expect(r.stdout).not.toContain(repoPath);
     const text = await env.cliOk(['archives', 'main']);
-    expect(text).toMatch(/^NAME +TIME +FIRST SEEN +SIZE +FILES +HOST +COMMAND\n/);
+    expect(text).toMatch(/^NAME +TIME +FIRST SEEN +SIZE +FILES +HOST +CHECKS +COMMAND\n/);
   });
 });
 

@@ -1,11 +1,13 @@
 // A repository's archive list as the server reads it with the key borgkeep holds (see
 // features/archive-list.ts): per archive its name, id, the client's time, the server's first
-// sighting and the session that added it. Without a held key it says so in one sentence.
+// sighting, the session that added it, and the verdict of its archive checks (src/checks).
+// Without a held key it says so in one sentence.
 
 import { z } from 'zod';
 import type { ApiContext } from '../api-server.js';
 import { listArchives } from '../features/archive-list.js';
 import { defineRoute } from '../route.js';
+import { archiveCheckJson, archiveCheckSchema } from './archive-check-routes.js';
 import { nameParams } from '../schemas.js';
 
 const archiveSchema = z.object({
@@ -19,6 +21,7 @@ const archiveSchema = z.object({
     .object({ sessionId: z.number(), keyName: z.string().nullable(), role: z.string().nullable() })
     .nullable()
     .describe('the session whose committed transaction first listed the archive; null when the ledger cannot tell'),
+  check: archiveCheckSchema.describe("the server's archive checks (src/checks): passed, failed with each failed rule, or skipped; null: not checked yet"),
 });
 
 export function archiveRoutes(ctx: ApiContext) {
@@ -37,7 +40,10 @@ export function archiveRoutes(ctx: ApiContext) {
       }),
       async handler({ params }) {
         const repository = await ctx.store.getRepository(params.name);
-        return listArchives({ repositoryKey: ctx.repositoryKey, repositoryPath: (d) => ctx.store.paths.repository(d), store: ctx.store }, repository);
+        const listing = await listArchives({ repositoryKey: ctx.repositoryKey, repositoryPath: (d) => ctx.store.paths.repository(d), store: ctx.store }, repository);
+        if (!listing.archives) return listing;
+        const checks = new Map((await ctx.store.listArchiveChecks(repository.id)).map((c) => [`${c.archiveId} ${c.archiveName}`, c]));
+        return { ...listing, archives: listing.archives.map((a) => ({ ...a, check: archiveCheckJson(checks.get(`${a.id} ${a.name}`)) })) };
       },
     }),
   ];

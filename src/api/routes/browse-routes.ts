@@ -1,8 +1,10 @@
 // Browsing an archive over the API, read by the server from the repository's last committed
 // transaction with the key borgkeep holds (src/browse/): one folder's direct children, and what
 // changed between two archives, and a download: a file's bytes (one Range of them, if asked) or a
-// folder as a tar stream, each recorded in the ledger. Operators and admins only for now: the issue lets a viewer see
-// names only where an admin allows it per repository, and that switch does not exist yet.
+// folder as a tar stream, each recorded in the ledger. Operators and admins; a console viewer may see
+// an archive's metadata, its folders and the search (names and metadata, never content) where an
+// admin allowed it for the repository (browse-access-routes.ts). Downloads and diffs stay with
+// operators and admins.
 // Read-only; never names the repository's folder on the server, never any key material.
 
 import { z } from 'zod';
@@ -12,6 +14,7 @@ import type { ApiContext } from '../api-server.js';
 import { actorOf } from '../presenters.js';
 import { invalidInput } from '../../errors.js';
 import { defineRoute } from '../route.js';
+import { allowBrowse } from './browse-access-routes.js';
 import { name } from '../schemas.js';
 
 const archiveName = z.string().min(1).max(255);
@@ -56,8 +59,8 @@ export function browseRoutes(ctx: ApiContext) {
       method: 'GET',
       url: '/repositories/:name/archives/:archive',
       tag: 'repositories',
-      summary: "one archive's metadata as the server reads it: the client's times, host, user and command line, borg's totals, whether its authentication (TAM) verified",
-      access: 'operator',
+      summary: "one archive's metadata as the server reads it: the client's times, host, user and command line, borg's totals, whether its authentication (TAM) verified; viewers only where an admin lets them browse the repository",
+      access: 'viewer',
       params: z.object({ name, archive: archiveName }).strict(),
       response: z.object({
         archive: z.object({
@@ -75,7 +78,8 @@ export function browseRoutes(ctx: ApiContext) {
           authentication: z.enum(['ok', 'missing', 'unchecked']),
         }),
       }),
-      async handler({ params }) {
+      async handler({ params, principal }) {
+        await allowBrowse(ctx, principal, params.name);
         const { summariseArchive } = await import('../../browse/archive-summary.js');
         const repository = await ctx.store.getRepository(params.name);
         return withArchives(params.name, [params.archive], async ({ readers }) => ({ archive: summariseArchive(readers[0]!.info, repository, ctx.store.paths.repository(repository.dirName)) }));
@@ -85,12 +89,13 @@ export function browseRoutes(ctx: ApiContext) {
       method: 'GET',
       url: '/repositories/:name/archives/:archive/entries',
       tag: 'repositories',
-      summary: "one folder of an archive: its direct children with size, mode, owner, mtime and link target, read with the key borgkeep holds",
-      access: 'operator',
+      summary: "one folder of an archive: its direct children with size, mode, owner, mtime and link target, read with the key borgkeep holds; viewers only where an admin lets them browse the repository",
+      access: 'viewer',
       params: z.object({ name, archive: archiveName }).strict(),
       query: z.object({ path: z.string().max(4096).default('').describe("the folder ('' or '/': the archive's top)") }).strict(),
       response: z.object({ archive: z.string(), folder: z.string(), entries: z.array(entrySchema) }),
-      async handler({ params, query }) {
+      async handler({ params, query, principal }) {
+        await allowBrowse(ctx, principal, params.name);
         const { listFolder } = await import('../../browse/browse.js');
         return withArchives(params.name, [params.archive], async ({ readers }) => {
           const listing = await listFolder(readers[0]!, query.path);
@@ -103,8 +108,8 @@ export function browseRoutes(ctx: ApiContext) {
       url: '/repositories/:name/archives/:archive/search',
       tag: 'repositories',
       summary:
-        "an archive's entries whose path matches a shell-style pattern ('*' within a path part, '**' across parts, '?', [set]; a pattern without '/' matches names in any folder), in the archive's order",
-      access: 'operator',
+        "an archive's entries whose path matches a shell-style pattern ('*' within a path part, '**' across parts, '?', [set]; a pattern without '/' matches names in any folder), in the archive's order; viewers only where an admin lets them browse the repository",
+      access: 'viewer',
       params: z.object({ name, archive: archiveName }).strict(),
       query: z
         .object({
@@ -113,7 +118,8 @@ export function browseRoutes(ctx: ApiContext) {
         })
         .strict(),
       response: z.object({ archive: z.string(), pattern: z.string(), entries: z.array(entrySchema), truncated: z.boolean().describe('more entries matched than were given') }),
-      async handler({ params, query }) {
+      async handler({ params, query, principal }) {
+        await allowBrowse(ctx, principal, params.name);
         const { searchArchive, pathMatcher } = await import('../../browse/browse.js');
         // A bad pattern is the asker's mistake, said before the repository is opened.
         try {

@@ -20,6 +20,7 @@ const RULES: Record<string, string> = {
   'compaction-deferred': 'compaction deferred',
   'pull-failed': 'pull backup failed',
   'verify-damage': 'damage found by verification',
+  'archive-check': 'archive failed its checks',
   'audit-suspicious': 'suspicious audit',
   'auth-failures': 'failed logins',
   'disk-space': 'disk space',

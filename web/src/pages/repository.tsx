@@ -18,6 +18,7 @@ import { SizeChart } from '../parts/size-chart';
 import { SubmitWithError } from '../parts/form-error';
 import { RetentionSection } from '../parts/retention';
 import { VerificationSection } from '../parts/verification';
+import { ArchiveChecksSection } from '../parts/archive-checks';
 import { RepositoryLimits } from '../parts/repository-limits';
 import { GrantEditor } from '../parts/grant-editor';
 
@@ -87,6 +88,7 @@ export function RepositoryPage({ name }: { name: string }) {
       <AuditView repository={r} onChange={reload} />
       <RetentionSection repository={r.name} />
       <VerificationSection repository={r.name} />
+      <ArchiveChecksSection repository={r.name} />
       <SizeOverTime repository={r} />
       <ArchiveList repository={r.name} refresh={live.changes} />
       <SessionTimeline sessions={sessions.data?.sessions ?? []} open={live.open} />

@@ -1,12 +1,13 @@
 // One archive's files in the console, read by the server with the key it holds
 // (GET /repositories/:name/archives/:archive/entries?path=): one folder at a time, loaded when it
 // is opened; folders open in place, files download through the browser (GET .../content?path=,
-// a real link: the browser streams it, the server records it in the ledger). Operators and admins
-// only: anyone else sees the server's one sentence.
+// a real link: the browser streams it, the server records it in the ledger). Viewers, where an
+// admin allowed them to browse the repository, see names and metadata without download links.
 import { useState } from 'react';
 import { api } from '../api';
 import { Time, bytes } from '../format';
 import { useLoad } from '../hooks';
+import { can, useMe } from '../app';
 
 interface Entry {
   name: string;
@@ -42,6 +43,8 @@ const AUTHENTICATION: Record<ArchiveMeta['authentication'], string> = {
 const TYPE_WORDS: Record<string, string> = { file: 'file', directory: 'folder', symlink: 'link', hardlink: 'hardlink', fifo: 'fifo', chardev: 'device', blockdev: 'device', socket: 'socket', other: 'other' };
 
 export function ArchiveBrowser({ repository, archive, onClose }: { repository: string; archive: string; onClose: () => void }) {
+  const me = useMe();
+  const downloads = can(me, 'operator');
   const [folder, setFolder] = useState('');
   // The search by path pattern (GET .../search): what is typed, and what was asked for.
   const [typed, setTyped] = useState('');
@@ -113,7 +116,7 @@ export function ArchiveBrowser({ repository, archive, onClose }: { repository: s
                     <button type="button" className="link" onClick={() => openFolder(e.path)} aria-label={`Open folder ${e.path}`}>
                       {e.path}/
                     </button>
-                  ) : e.type === 'file' || e.type === 'hardlink' ? (
+                  ) : downloads && (e.type === 'file' || e.type === 'hardlink') ? (
                     <a href={download(e.path)} aria-label={`Download ${e.path}`}>
                       {e.path}
                     </a>
@@ -144,7 +147,7 @@ export function ArchiveBrowser({ repository, archive, onClose }: { repository: s
                 </button>
               </span>
             ))}
-            {folder !== '' && (
+            {folder !== '' && downloads && (
               <>
                 {' '}
                 <a href={download(folder)}>Download this folder as a tar file</a>
@@ -174,7 +177,7 @@ export function ArchiveBrowser({ repository, archive, onClose }: { repository: s
                           <button type="button" className="link" onClick={() => openFolder(e.path)} aria-label={`Open folder ${e.name}`}>
                             {e.name}/
                           </button>
-                        ) : e.type === 'file' || e.type === 'hardlink' ? (
+                        ) : downloads && (e.type === 'file' || e.type === 'hardlink') ? (
                           <a href={download(e.path)} aria-label={`Download ${e.name}`}>
                             {e.name}
                           </a>

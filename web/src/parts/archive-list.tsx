@@ -1,14 +1,17 @@
 // The repository's archive list as the server reads it (GET /repositories/:name/archives): per
 // archive its name, the client's time, when the server first saw it committed and which key's
 // session added it, with a note on archives whose client time is more than a day away from the
-// server's first sighting (a retimed archive). Without a held key, the server's one sentence.
+// server's first sighting (a retimed archive), and the verdict of the server's archive checks with
+// each failed rule's sentence. Without a held key, the server's one sentence.
 // Shows the newest archives first, a page at a time: a repository may hold 10,000 of them.
 import { useState } from 'react';
 import { api } from '../api';
-import { exact } from '../format';
+import { exact, Time } from '../format';
 import { useLoad } from '../hooks';
 import { ArchiveBrowser } from './archive-browser';
 import { ArchiveDiff } from './archive-diff';
+import { BrowseAccessSwitch, useBrowseAccess } from './browse-access';
+import { can, useMe } from '../app';
 
 export interface ListedArchive {
   name: string;
@@ -18,6 +21,42 @@ export interface ListedArchive {
   firstSeenBaseline: boolean;
   retimed: boolean;
   addedBy: { sessionId: number; keyName: string | null; role: string | null } | null;
+  /** The server's archive checks; null: not checked yet. */
+  check: ArchiveCheck | null;
+}
+
+export interface ArchiveCheck {
+  verdict: 'passed' | 'failed' | 'skipped';
+  findings: { rule: string; sentence: string }[];
+  notes: string[];
+  comparedWith: string | null;
+  checkedAt: string;
+}
+
+const CHECK_BADGE: Record<ArchiveCheck['verdict'], { label: string; badge: string }> = {
+  passed: { label: 'passed', badge: 'ok' },
+  failed: { label: 'failed', badge: 'error' },
+  skipped: { label: 'not checked', badge: 'never' },
+};
+
+/** An archive's verdict, each failed rule in its sentence, and when it was checked. */
+function CheckCell({ check }: { check: ArchiveCheck | null }) {
+  if (!check) return <span className="muted">not checked yet</span>;
+  const shown = CHECK_BADGE[check.verdict];
+  return (
+    <>
+      <span className={`badge ${shown.badge}`}>{shown.label}</span> <Time at={check.checkedAt} />
+      {check.comparedWith && <div className="muted small">compared with {check.comparedWith}</div>}
+      {check.findings.length > 0 && (
+        <ul className="findings small">
+          {check.findings.map((f, i) => (
+            <li key={i}>{f.sentence}</li>
+          ))}
+        </ul>
+      )}
+      {check.verdict !== 'failed' && check.notes.length > 0 && <div className="muted small">{check.notes.join(' ')}</div>}
+    </>
+  );
 }
 
 export interface ArchiveListing {
@@ -34,6 +73,10 @@ const clientTime = (t: string) => (/^\d{4}-\d\d-\d\dT[\d:.]+$/.test(t) ? `${t.sl
 export function ArchiveList({ repository, refresh }: { repository: string; refresh?: unknown }) {
   const path = encodeURIComponent(repository);
   const listing = useLoad(() => api<ArchiveListing>('GET', `/repositories/${path}/archives`), [repository, refresh]);
+  const me = useMe();
+  const access = useBrowseAccess(repository);
+  // Viewers browse names only where an admin allowed it; downloads and diffs stay with operators.
+  const mayBrowse = can(me, 'operator') || access.data?.viewersMayBrowse === true;
   const [shown, setShown] = useState(PAGE);
   const [browsing, setBrowsing] = useState<string | null>(null);
   const archives = listing.data?.archives ?? null;
@@ -43,6 +86,7 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
     <section aria-labelledby="archives-title" className="archive-list">
       <h2 id="archives-title">Archives</h2>
       <p className="muted small">As the server reads them from the committed manifest with the key borgkeep holds; the first sighting is the server's own time, which a client cannot set.</p>
+      <BrowseAccessSwitch repository={repository} access={access.data ?? null} onChange={access.reload} />
       {listing.error && <p className="error">{listing.error.message}</p>}
       {listing.data && archives === null && <p className="muted">{listing.data.reason}</p>}
       {archives !== null && archives.length === 0 && <p className="muted">No archives yet.</p>}
@@ -61,16 +105,19 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
                 <th scope="col">Client's time</th>
                 <th scope="col">First seen by the server</th>
                 <th scope="col">Added by</th>
+                <th scope="col">Checks</th>
               </tr>
             </thead>
             <tbody>
               {newestFirst.slice(0, shown).map((a) => (
-                <tr key={`${a.id} ${a.name}`} data-archive={a.name} data-retimed={a.retimed ? 'yes' : 'no'}>
+                <tr key={`${a.id} ${a.name}`} data-archive={a.name} data-retimed={a.retimed ? 'yes' : 'no'} data-check={a.check?.verdict ?? 'none'}>
                   <th scope="row">
                     <span className="mono">{a.name}</span>{' '}
-                    <button type="button" className="link small" onClick={() => setBrowsing(a.name)} aria-label={`Browse the files of ${a.name}`}>
-                      files
-                    </button>
+                    {mayBrowse && (
+                      <button type="button" className="link small" onClick={() => setBrowsing(a.name)} aria-label={`Browse the files of ${a.name}`}>
+                        files
+                      </button>
+                    )}
                     <div className="muted small mono" title={a.id}>
                       {a.id.slice(0, 16)}
                     </div>
@@ -101,6 +148,9 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
                       <span className="muted">unknown</span>
                     )}
                   </td>
+                  <td className={a.check?.verdict === 'failed' ? 'alert' : ''}>
+                    <CheckCell check={a.check ?? null} />
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -108,7 +158,7 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
         </div>
       )}
       {browsing !== null && <ArchiveBrowser key={browsing} repository={repository} archive={browsing} onClose={() => setBrowsing(null)} />}
-      {browsing !== null && <ArchiveDiff key={`diff ${browsing}`} repository={repository} archive={browsing} others={newestFirst.map((a) => a.name).filter((n) => n !== browsing)} />}
+      {browsing !== null && can(me, 'operator') && <ArchiveDiff key={`diff ${browsing}`} repository={repository} archive={browsing} others={newestFirst.map((a) => a.name).filter((n) => n !== browsing)} />}
       {newestFirst.length > shown && (
         <p>
           <span className="muted small">
