@@ -11,7 +11,7 @@ import type { ObjectReader } from '../../browse/object-reader.js';
 import type { ApiContext } from '../api-server.js';
 import { actorOf } from '../presenters.js';
 import { invalidInput } from '../../errors.js';
-import { defineRoute } from '../route.js';
+import { JsonText, defineRoute } from '../route.js';
 import { name } from '../schemas.js';
 
 const archiveName = z.string().min(1).max(255);
@@ -35,7 +35,7 @@ const entrySchema = z.object({
 const changeSchema = z.object({ type: z.string() }).catchall(z.union([z.string(), z.number(), z.null()]));
 
 export function browseRoutes(ctx: ApiContext) {
-  async function withArchives<T>(repoName: string, archives: string[], work: (opened: { readers: ArchiveReader[]; objects: ObjectReader }) => Promise<T>): Promise<T> {
+  async function withArchives<T>(repoName: string, archives: string[], work: (opened: { readers: ArchiveReader[]; objects: ObjectReader; path: string }) => Promise<T>): Promise<T> {
     const [{ openForBrowse, browseFailure }, { openArchive }] = await Promise.all([import('../../browse/open-browse.js'), import('../../browse/archive-reader.js')]);
     const repository = await ctx.store.getRepository(repoName);
     const path = ctx.store.paths.repository(repository.dirName);
@@ -43,7 +43,7 @@ export function browseRoutes(ctx: ApiContext) {
     try {
       const readers: ArchiveReader[] = [];
       for (const a of archives) readers.push(await openArchive(objects, key, a));
-      return await work({ readers, objects });
+      return await work({ readers, objects, path });
     } catch (error) {
       throw browseFailure(error, repository.name);
     } finally {
@@ -91,10 +91,12 @@ export function browseRoutes(ctx: ApiContext) {
       query: z.object({ path: z.string().max(4096).default('').describe("the folder ('' or '/': the archive's top)") }).strict(),
       response: z.object({ archive: z.string(), folder: z.string(), entries: z.array(entrySchema) }),
       async handler({ params, query }) {
-        const { listFolder } = await import('../../browse/browse.js');
-        return withArchives(params.name, [params.archive], async ({ readers }) => {
-          const listing = await listFolder(readers[0]!, query.path);
-          return { archive: params.archive, folder: listing.folder, entries: listing.entries };
+        // Through the archive's folder index (built at the first listing, src/browse/folder-index.ts):
+        // the entries come as the JSON text the index keeps, not parsed and serialised again.
+        const { folderIndexesOf } = await import('../../browse/folder-index.js');
+        return withArchives(params.name, [params.archive], async ({ readers, objects, path }) => {
+          const listing = await folderIndexesOf(ctx.store.paths.root).listingText({ repositoryPath: path, objects, archive: readers[0]! }, query.path);
+          return new JsonText(`{"archive":${JSON.stringify(params.archive)},"folder":${JSON.stringify(listing.folder)},"entries":${listing.entriesJson}}`);
         });
       },
     }),
