@@ -4,15 +4,17 @@
 // hardlinks whose first copy comes later or not at all, items deeper than any folder item, empty
 // archives. Seeded, so a failure repeats. The real-archive comparison is test/browse/folder-index.test.ts.
 
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { deflateSync, inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { MsgMap } from '../rpc/msgpack.js';
 import type { ArchiveItem, ArchiveReader } from './archive-reader.js';
 import { listFolder, typedForm } from './browse.js';
-import { createFolderIndexes } from './folder-index.js';
+import { adler32, adler32Combine, createFolderIndexes, deflatedAnswer } from './folder-index.js';
 import type { ObjectReader } from './object-reader.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'folder-index-unit-'));
@@ -128,5 +130,26 @@ describe('the folder index on synthetic archives', () => {
     for (const p of ['d', 'd/p', 'd/p/q']) expect(await indexes.listing(source, p)).toEqual(await listFolder(archive, p));
     expect((await indexes.listing(source, 'd/p')).entries).toMatchObject([{ type: 'file', size: 5 }]);
     expect((await indexes.listing(source, 'd')).entries).toMatchObject([{ type: 'directory', name: 'p' }]);
+  });
+});
+
+describe('the answer as a zlib stream without inflating the entries', () => {
+  it("Adler-32 and its combination are zlib's", () => {
+    for (const data of [Buffer.alloc(0), Buffer.from('a'), randomBytes(100_000), Buffer.alloc(70_000, 0xff)]) {
+      expect(adler32(data)).toBe(deflateSync(data).readUInt32BE(deflateSync(data).length - 4));
+      const cut = Math.floor(data.length / 3);
+      expect(adler32Combine(adler32(data.subarray(0, cut)), adler32(data.subarray(cut)), data.length - cut)).toBe(adler32(data));
+    }
+  });
+
+  it("a listing's stored entries between a prefix and a suffix inflate to the whole answer", async () => {
+    const indexes = createFolderIndexes(join(dir, 'deflated'));
+    const items = [item(Buffer.from('d'), 'dir'), ...Array.from({ length: 3000 }, (_, i) => item(Buffer.from(`d/f-${i}-\xff`, 'latin1'), 'file'))];
+    const archive = archiveOf('d'.repeat(64), items);
+    const listing = await indexes.listingText({ repositoryPath: dir, objects, archive }, 'd');
+    expect(listing.deflated).not.toBeNull();
+    const body = deflatedAnswer('{"folder":"d","entries":', listing.deflated!, '}');
+    expect(body.length).toBeLessThan(listing.entriesJson().length / 5);
+    expect(JSON.parse(inflateSync(body).toString('utf8'))).toEqual({ folder: 'd', entries: (await listFolder(archive, 'd')).entries });
   });
 });

@@ -19,16 +19,18 @@
 // Never writes into the repository; when the data directory cannot hold an index (no space, no
 // permission), listings fall back to reading the item stream, as before.
 //
-// File layout: 'BKFIDX01', the folder blocks (each deflate-raw of the folder's entries as a JSON
-// array, a newline, and a JSON object of what finding "a path naming a file" needs), the directory
-// (JSON: [typed folder, offset, length, crc32, has-a-file-of-that-name, entries]...), and a trailer
-// (directory offset u64, directory length u32, SHA-256 of the directory, 'BKFIEND1').
+// File layout: 'BKFIDX01', the folder blocks (each the folder's entries as a JSON array, deflated
+// and sync-flushed, then a JSON object of what finding "a path naming a file" needs, deflated), the
+// directory (JSON: [typed folder, offset, length, crc32, has-a-file-of-that-name, entries, entries'
+// length, their Adler-32, their deflated length]...), and a trailer (directory offset u64, directory
+// length u32, SHA-256 of the directory, 'BKFIEND1'). A folder's entries go to the API as they are
+// stored, inside a zlib stream of the whole answer (deflatedAnswer), when the client takes deflate.
 
 import { isAscii } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { constants as zlibConstants, crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
 
 import { parseRepoConfig } from '../repository/repo-config.js';
 import { BrowseError, itemKind, listManifestArchives, type ArchiveItem, type ArchiveReader, type ItemKind } from './archive-reader.js';
@@ -43,7 +45,7 @@ export const INDEX_FOLDER = 'browse-index';
 const MAGIC = Buffer.from('BKFIDX01');
 const END_MAGIC = Buffer.from('BKFIEND1');
 const TRAILER = 8 + 4 + 32 + 8;
-const FORMAT = 2;
+const FORMAT = 3;
 /** A used index's time is moved forward (for the least-recently-used cap) at most this often. */
 const TOUCH_EVERY_MS = 60_000;
 /** A temporary file older than this is a build that died (a crash): removed. */
@@ -175,7 +177,11 @@ interface BlockMeta {
   x: Array<[string, number, FolderEntry]>;
 }
 
-type DirectoryRecord = [typed: string, offset: number, length: number, crc: number, self: 0 | 1, entries: number, plainLength: number];
+/**
+ * A folder's block: its entries' JSON array, deflated on its own and ended with a sync flush (so
+ * the API can send it as it is inside a deflate stream of the whole answer), then its meta deflated.
+ */
+type DirectoryRecord = [typed: string, offset: number, length: number, crc: number, self: 0 | 1, entries: number, entriesLength: number, entriesAdler32: number, entriesDeflated: number];
 
 /**
  * Reads the archive's items once and writes its index to `file` (through a temporary name in the
@@ -283,9 +289,10 @@ async function buildIndex(archive: ArchiveReader, file: string): Promise<void> {
           if (folders.has(path)) selfOf.add(path);
         }
       }
-      const plain = Buffer.from(`[${texts.join(',')}]\n${JSON.stringify(meta)}`);
-      const block = deflateRawSync(plain, { level: 1 });
-      directory.push([typed, pos, block.length, crc32(block), 0, texts.length, plain.length]);
+      const plain = Buffer.from(`[${texts.join(',')}]`);
+      const entriesDeflated = deflateRawSync(plain, { level: 1, finishFlush: zlibConstants.Z_SYNC_FLUSH });
+      const block = Buffer.concat([entriesDeflated, deflateRawSync(Buffer.from(JSON.stringify(meta)), { level: 1 })]);
+      directory.push([typed, pos, block.length, crc32(block), 0, texts.length, plain.length, adler32(plain), entriesDeflated.length]);
       write(block);
     }
     for (const record of directory) if (selfOf.has(record[0])) record[4] = 1;
@@ -358,23 +365,42 @@ function loadDirectory(fd: number, archiveId: string): Map<string, DirectoryReco
   return folders;
 }
 
-function readBlock(fd: number, record: DirectoryRecord): { entries: string; meta: () => BlockMeta } {
-  const block = readExactly(fd, record[2], record[1]);
-  if (crc32(block) !== record[3]) throw new IndexDamaged('block damaged');
-  let plain: Buffer;
+/** A folder's entries as stored: deflated (a sync-flushed raw deflate stream), with their length and Adler-32. */
+export interface DeflatedEntries {
+  readonly data: Buffer;
+  readonly length: number;
+  readonly adler32: number;
+}
+
+interface Block {
+  readonly deflated: DeflatedEntries;
+  entries(): string;
+  meta(): BlockMeta;
+}
+
+function inflated(data: Buffer, length: number | null, finishFlush?: number): Buffer {
   try {
     // Into one buffer of the size it had (zlib's default 16 KiB pieces cost a third more for a big folder).
-    plain = inflateRawSync(block, { chunkSize: Math.min(Math.max(record[6] + 1, 1024), 256 * 1024 * 1024) });
+    return inflateRawSync(data, { chunkSize: Math.min(Math.max((length ?? data.length * 4) + 1, 1024), 256 * 1024 * 1024), ...(finishFlush !== undefined && { finishFlush }) });
   } catch {
     throw new IndexDamaged('block does not inflate');
   }
-  if (plain.length !== record[6]) throw new IndexDamaged('block of another length');
-  // JSON escapes every newline inside strings: the first one ends the entries.
-  const nl = plain.indexOf(0x0a);
-  if (nl < 0) throw new IndexDamaged('block without its meta');
-  // Most names are ASCII, and decoding ASCII as latin1 is the same text at a fraction of the cost.
-  const entries = isAscii(plain.subarray(0, nl)) ? plain.toString('latin1', 0, nl) : plain.toString('utf8', 0, nl);
-  return { entries, meta: () => JSON.parse(plain.toString('utf8', nl + 1)) as BlockMeta };
+}
+
+function readBlock(fd: number, record: DirectoryRecord): Block {
+  const block = readExactly(fd, record[2], record[1]);
+  if (crc32(block) !== record[3] || record[8] > block.length) throw new IndexDamaged('block damaged');
+  const data = block.subarray(0, record[8]);
+  return {
+    deflated: { data, length: record[6], adler32: record[7] },
+    entries() {
+      const plain = inflated(data, record[6], zlibConstants.Z_SYNC_FLUSH);
+      if (plain.length !== record[6]) throw new IndexDamaged('entries of another length');
+      // Most names are ASCII, and decoding ASCII as latin1 is the same text at a fraction of the cost.
+      return isAscii(plain) ? plain.toString('latin1') : plain.toString('utf8');
+    },
+    meta: () => JSON.parse(inflated(block.subarray(record[8]), null).toString('utf8')) as BlockMeta,
+  };
 }
 
 /** The one entry of the file at typed `folder` (the last item of that path), found in its parent's block; null when none. */
@@ -383,7 +409,7 @@ function selfEntry(fd: number, parentRecord: DirectoryRecord, lastPart: string):
   const meta = block.meta();
   let best: { seq: number; entry: () => FolderEntry } | null = null;
   let entries: FolderEntry[] | null = null;
-  const entryAt = (i: number) => () => (entries ??= JSON.parse(block.entries) as FolderEntry[])[i]!;
+  const entryAt = (i: number) => () => (entries ??= JSON.parse(block.entries()) as FolderEntry[])[i]!;
   for (let i = 0; i < meta.s.length; i++) {
     if (meta.s[i] !== 1) continue;
     const typed = meta.t[i];
@@ -393,6 +419,53 @@ function selfEntry(fd: number, parentRecord: DirectoryRecord, lastPart: string):
   }
   for (const [typed, seq, entry] of meta.x) if (typed === lastPart && (!best || seq > best.seq)) best = { seq, entry: () => entry };
   return best ? JSON.stringify(best.entry()) : null;
+}
+
+const ADLER_BASE = 65521;
+
+/** zlib's Adler-32 of `data` (continuing from `start`). */
+export function adler32(data: Buffer, start = 1): number {
+  let a = start & 0xffff;
+  let b = start >>> 16;
+  for (let i = 0; i < data.length; ) {
+    // 5552 bytes keep the sums below 2^32 (zlib's NMAX).
+    const end = Math.min(data.length, i + 5552);
+    for (; i < end; i++) {
+      a += data[i]!;
+      b += a;
+    }
+    a %= ADLER_BASE;
+    b %= ADLER_BASE;
+  }
+  return ((b << 16) | a) >>> 0;
+}
+
+/** zlib's adler32_combine: the Adler-32 of A then B from theirs and B's length. */
+export function adler32Combine(adlerA: number, adlerB: number, lengthB: number): number {
+  const rem = lengthB % ADLER_BASE;
+  let sum1 = adlerA & 0xffff;
+  let sum2 = (rem * sum1) % ADLER_BASE;
+  sum1 += (adlerB & 0xffff) + ADLER_BASE - 1;
+  sum2 += (adlerA >>> 16) + (adlerB >>> 16) + ADLER_BASE - rem;
+  if (sum1 >= ADLER_BASE) sum1 -= ADLER_BASE;
+  if (sum1 >= ADLER_BASE) sum1 -= ADLER_BASE;
+  if (sum2 >= ADLER_BASE * 2) sum2 -= ADLER_BASE * 2;
+  if (sum2 >= ADLER_BASE) sum2 -= ADLER_BASE;
+  return ((sum2 << 16) | sum1) >>> 0;
+}
+
+/**
+ * `prefix`, the stored entries and `suffix` as one zlib stream (HTTP's Content-Encoding: deflate)
+ * without inflating the entries: the prefix deflated and sync-flushed, the entries' stored
+ * deflate data, the suffix deflated to the end, and the Adler-32 of all three combined.
+ */
+export function deflatedAnswer(prefix: string, entries: DeflatedEntries, suffix: string): Buffer {
+  const pre = Buffer.from(prefix);
+  const post = Buffer.from(suffix);
+  const adler = adler32Combine(adler32Combine(adler32(pre), entries.adler32, entries.length), adler32(post), post.length);
+  const trailer = Buffer.alloc(4);
+  trailer.writeUInt32BE(adler);
+  return Buffer.concat([Buffer.from([0x78, 0x01]), deflateRawSync(pre, { finishFlush: zlibConstants.Z_SYNC_FLUSH }), entries.data, deflateRawSync(post), trailer]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,7 +480,10 @@ export interface IndexSource {
 /** A listing with its entries as the JSON array text listFolder's entries serialise to. */
 export interface ListingText {
   readonly folder: string;
-  readonly entriesJson: string;
+  /** The entries' JSON array (inflated when asked). */
+  entriesJson(): string;
+  /** The same as stored in the index, when they come from one folder's block (for deflatedAnswer). */
+  readonly deflated: DeflatedEntries | null;
 }
 
 export interface FolderIndexes {
@@ -542,15 +618,20 @@ export function createFolderIndexes(root: string, options: FolderIndexOptions = 
         }
       }
       const record = loaded.folders.get(folder);
-      if (record && record[4] === 0) return { folder, entriesJson: readBlock(fd, record).entries };
+      const whole = (r: DirectoryRecord): ListingText => {
+        const block = readBlock(fd, r);
+        return { folder, entriesJson: () => block.entries(), deflated: block.deflated };
+      };
+      const text = (json: string): ListingText => ({ folder, entriesJson: () => json, deflated: null });
+      if (record && record[4] === 0) return whole(record);
       if (folder !== '') {
         const s = folder.lastIndexOf('/');
         const parent = loaded.folders.get(s < 0 ? '' : folder.slice(0, s));
         const self = parent ? selfEntry(fd, parent, folder.slice(s + 1)) : null;
-        if (self !== null) return { folder, entriesJson: `[${self}]` };
+        if (self !== null) return text(`[${self}]`);
       }
-      if (record) return { folder, entriesJson: readBlock(fd, record).entries };
-      if (folder === '') return { folder, entriesJson: '[]' };
+      if (record) return whole(record);
+      if (folder === '') return text('[]');
       throw new BrowseError(`archive '${archive.info.name}' has nothing at '/${folder}'`);
     } catch (error) {
       if (error instanceof SyntaxError) throw new IndexDamaged('not JSON');
@@ -580,7 +661,8 @@ export function createFolderIndexes(root: string, options: FolderIndexOptions = 
       if (error instanceof BrowseError) throw error;
       // The data directory cannot hold an index (no space, no permission): read the stream.
       const listing = await listFolder(source.archive, folder);
-      return { folder: listing.folder, entriesJson: JSON.stringify(listing.entries) };
+      const json = JSON.stringify(listing.entries);
+      return { folder: listing.folder, entriesJson: () => json, deflated: null };
     }
   }
 
@@ -588,7 +670,7 @@ export function createFolderIndexes(root: string, options: FolderIndexOptions = 
     listingText,
     async listing(source, typedFolder) {
       const { folder, entriesJson } = await listingText(source, typedFolder);
-      return { folder, entries: JSON.parse(entriesJson) as FolderEntry[] };
+      return { folder, entries: JSON.parse(entriesJson()) as FolderEntry[] };
     },
     async ensure(source) {
       const { dir, file } = fileOf(source);

@@ -9,8 +9,10 @@
 
 import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createApiServer, type ApiServer } from '../../src/api/api-server.js';
@@ -119,6 +121,20 @@ function blockOf(file: Buffer, folder: string): number {
 
 const indexFiles = (root: string): string[] => readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.idx'));
 
+/** A GET with the Accept-Encoding given, the body as sent (not decoded). */
+function rawGet(path: string, acceptEncoding: string): Promise<{ headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${url}${path}`, { headers: { cookie, 'accept-encoding': acceptEncoding } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 const api = async (path: string) => {
   const r = await fetch(`${url}/api/v1${path}`, { headers: { cookie } });
   return { status: r.status, body: (await r.json()) as { entries: unknown[] } & Record<string, unknown> };
@@ -154,6 +170,18 @@ describe('the folder index', () => {
         const r = await api(`/repositories/main/archives/one/entries?path=${encodeURIComponent(p)}`);
         expect(r.status).toBe(200);
         expect(r.body.entries, p).toEqual((await listFolder(one, p)).entries);
+      }
+      // A client that takes deflate gets the index's stored entries inside one zlib stream; one
+      // that does not, the same JSON (checked against the route's schema) as it is.
+      for (const p of ['src/many', 'src/dir\ufffd']) {
+        const path = `/api/v1/repositories/main/archives/one/entries?path=${encodeURIComponent(p)}`;
+        const deflated = await rawGet(path, 'gzip, deflate');
+        const plain = await rawGet(path, 'identity');
+        expect(deflated.headers['content-encoding']).toBe('deflate');
+        expect(plain.headers['content-encoding']).toBeUndefined();
+        expect(deflated.body.length).toBeLessThan(plain.body.length);
+        expect(inflateSync(deflated.body).equals(plain.body)).toBe(true);
+        expect(JSON.parse(plain.body.toString('utf8')).entries).toEqual((await listFolder(one, p)).entries);
       }
       expect(await api('/repositories/main/archives/one/entries?path=src/missing')).toEqual({
         status: 404,
