@@ -55,6 +55,10 @@ const CACHED_DIRECTORIES = 8;
 
 const KINDS: ItemKind[] = ['file', 'directory', 'symlink', 'hardlink', 'fifo', 'chardev', 'blockdev', 'socket', 'other'];
 const latin1 = (b: Buffer): string => b.toString('latin1');
+/** Names of ASCII bytes only (most) are their own typed and shown forms: no decoding needed. */
+const isAsciiText = (s: string): boolean => !/[^\x00-\x7f]/.test(s);
+const shownName = (rawName: string): string => (isAsciiText(rawName) ? rawName : shownText(Buffer.from(rawName, 'latin1')));
+const typedName = (rawName: string): string => (isAsciiText(rawName) ? rawName : typedForm(rawName));
 
 /** An index file that does not check (cut short, damaged, another format): removed and built again. */
 class IndexDamaged extends Error {}
@@ -160,7 +164,7 @@ function readRow(arena: Arena, offset: number): Row {
 
 /** The entry as listFolder makes it (the same fields in the same order, so the same JSON). */
 function fullEntry(row: Row, parentShown: string): FolderEntry {
-  const name = shownText(Buffer.from(row.rawName, 'latin1'));
+  const name = shownName(row.rawName);
   const e = row.entry;
   return { name, path: parentShown === '' ? name : `${parentShown}/${name}`, type: e.type, mode: e.mode, user: e.user, group: e.group, uid: e.uid, gid: e.gid, size: e.size, mtime: e.mtime, linkTarget: e.linkTarget, rdev: e.rdev, implied: e.implied };
 }
@@ -277,15 +281,15 @@ async function buildIndex(archive: ArchiveReader, file: string): Promise<void> {
         const row = (g.win ?? g.implied)!;
         const entry = fullEntry(row, shownParent(row.parent));
         texts.push(JSON.stringify(entry));
-        const typedName = typedForm(row.rawName);
-        meta.t.push(typedName === entry.name ? 0 : typedName);
+        const typed1 = typedName(row.rawName);
+        meta.t.push(typed1 === entry.name ? 0 : typed1);
         meta.q.push(row.seq);
         const selfable = g.self !== undefined && g.self === g.win;
         meta.s.push(selfable ? 1 : 0);
-        if (g.self && g.self !== g.win) meta.x.push([typedName, g.self.seq, fullEntry(g.self, shownParent(g.self.parent))]);
+        if (g.self && g.self !== g.win) meta.x.push([typed1, g.self.seq, fullEntry(g.self, shownParent(g.self.parent))]);
         if (g.self) {
           // Only folders need the mark (a file's own path is found through its parent anyway).
-          const path = typed === '' ? typedName : `${typed}/${typedName}`;
+          const path = typed === '' ? typed1 : `${typed}/${typed1}`;
           if (folders.has(path)) selfOf.add(path);
         }
       }
