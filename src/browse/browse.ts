@@ -57,7 +57,7 @@ export function shownText(b: Buffer): string {
 }
 
 /** How a typed path is compared with a stored one. */
-const typedForm = (key: string): string => Buffer.from(key, 'latin1').toString('utf8');
+export const typedForm = (key: string): string => Buffer.from(key, 'latin1').toString('utf8');
 
 /** A typed path as a key: no leading or trailing slashes ('' is the archive's top). */
 export function normalisePath(typed: string): string {
@@ -107,7 +107,7 @@ export interface FolderEntry {
 
 const contentSize = (chunks: readonly ChunkRef[] | null): number => (chunks ?? []).reduce((n, c) => n + c.size, 0);
 
-function entryOf(item: ArchiveItem, name: string, masters: Map<string, ArchiveItem>): FolderEntry {
+export function entryOf(item: ArchiveItem, name: string, masters: Map<string, ArchiveItem>): FolderEntry {
   const kind = itemKind(item);
   const master = kind === 'hardlink' && item.source ? masters.get(latin1(item.source)) : undefined;
   return {
@@ -131,7 +131,7 @@ function entryOf(item: ArchiveItem, name: string, masters: Map<string, ArchiveIt
  * A hardlink's first copy as kept until its later links come: without the decoded map, whose
  * strings are views into the item chunk they came from (keeping it would keep that chunk).
  */
-const kept = (item: ArchiveItem): ArchiveItem => ({ ...item, raw: new MsgMap() });
+export const kept = (item: ArchiveItem): ArchiveItem => ({ ...item, raw: new MsgMap() });
 
 const isHardlinkable = (item: ArchiveItem): boolean => [0o100000, 0o020000, 0o060000, 0o010000].includes(item.mode & 0o170000);
 

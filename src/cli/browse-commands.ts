@@ -122,10 +122,11 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
     .option('--json', 'print JSON')
     .option(...vaultOption)
     .action(async (repoName: string, archiveName: string, path: string, opts: { json?: boolean } & VaultOption) => {
-      const [{ openArchive }, { listFolder }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/browse.js')]);
-      await withRepository(ctx, repoName, opts, async ({ objects, key }) => {
+      const [{ openArchive }, { folderIndexesOf }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/folder-index.js')]);
+      await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
         const archive = await openArchive(objects, key, archiveName);
-        const listing = await listFolder(archive, path);
+        // Through the archive's folder index, as the API lists (built here when it has none).
+        const listing = await folderIndexesOf(store.paths.root).listing({ repositoryPath: store.paths.repository(repository.dirName), objects, archive }, path);
         if (opts.json) {
           ctx.out.json({ archive: archiveName, folder: listing.folder, entries: listing.entries });
           return;

@@ -40,12 +40,25 @@ const AUTHENTICATION: Record<ArchiveMeta['authentication'], string> = {
   unchecked: 'not encrypted, so there is no authentication to check',
 };
 
+/**
+ * Rows drawn at first, and per "Show more": a folder of tens of thousands of entries comes in one
+ * answer (the server's folder index keeps it fast), but drawing every row at once would not be.
+ */
+const ROWS = 1000;
+
 const TYPE_WORDS: Record<string, string> = { file: 'file', directory: 'folder', symlink: 'link', hardlink: 'hardlink', fifo: 'fifo', chardev: 'device', blockdev: 'device', socket: 'socket', other: 'other' };
 
 export function ArchiveBrowser({ repository, archive, onClose }: { repository: string; archive: string; onClose: () => void }) {
   const me = useMe();
   const downloads = can(me, 'operator');
-  const [folder, setFolder] = useState('');
+  const [folder, setFolderState] = useState('');
+  // How many rows of which folder are drawn: opening a folder (again) starts at ROWS.
+  const [drawn, setDrawn] = useState({ folder: '', rows: ROWS });
+  const rows = drawn.folder === folder ? drawn.rows : ROWS;
+  const setFolder = (path: string) => {
+    setFolderState(path);
+    setDrawn({ folder: path, rows: ROWS });
+  };
   // The search by path pattern (GET .../search): what is typed, and what was asked for.
   const [typed, setTyped] = useState('');
   const [asked, setAsked] = useState<string | null>(null);
@@ -170,7 +183,7 @@ export function ArchiveBrowser({ repository, archive, onClose }: { repository: s
                   </tr>
                 </thead>
                 <tbody>
-                  {listing.data.entries.map((e) => (
+                  {listing.data.entries.slice(0, rows).map((e) => (
                     <tr key={e.path} data-entry={e.name}>
                       <th scope="row" className="mono">
                         {e.type === 'directory' ? (
@@ -196,6 +209,17 @@ export function ArchiveBrowser({ repository, archive, onClose }: { repository: s
                 </tbody>
               </table>
             </div>
+          )}
+          {listing.data && listing.data.entries.length > rows && (
+            <p className="muted small" data-more-entries>
+              Showing the first {rows.toLocaleString('en')} of {listing.data.entries.length.toLocaleString('en')} entries.{' '}
+              <button type="button" onClick={() => setDrawn({ folder, rows: rows + ROWS })}>
+                Show {Math.min(ROWS, listing.data.entries.length - rows).toLocaleString('en')} more
+              </button>{' '}
+              <button type="button" onClick={() => setDrawn({ folder, rows: listing.data!.entries.length })}>
+                Show all
+              </button>
+            </p>
           )}
         </>
       )}
