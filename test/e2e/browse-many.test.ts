@@ -8,8 +8,8 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { PASSPHRASE } from '../helpers/borgkeep-env.js';
 import { axeViolations } from './axe.js';
+import { archiveTrees } from './browse-fixture.js';
 import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
 const MANY = 2500;
@@ -23,19 +23,17 @@ describe('a folder of thousands of entries in the console', () => {
         await e.repoWithKeys('main', { admin: 'full' });
       },
     });
-    const work = join(h.env.root, 'work');
-    mkdirSync(join(work, 'tree', 'many'), { recursive: true });
-    mkdirSync(join(work, 'tree', 'few'), { recursive: true });
-    for (let i = 0; i < MANY; i++) writeFileSync(join(work, 'tree', 'many', `f-${String(i).padStart(4, '0')}`), '');
-    writeFileSync(join(work, 'tree', 'few', 'one.txt'), 'one\n');
-    writeFileSync(join(h.env.root, 'passphrase'), `${PASSPHRASE}\n`);
-    const borgOk = async (args: string[]) => {
-      const r = await h.env.borg('admin', args, { cwd: work });
-      expect(r.code, r.stderr).toBe(0);
-    };
-    await borgOk(['init', '-e', 'repokey', h.env.url('main')]);
-    await borgOk(['create', `${h.env.url('main')}::monday`, 'tree']);
-    await h.env.cliOk(['repo', 'key', 'main', '--passphrase-file', join(h.env.root, 'passphrase')]);
+    await archiveTrees(h, [
+      [
+        'monday',
+        (tree) => {
+          mkdirSync(join(tree, 'many'));
+          mkdirSync(join(tree, 'few'));
+          for (let i = 0; i < MANY; i++) writeFileSync(join(tree, 'many', `f-${String(i).padStart(4, '0')}`), '');
+          writeFileSync(join(tree, 'few', 'one.txt'), 'one\n');
+        },
+      ],
+    ]);
   }, 180_000);
   afterAll(() => h?.close());
 

@@ -9,8 +9,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { PASSPHRASE } from '../helpers/borgkeep-env.js';
 import { axeViolations } from './axe.js';
+import { archiveTrees } from './browse-fixture.js';
 import { startConsoleHarness, type ConsoleHarness } from './browser-harness.js';
 
 describe('browsing an archive in the console', () => {
@@ -23,21 +23,23 @@ describe('browsing an archive in the console', () => {
         await e.repoWithKeys('main', { admin: 'full' });
       },
     });
-    work = join(h.env.root, 'work');
-    mkdirSync(join(work, 'tree', 'sub'), { recursive: true });
-    writeFileSync(join(work, 'tree', 'top.txt'), 'top\n');
-    writeFileSync(join(work, 'tree', 'sub', 'data.bin'), randomBytes(300_000));
-    writeFileSync(join(h.env.root, 'passphrase'), `${PASSPHRASE}\n`);
-    const borgOk = async (args: string[]) => {
-      const r = await h.env.borg('admin', args, { cwd: work });
-      expect(r.code, r.stderr).toBe(0);
-    };
-    await borgOk(['init', '-e', 'repokey', h.env.url('main')]);
-    await borgOk(['create', `${h.env.url('main')}::monday`, 'tree']);
-    writeFileSync(join(work, 'tree', 'top.txt'), 'top, changed\n');
-    writeFileSync(join(work, 'tree', 'new.txt'), 'new\n');
-    await borgOk(['create', `${h.env.url('main')}::tuesday`, 'tree']);
-    await h.env.cliOk(['repo', 'key', 'main', '--passphrase-file', join(h.env.root, 'passphrase')]);
+    work = await archiveTrees(h, [
+      [
+        'monday',
+        (tree) => {
+          mkdirSync(join(tree, 'sub'));
+          writeFileSync(join(tree, 'top.txt'), 'top\n');
+          writeFileSync(join(tree, 'sub', 'data.bin'), randomBytes(300_000));
+        },
+      ],
+      [
+        'tuesday',
+        (tree) => {
+          writeFileSync(join(tree, 'top.txt'), 'top, changed\n');
+          writeFileSync(join(tree, 'new.txt'), 'new\n');
+        },
+      ],
+    ]);
   }, 180_000);
   afterAll(() => h?.close());
 
