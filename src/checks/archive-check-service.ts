@@ -26,7 +26,7 @@ import type { Store } from '../store/database.js';
 import type { Repository } from '../store/types.js';
 import { VaultLockedError } from '../vault/vault.js';
 import { CheckLater, measureArchive } from './archive-measure.js';
-import { NO_RULES, archivePrefix, judgeArchive, previousOfPrefix, type ArchiveMeasure } from './check-rules.js';
+import { NO_RULES, archiveCheckKey, archivePrefix, judgeArchive, previousOfPrefix, type ArchiveMeasure } from './check-rules.js';
 
 /** The most archives of one repository checked in one run. */
 export const MAX_PER_RUN = 50;
@@ -46,7 +46,7 @@ export interface RepositoryCheckRun {
   readonly pending: number;
 }
 
-const archiveKey = (a: { id: string; name: string }) => `${a.id} ${a.name}`;
+const archiveKey = (a: { id: string; name: string }) => archiveCheckKey(a.id, a.name);
 const byTime = (a: ManifestArchive, b: ManifestArchive) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 export function createArchiveCheckService(deps: ArchiveCheckServiceDeps) {

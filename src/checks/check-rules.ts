@@ -8,6 +8,7 @@
 
 import { invalidInput } from '../errors.js';
 import { pathMatcher } from '../browse/browse.js';
+import type { ArchiveCheckRecord } from '../store/archive-check-store.js';
 
 /** The most required path patterns a repository may have. */
 export const MAX_REQUIRED_PATHS = 50;
@@ -231,4 +232,13 @@ export function judgeArchive(repository: string, archive: string, m: ArchiveMeas
     }
   }
   return { verdict: findings.length > 0 ? 'failed' : 'passed', findings, figures, notes };
+}
+
+/** What an archive's verdict is kept and looked up under: its id and its name (renamed, it is checked again). */
+export const archiveCheckKey = (id: string, name: string): string => `${id} ${name}`;
+
+/** An archive's verdict as `borgkeep archives --json` and the API's archive list show it; null: not checked yet. */
+export function shownArchiveCheck(v: ArchiveCheckRecord | undefined) {
+  if (!v) return null;
+  return { verdict: v.verdict, findings: v.findings.map((f) => ({ rule: f.rule, sentence: f.sentence })), notes: [...v.notes], comparedWith: v.figures?.comparedWith ?? null, checkedAt: v.checkedAt.toISOString() };
 }

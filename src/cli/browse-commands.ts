@@ -14,7 +14,6 @@ import type { Command } from 'commander';
 import type { BorgKey } from '../repository/borg-key.js';
 import type { ObjectReader } from '../browse/object-reader.js';
 import type { Store } from '../store/database.js';
-import type { ArchiveCheckRecord } from '../store/archive-check-store.js';
 import type { Repository } from '../store/types.js';
 import { invalidInput } from '../errors.js';
 import { withStore, type CliContext } from './cli-context.js';
@@ -57,12 +56,6 @@ async function withRepository<T>(ctx: CliContext, name: string, opts: VaultOptio
   });
 }
 
-/** An archive's check verdict as `archives --json` prints it (the API's archive list has the same). */
-function checkJson(c: ArchiveCheckRecord | undefined) {
-  if (!c) return null;
-  return { verdict: c.verdict, findings: c.findings.map((f) => ({ rule: f.rule, sentence: f.sentence })), notes: [...c.notes], comparedWith: c.figures?.comparedWith ?? null, checkedAt: c.checkedAt.toISOString() };
-}
-
 export function registerBrowseCommands(program: Command, ctx: CliContext): void {
   const vaultOption = ['--vault-passphrase-file <file>', "the vault's master passphrase, when the vault is sealed with one"] as const;
 
@@ -73,11 +66,15 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
     .option('--json', 'print JSON')
     .option(...vaultOption)
     .action(async (repoName: string, opts: { json?: boolean } & VaultOption) => {
-      const [{ listManifestArchives, openArchive }, { summariseArchive }] = await Promise.all([import('../browse/archive-reader.js'), import('../browse/archive-summary.js')]);
+      const [{ listManifestArchives, openArchive }, { summariseArchive }, { archiveCheckKey, shownArchiveCheck }] = await Promise.all([
+        import('../browse/archive-reader.js'),
+        import('../browse/archive-summary.js'),
+        import('../checks/check-rules.js'),
+      ]);
       await withRepository(ctx, repoName, opts, async ({ store, repository, objects, key }) => {
         const path = store.paths.repository(repository.dirName);
         const sightings = await store.listArchiveSightings(repository.id);
-        const checks = new Map((await store.listArchiveChecks(repository.id)).map((c) => [`${c.archiveId}\n${c.archiveName}`, c]));
+        const checks = new Map((await store.listArchiveChecks(repository.id)).map((c) => [archiveCheckKey(c.archiveId, c.archiveName), c]));
         const firstSeen = new Map(sightings.map((s) => [`${s.archiveId}\n${s.name}`, s]));
         const rows = [];
         // In time order, as borg list shows them.
@@ -91,7 +88,7 @@ export function registerBrowseCommands(program: Command, ctx: CliContext): void 
             // Not cheap: it needs every chunk's reference count across the repository.
             deduplicatedSize: null,
             // The server's archive checks (src/checks); null: not checked yet.
-            check: checkJson(checks.get(`${entry.id}\n${entry.name}`)),
+            check: shownArchiveCheck(checks.get(archiveCheckKey(entry.id, entry.name))),
           });
         }
         if (opts.json) {

@@ -118,8 +118,3 @@ export const archiveCheckSchema = z
     checkedAt: time,
   })
   .nullable();
-
-export function archiveCheckJson(v: ArchiveCheckRecord | undefined): z.infer<typeof archiveCheckSchema> {
-  if (!v) return null;
-  return { verdict: v.verdict, findings: v.findings.map((f) => ({ rule: f.rule, sentence: f.sentence })), notes: [...v.notes], comparedWith: v.figures?.comparedWith ?? null, checkedAt: v.checkedAt.toISOString() };
-}

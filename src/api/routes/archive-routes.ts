@@ -7,7 +7,8 @@ import { z } from 'zod';
 import type { ApiContext } from '../api-server.js';
 import { listArchives } from '../features/archive-list.js';
 import { defineRoute } from '../route.js';
-import { archiveCheckJson, archiveCheckSchema } from './archive-check-routes.js';
+import { archiveCheckKey, shownArchiveCheck } from '../../checks/check-rules.js';
+import { archiveCheckSchema } from './archive-check-routes.js';
 import { nameParams } from '../schemas.js';
 
 const archiveSchema = z.object({
@@ -42,8 +43,8 @@ export function archiveRoutes(ctx: ApiContext) {
         const repository = await ctx.store.getRepository(params.name);
         const listing = await listArchives({ repositoryKey: ctx.repositoryKey, repositoryPath: (d) => ctx.store.paths.repository(d), store: ctx.store }, repository);
         if (!listing.archives) return listing;
-        const checks = new Map((await ctx.store.listArchiveChecks(repository.id)).map((c) => [`${c.archiveId} ${c.archiveName}`, c]));
-        return { ...listing, archives: listing.archives.map((a) => ({ ...a, check: archiveCheckJson(checks.get(`${a.id} ${a.name}`)) })) };
+        const checks = new Map((await ctx.store.listArchiveChecks(repository.id)).map((c) => [archiveCheckKey(c.archiveId, c.archiveName), c]));
+        return { ...listing, archives: listing.archives.map((a) => ({ ...a, check: shownArchiveCheck(checks.get(archiveCheckKey(a.id, a.name))) })) };
       },
     }),
   ];
