@@ -105,7 +105,8 @@ export interface FolderEntry {
   readonly implied: boolean;
 }
 
-const contentSize = (chunks: readonly ChunkRef[] | null): number => (chunks ?? []).reduce((n, c) => n + c.size, 0);
+/** A file's content size from its chunk list (0 for none). */
+export const contentSize = (chunks: readonly ChunkRef[] | null): number => (chunks ?? []).reduce((n, c) => n + c.size, 0);
 
 export function entryOf(item: ArchiveItem, name: string, masters: Map<string, ArchiveItem>): FolderEntry {
   const kind = itemKind(item);

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 
 import { itemKind, openArchive, type ArchiveItem } from '../browse/archive-reader.js';
 import { BrowseError, type ObjectReader } from '../browse/object-reader.js';
-import { pathMatcher } from '../browse/browse.js';
+import { contentSize, pathMatcher } from '../browse/browse.js';
 import type { BorgKey } from '../repository/borg-key.js';
 import type { ArchiveMeasure, CheckRules } from './check-rules.js';
 
@@ -32,7 +32,6 @@ const isFile = (item: ArchiveItem) => {
   const kind = itemKind(item);
   return kind === 'file' || (kind === 'hardlink' && (item.mode & 0o170000) === 0o100000);
 };
-const contentSize = (item: ArchiveItem) => (item.chunks ?? []).reduce((n, c) => n + c.size, 0);
 
 /** A file's content as a short digest: its chunk ids, or for a later hardlink the path it links to. */
 function fingerprint(item: ArchiveItem): string {
@@ -64,7 +63,7 @@ async function readPrevious(objects: ObjectReader, key: BorgKey | null, name: st
     if (chunks && item.chunks) for (const c of item.chunks) chunks.add(chunkKey(c.id));
     if (!isFile(item)) continue;
     files++;
-    size += contentSize(item);
+    size += contentSize(item.chunks);
     paths?.set(latin1(item.path), fingerprint(item));
   }
   return { files, size, paths, chunks };
@@ -137,7 +136,7 @@ export async function measureArchive(objects: ObjectReader, key: BorgKey | null,
       }
       if (!isFile(item)) continue;
       files++;
-      size += contentSize(item);
+      size += contentSize(item.chunks);
       if (before?.paths && before.paths.get(latin1(item.path)) !== fingerprint(item)) changedFiles++;
     }
   } catch (error) {
