@@ -6,8 +6,6 @@
 // Must never print or log the pull identity's private key; settings are checked before anything
 // is written (src/pull/host-input.ts), so a refused command leaves the store as it was.
 
-import { existsSync } from 'node:fs';
-
 import type { Command } from 'commander';
 
 import { BorgkeepError, invalidInput } from '../errors.js';
@@ -182,8 +180,9 @@ export function registerPullCommands(program: Command, ctx: CliContext): void {
         // A pull re-encrypts what the client sends with the repository's key: without it every
         // job fails, so say so now rather than at the first job.
         const repo = await store.getRepository(settings.repository);
-        const { vaultPaths } = await import('../vault/vault.js');
-        if (!existsSync(vaultPaths(store.paths.root).entry(repo.dirName))) {
+        // Whether it holds one needs no master secret: the vault is only opened, not unsealed.
+        const { openVault } = await import('../vault/vault.js');
+        if (!openVault(store.paths.root).has(repo.dirName)) {
           ctx.out.line(`  repository '${repo.name}' has no key in the vault yet: jobs fail until 'borgkeep repo key ${repo.name} --passphrase-file FILE' hands it over`);
         }
       });
