@@ -268,6 +268,13 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     let committedFigures: { files: number; bytes: number } | null = null;
     /** After a refusal (or a failure the session cannot recover from) nothing more is written. */
     let doomed = false;
+    /**
+     * The refusal or failure that doomed the session, as the client was told it: every later write
+     * is answered with it. borg holds the errors of its asynchronous puts and reports the last one
+     * it holds, so an answer "an earlier call failed" would hide the cause (the job's reason said
+     * that instead of "no space left" when two puts failed before borg looked).
+     */
+    let doomedBy: { exceptionClass: string; message: string } | null = null;
 
     // --- the guarded session behind the proxy ---------------------------------------------------
     const guardIn = new PassThrough();
@@ -318,6 +325,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       });
 
     let guardMsgid = 0;
+    let guardDrained: Promise<unknown> | null = null;
     /** One request of the proxy's own to the guard; null when the guarded session is over. */
     const guardCall = async (method: string, args: ReadonlyArray<[string, MsgValue]>, format: 'tuple' | 'dict' = 'dict'): Promise<RpcReply | null> => {
       const msgid = ++guardMsgid;
@@ -328,7 +336,10 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       if (guardOver) return null;
       const reply = new Promise<RpcReply | null>((resolve) => guardReplies.set(msgid, resolve));
       if (!guardIn.write(frame)) {
-        await Promise.race([new Promise((r) => guardIn.once('drain', r)), guardSession]);
+        // One wait for the drain shared by every put behind it (a listener each tripped Node's
+        // MaxListenersExceededWarning with a dozen puts waiting).
+        guardDrained ??= Promise.race([new Promise((r) => guardIn.once('drain', r)), guardSession]).finally(() => (guardDrained = null));
+        await guardDrained;
       }
       return reply;
     };
@@ -355,6 +366,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       const message = `borgkeep refused ${req.method}: ${why}.`;
       refusal ??= message;
       doomed = true;
+      doomedBy ??= { exceptionClass: REFUSED_CLASS, message };
       sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: REFUSED_CLASS, message }));
       const k = `${req.method} ${reason}`;
       if (denialsNoted.has(k)) return;
@@ -367,13 +379,17 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
           .catch(() => undefined),
       );
     };
-    /** A write after the session was doomed: refused, not a new refusal of the job. */
+    /** A write after the session was doomed: answered with what doomed it, not a new refusal of the job. */
     const refuseAfter = (req: RpcRequest): void => {
-      const message = `borgkeep refused ${req.method}: an earlier call of this job ${refusal ? 'was refused' : 'failed'}, so nothing more is written.`;
-      sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass: REFUSED_CLASS, message }));
+      const said = doomedBy ?? {
+        exceptionClass: REFUSED_CLASS,
+        message: `borgkeep refused ${req.method}: an earlier call of this job ${refusal ? 'was refused' : 'failed'}, so nothing more is written.`,
+      };
+      sendClient(encodeExceptionReply(req.format, req.msgid, said));
     };
     /** An error the client prints that is no refusal of what it did (the repository was busy, it failed). */
     const fail = (req: RpcRequest, exceptionClass: string, message: string): void => {
+      if (doomed) doomedBy ??= { exceptionClass, message };
       sendClient(encodeExceptionReply(req.format, req.msgid, { exceptionClass, message }));
     };
     /**

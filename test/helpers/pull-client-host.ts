@@ -51,6 +51,12 @@ export interface PullClientHost {
   exec(cmd: string, args: readonly string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Replaces the authorized_keys lines of the test user. */
   setAuthorizedKeys(lines: readonly string[]): void;
+  /**
+   * Limits what the client host sends to `mbit` megabits a second (a token bucket on its veth end),
+   * or lifts the limit (null): a job that must still be sending when the test acts on it, on a
+   * machine that sends 64 MiB in a second.
+   */
+  limitUpload(mbit: number | null): void;
   close(): Promise<void>;
 }
 
@@ -241,6 +247,10 @@ export async function startPullClientHost(n: number, authorizedKeys: readonly st
       log,
       exec: (cmd, args, timeoutMs = 30_000) => run('ip', ['netns', 'exec', netns, cmd, ...args], { timeoutMs }),
       setAuthorizedKeys,
+      limitUpload(mbit) {
+        if (mbit === null) ip(['netns', 'exec', netns, 'tc', 'qdisc', 'del', 'dev', vethClient, 'root'], true);
+        else ip(['netns', 'exec', netns, 'tc', 'qdisc', 'replace', 'dev', vethClient, 'root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '64kb', 'latency', '100ms']);
+      },
       async close() {
         if (child.exitCode === null && child.signalCode === null) {
           const gone = new Promise((r) => child.once('exit', r));

@@ -418,8 +418,14 @@ describe('a hand-written client with the job key', () => {
     const r = await c.call('put', [['id', forged.id], ['data', other.data], ['wait', true]]);
     expect(r.error).toBe('PermissionDenied');
     expect(r.message).toMatch(/its content does not match its id/);
-    // Nothing more is written or committed after that.
-    expect((await c.call('commit', [['save_space', false], ['compact', false], ['threshold', 0.1], ['cleanup_commits', false]])).error).toBe('PermissionDenied');
+    // Nothing more is written or committed after that, and each later write is answered with the
+    // cause: borg reports the last of the errors its asynchronous puts collected, so an answer
+    // "an earlier call failed" would hide it (the pull job's reason said that in CI).
+    const later = await jobObject(jobKey, Buffer.from('a later honest chunk'), 4000n);
+    const again = await c.call('put', [['id', later.id], ['data', later.data]]);
+    expect(again).toMatchObject({ error: 'PermissionDenied', message: r.message });
+    const commit = await c.call('commit', [['save_space', false], ['compact', false], ['threshold', 0.1], ['cleanup_commits', false]]);
+    expect(commit).toMatchObject({ error: 'PermissionDenied', message: r.message });
     const outcome = await c.close();
     session.dispose();
     expect(outcome).toMatchObject({ committed: false });

@@ -63,6 +63,9 @@ afterAll(async () => {
 
 test('serve killed mid-job: the job fails with "the server stopped during the job", the retry runs and commits, the client directory is gone, borg check passes', async () => {
   let front = await env.frontEnd();
+  // 64 MiB at 40 Mbit/s: about 13 s of sending, so the kill lands while borg sends (unlimited, a
+  // fast machine sent it all in a second and the job was done before the test saw it running).
+  client.limitUpload(40);
   // A schedule that fires once, a few seconds from now (croner: second minute hour, local time):
   // after `host add` has recorded it, which took more than 4 s on a loaded machine (the run was
   // then tomorrow's).
@@ -74,6 +77,7 @@ test('serve killed mid-job: the job fails with "the server stopped during the jo
   ]);
   const first = await until('the scheduled job never sent bytes', async () => (await jobs('sched')).find((j) => j.state === 'running' && j.bytes > 0), 30_000, () => front.log());
   await front.stop('SIGKILL');
+  client.limitUpload(null);
   front = await env.restartFrontEnd();
 
   const failed = await until('the killed job never failed', async () => (await jobs('sched')).find((j) => j.id === first.id && j.state === 'failed'), 20_000, () => front.log());
