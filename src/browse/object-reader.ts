@@ -58,6 +58,11 @@ export interface ObjectReader {
   getEnvelope(id: Buffer): Promise<Buffer>;
   /** The plaintext of object `id`: CRC, TYPE, MAC, decryption, decompression, id check. */
   get(id: Buffer): Promise<Buffer>;
+  /**
+   * The stored (encrypted) length of `id`, borg's csize: its segment entry's size less the entry
+   * header, from the header alone (the data is not read, so not CRC-checked).
+   */
+  storedSize(id: Buffer): Promise<number>;
   /** Bytes of segment entries read so far (headers and data). */
   readonly bytesRead: number;
   /** Closes the index and the segment files; the reader is unusable after. */
@@ -135,7 +140,7 @@ export async function openObjectReader(repositoryPath: string, key: BorgKey | nu
     return fh;
   };
 
-  const readEntry = async (id: Buffer, at: IndexEntry): Promise<Buffer> => {
+  const readHeader = async (id: Buffer, at: IndexEntry): Promise<{ fh: FileHandle; header: Buffer; size: number }> => {
     const fh = await segmentHandle(at.segment);
     const header = Buffer.alloc(ENTRY_HEADER);
     const h = await fh.read(header, 0, ENTRY_HEADER, at.offset);
@@ -144,9 +149,15 @@ export async function openObjectReader(repositoryPath: string, key: BorgKey | nu
     if (header[8] !== TAG_PUT || size < ENTRY_HEADER || size > MAX_ENTRY_SIZE || !header.subarray(9, ENTRY_HEADER).equals(id)) {
       throw new BrowseError(`the index points object ${short(id)} at an entry of segment ${at.segment} that is not it`);
     }
+    bytesRead += ENTRY_HEADER;
+    return { fh, header, size };
+  };
+
+  const readEntry = async (id: Buffer, at: IndexEntry): Promise<Buffer> => {
+    const { fh, header, size } = await readHeader(id, at);
     const data = Buffer.allocUnsafe(size - ENTRY_HEADER);
     const d = await fh.read(data, 0, data.length, at.offset + ENTRY_HEADER);
-    bytesRead += ENTRY_HEADER + d.bytesRead;
+    bytesRead += d.bytesRead;
     if (d.bytesRead !== data.length) throw new BrowseError(`object ${short(id)} is cut short in segment ${at.segment}`);
     if (crc32(data, crc32(header.subarray(4, ENTRY_HEADER))) !== header.readUInt32LE(0)) {
       throw new BrowseError(`object ${short(id)} fails its CRC check in segment ${at.segment} (damaged on disk)`);
@@ -202,6 +213,7 @@ export async function openObjectReader(repositoryPath: string, key: BorgKey | nu
       },
       getEnvelope: async (id) => readEntry(id, lookup(id)),
       get: async (id) => opened(id, await readEntry(id, lookup(id)), mode),
+      storedSize: async (id) => (await readHeader(id, lookup(id))).size - ENTRY_HEADER,
       get bytesRead() {
         return bytesRead;
       },
