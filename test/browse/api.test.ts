@@ -90,7 +90,7 @@ describe('browsing over the API', () => {
     const meta = await admin('/repositories/main/archives/two');
     expect(meta.status).toBe(200);
     const listed = JSON.parse(await env.cliOk(['archives', 'main', '--json'])) as { archives: Array<Record<string, unknown>> };
-    const { firstSeenAt: _seen, deduplicatedSize: _dedup, check: _check, ...fromCli } = listed.archives.find((a) => a.name === 'two')!;
+    const { firstSeenAt: _seen, check: _check, ...fromCli } = listed.archives.find((a) => a.name === 'two')!;
     expect(meta.body.archive).toEqual(fromCli);
     expect(meta.body.archive.commandLine).toContain('./main::two');
 

@@ -65,12 +65,13 @@ describe('borgkeep archives', () => {
   test('lists every archive with its client time, host, command line and totals, as borg info tells them', async () => {
     const r = await env.cli(['archives', 'main', '--json']);
     expect(r.stderr).toBe('');
-    const out = JSON.parse(r.stdout) as { archives: Array<{ name: string; time: string; hostname: string; username: string; commandLine: string[]; files: number; size: number; authentication: string }> };
+    const out = JSON.parse(r.stdout) as { archives: Array<{ name: string; time: string; hostname: string; username: string; commandLine: string[]; files: number; size: number; deduplicatedSize: number | null; authentication: string }> };
     expect(out.archives.map((a) => a.name)).toEqual(ARCHIVES.map(([n]) => n));
-    const info = JSON.parse(await borgOk(env, ['info', '--json', `${repoPath}::v2-lzma`])) as { archives: Array<{ start: string; stats: { nfiles: number; original_size: number } }> };
+    const info = JSON.parse(await borgOk(env, ['info', '--json', `${repoPath}::v2-lzma`])) as { archives: Array<{ start: string; stats: { nfiles: number; original_size: number; deduplicated_size: number } }> };
     const lzma = out.archives.find((a) => a.name === 'v2-lzma')!;
     expect(lzma.files).toBe(info.archives[0]!.stats.nfiles);
     expect(lzma.size).toBe(info.archives[0]!.stats.original_size);
+    expect(lzma.deduplicatedSize).toBe(info.archives[0]!.stats.deduplicated_size);
     expect(lzma.time.slice(0, 19)).toBe(info.archives[0]!.start.slice(0, 19));
     expect(lzma.hostname).toBe(hostname());
     expect(lzma.commandLine).toContain('create');
@@ -78,7 +79,7 @@ describe('borgkeep archives', () => {
     // The repository's folder on the server never shows, not even from a command line.
     expect(r.stdout).not.toContain(repoPath);
     const text = await env.cliOk(['archives', 'main']);
-    expect(text).toMatch(/^NAME +TIME +FIRST SEEN +SIZE +FILES +HOST +CHECKS +COMMAND\n/);
+    expect(text).toMatch(/^NAME +TIME +FIRST SEEN +SIZE +DEDUPLICATED +FILES +HOST +CHECKS +COMMAND\n/);
   });
 });
 

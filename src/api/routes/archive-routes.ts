@@ -1,6 +1,6 @@
 // A repository's archive list as the server reads it with the key borgkeep holds (see
 // features/archive-list.ts): per archive its name, id, the client's time, the server's first
-// sighting, the session that added it, and the verdict of its archive checks (src/checks).
+// sighting, the session that added it, its deduplicated size (src/browse/dedup-sizes.ts), and the verdict of its archive checks (src/checks).
 // Without a held key it says so in one sentence.
 
 import { z } from 'zod';
@@ -22,6 +22,10 @@ const archiveSchema = z.object({
     .object({ sessionId: z.number(), keyName: z.string().nullable(), role: z.string().nullable() })
     .nullable()
     .describe('the session whose committed transaction first listed the archive; null when the ledger cannot tell'),
+  deduplicatedSize: z
+    .number()
+    .nullable()
+    .describe("as borg info's deduplicated_size: the stored bytes of the chunks no other archive references; null: still being computed for the current archives (ask again)"),
   check: archiveCheckSchema.describe("the server's archive checks (src/checks): passed, failed with each failed rule, or skipped; null: not checked yet"),
 });
 
@@ -44,7 +48,14 @@ export function archiveRoutes(ctx: ApiContext) {
         const listing = await listArchives({ repositoryKey: ctx.repositoryKey, repositoryPath: (d) => ctx.store.paths.repository(d), store: ctx.store }, repository);
         if (!listing.archives) return listing;
         const checks = new Map((await ctx.store.listArchiveChecks(repository.id)).map((c) => [archiveCheckKey(c.archiveId, c.archiveName), c]));
-        return { ...listing, archives: listing.archives.map((a) => ({ ...a, check: shownArchiveCheck(checks.get(archiveCheckKey(a.id, a.name))) })) };
+        // Kept figures at once; else computed off the request, waited for a moment (dedup-sizes.ts).
+        const path = ctx.store.paths.repository(repository.dirName);
+        const [{ deduplicatedSizesOf, REQUEST_WAIT_MS }, { openForBrowse }] = await Promise.all([import('../../browse/dedup-sizes.js'), import('../../browse/open-browse.js')]);
+        const sizes = await deduplicatedSizesOf(ctx.store.paths.root).within(path, listing.archives.map((a) => a.id), () => openForBrowse(repository, path, () => ctx.repositoryKey(repository, path)), REQUEST_WAIT_MS);
+        return {
+          ...listing,
+          archives: listing.archives.map((a) => ({ ...a, deduplicatedSize: sizes?.get(a.id) ?? null, check: shownArchiveCheck(checks.get(archiveCheckKey(a.id, a.name))) })),
+        };
       },
     }),
   ];

@@ -75,14 +75,29 @@ export function browseRoutes(ctx: ApiContext) {
           size: z.number().nullable().describe('original bytes, as borg counted them'),
           compressedSize: z.number().nullable(),
           files: z.number().nullable(),
+          deduplicatedSize: z
+            .number()
+            .nullable()
+            .describe("as borg info's deduplicated_size: the stored bytes of the chunks no other archive references; null: still being computed (ask again)"),
           authentication: z.enum(['ok', 'missing', 'unchecked']),
         }),
       }),
       async handler({ params, principal }) {
         await allowBrowse(ctx, principal, params.name);
-        const { summariseArchive } = await import('../../browse/archive-summary.js');
+        const [{ summariseArchive }, { deduplicatedSizesOf, REQUEST_WAIT_MS }, { listManifestArchives }, { openForBrowse }] = await Promise.all([
+          import('../../browse/archive-summary.js'),
+          import('../../browse/dedup-sizes.js'),
+          import('../../browse/archive-reader.js'),
+          import('../../browse/open-browse.js'),
+        ]);
         const repository = await ctx.store.getRepository(params.name);
-        return withArchives(params.name, [params.archive], async ({ readers }) => ({ archive: summariseArchive(readers[0]!.info, repository, ctx.store.paths.repository(repository.dirName)) }));
+        return withArchives(params.name, [params.archive], async ({ readers, objects, path }) => {
+          const info = readers[0]!.info;
+          // Kept figures at once; else computed off the request with a reader of its own (dedup-sizes.ts).
+          const ids = listManifestArchives(objects).map((a) => a.id);
+          const sizes = await deduplicatedSizesOf(ctx.store.paths.root).within(path, ids, () => openForBrowse(repository, path, () => ctx.repositoryKey(repository, path)), REQUEST_WAIT_MS);
+          return { archive: { ...summariseArchive(info, repository, path), deduplicatedSize: sizes?.get(info.id) ?? null } };
+        });
       },
     }),
     defineRoute({
