@@ -1,12 +1,13 @@
 // The repository's archive list as the server reads it (GET /repositories/:name/archives): per
 // archive its name, the client's time, when the server first saw it committed and which key's
-// session added it, with a note on archives whose client time is more than a day away from the
+// session added it, its deduplicated size (what deleting it alone would free, as borg info counts
+// it; the server computes it off the request, so it may still be coming), with a note on archives whose client time is more than a day away from the
 // server's first sighting (a retimed archive), and the verdict of the server's archive checks with
 // each failed rule's sentence. Without a held key, the server's one sentence.
 // Shows the newest archives first, a page at a time: a repository may hold 10,000 of them.
 import { useState } from 'react';
 import { api } from '../api';
-import { exact, Time } from '../format';
+import { bytes, exact, Time } from '../format';
 import { useLoad } from '../hooks';
 import { ArchiveBrowser } from './archive-browser';
 import { ArchiveDiff } from './archive-diff';
@@ -21,6 +22,8 @@ export interface ListedArchive {
   firstSeenBaseline: boolean;
   retimed: boolean;
   addedBy: { sessionId: number; keyName: string | null; role: string | null } | null;
+  /** borg info's deduplicated_size: stored bytes of the chunks no other archive references; null: still being computed. */
+  deduplicatedSize: number | null;
   /** The server's archive checks; null: not checked yet. */
   check: ArchiveCheck | null;
 }
@@ -105,6 +108,9 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
                 <th scope="col">Client's time</th>
                 <th scope="col">First seen by the server</th>
                 <th scope="col">Added by</th>
+                <th scope="col" title="stored bytes only this archive references: what deleting it alone frees (borg info's deduplicated size)">
+                  Deduplicated
+                </th>
                 <th scope="col">Checks</th>
               </tr>
             </thead>
@@ -147,6 +153,9 @@ export function ArchiveList({ repository, refresh }: { repository: string; refre
                     ) : (
                       <span className="muted">unknown</span>
                     )}
+                  </td>
+                  <td data-deduplicated={a.deduplicatedSize ?? ''}>
+                    {a.deduplicatedSize !== null ? bytes(a.deduplicatedSize) : <span className="muted small">computing… (reload)</span>}
                   </td>
                   <td className={a.check?.verdict === 'failed' ? 'alert' : ''}>
                     <CheckCell check={a.check ?? null} />
