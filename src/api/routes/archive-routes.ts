@@ -1,7 +1,8 @@
 // A repository's archive list as the server reads it with the key borgkeep holds (see
 // features/archive-list.ts): per archive its name, id, the client's time, the server's first
-// sighting, the session that added it, its deduplicated size (src/browse/dedup-sizes.ts), and the verdict of its archive checks (src/checks).
-// Without a held key it says so in one sentence.
+// sighting, the session that added it, its deduplicated size (src/browse/dedup-sizes.ts: kept
+// figures, or null while they are computed off the request), and the verdict of its archive checks
+// (src/checks). Without a held key it says so in one sentence.
 
 import { z } from 'zod';
 import type { ApiContext } from '../api-server.js';
