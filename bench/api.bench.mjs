@@ -27,7 +27,8 @@
 // does; the report gives its bytes per refresh against the full answer. The daily statistics and audit
 // jobs are marked done before the server starts, so it does not start a catch-up run over all
 // repositories; the every-second alert evaluation runs as always. BENCH_PROFILE=1 runs the
-// server under `node --cpu-prof` and prints its hottest functions. BENCH_CLEAN=1 removes the
+// server under `node --cpu-prof` and prints its hottest functions; BORGKEEP_SQL_PROFILE=FILE
+// (passed on to the server) writes its costliest SQL statements to FILE.PID (src/store/sql-profile.ts). BENCH_CLEAN=1 removes the
 // fixture at the end.
 
 import { spawn } from 'node:child_process';

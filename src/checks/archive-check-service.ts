@@ -21,6 +21,7 @@ import { KeyNeededError, openObjectReader, type ObjectReader } from '../browse/o
 import type { BorgKey } from '../repository/borg-key.js';
 import { latestIndexTransaction } from '../repository/hash-index.js';
 import type { ManifestArchive } from '../repository/manifest.js';
+import { nextTurn } from '../shared/event-loop.js';
 import { formatBytes } from '../shared/size.js';
 import type { Store } from '../store/database.js';
 import type { Repository } from '../store/types.js';
@@ -32,7 +33,7 @@ import { NO_RULES, archiveCheckKey, archivePrefix, judgeArchive, previousOfPrefi
 export const MAX_PER_RUN = 50;
 
 export interface ArchiveCheckServiceDeps {
-  store: Pick<Store, 'paths' | 'listRepositories' | 'getCheckRules' | 'listArchiveChecks' | 'recordArchiveCheck' | 'markArchiveChecksGone'>;
+  store: Pick<Store, 'paths' | 'listRepositoryRecords' | 'getCheckRules' | 'listArchiveChecks' | 'recordArchiveCheck' | 'markArchiveChecksGone'>;
   /** The unlocked key of a repository (createRepositoryKeySource); null when the vault holds none. Throws when the vault is sealed or the key no longer opens it. */
   repositoryKey: (repository: Repository, repositoryPath: string) => BorgKey | null;
 }
@@ -149,7 +150,10 @@ export function createArchiveCheckService(deps: ArchiveCheckServiceDeps) {
     async checkAll(): Promise<string> {
       const parts: string[] = [];
       const failures: string[] = [];
-      for (const { repository } of await deps.store.listRepositories()) {
+      for (const repository of await deps.store.listRepositoryRecords()) {
+        // An unchanged repository costs no real wait: without a turn between them the pass over
+        // every repository was one task that held the API (src/shared/event-loop.ts).
+        await nextTurn();
         try {
           const r = await checkRepository(repository);
           if (r === null || r.passed + r.failed + r.skipped + r.pending === 0) continue;

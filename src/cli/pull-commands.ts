@@ -97,7 +97,7 @@ function parseRetries(text: string): number {
 }
 
 async function repositoryNames(store: Store): Promise<Map<number, string>> {
-  return new Map((await store.listRepositories()).map((s) => [s.repository.id, s.repository.name]));
+  return new Map((await store.listRepositoryRecords()).map((r) => [r.id, r.name]));
 }
 
 interface HostAddOptions {

@@ -120,7 +120,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     now,
     log,
   });
-  const names = async (id: number) => (await store.listRepositories()).find((r) => r.repository.id === id)?.repository.name ?? null;
+  const names = async (id: number) => (await store.listRepositoryRecords()).find((r) => r.id === id)?.name ?? null;
   const engine = createAlertEngine({ store, notifier, now, repositoryName: names });
   const monitor = createMonitor({ store, engine, now, sizeOf: deps.sizeOf });
   const audits = createAuditService(store);

@@ -8,10 +8,11 @@
 import type { Monitor } from '../alerts/monitor.js';
 import { latestIndexTransaction } from '../repository/hash-index.js';
 import { readHints } from '../repository/hints.js';
+import { nextTurn } from '../shared/event-loop.js';
 import type { Store } from '../store/database.js';
 import type { JobDefinition } from './scheduler.js';
 
-type JobStore = Pick<Store, 'paths' | 'listRepositories' | 'addRepositoryStat'>;
+type JobStore = Pick<Store, 'paths' | 'listRepositoryRecords' | 'addRepositoryStat'>;
 
 export interface ServerJobDeps {
   store: JobStore;
@@ -39,7 +40,8 @@ const repositories = (n: number) => `${n} ${n === 1 ? 'repository' : 'repositori
 /** Size on disk, and from borg's hints: live objects, what compaction would free, borg's own usage. */
 export async function repositoryStatistics(deps: Pick<ServerJobDeps, 'store' | 'directorySize'>): Promise<string> {
   let measured = 0;
-  for (const { repository } of await deps.store.listRepositories()) {
+  for (const repository of await deps.store.listRepositoryRecords()) {
+    await nextTurn();
     const path = deps.store.paths.repository(repository.dirName);
     const sizeBytes = await deps.directorySize(path);
     if (sizeBytes === null) continue; // not initialised
@@ -95,7 +97,8 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
       run: async () => {
         const verdicts: string[] = [];
         const failures: string[] = [];
-        for (const { repository } of await deps.store.listRepositories()) {
+        for (const repository of await deps.store.listRepositoryRecords()) {
+          await nextTurn();
           try {
             verdicts.push(`${repository.name}: ${await deps.audit(repository.name)}`);
           } catch (error) {
@@ -117,7 +120,8 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
               const verify = deps.verify!;
               const verdicts: string[] = [];
               const failures: string[] = [];
-              for (const { repository } of await deps.store.listRepositories()) {
+              for (const repository of await deps.store.listRepositoryRecords()) {
+                await nextTurn();
                 try {
                   const verdict = await verify(repository.name);
                   if (verdict !== null) verdicts.push(`${repository.name}: ${verdict}`);

@@ -55,9 +55,9 @@ export async function loadPullJobRunner(deps: PullRuntimeDeps): Promise<RunPullJ
     type === 'rsa' ? utils.generateKeyPairSync('rsa', { bits: 3072 }) : generateEd25519KeyPair(),
   ).find((k) => k.type === 'ssh-ed25519')!;
   return async (host, job, recorder, { archiveName, stop }) => {
-    const summary = (await deps.store.listRepositories()).find((r) => r.repository.id === host.repositoryId);
-    if (!summary) return { state: 'failed', reason: `the repository of host '${host.name}' no longer exists`, hostile: false };
-    const session = createPullJobSession({ guard }, { jobId: job.id, repository: summary.repository, archiveName });
+    const repository = (await deps.store.listRepositoryRecords()).find((r) => r.id === host.repositoryId);
+    if (!repository) return { state: 'failed', reason: `the repository of host '${host.name}' no longer exists`, hostile: false };
+    const session = createPullJobSession({ guard }, { jobId: job.id, repository, archiveName });
     const result = await runPullJob({ ssh2: { Client, Server, parseKey: utils.parseKey }, identity, hostKey, ...(deps.borgBinaries && { borgBinaries: deps.borgBinaries }) }, host, job, session, recorder, { archiveName, stop });
     // The key the host offered, so `host show` can put it beside the pinned one for the admin to compare.
     if (result.hostKey) await deps.store.notePullHostKeyOffered(host.id, result.hostKey.offered).catch(() => undefined);

@@ -43,7 +43,7 @@ describe('retention service (fake time, fake runs)', () => {
     const service = createRetentionService({
       store: {
         getRepository: async () => repository,
-        listRepositories: async () => [{ repository } as never],
+        listRepositoryRecords: async () => [repository],
         getRetentionPolicy: async () => policy,
         listRetentionPolicies: async () => (policy ? [policy] : []),
         setRetentionPolicy: async (_id, rules: RetentionRules, by) => (policy = { ...rules, repositoryId: 1, updatedAt: now, updatedBy: by, lastRunAt: null, lastResult: null, lastDetail: null }),

@@ -11,7 +11,7 @@ import { isDue, nextRun, parseRetentionRules, type RetentionPolicy, type Retenti
 import { runRetention, type RetentionRun, type RetentionRunDeps } from './run-retention.js';
 
 export interface RetentionServiceDeps {
-  readonly store: RetentionStore & Pick<RepositoryStore, 'getRepository' | 'listRepositories'>;
+  readonly store: RetentionStore & Pick<RepositoryStore, 'getRepository' | 'listRepositoryRecords'>;
   readonly vault: RetentionRunDeps['vault'];
   readonly now: () => Date;
   /** What runs need (the guard, borg); left out (the API alone), policies can be set but not run. */
@@ -64,7 +64,7 @@ export function createRetentionService(deps: RetentionServiceDeps) {
     },
 
     async list(): Promise<RetentionView[]> {
-      return Promise.all((await deps.store.listRepositories()).map((s) => view(s.repository)));
+      return Promise.all((await deps.store.listRepositoryRecords()).map(view));
     },
 
     /** Sets the whole policy (`input`: the API's shape); refused without a held key. */
@@ -104,7 +104,7 @@ export function createRetentionService(deps: RetentionServiceDeps) {
       const now = deps.now();
       const due = policies.filter((p) => isDue(p, now) && !running.has(p.repositoryId));
       if (due.length === 0) return policies.length === 0 ? 'no retention policies' : 'nothing due';
-      const byId = new Map((await deps.store.listRepositories()).map((s) => [s.repository.id, s.repository]));
+      const byId = new Map((await deps.store.listRepositoryRecords()).map((r) => [r.id, r]));
       const lines: string[] = [];
       let failed = false;
       for (const policy of due) {

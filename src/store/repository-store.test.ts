@@ -43,6 +43,7 @@ describe('repository store', () => {
       'BK_ERR_INVALID_INPUT: the quota must be at least 10M (10000000 bytes), since borg refuses less',
     );
     expect((await t.store.listRepositories()).map((r) => r.repository.name)).toEqual(['photos']);
+    expect(await t.store.listRepositoryRecords()).toEqual((await t.store.listRepositories()).map((r) => r.repository));
   });
 
   it('lists repositories by name with their grant count and last session', async () => {

@@ -24,10 +24,14 @@ import {
   type QueryResult,
 } from 'kysely';
 
+import { sqlProfileFromEnv } from './sql-profile.js';
+
 /** How long a write may wait for another process's lock in all. */
 export const BUSY_TIMEOUT_MS = 10_000;
 /** How long SQLite itself may block the process on a lock before answering busy. */
 export const BUSY_SLICE_MS = 5;
+/** BORGKEEP_SQL_PROFILE (sql-profile.ts): each statement's time, for benchmarks. */
+const PROFILE = sqlProfileFromEnv();
 /** How many prepared statements are kept; the stores' queries come in a few dozen shapes. */
 export const STATEMENT_CACHE_SIZE = 256;
 
@@ -136,6 +140,10 @@ class AsyncBusyDriver implements Driver {
   }
 
   #execute(query: CompiledQuery): QueryResult<unknown> {
+    return PROFILE ? PROFILE.time(query.sql, () => this.#executeNow(query)) : this.#executeNow(query);
+  }
+
+  #executeNow(query: CompiledQuery): QueryResult<unknown> {
     const statement = this.#prepare(query.sql);
     const parameters = query.parameters as unknown[];
     if (statement.reader) return { rows: statement.all(parameters) };

@@ -89,7 +89,7 @@ export function alertRoutes(ctx: ApiContext, monitoring: MonitoringApi | null) {
     if (!monitoring) throw notFound('monitoring does not run in this server');
     return monitoring;
   };
-  const repositoryNames = async () => new Map((await ctx.store.listRepositories()).map((r) => [r.repository.id, r.repository.name]));
+  const repositoryNames = async () => new Map((await ctx.store.listRepositoryRecords()).map((r) => [r.id, r.name]));
   const keyNames = async () => new Map((await ctx.store.listKeys()).map((k) => [k.id, k.name]));
   const silenceJson = (s: AlertSilence, names: Map<number, string>, keys: Map<number, string>) => ({
     id: s.id,
