@@ -105,6 +105,31 @@ describe('the store driver while another process holds the write lock', () => {
     expect((await db.selectFrom('t').select('n').execute()).map((r) => r.n)).toEqual([5]);
     await db.destroy();
   });
+
+  it('counts the busy timeout from when a write was asked, also for writes queued behind another (a session end waited four timeouts, ~40 s, behind the writes before it)', async () => {
+    const db = open(400);
+    other.exec('begin immediate');
+    const started = Date.now();
+    const ended = await Promise.all(
+      [6, 7, 8, 9].map((n) =>
+        db
+          .insertInto('t')
+          .values({ n })
+          .execute()
+          .then(
+            () => 'written',
+            (e: { code?: string }) => `${e.code} after ${Date.now() - started} ms`,
+          ),
+      ),
+    );
+    for (const e of ended) expect(e).toMatch(/^SQLITE_BUSY after \d+ ms$/);
+    // Each gives up about one timeout after it was asked, not one timeout after the one before it.
+    expect(Date.now() - started).toBeLessThan(400 * 2);
+    other.exec('rollback');
+    await db.insertInto('t').values({ n: 10 }).execute();
+    expect((await db.selectFrom('t').select('n').execute()).map((r) => r.n)).toEqual([10]);
+    await db.destroy();
+  });
 });
 
 describe('the store driver with its own transactions', () => {

@@ -107,23 +107,26 @@ class AsyncBusyDriver implements Driver {
     // A read gives rows and changes nothing: an insert … returning gives rows but is a write, and
     // SQLite calls BEGIN read-only though it is where a transaction's writes start.
     const statement = this.#prepare(query.sql);
-    if (this.#owner === connection || (statement.reader && statement.readonly)) return this.#runTrying(connection, query, begins);
+    // The busy timeout counts from now, also for a write that first waits behind earlier ones:
+    // each counting its own from its turn, a session end queued behind three writes of a locked
+    // database waited four timeouts (about 40 s, test/faults/store-faults.test.ts).
+    const deadline = Date.now() + this.#busyTimeoutMs;
+    if (this.#owner === connection || (statement.reader && statement.readonly)) return this.#runTrying(connection, query, begins, deadline);
     const earlier = this.#writes;
     let done!: () => void;
     this.#writes = new Promise((resolve) => (done = resolve));
     try {
       // Only when an earlier write is still waiting: otherwise this one runs at once, as asked.
       if (this.#writesQueued++ > 0) await earlier;
-      return await this.#runTrying(connection, query, begins);
+      return await this.#runTrying(connection, query, begins, deadline);
     } finally {
       this.#writesQueued--;
       done();
     }
   }
 
-  /** Runs the statement, trying again while another process holds the lock. */
-  async #runTrying(connection: Connection, query: CompiledQuery, begins: boolean): Promise<QueryResult<unknown>> {
-    const deadline = Date.now() + this.#busyTimeoutMs;
+  /** Runs the statement, trying again while another process holds the lock, until `deadline` (at least once). */
+  async #runTrying(connection: Connection, query: CompiledQuery, begins: boolean, deadline: number): Promise<QueryResult<unknown>> {
     let pause = 2;
     for (;;) {
       while (this.#owner !== null && this.#owner !== connection) await this.#ended;
