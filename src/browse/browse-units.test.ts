@@ -21,11 +21,15 @@ describe('as borg shows them', () => {
     expect(shownText(Buffer.from([0xed, 0xa0, 0x80]))).toBe('???'); // a UTF-16 surrogate in UTF-8 is invalid
   });
 
-  test('times to the microsecond, rounded as borg rounds them', () => {
+  test("times to the microsecond as borg shows them (Python's utcfromtimestamp(ns / 1e9): a float, rounded half to even)", () => {
+    // Each value as python3 prints datetime.utcfromtimestamp(ns / 1e9).isoformat(timespec='microseconds').
     expect(nsToIso(1796587452752808577n)).toBe('2026-12-06T20:04:12.752809Z');
     expect(nsToIso(0n)).toBe('1970-01-01T00:00:00.000000Z');
     expect(nsToIso(999_999_500n)).toBe('1970-01-01T00:00:01.000000Z');
-    expect(nsToIso(-1_500n)).toBe('1969-12-31T23:59:59.999999Z');
+    expect(nsToIso(-1_500n)).toBe('1969-12-31T23:59:59.999998Z');
+    // Where rounding the exact nanoseconds gives the other microsecond.
+    expect(nsToIso(1605306284095701534n)).toBe('2020-11-13T22:24:44.095701Z');
+    expect(nsToIso(1770857431975687357n)).toBe('2026-02-12T00:50:31.975688Z');
   });
 
   test('modes and typed paths', () => {
