@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { ApiContext } from '../api-server.js';
 import { listArchives } from '../features/archive-list.js';
+import { requestDeduplicatedSizes } from '../features/deduplicated-sizes.js';
 import { defineRoute } from '../route.js';
 import { archiveCheckKey, shownArchiveCheck } from '../../checks/check-rules.js';
 import { archiveCheckSchema } from './archive-check-routes.js';
@@ -49,10 +50,7 @@ export function archiveRoutes(ctx: ApiContext) {
         const listing = await listArchives({ repositoryKey: ctx.repositoryKey, repositoryPath: (d) => ctx.store.paths.repository(d), store: ctx.store }, repository);
         if (!listing.archives) return listing;
         const checks = new Map((await ctx.store.listArchiveChecks(repository.id)).map((c) => [archiveCheckKey(c.archiveId, c.archiveName), c]));
-        // Kept figures at once; else computed off the request, waited for a moment (dedup-sizes.ts).
-        const path = ctx.store.paths.repository(repository.dirName);
-        const [{ deduplicatedSizesOf, REQUEST_WAIT_MS }, { openForBrowse }] = await Promise.all([import('../../browse/dedup-sizes.js'), import('../../browse/open-browse.js')]);
-        const sizes = await deduplicatedSizesOf(ctx.store.paths.root).within(path, listing.archives.map((a) => a.id), () => openForBrowse(repository, path, () => ctx.repositoryKey(repository, path)), REQUEST_WAIT_MS);
+        const sizes = await requestDeduplicatedSizes(ctx, repository, listing.archives.map((a) => a.id));
         return {
           ...listing,
           archives: listing.archives.map((a) => ({ ...a, deduplicatedSize: sizes?.get(a.id) ?? null, check: shownArchiveCheck(checks.get(archiveCheckKey(a.id, a.name))) })),

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { ArchiveReader } from '../../browse/archive-reader.js';
 import type { ObjectReader } from '../../browse/object-reader.js';
 import type { ApiContext } from '../api-server.js';
+import { requestDeduplicatedSizes } from '../features/deduplicated-sizes.js';
 import { actorOf } from '../presenters.js';
 import { invalidInput } from '../../errors.js';
 import { JsonText, defineRoute } from '../route.js';
@@ -84,18 +85,11 @@ export function browseRoutes(ctx: ApiContext) {
       }),
       async handler({ params, principal }) {
         await allowBrowse(ctx, principal, params.name);
-        const [{ summariseArchive }, { deduplicatedSizesOf, REQUEST_WAIT_MS }, { listManifestArchives }, { openForBrowse }] = await Promise.all([
-          import('../../browse/archive-summary.js'),
-          import('../../browse/dedup-sizes.js'),
-          import('../../browse/archive-reader.js'),
-          import('../../browse/open-browse.js'),
-        ]);
+        const [{ summariseArchive }, { listManifestArchives }] = await Promise.all([import('../../browse/archive-summary.js'), import('../../browse/archive-reader.js')]);
         const repository = await ctx.store.getRepository(params.name);
         return withArchives(params.name, [params.archive], async ({ readers, objects, path }) => {
           const info = readers[0]!.info;
-          // Kept figures at once; else computed off the request with a reader of its own (dedup-sizes.ts).
-          const ids = listManifestArchives(objects).map((a) => a.id);
-          const sizes = await deduplicatedSizesOf(ctx.store.paths.root).within(path, ids, () => openForBrowse(repository, path, () => ctx.repositoryKey(repository, path)), REQUEST_WAIT_MS);
+          const sizes = await requestDeduplicatedSizes(ctx, repository, listManifestArchives(objects).map((a) => a.id));
           return { archive: { ...summariseArchive(info, repository, path), deduplicatedSize: sizes?.get(info.id) ?? null } };
         });
       },
