@@ -21,6 +21,9 @@
 // BENCH_COMPARE=PATH (another checkout's bin/borgkeep, built) adds (c): the same guarded run with
 // that build, in every round, so a change to the guard is compared with the build before it on
 // the same machine at the same time (CPU seconds per GiB of both are printed).
+// BENCH_FLOOR=1 adds (d): plain borg serve behind bench/lib/passthrough.mjs, a node process that
+// only pipes, in every round: the floor of any proxy in node on this machine, against which the
+// guard's own cost is b/d.
 
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,6 +61,7 @@ const PROFILE = process.env.BENCH_PROFILE === '1';
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 const COMPARE = process.env.BENCH_COMPARE ?? null;
 const GUARD = process.env.BENCH_GUARD ?? 'append';
+const FLOOR = process.env.BENCH_FLOOR === '1';
 if (!['append', 'vault', 'verify'].includes(GUARD)) throw new Error(`BENCH_GUARD must be append, vault or verify, not '${GUARD}'`);
 
 const tmp = tempRoot('borgkeep-bench-create');
@@ -101,13 +105,13 @@ async function timedCreate(env, url, src, label) {
 const gcLine = (r) => (r.guardGc ? `, ${r.guardGc.faults} page faults, ${r.guardGc.gcs} GCs (${r.guardGc.full} full, ${fmt(r.guardGc.ms, 0)} ms)` : '');
 
 /** (a): plain borg serve, the command line borgkeep gives its child for an append key. */
-async function runPlain(n, src) {
+async function runPlain(n, src, passthrough = false) {
   const repo = join(tmp.dir, `plain-repo-${n}`);
   const env = borgClientEnv(join(tmp.dir, `client-${n}`), plainRsh, { BENCH_REPO: repo });
   const url = `ssh://bench${repo}`;
   await runOk('borg', ['init', '-e', ENCRYPTION, url], { env });
   syncDisks();
-  return timedCreate({ ...env, BENCH_APPEND_ONLY: '1' }, url, src, `a-${n}`);
+  return timedCreate({ ...env, BENCH_APPEND_ONLY: '1', ...(passthrough && { BENCH_PASSTHROUGH: '1' }) }, url, src, `${passthrough ? 'd' : 'a'}-${n}`);
 }
 
 /** (b): through the guard, in a fresh borgkeep installation. */
@@ -142,6 +146,7 @@ async function measure(kind) {
   syncDisks();
   try {
     if (kind === 'c') return await runGuard(n, src, {}, COMPARE);
+    if (kind === 'd') return await runPlain(n, src, true);
     return kind === 'a' ? await runPlain(n, src) : await runGuard(n, src);
   } finally {
     for (const name of readdirSync(tmp.dir)) {
@@ -158,6 +163,7 @@ console.log(
 const a = [];
 const b = [];
 const c = [];
+const d = [];
 for (let i = 0; i < ROUNDS; i++) {
   a.push(await measure('a'));
   console.log(`  round ${i + 1}: a ${fmt(a[i].seconds)} s`);
@@ -168,6 +174,10 @@ for (let i = 0; i < ROUNDS; i++) {
   if (COMPARE) {
     c.push(await measure('c'));
     console.log(`  round ${i + 1}: c (BENCH_COMPARE) ${fmt(c[i].seconds)} s, c/a ${fmt(c[i].seconds / a[i].seconds, 3)}, its guard CPU ${fmt(c[i].guardCpu / (SOURCE_BYTES / GiB), 3)} s/GiB (system ${fmt(c[i].guardSys / (SOURCE_BYTES / GiB), 3)})${gcLine(c[i])}`);
+  }
+  if (FLOOR) {
+    d.push(await measure('d'));
+    console.log(`  round ${i + 1}: d (node passthrough) ${fmt(d[i].seconds)} s, d/a ${fmt(d[i].seconds / a[i].seconds, 3)}, b/d ${fmt(b[i].seconds / d[i].seconds, 3)}`);
   }
 }
 if (COMPARE) {
@@ -205,13 +215,36 @@ console.log('');
 printTable(rows);
 const medA = med('a');
 const medB = med('b');
+const roundsRatio = median(per.map((r) => r.ratio));
 console.log(
-  `\n${ROUNDS} rounds; ratio of medians b/a = ${fmt(medB / medA, 3)} (goal <= 1.03; wall time, sensitive to a busy machine); ` +
+  `\n${ROUNDS} rounds; ratio of medians b/a = ${fmt(medB / medA, 3)}, median of the rounds' b/a ${fmt(roundsRatio, 3)} (goal <= 1.03; wall time, sensitive to a busy machine); ` +
     `${fmt(SOURCE_BYTES / 1e6 / medA, 0)} MB/s plain, ${fmt(SOURCE_BYTES / 1e6 / medB, 0)} MB/s guarded\n` +
     `guard's own CPU ${fmt(med('guard'), 3)} s/GiB (median; its node process, without its borg serve), ` +
     `plain borg serve CPU ${fmt(med('plainServe'), 3)} s/GiB, the guard's borg serve ${fmt(med('guardedServe'), 3)} s/GiB; ` +
     `guard peak RSS ${fmt(med('guardRss'), 0)} MiB`,
 );
+
+let floor = null;
+if (FLOOR) {
+  const medD = median(d.map((r) => r.seconds));
+  // Server-side CPU (everything the BORG_RSH script ran) per GiB above plain borg serve's, per
+  // round: what the pipe alone (d) and the guard (b) add, measured as issue 2 measured it.
+  const extra = (x) => median(x.map((r, i) => perGiB(r.serverCpu == null || a[i].serverCpu == null ? null : r.serverCpu - a[i].serverCpu)));
+  floor = {
+    seconds: d.map((r) => r.seconds),
+    median: medD,
+    ratioToPlain: medD / medA,
+    guardToFloor: medB / medD,
+    roundsRatioToPlain: median(d.map((r, i) => r.seconds / a[i].seconds)),
+    extraServerCpuPerGiB: extra(d),
+    guardExtraServerCpuPerGiB: extra(b),
+  };
+  console.log(
+    `(d) plain borg serve behind a node process that only pipes: median ${fmt(medD)} s, d/a ${fmt(floor.ratioToPlain, 3)} (median of the rounds' ${fmt(floor.roundsRatioToPlain, 3)}); ` +
+      `the guard against it b/d ${fmt(floor.guardToFloor, 3)}\n` +
+      `server-side CPU above plain borg serve's (median per GiB): the node pipe ${fmt(floor.extraServerCpuPerGiB, 3)} s, the guard ${fmt(floor.guardExtraServerCpuPerGiB, 3)} s`,
+  );
+}
 
 let profile = null;
 if (PROFILE) {
@@ -236,6 +269,8 @@ saveResults(GUARD === 'append' ? 'borgCreate' : `borgCreate-${GUARD}`, {
   a: { what: 'borg serve --restrict-to-repository R --append-only', seconds: a.map((r) => r.seconds), serverCpuSeconds: a.map((r) => r.serverCpu), clientCpuSeconds: a.map((r) => r.clientCpu), median: medA },
   b: { what: 'borgkeep borg-serve --key K (append role)', seconds: b.map((r) => r.seconds), serverCpuSeconds: b.map((r) => r.serverCpu), guardCpuSeconds: b.map((r) => r.guardCpu), guardPeakRssMiB: b.map((r) => r.guardRss), clientCpuSeconds: b.map((r) => r.clientCpu), median: medB },
   ratio: medB / medA,
+  roundsRatio,
+  ...(floor ? { d: { what: 'plain borg serve behind bench/lib/passthrough.mjs (node, pipes only)', ...floor } } : {}),
   cpuSecondsPerGiB: { plainServe: med('plainServe'), guard: med('guard'), guardedServe: med('guardedServe') },
   guardPeakRssMiB: med('guardRss'),
   goal: 1.03,

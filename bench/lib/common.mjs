@@ -92,7 +92,9 @@ exit $status
  * BORG_RSH running plain `borg serve --restrict-to-repository $BENCH_REPO` with the same minimal
  * environment borgkeep gives its child (src/guard/borg-child.ts). With BENCH_APPEND_ONLY=1 it adds
  * --append-only, as borgkeep does for every role but full. With BENCH_RECORD=FILE, the client's
- * bytes are also written to FILE (tee) on their way to borg serve.
+ * bytes are also written to FILE (tee) on their way to borg serve. With BENCH_PASSTHROUGH=1, borg
+ * serve runs behind bench/lib/passthrough.mjs: a node process that only pipes, the floor of any
+ * proxy written in node.
  */
 export function writePlainRsh(dir) {
   const home = join(dir, 'plain-serve-home');
@@ -101,6 +103,7 @@ export function writePlainRsh(dir) {
     join(dir, 'plain-rsh'),
     `${SKIP_SSH_ARGS}set -- env -i PATH="$PATH" LANG=C.UTF-8 HOME="${home}" BORG_BASE_DIR="${home}" borg serve --restrict-to-repository "$BENCH_REPO"
 [ "$BENCH_APPEND_ONLY" = 1 ] && set -- "$@" --append-only
+[ -n "$BENCH_PASSTHROUGH" ] && set -- "${process.execPath}" "${join(ROOT, 'bench', 'lib', 'passthrough.mjs')}" "$@"
 if [ -n "$BENCH_RECORD" ]; then
   tee "$BENCH_RECORD" | "$@"
 else
