@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 import { startLoggedInServe } from './lib/serve.mjs';
+import { summariseProfile } from './lib/cpu-profile.mjs';
 import { BORGKEEP, MiB, PASSPHRASE, ROOT, adoptRepository, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot, writeRandomTree } from './lib/common.mjs';
 
 requireBuilt();
@@ -81,9 +82,9 @@ const baseTxn = Number(readFileSync(marker, 'utf8'));
 // borg check rewrites its config, nothing else).
 await adoptRepository(dataDir, 'bench', repo, tmp.dir);
 
-async function verify(args) {
+async function verify(args, nodeArgs = []) {
   const t0 = process.hrtime.bigint();
-  const r = await run(process.execPath, cli(['verify', 'bench', '--json', ...args]));
+  const r = await run(process.execPath, [...nodeArgs, ...cli(['verify', 'bench', '--json', ...args])]);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.code !== 0) throw new Error(`borgkeep verify ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`);
   return { seconds, report: JSON.parse(r.stdout) };
@@ -148,6 +149,16 @@ for (let i = 0; i < ROUNDS; i++) {
   if (got.d.report.objectsRead !== lastB.objectsRead || got.d.report.fromTxn !== baseTxn) throw new Error("the server's verification did not read what the command's did");
   console.log(`  round ${i + 1}: ${keys.map((k) => `${k} ${fmt(got[k].seconds)} s`).join(', ')}`);
 }
+// BENCH_PROFILE=1: one more (b) under --cpu-prof (not timed above), its hottest functions.
+let profile = null;
+if (process.env.BENCH_PROFILE === '1') {
+  const dir = join(tmp.dir, 'cpu-prof');
+  resetToBase();
+  await verify([], ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  profile = summariseProfile(dir, 30);
+  console.log(`\nCPU profile of one more (b) (not timed above): ${fmt(profile.totalMs / 1000)} s sampled`);
+  printTable([['self ms', 'self %', 'function'], ...profile.top.map((f) => [fmt(f.selfMs, 0), fmt(f.selfPct, 1), f.name])]);
+}
 db.close();
 await serve.stop();
 const { a, b, c, d } = series;
@@ -180,6 +191,7 @@ saveResults('verify', {
   ratioIncrementalServer: ma / md,
   ratioAll: ma / mc,
   goals: { incremental: 20, all: 1 },
+  ...(profile ? { verifyProfileTop: profile.top.slice(0, 10) } : {}),
 });
 tmp.cleanup();
 if (process.env.BENCH_CLEAN === '1') rmSync(fixture, { recursive: true, force: true });

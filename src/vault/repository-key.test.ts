@@ -102,4 +102,37 @@ describe('createRepositoryKeySource', () => {
     openVault(locked, { masterPassphrase: 'm' }).put('aaaaaaaaaaaaaaaa', { passphrase: PASS, keyFile: null });
     expect(() => createRepositoryKeySource(openVault(locked))({ dirName: 'aaaaaaaaaaaaaaaa' }, repokey)).toThrow(/master passphrase/);
   });
+
+  it('keeps the key unlocked in the entry, bound to the key blob: no PBKDF2 while the blob is the same, the passphrase again once it changed', async () => {
+    const checked = await checkRepositoryKey(repokey, { passphrase: PASS, keyFile: null });
+    const u = checked.material.unlocked!;
+    expect(u.encKey).toBe(checked.key.encKey.toString('hex'));
+    expect(u.idKey).toBe(checked.key.idKey.toString('hex'));
+    const data = join(root, 'data-unlocked');
+    // A passphrase that unlocks nothing beside the kept key: a key can only come from the kept one.
+    openVault(data).put('cccccccccccccccc', { ...checked.material, passphrase: 'not the passphrase' });
+    const key = createRepositoryKeySource(openVault(data))({ dirName: 'cccccccccccccccc' }, repokey);
+    expect(key?.encKey.equals(checked.key.encKey)).toBe(true);
+    expect(key?.encHmacKey.equals(checked.key.encHmacKey)).toBe(true);
+    expect(key?.idKey.equals(checked.key.idKey)).toBe(true);
+    expect(key?.chunkSeed).toBe(checked.key.chunkSeed);
+    expect(key?.tamRequired).toBe(checked.key.tamRequired);
+
+    // borg key change-passphrase writes a new blob (new salt): the kept key no longer applies.
+    const changed = join(root, 'changed');
+    cpSync(repokey, changed, { recursive: true });
+    execFileSync('borg', ['key', 'change-passphrase', changed], {
+      env: { ...process.env, BORG_PASSPHRASE: PASS, BORG_NEW_PASSPHRASE: 'new-pass', BORG_BASE_DIR: join(root, 'base'), BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' },
+      stdio: 'pipe',
+    });
+    openVault(data).put('dddddddddddddddd', { ...checked.material, passphrase: PASS });
+    expect(() => createRepositoryKeySource(openVault(data))({ dirName: 'dddddddddddddddd' }, changed)).toThrow(/^the passphrase is wrong$/);
+    openVault(data).put('eeeeeeeeeeeeeeee', { ...checked.material, passphrase: 'new-pass' });
+    expect(createRepositoryKeySource(openVault(data))({ dirName: 'eeeeeeeeeeeeeeee' }, changed)?.encKey.equals(checked.key.encKey)).toBe(true);
+
+    // A kept key that is not one (damaged fields) is ignored: the passphrase decides.
+    openVault(data).put('ffffffffffffffff', { passphrase: 'not the passphrase', keyFile: null, unlocked: { ...u, encKey: 'zz' } });
+    expect(openVault(data).get('ffffffffffffffff')?.unlocked).toBeUndefined();
+    expect(() => createRepositoryKeySource(openVault(data))({ dirName: 'ffffffffffffffff' }, repokey)).toThrow(/^the passphrase is wrong$/);
+  });
 });

@@ -5,6 +5,7 @@
 // never holds material that does not read this repository. Read-only: never writes the repository
 // and never puts the passphrase or the key into an error message.
 
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -13,7 +14,7 @@ import { IndexFormatError, latestIndexTransaction, openCommittedIndex } from '..
 import { MANIFEST_ID, parseManifest, type Manifest } from '../repository/manifest.js';
 import { RepoFormatError, parseRepoConfig, type RepoConfig } from '../repository/repo-config.js';
 import { MAX_ENTRY_SIZE, readPutData, type SegmentFile } from '../repository/segments.js';
-import type { RepositoryKeyMaterial, Vault } from './vault.js';
+import type { RepositoryKeyMaterial, UnlockedKey, Vault } from './vault.js';
 
 export { KeyError } from '../repository/borg-key.js';
 
@@ -38,10 +39,46 @@ function keyBlob(config: RepoConfig, m: RepositoryKeyMaterial): string {
   return keyBlobFromKeyfile(m.keyFile, config.id);
 }
 
+const blobHash = (blob: string): string => createHash('sha256').update(blob, 'latin1').digest('hex');
+
+/**
+ * The key the material unlocks: the one kept unlocked in it when it came from this very key blob
+ * and repository (no PBKDF2), else unlocked with the passphrase. A changed blob (`borg key
+ * change-passphrase`, a key file replaced) is always unlocked again, and fails as before when the
+ * held passphrase no longer fits.
+ */
+function unlockHeld(config: RepoConfig, m: RepositoryKeyMaterial): BorgKey {
+  const blob = keyBlob(config, m);
+  const u = m.unlocked;
+  if (u && u.blob === blobHash(blob) && u.repositoryId === config.id.toString('hex')) {
+    return {
+      repositoryId: Buffer.from(u.repositoryId, 'hex'),
+      encKey: Buffer.from(u.encKey, 'hex'),
+      encHmacKey: Buffer.from(u.encHmacKey, 'hex'),
+      idKey: Buffer.from(u.idKey, 'hex'),
+      tamRequired: u.tamRequired,
+      ...(u.chunkSeed !== null && { chunkSeed: u.chunkSeed }),
+    };
+  }
+  return unlockKey(blob, m.passphrase, config.id);
+}
+
+/** The key in the form the vault keeps it unlocked, bound to the key blob it came from. */
+function keptUnlocked(config: RepoConfig, m: RepositoryKeyMaterial, key: BorgKey): UnlockedKey {
+  return {
+    blob: blobHash(keyBlob(config, m)),
+    repositoryId: key.repositoryId.toString('hex'),
+    encKey: key.encKey.toString('hex'),
+    encHmacKey: key.encHmacKey.toString('hex'),
+    idKey: key.idKey.toString('hex'),
+    tamRequired: key.tamRequired,
+    chunkSeed: key.chunkSeed ?? null,
+  };
+}
+
 /** The repository's key, unlocked with the material; KeyError (one sentence) when it does not unlock. */
 export function unlockRepositoryKey(repositoryPath: string, m: RepositoryKeyMaterial): BorgKey {
-  const config = readConfig(repositoryPath);
-  return unlockKey(keyBlob(config, m), m.passphrase, config.id);
+  return unlockHeld(readConfig(repositoryPath), m);
 }
 
 /** The envelope of the manifest of the last commit, from index.N and its segment; null when there is none. */
@@ -88,6 +125,8 @@ export interface CheckedRepositoryKey {
   readonly key: BorgKey;
   readonly mode: KeyMode;
   readonly manifest: Manifest;
+  /** The material with the key kept unlocked in it: what the vault stores. */
+  readonly material: RepositoryKeyMaterial;
 }
 
 /**
@@ -101,6 +140,7 @@ export async function checkRepositoryKey(repositoryPath: string, m: RepositoryKe
   const mode = objectMode(envelope);
   if (mode === null) throw new KeyError("the repository's manifest has an unknown encryption type");
   if (mode === 'none') throw new KeyError('the repository is not encrypted: borgkeep needs no key to read it');
+  // Always with the passphrase here: what is stored must be what the passphrase unlocks.
   const key = unlockKey(keyBlob(config, m), m.passphrase, config.id);
   let manifest: Manifest;
   try {
@@ -110,13 +150,14 @@ export async function checkRepositoryKey(repositoryPath: string, m: RepositoryKe
   }
   if (manifest.tam === 'invalid') throw new KeyError("the repository's current manifest fails its authentication (TAM) check with this key");
   if (manifest.tam === 'missing' && key.tamRequired) throw new KeyError("the repository's current manifest has no authentication (TAM) though its key requires one");
-  return { key, mode, manifest };
+  return { key, mode, manifest, material: { passphrase: m.passphrase, keyFile: m.keyFile, unlocked: keptUnlocked(config, m, key) } };
 }
 
 /**
  * The guard's `repositoryKey` seam over a vault: the unlocked key of a repository whose key the
- * vault holds, else null. Unlocking (borg's PBKDF2, ~0.1 s) is cached per repository for as long
- * as the sealed entry and the key blob stay the same. Throws VaultLockedError when the vault is
+ * vault holds, else null. The key kept unlocked in the entry serves while the key blob is the one
+ * it came from; else borg's PBKDF2 (~20 ms) unlocks it. Either is cached per repository for as
+ * long as the sealed entry and the key blob stay the same. Throws VaultLockedError when the vault is
  * sealed with a master passphrase this process lacks, and KeyError when the held material no
  * longer unlocks the key (e.g. after `borg key change-passphrase`): callers must fail closed.
  */
@@ -130,10 +171,10 @@ export function createRepositoryKeySource(vault: Vault): (repository: { readonly
     const m = vault.get(repository.dirName);
     if (!m) return null;
     const config = readConfig(repositoryPath);
-    const stamp = `${config.key ?? ''}\n${m.keyFile ?? ''}\n${m.passphrase}`;
+    const stamp = `${config.key ?? ''}\n${m.keyFile ?? ''}\n${m.passphrase}\n${m.unlocked?.blob ?? ''}`;
     const hit = cache.get(repository.dirName);
     if (hit && hit.stamp === stamp) return hit.key;
-    const key = unlockKey(keyBlob(config, m), m.passphrase, config.id);
+    const key = unlockHeld(config, m);
     cache.set(repository.dirName, { stamp, key });
     return key;
   };

@@ -53,7 +53,7 @@ export function createVaultService(deps: { vault: Vault; repositoryPath: (dirNam
         if (error instanceof KeyError) throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the key of repository '${repository.name}' was not stored: ${error.message}`);
         throw error;
       }
-      deps.vault.put(repository.dirName, m);
+      deps.vault.put(repository.dirName, checked.material);
       return { mode: checked.mode, archives: checked.manifest.archiveCount };
     },
     forget: (repository) => deps.vault.forget(repository.dirName),
