@@ -73,7 +73,7 @@ const serverArgs = [
   '127.0.0.1:0',
 ];
 const server = spawn(process.execPath, serverArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
-const serverLog = { errors: 0, warnings: 0, firstError: null, stderr: '' };
+const serverLog = { errors: 0, warnings: 0, firstError: null, stderr: '', stalls: [] };
 const base = await new Promise((resolve, reject) => {
   let buffered = '';
   const timer = setTimeout(() => reject(new Error(`borgkeep serve did not start within 60 s:\n${buffered}${serverLog.stderr}`)), 60_000);
@@ -96,6 +96,11 @@ const base = await new Promise((resolve, reject) => {
             serverLog.errors++;
             serverLog.firstError ??= entry.msg ?? line;
           } else if (entry.level >= 40) serverLog.warnings++;
+          // serve's stall watch (src/shared/stall-watch.ts): printed as it happens, with when.
+          if (entry.event === 'event-loop-stall') {
+            serverLog.stalls.push({ at: entry.time, ms: entry.ms, gcMs: entry.gcMs, slowWork: entry.slowWork });
+            console.log(`  [${entry.time}] server stall: ${entry.msg}`);
+          }
         } catch {
           // not a log line
         }
@@ -271,6 +276,7 @@ if (MINUTES > 0) {
   const n = Math.max(1, Math.round((MINUTES * 60) / SECONDS));
   console.log(`long run: baseline ${SECONDS} s, then the mix for ${n} rounds of ${SECONDS} s without a pause, then baseline ${SECONDS} s`);
   const before = summariseRun(await runLoad(baselinePlan(), SECONDS));
+  console.log(`  the mix starts at ${new Date().toISOString()} (server stalls below carry their time)`);
   const mixRun = await runLoad(mixPlan(Math.round(RATE * SECONDS * n)), SECONDS * n, { roundSeconds: SECONDS, withConsole: true });
   const after = summariseRun(await runLoad(baselinePlan(), SECONDS));
   console.log(`  baseline before: p50 ${fmt(before.overall.p50, 1)} p99 ${fmt(before.overall.p99, 1)} ms; after: p50 ${fmt(after.overall.p50, 1)} p99 ${fmt(after.overall.p99, 1)} ms`);
@@ -385,7 +391,7 @@ saveResults(`${RUNNING === 20 ? 'api' : `api-running-${RUNNING}`}${MINUTES > 0 ?
   ratioP50: ratioP50,
   ratioP99: ratioP99,
   ratioServerCpu: cpuRatio,
-  serverLog: { errors: serverLog.errors, warnings: serverLog.warnings },
+  serverLog: { errors: serverLog.errors, warnings: serverLog.warnings, stalls: serverLog.stalls },
   goal: { p99Ms: GOAL_P99_MS, met: p99 < GOAL_P99_MS, everyRound },
 });
 tmp.cleanup();

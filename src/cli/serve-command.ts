@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 
 import type { ApiServer } from '../api/api-server.js';
 import { BorgkeepError } from '../errors.js';
+import { startStallWatch } from '../shared/stall-watch.js';
 import type { ServeConfig } from '../gateway/serve-config.js';
 import { isLocalProcessAlive, type CliContext } from './cli-context.js';
 import { readConfigFile } from './config-file.js';
@@ -118,6 +119,14 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       type === 'rsa' ? ssh2.utils.generateKeyPairSync('rsa', { bits: 3072 }) : generateEd25519KeyPair(),
     );
     const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+    // Every request and session waits while the one thread is held: say for how long, and by what.
+    const stopStallWatch = startStallWatch({
+      onStall: (stall) =>
+        log.warn(
+          { event: 'event-loop-stall', ms: stall.ms, gcMs: stall.gcMs, slowWork: stall.slowWork },
+          `the server was held for ${stall.ms} ms (garbage collection ${stall.gcMs} ms${stall.slowWork.length > 0 ? `; longest work: ${stall.slowWork[0]!.what.slice(0, 80)}, ${stall.slowWork[0]!.ms} ms` : ''})`,
+        ),
+    });
     const [{ startMonitoring }, { createRepositorySizer, directorySize }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js')]);
     const { sizeOf } = createRepositorySizer({ now: () => new Date() });
     const retention = await startRetention(dataDir, store, config.retention, vault);
@@ -259,6 +268,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       };
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
     });
+    stopStallWatch();
     log.info({ event: 'stopped' }, 'borgkeep serve stopped');
   } finally {
     await store.close();

@@ -24,6 +24,7 @@ import {
   type QueryResult,
 } from 'kysely';
 
+import { SLOW_WORK_MS, noteSlowWork } from '../shared/stall-watch.js';
 import { sqlProfileFromEnv } from './sql-profile.js';
 
 /** How long a write may wait for another process's lock in all. */
@@ -143,7 +144,14 @@ class AsyncBusyDriver implements Driver {
   }
 
   #execute(query: CompiledQuery): QueryResult<unknown> {
-    return PROFILE ? PROFILE.time(query.sql, () => this.#executeNow(query)) : this.#executeNow(query);
+    const started = performance.now();
+    try {
+      return PROFILE ? PROFILE.time(query.sql, () => this.#executeNow(query)) : this.#executeNow(query);
+    } finally {
+      // Synchronous: a long statement holds the whole process; serve's stall watch names it.
+      const ms = performance.now() - started;
+      if (ms >= SLOW_WORK_MS) noteSlowWork(`SQL ${query.sql.replace(/\s+/g, ' ').slice(0, 160)}`, Math.round(ms));
+    }
   }
 
   #executeNow(query: CompiledQuery): QueryResult<unknown> {
