@@ -154,9 +154,27 @@ function exec(
   } = {},
 ): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; inputError?: Error }> {
   return new Promise((resolve, reject) => {
+    const dropInput = (): void => {
+      if (opts.input && typeof opts.input !== 'string' && !Buffer.isBuffer(opts.input)) opts.input.destroy();
+    };
+    // The time-out covers opening the channel too: a host that never confirms it would otherwise
+    // hold the job (the timer below starts only once the channel is open).
+    let gaveUp = false;
+    const opening = opts.timeoutMs
+      ? setTimeout(() => {
+          gaveUp = true;
+          dropInput();
+          reject(new JobFailure(`the client host did not open an SSH session channel within ${opts.timeoutMs! / 1000} s`));
+        }, opts.timeoutMs)
+      : undefined;
     client.exec(command, (error, channel) => {
+      clearTimeout(opening);
+      if (gaveUp) {
+        if (!error) channel.close();
+        return;
+      }
       if (error) {
-        if (opts.input && typeof opts.input !== 'string' && !Buffer.isBuffer(opts.input)) opts.input.destroy();
+        dropInput();
         return reject(error);
       }
       opts.onChannel?.(channel);
@@ -344,9 +362,21 @@ export async function runPullJob(
     });
     endpoint = ep;
     const c = client;
+    const commandTimeoutMs = deps.commandTimeoutMs ?? 30_000;
+    // Bounded like every step before borg runs: a host that stops answering fails the job with a
+    // sentence instead of holding it in "connecting" (once seen under load, for over a minute).
     const port = await new Promise<number>((resolve, reject) => {
-      c.forwardIn('127.0.0.1', 0, (error, p) => (error ? reject(error) : resolve(p)));
+      const timer = setTimeout(
+        () => reject(new JobFailure(`${host.name} did not answer the request for a forwarded port within ${commandTimeoutMs / 1000} s`)),
+        commandTimeoutMs,
+      );
+      c.forwardIn('127.0.0.1', 0, (error, p) => {
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve(p);
+      });
     }).catch((error: Error) => {
+      if (error instanceof JobFailure) throw error;
       throw new JobFailure(
         `${host.name} does not allow remote forwarding to its loopback (${error.message}); the pull key line needs port-forwarding and sshd AllowTcpForwarding yes or remote`,
       );
@@ -357,7 +387,6 @@ export async function runPullJob(
     });
     log(`the client's borg reaches the job through port ${port} on the client's loopback`);
 
-    const commandTimeoutMs = deps.commandTimeoutMs ?? 30_000;
     const made = await exec(c, makeDirCommand(), { timeoutMs: commandTimeoutMs });
     const { dir: madeDir, noBorg } = parseMadeDir(made.stdout);
     if (made.code !== 0) {

@@ -324,6 +324,31 @@ describe('a pull job that ends badly', () => {
 });
 
 describe('a pull job that cannot start', () => {
+  it('fails with one sentence within the command time-out when the client host stops answering: no forwarded port, no session channel', async () => {
+    // The real client host, with the one request left unanswered (as a host under heavy load, or
+    // a broken sshd, leaves it): the job must not wait in "connecting" for ever.
+    const NoForward = class extends ssh2.Client {};
+    NoForward.prototype.forwardIn = function (this: ssh2.Client) {
+      return this;
+    } as never;
+    const NoChannel = class extends ssh2.Client {};
+    NoChannel.prototype.exec = function (this: ssh2.Client) {
+      return this;
+    } as never;
+    const cases: [typeof ssh2.Client, string][] = [
+      [NoForward, 'client1 did not answer the request for a forwarded port within 2 s'],
+      [NoChannel, 'the client host did not open an SSH session channel within 2 s'],
+    ];
+    for (const [Client, reason] of cases) {
+      const host = pullHost();
+      const started = Date.now();
+      const result = await runPullJob({ ...deps, ssh2: { ...deps.ssh2, Client }, commandTimeoutMs: 2000 }, host, job(host), fakeSession(), recorder(), { archiveName: 'x' });
+      expect(result).toEqual({ state: 'failed', reason });
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(clientTmp()).toEqual([]);
+    }
+  });
+
   it('fails when the client allows no remote forwarding', async () => {
     const host = pullHost({ port: client.portWithoutForwarding });
     const result = await runPullJob(deps, host, job(host), fakeSession(), recorder(), { archiveName: 'x' });
