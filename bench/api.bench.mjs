@@ -26,7 +26,10 @@
 // on each) it fetches GET /repositories and the open alerts with If-None-Match, as web/src/api.ts
 // does; the report gives its bytes per refresh against the full answer. The daily statistics and audit
 // jobs are marked done before the server starts, so it does not start a catch-up run over all
-// repositories; the every-second alert evaluation runs as always. BENCH_PROFILE=1 runs the
+// repositories; the every-second alert evaluation runs as always. Per round the table gives the
+// server's disk reads (/proc/PID/io read_bytes: pages the page cache no longer held), and every
+// stall serve's stall watch logs is printed as it happens (BORGKEEP_STALL_MS lowers its 200-ms
+// threshold). BENCH_PROFILE=1 runs the
 // server under `node --cpu-prof` and prints its hottest functions; BORGKEEP_SQL_PROFILE=FILE
 // (passed on to the server) writes its costliest SQL statements to FILE.PID (src/store/sql-profile.ts). BENCH_CLEAN=1 removes the
 // fixture at the end.
@@ -99,7 +102,8 @@ const base = await new Promise((resolve, reject) => {
           // serve's stall watch (src/shared/stall-watch.ts): printed as it happens, with when.
           if (entry.event === 'event-loop-stall') {
             serverLog.stalls.push({ at: entry.time, ms: entry.ms, gcMs: entry.gcMs, slowWork: entry.slowWork });
-            console.log(`  [${entry.time}] server stall: ${entry.msg}`);
+            const work = (entry.slowWork ?? []).map((w) => `${w.ms} ms ${w.what.slice(0, 90)}`).join(' | ');
+            console.log(`  [${entry.time}] server held ${entry.ms} ms (garbage collection ${entry.gcMs} ms)${work ? `: ${work}` : ''}`);
           }
         } catch {
           // not a log line
@@ -181,6 +185,12 @@ function serverRssMb() {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** Bytes the server process has had read from storage (/proc/PID/io read_bytes): pages not in the page cache. */
+function serverReadBytes() {
+  const m = /^read_bytes:\s+(\d+)/m.exec(readFileSync(`/proc/${server.pid}/io`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
 function serverCpuSeconds() {
   const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
@@ -192,13 +202,16 @@ async function runLoad(requests, seconds, { roundSeconds = 0, withConsole = fals
   const consolePlan = withConsole ? { refreshMs: REFRESH_MS, paths: CONSOLE_PATHS } : null;
   writeFileSync(planFile, JSON.stringify({ base, headers, rate: RATE, seconds, requests, eventStreams: 2, ledger, roundSeconds, console: consolePlan }));
   const cpu0 = serverCpuSeconds();
+  const read0 = serverReadBytes();
   // The server's CPU at each round's end (the generator starts its clock 20 ms after it starts).
   const cpuMarks = [];
   const rssMarks = [];
+  const readMarks = [];
   const cpuTimer = roundSeconds
     ? setInterval(() => {
         cpuMarks.push(serverCpuSeconds());
         rssMarks.push(serverRssMb());
+        readMarks.push(serverReadBytes());
       }, roundSeconds * 1000)
     : null;
   const child = spawn(process.execPath, [join(ROOT, 'bench', 'lib', 'api-load.mjs'), planFile], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -213,6 +226,9 @@ async function runLoad(requests, seconds, { roundSeconds = 0, withConsole = fals
   result.serverRssMb = serverRssMb();
   result.roundRssMb = result.rounds.map((_, i) => rssMarks[i] ?? result.serverRssMb);
   result.roundCpuSeconds = result.rounds.map((_, i) => (cpuMarks[i] ?? cpuEnd) - (i === 0 ? cpu0 : (cpuMarks[i - 1] ?? cpuEnd)));
+  const readEnd = serverReadBytes();
+  result.serverReadMb = (readEnd - read0) / 1e6;
+  result.roundReadMb = result.rounds.map((_, i) => ((readMarks[i] ?? readEnd) - (i === 0 ? read0 : (readMarks[i - 1] ?? readEnd))) / 1e6);
   return result;
 }
 
@@ -221,7 +237,7 @@ function roundOf(run, i) {
   const results = run.rounds[i];
   const completed = Object.values(results).reduce((n, r) => n + r.latencies.length, 0);
   const wallSeconds = run.wallSeconds / run.rounds.length;
-  return { results, completed, wallSeconds, maxLagMs: run.maxLagMs, ledgerWrites: run.ledgerWrites / run.rounds.length, serverCpuSeconds: run.roundCpuSeconds[i], serverRssMb: run.roundRssMb[i], console: run.console?.[i] ? [run.console[i]] : null };
+  return { results, completed, wallSeconds, maxLagMs: run.maxLagMs, ledgerWrites: run.ledgerWrites / run.rounds.length, serverCpuSeconds: run.roundCpuSeconds[i], serverRssMb: run.roundRssMb[i], serverReadMb: run.roundReadMb[i], console: run.console?.[i] ? [run.console[i]] : null };
 }
 
 /** What the open console fetched per refresh (all its paths), from the console's rounds of a run. */
@@ -259,6 +275,7 @@ function summariseRun(run) {
     serverCpuMsPerRequest: (1000 * run.serverCpuSeconds) / Math.max(1, run.completed),
     serverCpuShare: run.serverCpuSeconds / run.wallSeconds,
     serverRssMb: run.serverRssMb,
+    serverReadMb: run.serverReadMb,
     console: consoleOf(run.console),
   };
 }
@@ -317,7 +334,7 @@ rows.push(['baseline: GET /server only', '', fmt(o('baseline', 'n'), 0), fmt(o('
 console.log(`\nmedians over ${rounds.length} rounds of ${SECONDS} s at ${RATE} requests/s (latency from each request's due time to its last byte):\n`);
 printTable(rows);
 const dash = (r) => r.mix.perEndpoint['GET /repositories'];
-const roundRows = [['round', 'baseline p50', 'baseline p99', 'mix p50', 'mix p99', 'mix max', 'p99 mix/baseline', 'dashboard p99', 'server CPU ms/req baseline', 'mix', 'console KB/refresh', '304 %', 'server RSS MB']];
+const roundRows = [['round', 'baseline p50', 'baseline p99', 'mix p50', 'mix p99', 'mix max', 'p99 mix/baseline', 'dashboard p99', 'server CPU ms/req baseline', 'mix', 'console KB/refresh', '304 %', 'server RSS MB', 'server disk reads MB']];
 rounds.forEach((r, i) =>
   roundRows.push([
     String(i + 1),
@@ -333,6 +350,7 @@ rounds.forEach((r, i) =>
     fmt(r.mix.console.bytesPerRefresh / 1024, 1),
     fmt(100 * r.mix.console.notModifiedShare, 0),
     fmt(r.mix.serverRssMb, 0),
+    fmt(r.mix.serverReadMb, 1),
   ]),
 );
 console.log('');

@@ -121,11 +121,20 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
     const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
     // Every request and session waits while the one thread is held: say for how long, and by what.
     const stopStallWatch = startStallWatch({
+      // BORGKEEP_STALL_MS: a lower threshold, to find what holds the server in a benchmark.
+      ...(Number(process.env.BORGKEEP_STALL_MS) > 0 && { thresholdMs: Number(process.env.BORGKEEP_STALL_MS) }),
       onStall: (stall) =>
         log.warn(
           { event: 'event-loop-stall', ms: stall.ms, gcMs: stall.gcMs, slowWork: stall.slowWork },
           `the server was held for ${stall.ms} ms (garbage collection ${stall.gcMs} ms${stall.slowWork.length > 0 ? `; longest work: ${stall.slowWork[0]!.what.slice(0, 80)}, ${stall.slowWork[0]!.ms} ms` : ''})`,
         ),
+    });
+    const { keepWarm } = await import('../store/keep-warm.js');
+    const stopKeepingWarm = keepWarm({
+      files: [store.paths.database, `${store.paths.database}-wal`],
+      maxBytes: config.databaseKeepWarmMiB * 1024 * 1024,
+      onTooLarge: (bytes) =>
+        log.info({ event: 'database-keep-warm', bytes }, `the database (${Math.round(bytes / 1024 / 1024)} MiB) is larger than databaseKeepWarmMiB (${config.databaseKeepWarmMiB}), so serve does not keep it cached`),
     });
     const [{ startMonitoring }, { createRepositorySizer, directorySize }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js')]);
     const { sizeOf } = createRepositorySizer({ now: () => new Date() });
@@ -269,6 +278,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
     });
     stopStallWatch();
+    stopKeepingWarm();
     log.info({ event: 'stopped' }, 'borgkeep serve stopped');
   } finally {
     await store.close();

@@ -113,6 +113,9 @@ export const serveConfigSchema = z
   pullScheduleJitterSeconds: count(0)
     .describe("the longest delay after its scheduled time a host's run gets (config file only): each host its own, never more than a tenth of its schedule's interval")
     .default(300),
+  databaseKeepWarmMiB: count(0)
+    .describe("serve reads its database through every 30 s so the kernel keeps it cached (machines that reclaim memory ahead of need drop pages untouched for a while, and a query meeting them holds the server); databases larger than this many MiB are not read; 0 turns it off (config file only)")
+    .default(1024),
   pullBorgBinaries: borgBinaries
     .describe("client platform -> standalone borg binary on this server, uploaded for the job to a pull client without borg (config file only), e.g. {\"linux-x86_64\": \"/srv/borg/borg-linux64\"}; the platform is the client's uname -s and uname -m, lowercased, joined by '-'")
     .default({}),
@@ -156,6 +159,7 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   pullConcurrency: 'pullConcurrency',
   pullConcurrencyPerRepository: 'pullConcurrencyPerRepository',
   pullScheduleJitterSeconds: 'pullScheduleJitterSeconds',
+  databaseKeepWarmMiB: 'databaseKeepWarmMiB',
   pullBorgBinaries: 'pullBorgBinaries',
   publicUrl: 'publicUrl',
   sso: 'sso',
