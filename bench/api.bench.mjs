@@ -27,7 +27,8 @@
 // does; the report gives its bytes per refresh against the full answer. The daily statistics and audit
 // jobs are marked done before the server starts, so it does not start a catch-up run over all
 // repositories; the every-second alert evaluation runs as always. Per round the table gives the
-// server's disk reads (/proc/PID/io read_bytes: pages the page cache no longer held), and every
+// server's disk reads (/proc/PID/io read_bytes: pages the page cache no longer held) and the
+// machine's steal time (/proc/stat: a VM's CPUs runnable but not run), and every
 // stall serve's stall watch logs is printed as it happens (BORGKEEP_STALL_MS lowers its 200-ms
 // threshold). BENCH_PROFILE=1 runs the
 // server under `node --cpu-prof` and prints its hottest functions; BORGKEEP_SQL_PROFILE=FILE
@@ -191,6 +192,12 @@ function serverReadBytes() {
   return m ? Number(m[1]) : NaN;
 }
 
+/** The machine's steal time in seconds (/proc/stat): time a VM's CPUs were runnable but not run. */
+function stealSeconds() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  return Number(fields[8]) / 100;
+}
+
 function serverCpuSeconds() {
   const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
@@ -203,15 +210,18 @@ async function runLoad(requests, seconds, { roundSeconds = 0, withConsole = fals
   writeFileSync(planFile, JSON.stringify({ base, headers, rate: RATE, seconds, requests, eventStreams: 2, ledger, roundSeconds, console: consolePlan }));
   const cpu0 = serverCpuSeconds();
   const read0 = serverReadBytes();
+  const steal0 = stealSeconds();
   // The server's CPU at each round's end (the generator starts its clock 20 ms after it starts).
   const cpuMarks = [];
   const rssMarks = [];
   const readMarks = [];
+  const stealMarks = [];
   const cpuTimer = roundSeconds
     ? setInterval(() => {
         cpuMarks.push(serverCpuSeconds());
         rssMarks.push(serverRssMb());
         readMarks.push(serverReadBytes());
+        stealMarks.push(stealSeconds());
       }, roundSeconds * 1000)
     : null;
   const child = spawn(process.execPath, [join(ROOT, 'bench', 'lib', 'api-load.mjs'), planFile], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -226,6 +236,8 @@ async function runLoad(requests, seconds, { roundSeconds = 0, withConsole = fals
   result.serverRssMb = serverRssMb();
   result.roundRssMb = result.rounds.map((_, i) => rssMarks[i] ?? result.serverRssMb);
   result.roundCpuSeconds = result.rounds.map((_, i) => (cpuMarks[i] ?? cpuEnd) - (i === 0 ? cpu0 : (cpuMarks[i - 1] ?? cpuEnd)));
+  const stealEnd = stealSeconds();
+  result.roundStealSeconds = result.rounds.map((_, i) => (stealMarks[i] ?? stealEnd) - (i === 0 ? steal0 : (stealMarks[i - 1] ?? stealEnd)));
   const readEnd = serverReadBytes();
   result.serverReadMb = (readEnd - read0) / 1e6;
   result.roundReadMb = result.rounds.map((_, i) => ((readMarks[i] ?? readEnd) - (i === 0 ? read0 : (readMarks[i - 1] ?? readEnd))) / 1e6);
@@ -237,7 +249,7 @@ function roundOf(run, i) {
   const results = run.rounds[i];
   const completed = Object.values(results).reduce((n, r) => n + r.latencies.length, 0);
   const wallSeconds = run.wallSeconds / run.rounds.length;
-  return { results, completed, wallSeconds, maxLagMs: run.maxLagMs, ledgerWrites: run.ledgerWrites / run.rounds.length, serverCpuSeconds: run.roundCpuSeconds[i], serverRssMb: run.roundRssMb[i], serverReadMb: run.roundReadMb[i], console: run.console?.[i] ? [run.console[i]] : null };
+  return { results, completed, wallSeconds, maxLagMs: run.maxLagMs, ledgerWrites: run.ledgerWrites / run.rounds.length, serverCpuSeconds: run.roundCpuSeconds[i], serverRssMb: run.roundRssMb[i], serverReadMb: run.roundReadMb[i], stealSeconds: run.roundStealSeconds[i], console: run.console?.[i] ? [run.console[i]] : null };
 }
 
 /** What the open console fetched per refresh (all its paths), from the console's rounds of a run. */
@@ -276,6 +288,7 @@ function summariseRun(run) {
     serverCpuShare: run.serverCpuSeconds / run.wallSeconds,
     serverRssMb: run.serverRssMb,
     serverReadMb: run.serverReadMb,
+    stealSeconds: run.stealSeconds ?? null,
     console: consoleOf(run.console),
   };
 }
@@ -334,7 +347,7 @@ rows.push(['baseline: GET /server only', '', fmt(o('baseline', 'n'), 0), fmt(o('
 console.log(`\nmedians over ${rounds.length} rounds of ${SECONDS} s at ${RATE} requests/s (latency from each request's due time to its last byte):\n`);
 printTable(rows);
 const dash = (r) => r.mix.perEndpoint['GET /repositories'];
-const roundRows = [['round', 'baseline p50', 'baseline p99', 'mix p50', 'mix p99', 'mix max', 'p99 mix/baseline', 'dashboard p99', 'server CPU ms/req baseline', 'mix', 'console KB/refresh', '304 %', 'server RSS MB', 'server disk reads MB']];
+const roundRows = [['round', 'baseline p50', 'baseline p99', 'mix p50', 'mix p99', 'mix max', 'p99 mix/baseline', 'dashboard p99', 'server CPU ms/req baseline', 'mix', 'console KB/refresh', '304 %', 'server RSS MB', 'server disk reads MB', 'steal s']];
 rounds.forEach((r, i) =>
   roundRows.push([
     String(i + 1),
@@ -351,6 +364,7 @@ rounds.forEach((r, i) =>
     fmt(100 * r.mix.console.notModifiedShare, 0),
     fmt(r.mix.serverRssMb, 0),
     fmt(r.mix.serverReadMb, 1),
+    r.mix.stealSeconds == null ? '-' : fmt(r.mix.stealSeconds, 2),
   ]),
 );
 console.log('');
