@@ -330,7 +330,9 @@ describe('what only the live guard knows (issue 14)', () => {
   const day = (d: number) => new Date(SERVER.getTime() - d * 86_400_000);
   const seenDaysAgo = (days: Record<string, number>) => (a: { name: string }) => (a.name in days ? day(days[a.name]) : null);
   const rule = (r: Partial<{ minAgeSeconds: number; keepLast: number; prefix: string }>) => ({ minAgeSeconds: null, keepLast: null, prefix: null, ...r });
-  const LIST: A[] = [['h-1', 'h-1'], ['h-2', 'h-2'], ['h-3', 'h-3'], ['h-4', 'h-4'], ['o-1', 'o-1'], ['h-4.checkpoint', 'cp']];
+  // Each archive's time the day it was first seen, as a real backup's is.
+  const at = (d: number) => day(d).toISOString().replace('Z', '000');
+  const LIST: A[] = [['h-1', 'h-1', at(40)], ['h-2', 'h-2', at(35)], ['h-3', 'h-3', at(31)], ['h-4', 'h-4', at(2)], ['o-1', 'o-1', at(50)], ['h-4.checkpoint', 'cp', at(2)]];
   const seen = seenDaysAgo({ 'h-1': 40, 'h-2': 35, 'h-3': 31, 'h-4': 2, 'o-1': 50 });
 
   test('prune --min-age: by the server\'s first sighting, not the client\'s time; never seen counts as now; checkpoints exempt', () => {
@@ -357,6 +359,26 @@ describe('what only the live guard knows (issue 14)', () => {
     const timed: A[] = [['a', 'a', '2026-11-01T00:00:00.000000'], ['b', 'b', '2026-11-02T00:00:00.000000']];
     expect(judge(m(timed), m([timed[1]]), 'prune', { retention: tie }).suspicious).toBe(false);
     expect(judge(m(timed), m([timed[0]]), 'prune', { retention: tie }).suspicious).toBe(true);
+  });
+
+  test("prune --keep-last counts archives of one second once, as borg prune's --keep-last (= --keep-secondly) does", () => {
+    // Two backups started within one second (seen at one look): borg keeps the newer of them and
+    // the next second's archive, and removes the older of the pair; the grant allows exactly that.
+    const tie = { rule: rule({ keepLast: 2, prefix: 'x-' }), firstSeen: () => day(10), now: SERVER };
+    const timed: A[] = [
+      ['x-1', 'x-1', '2026-11-01T10:00:01.100000'],
+      ['x-2', 'x-2', '2026-11-01T10:00:02.200000'],
+      ['x-3', 'x-3', '2026-11-01T10:00:03.100000'],
+      ['x-4', 'x-4', '2026-11-01T10:00:03.900000'],
+    ];
+    expect(judge(m(timed), m([timed[1], timed[3]]), 'prune', { retention: tie }).suspicious).toBe(false);
+    // Still never the newest of a second, nor the next second's archive.
+    const j = judge(m(timed), m([timed[2], timed[3]]), 'prune', { retention: tie });
+    expect(j.findings[0].refusal).toBe("a prune key may not remove archive 'x-2': it is among the 2 newest named 'x-...', which the grant keeps");
+    expect(judge(m(timed), m([timed[1], timed[2]]), 'prune', { retention: tie }).suspicious).toBe(true);
+    // An archive whose time cannot be read is a second of its own: it never joins another's.
+    const odd: A[] = [['x-1', 'x-1', '2026-11-01T10:00:01.100000'], ['x-2', 'x-2', 'not a time'], ['x-3', 'x-3', '2026-11-01T10:00:03.100000']];
+    expect(judge(m(odd), m([odd[2]]), 'prune', { retention: tie }).suspicious).toBe(true);
   });
 
   test('a key that requires no TAM: a missing TAM is a notice', () => {

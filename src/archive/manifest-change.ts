@@ -41,7 +41,8 @@
 //     itself, and may remove or replace only checkpoints it wrote itself;
 //   - `retention`: a `prune` session may remove only what its grant's retention rule allows:
 //     archives named with the rule's prefix, first seen by the server at least --min-age ago, and
-//     never one of the --keep-last newest (by the server's first sighting) of that prefix.
+//     never one of the --keep-last newest (by the server's first sighting) of that prefix;
+//     archives whose times fall in one second count once, as borg prune's --keep-last counts them.
 //     Checkpoints count for the prefix only: they are partial backups that borg prune removes
 //     once a later archive exists, and no rule keeps them.
 // The time window: `borg create --timestamp` and `borg import-tar --timestamp` set an archive's time
@@ -622,7 +623,20 @@ function retentionFindings(c: ManifestChange, previous: Manifest | null, r: NonN
     // archives a first look at the repository found all share one sighting), read only then.
     const timeOf = (x: (typeof inScope)[number]) => (x.time ??= parseArchiveTime(x.a.time) ?? 0);
     inScope.sort((x, y) => y.seen - x.seen || timeOf(y) - timeOf(x) || (x.a.name < y.a.name ? 1 : -1));
-    const kept = new Set(inScope.slice(0, rule.keepLast).map(({ a }) => `${a.id} ${a.name}`));
+    // borg prune's --keep-last is --keep-secondly: of archives whose times fall in one second it
+    // keeps the newest and counts one. The grant's rule counts the same way, so that the stock
+    // `borg prune --keep-last N` under a grant of --keep-last N is never refused for two backups
+    // started within a second. An archive whose time cannot be read is a second of its own.
+    const kept = new Set<string>();
+    let lastSecond: number | null = null;
+    for (const x of inScope) {
+      if (kept.size >= rule.keepLast) break;
+      const ms = parseArchiveTime(x.a.time);
+      const second = ms === null ? null : Math.floor(ms / 1000);
+      if (second !== null && second === lastSecond) continue;
+      lastSecond = second;
+      kept.add(`${x.a.id} ${x.a.name}`);
+    }
     const hit = removals.filter((a) => kept.has(`${a.id} ${a.name}`)).map((a) => a.name);
     if (hit.length > 0) {
       const scope = rule.prefix === null ? '' : ` named '${rule.prefix}...'`;

@@ -61,14 +61,18 @@ const lastSessionTxns = (key: string) =>
     key,
   );
 
-async function newRepo(name: string, grants: Array<[RoleName, string[]]>, opts: { key?: boolean; archives?: string[] } = {}): Promise<void> {
+/** `archives`: names, or [name, borg create --timestamp] for a time of the test's choosing. */
+async function newRepo(name: string, grants: Array<[RoleName, string[]]>, opts: { key?: boolean; archives?: Array<string | [string, string]> } = {}): Promise<void> {
   await fx.env.cliOk(['repo', 'create', name]);
   await fx.env.cliOk(['grant', KEYS.full, name, '--role', 'full']);
   for (const [role, extra] of grants) await fx.env.cliOk(['grant', KEYS[role], name, '--role', role, ...extra]);
   await fx.borgOk('full', ['init', '-e', 'repokey', fx.env.url(name)]);
   if (opts.key !== false) await fx.env.cliOk(['repo', 'key', name, '--passphrase-file', join(fx.env.root, 'passphrase')]);
   // With the key held, the guard records when the server first saw each archive at its commit.
-  for (const a of opts.archives ?? []) await fx.borgOk('append', ['create', `${fx.env.url(name)}::${a}`, src]);
+  for (const a of opts.archives ?? []) {
+    const [archive, timestamp] = typeof a === 'string' ? [a, null] : a;
+    await fx.borgOk('append', ['create', ...(timestamp ? ['--timestamp', timestamp] : []), `${fx.env.url(name)}::${archive}`, src]);
+  }
 }
 
 beforeAll(async () => {
@@ -133,7 +137,11 @@ describe('a prune key with --min-age 30d --keep-last 7', () => {
 
 describe('a prune within its rule', () => {
   beforeAll(async () => {
-    await newRepo('pruned', [['append', []], ['prune', ['--min-age', '1d', '--keep-last', '2', '--prefix', 'x-']]], { archives: ['x-1', 'x-2', 'x-3', 'x-4', 'y-1'] });
+    // An hour apart: backups made one after another can start within one second, and borg prune's
+    // --keep-last counts those once (src/archive/manifest-change.test.ts has that case).
+    const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString().slice(0, 19);
+    const archives: Array<[string, string]> = [['x-1', hoursAgo(5)], ['x-2', hoursAgo(4)], ['x-3', hoursAgo(3)], ['x-4', hoursAgo(2)], ['y-1', hoursAgo(1)]];
+    await newRepo('pruned', [['append', []], ['prune', ['--min-age', '1d', '--keep-last', '2', '--prefix', 'x-']]], { archives });
     // The server first saw them ten days ago (the archive sightings its audits and the guard keep).
     run("update archive_sightings set first_seen_at = ? where repository_id = (select id from repositories where name = 'pruned')", new Date(Date.now() - 10 * 86_400_000).toISOString());
   }, 600_000);
