@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { NO_ARCHIVE_RULES, type Grant } from '../store/types.js';
+import { noteGrantsChanged, onGrantsChanged } from '../shared/grant-changes.js';
 import { GRANT_WATCH_INTERVAL_MS, watchGrant, whyGrantEnded, type GrantStanding, type WatchedGrant } from './grant-watch.js';
 
 const T0 = new Date('2026-12-06T01:00:00Z');
@@ -104,5 +105,38 @@ describe('watchGrant', () => {
     await vi.advanceTimersByTimeAsync(GRANT_WATCH_INTERVAL_MS * 4);
     expect(watch.signal.aborted).toBe(false);
     expect(read).toHaveBeenCalledTimes(1);
+  });
+
+  it('a write in this process (noteGrantsChanged) makes it look at once; a write during a look gets one more look', async () => {
+    let revoked = false;
+    let release: (() => void) | null = null;
+    const read = vi.fn(async () => {
+      const read = standing(revoked ? null : {}, revoked ? T0 : null); // what the database said
+      if (release === null) await new Promise<void>((r) => (release = r)); // ...and its answer on the way
+      return read;
+    });
+    const watch = watchGrant({ read, judge: (st, at) => whyGrantEnded(watched, st, at), now: () => T0, onChange: onGrantsChanged });
+    noteGrantsChanged(); // before any interval passed
+    expect(read).toHaveBeenCalledTimes(1);
+    revoked = true;
+    noteGrantsChanged(); // during that look, which may have read before the write
+    noteGrantsChanged();
+    expect(read).toHaveBeenCalledTimes(1); // still one query at a time
+    release!();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(read).toHaveBeenCalledTimes(2);
+    expect(watch.signal.reason).toBe("the key 'laptop' was revoked at 2026-12-06T01:00:00.000Z");
+    // Fired: no longer listening.
+    noteGrantsChanged();
+    expect(read).toHaveBeenCalledTimes(2);
+  });
+
+  it('stop() also stops listening for writes', async () => {
+    const read = vi.fn(async () => standing({}));
+    const watch = watchGrant({ read, judge: (st, at) => whyGrantEnded(watched, st, at), now: () => T0, onChange: onGrantsChanged });
+    watch.stop();
+    noteGrantsChanged();
+    await vi.advanceTimersByTimeAsync(GRANT_WATCH_INTERVAL_MS * 2);
+    expect(read).not.toHaveBeenCalled();
   });
 });

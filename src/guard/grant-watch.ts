@@ -55,6 +55,8 @@ export interface GrantWatchOptions {
   readonly judge: (standing: GrantStanding, now: Date) => string | null;
   readonly now: () => Date;
   readonly intervalMs?: number;
+  /** Subscribes to writes in this process that may end the session; returns the unsubscribe. */
+  readonly onChange?: (wake: () => void) => () => void;
 }
 
 export function watchGrant(options: GrantWatchOptions): GrantWatch {
@@ -62,31 +64,54 @@ export function watchGrant(options: GrantWatchOptions): GrantWatch {
   const interval = options.intervalMs ?? GRANT_WATCH_INTERVAL_MS;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let looking = false;
+  let lookAgain = false;
   const schedule = (): void => {
     timer = setTimeout(() => void look(), interval);
     timer.unref(); // the session keeps the process alive, never the watch
   };
   const look = async (): Promise<void> => {
+    looking = true;
     let why: string | null = null;
     try {
       why = options.judge(await options.read(), options.now());
     } catch {
       // Unanswered this time (the database busy or gone): asked again at the next look.
     }
+    looking = false;
     if (stopped) return;
     if (why !== null) {
       stopped = true;
+      unsubscribe();
       controller.abort(why);
+      return;
+    }
+    if (lookAgain) {
+      // A write came while this look was under way: it may not have seen it.
+      lookAgain = false;
+      void look();
       return;
     }
     schedule();
   };
+  // Still one query at a time: a wake during a look asks for one more look right after it.
+  const wake = (): void => {
+    if (stopped) return;
+    if (looking) {
+      lookAgain = true;
+      return;
+    }
+    clearTimeout(timer);
+    void look();
+  };
+  const unsubscribe = options.onChange?.(wake) ?? (() => undefined);
   schedule();
   return {
     signal: controller.signal,
     stop() {
       stopped = true;
       clearTimeout(timer);
+      unsubscribe();
     },
   };
 }

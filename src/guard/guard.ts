@@ -43,6 +43,7 @@ import { checkCompaction, KEY_GATE_ACTOR } from './compaction-check.js';
 import { MANIFEST_ID, decideCall, destroysHistory, isKnownMethod, type DenyReason } from './grant-policy.js';
 import { METHOD_COMMIT_COMPACT, METHOD_OPEN_CREATE } from '../store/run-kind.js';
 import { watchGrant, whyGrantEnded, type GrantWatch } from './grant-watch.js';
+import { onGrantsChanged } from '../shared/grant-changes.js';
 import { createIdSet } from './id-set.js';
 import { createPutCheck, type PutCheck } from './put-verification.js';
 import { repositoryNameFromPath } from './repository-path.js';
@@ -668,6 +669,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
         judge: (standing, at) =>
           whyGrantEnded({ keyName: watched.key.name, repositoryName: found.repository.name, grant: watched.grant, addressAllowed: (cidrs) => addressAllowed(s.clientAddress, cidrs) }, standing, at),
         now,
+        onChange: onGrantsChanged,
       });
       grantWatch.signal.addEventListener('abort', () => onGrantEnded(String(grantWatch?.signal.reason)), { once: true });
     }

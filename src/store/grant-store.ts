@@ -3,6 +3,7 @@
 
 import type { Kysely, Selectable } from 'kysely';
 import { conflict, notFound } from '../errors.js';
+import { noteGrantsChanged } from '../shared/grant-changes.js';
 import { checkGrantTerms, type GrantTerms } from './grant-terms.js';
 import { requireKey, requireRepository, selectRepository } from './lookups.js';
 import { iso, isoOrNull, toGrant, toRepository } from './rows.js';
@@ -109,16 +110,18 @@ export function createGrantStore({ db, now }: StoreDeps): GrantStore {
     },
 
     async setGrant(keyRef, repositoryName, terms) {
-      return db.transaction().execute(async (trx) => {
+      const set = await db.transaction().execute(async (trx) => {
         const key = await requireKey(trx, keyRef);
         const repository = await requireRepository(trx, repositoryName);
         const at = now();
         return { ...(await writeGrant(trx, at, key, repository.id, checkGrantTerms(terms, at))), keyName: key.name };
       });
+      if (set.replaced) noteGrantsChanged();
+      return set;
     },
 
     async removeGrant(keyRef, repositoryName) {
-      return db.transaction().execute(async (trx) => {
+      const removed = await db.transaction().execute(async (trx) => {
         const key = await requireKey(trx, keyRef);
         const repository = await requireRepository(trx, repositoryName);
         const row = await trx
@@ -130,6 +133,8 @@ export function createGrantStore({ db, now }: StoreDeps): GrantStore {
         if (!row) throw notFound(`key '${key.name}' has no grant on repository '${repository.name}'`);
         return { grant: toGrant(row), keyName: key.name };
       });
+      noteGrantsChanged();
+      return removed;
     },
 
     async listGrants(filter = {}) {

@@ -4,6 +4,7 @@
 
 import type { Selectable } from 'kysely';
 import { conflict } from '../errors.js';
+import { noteGrantsChanged } from '../shared/grant-changes.js';
 import { checkGrantTerms, type GrantTerms } from './grant-terms.js';
 import { writeGrant } from './grant-store.js';
 import { requireKey, requireRepository, selectKey } from './lookups.js';
@@ -154,7 +155,7 @@ export function createKeyStore({ db, now }: StoreDeps): KeyStore {
     },
 
     async revokeKey(ref) {
-      return db.transaction().execute(async (trx) => {
+      const revocation = await db.transaction().execute(async (trx) => {
         const row = await requireKey(trx, ref);
         if (row.revoked_at !== null) return { key: toSshKey(row), alreadyRevoked: true, grantsRemoved: 0 };
         const removed = await trx.deleteFrom('grants').where('key_id', '=', row.id).executeTakeFirst();
@@ -166,6 +167,8 @@ export function createKeyStore({ db, now }: StoreDeps): KeyStore {
           .executeTakeFirstOrThrow();
         return { key: toSshKey(revoked), alreadyRevoked: false, grantsRemoved: Number(removed.numDeletedRows) };
       });
+      if (!revocation.alreadyRevoked) noteGrantsChanged();
+      return revocation;
     },
   };
 }
