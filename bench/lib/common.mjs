@@ -103,7 +103,8 @@ export function writePlainRsh(dir) {
     join(dir, 'plain-rsh'),
     `${SKIP_SSH_ARGS}set -- env -i PATH="$PATH" LANG=C.UTF-8 HOME="${home}" BORG_BASE_DIR="${home}" borg serve --restrict-to-repository "$BENCH_REPO"
 [ "$BENCH_APPEND_ONLY" = 1 ] && set -- "$@" --append-only
-[ -n "$BENCH_PASSTHROUGH" ] && set -- "${process.execPath}" "${join(ROOT, 'bench', 'lib', 'passthrough.mjs')}" "$@"
+${process.env.BENCH_PLAIN_WIDE_PIPES === '1' ? `perl -e 'fcntl(STDIN, 1031, 1048576) && fcntl(STDOUT, 1031, 1048576) or exit 1' || echo 'BENCH_PLAIN_WIDE_PIPES: the pipes were not widened' >&2
+` : ''}[ -n "$BENCH_PASSTHROUGH" ] && set -- "${process.execPath}" "${join(ROOT, 'bench', 'lib', 'passthrough.mjs')}" "$@"
 if [ -n "$BENCH_RECORD" ]; then
   tee "$BENCH_RECORD" | "$@"
 else

@@ -85,8 +85,6 @@ export async function computeDeduplicatedSizes(objects: ObjectReader, key: BorgK
 export type OpenRepository = () => Promise<{ readonly objects: ObjectReader; readonly key: BorgKey | null }>;
 
 export interface DeduplicatedSizeCache {
-  /** The kept figures for exactly these archives, or null. */
-  cached(repositoryPath: string, archiveIds: readonly string[]): DeduplicatedSizes | null;
   /** The figures of the reader's manifest: kept ones, else computed now with the reader and kept. */
   sizes(repositoryPath: string, objects: ObjectReader, key: BorgKey | null): Promise<DeduplicatedSizes>;
   /**
@@ -163,7 +161,6 @@ export function createDeduplicatedSizeCache(root: string, now: () => number = Da
   }
 
   return {
-    cached: (repositoryPath, archiveIds) => read(dirOf(repositoryPath), archiveSetKey(archiveIds)),
     sizes,
     async within(repositoryPath, archiveIds, open, waitMs) {
       let dir: string;

@@ -13,6 +13,7 @@ import { clientAddressFromEnv, parseOriginalCommand } from '../gateway/original-
 import { borgCommand, createBorgSpawner, serveHome, type LogLevel } from '../guard/borg-child.js';
 import { guessChild, warmSpawner, type WarmSpawner } from '../guard/warm-child.js';
 import { readableFd } from '../rpc/frame-input.js';
+import { widenPipes } from '../shared/pipe-size.js';
 import { dataDirPaths } from '../store/data-dir.js';
 import { isLocalProcessAlive } from './cli-context.js';
 
@@ -59,6 +60,8 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
       if (!original.isBorgServe || shell) {
         throw new BorgkeepError('BK_ERR_DENIED', "this key may only run 'borg serve'; other commands are refused");
       }
+      // Started first, done while node loads the guard: 1 MiB pipes to and from sshd.
+      void widenPipes([0, 1]);
       const dataDir = getDataDir();
       const warm = await startWarmChild(dataDir, opts.key, original.logLevel);
       const [{ openStore }, { runGuardSession }, { createGuardDeps }] = await Promise.all([
