@@ -41,7 +41,12 @@ const keyOf = (path: string): BorgKey => {
 async function repoWith(name: string, archives: string[]): Promise<string> {
   const path = join(root, name);
   await borg(['init', '-e', 'repokey', path]);
-  for (const [i, a] of archives.entries()) await borg(['create', `${path}::${a}`, makeSourceTree(join(root, `src-${name}-${i}`), i, 2)]);
+  // An hour apart, oldest first: backups made one after another can start within one second,
+  // which borg prune's --keep-last (and the grant's rule) counts once.
+  const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString().slice(0, 19);
+  for (const [i, a] of archives.entries()) {
+    await borg(['create', '--timestamp', hoursAgo(archives.length - i), `${path}::${a}`, makeSourceTree(join(root, `src-${name}-${i}`), i, 2)]);
+  }
   return path;
 }
 
