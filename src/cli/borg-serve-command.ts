@@ -5,6 +5,7 @@
 
 import { fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 
@@ -13,7 +14,7 @@ import { clientAddressFromEnv, parseOriginalCommand } from '../gateway/original-
 import { borgCommand, createBorgSpawner, serveHome, type LogLevel } from '../guard/borg-child.js';
 import { guessChild, warmSpawner, type WarmSpawner } from '../guard/warm-child.js';
 import { readableFd } from '../rpc/frame-input.js';
-import { widenPipes } from '../shared/pipe-size.js';
+import { pipeUserPagesSoft, pipeWideningFits, widenPipes } from '../shared/pipe-size.js';
 import { dataDirPaths } from '../store/data-dir.js';
 import { isLocalProcessAlive } from './cli-context.js';
 
@@ -60,8 +61,6 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
       if (!original.isBorgServe || shell) {
         throw new BorgkeepError('BK_ERR_DENIED', "this key may only run 'borg serve'; other commands are refused");
       }
-      // Started first, done while node loads the guard: 1 MiB pipes to and from sshd.
-      void widenPipes([0, 1]);
       const dataDir = getDataDir();
       const warm = await startWarmChild(dataDir, opts.key, original.logLevel);
       const [{ openStore }, { runGuardSession }, { createGuardDeps }] = await Promise.all([
@@ -79,7 +78,15 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
       const onSignal = (): void => stop.abort();
       for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.once(sig, onSignal);
       try {
-        await store.closeStaleSessions(isLocalProcessAlive);
+        // Counting, on the way, the sessions still open on this host: 1 MiB pipes to and from
+        // sshd while they fit the user's pipe limit (shared/pipe-size.ts); done while the guard starts.
+        let openHere = 0;
+        await store.closeStaleSessions((pid, host) => {
+          const alive = isLocalProcessAlive(pid, host);
+          if (alive && host === hostname()) openHere++;
+          return alive;
+        });
+        if (pipeWideningFits(openHere, pipeUserPagesSoft(), process.getuid?.() ?? null)) void widenPipes([0, 1]);
         const deps = createGuardDeps(dataDir, store, process.env);
         const outcome = await runGuardSession(
           warm ? { ...deps, spawnBorg: warm.spawnBorg } : deps,

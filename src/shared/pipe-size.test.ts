@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
-import { WIDE_PIPE_BYTES } from './pipe-size.js';
+import { WIDE_PIPE_BYTES, pipeWideningFits } from './pipe-size.js';
 
 let dir = '';
 let script = '';
@@ -60,4 +60,15 @@ it("the forced command (borgkeep borg-serve) widens the pipes sshd gives it", ()
   );
   expect(r.stderr).toContain(`in ${WIDE_PIPE_BYTES}`);
   expect(r.stderr).toContain(`size ${WIDE_PIPE_BYTES}`);
+});
+
+it("widens only while every open session's wide pipes fit half the user's soft limit of pipe pages", () => {
+  // 1 MiB stdin and stdout and a default stderr: 528 pages a session; half of 16384 is 8192.
+  expect(pipeWideningFits(0, 16384, 1000)).toBe(true);
+  expect(pipeWideningFits(14, 16384, 1000)).toBe(true); // the 15th session
+  expect(pipeWideningFits(15, 16384, 1000)).toBe(false);
+  expect(pipeWideningFits(15, null, 1000)).toBe(false); // unknown: the kernel's default
+  expect(pipeWideningFits(15, 0, 1000)).toBe(true); // no limit
+  expect(pipeWideningFits(500, 16384, 0)).toBe(true); // root is not limited
+  expect(pipeWideningFits(100, 1 << 20, 1000)).toBe(true);
 });

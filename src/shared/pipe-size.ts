@@ -6,6 +6,13 @@
 // bench/borg-create measured the guard's CPU at 0.90 s/GiB instead of 1.22, and the borg client's
 // and borg serve's fell too.
 //
+// Wide pipes are not free for everyone else: Linux counts every pipe's capacity against its
+// user, and once an unprivileged user's pipes hold more than /proc/sys/fs/pipe-user-pages-soft
+// pages (64 MiB by default), each new pipe of that user gets 8 KiB — sshd's pipes of the next
+// sessions included, far worse than 64 KiB. So a session widens only while every open session
+// on this host, widened too, stays within half that limit (pipeWideningFits): at the defaults,
+// the first 15 concurrent sessions get 1 MiB pipes and the rest keep the kernel's default.
+//
 // Node has no fcntl. `perl` does (perl-base is part of every Debian and Ubuntu system), so a
 // short-lived perl, given the two descriptors, widens the pipes they refer to (a pipe's size
 // belongs to the pipe, not to the descriptor). Its script is a constant: nothing of the client's
@@ -14,10 +21,34 @@
 // nothing else changes: this is speed, never correctness.
 
 import { spawn } from 'node:child_process';
-import { fstatSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 
 /** The capacity asked for: the kernel's default pipe-max-size. */
 export const WIDE_PIPE_BYTES = 1024 * 1024;
+
+/** The pages one session's pipes hold when widened: stdin and stdout at WIDE_PIPE_BYTES, stderr at the default 16. */
+const PAGES_PER_WIDE_SESSION = (2 * WIDE_PIPE_BYTES) / 4096 + 16;
+
+/** pipe-user-pages-soft: a number of pages, 0 for no limit, null when it cannot be read. */
+export function pipeUserPagesSoft(): number | null {
+  try {
+    const n = Number(readFileSync('/proc/sys/fs/pipe-user-pages-soft', 'utf8').trim());
+    return Number.isSafeInteger(n) && n >= 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether one more session may widen its pipes, with `openSessions` others open on this host:
+ * always for root (the limit does not apply to it) and without a limit; else while all of them,
+ * widened, stay within half the soft limit. An unknown limit is taken as the kernel's default.
+ */
+export function pipeWideningFits(openSessions: number, softLimitPages: number | null, uid: number | null): boolean {
+  if (uid === 0 || softLimitPages === 0) return true;
+  const limit = softLimitPages ?? 16384;
+  return (Math.max(0, openSessions) + 1) * PAGES_PER_WIDE_SESSION <= limit / 2;
+}
 
 /** Linux's F_SETPIPE_SZ (F_LINUX_SPECIFIC_BASE + 7). */
 const F_SETPIPE_SZ = 1031;
