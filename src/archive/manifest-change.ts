@@ -618,11 +618,12 @@ function retentionFindings(c: ManifestChange, previous: Manifest | null, r: NonN
   if (rule.keepLast !== null && removals.length > 0 && previous) {
     const inScope = archiveEntriesOf(previous)
       .filter((a) => !isCheckpoint(a.name) && (rule.prefix === null || a.name.startsWith(rule.prefix)))
-      .map((a) => ({ a, seen: seen(a), time: null as number | null }));
+      .map((a) => ({ a, seen: seen(a), time: undefined as number | null | undefined }));
     // Newest first by the server's sighting; the client's time and the name only break ties (the
-    // archives a first look at the repository found all share one sighting), read only then.
-    const timeOf = (x: (typeof inScope)[number]) => (x.time ??= parseArchiveTime(x.a.time) ?? 0);
-    inScope.sort((x, y) => y.seen - x.seen || timeOf(y) - timeOf(x) || (x.a.name < y.a.name ? 1 : -1));
+    // archives a first look at the repository found all share one sighting), read only then
+    // (undefined: not read yet; null: not a time).
+    const timeOf = (x: (typeof inScope)[number]): number | null => (x.time === undefined ? (x.time = parseArchiveTime(x.a.time)) : x.time);
+    inScope.sort((x, y) => y.seen - x.seen || (timeOf(y) ?? 0) - (timeOf(x) ?? 0) || (x.a.name < y.a.name ? 1 : -1));
     // borg prune's --keep-last is --keep-secondly: of archives whose times fall in one second it
     // keeps the newest and counts one. The grant's rule counts the same way, so that the stock
     // `borg prune --keep-last N` under a grant of --keep-last N is never refused for two backups
@@ -631,7 +632,7 @@ function retentionFindings(c: ManifestChange, previous: Manifest | null, r: NonN
     let lastSecond: number | null = null;
     for (const x of inScope) {
       if (kept.size >= rule.keepLast) break;
-      const ms = parseArchiveTime(x.a.time);
+      const ms = timeOf(x);
       const second = ms === null ? null : Math.floor(ms / 1000);
       if (second !== null && second === lastSecond) continue;
       lastSecond = second;

@@ -80,10 +80,11 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
       try {
         // Counting, on the way, the sessions still open on this host: 1 MiB pipes to and from
         // sshd while they fit the user's pipe limit (shared/pipe-size.ts); done while the guard starts.
+        const here = hostname();
         let openHere = 0;
         await store.closeStaleSessions((pid, host) => {
           const alive = isLocalProcessAlive(pid, host);
-          if (alive && host === hostname()) openHere++;
+          if (alive && host === here) openHere++;
           return alive;
         });
         if (pipeWideningFits(openHere, pipeUserPagesSoft(), process.getuid?.() ?? null)) void widenPipes([0, 1]);
