@@ -1,11 +1,23 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 import LongestFirstSequencer from './test/sequencer.js';
 
+/** The files that run on PostgreSQL too: the store's tests (they open their store through openTempStore). */
+const POSTGRES_FILES = ['src/store/**/*.test.ts'];
+/** Of those, the ones about SQLite's file and driver; and the one about PostgreSQL's opening. */
+const SQLITE_ONLY = ['src/store/database.test.ts', 'src/store/sqlite-driver.test.ts'];
+const POSTGRES_ONLY = 'src/store/postgres-*.test.ts';
+
 export default defineConfig({
   test: {
-    // web/src: console units that need React's types, checked by web/tsconfig.json (DOM), not the server's.
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/src/**/*.test.ts'],
+    // Every file runs on the embedded SQLite store; the store's own tests run a second time on a
+    // real PostgreSQL server (issue 19: test/support/temp-store.ts reads BORGKEEP_TEST_DATABASE,
+    // test/global-setup.ts starts the server).
+    projects: [
+      // web/src: console units that need React's types, checked by web/tsconfig.json (DOM), not the server's.
+      { extends: true, test: { name: 'sqlite', include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/src/**/*.test.ts'], exclude: [...configDefaults.exclude, POSTGRES_ONLY] } },
+      { extends: true, test: { name: 'postgres', include: POSTGRES_FILES, exclude: [...configDefaults.exclude, ...SQLITE_ONLY], env: { BORGKEEP_TEST_DATABASE: 'postgres' } } },
+    ],
     // Integration files spawn real borg clients and mostly wait on them (rate-limited uploads,
     // sessions ending, a browser): with two workers the load stayed near 3 on two cores, so a
     // third file runs beside them.

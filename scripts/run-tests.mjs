@@ -25,6 +25,8 @@ const NEEDED = [
   // The LDAP sign-on tests start their own slapd.
   ['/usr/sbin/slapd', 'slapd'],
   ['ldapadd', 'ldap-utils'],
+  // The store tests run on PostgreSQL too: the suite starts its own server (test/support/postgres-server.ts).
+  ['pg_ctlcluster', 'postgresql'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = NEEDED.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);

@@ -63,12 +63,14 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
       }
       const dataDir = getDataDir();
       const warm = await startWarmChild(dataDir, opts.key, original.logLevel);
-      const [{ openStore }, { runGuardSession }, { createGuardDeps }] = await Promise.all([
+      const [{ openStore }, { databaseUrlFor }, { runGuardSession }, { createGuardDeps }] = await Promise.all([
         import('../store/database.js'),
+        import('../store/database-location.js'),
         import('../guard/guard.js'),
         import('../gateway/guard-runtime.js'),
       ]);
-      const store = await openStore({ dataDir }).catch((error: unknown) => {
+      const database = databaseUrlFor(dataDir);
+      const store = await openStore({ dataDir, ...(database !== undefined && { database }) }).catch((error: unknown) => {
         warm?.discard();
         throw error;
       });

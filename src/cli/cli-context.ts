@@ -17,8 +17,10 @@ export interface CliContext {
 }
 
 export async function withStore<T>(ctx: CliContext, work: (store: Store) => Promise<T>): Promise<T> {
-  const { openStore } = await import('../store/database.js');
-  const store = await openStore({ dataDir: ctx.getDataDir(), now: () => ctx.now() });
+  const [{ openStore }, { databaseUrlFor }] = await Promise.all([import('../store/database.js'), import('../store/database-location.js')]);
+  const dataDir = ctx.getDataDir();
+  const database = databaseUrlFor(dataDir);
+  const store = await openStore({ dataDir, now: () => ctx.now(), ...(database !== undefined && { database }) });
   try {
     return await work(store);
   } finally {

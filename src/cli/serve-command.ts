@@ -34,6 +34,7 @@ interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   vaultPassphraseFile?: string;
+  database?: string;
   config?: string;
 }
 
@@ -55,9 +56,11 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (env BORGKEEP_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (env BORGKEEP_TLS_KEY)')
     .option('--vault-passphrase-file <file>', "the key vault's master passphrase (env BORGKEEP_VAULT_PASSPHRASE_FILE, or the systemd credential borgkeep-vault-passphrase); without it the vault uses its master key file in the data directory")
+    .option('--database <url>', 'keep keys, grants and the ledger in PostgreSQL, e.g. postgres://borgkeep@db.example.org/borgkeep (env BORGKEEP_DATABASE_URL; default: the SQLite file in the data directory)')
     .option('--config <file>', 'JSON settings: any of the above, alerts, metricsToken, auditPassphraseFiles, retention (env BORGKEEP_CONFIG; default DATA/borgkeep.json when it exists)')
     .action(async (flags: ServeFlags) => {
-      const { parseServeConfig } = await import('../gateway/serve-config.js');
+      const [{ parseServeConfig }, { databaseUrlFor }] = await Promise.all([import('../gateway/serve-config.js'), import('../store/database-location.js')]);
+      const configFile = readConfigFile(flags.config ?? process.env.BORGKEEP_CONFIG ?? null, join(ctx.getDataDir(), 'borgkeep.json'));
       const config = parseServeConfig(
         {
           sshListen: flags.sshListen,
@@ -76,13 +79,13 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           vaultPassphraseFile: flags.vaultPassphraseFile,
         },
         process.env,
-        readConfigFile(flags.config ?? process.env.BORGKEEP_CONFIG ?? null, join(ctx.getDataDir(), 'borgkeep.json')),
+        configFile,
       );
-      await serve(ctx, config);
+      await serve(ctx, config, databaseUrlFor(ctx.getDataDir(), process.env, flags.database, configFile));
     });
 }
 
-async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
+async function serve(ctx: CliContext, config: ServeConfig, database: string | undefined): Promise<void> {
   const [{ openStore }, { runGuardSession }, { createGuardDeps }, { createSshGateway }, { createAuthThrottle }, { loadOrCreateHostKeys, generateEd25519KeyPair }, { dataDirPaths }] =
     await Promise.all([
       import('../store/database.js'),
@@ -112,7 +115,9 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
   }
   const vault = openVault(dataDir, master === undefined ? {} : { masterPassphrase: master });
   const vaultMode = vaultMasterMode(dataDir);
-  const store = await openStore({ dataDir });
+  const store = await openStore({ dataDir, ...(database !== undefined && { database }) });
+  // sshd's forced command and the CLI get neither this flag nor this environment: they read it here.
+  if (database !== undefined) (await import('../store/database-location.js')).recordDatabaseUrl(dataDir, database);
   try {
     const stale = await store.closeStaleSessions(isLocalProcessAlive);
     const hostKeys = loadOrCreateHostKeys(join(paths.root, 'ssh'), (type) =>
@@ -130,7 +135,7 @@ async function serve(ctx: CliContext, config: ServeConfig): Promise<void> {
         ),
     });
     const { keepWarm } = await import('../store/keep-warm.js');
-    const stopKeepingWarm = keepWarm({
+    const stopKeepingWarm = database !== undefined ? () => undefined : keepWarm({
       files: [store.paths.database, `${store.paths.database}-wal`],
       maxBytes: config.databaseKeepWarmMiB * 1024 * 1024,
       onTooLarge: (bytes) =>

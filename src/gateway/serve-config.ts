@@ -95,6 +95,7 @@ export const serveConfigSchema = z
   vaultPassphraseFile: filePath
     .describe("file holding the key vault's master passphrase (--vault-passphrase-file, BORGKEEP_VAULT_PASSPHRASE_FILE; or the systemd credential borgkeep-vault-passphrase); none: the vault uses its master key file in the data directory")
     .optional(),
+  database: z.string().describe("PostgreSQL URL of the control plane (--database, BORGKEEP_DATABASE_URL); none: the data directory's SQLite file. Read by store/database-location.ts").optional(),
   // Only in the config file (or the environment): secrets and structured settings.
   alerts: alertConfigSchema.describe('alert thresholds, the mail server and channels; written into the store at each start').optional(),
   metricsToken: z.string().min(16, 'needs at least 16 characters').describe('bearer token /metrics asks for (BORGKEEP_METRICS_TOKEN); none: /metrics is open').optional(),
@@ -152,6 +153,7 @@ const FLAGS: Record<keyof ServeConfig, string> = {
   tlsCert: '--tls-cert',
   tlsKey: '--tls-key',
   vaultPassphraseFile: '--vault-passphrase-file',
+  database: '--database',
   alerts: 'alerts',
   metricsToken: 'metricsToken',
   auditPassphraseFiles: 'auditPassphraseFiles',

@@ -1,17 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, expect, test } from 'vitest';
+import { afterEach, beforeEach, expect, test } from 'vitest';
 
-import { openStore, type Store } from './database.js';
+import { openTempStore, type TempStore } from '../../test/support/temp-store.js';
+import type { Store } from './database.js';
 import type { ArchiveSightingRecord } from './archive-sighting-store.js';
 
-let root: string;
+let t: TempStore;
 let store: Store;
-afterEach(async () => {
-  await store?.close();
-  rmSync(root, { recursive: true, force: true });
+beforeEach(async () => {
+  t = await openTempStore();
+  store = t.store;
 });
+afterEach(() => t.cleanup());
 
 const seen = (archiveId: string, name: string, at: string, transactionId: number, baseline = false): ArchiveSightingRecord => ({
   archiveId,
@@ -23,8 +22,6 @@ const seen = (archiveId: string, name: string, at: string, transactionId: number
 });
 
 test('the earliest sighting of an archive id and name is kept; a later or equal one never replaces it', async () => {
-  root = mkdtempSync(join(tmpdir(), 'borgkeep-sightings-'));
-  store = await openStore({ dataDir: join(root, 'data') });
   const repo = await store.createRepository({ name: 'photos', quotaBytes: null });
   const other = await store.createRepository({ name: 'mail', quotaBytes: null });
   await store.recordArchiveSightings(repo.id, [seen('aa', 'mon', '2026-11-23T10:00:00Z', 5), seen('bb', 'tue', '2026-11-24T10:00:00Z', 7)]);
@@ -49,8 +46,6 @@ test('the earliest sighting of an archive id and name is kept; a later or equal 
 });
 
 test('more sightings than one statement can bind are recorded', async () => {
-  root = mkdtempSync(join(tmpdir(), 'borgkeep-sightings-'));
-  store = await openStore({ dataDir: join(root, 'data') });
   const repo = await store.createRepository({ name: 'photos', quotaBytes: null });
   const many = Array.from({ length: 5001 }, (_, i) => seen(i.toString(16).padStart(64, '0'), `a${i}`, '2026-11-23T10:00:00Z', i));
   await store.recordArchiveSightings(repo.id, many);

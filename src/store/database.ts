@@ -35,10 +35,15 @@ import { createUserStore, type UserStore } from './user-store.js';
 import { createVerificationStore, type VerificationStore } from './verification-store.js';
 import { createSsoUserStore, type SsoUserStore } from './sso-user-store.js';
 
-const MIGRATION_TABLE = 'kysely_migration';
+export const MIGRATION_TABLE = 'kysely_migration';
 
 export interface StoreOptions {
   dataDir: string;
+  /**
+   * Where the control plane lives: a postgres:// URL (issue 19), or undefined for the data
+   * directory's own SQLite file. Resolve it with databaseLocation() (database-location.ts).
+   */
+  database?: string;
   /** The clock for every timestamp the store writes itself; tests fix it. */
   now?: () => Date;
 }
@@ -68,6 +73,10 @@ function enableWal(sqlite: BetterSqlite3.Database): void {
 }
 
 export async function openStore(options: StoreOptions): Promise<Store> {
+  if (options.database !== undefined) {
+    const { openPostgresStore } = await import('./postgres-store.js');
+    return openPostgresStore({ ...options, database: options.database });
+  }
   const paths = dataDirPaths(options.dataDir);
   const now = options.now ?? (() => new Date());
   let sqlite: BetterSqlite3.Database;
@@ -103,7 +112,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const dataVersion = sqlite.prepare('pragma data_version').pluck();
   const ownChanges = sqlite.prepare('select total_changes()').pluck();
   const changeMark = () => `${dataVersion.get() as number}:${ownChanges.get() as number}`;
-  const deps: StoreDeps = { db, now, changeMark };
+  return assembleStore(paths, { db, now, changeMark });
+}
+
+/** The stores on one database handle, whichever engine holds it. */
+export function assembleStore(paths: DataDirPaths, deps: StoreDeps): Store {
+  const { db } = deps;
   return {
     paths,
     ...createUserStore(deps),
@@ -133,17 +147,20 @@ function pendingMigrations(sqlite: BetterSqlite3.Database, file: string): string
   const hasTable = sqlite
     .prepare("select 1 from sqlite_master where type = 'table' and name = ?")
     .get(MIGRATION_TABLE);
-  const done = new Set<string>(
-    hasTable ? (sqlite.prepare(`select name from ${MIGRATION_TABLE}`).pluck().all() as string[]) : [],
-  );
-  const unknown = [...done].filter((name) => !(name in MIGRATIONS));
+  return migrationsToRun(hasTable ? (sqlite.prepare(`select name from ${MIGRATION_TABLE}`).pluck().all() as string[]) : [], file);
+}
+
+/** Of the migrations this build knows, those not in `done`; refuses a database from a newer build. */
+export function migrationsToRun(done: readonly string[], database: string): string[] {
+  const unknown = done.filter((name) => !(name in MIGRATIONS));
   if (unknown.length > 0) {
     throw new BorgkeepError(
       'BK_ERR_INTERNAL',
-      `the database ${file} was written by a newer borgkeep (it has migration '${unknown[0]}'); upgrade borgkeep`,
+      `the database ${database} was written by a newer borgkeep (it has migration '${unknown[0]}'); upgrade borgkeep`,
     );
   }
-  return Object.keys(MIGRATIONS).filter((name) => !done.has(name));
+  const finished = new Set(done);
+  return Object.keys(MIGRATIONS).filter((name) => !finished.has(name));
 }
 
 async function migrate(sqlite: BetterSqlite3.Database, db: Kysely<Database>, file: string): Promise<void> {

@@ -1,7 +1,8 @@
 // The database schema, as an ordered list of migrations run by Kysely's Migrator.
-// Written with Kysely's schema builder, so the same migrations can create the schema on
-// PostgreSQL later; the one exception is 0006's triggers, which say so. A migration, once
-// released, is never edited; change the schema with a new one (names sort in run order).
+// Written with Kysely's schema builder, so the same migrations create the schema on PostgreSQL
+// (postgres-dialect.ts maps the types); the triggers of 0006, 0011 and 0020 have a form for each.
+// A migration, once released, never changes what it does on SQLite (its PostgreSQL form came
+// later, beside it); change the schema with a new one (names sort in run order).
 
 import { SqliteAdapter, sql, type Kysely, type Migration, type MigrationProvider, type CreateTableBuilder } from 'kysely';
 import { classifyRun } from './run-kind.js';
@@ -19,6 +20,23 @@ function withId<T extends string>(db: Kysely<unknown>, table: CreateTableBuilder
   return table.addColumn('id', 'integer', (col) =>
     sqlite ? col.primaryKey().autoIncrement() : col.primaryKey().generatedByDefaultAsIdentity(),
   );
+}
+
+const isSqlite = (db: Kysely<unknown>) => db.getExecutor().adapter instanceof SqliteAdapter;
+
+/**
+ * A row trigger on PostgreSQL: plpgsql function NAME_fn running `body` (statements ending in ';'),
+ * fired `when` (e.g. 'after update of a, b on t'), only where `condition` holds if given. The
+ * SQLite triggers of 0006, 0011 and 0020 in PostgreSQL's form (issue 19).
+ */
+async function createPgTrigger(db: Kysely<unknown>, name: string, when: string, body: string, condition?: string): Promise<void> {
+  await sql.raw(`create function ${name}_fn() returns trigger language plpgsql as $$ begin ${body} return null; end $$`).execute(db);
+  await sql.raw(`create trigger ${name} ${when} for each row ${condition ? `when (${condition}) ` : ''}execute function ${name}_fn()`).execute(db);
+}
+
+async function dropPgTrigger(db: Kysely<unknown>, name: string, table: string): Promise<void> {
+  await sql.raw(`drop trigger ${name} on ${table}`).execute(db);
+  await sql.raw(`drop function ${name}_fn()`).execute(db);
 }
 
 const initial: Migration = {
@@ -336,14 +354,41 @@ const ledgerIndexes: Migration = {
  * window of time, read on its own. The repository store bumps the version itself when it changes
  * the repository's own row.
  *
- * SQLite only for now: the PostgreSQL store will need the same triggers as plpgsql functions.
+ * On PostgreSQL the same triggers are plpgsql functions (createPgTrigger).
  */
+const STATUS_TRIGGERS: ReadonlyArray<readonly [name: string, table: string]> = [
+  ['sessions_insert', 'sessions'],
+  ['sessions_update', 'sessions'],
+  ['sessions_delete', 'sessions'],
+  ['transactions_insert', 'transactions'],
+  ['transactions_update', 'transactions'],
+  ['transactions_delete', 'transactions'],
+  ['grants_insert', 'grants'],
+  ['grants_update', 'grants'],
+  ['grants_delete', 'grants'],
+];
 const repositoryStatusVersions: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
-    if (!(db.getExecutor().adapter instanceof SqliteAdapter)) throw new Error('migration 0006 has no PostgreSQL form yet');
     await db.schema.alterTable('repositories').addColumn('status_version', 'integer', (col) => col.notNull().defaultTo(0)).execute();
     const bump = (id: string) => `update repositories set status_version = status_version + 1 where id = ${id};`;
     const ofSession = (sessionId: string) => bump(`(select repository_id from sessions where id = ${sessionId})`);
+    if (!isSqlite(db)) {
+      const t = (name: string, when: string, body: string, condition?: string) => createPgTrigger(db, `repository_status_${name}`, when, body, condition);
+      await t('sessions_insert', 'after insert on sessions', bump('new.repository_id'), 'new.repository_id is not null');
+      await t(
+        'sessions_update',
+        'after update of repository_id, result, ended_at on sessions',
+        `${bump('new.repository_id')} update repositories set status_version = status_version + 1 where id = old.repository_id and old.repository_id is distinct from new.repository_id;`,
+      );
+      await t('sessions_delete', 'after delete on sessions', bump('old.repository_id'));
+      await t('transactions_insert', 'after insert on transactions', ofSession('new.session_id'));
+      await t('transactions_update', 'after update of state, session_id on transactions', `${ofSession('new.session_id')} ${ofSession('old.session_id')}`);
+      await t('transactions_delete', 'after delete on transactions', ofSession('old.session_id'));
+      await t('grants_insert', 'after insert on grants', bump('new.repository_id'));
+      await t('grants_update', 'after update of repository_id on grants', `${bump('new.repository_id')} ${bump('old.repository_id')}`);
+      await t('grants_delete', 'after delete on grants', bump('old.repository_id'));
+      return;
+    }
     const triggers: Array<[string, string, string]> = [
       ['sessions_insert', 'after insert on sessions when new.repository_id is not null', bump('new.repository_id')],
       [
@@ -362,8 +407,10 @@ const repositoryStatusVersions: Migration = {
     for (const [name, when, body] of triggers) await sql.raw(`create trigger repository_status_${name} ${when} begin ${body} end`).execute(db);
   },
   async down(db: Kysely<unknown>): Promise<void> {
-    const names = ['sessions_insert', 'sessions_update', 'sessions_delete', 'transactions_insert', 'transactions_update', 'transactions_delete', 'grants_insert', 'grants_update', 'grants_delete'];
-    for (const name of names) await sql.raw(`drop trigger repository_status_${name}`).execute(db);
+    for (const [name, table] of STATUS_TRIGGERS) {
+      if (isSqlite(db)) await sql.raw(`drop trigger repository_status_${name}`).execute(db);
+      else await dropPgTrigger(db, `repository_status_${name}`, table);
+    }
     await db.schema.alterTable('repositories').dropColumn('status_version').execute();
   },
 };
@@ -393,6 +440,8 @@ const repositoryEventKinds: Migration = {
       select id, repository_id, kind, through_txn, verdict, actor, detail, at, report from repository_events`.execute(db);
     await db.schema.dropTable('repository_events').execute();
     await db.schema.alterTable('repository_events_new').renameTo('repository_events').execute();
+    // PostgreSQL's identity column does not see the copied ids: its next value starts past them.
+    if (!isSqlite(db)) await sql`select setval(pg_get_serial_sequence('repository_events', 'id'), coalesce(max(id), 0) + 1, false) from repository_events`.execute(db);
     await db.schema.createIndex('repository_events_repository_idx').on('repository_events').columns(['repository_id', 'id']).execute();
   },
   async down(): Promise<void> {
@@ -458,12 +507,14 @@ const archiveSightings: Migration = {
  */
 const transactionOlderDeletes: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
-    if (!(db.getExecutor().adapter instanceof SqliteAdapter)) throw new Error('migration 0011 has no PostgreSQL form yet');
     await db.schema.alterTable('transactions').addColumn('objects_deleted_older', 'integer').execute();
-    await sql`create trigger repository_status_events_insert after insert on repository_events begin update repositories set status_version = status_version + 1 where id = new.repository_id; end`.execute(db);
+    const body = 'update repositories set status_version = status_version + 1 where id = new.repository_id;';
+    if (isSqlite(db)) await sql.raw(`create trigger repository_status_events_insert after insert on repository_events begin ${body} end`).execute(db);
+    else await createPgTrigger(db, 'repository_status_events_insert', 'after insert on repository_events', body);
   },
   async down(db: Kysely<unknown>): Promise<void> {
-    await sql`drop trigger repository_status_events_insert`.execute(db);
+    if (isSqlite(db)) await sql`drop trigger repository_status_events_insert`.execute(db);
+    else await dropPgTrigger(db, 'repository_status_events_insert', 'repository_events');
     await db.schema.alterTable('transactions').dropColumn('objects_deleted_older').execute();
   },
 };
@@ -685,29 +736,33 @@ const historySearch: Migration = {
  * command). The API keeps the key list it sent while the version stays, and reads only the
  * sessions started since for each key's last use, instead of every key, grant and key's newest
  * session on every request (bench/api.bench.mjs: a tenth of the server's CPU at 1,000 keys).
- * SQLite only, as 0006.
+ * On PostgreSQL, plpgsql functions as 0006.
  */
+const ACCESS_TRIGGERS: ReadonlyArray<readonly [name: string, when: string, table: string]> = [
+  ['ssh_keys_insert', 'after insert on ssh_keys', 'ssh_keys'],
+  ['ssh_keys_update', 'after update on ssh_keys', 'ssh_keys'],
+  ['ssh_keys_delete', 'after delete on ssh_keys', 'ssh_keys'],
+  ['grants_insert', 'after insert on grants', 'grants'],
+  ['grants_update', 'after update on grants', 'grants'],
+  ['grants_delete', 'after delete on grants', 'grants'],
+  ['repositories_name', 'after update of name on repositories', 'repositories'],
+  ['repositories_delete', 'after delete on repositories', 'repositories'],
+];
 const accessVersion: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
-    if (!(db.getExecutor().adapter instanceof SqliteAdapter)) throw new Error('migration 0020 has no PostgreSQL form yet');
-    await sql`create table access_version (id integer primary key check (id = 1), version integer not null)`.execute(db);
+    const int = isSqlite(db) ? 'integer' : 'bigint'; // PostgreSQL's integer is 32 bits
+    await sql.raw(`create table access_version (id ${int} primary key check (id = 1), version ${int} not null)`).execute(db);
     await sql`insert into access_version (id, version) values (1, 0)`.execute(db);
     const bump = 'update access_version set version = version + 1 where id = 1;';
-    const triggers: Array<[string, string]> = [
-      ['ssh_keys_insert', 'after insert on ssh_keys'],
-      ['ssh_keys_update', 'after update on ssh_keys'],
-      ['ssh_keys_delete', 'after delete on ssh_keys'],
-      ['grants_insert', 'after insert on grants'],
-      ['grants_update', 'after update on grants'],
-      ['grants_delete', 'after delete on grants'],
-      ['repositories_name', 'after update of name on repositories'],
-      ['repositories_delete', 'after delete on repositories'],
-    ];
-    for (const [name, when] of triggers) await sql.raw(`create trigger access_version_${name} ${when} begin ${bump} end`).execute(db);
+    for (const [name, when] of ACCESS_TRIGGERS) {
+      if (isSqlite(db)) await sql.raw(`create trigger access_version_${name} ${when} begin ${bump} end`).execute(db);
+      else await createPgTrigger(db, `access_version_${name}`, when, bump);
+    }
   },
   async down(db: Kysely<unknown>): Promise<void> {
-    for (const name of ['ssh_keys_insert', 'ssh_keys_update', 'ssh_keys_delete', 'grants_insert', 'grants_update', 'grants_delete', 'repositories_name', 'repositories_delete']) {
-      await sql.raw(`drop trigger access_version_${name}`).execute(db);
+    for (const [name, , table] of ACCESS_TRIGGERS) {
+      if (isSqlite(db)) await sql.raw(`drop trigger access_version_${name}`).execute(db);
+      else await dropPgTrigger(db, `access_version_${name}`, table);
     }
     await sql`drop table access_version`.execute(db);
   },
@@ -895,6 +950,36 @@ const archiveChecks: Migration = {
 };
 
 /** All migrations by name; names sort in the order they run. */
+/**
+ * PostgreSQL only (issue 19): a version of the whole database that every statement writing any
+ * table bumps, by statement triggers, from whichever process writes. It is the store's change
+ * mark there (StoreDeps.changeMark), what SQLite's data_version is on SQLite: the status list is
+ * read again only when something changed. A later migration that creates a table on PostgreSQL
+ * calls watchTable for it (database tests check that every table is watched).
+ */
+export const CHANGE_TABLE = 'store_changes';
+const UNWATCHED = new Set([CHANGE_TABLE, 'kysely_migration', 'kysely_migration_lock']);
+
+export async function watchTable(db: Kysely<unknown>, table: string): Promise<void> {
+  await sql.raw(`create trigger ${table}_changes after insert or update or delete or truncate on ${table} for each statement execute function ${CHANGE_TABLE}_bump()`).execute(db);
+}
+
+const storeChanges: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    if (isSqlite(db)) return;
+    await sql.raw(`create table ${CHANGE_TABLE} (id bigint primary key check (id = 1), version bigint not null)`).execute(db);
+    await sql.raw(`insert into ${CHANGE_TABLE} (id, version) values (1, 0)`).execute(db);
+    await sql.raw(`create function ${CHANGE_TABLE}_bump() returns trigger language plpgsql as $$ begin update ${CHANGE_TABLE} set version = version + 1 where id = 1; return null; end $$`).execute(db);
+    const { rows } = await sql<{ name: string }>`select tablename as name from pg_tables where schemaname = current_schema() order by tablename`.execute(db);
+    for (const { name } of rows) if (!UNWATCHED.has(name)) await watchTable(db, name);
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    if (isSqlite(db)) return;
+    await sql.raw(`drop table ${CHANGE_TABLE}`).execute(db);
+    await sql.raw(`drop function ${CHANGE_TABLE}_bump() cascade`).execute(db);
+  },
+};
+
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_repository_events': repositoryEvents,
@@ -919,6 +1004,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0023_verification': verification,
   '0024_pull_files_cache': pullFilesCache,
   '0025_archive_checks': archiveChecks,
+  '0026_store_changes': storeChanges,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { openStore } from './database.js';
 import { createPullJobRecorder, PULL_LOG_LINES, type PullRunnerId } from './pull-store.js';
 import { checkPullHostInput } from '../pull/host-input.js';
 import { openTempStore, type TempStore } from '../../test/support/temp-store.js';
@@ -121,7 +120,7 @@ describe('pull jobs', () => {
       await t.store.addPullHost(`h${i}`, settings());
       await t.store.queuePullJob(`h${i}`, { trigger: 'manual' });
     }
-    const other = await openStore({ dataDir: t.dataDir, now: t.clock.now });
+    const other = await t.openAnother();
     try {
       const claims = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? other : t.store).claimNextPullJob({ ...serve, pid: i })));
       const ids = claims.filter((c) => c !== null).map((c) => c!.id);

@@ -314,8 +314,8 @@ export function createPullStore({ db, now }: StoreDeps): PullStore {
 
     async claimNextPullJob(runner, only = {}, limits = {}) {
       const at = iso();
-      // One statement: SQLite runs it under its write lock; on PostgreSQL the outer state check
-      // is evaluated again on the locked row, so a second claimer updates nothing.
+      // One statement, run under the store's write lock on SQLite and on PostgreSQL alike
+      // (postgres-dialect.ts): a second claimer sees the first's claim and takes the next job.
       const row = await db
         .updateTable('pull_jobs')
         .set({ state: 'connecting', started_at: at, runner_kind: runner.kind, runner_pid: runner.pid, runner_host: runner.host })

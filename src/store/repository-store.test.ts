@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openTempStore, ed25519Key, type TempStore } from '../../test/support/temp-store.js';
-import { openStore } from './database.js';
 
 let t: TempStore;
 beforeEach(async () => {
@@ -137,7 +136,7 @@ describe('repository store', () => {
     expect(await t.store.listRepositoryStatuses({ denialsSince: since })).toBe(first);
 
     // Another process (a borg-serve session, the CLI) writes through its own connection.
-    const other = await openStore({ dataDir: t.dataDir, now: t.clock.now });
+    const other = await t.openAnother();
     try {
       const id = await other.startSession({ keyId: null, keyName: null, clientAddress: null, startedAt: new Date('2025-01-01T01:00:00Z'), pid: 1, host: 'h' });
       await other.updateSession(id, { repositoryId: repo.id, repositoryName: 'photos' });
@@ -171,7 +170,7 @@ describe('repository store', () => {
     let seed = 7;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
-    const other = await openStore({ dataDir: t.dataDir, now: t.clock.now });
+    const other = await t.openAnother();
     try {
       const names = ['a', 'b', 'c', 'd'];
       for (const name of names) await t.store.createRepository({ name, quotaBytes: null });

@@ -459,7 +459,7 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
       for (;;) {
         // Wait for a refresh under way: the next may find nothing left to do.
         while (live.running) await live.running.catch(() => undefined);
-        const mark = changeMark?.() ?? String(Math.random());
+        const mark = (await changeMark?.()) ?? String(Math.random());
         const window = live.windows.get(windowKey(denialsSince));
         // The same list again while nothing in the database has changed, counting denials from
         // within a second of the same time.

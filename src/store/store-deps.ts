@@ -1,4 +1,4 @@
-// What every *-store.ts factory gets: the database handle, the clock and (SQLite) a change mark.
+// What every *-store.ts factory gets: the database handle, the clock and a change mark.
 // Nothing else, so the stores can be tested against a real database file with a fixed clock.
 
 import type { Kysely } from 'kysely';
@@ -9,10 +9,11 @@ export interface StoreDeps {
   now: () => Date;
   /**
    * A value that differs whenever anything in the database may have changed since it was last
-   * read, by this process or another (SQLite: data_version and this connection's total changes).
+   * read, by this process or another (SQLite: data_version and this connection's total changes;
+   * PostgreSQL: a version every writing statement bumps, migration 0026).
    * Left out, nothing that depends on it is cached.
    */
-  changeMark?: () => string;
+  changeMark?: () => string | Promise<string>;
 }
 
 /** A uniqueness constraint refused the write (SQLite or PostgreSQL). */

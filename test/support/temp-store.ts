@@ -1,10 +1,14 @@
 // A store on a real SQLite file in a fresh temporary data directory, with a clock the test
-// moves, and synthetic (but well-formed) ed25519 public keys to register.
+// moves, and synthetic (but well-formed) ed25519 public keys to register. In the `postgres` test
+// project (BORGKEEP_TEST_DATABASE=postgres, vitest.config.ts) the same store lives in a fresh
+// database on the run's PostgreSQL server instead (test/global-setup.ts), dropped at cleanup.
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
 import { openStore, type Store } from '../../src/store/database.js';
 import { parseSshPublicKey, type SshPublicKey } from '../../src/store/ssh-public-key.js';
 
@@ -33,25 +37,77 @@ export interface TempStore {
   store: Store;
   clock: TestClock;
   reopen(): Promise<Store>;
+  /** Another store on the same database, as another process (sshd's forced command, the CLI) opens it; the caller closes it. */
+  openAnother(): Promise<Store>;
+  /** Runs SQL on the database behind the store's back (`?` placeholders on both engines); the rows. */
+  query(statement: string, params?: readonly unknown[]): Promise<Array<Record<string, unknown>>>;
   cleanup(): Promise<void>;
+}
+
+/** Which engine this test process's temporary stores use. */
+export const TEST_DATABASE: 'sqlite' | 'postgres' = process.env.BORGKEEP_TEST_DATABASE === 'postgres' ? 'postgres' : 'sqlite';
+
+/** A fresh, empty database on the run's PostgreSQL server, and how to drop it. */
+export async function createTestPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = process.env.BORGKEEP_TEST_POSTGRES_URL;
+  if (!admin) {
+    throw new Error(`the PostgreSQL store tests need a server, and none was started: ${process.env.BORGKEEP_TEST_NO_POSTGRES ?? 'unknown reason'}. Run npm test as root, or set BORGKEEP_TEST_POSTGRES_URL to a server where that user may create databases`);
+  }
+  const name = `bk_test_${randomBytes(6).toString('hex')}`;
+  const run = async (statement: string) => {
+    const client = new pg.Client({ connectionString: admin });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`create database ${name}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
 }
 
 export async function openTempStore(): Promise<TempStore> {
   const root = mkdtempSync(join(tmpdir(), 'borgkeep-store-'));
   const dataDir = join(root, 'data');
   const clock = createClock();
+  const database = TEST_DATABASE === 'postgres' ? await createTestPostgresDatabase() : null;
+  const open = () => openStore({ dataDir, now: clock.now, ...(database && { database: database.url }) });
   const temp: TempStore = {
     root,
     dataDir,
     clock,
-    store: await openStore({ dataDir, now: clock.now }),
+    store: await open(),
     async reopen() {
       await temp.store.close();
-      temp.store = await openStore({ dataDir, now: clock.now });
+      temp.store = await open();
       return temp.store;
+    },
+    openAnother: open,
+    async query(statement, params = []) {
+      if (database) {
+        const client = new pg.Client({ connectionString: database.url });
+        await client.connect();
+        try {
+          let n = 0;
+          return (await client.query(statement.replace(/\?/g, () => `$${++n}`), [...params])).rows as Array<Record<string, unknown>>;
+        } finally {
+          await client.end();
+        }
+      }
+      const db = new BetterSqlite3(join(dataDir, 'borgkeep.db'));
+      try {
+        const prepared = db.prepare(statement);
+        return prepared.reader ? (prepared.all(...params) as Array<Record<string, unknown>>) : (prepared.run(...params), []);
+      } finally {
+        db.close();
+      }
     },
     async cleanup() {
       await temp.store.close();
+      await database?.drop();
       rmSync(root, { recursive: true, force: true });
     },
   };
