@@ -15,6 +15,7 @@ import { registerApproveCommand, registerAuditCommand, registerRollbackCommand }
 import { registerAuthorizedKeysCommand } from './authorized-keys-command.js';
 import { registerBorgServe } from './borg-serve-command.js';
 import { registerBrowseCommands } from './browse-commands.js';
+import { registerDbCommands } from './db-commands.js';
 import type { CliContext } from './cli-context.js';
 import { registerGrantCommands } from './grant-commands.js';
 import { registerKeyCommands } from './key-commands.js';
@@ -75,6 +76,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerPullCommands(program, ctx);
   registerBrowseCommands(program, ctx);
   registerVerifyCommand(program, ctx);
+  registerDbCommands(program, ctx);
 
   try {
     await program.parseAsync(argv);

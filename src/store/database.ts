@@ -50,6 +50,12 @@ export interface StoreOptions {
 
 export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore, VerificationStore, ArchiveCheckStore, BrowseAccessStore {
   readonly paths: DataDirPaths;
+  /**
+   * PostgreSQL only: calls `onChange` with the name of each table any process wrote to, as the
+   * write commits ('*' after the notifications were interrupted: anything may have changed).
+   * Returns the unsubscribe. SQLite has no such signal; its readers look at intervals.
+   */
+  watchChanges?(onChange: (table: string) => void): () => void;
   close(): Promise<void>;
 }
 

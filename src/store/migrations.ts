@@ -952,12 +952,14 @@ const archiveChecks: Migration = {
 /** All migrations by name; names sort in the order they run. */
 /**
  * PostgreSQL only (issue 19): a version of the whole database that every statement writing any
- * table bumps, by statement triggers, from whichever process writes. It is the store's change
+ * table bumps, by statement triggers, from whichever process writes, with a notification. It is the store's change
  * mark there (StoreDeps.changeMark), what SQLite's data_version is on SQLite: the status list is
  * read again only when something changed. A later migration that creates a table on PostgreSQL
  * calls watchTable for it (database tests check that every table is watched).
  */
 export const CHANGE_TABLE = 'store_changes';
+/** The LISTEN/NOTIFY channel every write announces its table on. */
+export const CHANGE_CHANNEL = 'borgkeep_changes';
 const UNWATCHED = new Set([CHANGE_TABLE, 'kysely_migration', 'kysely_migration_lock']);
 
 export async function watchTable(db: Kysely<unknown>, table: string): Promise<void> {
@@ -969,7 +971,11 @@ const storeChanges: Migration = {
     if (isSqlite(db)) return;
     await sql.raw(`create table ${CHANGE_TABLE} (id bigint primary key check (id = 1), version bigint not null)`).execute(db);
     await sql.raw(`insert into ${CHANGE_TABLE} (id, version) values (1, 0)`).execute(db);
-    await sql.raw(`create function ${CHANGE_TABLE}_bump() returns trigger language plpgsql as $$ begin update ${CHANGE_TABLE} set version = version + 1 where id = 1; return null; end $$`).execute(db);
+    // Also a notification naming the table, for the live events of every process (LISTEN/NOTIFY:
+    // postgres-store.ts watchChanges); PostgreSQL folds a transaction's identical ones into one.
+    await sql
+      .raw(`create function ${CHANGE_TABLE}_bump() returns trigger language plpgsql as $$ begin update ${CHANGE_TABLE} set version = version + 1 where id = 1; perform pg_notify('${CHANGE_CHANNEL}', TG_TABLE_NAME); return null; end $$`)
+      .execute(db);
     const { rows } = await sql<{ name: string }>`select tablename as name from pg_tables where schemaname = current_schema() order by tablename`.execute(db);
     for (const { name } of rows) if (!UNWATCHED.has(name)) await watchTable(db, name);
   },

@@ -13,6 +13,7 @@ import { BorgkeepError } from '../errors.js';
 import { openStore, type Store } from './database.js';
 import { CHANGE_TABLE, MIGRATIONS } from './migrations.js';
 import pg from 'pg';
+import { createLiveEvents, type LiveEvent } from '../api/features/live-events.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -112,4 +113,26 @@ it("follows another process's writes at once: the status list is read again", as
   const after = await store.listRepositoryStatuses({ denialsSince: since });
   expect(after).not.toBe(first);
   expect(after[0]!.grantCount).toBe(1);
+});
+
+it("announces every process's writes to the live events at once (LISTEN/NOTIFY), with the timer out of the way", async () => {
+  const d = await database();
+  const gatewayA = await d.open();
+  const gatewayB = await d.open();
+  // A poll every 10 minutes (60 s, times WATCHED_POLL_FACTOR): only the notifications can bring the events within the test's time.
+  const hub = createLiveEvents({ store: gatewayA, pollMs: 60_000 });
+  cleanups.push(() => hub.close());
+  const events: LiveEvent[] = [];
+  const { unsubscribe } = await hub.subscribe((e) => events.push(e));
+  cleanups.push(unsubscribe);
+  const began = Date.now();
+  const id = await gatewayB.startSession({ keyId: null, keyName: 'laptop', clientAddress: '192.0.2.7', startedAt: new Date(), pid: 1, host: 'other-gateway' });
+  await expect.poll(() => events.map((e) => e.type), { timeout: 5_000, interval: 20 }).toContain('session.started');
+  const startedMs = Date.now() - began;
+  await gatewayB.updateSession(id, { bytesIn: 1_000_000, bytesOut: 10 });
+  await expect.poll(() => events.map((e) => e.type), { timeout: 5_000, interval: 20 }).toContain('session.progress');
+  await gatewayB.endSession(id, { endedAt: new Date(), result: 'ok', detail: null, bytesIn: 2_000_000, bytesOut: 20 });
+  await expect.poll(() => events.map((e) => e.type), { timeout: 5_000, interval: 20 }).toContain('session.ended');
+  expect(Date.now() - began).toBeLessThan(5_000);
+  console.log(`live events across processes: the start seen after ${startedMs} ms`);
 });

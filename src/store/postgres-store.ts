@@ -5,10 +5,11 @@
 
 import { mkdirSync } from 'node:fs';
 import { Kysely, Migrator, sql } from 'kysely';
+import pg from 'pg';
 import { BorgkeepError } from '../errors.js';
 import { dataDirPaths } from './data-dir.js';
 import { assembleStore, MIGRATION_TABLE, migrationsToRun, type Store, type StoreOptions } from './database.js';
-import { CHANGE_TABLE, migrationProvider } from './migrations.js';
+import { CHANGE_CHANNEL, CHANGE_TABLE, migrationProvider } from './migrations.js';
 import { createPostgresPool, postgresDialect, redactDatabaseUrl } from './postgres-dialect.js';
 import type { Database } from './schema.js';
 
@@ -43,7 +44,84 @@ export async function openPostgresStore(options: StoreOptions & { database: stri
   }
   // Every statement that wrote, in this process or another, bumped the version (migration 0026).
   const changeMark = async () => String((await sql<{ version: number }>`select version from ${sql.table(CHANGE_TABLE)} where id = 1`.execute(db)).rows[0]!.version);
-  return assembleStore(paths, { db, now, changeMark });
+  const store = assembleStore(paths, { db, now, changeMark });
+  const watcher = createChangeWatcher(options.database);
+  return {
+    ...store,
+    watchChanges: watcher.watch,
+    async close() {
+      await watcher.close();
+      await store.close();
+    },
+  };
+}
+
+/** How long a dropped LISTEN connection waits before it connects again. */
+export const RELISTEN_MS = 1000;
+
+/**
+ * One LISTEN connection per process, opened with the first watcher and closed with the last:
+ * each write's notification (migration 0026) goes to every watcher. When the connection drops,
+ * the watchers hear '*' once it is back, since notifications sent meanwhile are lost.
+ */
+function createChangeWatcher(url: string) {
+  const watchers = new Set<(table: string) => void>();
+  let client: pg.Client | null = null;
+  let retry: NodeJS.Timeout | null = null;
+  let closed = false;
+  const tell = (table: string) => {
+    for (const w of watchers) {
+      try {
+        w(table);
+      } catch {
+        // a watcher's own failure is its own
+      }
+    }
+  };
+  const connect = (again: boolean) => {
+    if (closed || client || watchers.size === 0) return;
+    const c = new pg.Client({ connectionString: url });
+    client = c;
+    const lost = () => {
+      if (client !== c) return;
+      client = null;
+      c.end().catch(() => undefined);
+      if (!closed && watchers.size > 0) retry ??= setTimeout(() => ((retry = null), connect(true)), RELISTEN_MS).unref();
+    };
+    c.on('error', lost);
+    c.on('end', lost);
+    c.on('notification', (n) => {
+      if (n.channel === CHANGE_CHANNEL) tell(n.payload ?? '*');
+    });
+    c.connect()
+      .then(() => c.query(`listen ${CHANGE_CHANNEL}`))
+      .then(() => {
+        if (again) tell('*');
+      })
+      .catch(lost);
+  };
+  return {
+    watch(onChange: (table: string) => void): () => void {
+      watchers.add(onChange);
+      connect(false);
+      return () => {
+        watchers.delete(onChange);
+        if (watchers.size === 0 && client) {
+          const c = client;
+          client = null;
+          c.end().catch(() => undefined);
+        }
+      };
+    },
+    async close() {
+      closed = true;
+      watchers.clear();
+      if (retry) clearTimeout(retry);
+      const c = client;
+      client = null;
+      await c?.end().catch(() => undefined);
+    },
+  };
 }
 
 async function pending(db: Kysely<Database>, shown: string): Promise<string[]> {

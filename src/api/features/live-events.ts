@@ -14,6 +14,7 @@
 import type { DenialWithNames, LedgerMarks, LedgerStore } from '../../store/ledger-store.js';
 import type { PullJobView, PullReadStore } from '../../store/pull-read-store.js';
 import type { Session } from '../../store/types.js';
+import type { Store } from '../../store/database.js';
 
 export const LIVE_POLL_MS = 1000;
 
@@ -45,7 +46,12 @@ export interface LiveEvents {
 }
 
 export interface LiveEventsDeps {
-  store: Pick<LedgerStore, 'ledgerMarks' | 'ledgerChanges'> & Partial<Pick<PullReadStore, 'pullJobActivity'>>;
+  store: Pick<LedgerStore, 'ledgerMarks' | 'ledgerChanges'> & Partial<Pick<PullReadStore, 'pullJobActivity'>> & Partial<Pick<Store, 'watchChanges'>>;
+  /**
+   * How often the ledger is read while anyone watches. With a store that announces its writes
+   * (PostgreSQL's LISTEN/NOTIFY: watchChanges), a look follows each announced write of the
+   * ledger's tables instead, and the timer only backs it up, WATCHED_POLL_FACTOR times slower.
+   */
   pollMs?: number;
   /** A failed look is reported here and retried at the next tick. */
   onError?: (error: unknown) => void;
@@ -59,8 +65,17 @@ const progressOf = (s: LiveSession) => `${s.bytesIn}|${s.bytesOut}|${s.repositor
 const pullProgressOf = (j: PullJobView) => `${j.state}|${j.bytes}|${j.files}|${j.currentPath}|${j.archiveName}`;
 const pullEnded = (j: PullJobView) => j.state === 'done' || j.state === 'failed';
 
+/** With announced writes, the timer is only a backstop: this many times the poll interval. */
+export const WATCHED_POLL_FACTOR = 10;
+/** The tables whose writes live events report. */
+const LIVE_TABLES = new Set(['sessions', 'denials', 'pull_jobs', '*']);
+
 export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
-  const pollMs = deps.pollMs ?? LIVE_POLL_MS;
+  const watched = deps.store.watchChanges !== undefined;
+  const pollMs = (deps.pollMs ?? LIVE_POLL_MS) * (watched ? WATCHED_POLL_FACTOR : 1);
+  let unwatch: (() => void) | null = null;
+  /** A write was announced while a look ran: look once more after it. */
+  let lookAgain = false;
   const listeners = new Set<(event: LiveEvent) => void>();
   /** Sessions open at the last look, as last announced. Null marks: not looking. */
   let open = new Map<number, LiveSession>();
@@ -154,17 +169,30 @@ export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
       .catch((error: unknown) => deps.onError?.(error))
       .finally(() => {
         running = null;
+        if (lookAgain && marks !== null && !closed) {
+          lookAgain = false;
+          void tick();
+        }
       });
     return running;
   };
 
+  const onWrite = (table: string) => {
+    if (!LIVE_TABLES.has(table) || marks === null || closed) return;
+    if (running) lookAgain = true;
+    else void tick();
+  };
+
   const schedule = () => {
     if (timer || closed) return;
+    unwatch = deps.store.watchChanges?.(onWrite) ?? null;
     timer = setInterval(() => {
       if (listeners.size === 0 && joining === 0) {
         // Nobody watches: stop, and start afresh from the ledger's state with the next subscriber.
         clearInterval(timer!);
         timer = null;
+        unwatch?.();
+        unwatch = null;
         marks = null;
         open.clear();
         pullOpen.clear();
@@ -206,6 +234,8 @@ export function createLiveEvents(deps: LiveEventsDeps): LiveEvents {
       listeners.clear();
       if (timer) clearInterval(timer);
       timer = null;
+      unwatch?.();
+      unwatch = null;
     },
   };
 }
