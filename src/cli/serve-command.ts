@@ -169,12 +169,26 @@ async function serve(ctx: CliContext, config: ServeConfig, database: string | un
       // The server lives on: a session's end refused by the database is retried for an hour.
       ledgerRetryMs: 60 * 60 * 1000,
     };
+    // On PostgreSQL several gateways may share the database: failed logins count over all of them.
+    const localThrottle = createAuthThrottle({ limit: config.authFailuresPerMinute, windowMs: 60_000, now: () => Date.now() });
+    const sharedThrottle = store.watchChanges
+      ? (await import('../gateway/shared-throttle.js')).createSharedAuthThrottle({
+          local: localThrottle,
+          store,
+          watchChanges: store.watchChanges,
+          limit: config.authFailuresPerMinute,
+          windowMs: 60_000,
+          now: () => Date.now(),
+          onError: (error) => log.warn({ event: 'shared-throttle', error: (error as Error).message }, 'the failed logins of the other gateways could not be read or written'),
+        })
+      : null;
+    const throttle = sharedThrottle ?? localThrottle;
     const gateway = createSshGateway({
       hostKeys,
       user: config.sshUser,
       findKeyByBlob: (type, blob) => store.findKeyByBlob(type, blob),
       runSession: (session) => runGuardSession(guardDeps, session),
-      throttle: createAuthThrottle({ limit: config.authFailuresPerMinute, windowMs: 60_000, now: () => Date.now() }),
+      throttle,
       limits: {
         maxSessions: config.maxSessions,
         maxSessionsPerKey: config.maxSessionsPerKey,
@@ -284,6 +298,7 @@ async function serve(ctx: CliContext, config: ServeConfig, database: string | un
     });
     stopStallWatch();
     stopKeepingWarm();
+    sharedThrottle?.stop();
     log.info({ event: 'stopped' }, 'borgkeep serve stopped');
   } finally {
     await store.close();

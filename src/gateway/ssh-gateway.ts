@@ -199,13 +199,12 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
             // Refused sessions still go through the guard: borg prints the reason the guard gives
             // for its `open` (a message on stderr alone is lost behind "Connection closed"), and
             // the refusal is in the ledger.
-            const perKey = [...sessions].filter((x) => x.keyId === authKey.id).length;
+            // The key's limit is counted by the guard in the ledger, over every gateway and the
+            // forced command (GuardSession.maxSessionsPerKey); this server's own limit here.
             let refusal: GuardSession['refusal'];
             if (closing) refusal = { reason: 'BK_DENY_SHUTDOWN', why: 'the server is shutting down; try again shortly' };
             else if (sessions.size >= limits.maxSessions) {
               refusal = { reason: 'BK_DENY_SESSION_LIMIT', why: `the server runs at most ${sessionCount(limits.maxSessions)} at once; try again later` };
-            } else if (perKey >= limits.maxSessionsPerKey) {
-              refusal = { reason: 'BK_DENY_SESSION_LIMIT', why: `the key may run at most ${sessionCount(limits.maxSessionsPerKey)} at once; try again later` };
             }
             if (refusal) log.warn({ event: 'session-refused', address, key: authKey.name, reason: refusal.reason }, refusal.why);
             running++;
@@ -224,6 +223,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
                 stop: stop.signal,
                 gone: gone.signal,
                 refusal,
+                maxSessionsPerKey: limits.maxSessionsPerKey,
               })
               .then(
                 (outcome) => {

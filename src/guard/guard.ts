@@ -128,6 +128,12 @@ export interface GuardSession {
    */
   readonly refusal?: { readonly reason: DenyReason; readonly why: string };
   /**
+   * The key's sessions at once over every process on the database (every gateway, sshd's forced
+   * command): counted with this session's start, in one transaction (store.startSessionWithin),
+   * so gateways racing each other cannot both let the last one in. Over it, the open is refused.
+   */
+  readonly maxSessionsPerKey?: number;
+  /**
    * The server's own session (a retention run, src/retention/; a pull job's proxy, src/pull/): no SSH key, the repository and
    * role given by the server, and everything else (decisions, ledger, gate) as for a client. Set
    * only by borgkeep's own code in its own process: no front-end sets it, so no client can claim
@@ -246,7 +252,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let bytesOut = 0;
 
   const key: SshKey | undefined = s.internal ? undefined : await store.findKey(s.keyRef);
-  const sessionId = await store.startSession({
+  const newSession = {
     ...(s.internal && { kind: s.internal.kind }),
     keyId: key?.id ?? null,
     keyName: key?.name ?? null,
@@ -254,7 +260,17 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     startedAt: now(),
     pid: deps.pid ?? process.pid,
     host: deps.host ?? 'localhost',
-  });
+  };
+  let refusal = s.refusal;
+  let sessionId: number;
+  const perKey = s.maxSessionsPerKey;
+  if (perKey !== undefined && key && store.startSessionWithin) {
+    const started = await store.startSessionWithin(newSession, perKey);
+    sessionId = started.id;
+    if (started.openBefore >= perKey) refusal ??= { reason: 'BK_DENY_SESSION_LIMIT', why: `the key may run at most ${perKey} session${perKey === 1 ? '' : 's'} at once; try again later` };
+  } else {
+    sessionId = await store.startSession(newSession);
+  }
 
   // Session state.
   let format: MessageFormat = 'tuple';
@@ -629,7 +645,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     const internal = s.internal;
     if (!internal && !key) return refuse(req, 'BK_DENY_REVOKED', `the key '${s.keyRef}' is not registered with borgkeep`);
     if (key?.revokedAt) return refuse(req, 'BK_DENY_REVOKED', `the key '${key.name}' was revoked on ${key.revokedAt.toISOString()}`);
-    if (s.refusal) return refuse(req, s.refusal.reason, s.refusal.why);
+    if (refusal) return refuse(req, refusal.reason, refusal.why);
     const name = repositoryNameFromPath(path);
     // The server's own session opens the one repository it was started for, and no other.
     const found = internal

@@ -18,6 +18,7 @@ import { createAuthStore, type AuthStore } from './auth-store.js';
 import { dataDirPaths, type DataDirPaths } from './data-dir.js';
 import { createGrantStore, type GrantStore } from './grant-store.js';
 import { createKeyStore, type KeyStore } from './key-store.js';
+import { createLoginThrottleStore, type LoginThrottleStore } from './login-throttle-store.js';
 import { createHistoryStore, type HistoryStore } from './history-store.js';
 import { createLedgerStore, type LedgerStore } from './ledger-store.js';
 import { createMonitoringStore, type MonitoringStore } from './monitoring-store.js';
@@ -48,7 +49,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore, VerificationStore, ArchiveCheckStore, BrowseAccessStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore, VerificationStore, ArchiveCheckStore, BrowseAccessStore, LoginThrottleStore {
   readonly paths: DataDirPaths;
   /**
    * PostgreSQL only: calls `onChange` with the name of each table any process wrote to, as the
@@ -144,6 +145,7 @@ export function assembleStore(paths: DataDirPaths, deps: StoreDeps): Store {
     ...createVerificationStore(deps),
     ...createArchiveCheckStore(deps),
     ...createBrowseAccessStore(deps),
+    ...createLoginThrottleStore(deps),
     close: () => db.destroy(),
   };
 }

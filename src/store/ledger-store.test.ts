@@ -159,6 +159,26 @@ describe('ledger store', () => {
     expect(results.filter((r) => r.claimed)).toHaveLength(1);
   });
 
+  it("a key's sessions at once, started by two processes together: each sees the others, so exactly the limit get in", async () => {
+    // Sessions of two gateways (or a gateway and sshd's forced command) on one database.
+    const other = await t.openAnother();
+    try {
+      const one = await session({ at: '2025-01-02T00:00:00Z' }); // already running
+      const done = await session({ at: '2025-01-02T00:00:00Z' }); // ended: does not count
+      await t.store.endSession(done, { endedAt: new Date('2025-01-02T00:01:00Z'), result: 'ok', detail: null, bytesIn: 1, bytesOut: 1 });
+      await session({ key: otherKeyId, at: '2025-01-02T00:00:00Z' }); // another key's: does not count
+      const start = (s: typeof t.store, i: number) =>
+        s.startSessionWithin!({ keyId, keyName: 'laptop', clientAddress: null, startedAt: new Date('2025-01-02T01:00:00Z'), pid: 1000 + i, host: 'box' }, 3);
+      const started = await Promise.all(Array.from({ length: 8 }, (_, i) => start(i % 2 ? other : t.store, i)));
+      expect(new Set(started.map((r) => r.id)).size).toBe(8);
+      expect(started.map((r) => r.openBefore).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(started.filter((r) => r.openBefore < 3)).toHaveLength(2); // with `one`, three at once
+      expect(one).toBeGreaterThan(0);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('closes open sessions whose process is gone as aborted, and leaves the rest', async () => {
     const dead = await session({ at: '2025-01-01T01:00:00Z', pid: 111 });
     const alive = await session({ at: '2025-01-01T01:00:00Z', pid: 222 });

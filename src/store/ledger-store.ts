@@ -6,10 +6,10 @@
 import { invalidInput } from '../errors.js';
 import { iso, toDenial, toSession, toTransaction } from './rows.js';
 import { classifyRun, type RunKind } from './run-kind.js';
-import type { SessionsTable } from './schema.js';
+import type { Database, SessionsTable } from './schema.js';
 import type { StoreDeps } from './store-deps.js';
-import type { Denial, GuardStore, Role, Session, SessionResult, Transaction } from './types.js';
-import type { Selectable } from 'kysely';
+import type { Denial, GuardStore, NewSession, Role, Session, SessionResult, Transaction } from './types.js';
+import type { Kysely, Selectable } from 'kysely';
 
 export const DEFAULT_LEDGER_LIMIT = 50;
 export const STALE_SESSION_DETAIL = "the session's process ended without closing it";
@@ -73,7 +73,7 @@ export function decodeCursor(cursor: string): { at: string; id: number } {
 export interface LedgerStore
   extends Pick<
     GuardStore,
-    'claimBackup' | 'startSession' | 'updateSession' | 'endSession' | 'recordTransaction' | 'recordDenial'
+    'claimBackup' | 'startSession' | 'startSessionWithin' | 'updateSession' | 'endSession' | 'recordTransaction' | 'recordDenial'
   > {
   /** Sessions newest first, each with its transactions and denials (oldest first). */
   listSessions(filter?: { repositoryId?: number; limit?: number }): Promise<LedgerEntry[]>;
@@ -163,26 +163,17 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
 
   return {
     async startSession(session) {
-      const row = await db
-        .insertInto('sessions')
-        .values({
-          key_id: session.keyId,
-          key_name: session.keyName,
-          repository_id: null,
-          repository_name: null,
-          role: null,
-          client_address: session.clientAddress,
-          client_version: null,
-          started_at: iso(session.startedAt),
-          ended_at: null,
-          detail: null,
-          pid: session.pid,
-          host: session.host,
-          ...(session.kind && session.kind !== 'client' && { kind: session.kind }),
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      return row.id;
+      return insertSession(db, session);
+    },
+
+    async startSessionWithin(session, _maxOpenForKey) {
+      return db.transaction().execute(async (trx) => {
+        const open = session.keyId === null
+          ? 0
+          : Number((await trx.selectFrom('sessions').select((eb) => eb.fn.countAll<number>().as('n')).where('key_id', '=', session.keyId).where('result', '=', 'open').executeTakeFirstOrThrow()).n);
+        // At the limit the session is still started, to be refused: the ledger shows the refusal.
+        return { id: await insertSession(trx, session), openBefore: open };
+      });
     },
 
     async updateSession(sessionId, update) {
@@ -450,4 +441,28 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       };
     },
   };
+}
+
+/** A new open session's row; its id. */
+async function insertSession(db: Kysely<Database>, session: NewSession): Promise<number> {
+  const row = await db
+    .insertInto('sessions')
+    .values({
+      key_id: session.keyId,
+      key_name: session.keyName,
+      repository_id: null,
+      repository_name: null,
+      role: null,
+      client_address: session.clientAddress,
+      client_version: null,
+      started_at: iso(session.startedAt),
+      ended_at: null,
+      detail: null,
+      pid: session.pid,
+      host: session.host,
+      ...(session.kind && session.kind !== 'client' && { kind: session.kind }),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
 }

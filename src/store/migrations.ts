@@ -986,6 +986,27 @@ const storeChanges: Migration = {
   },
 };
 
+/**
+ * Failed SSH logins per source address, for gateways that share one database (issue 19): each
+ * gateway's throttle adds its connections that did not log in and refuses an address that has
+ * failed too often on any of them (gateway/shared-throttle.ts). Rows older than the throttle's
+ * window are pruned; a connection that logged in after all takes its row back.
+ */
+const loginFailures: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await withId(db, db.schema.createTable('login_failures'))
+      .addColumn('address', 'text', (col) => col.notNull())
+      .addColumn('at', 'text', (col) => col.notNull())
+      .execute();
+    await db.schema.createIndex('login_failures_address_at_idx').on('login_failures').columns(['address', 'at']).execute();
+    await db.schema.createIndex('login_failures_at_idx').on('login_failures').columns(['at']).execute();
+    if (!isSqlite(db)) await watchTable(db, 'login_failures');
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('login_failures').execute();
+  },
+};
+
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_repository_events': repositoryEvents,
@@ -1011,6 +1032,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0024_pull_files_cache': pullFilesCache,
   '0025_archive_checks': archiveChecks,
   '0026_store_changes': storeChanges,
+  '0027_login_failures': loginFailures,
 };
 
 export const migrationProvider: MigrationProvider = {

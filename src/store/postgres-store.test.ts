@@ -14,6 +14,8 @@ import { openStore, type Store } from './database.js';
 import { CHANGE_TABLE, MIGRATIONS } from './migrations.js';
 import pg from 'pg';
 import { createLiveEvents, type LiveEvent } from '../api/features/live-events.js';
+import { createAuthThrottle } from '../gateway/auth-throttle.js';
+import { createSharedAuthThrottle } from '../gateway/shared-throttle.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -135,4 +137,39 @@ it("announces every process's writes to the live events at once (LISTEN/NOTIFY),
   await expect.poll(() => events.map((e) => e.type), { timeout: 5_000, interval: 20 }).toContain('session.ended');
   expect(Date.now() - began).toBeLessThan(5_000);
   console.log(`live events across processes: the start seen after ${startedMs} ms`);
+});
+
+it('shares failed logins between gateways: an address over the limit on any mix of them is refused by all, within moments', async () => {
+  const d = await database();
+  const [a, b] = [await d.open(), await d.open()];
+  const errors: unknown[] = [];
+  const throttleOf = (store: Store) =>
+    createSharedAuthThrottle({
+      local: createAuthThrottle({ limit: 3, windowMs: 60_000, now: () => Date.now() }),
+      store,
+      watchChanges: store.watchChanges!,
+      limit: 3,
+      windowMs: 60_000,
+      now: () => Date.now(),
+      onError: (e) => errors.push(e),
+    });
+  const [gatewayA, gatewayB] = [throttleOf(a), throttleOf(b)];
+  cleanups.push(() => gatewayA.stop(), () => gatewayB.stop());
+  gatewayA.fail('192.0.2.1');
+  gatewayA.fail('192.0.2.1');
+  gatewayB.fail('192.0.2.1');
+  // Neither saw three itself; the notifications bring the shared count (the timer is 5 s away).
+  expect(gatewayA.blocked('192.0.2.1') || gatewayB.blocked('192.0.2.1')).toBe(false);
+  await expect.poll(() => gatewayA.blocked('192.0.2.1') && gatewayB.blocked('192.0.2.1'), { timeout: 2_000, interval: 20 }).toBe(true);
+  expect(gatewayB.blockedCount()).toBe(1);
+  // A connection that logged in after all takes its failure back, on every gateway.
+  gatewayA.fail('192.0.2.2');
+  gatewayB.fail('192.0.2.2');
+  gatewayA.fail('192.0.2.2');
+  gatewayA.forgive('192.0.2.2');
+  await expect.poll(async () => (await d.query("select count(*)::int as n from login_failures where address = '192.0.2.2'"))[0]!.n, { timeout: 2_000, interval: 20 }).toBe(2);
+  await gatewayA.refresh();
+  await gatewayB.refresh();
+  expect(gatewayA.blocked('192.0.2.2') || gatewayB.blocked('192.0.2.2')).toBe(false);
+  expect(errors).toEqual([]);
 });

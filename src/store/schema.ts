@@ -269,6 +269,12 @@ export interface RepositoryStatsTable {
   storage_used_bytes: number | null;
 }
 
+export interface LoginFailuresTable {
+  id: Generated<number>;
+  address: string;
+  at: string;
+}
+
 export interface AuthFailuresTable {
   id: Generated<number>;
   key_id: number | null;
@@ -438,6 +444,7 @@ export interface Database {
   jobs: JobsTable;
   repository_stats: RepositoryStatsTable;
   auth_failures: AuthFailuresTable;
+  login_failures: LoginFailuresTable;
   settings: SettingsTable;
   archive_sightings: ArchiveSightingsTable;
   retention_policies: RetentionPoliciesTable;

@@ -1,0 +1,117 @@
+// Two `borgkeep serve` gateways on one PostgreSQL database (issue 19, several gateways), with the
+// real borg client and the real ssh client on loopback: a client reaches either and gets the same
+// keys and grants; the limits hold across them (a key's sessions at once, backups per day, failed
+// logins per address); the console of one shows the live sessions of the other.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createBorgkeepEnv, makeSourceTree, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { firstAdminPassword } from '../helpers/first-admin.js';
+import { waitForSession } from '../helpers/ledger-wait.js';
+import { sseReader } from '../helpers/sse-reader.js';
+import { startEmbedded, writeSshRsh, type SshFrontEnd } from '../helpers/ssh-transports.js';
+import { createTestPostgresDatabase } from '../support/temp-store.js';
+
+const LIMITS = ['--max-sessions-per-key', '1', '--auth-failures-per-minute', '3'];
+
+let db: Awaited<ReturnType<typeof createTestPostgresDatabase>>;
+let env: BorgkeepEnv;
+let a: SshFrontEnd;
+let b: SshFrontEnd;
+/** BORG_RSH to gateway B (the env's own goes to A). */
+let rshB: string;
+
+beforeAll(async () => {
+  db = await createTestPostgresDatabase();
+  env = createBorgkeepEnv('bk-2gw', 'embedded', { serveArgs: ['--database', db.url, ...LIMITS] });
+  a = await env.frontEnd();
+  // The second gateway: the same data directory (repositories, host keys) and database.
+  b = await startEmbedded(env.dataDir, ['--database', db.url, ...LIMITS]);
+  const dirB = join(env.root, 'gateway-b');
+  mkdirSync(dirB);
+  writeFileSync(join(dirB, 'port'), `${b.port}\n`);
+  rshB = writeSshRsh(dirB, join(env.root, 'ssh-keys'), join(dirB, 'port'), join(env.root, 'known_hosts'));
+  await env.repoWithKeys('photos', { laptop: 'full' });
+  await env.addKey('desk');
+  await env.cliOk(['grant', 'desk', 'photos', '--role', 'append', '--writes-per-day', '1']);
+}, 120_000);
+afterAll(async () => {
+  await b?.stop();
+  await env?.cleanup();
+  await db?.drop();
+});
+
+const viaB = (key: string, args: string[], address?: string) => run('borg', args, { env: { ...env.borgEnv(key, address), BORG_RSH: rshB } });
+const ledger = async () => (JSON.parse(await env.cliOk(['ledger', '--json', '--repo', 'photos', '--limit', '500'])) as { sessions: Array<{ id: number; result: string; keyName: string; bytesIn: number }> }).sessions;
+
+describe('two gateways on one PostgreSQL database', () => {
+  it('serve the same keys, grants and repositories: a backup through A, the next through B, the list through either', async () => {
+    const init = await env.borg('laptop', ['init', '-e', 'repokey', env.url('photos')]);
+    expect(init.code, init.stderr).toBe(0);
+    const first = await env.borg('laptop', ['create', `${env.url('photos')}::via-a`, makeSourceTree(join(env.root, 'src-a'), 1)]);
+    expect(first.code, first.stderr).toBe(0);
+    const second = await viaB('laptop', ['create', `${env.url('photos')}::via-b`, makeSourceTree(join(env.root, 'src-b'), 2)]);
+    expect(second.code, second.stderr).toBe(0);
+    for (const list of [await env.borg('laptop', ['list', '--short', env.url('photos')]), await viaB('laptop', ['list', '--short', env.url('photos')])]) {
+      expect(list.stdout.split('\n').filter(Boolean).sort()).toEqual(['via-a', 'via-b']);
+    }
+  });
+
+  it("hold a key's sessions at once across them, and B's console shows A's running session live", async () => {
+    // B's console, logged in as the admin A created.
+    const httpB = /HTTP API listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(b.log())?.[1];
+    const login = await fetch(`${httpB}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'admin', password: firstAdminPassword(env.dataDir) }) });
+    expect(login.status).toBe(200);
+    const events = await fetch(`${httpB}/api/v1/events`, { headers: { cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]! } });
+    const reader = sseReader(events);
+
+    const source = join(env.root, 'slow');
+    mkdirSync(source);
+    writeFileSync(join(source, 'random.bin'), randomBytes(6 * 1024 * 1024));
+    const slow = spawn('borg', ['create', '--upload-ratelimit', '1024', '--compression', 'none', `${env.url('photos')}::slow`, source], { env: env.borgEnv('laptop'), stdio: 'ignore' });
+    const slowDone = new Promise<number | null>((resolve) => slow.on('exit', resolve));
+    try {
+      const running = await waitForSession(ledger, (all) => {
+        if (slow.exitCode !== null) throw new Error('the slow backup ended before its session was seen');
+        return all.find((s) => s.result === 'open' && s.bytesIn > 0);
+      }, 'the slow backup through A');
+      // The same key through B: one session at once for the key, over both gateways.
+      const second = await viaB('laptop', ['list', env.url('photos')]);
+      expect(second.code).not.toBe(0);
+      expect(second.stderr).toContain('borgkeep refused open: the key may run at most 1 session at once; try again later');
+      // B's live view: A's session, then its bytes growing.
+      await reader.next((m) => m.event === 'session.progress' && m.data.session.id === running.id, "A's session in B's live events", 15_000);
+    } finally {
+      slow.kill('SIGINT');
+      await slowDone;
+      await reader.cancel();
+    }
+  });
+
+  it('hold the backups per day of a grant across them', async () => {
+    const first = await viaB('desk', ['create', `${env.url('photos')}::desk-1`, makeSourceTree(join(env.root, 'desk-1'), 11)]);
+    expect(first.code, first.stderr).toBe(0);
+    const second = await env.borg('desk', ['create', `${env.url('photos')}::desk-2`, makeSourceTree(join(env.root, 'desk-2'), 12)]);
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/1 backup/);
+  });
+
+  it('hold the failed logins of an address across them: two failures on A and one on B close both to it', async () => {
+    const stranger = join(env.root, 'stranger');
+    expect((await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger])).code).toBe(0);
+    const attempt = (port: number) =>
+      run('ssh', ['-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-b', '127.0.0.9', '-i', stranger, '-p', String(port), 'borg@127.0.0.1', 'borg', 'serve']);
+    for (const port of [a.port, a.port, b.port]) expect((await attempt(port)).stderr).toMatch(/Permission denied/);
+    // Refused before the handshake now, on both, even with a registered key.
+    await expect.poll(async () => (await env.borg('laptop', ['list', env.url('photos')], { address: '127.0.0.9' })).stderr, { timeout: 10_000 }).toMatch(/Connection (closed|reset)|kex_exchange_identification/);
+    const throughB = await viaB('laptop', ['list', env.url('photos')], '127.0.0.9');
+    expect(throughB.code).not.toBe(0);
+    expect(throughB.stderr).toMatch(/Connection (closed|reset)|kex_exchange_identification/);
+    // Other addresses are not affected.
+    expect((await viaB('laptop', ['list', '--short', env.url('photos')])).code).toBe(0);
+  });
+});
