@@ -109,6 +109,11 @@ function archiveChecks(store: Store, vault: Vault): () => Promise<string> {
   };
 }
 
+/** The lease of the scheduled jobs, how long its holder keeps it without renewing, and how often the others ask for it. */
+export const JOBS_LEASE = 'jobs';
+export const JOBS_LEASE_MS = 60_000;
+export const JOBS_LEASE_RETRY_MS = 5_000;
+
 export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring> {
   const { store, log } = deps;
   const now = deps.now ?? (() => new Date());
@@ -124,7 +129,21 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
   const engine = createAlertEngine({ store, notifier, now, repositoryName: names });
   const monitor = createMonitor({ store, engine, now, sizeOf: deps.sizeOf });
   const audits = createAuditService(store);
-  const scheduler = createScheduler({ store, now, log });
+  // On PostgreSQL several gateways may share the database: one of them, the jobs lease's holder,
+  // runs the scheduled jobs, so an alert is mailed once and a retention run happens once.
+  const holder = `${hostname()}:${process.pid}`;
+  // Asked before every run (the security alerts run every second): renewed a third of the way
+  // into the lease, and a gateway without it asks again after a few seconds.
+  let asked = { at: -Infinity, held: false };
+  const holdsJobs = store.watchChanges
+    ? async () => {
+        const at = Date.now();
+        if (at - asked.at < (asked.held ? JOBS_LEASE_MS / 3 : JOBS_LEASE_RETRY_MS)) return asked.held;
+        asked = { at, held: await store.holdLease(JOBS_LEASE, holder, JOBS_LEASE_MS) };
+        return asked.held;
+      }
+    : undefined;
+  const scheduler = createScheduler({ store, now, log, ...(holdsJobs && { holdsJobs }) });
   const jobs = serverJobs({
     store,
     monitor,
@@ -161,6 +180,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     gatewayEvents,
     async stop() {
       await scheduler.stop();
+      if (holdsJobs) await store.releaseLease(JOBS_LEASE, holder).catch(() => undefined);
       notifier.stop();
       await notifier.idle();
     },

@@ -119,3 +119,40 @@ test('a job its timer runs every second is recorded at most once a minute, but a
   expect(await finished()).toBe('2026-11-23T10:01:04.000Z');
   await s.stop();
 });
+
+test('of gateways sharing a database, only the one holding the jobs runs them on schedule; a run by hand goes ahead anywhere', async () => {
+  // Two gateways' schedulers on one database; the jobs lease decides (store.holdLease).
+  const other = await temp.openAnother();
+  try {
+    const runsA: string[] = [];
+    const runsB: string[] = [];
+    const gateway = (store: typeof temp.store, runs: string[], holder: string) => {
+      const s = createScheduler({ store, now: temp.clock.now, log, holdsJobs: () => store.holdLease('jobs', holder, 60_000) });
+      s.add({ name: 'alerts-security', pattern: '* * * * * *', description: 'every second', run: async () => (runs.push(holder), 'ok') });
+      s.add(daily(runs));
+      return s;
+    };
+    const a = gateway(temp.store, runsA, 'a');
+    const b = gateway(other, runsB, 'b');
+    await a.start();
+    await b.start();
+    await new Promise((r) => setTimeout(r, 2_500));
+    await a.stop();
+    await b.stop();
+    // A took the lease first: its catch-up run and its timer runs; B none.
+    expect(runsA.length).toBeGreaterThanOrEqual(2);
+    expect(runsB).toEqual([]);
+    // By hand, B runs it all the same.
+    await b.runNow('alerts-security');
+    expect(runsB).toEqual(['b']);
+    // A gave the lease up: now B takes it.
+    await temp.store.releaseLease('jobs', 'a');
+    expect(await other.holdLease('jobs', 'b', 60_000)).toBe(true);
+    expect(await temp.store.holdLease('jobs', 'a', 60_000)).toBe(false);
+    // ... until its time runs out without a renewal.
+    temp.clock.advance(61_000);
+    expect(await temp.store.holdLease('jobs', 'a', 60_000)).toBe(true);
+  } finally {
+    await other.close();
+  }
+});

@@ -41,6 +41,12 @@ export interface SchedulerDeps {
   store: Pick<MonitoringStore, 'jobStarted' | 'jobFinished' | 'listJobs'>;
   now: () => Date;
   log: SchedulerLog;
+  /**
+   * Gateways sharing one database (issue 19): whether this one runs the scheduled jobs now (it
+   * holds, or has just taken, the jobs' lease). Asked before every timer and catch-up run; runs
+   * asked for by hand ("run now") go ahead anyway. Left out: this server runs them all.
+   */
+  holdsJobs?: () => Promise<boolean>;
 }
 
 /** Timer runs closer together than this are recorded at most once per this interval, unless what they say changes. */
@@ -87,6 +93,18 @@ export function createScheduler(deps: SchedulerDeps) {
     return job.running;
   }
 
+  /** A timer's or a catch-up's run: only by the gateway that holds the jobs (SchedulerDeps.holdsJobs). */
+  async function runScheduled(name: string, throttled: boolean): Promise<void> {
+    if (deps.holdsJobs) {
+      const holds = await deps.holdsJobs().catch((error: unknown) => {
+        deps.log.error({ job: name, error: (error as Error).message }, `job ${name} skipped: whether this server runs the jobs could not be read`);
+        return false;
+      });
+      if (!holds) return;
+    }
+    await runJob(name, throttled);
+  }
+
   return {
     add(def: JobDefinition): void {
       if (jobs.has(def.name)) throw new Error(`job ${def.name} is defined twice`);
@@ -97,7 +115,7 @@ export function createScheduler(deps: SchedulerDeps) {
     async start(): Promise<void> {
       const history = new Map((await deps.store.listJobs()).map((j) => [j.name, j]));
       for (const [name, job] of jobs) {
-        job.cron = new Cron(job.def.pattern, { protect: true, catch: true }, () => void runJob(name, true));
+        job.cron = new Cron(job.def.pattern, { protect: true, catch: true }, () => void runScheduled(name, true));
         const last = history.get(name);
         if (job.def.catchUp) {
           // The scheduled time before now that the last finished run does not cover.
@@ -106,7 +124,7 @@ export function createScheduler(deps: SchedulerDeps) {
           if (due && (!lastRun || lastRun < due)) {
             // A job that never ran (a new installation) runs once now, without a word.
             if (last) deps.log.info({ job: name }, `job ${name} missed its run at ${due.toISOString()}; running it now`);
-            void runJob(name);
+            void runScheduled(name, false);
           }
         }
       }

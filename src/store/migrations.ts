@@ -1007,6 +1007,26 @@ const loginFailures: Migration = {
   },
 };
 
+/**
+ * Leases (issue 19): which of the gateways sharing one database runs the scheduled jobs (alerts,
+ * statistics, audits, retention, pull schedules), so that two do not both mail an alert or prune.
+ * A holder renews its lease while it runs; one that died loses it when it expires.
+ */
+const leases: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('leases')
+      .addColumn('name', 'text', (col) => col.primaryKey())
+      .addColumn('holder', 'text', (col) => col.notNull())
+      .addColumn('expires_at', 'text', (col) => col.notNull())
+      .execute();
+    if (!isSqlite(db)) await watchTable(db, 'leases');
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('leases').execute();
+  },
+};
+
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_repository_events': repositoryEvents,
@@ -1033,6 +1053,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0025_archive_checks': archiveChecks,
   '0026_store_changes': storeChanges,
   '0027_login_failures': loginFailures,
+  '0028_leases': leases,
 };
 
 export const migrationProvider: MigrationProvider = {

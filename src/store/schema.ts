@@ -269,6 +269,12 @@ export interface RepositoryStatsTable {
   storage_used_bytes: number | null;
 }
 
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  expires_at: string;
+}
+
 export interface LoginFailuresTable {
   id: Generated<number>;
   address: string;
@@ -445,6 +451,7 @@ export interface Database {
   repository_stats: RepositoryStatsTable;
   auth_failures: AuthFailuresTable;
   login_failures: LoginFailuresTable;
+  leases: LeasesTable;
   settings: SettingsTable;
   archive_sightings: ArchiveSightingsTable;
   retention_policies: RetentionPoliciesTable;
