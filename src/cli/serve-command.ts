@@ -198,6 +198,7 @@ async function serve(ctx: CliContext, config: ServeConfig, database: string | un
       log,
       ssh2: { Server: ssh2.Server, parseKey: ssh2.utils.parseKey },
       events: monitoring.gatewayEvents,
+      ciphers: config.sshCiphers,
     });
     const bound = await gateway.listen(config.sshListen.host, config.sshListen.port).catch(async (error: NodeJS.ErrnoException) => {
       await monitoring.stop(); // its timers would keep the process alive

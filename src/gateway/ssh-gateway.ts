@@ -12,7 +12,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 
-import type { Connection, ServerChannel, Server as SshServer, ParsedKey } from 'ssh2';
+import type { Connection, ServerChannel, Server as SshServer, ServerConfig, ParsedKey } from 'ssh2';
 
 import type { GuardOutcome, GuardSession } from '../guard/guard.js';
 import type { SshKey } from '../store/types.js';
@@ -57,6 +57,8 @@ export interface SshGatewayDeps {
   readonly ssh2: { Server: typeof SshServer; parseKey: (data: string | Buffer) => ParsedKey | Error };
   /** Told of each connection and each refused login (metrics; failures of known keys raise alerts). */
   readonly events?: GatewayEvents;
+  /** The ciphers offered, in order (serve-config.ts sshCiphers); none: ssh2's defaults. */
+  readonly ciphers?: readonly string[];
 }
 
 export interface GatewayEvents {
@@ -121,6 +123,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
     {
       hostKeys: deps.hostKeys.map((k) => k.privateKey),
       ident: 'borgkeep',
+      ...(deps.ciphers && { algorithms: { cipher: [...deps.ciphers] as NonNullable<NonNullable<ServerConfig['algorithms']>['cipher']> } }),
     },
     (client: Connection, info) => {
       const address = info.ip;

@@ -178,3 +178,21 @@ test('more sessions at once than a key may run: the extra one is refused with a 
   };
   expect(denied.sessions.some((s) => s.result === 'denied' && s.denials.some((d) => d.reason === 'BK_DENY_SESSION_LIMIT'))).toBe(true);
 });
+
+test("offers AES-GCM only by default: OpenSSH's default list gets aes128-gcm, a client that allows only chacha20-poly1305 or CTR finds no cipher", async () => {
+  const ssh = (ciphers: string | null) =>
+    run('ssh', [
+      '-v', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'HostKeyAlias=borgkeep-test',
+      '-o', `UserKnownHostsFile=${join(env.root, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'ConnectTimeout=20',
+      ...(ciphers ? ['-o', `Ciphers=${ciphers}`] : []),
+      '-i', join(env.root, 'ssh-keys', 'admin'), '-p', String(front.port), 'borg@127.0.0.1', 'borg', 'serve',
+    ]);
+  const stock = await ssh(null);
+  expect(stock.stderr).toMatch(/kex: server->client cipher: aes128-gcm@openssh\.com/);
+  expect(stock.stderr).toMatch(/Authenticated to 127\.0\.0\.1/);
+  for (const only of ['chacha20-poly1305@openssh.com', 'aes128-ctr,aes256-ctr']) {
+    const refused = await ssh(only);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/no matching cipher found/);
+  }
+});
