@@ -3,6 +3,7 @@
 // SSH_CONNECTION / SSH_CLIENT and the log level from SSH_ORIGINAL_COMMAND (the only client
 // text that influences the child, and only as a choice from a fixed list).
 
+import { spawnSync } from 'node:child_process';
 import { fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { hostname } from 'node:os';
@@ -38,6 +39,15 @@ async function startWarmChild(dataDir: string, keyRef: string, logLevel: LogLeve
   }
 }
 
+/** One line to the system log (syslog/journal, through util-linux's logger), best effort. */
+function logToSystem(message: string): void {
+  try {
+    spawnSync('logger', ['-t', 'borgkeep', '-p', 'user.err', '--', message.replace(/[\r\n]+/g, ' ').slice(0, 2000)], { stdio: 'ignore', timeout: 2000 });
+  } catch {
+    // no logger: nothing more can be done without telling the client
+  }
+}
+
 /** stdout as an asynchronous stream: Node writes pipes synchronously, which would stall reads. */
 function asyncStdout(): Writable {
   try {
@@ -69,11 +79,18 @@ export function registerBorgServe(program: Command, getDataDir: () => string): v
         import('../guard/guard.js'),
         import('../gateway/guard-runtime.js'),
       ]);
-      const database = databaseUrlFor(dataDir);
-      const store = await openStore({ dataDir, ...(database !== undefined && { database }) }).catch((error: unknown) => {
-        warm?.discard();
-        throw error;
-      });
+      // The client learns that the server cannot serve now, never where its database is or why:
+      // the reason goes to the system log (the client's stderr is the only other place it could go).
+      const store = await Promise.resolve()
+        .then(() => {
+          const database = databaseUrlFor(dataDir);
+          return openStore({ dataDir, ...(database !== undefined && { database }) });
+        })
+        .catch((error: unknown) => {
+          warm?.discard();
+          logToSystem(`borg-serve for key ${opts.key}: ${(error as Error).message}`);
+          throw new BorgkeepError('BK_ERR_INTERNAL', 'the server cannot open its database right now; try again later (the reason is in the server\'s system log)');
+        });
       const output = asyncStdout();
       // sshd sends SIGHUP when the connection drops; an admin or systemd sends SIGTERM.
       const stop = new AbortController();

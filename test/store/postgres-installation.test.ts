@@ -79,6 +79,21 @@ describe('an installation on PostgreSQL', () => {
     expect(existsSync(join(env.dataDir, 'borgkeep.db'))).toBe(false);
   });
 
+  it("tells a borg client whose server cannot reach its database one sentence, naming neither the database nor its address", async () => {
+    const db = await createTestPostgresDatabase();
+    const env = createBorgkeepEnv('bk-pg-down');
+    cleanups.push(() => db.drop(), () => env.cleanup());
+    mkdirSync(env.dataDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(env.dataDir, 'borgkeep.json'), JSON.stringify({ database: db.url }));
+    await env.repoWithKeys('photos', { laptop: 'full' });
+    // The database server moves away (here: the setting names a port nothing listens on).
+    writeFileSync(join(env.dataDir, 'borgkeep.json'), JSON.stringify({ database: 'postgres://borgkeep:s3cret@127.0.0.1:9/borgkeep' }));
+    const r = await env.borg('laptop', ['init', '-e', 'repokey', env.url('photos')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("the server cannot open its database right now; try again later (the reason is in the server's system log)");
+    expect(r.stderr).not.toMatch(/postgres|127\.0\.0\.1:9|s3cret|ECONNREFUSED|borgkeep\.json|\/tmp\//);
+  });
+
   it('refuses a database setting that is no PostgreSQL URL, in one sentence, changing nothing', async () => {
     const env = createBorgkeepEnv('bk-pg-bad');
     cleanups.push(() => env.cleanup());
