@@ -91,7 +91,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       return EXIT_REFUSED;
     }
     const code = (error as { code?: unknown } | null)?.code;
-    if (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) {
+    // SQLite's busy timeout, or PostgreSQL's lock_timeout (55P03) of the store's connection.
+    if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === '55P03')) {
       say('the database is busy: another borgkeep process held it for more than 10 seconds; try again');
       return EXIT_REFUSED;
     }
