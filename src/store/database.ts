@@ -54,7 +54,8 @@ export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore
   readonly paths: DataDirPaths;
   /**
    * PostgreSQL only: calls `onChange` with the name of each table any process wrote to, as the
-   * write commits ('*' after the notifications were interrupted: anything may have changed).
+   * write commits ('*' whenever the listening starts or starts again: what was written before
+   * may have gone unheard).
    * Returns the unsubscribe. SQLite has no such signal; its readers look at intervals.
    */
   watchChanges?(onChange: (table: string) => void): () => void;

@@ -8,11 +8,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { createTestPostgresDatabase, ed25519Key } from '../../test/support/temp-store.js';
+import { createTestPostgresDatabase, ed25519Key, queryPostgres } from '../../test/support/temp-store.js';
 import { BorgkeepError } from '../errors.js';
 import { openStore, type Store } from './database.js';
 import { CHANGE_TABLE, MIGRATIONS } from './migrations.js';
-import pg from 'pg';
 import { createLiveEvents, type LiveEvent } from '../api/features/live-events.js';
 import { createAuthThrottle } from '../gateway/auth-throttle.js';
 import { createSharedAuthThrottle } from '../gateway/shared-throttle.js';
@@ -35,15 +34,7 @@ async function database(): Promise<{ url: string; dataDir: string; open(): Promi
       cleanups.push(() => store.close());
       return store;
     },
-    async query(text) {
-      const client = new pg.Client({ connectionString: db.url });
-      await client.connect();
-      try {
-        return (await client.query(text)).rows as Array<Record<string, unknown>>;
-      } finally {
-        await client.end();
-      }
-    },
+    query: (text) => queryPostgres(db.url, text),
   };
 }
 

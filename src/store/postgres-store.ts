@@ -61,8 +61,9 @@ export const RELISTEN_MS = 1000;
 
 /**
  * One LISTEN connection per process, opened with the first watcher and closed with the last:
- * each write's notification (migration 0026) goes to every watcher. When the connection drops,
- * the watchers hear '*' once it is back, since notifications sent meanwhile are lost.
+ * each write's notification (migration 0026) goes to every watcher. Whenever the LISTEN takes
+ * effect (the first time, and again after the connection dropped) the watchers hear '*', since
+ * notifications sent before it are lost.
  */
 function createChangeWatcher(url: string) {
   const watchers = new Set<(table: string) => void>();
@@ -78,7 +79,7 @@ function createChangeWatcher(url: string) {
       }
     }
   };
-  const connect = (again: boolean) => {
+  const connect = () => {
     if (closed || client || watchers.size === 0) return;
     const c = new pg.Client({ connectionString: url });
     client = c;
@@ -86,24 +87,24 @@ function createChangeWatcher(url: string) {
       if (client !== c) return;
       client = null;
       c.end().catch(() => undefined);
-      if (!closed && watchers.size > 0) retry ??= setTimeout(() => ((retry = null), connect(true)), RELISTEN_MS).unref();
+      if (!closed && watchers.size > 0) retry ??= setTimeout(() => ((retry = null), connect()), RELISTEN_MS).unref();
     };
     c.on('error', lost);
     c.on('end', lost);
     c.on('notification', (n) => {
       if (n.channel === CHANGE_CHANNEL) tell(n.payload ?? '*');
     });
+    // Once listening, '*': what was written before the LISTEN took effect (while it connected,
+    // or while the connection was down) sent notifications nobody heard.
     c.connect()
       .then(() => c.query(`listen ${CHANGE_CHANNEL}`))
-      .then(() => {
-        if (again) tell('*');
-      })
+      .then(() => tell('*'))
       .catch(lost);
   };
   return {
     watch(onChange: (table: string) => void): () => void {
       watchers.add(onChange);
-      connect(false);
+      connect();
       return () => {
         watchers.delete(onChange);
         if (watchers.size === 0 && client) {

@@ -6,26 +6,17 @@
 
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
-import { createTestPostgresDatabase } from '../support/temp-store.js';
+import { createTestPostgresDatabase, queryPostgres } from '../support/temp-store.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function rows(url: string, text: string): Promise<Array<Record<string, unknown>>> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(text)).rows as Array<Record<string, unknown>>;
-  } finally {
-    await client.end();
-  }
-}
+const rows = (url: string, text: string) => queryPostgres(url, text);
 
 interface LedgerJson {
   sessions: Array<{ result: string; keyName: string | null; repositoryName: string | null; transactions: Array<{ state: string }> }>;

@@ -47,6 +47,17 @@ export interface TempStore {
 /** Which engine this test process's temporary stores use. */
 export const TEST_DATABASE: 'sqlite' | 'postgres' = process.env.BORGKEEP_TEST_DATABASE === 'postgres' ? 'postgres' : 'sqlite';
 
+/** Runs one statement on a PostgreSQL database through a connection of its own; the rows (64-bit integers as strings). */
+export async function queryPostgres(url: string, statement: string, params: readonly unknown[] = []): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(statement, [...params])).rows as Array<Record<string, unknown>>;
+  } finally {
+    await client.end();
+  }
+}
+
 /** A fresh, empty database on the run's PostgreSQL server, and how to drop it. */
 export async function createTestPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const admin = process.env.BORGKEEP_TEST_POSTGRES_URL;
@@ -54,15 +65,7 @@ export async function createTestPostgresDatabase(): Promise<{ url: string; drop(
     throw new Error(`the PostgreSQL store tests need a server, and none was started: ${process.env.BORGKEEP_TEST_NO_POSTGRES ?? 'unknown reason'}. Run npm test as root, or set BORGKEEP_TEST_POSTGRES_URL to a server where that user may create databases`);
   }
   const name = `bk_test_${randomBytes(6).toString('hex')}`;
-  const run = async (statement: string) => {
-    const client = new pg.Client({ connectionString: admin });
-    await client.connect();
-    try {
-      await client.query(statement);
-    } finally {
-      await client.end();
-    }
-  };
+  const run = async (statement: string) => void (await queryPostgres(admin, statement));
   await run(`create database ${name}`);
   const url = new URL(admin);
   url.pathname = `/${name}`;
@@ -88,14 +91,8 @@ export async function openTempStore(): Promise<TempStore> {
     openAnother: open,
     async query(statement, params = []) {
       if (database) {
-        const client = new pg.Client({ connectionString: database.url });
-        await client.connect();
-        try {
-          let n = 0;
-          return (await client.query(statement.replace(/\?/g, () => `$${++n}`), [...params])).rows as Array<Record<string, unknown>>;
-        } finally {
-          await client.end();
-        }
+        let n = 0;
+        return queryPostgres(database.url, statement.replace(/\?/g, () => `$${++n}`), params);
       }
       const db = new BetterSqlite3(join(dataDir, 'borgkeep.db'));
       try {
