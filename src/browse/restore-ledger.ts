@@ -4,6 +4,7 @@
 // make its kind of run list/extract. Never records key material or a server path.
 
 import { hostname } from 'node:os';
+import { plural } from '../shared/plural.js';
 
 /** The method note of a restore session (besides 'get', which makes it a list/extract run). */
 export const METHOD_RESTORE = 'restore:archive';
@@ -32,7 +33,7 @@ export async function recordRestore(
   const methods = ['get', METHOD_RESTORE];
   return {
     done: (bytes, items) =>
-      store.endSession(sessionId, { endedAt: opts.now(), result: 'ok', detail: `${actor} restored ${what} (${items} item${items === 1 ? '' : 's'}, ${bytes} bytes)`, bytesIn: 0, bytesOut: bytes, methods }),
+      store.endSession(sessionId, { endedAt: opts.now(), result: 'ok', detail: `${actor} restored ${what} (${plural(items, 'item')}, ${bytes} bytes)`, bytesIn: 0, bytesOut: bytes, methods }),
     failed: (reason, bytes) => store.endSession(sessionId, { endedAt: opts.now(), result: 'error', detail: `${actor} failed to restore ${what}: ${reason}`, bytesIn: 0, bytesOut: bytes, methods }),
   };
 }

@@ -11,9 +11,7 @@ export function formatTime(date: Date | null | undefined, none = '-'): string {
   return date ? date.toISOString().replace(/\.[0-9]{3}Z$/, 'Z') : none;
 }
 
-export function plural(count: number, one: string, many = `${one}s`): string {
-  return `${count} ${count === 1 ? one : many}`;
-}
+export { plural } from '../shared/plural.js';
 
 /** Columns separated by two spaces; the last column is not padded. */
 export function formatTable(header: string[], rows: string[][]): string {

@@ -19,6 +19,7 @@ import type { SshKey } from '../store/types.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { HostKey } from './host-keys.js';
 import { parseOriginalCommand } from './original-command.js';
+import { plural } from '../shared/plural.js';
 
 export interface GatewayLimits {
   /** Sessions (running borg serve channels) at once over all keys. */
@@ -89,7 +90,6 @@ function blobType(blob: Buffer): string | null {
   return blob.subarray(4, 4 + n).toString('latin1');
 }
 
-const sessionCount = (n: number): string => `${n} session${n === 1 ? '' : 's'}`;
 
 function sameText(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -207,7 +207,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
             let refusal: GuardSession['refusal'];
             if (closing) refusal = { reason: 'BK_DENY_SHUTDOWN', why: 'the server is shutting down; try again shortly' };
             else if (sessions.size >= limits.maxSessions) {
-              refusal = { reason: 'BK_DENY_SESSION_LIMIT', why: `the server runs at most ${sessionCount(limits.maxSessions)} at once; try again later` };
+              refusal = { reason: 'BK_DENY_SESSION_LIMIT', why: `the server runs at most ${plural(limits.maxSessions, 'session')} at once; try again later` };
             }
             if (refusal) log.warn({ event: 'session-refused', address, key: authKey.name, reason: refusal.reason }, refusal.why);
             running++;

@@ -35,6 +35,7 @@ import {
 } from '../rpc/messages.js';
 import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
 import { readRepositoryNonce } from '../repository/nonce-file.js';
+import { plural } from '../shared/plural.js';
 import type { Grant, GuardStore, Repository, Role, SessionResult, SshKey } from '../store/types.js';
 import type { BorgChild, LogLevel, SpawnBorg } from './borg-child.js';
 import type { VersionTuple } from './borg-version.js';
@@ -267,7 +268,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   if (perKey !== undefined && key && store.startSessionWithin) {
     const started = await store.startSessionWithin(newSession, perKey);
     sessionId = started.id;
-    if (started.openBefore >= perKey) refusal ??= { reason: 'BK_DENY_SESSION_LIMIT', why: `the key may run at most ${perKey} session${perKey === 1 ? '' : 's'} at once; try again later` };
+    if (started.openBefore >= perKey) refusal ??= { reason: 'BK_DENY_SESSION_LIMIT', why: `the key may run at most ${plural(perKey, 'session')} at once; try again later` };
   } else {
     sessionId = await store.startSession(newSession);
   }

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
 import { runGuardSession, type GuardDeps, type GuardOutcome } from '../guard/guard.js';
+import { plural } from '../shared/plural.js';
 import type { Repository } from '../store/types.js';
 import type { RetentionPolicy, RetentionResult } from './retention-policy.js';
 import { describeRules, pruneArguments } from './retention-policy.js';
@@ -201,7 +202,7 @@ export async function runRetention(deps: RetentionRunDeps, repository: Repositor
     if (prune.code >= 2 || prune.outcome?.result === 'error' || prune.outcome?.result === 'denied') {
       return fail(`borg prune failed (${describeRules(policy)}): ${borgError(prune.stderr)}`);
     }
-    const removed = `pruned ${pruned.length} of ${pruned.length + kept} archive${pruned.length + kept === 1 ? '' : 's'}`;
+    const removed = `pruned ${pruned.length} of ${plural(pruned.length + kept, 'archive')}`;
     // The keyfile is borg's to read only for the prune: compact reads no archive.
     const compact = await borgThroughGuard(deps, repository, privateDir, ['compact', '--lock-wait', String(LOCK_WAIT_SECONDS)], null);
     if (compact.outcome) sessions.push(compact.outcome.sessionId);
