@@ -130,7 +130,7 @@ export interface GuardSession {
   readonly refusal?: { readonly reason: DenyReason; readonly why: string };
   /**
    * The key's sessions at once over every process on the database (every gateway, sshd's forced
-   * command): counted with this session's start, in one transaction (store.startSessionWithin),
+   * command): counted with this session's start, in one transaction (store.startSessionCounted),
    * so gateways racing each other cannot both let the last one in. Over it, the open is refused.
    */
   readonly maxSessionsPerKey?: number;
@@ -265,8 +265,8 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let refusal = s.refusal;
   let sessionId: number;
   const perKey = s.maxSessionsPerKey;
-  if (perKey !== undefined && key && store.startSessionWithin) {
-    const started = await store.startSessionWithin(newSession, perKey);
+  if (perKey !== undefined && key && store.startSessionCounted) {
+    const started = await store.startSessionCounted(newSession);
     sessionId = started.id;
     if (started.openBefore >= perKey) refusal ??= { reason: 'BK_DENY_SESSION_LIMIT', why: `the key may run at most ${plural(perKey, 'session')} at once; try again later` };
   } else {

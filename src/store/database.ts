@@ -43,7 +43,7 @@ export interface StoreOptions {
   dataDir: string;
   /**
    * Where the control plane lives: a postgres:// URL (issue 19), or undefined for the data
-   * directory's own SQLite file. Resolve it with databaseLocation() (database-location.ts).
+   * directory's own SQLite file. Resolve it with databaseUrlFor() (database-location.ts).
    */
   database?: string;
   /** The clock for every timestamp the store writes itself; tests fix it. */

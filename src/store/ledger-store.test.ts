@@ -168,7 +168,7 @@ describe('ledger store', () => {
       await t.store.endSession(done, { endedAt: new Date('2025-01-02T00:01:00Z'), result: 'ok', detail: null, bytesIn: 1, bytesOut: 1 });
       await session({ key: otherKeyId, at: '2025-01-02T00:00:00Z' }); // another key's: does not count
       const start = (s: typeof t.store, i: number) =>
-        s.startSessionWithin!({ keyId, keyName: 'laptop', clientAddress: null, startedAt: new Date('2025-01-02T01:00:00Z'), pid: 1000 + i, host: 'box' }, 3);
+        s.startSessionCounted!({ keyId, keyName: 'laptop', clientAddress: null, startedAt: new Date('2025-01-02T01:00:00Z'), pid: 1000 + i, host: 'box' });
       const started = await Promise.all(Array.from({ length: 8 }, (_, i) => start(i % 2 ? other : t.store, i)));
       expect(new Set(started.map((r) => r.id)).size).toBe(8);
       expect(started.map((r) => r.openBefore).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);

@@ -73,7 +73,7 @@ export function decodeCursor(cursor: string): { at: string; id: number } {
 export interface LedgerStore
   extends Pick<
     GuardStore,
-    'claimBackup' | 'startSession' | 'startSessionWithin' | 'updateSession' | 'endSession' | 'recordTransaction' | 'recordDenial'
+    'claimBackup' | 'startSession' | 'startSessionCounted' | 'updateSession' | 'endSession' | 'recordTransaction' | 'recordDenial'
   > {
   /** Sessions newest first, each with its transactions and denials (oldest first). */
   listSessions(filter?: { repositoryId?: number; limit?: number }): Promise<LedgerEntry[]>;
@@ -166,7 +166,7 @@ export function createLedgerStore({ db, now }: StoreDeps): LedgerStore {
       return insertSession(db, session);
     },
 
-    async startSessionWithin(session, _maxOpenForKey) {
+    async startSessionCounted(session) {
       return db.transaction().execute(async (trx) => {
         const open = session.keyId === null
           ? 0

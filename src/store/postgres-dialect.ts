@@ -136,11 +136,6 @@ const types = {
   },
 } as pg.CustomTypesConfig;
 
-/** Whether `text` names a PostgreSQL database (postgres:// or postgresql://). */
-export function isPostgresUrl(text: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(text);
-}
-
 /** The URL without its password, for messages and logs. */
 export function redactDatabaseUrl(url: string): string {
   try {

@@ -213,10 +213,10 @@ export interface GuardStore {
   /**
    * startSession for a key with a limit on its sessions at once: in one transaction, under the
    * store's write lock, counts the key's open sessions — in every process on the database: the
-   * forced command, every gateway — and starts this one; `openBefore` says whether it is over.
-   * (Optional for test doubles; the real stores have it.)
+   * forced command, every gateway — and starts this one; the caller compares `openBefore` with
+   * its limit. (Optional for test doubles; the real stores have it.)
    */
-  startSessionWithin?(session: NewSession, maxOpenForKey: number): Promise<{ id: number; openBefore: number }>;
+  startSessionCounted?(session: NewSession): Promise<{ id: number; openBefore: number }>;
   updateSession(sessionId: number, update: SessionUpdate): Promise<void>;
   endSession(sessionId: number, end: SessionEnd): Promise<void>;
   recordTransaction(tx: NewTransaction): Promise<number>;
