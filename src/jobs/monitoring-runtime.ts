@@ -133,14 +133,24 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
   // runs the scheduled jobs, so an alert is mailed once and a retention run happens once.
   const holder = `${hostname()}:${process.pid}`;
   // Asked before every run (the security alerts run every second): renewed a third of the way
-  // into the lease, and a gateway without it asks again after a few seconds.
+  // into the lease, and a gateway without it asks again after a few seconds. Jobs due together
+  // (the catch-up runs at start) share one asking.
   let asked = { at: -Infinity, held: false };
+  let asking: Promise<boolean> | null = null;
   const holdsJobs = store.watchChanges
     ? async () => {
         const at = Date.now();
         if (at - asked.at < (asked.held ? JOBS_LEASE_MS / 3 : JOBS_LEASE_RETRY_MS)) return asked.held;
-        asked = { at, held: await store.holdLease(JOBS_LEASE, holder, JOBS_LEASE_MS) };
-        return asked.held;
+        asking ??= store
+          .holdLease(JOBS_LEASE, holder, JOBS_LEASE_MS)
+          .then((held) => {
+            asked = { at, held };
+            return held;
+          })
+          .finally(() => {
+            asking = null;
+          });
+        return asking;
       }
     : undefined;
   const scheduler = createScheduler({ store, now, log, ...(holdsJobs && { holdsJobs }) });
