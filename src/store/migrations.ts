@@ -39,6 +39,18 @@ async function dropPgTrigger(db: Kysely<unknown>, name: string, table: string): 
   await sql.raw(`drop function ${name}_fn()`).execute(db);
 }
 
+/** A row trigger in the database's own form: SQLite's `create trigger NAME WHEN begin BODY end` as released, or createPgTrigger. */
+async function createTrigger(db: Kysely<unknown>, name: string, when: string, body: string): Promise<void> {
+  if (isSqlite(db)) await sql.raw(`create trigger ${name} ${when} begin ${body} end`).execute(db);
+  else await createPgTrigger(db, name, when, body);
+}
+
+/** Drops a trigger made by createTrigger (or 0006's), on `table`. */
+async function dropTrigger(db: Kysely<unknown>, name: string, table: string): Promise<void> {
+  if (isSqlite(db)) await sql.raw(`drop trigger ${name}`).execute(db);
+  else await dropPgTrigger(db, name, table);
+}
+
 const initial: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
     await withId(db, db.schema.createTable('users'))
@@ -404,13 +416,10 @@ const repositoryStatusVersions: Migration = {
       ['grants_update', 'after update of repository_id on grants', `${bump('new.repository_id')} ${bump('old.repository_id')}`],
       ['grants_delete', 'after delete on grants', bump('old.repository_id')],
     ];
-    for (const [name, when, body] of triggers) await sql.raw(`create trigger repository_status_${name} ${when} begin ${body} end`).execute(db);
+    for (const [name, when, body] of triggers) await createTrigger(db, `repository_status_${name}`, when, body);
   },
   async down(db: Kysely<unknown>): Promise<void> {
-    for (const [name, table] of STATUS_TRIGGERS) {
-      if (isSqlite(db)) await sql.raw(`drop trigger repository_status_${name}`).execute(db);
-      else await dropPgTrigger(db, `repository_status_${name}`, table);
-    }
+    for (const [name, table] of STATUS_TRIGGERS) await dropTrigger(db, `repository_status_${name}`, table);
     await db.schema.alterTable('repositories').dropColumn('status_version').execute();
   },
 };
@@ -509,12 +518,10 @@ const transactionOlderDeletes: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
     await db.schema.alterTable('transactions').addColumn('objects_deleted_older', 'integer').execute();
     const body = 'update repositories set status_version = status_version + 1 where id = new.repository_id;';
-    if (isSqlite(db)) await sql.raw(`create trigger repository_status_events_insert after insert on repository_events begin ${body} end`).execute(db);
-    else await createPgTrigger(db, 'repository_status_events_insert', 'after insert on repository_events', body);
+    await createTrigger(db, 'repository_status_events_insert', 'after insert on repository_events', body);
   },
   async down(db: Kysely<unknown>): Promise<void> {
-    if (isSqlite(db)) await sql`drop trigger repository_status_events_insert`.execute(db);
-    else await dropPgTrigger(db, 'repository_status_events_insert', 'repository_events');
+    await dropTrigger(db, 'repository_status_events_insert', 'repository_events');
     await db.schema.alterTable('transactions').dropColumn('objects_deleted_older').execute();
   },
 };
@@ -754,16 +761,10 @@ const accessVersion: Migration = {
     await sql.raw(`create table access_version (id ${int} primary key check (id = 1), version ${int} not null)`).execute(db);
     await sql`insert into access_version (id, version) values (1, 0)`.execute(db);
     const bump = 'update access_version set version = version + 1 where id = 1;';
-    for (const [name, when] of ACCESS_TRIGGERS) {
-      if (isSqlite(db)) await sql.raw(`create trigger access_version_${name} ${when} begin ${bump} end`).execute(db);
-      else await createPgTrigger(db, `access_version_${name}`, when, bump);
-    }
+    for (const [name, when] of ACCESS_TRIGGERS) await createTrigger(db, `access_version_${name}`, when, bump);
   },
   async down(db: Kysely<unknown>): Promise<void> {
-    for (const [name, , table] of ACCESS_TRIGGERS) {
-      if (isSqlite(db)) await sql.raw(`drop trigger access_version_${name}`).execute(db);
-      else await dropPgTrigger(db, `access_version_${name}`, table);
-    }
+    for (const [name, , table] of ACCESS_TRIGGERS) await dropTrigger(db, `access_version_${name}`, table);
     await sql`drop table access_version`.execute(db);
   },
 };
