@@ -31,13 +31,19 @@ async function backUp(env: BorgkeepEnv, repo: string): Promise<void> {
   expect(list.stdout.trim()).toBe('first');
 }
 
+/** A forced-command installation whose config file names a fresh PostgreSQL database. */
+async function forcedCommandOnPostgres(label: string) {
+  const db = await createTestPostgresDatabase();
+  const env = createBorgkeepEnv(label);
+  cleanups.push(() => db.drop(), () => env.cleanup());
+  mkdirSync(env.dataDir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(env.dataDir, 'borgkeep.json'), JSON.stringify({ database: db.url }));
+  return { db, env };
+}
+
 describe('an installation on PostgreSQL', () => {
   it('through the forced command: the config file names the database, and the CLI, borg-serve and the ledger all use it', async () => {
-    const db = await createTestPostgresDatabase();
-    const env = createBorgkeepEnv('bk-pg-forced');
-    cleanups.push(() => db.drop(), () => env.cleanup());
-    mkdirSync(env.dataDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(env.dataDir, 'borgkeep.json'), JSON.stringify({ database: db.url }));
+    const { db, env } = await forcedCommandOnPostgres('bk-pg-forced');
 
     await env.repoWithKeys('photos', { laptop: 'full' });
     await backUp(env, 'photos');
@@ -71,11 +77,7 @@ describe('an installation on PostgreSQL', () => {
   });
 
   it("tells a borg client whose server cannot reach its database one sentence, naming neither the database nor its address", async () => {
-    const db = await createTestPostgresDatabase();
-    const env = createBorgkeepEnv('bk-pg-down');
-    cleanups.push(() => db.drop(), () => env.cleanup());
-    mkdirSync(env.dataDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(env.dataDir, 'borgkeep.json'), JSON.stringify({ database: db.url }));
+    const { env } = await forcedCommandOnPostgres('bk-pg-down');
     await env.repoWithKeys('photos', { laptop: 'full' });
     // The database server moves away (here: the setting names a port nothing listens on).
     writeFileSync(join(env.dataDir, 'borgkeep.json'), JSON.stringify({ database: 'postgres://borgkeep:s3cret@127.0.0.1:9/borgkeep' }));
