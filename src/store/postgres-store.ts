@@ -23,13 +23,8 @@ export async function openPostgresStore(options: StoreOptions & { database: stri
   } catch (error) {
     throw new BorgkeepError('BK_ERR_INTERNAL', `cannot make the data directory ${paths.root}: ${(error as Error).message}`, { cause: error });
   }
-  let pool;
-  try {
-    pool = createPostgresPool(options.database);
-  } catch (error) {
-    throw new BorgkeepError('BK_ERR_INVALID_INPUT', `cannot use the database ${shown}: ${(error as Error).message}`, { cause: error });
-  }
-  const db = new Kysely<Database>({ dialect: postgresDialect(pool) });
+  // The pool connects (and reads the URL) at the first query, whose failure is the catch below.
+  const db = new Kysely<Database>({ dialect: postgresDialect(createPostgresPool(options.database)) });
   try {
     if ((await pending(db, shown)).length > 0) {
       // Kysely's migrator holds PostgreSQL's advisory lock and runs the steps in one transaction:
