@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { join } from 'node:path';
 
 import { BORGKEEP, GiB, MiB, borgClientEnv, borgVersion, fmt, median, printTable, run, runOk, saveResults, syncDisks, writeRandomTree, requireBuilt } from './lib/common.mjs';
-import { waitNoChildren } from './lib/pull-hosts.mjs';
+import { cpuSeconds, waitNoChildren } from './lib/pull-hosts.mjs';
 
 requireBuilt();
 if (process.getuid?.() !== 0) throw new Error('gateway.bench.mjs needs root: it starts its own sshd whose forced commands run as root');
@@ -102,13 +102,6 @@ const rsh = join(dir, 'rsh');
 writeFileSync(rsh, `#!/bin/sh\nexec ssh -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none -o UserKnownHostsFile=${join(dir, 'known_hosts')} -o StrictHostKeyChecking=yes -o LogLevel=ERROR -i "$BENCH_KEY_FILE" "$@"\n`);
 chmodSync(rsh, 0o755);
 
-/** CPU seconds of a process (user + system) and of its reaped descendants, from /proc. */
-function cpuOf(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { own: (Number(f[11]) + Number(f[12])) / 100, reaped: (Number(f[13]) + Number(f[14])) / 100 };
-}
-
 let counter = 0;
 async function measure(kind) {
   const n = ++counter;
@@ -135,7 +128,7 @@ async function measure(kind) {
     syncDisks();
     const server = kind === 'c' ? serve.pid : sshd.pid;
     if (kind !== 'c') await waitNoChildren(sshd.pid);
-    const before = cpuOf(server);
+    const before = cpuSeconds(server);
     const burner = BUSY ? spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }) : null;
     const t0 = process.hrtime.bigint();
     const r = await run('borg', ['create', '--compression', 'lz4', `${url}::bench`, src], { env: borgClientEnv(clientDir, rsh, { BENCH_KEY_FILE: key }) });
@@ -145,7 +138,7 @@ async function measure(kind) {
     // The connection's processes end (and are reaped) just after the client's exit.
     if (kind !== 'c') await waitNoChildren(sshd.pid);
     else await new Promise((res) => setTimeout(res, 300));
-    const after = cpuOf(server);
+    const after = cpuSeconds(server);
     const cpu = kind === 'c' ? after.own - before.own + (after.reaped - before.reaped) : after.reaped - before.reaped;
     return { seconds, cpuPerGiB: cpu / GIB };
   } finally {

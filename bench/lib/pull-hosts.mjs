@@ -78,13 +78,17 @@ function takeTimes(file) {
   return total;
 }
 
-/** CPU seconds (user + system) of the reaped descendants of `pid` so far. */
-export function childCpuSeconds(pid) {
+/** CPU seconds (user + system) so far of process `pid` itself (`own`) and of its reaped descendants (`reaped`). */
+export function cpuSeconds(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After "(comm)": state is f[0], so cutime (field 16) is f[13] and cstime (17) f[14], in ticks.
-  return (Number(f[13]) + Number(f[14])) / 100;
+  // After "(comm)": state is f[0], so utime (field 14) is f[11], stime f[12], cutime f[13] and
+  // cstime f[14], in ticks.
+  return { own: (Number(f[11]) + Number(f[12])) / 100, reaped: (Number(f[13]) + Number(f[14])) / 100 };
 }
+
+/** CPU seconds (user + system) of the reaped descendants of `pid` so far. */
+export const childCpuSeconds = (pid) => cpuSeconds(pid).reaped;
 
 /** Waits until `pid` has no children left (a connection's processes all ended and were reaped). */
 export async function waitNoChildren(pid, timeoutMs = 30_000) {
