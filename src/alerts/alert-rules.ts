@@ -68,6 +68,7 @@ const POLICY_REFUSALS: Readonly<Record<string, string>> = {
   BK_DENY_EXPIRED: 'the grant has expired',
   BK_DENY_SESSION_LIMIT: 'the server had too many sessions',
   BK_DENY_SHUTDOWN: 'the server was shutting down',
+  BK_DENY_NODE_DOWN: 'the storage node holding the repository could not be reached',
   // The grant asks for --verify-objects and borgkeep cannot verify (no key held, the vault
   // sealed): the server's set-up, not the client, is what needs an admin.
   BK_DENY_OBJECT_UNVERIFIED: "borgkeep could not verify the objects the grant asks it to (no key held, or the vault sealed)",

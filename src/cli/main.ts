@@ -20,6 +20,7 @@ import type { CliContext } from './cli-context.js';
 import { registerGrantCommands } from './grant-commands.js';
 import { registerKeyCommands } from './key-commands.js';
 import { registerLedgerCommand } from './ledger-command.js';
+import { registerNodeCommand } from './node-command.js';
 import { registerPullCommands } from './pull-commands.js';
 import { createOutput } from './output.js';
 import { registerRepoCommands } from './repo-commands.js';
@@ -74,6 +75,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   registerApproveCommand(program, ctx);
   registerRollbackCommand(program, ctx);
   registerPullCommands(program, ctx);
+  registerNodeCommand(program, ctx);
   registerBrowseCommands(program, ctx);
   registerVerifyCommand(program, ctx);
   registerDbCommands(program, ctx);

@@ -40,11 +40,18 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
     .argument('<name>', "the name clients use: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.' or '-'")
     .option('--quota <size>', 'storage quota, e.g. 500G (K, M, G, T, P are powers of 1000; at least 10M)')
     .option('--interval <duration>', 'a backup is late after this long, e.g. 26h (the default) or 7d')
-    .action(async (name: string, opts: { quota?: string; interval?: string }) => {
+    .option('--node <name>', 'the storage node to hold it (default: the node with the most free space, when there are nodes)')
+    .action(async (name: string, opts: { quota?: string; interval?: string; node?: string }) => {
       const quotaBytes = opts.quota === undefined ? null : parseQuota(opts.quota);
       const expectedIntervalSeconds = opts.interval === undefined ? undefined : parseInterval(opts.interval);
-      const repository = await withStore(ctx, (store) => store.createRepository({ name, quotaBytes, ...(expectedIntervalSeconds !== undefined && { expectedIntervalSeconds }) }));
-      ctx.out.line(`created repository '${repository.name}' (${describeSettings(repository)}).`);
+      const { chooseNode } = await import('../store/placement.js');
+      const { repository, node } = await withStore(ctx, async (store) => {
+        const node = await chooseNode(store, opts.node ?? null, ctx.now());
+        const repository = await store.createRepository({ name, quotaBytes, ...(expectedIntervalSeconds !== undefined && { expectedIntervalSeconds }) });
+        if (node !== null) await store.placeRepository(repository.id, node);
+        return { repository, node };
+      });
+      ctx.out.line(`created repository '${repository.name}' (${describeSettings(repository)})${node === null ? '' : ` on storage node '${node}'`}.`);
       ctx.out.line('Next:');
       ctx.out.line(`  1. let a key create it:  borgkeep grant KEY ${repository.name} --role full`);
       ctx.out.line(`                           (or: borgkeep key add KEY --file KEY.pub --repo ${repository.name} --role full)`);

@@ -183,6 +183,8 @@ async function serve(ctx: CliContext, config: ServeConfig, database: string | un
         })
       : null;
     const throttle = sharedThrottle ?? localThrottle;
+    // On PostgreSQL repositories may live on storage nodes: sessions of those go there (node-router.ts).
+    const nodes = store.watchChanges ? await startNodeRouting(paths.root, store, guardDeps.borgVersion, ssh2.Client, config.sshCiphers, log) : null;
     const gateway = createSshGateway({
       hostKeys,
       user: config.sshUser,
@@ -199,6 +201,7 @@ async function serve(ctx: CliContext, config: ServeConfig, database: string | un
       ssh2: { Server: ssh2.Server, parseKey: ssh2.utils.parseKey },
       events: monitoring.gatewayEvents,
       ciphers: config.sshCiphers,
+      ...(nodes && { router: nodes.router }),
     });
     const bound = await gateway.listen(config.sshListen.host, config.sshListen.port).catch(async (error: NodeJS.ErrnoException) => {
       await monitoring.stop(); // its timers would keep the process alive
@@ -300,10 +303,31 @@ async function serve(ctx: CliContext, config: ServeConfig, database: string | un
     stopStallWatch();
     stopKeepingWarm();
     sharedThrottle?.stop();
+    nodes?.connector.close();
     log.info({ event: 'stopped' }, 'borgkeep serve stopped');
   } finally {
     await store.close();
   }
+}
+
+/** The gateway's way to storage nodes: its fleet key, registered so that nodes let it in, and the router. */
+async function startNodeRouting(
+  dataDir: string,
+  store: import('../store/database.js').Store,
+  borgVersion: () => import('../guard/borg-version.js').VersionTuple | null,
+  Client: typeof import('ssh2').Client,
+  ciphers: readonly string[] | undefined,
+  log: import('../gateway/node-router.js').NodeRouterDeps['log'],
+) {
+  const [{ createNodeRouter }, { createNodeConnector, loadOrCreateFleetKey }, { hostname }] = await Promise.all([
+    import('../gateway/node-router.js'),
+    import('../gateway/node-connector.js'),
+    import('node:os'),
+  ]);
+  const key = loadOrCreateFleetKey(dataDir);
+  await store.registerFleetKey(key.publicKey, `gateway on ${hostname()}`);
+  const connector = createNodeConnector({ Client, key, ...(ciphers && { ciphers }) });
+  return { connector, router: createNodeRouter({ store, selfNode: null, borgVersion, connector, log }) };
 }
 
 function listenError(address: { host: string; port: number }, flag: string, other: string) {

@@ -22,6 +22,13 @@ const listenAddress = z.string().transform((text, ctx) => {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 });
 
+/** HOST:PORT of a flag, or one clear sentence naming the flag. */
+export function parseListenAddress(text: string, flag: string): { host: string; port: number } {
+  const parsed = listenAddress.safeParse(text);
+  if (!parsed.success) throw invalidInput(`${flag}: ${parsed.error.issues[0]?.message ?? 'is not HOST:PORT'}`);
+  return parsed.data;
+}
+
 /** "HOST[:PORT]" clients are told to use (NAT, port forwarding); the port defaults to the gateway's. */
 const publicHost = z.string().transform((text, ctx) => {
   const parsed = parsePublicHost(text);

@@ -19,6 +19,8 @@ import type { SshKey } from '../store/types.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { HostKey } from './host-keys.js';
 import { parseOriginalCommand } from './original-command.js';
+import type { ForwardedSession, Route } from './node-router.js';
+import type { LogLevel } from '../guard/borg-child.js';
 import { plural } from '../shared/plural.js';
 
 export interface GatewayLimits {
@@ -60,6 +62,33 @@ export interface SshGatewayDeps {
   readonly events?: GatewayEvents;
   /** The ciphers offered, in order (serve-config.ts sshCiphers); none: ssh2's defaults. */
   readonly ciphers?: readonly string[];
+  /**
+   * What an exec request runs, for the key that logged in; null refuses it. Default: `borg serve`
+   * (original-command.ts) for the key itself, from the connection's address. A storage node's
+   * server reads a gateway's forward request instead (node-server.ts).
+   */
+  readonly sessionFor?: (command: string, key: SshKey, address: string) => SessionSpec | null;
+  /** Sends sessions of repositories on other storage nodes there (node-router.ts). */
+  readonly router?: { route(channel: ServerChannel, session: ForwardedSession, gone: AbortSignal, stop: AbortSignal): Promise<Route> };
+}
+
+/** The session an exec request asks for. */
+export interface SessionSpec {
+  readonly keyRef: string;
+  readonly keyId: number;
+  readonly clientAddress: string | null;
+  readonly logLevel: LogLevel | null;
+  /** The client already has its negotiate reply (a session a gateway forwards). */
+  readonly negotiated?: boolean;
+  /** The key's sessions at once, when not this server's own limit. */
+  readonly maxSessionsPerKey?: number;
+}
+
+/** An exec of `borg serve` by a borg client, for the key it logged in with. */
+export function borgServeSession(command: string, key: SshKey, address: string): SessionSpec | null {
+  const original = command.trim() === '' ? null : parseOriginalCommand(command);
+  if (!original?.isBorgServe) return null;
+  return { keyRef: String(key.id), keyId: key.id, clientAddress: address, logLevel: original.logLevel };
 }
 
 export interface GatewayEvents {
@@ -194,8 +223,8 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
           session.on('exec', (accept, _reject, info) => {
             const channel = accept();
             const authKey = key;
-            const original = info.command.trim() === '' ? null : parseOriginalCommand(info.command);
-            if (!authKey || !original?.isBorgServe) {
+            const spec = authKey ? (deps.sessionFor ?? borgServeSession)(info.command, authKey, address) : null;
+            if (!authKey || !spec) {
               log.warn({ event: 'exec-refused', address, key: authKey?.name }, 'a command other than borg serve was refused');
               return refuseOnChannel(channel, REFUSED_COMMAND);
             }
@@ -214,22 +243,24 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
             armIdle();
             const stop = new AbortController();
             const started = Date.now();
+            const maxSessionsPerKey = spec.maxSessionsPerKey ?? limits.maxSessionsPerKey;
             log.info({ event: 'session-start', address, key: authKey.name }, 'session started');
-            const done = deps
-              .runSession({
-                keyRef: String(authKey.id),
-                clientAddress: address,
-                logLevel: original.logLevel,
-                input: channel,
-                output: channel,
-                errOutput: channel.stderr,
-                stop: stop.signal,
-                gone: gone.signal,
-                refusal,
-                maxSessionsPerKey: limits.maxSessionsPerKey,
-              })
-              .then(
-                (outcome) => {
+            const runHere = (negotiated: boolean): Promise<number> =>
+              deps
+                .runSession({
+                  keyRef: spec.keyRef,
+                  clientAddress: spec.clientAddress,
+                  logLevel: spec.logLevel,
+                  input: channel,
+                  output: channel,
+                  errOutput: channel.stderr,
+                  stop: stop.signal,
+                  gone: gone.signal,
+                  refusal,
+                  maxSessionsPerKey,
+                  negotiated,
+                })
+                .then((outcome) => {
                   log.info(
                     { event: 'session-end', address, key: authKey.name, session: outcome.sessionId, result: outcome.result, detail: outcome.detail, ms: Date.now() - started },
                     'session ended',
@@ -244,13 +275,23 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
                     else log.warn(fields, 'gave up writing the session end to the ledger; it stays open until the next start');
                   });
                   return outcome.result === 'error' ? 1 : 0;
-                },
-                (error: unknown) => {
-                  log.warn({ event: 'session-failed', address, key: authKey.name, error: (error as Error).message }, 'session failed');
-                  channel.stderr.write('borgkeep: the session failed on the server.\n');
-                  return 1;
-                },
-              )
+                });
+            const routed = async (): Promise<number> => {
+              if (!deps.router || refusal) return runHere(spec.negotiated ?? false);
+              const route = await deps.router.route(channel, { keyId: spec.keyId, clientAddress: spec.clientAddress, logLevel: spec.logLevel, maxSessionsPerKey }, gone.signal, stop.signal);
+              if (route.kind === 'forwarded') {
+                log.info({ event: 'session-end', address, key: authKey.name, forwarded: true, exitCode: route.exitCode, ms: Date.now() - started }, 'forwarded session ended');
+                return route.exitCode;
+              }
+              if (route.refusal) refusal = route.refusal;
+              return runHere(route.negotiated);
+            };
+            const done = routed()
+              .catch((error: unknown) => {
+                log.warn({ event: 'session-failed', address, key: authKey.name, error: (error as Error).message }, 'session failed');
+                channel.stderr.write('borgkeep: the session failed on the server.\n');
+                return 1;
+              })
               .then((code) => {
                 if (!channel.destroyed) {
                   channel.exit(code);

@@ -54,6 +54,7 @@ export type DenyReason =
   | 'BK_DENY_PROTOCOL'
   | 'BK_DENY_SESSION_LIMIT'
   | 'BK_DENY_SHUTDOWN'
+  | 'BK_DENY_NODE_DOWN'
   | 'BK_DENY_GATE'
   | 'BK_DENY_ARCHIVE_RULE'
   | 'BK_DENY_OBJECT_ID'

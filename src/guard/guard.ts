@@ -135,6 +135,12 @@ export interface GuardSession {
    */
   readonly maxSessionsPerKey?: number;
   /**
+   * The client already has its negotiate reply: the front-end answered it to learn which
+   * repository the session opens (a gateway forwarding sessions to storage nodes, node-router.ts).
+   * The input still starts with the negotiate, which the guard then answers to no one.
+   */
+  readonly negotiated?: boolean;
+  /**
    * The server's own session (a retention run, src/retention/; a pull job's proxy, src/pull/): no SSH key, the repository and
    * role given by the server, and everything else (decisions, ledger, gate) as for a client. Set
    * only by borgkeep's own code in its own process: no front-end sets it, so no client can claim
@@ -153,6 +159,11 @@ export interface GuardOutcome {
    * ends the client's connection before that, and waits for it before its process exits.
    */
   readonly ledgerWritten: Promise<boolean> | null;
+}
+
+/** The result of borg serve's negotiate: 2 for a 1.0 client (tuples), else the server's version. */
+export function negotiateResult(clientData: MsgValue | undefined, version: VersionTuple): MsgValue {
+  return clientData === 2 ? 2 : MsgMap.of([['server_version', version]]);
 }
 
 /** What the guard must do with the child's reply to a forwarded request. */
@@ -616,8 +627,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     format = clientData === 2 ? 'tuple' : 'dict';
     const cv = versionText(clientData);
     if (cv) ledger(() => store.updateSession(sessionId, { clientVersion: cv }));
-    const result = clientData === 2 ? 2 : MsgMap.of([['server_version', version]]);
-    await sendClient(encodeResultReply(req.format, req.msgid, result));
+    if (!s.negotiated) await sendClient(encodeResultReply(req.format, req.msgid, negotiateResult(clientData, version)));
   };
 
   const handleOpen = async (req: RpcRequest): Promise<void> => {

@@ -159,6 +159,8 @@ export function readFrames(source: FrameSource, limits: UnpackLimits, opts: Fram
     source.on('end', onEnd);
     source.on('error', onError);
     source.on('close', onEnd);
+    // A front-end that read ahead and put the bytes back (gateway/node-router.ts) left it paused.
+    source.resume();
     resume = () => source.resume();
     halt = () => {
       source.off('data', onData);

@@ -20,6 +20,7 @@ import { createGrantStore, type GrantStore } from './grant-store.js';
 import { createKeyStore, type KeyStore } from './key-store.js';
 import { createLoginThrottleStore, type LoginThrottleStore } from './login-throttle-store.js';
 import { createLeaseStore, type LeaseStore } from './lease-store.js';
+import { createNodeStore, type NodeStore } from './node-store.js';
 import { createHistoryStore, type HistoryStore } from './history-store.js';
 import { createLedgerStore, type LedgerStore } from './ledger-store.js';
 import { createMonitoringStore, type MonitoringStore } from './monitoring-store.js';
@@ -50,7 +51,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore, VerificationStore, ArchiveCheckStore, BrowseAccessStore, LoginThrottleStore, LeaseStore {
+export interface Store extends GuardStore, RepositoryStore, KeyStore, GrantStore, LedgerStore, UserStore, HistoryStore, AuthStore, MonitoringStore, ArchiveSightingStore, RetentionStore, RecoveryCodeStore, SsoUserStore, PullStore, PullReadStore, VerificationStore, ArchiveCheckStore, BrowseAccessStore, LoginThrottleStore, LeaseStore, NodeStore {
   readonly paths: DataDirPaths;
   /**
    * PostgreSQL only: calls `onChange` with the name of each table any process wrote to, as the
@@ -149,6 +150,7 @@ export function assembleStore(paths: DataDirPaths, deps: StoreDeps): Store {
     ...createBrowseAccessStore(deps),
     ...createLoginThrottleStore(deps),
     ...createLeaseStore(deps),
+    ...createNodeStore(deps),
     close: () => db.destroy(),
   };
 }

@@ -1028,6 +1028,49 @@ const leases: Migration = {
   },
 };
 
+/**
+ * Storage nodes (issue 19): the machines that hold repositories on their own disks and run the
+ * guard next to them. A node registers itself (its address, SSH host key, the key it logs in to
+ * other nodes with, its disk) and renews `heartbeat_at` while it runs; `repository_nodes` says
+ * which node holds a repository (none: the data directory of the process that serves it, as on
+ * one machine). `fleet_keys` are the keys gateways log in to nodes with.
+ */
+const nodes: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('nodes')
+      .addColumn('name', 'text', (col) => col.primaryKey())
+      .addColumn('address', 'text', (col) => col.notNull())
+      .addColumn('host_key', 'text', (col) => col.notNull())
+      .addColumn('client_key', 'text', (col) => col.notNull())
+      .addColumn('borg_version', 'text')
+      .addColumn('capacity_bytes', 'integer', (col) => col.notNull().defaultTo(0))
+      .addColumn('free_bytes', 'integer', (col) => col.notNull().defaultTo(0))
+      .addColumn('started_at', 'text', (col) => col.notNull())
+      .addColumn('heartbeat_at', 'text', (col) => col.notNull())
+      .addColumn('stopped_at', 'text')
+      .addColumn('host', 'text', (col) => col.notNull())
+      .addColumn('pid', 'integer', (col) => col.notNull())
+      .execute();
+    await db.schema
+      .createTable('fleet_keys')
+      .addColumn('public_key', 'text', (col) => col.primaryKey())
+      .addColumn('name', 'text', (col) => col.notNull())
+      .addColumn('seen_at', 'text', (col) => col.notNull())
+      .execute();
+    await db.schema
+      .createTable('repository_nodes')
+      .addColumn('repository_id', 'integer', (col) => col.primaryKey().references('repositories.id').onDelete('cascade'))
+      .addColumn('node', 'text', (col) => col.notNull())
+      .addColumn('moving_to', 'text')
+      .execute();
+    if (!isSqlite(db)) for (const t of ['nodes', 'fleet_keys', 'repository_nodes']) await watchTable(db, t);
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    for (const t of ['repository_nodes', 'fleet_keys', 'nodes']) await db.schema.dropTable(t).execute();
+  },
+};
+
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_repository_events': repositoryEvents,
@@ -1055,6 +1098,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0026_store_changes': storeChanges,
   '0027_login_failures': loginFailures,
   '0028_leases': leases,
+  '0029_nodes': nodes,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -18,7 +18,7 @@ import type { RepositoryEventsTable } from './schema.js';
 export const iso = (date: Date): string => date.toISOString();
 export const isoOrNull = (date: Date | null | undefined): string | null => (date ? date.toISOString() : null);
 const dateOrNull = (text: string | null): Date | null => (text === null ? null : new Date(text));
-const num = (value: number | bigint | string): number => Number(value);
+export const num = (value: number | bigint | string): number => Number(value);
 const numOrNull = (value: number | bigint | string | null): number | null => (value === null ? null : Number(value));
 
 export function toRepository(row: Selectable<RepositoriesTable>): Repository {

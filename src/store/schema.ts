@@ -275,6 +275,33 @@ export interface LeasesTable {
   expires_at: string;
 }
 
+export interface NodesTable {
+  name: string;
+  address: string;
+  host_key: string;
+  client_key: string;
+  borg_version: string | null;
+  capacity_bytes: Generated<number>;
+  free_bytes: Generated<number>;
+  started_at: string;
+  heartbeat_at: string;
+  stopped_at: string | null;
+  host: string;
+  pid: number;
+}
+
+export interface FleetKeysTable {
+  public_key: string;
+  name: string;
+  seen_at: string;
+}
+
+export interface RepositoryNodesTable {
+  repository_id: number;
+  node: string;
+  moving_to: string | null;
+}
+
 export interface LoginFailuresTable {
   id: Generated<number>;
   address: string;
@@ -452,6 +479,9 @@ export interface Database {
   auth_failures: AuthFailuresTable;
   login_failures: LoginFailuresTable;
   leases: LeasesTable;
+  nodes: NodesTable;
+  fleet_keys: FleetKeysTable;
+  repository_nodes: RepositoryNodesTable;
   settings: SettingsTable;
   archive_sightings: ArchiveSightingsTable;
   retention_policies: RetentionPoliciesTable;

@@ -30,6 +30,7 @@ export const DENIAL_LABELS: Readonly<Record<string, string>> = {
   BK_DENY_PROTOCOL: 'protocol violation',
   BK_DENY_SESSION_LIMIT: 'too many sessions',
   BK_DENY_SHUTDOWN: 'server shutting down',
+  BK_DENY_NODE_DOWN: 'storage node unreachable',
   BK_DENY_GATE: 'compaction gate closed',
   BK_DENY_ARCHIVE_RULE: 'archive rule',
 };

@@ -1,0 +1,135 @@
+// Two gateways and two storage nodes on one PostgreSQL database, on loopback, each with its own
+// data directory and port (issue 19): real borg clients back up through either gateway to
+// repositories on either node; a repository is moved between nodes while another backup runs,
+// and its archives, ledger and audit history survive; a node killed mid-backup fails its own
+// client with a clear error while the other backup finishes, and its restart closes the dead
+// session as aborted; `borg check` passes.
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createBorgkeepEnv, makeSourceTree, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { waitForSession } from '../helpers/ledger-wait.js';
+import { hostKeyLine, startEmbedded, writePortAndHostKey, writeSshRsh, type SshFrontEnd } from '../helpers/ssh-transports.js';
+import { createTestPostgresDatabase } from '../support/temp-store.js';
+import { startNode, type TestNode } from './node-helpers.js';
+
+let db: Awaited<ReturnType<typeof createTestPostgresDatabase>>;
+let env: BorgkeepEnv;
+let b: SshFrontEnd;
+/** BORG_RSH to gateway B (the env's own goes to gateway A). */
+let rshB: string;
+const nodes: Record<string, TestNode> = {};
+
+interface SessionRow {
+  id: number;
+  result: string;
+  keyName: string;
+  bytesIn: number;
+  detail: string | null;
+}
+
+beforeAll(async () => {
+  db = await createTestPostgresDatabase();
+  env = createBorgkeepEnv('bk-nodes', 'embedded', { serveArgs: ['--database', db.url] });
+  await env.frontEnd();
+  // Gateway B: its own data directory (host keys) and port, the same database.
+  const dataB = join(env.root, 'gateway-b');
+  b = await startEmbedded(dataB, ['--database', db.url]);
+  const dirB = join(env.root, 'client-b');
+  mkdirSync(dirB);
+  writePortAndHostKey(join(dirB, 'port'), join(dirB, 'known_hosts'), b.port, hostKeyLine('embedded', dataB, b));
+  rshB = writeSshRsh(dirB, join(env.root, 'ssh-keys'), join(dirB, 'port'), join(dirB, 'known_hosts'));
+  for (const name of ['n1', 'n2']) nodes[name] = await startNode(name, join(env.root, `node-${name}`), db.url);
+  for (const [repo, node] of [['alpha', 'n1'], ['beta', 'n2'], ['gamma', 'n1']] as const) await env.cliOk(['repo', 'create', repo, '--node', node]);
+  await env.addKey('laptop');
+  for (const repo of ['alpha', 'beta', 'gamma']) await env.cliOk(['grant', 'laptop', repo, '--role', 'full']);
+}, 120_000);
+afterAll(async () => {
+  for (const n of Object.values(nodes)) await n.stop();
+  await b?.stop();
+  await env?.cleanup();
+  await db?.drop();
+});
+
+const viaB = (args: string[]) => run('borg', args, { env: { ...env.borgEnv('laptop'), BORG_RSH: rshB } });
+const viaA = (args: string[]) => env.borg('laptop', args);
+const dirName = async (repo: string) => (JSON.parse(await env.cliOk(['repo', 'show', repo, '--json'])) as { dirName: string }).dirName;
+const sessions = async (repo: string) =>
+  (JSON.parse(await env.cliOk(['ledger', '--json', '--repo', repo, '--limit', '500'])) as { sessions: SessionRow[] }).sessions;
+
+/** A backup of `mib` MiB of random data at 1 MiB/s, running in the background. */
+function slowBackup(repo: string, archive: string, mib: number) {
+  const source = join(env.root, `slow-${archive}`);
+  mkdirSync(source);
+  writeFileSync(join(source, 'random.bin'), randomBytes(mib * 1024 * 1024));
+  const child = spawn('borg', ['create', '--upload-ratelimit', '1024', '--compression', 'none', `${env.url(repo)}::${archive}`, source], { env: env.borgEnv('laptop'), stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
+  return { child, done };
+}
+
+describe('two gateways and two storage nodes on one PostgreSQL database', () => {
+  it('back up through either gateway to repositories on either node; the files are on the node, not the gateway', async () => {
+    for (const [repo, via] of [['alpha', viaA], ['beta', viaB]] as const) {
+      const init = await via(['init', '-e', 'repokey', env.url(repo)]);
+      expect(init.code, init.stderr).toBe(0);
+    }
+    let seed = 1;
+    for (const [repo, via, archive] of [['alpha', viaA, 'a-via-a'], ['alpha', viaB, 'a-via-b'], ['beta', viaB, 'b-via-b'], ['beta', viaA, 'b-via-a']] as const) {
+      const r = await via(['create', `${env.url(repo)}::${archive}`, makeSourceTree(join(env.root, `src-${archive}`), seed++)]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect((await viaB(['list', '--short', env.url('alpha')])).stdout.split('\n').filter(Boolean).sort()).toEqual(['a-via-a', 'a-via-b']);
+    expect((await viaA(['list', '--short', env.url('beta')])).stdout.split('\n').filter(Boolean).sort()).toEqual(['b-via-a', 'b-via-b']);
+    expect(existsSync(join(nodes.n1!.repoPath(await dirName('alpha')), 'config'))).toBe(true);
+    expect(existsSync(join(nodes.n2!.repoPath(await dirName('beta')), 'config'))).toBe(true);
+    expect(existsSync(join(env.dataDir, 'repos', await dirName('alpha')))).toBe(false);
+    // Every session is in the one ledger, with its key, as if it had run on one machine.
+    // alpha: init, two backups, a list.
+    expect((await sessions('alpha')).filter((s) => s.result === 'ok')).toHaveLength(4);
+    const list = JSON.parse(await env.cliOk(['node', 'list', '--json'])) as { nodes: Array<{ name: string; up: boolean; repositories: number }> };
+    expect(list.nodes.map((n) => [n.name, n.up, n.repositories])).toEqual([['n1', true, 2], ['n2', true, 1]]);
+  });
+
+  it('a key without a grant learns nothing of where a repository is: the answer is the same as for none', async () => {
+    await env.addKey('stranger');
+    const r = await run('borg', ['list', env.url('alpha')], { env: env.borgEnv('stranger') });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/does not exist/);
+    expect(r.stderr).not.toMatch(/n1|node/);
+  });
+
+  it('a node killed mid-backup fails its own client with a clear error; the other backup finishes; its restart closes the session as aborted; borg check passes', async () => {
+    const init = await viaA(['init', '-e', 'repokey', env.url('gamma')]);
+    expect(init.code, init.stderr).toBe(0);
+    const onN1 = slowBackup('gamma', 'killed', 8);
+    const onN2 = slowBackup('beta', 'survives', 4);
+    const running = await waitForSession(() => sessions('gamma'), (all) => {
+      if (onN1.child.exitCode !== null) throw new Error('the backup on n1 ended before it was seen running');
+      return all.find((s) => s.result === 'open' && s.bytesIn > 1024 * 1024);
+    }, 'the backup on n1');
+    await nodes.n1!.stop('SIGKILL');
+    const killed = await onN1.done;
+    expect(killed.code).not.toBe(0);
+    expect(killed.stderr).toContain("storage node 'n1' went away during the session");
+    expect(killed.stderr).not.toMatch(/Traceback|Broken ?pipe/i);
+    // While n1 is down its repositories say so at once; the others work.
+    const down = await viaB(['list', env.url('alpha')]);
+    expect(down.code).not.toBe(0);
+    expect(down.stderr).toMatch(/storage node 'n1', which cannot be reached now/);
+    const other = await onN2.done;
+    expect(other.code, other.stderr).toBe(0);
+    expect((await viaB(['list', '--short', env.url('beta')])).stdout).toContain('survives');
+
+    nodes.n1 = await startNode('n1', nodes.n1!.dataDir, db.url, nodes.n1!.port);
+    expect(nodes.n1.log()).toMatch(/closed 1 session left open by a process that died, as aborted/);
+    expect((await sessions('gamma')).find((s) => s.id === running.id)?.result).toBe('aborted');
+    const check = await viaA(['check', env.url('gamma')]);
+    expect(check.code, check.stderr).toBe(0);
+  });
+});
