@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 
-import { invalidInput } from '../errors.js';
+import { BorgkeepError, invalidInput } from '../errors.js';
 import type { CliContext } from './cli-context.js';
 import { isLocalProcessAlive } from './cli-context.js';
 import { readConfigFile } from './config-file.js';
@@ -127,6 +127,7 @@ async function runNode(ctx: CliContext, settings: NodeSettings): Promise<void> {
       import('../gateway/node-connector.js'),
       import('../store/node-store.js'),
     ]);
+  const [move, { borgCommand }] = await Promise.all([import('../gateway/repository-move.js'), import('../gateway/guard-runtime.js')]);
   const [{ default: ssh2 }, { default: pino }] = await Promise.all([import('ssh2'), import('pino')]);
   const dataDir = ctx.getDataDir();
   const paths = dataDirPaths(dataDir);
@@ -153,6 +154,37 @@ async function runNode(ctx: CliContext, settings: NodeSettings): Promise<void> {
         return { keyRef: String(forwarded.keyId), keyId: forwarded.keyId, clientAddress: forwarded.clientAddress, logLevel: forwarded.logLevel, negotiated: true, maxSessionsPerKey: forwarded.maxSessionsPerKey };
       },
       runSession: (session) => runGuardSession(guardDeps, session),
+      // A repository moving off or onto this node (borgkeep repo move).
+      command: (command, channel) => {
+        const end = (code: number, text?: string): void => {
+          if (text) channel.stderr.write(`borgkeep: ${text}\n`);
+          channel.exit(code);
+          channel.end();
+        };
+        const failed = (what: string) => (error: unknown): void => {
+          log.warn({ event: what, error: (error as Error).message }, `a repository ${what} failed`);
+          end(1, error instanceof BorgkeepError ? error.message : 'the node could not do it (its log says why)');
+        };
+        const exporting = move.moveCommandTarget(command, move.EXPORT_COMMAND);
+        if (exporting) {
+          log.info({ event: 'move-export', repository: exporting }, 'sending a repository to another node');
+          move.exportRepository(paths.root, exporting, channel, channel, { lockWaitMs: 60_000, now: () => new Date() }).then((r) => {
+            log.info({ event: 'move-export', repository: exporting, result: r }, r === 'moved' ? 'the repository moved away; its files are in the trash' : 'the move was called off; the repository stays');
+            end(0);
+          }, failed('move-export'));
+          return true;
+        }
+        const importing = move.moveCommandTarget(command, move.IMPORT_COMMAND);
+        if (importing) {
+          log.info({ event: 'move-import', repository: importing }, 'receiving a repository from another node');
+          move.importRepository(paths.root, importing, channel, { borg: borgCommand(process.env), env: process.env }).then((r) => {
+            channel.write(`${JSON.stringify(r)}\n`);
+            end(0);
+          }, failed('move-import'));
+          return true;
+        }
+        return false;
+      },
       throttle: createAuthThrottle({ limit: 10, windowMs: 60_000, now: () => Date.now() }),
       limits: { maxSessions: settings.maxSessions, maxSessionsPerKey: 1_000_000 },
       log,

@@ -108,6 +108,22 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
     });
 
   repo
+    .command('move')
+    .description("move a repository to another storage node: copied under borg's lock, verified (every file's SHA-256 and borg check), then switched; its ledger and history stay")
+    .argument('<name>', 'repository name')
+    .requiredOption('--to <node>', 'the storage node to move it to')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { to: string; json?: boolean }) => {
+      const { moveRepositoryToNode } = await import('./repo-move-command.js');
+      const moved = await withStore(ctx, (store) => moveRepositoryToNode(ctx, store, name, opts.to));
+      if (opts.json) return ctx.out.json(moved);
+      ctx.out.line(
+        `moved repository '${name}' from storage node '${moved.from}' to '${moved.to}': ${moved.files} files, ${formatSize(moved.bytes)}, verified (SHA-256 of every file, borg check --repository-only).`,
+      );
+      if (!moved.sourceCleared) ctx.out.line(`note: the old copy on '${moved.from}' could not be moved to its trash; it is no longer used (its node's log says why).`);
+    });
+
+  repo
     .command('show')
     .description("show a repository's details and grants")
     .argument('<name>', 'repository name')

@@ -68,6 +68,11 @@ export interface SshGatewayDeps {
    * server reads a gateway's forward request instead (node-server.ts).
    */
   readonly sessionFor?: (command: string, key: SshKey, address: string) => SessionSpec | null;
+  /**
+   * Runs an exec request that is not a session, for a key that logged in; false when it is none
+   * it knows (a storage node's part in moving a repository, repository-move.ts).
+   */
+  readonly command?: (command: string, channel: ServerChannel) => boolean;
   /** Sends sessions of repositories on other storage nodes there (node-router.ts). */
   readonly router?: { route(channel: ServerChannel, session: ForwardedSession, gone: AbortSignal, stop: AbortSignal): Promise<Route> };
 }
@@ -223,6 +228,7 @@ export function createSshGateway(deps: SshGatewayDeps): SshGateway {
           session.on('exec', (accept, _reject, info) => {
             const channel = accept();
             const authKey = key;
+            if (authKey && deps.command?.(info.command, channel)) return;
             const spec = authKey ? (deps.sessionFor ?? borgServeSession)(info.command, authKey, address) : null;
             if (!authKey || !spec) {
               log.warn({ event: 'exec-refused', address, key: authKey?.name }, 'a command other than borg serve was refused');

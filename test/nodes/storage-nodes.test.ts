@@ -5,13 +5,13 @@
 // client with a clear error while the other backup finishes, and its restart closes the dead
 // session as aborted; `borg check` passes.
 
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createBorgkeepEnv, makeSourceTree, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { BORGKEEP, createBorgkeepEnv, makeSourceTree, PASSPHRASE, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { waitForSession } from '../helpers/ledger-wait.js';
 import { hostKeyLine, startEmbedded, writePortAndHostKey, writeSshRsh, type SshFrontEnd } from '../helpers/ssh-transports.js';
 import { createTestPostgresDatabase } from '../support/temp-store.js';
@@ -70,7 +70,7 @@ function slowBackup(repo: string, archive: string, mib: number) {
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
-  return { child, done };
+  return { child, done, stderr: () => stderr };
 }
 
 describe('two gateways and two storage nodes on one PostgreSQL database', () => {
@@ -104,6 +104,65 @@ describe('two gateways and two storage nodes on one PostgreSQL database', () => 
     expect(r.stderr).not.toMatch(/n1|node/);
   });
 
+  it('moves a repository between nodes while another backup runs: its archives, ledger and audit history survive', async () => {
+    const audit = async (node: TestNode) => {
+      const r = await run(process.execPath, [BORGKEEP, '--data-dir', node.dataDir, 'audit', 'alpha', '--json'], { env: { ...process.env, BORGKEEP_DATA_DIR: undefined, BORG_PASSPHRASE: PASSPHRASE } });
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as { verdict: string; transactions: Array<{ id: number; verdict: string; session: number | null; key: string | null; archivesAdded: string[] | null }> };
+      return { verdict: report.verdict, transactions: report.transactions.map((t) => [t.id, t.verdict, t.session, t.key, t.archivesAdded]) };
+    };
+    const before = { audit: await audit(nodes.n1!), sessions: (await sessions('alpha')).map((s) => [s.id, s.result]) };
+    expect(before.audit.verdict).toBe('clean');
+    const dir = await dirName('alpha');
+
+    const other = slowBackup('beta', 'during-move', 8);
+    await waitForSession(() => sessions('beta'), (all) => {
+      if (other.child.exitCode !== null) throw new Error(`the backup of beta ended before the move began: ${other.stderr()}`);
+      return all.find((s) => s.result === 'open' && s.bytesIn > 0);
+    }, 'the backup of beta');
+    const moved = await env.cli(['repo', 'move', 'alpha', '--to', 'n2', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(JSON.parse(moved.stdout)).toMatchObject({ repository: 'alpha', from: 'n1', to: 'n2', sourceCleared: true });
+    expect(existsSync(join(nodes.n2!.repoPath(dir), 'config'))).toBe(true);
+    expect(existsSync(nodes.n1!.repoPath(dir))).toBe(false); // in n1's trash, not destroyed
+    const during = await other.done;
+    expect(during.code, during.stderr).toBe(0);
+
+    // The same archives through either gateway, a new backup on n2, the same ledger and audit.
+    expect((await viaB(['list', '--short', env.url('alpha')])).stdout.split('\n').filter(Boolean).sort()).toEqual(['a-via-a', 'a-via-b']);
+    const next = await viaA(['create', `${env.url('alpha')}::after-move`, makeSourceTree(join(env.root, 'src-after-move'), 9)]);
+    expect(next.code, next.stderr).toBe(0);
+    const after = (await sessions('alpha')).map((s) => [s.id, s.result]);
+    for (const row of before.sessions) expect(after).toContainEqual(row);
+    const audited = await audit(nodes.n2!);
+    expect(audited.verdict).toBe('clean');
+    expect(audited.transactions.slice(0, before.audit.transactions.length)).toEqual(before.audit.transactions);
+    expect(audited.transactions.at(-1)?.[4]).toEqual(['after-move']);
+    const list = JSON.parse(await env.cliOk(['node', 'list', '--json'])) as { nodes: Array<{ name: string; repositories: number }> };
+    expect(list.nodes.map((n) => [n.name, n.repositories])).toEqual([['n1', 1], ['n2', 2]]);
+  });
+
+  it('refuses a move it cannot make, in one sentence, and changes nothing', async () => {
+    const same = await env.cli(['repo', 'move', 'alpha', '--to', 'n2']);
+    expect(same.code).not.toBe(0);
+    expect(same.stderr.trim()).toBe("borgkeep: repository 'alpha' is on storage node 'n2' already");
+    const nowhere = await env.cli(['repo', 'move', 'alpha', '--to', 'n9']);
+    expect(nowhere.stderr.trim()).toBe("borgkeep: there is no storage node 'n9' (borgkeep node list shows the nodes)");
+    // The target holds files of the repository already: the copy is refused before anything is put in place.
+    const dir = await dirName('beta');
+    mkdirSync(nodes.n1!.repoPath(dir), { recursive: true });
+    try {
+      const clash = await env.cli(['repo', 'move', 'beta', '--to', 'n1']);
+      expect(clash.code).not.toBe(0);
+      expect(clash.stderr).toMatch(/the repository was not moved: this node already holds files of that repository; nothing was copied; it stays where it was, unchanged/);
+    } finally {
+      rmSync(nodes.n1!.repoPath(dir), { recursive: true, force: true });
+    }
+    expect((await viaA(['list', '--short', env.url('beta')])).code).toBe(0);
+    const list = JSON.parse(await env.cliOk(['node', 'list', '--json'])) as { nodes: Array<{ name: string; repositories: number }> };
+    expect(list.nodes.map((n) => [n.name, n.repositories])).toEqual([['n1', 1], ['n2', 2]]);
+  });
+
   it('a node killed mid-backup fails its own client with a clear error; the other backup finishes; its restart closes the session as aborted; borg check passes', async () => {
     const init = await viaA(['init', '-e', 'repokey', env.url('gamma')]);
     expect(init.code, init.stderr).toBe(0);
@@ -119,7 +178,7 @@ describe('two gateways and two storage nodes on one PostgreSQL database', () => 
     expect(killed.stderr).toContain("storage node 'n1' went away during the session");
     expect(killed.stderr).not.toMatch(/Traceback|Broken ?pipe/i);
     // While n1 is down its repositories say so at once; the others work.
-    const down = await viaB(['list', env.url('alpha')]);
+    const down = await viaB(['list', env.url('gamma')]);
     expect(down.code).not.toBe(0);
     expect(down.stderr).toMatch(/storage node 'n1', which cannot be reached now/);
     const other = await onN2.done;
