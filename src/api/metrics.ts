@@ -9,8 +9,9 @@ import { Counter, Gauge, Registry } from 'prom-client';
 
 import type { Store } from '../store/database.js';
 import type { SizeOf } from './features/repository-size.js';
+import { nodeIsUp } from '../store/node-store.js';
 
-type MetricsStore = Pick<Store, 'paths' | 'listRepositoryStatuses' | 'sessionTotals' | 'openAlerts'>;
+type MetricsStore = Pick<Store, 'paths' | 'listRepositoryStatuses' | 'sessionTotals' | 'openAlerts'> & Partial<Pick<Store, 'listNodes'>>;
 
 export interface ServerMetrics {
   readonly registry: Registry;
@@ -49,14 +50,27 @@ export function createServerMetrics(deps: { store: MetricsStore; sizeOf: SizeOf 
     registers: [registry],
   });
   const alertsOpen = new Gauge({ name: 'borgkeep_alerts_open', help: 'alerts open now, by rule', labelNames: ['rule'], registers: [registry] });
+  const perNode = (name: string, help: string) => new Gauge({ name, help, labelNames: ['node'], registers: [registry] });
+  const nodeUp = perNode('borgkeep_node_up', 'whether the storage node is up: 1 while it renews its heartbeat, 0 when it stopped or has not reported for 15 seconds');
+  const nodeFree = perNode('borgkeep_node_free_bytes', "free bytes of the storage node's disk, as it last reported");
+  const nodeCapacity = perNode('borgkeep_node_capacity_bytes', "size of the storage node's disk");
+  const nodeHeartbeat = perNode('borgkeep_node_heartbeat_timestamp_seconds', "the storage node's last heartbeat (Unix time)");
 
   async function collect(): Promise<void> {
-    const [statuses, totals, alerts] = await Promise.all([
+    const [statuses, totals, alerts, nodes] = await Promise.all([
       deps.store.listRepositoryStatuses({ denialsSince: new Date(0) }),
       deps.store.sessionTotals(),
       deps.store.openAlerts(),
+      deps.store.listNodes?.() ?? [],
     ]);
-    for (const g of [lastBackup, size, quota, expected, bytesIn, bytesOut, denials, sessions, alertsOpen]) g.reset();
+    for (const g of [lastBackup, size, quota, expected, bytesIn, bytesOut, denials, sessions, alertsOpen, nodeUp, nodeFree, nodeCapacity, nodeHeartbeat]) g.reset();
+    const at = new Date();
+    for (const n of nodes) {
+      nodeUp.set({ node: n.name }, nodeIsUp(n, at) ? 1 : 0);
+      nodeFree.set({ node: n.name }, n.freeBytes);
+      nodeCapacity.set({ node: n.name }, n.capacityBytes);
+      nodeHeartbeat.set({ node: n.name }, n.heartbeatAt.getTime() / 1000);
+    }
     const names = new Map<number, string>();
     await Promise.all(
       statuses.map(async (s) => {

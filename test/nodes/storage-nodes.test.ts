@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { BORGKEEP, createBorgkeepEnv, makeSourceTree, PASSPHRASE, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
+import { firstAdminPassword } from '../helpers/first-admin.js';
 import { waitForSession } from '../helpers/ledger-wait.js';
 import { hostKeyLine, startEmbedded, writePortAndHostKey, writeSshRsh, type SshFrontEnd } from '../helpers/ssh-transports.js';
 import { createTestPostgresDatabase } from '../support/temp-store.js';
@@ -183,6 +184,15 @@ describe('two gateways and two storage nodes on one PostgreSQL database', () => 
     expect(down.stderr).toMatch(/storage node 'n1', which cannot be reached now/);
     const other = await onN2.done;
     expect(other.code, other.stderr).toBe(0);
+    // Once its heartbeat is old, the metrics and the console's API say it is down; n2 is up.
+    const http = /HTTP API listening on (http:\/\/127\.0\.0\.1:\d+)/.exec((await env.frontEnd()).log())![1];
+    await expect.poll(async () => (await (await fetch(`${http}/metrics`)).text()).match(/^borgkeep_node_up\{node="n\d"\} \d$/gm), { timeout: 30_000, interval: 1000 }).toEqual([
+      'borgkeep_node_up{node="n1"} 0',
+      'borgkeep_node_up{node="n2"} 1',
+    ]);
+    const login = await fetch(`${http}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'admin', password: firstAdminPassword(env.dataDir) }) });
+    const shown = (await (await fetch(`${http}/api/v1/nodes`, { headers: { cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]! } })).json()) as { nodes: Array<{ name: string; up: boolean; repositories: number }> };
+    expect(shown.nodes.map((n) => [n.name, n.up, n.repositories])).toEqual([['n1', false, 1], ['n2', true, 2]]);
     expect((await viaB(['list', '--short', env.url('beta')])).stdout).toContain('survives');
 
     nodes.n1 = await startNode('n1', nodes.n1!.dataDir, db.url, nodes.n1!.port);

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { invalidInput, notFound } from '../../errors.js';
 import { clientPathProblem, clientSetup, DEFAULT_CONFIG_DIR, ENCRYPTION_REASON, hostOfHostHeader, RECOMMENDED_ENCRYPTION } from '../../gateway/client-setup.js';
 import type { ApiContext } from '../api-server.js';
+import { nodeIsUp } from '../../store/node-store.js';
 import { defineRoute } from '../route.js';
 import { name, nameParams } from '../schemas.js';
 
@@ -55,6 +56,45 @@ export function serverRoutes(ctx: ApiContext, ssh: SshEndpoint | null) {
         encryption: z.string().describe('the encryption mode every instruction recommends'),
       }),
       handler: async () => ({ ssh, encryption: RECOMMENDED_ENCRYPTION }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/nodes',
+      tag,
+      summary: 'the storage nodes (PostgreSQL installations): whether each is up, its disk and how many repositories it holds; none on one machine',
+      access: 'viewer',
+      response: z.object({
+        nodes: z.array(
+          z.object({
+            name: z.string(),
+            address: z.string().describe("host:port of the node's SSH server, which only gateways and nodes log in to"),
+            up: z.boolean().describe('renewing its heartbeat; false once it stopped or has not reported for 15 seconds'),
+            heartbeatAt: z.string(),
+            capacityBytes: z.number(),
+            freeBytes: z.number(),
+            repositories: z.number(),
+            borgVersion: z.string().nullable(),
+          }),
+        ),
+      }),
+      handler: async () => {
+        const [nodes, placed] = await Promise.all([ctx.store.listNodes(), ctx.store.repositoryNodes()]);
+        const counts = new Map<string, number>();
+        for (const n of placed.values()) counts.set(n, (counts.get(n) ?? 0) + 1);
+        const at = ctx.now();
+        return {
+          nodes: nodes.map((n) => ({
+            name: n.name,
+            address: n.address,
+            up: nodeIsUp(n, at),
+            heartbeatAt: n.heartbeatAt.toISOString(),
+            capacityBytes: n.capacityBytes,
+            freeBytes: n.freeBytes,
+            repositories: counts.get(n.name) ?? 0,
+            borgVersion: n.borgVersion,
+          })),
+        };
+      },
     }),
     defineRoute({
       method: 'GET',

@@ -8,6 +8,7 @@ import { useAction, useLoad } from '../hooks';
 import { useLive } from '../live';
 import { Link, navigate } from '../router';
 import { LiveSessions } from '../parts/live-sessions';
+import { StorageNodes } from '../parts/storage-nodes';
 import { SubmitWithError } from '../parts/form-error';
 import { NEAR_QUOTA, sortRepositories, type RepositoryOrder } from '../parts/repository-order';
 
@@ -66,6 +67,7 @@ export function DashboardPage() {
           </table>
         </div>
       )}
+      <StorageNodes />
       {can(me, 'operator') && <CreateRepository onCreated={(name) => navigate(`/repositories/${encodeURIComponent(name)}`)} />}
     </>
   );
