@@ -4,14 +4,16 @@
 // order rotating from round to round:
 //   (a) OpenSSH's sshd with plain `borg serve --restrict-to-path R` as the key's forced command,
 //   (b) the same sshd with `borgkeep borg-serve --key K` as the forced command (an append key),
-//   (c) the embedded SSH gateway of `borgkeep serve` (the same key and role).
-// Prints (b)/(a) and (c)/(a) (medians of the rounds' ratios and ratio of the medians) and the
+//   (c) the embedded SSH gateway of `borgkeep serve` (the same key and role),
+//   (d) a gateway on PostgreSQL forwarding the session over SSH to a storage node (`borgkeep node
+//       run`) that holds the repository and runs the guard (BENCH_GATEWAY_NODES=0 leaves it out).
+// Prints (b)/(a), (c)/(a) and (d)/(a) (medians of the rounds' ratios and ratio of the medians) and the
 // server's CPU seconds per GiB for each: (a) and (b) the listening sshd's reaped descendants (the
 // connection's sshd, the forced command, borg serve), (c) the serve process and its reaped borg
-// serve children. Needs root (sshd; the forced commands run as root).
+// serve children, (d) the gateway and the node and the node's reaped borg serve. Needs root (sshd; the forced commands run as root).
 // BENCH_GATEWAY_BUSY=1 runs a CPU-bound process beside every run (the issue's "while other work
-// ran" figures). Goals: (b)/(a) <= 1.03, (c)/(a) <= 1.00 and (c)'s server CPU per GiB no higher
-// than (a)'s.
+// ran" figures). Goals: (b)/(a) <= 1.03, (c)/(a) <= 1.00, (c)'s server CPU per GiB no higher
+// than (a)'s, (d)/(a) <= 1.10.
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
@@ -19,6 +21,7 @@ import { join } from 'node:path';
 
 import { BORGKEEP, GiB, MiB, borgClientEnv, borgVersion, fmt, median, printTable, run, runOk, saveResults, syncDisks, writeRandomTree, requireBuilt } from './lib/common.mjs';
 import { cpuSeconds, waitNoChildren } from './lib/pull-hosts.mjs';
+import { startPostgres } from './lib/postgres.mjs';
 
 requireBuilt();
 if (process.getuid?.() !== 0) throw new Error('gateway.bench.mjs needs root: it starts its own sshd whose forced commands run as root');
@@ -26,14 +29,18 @@ const SOURCE_BYTES = Number(process.env.BENCH_SOURCE_BYTES ?? GiB);
 const ROUNDS = Number(process.env.BENCH_RUNS ?? 3);
 const BUSY = process.env.BENCH_GATEWAY_BUSY === '1';
 const GIB = SOURCE_BYTES / GiB;
+const NODES = process.env.BENCH_GATEWAY_NODES !== '0';
+const KINDS = NODES ? ['a', 'b', 'c', 'd'] : ['a', 'b', 'c'];
 
 // Under /run, root's: sshd wants the directories above its files unwritable by others.
 mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
 const dir = mkdtempSync('/run/borgkeep-bench-gateway-');
 chmodSync(dir, 0o755);
 const children = [];
+let postgres = null;
 const cleanup = () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  postgres?.stop();
   rmSync(dir, { recursive: true, force: true });
 };
 process.once('exit', cleanup);
@@ -96,7 +103,28 @@ const serve = spawn(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'serve',
 children.push(serve);
 const servePort = Number((await started(serve, /ssh gateway listening on 127\.0\.0\.1:(\d+)/, 'borgkeep serve'))[1]);
 const serveHostKey = readFileSync(join(dataDir, 'ssh', 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
-writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${sshdPort} ${readFileSync(`${hostKeyFile}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ')}\n[127.0.0.1]:${servePort} ${serveHostKey}\n`);
+const knownHosts = [`[127.0.0.1]:${sshdPort} ${readFileSync(`${hostKeyFile}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ')}`, `[127.0.0.1]:${servePort} ${serveHostKey}`];
+
+// (d): a gateway and a storage node on a private PostgreSQL server, each with its own data directory.
+const pgDataDir = join(dir, 'gateway-pg-data');
+const nodeDataDir = join(dir, 'node-data');
+const pgCli = (args) => runOk(process.execPath, [BORGKEEP, '--data-dir', pgDataDir, ...args]);
+let gatewayPg = null;
+let node = null;
+let gatewayPgPort = 0;
+if (NODES) {
+  postgres = await startPostgres();
+  gatewayPg = spawn(process.execPath, [BORGKEEP, '--data-dir', pgDataDir, 'serve', '--database', postgres.url, '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(gatewayPg);
+  gatewayPgPort = Number((await started(gatewayPg, /ssh gateway listening on 127\.0\.0\.1:(\d+)/, 'borgkeep serve (PostgreSQL)'))[1]);
+  node = spawn(process.execPath, [BORGKEEP, '--data-dir', nodeDataDir, 'node', 'run', '--name', 'n1', '--database', postgres.url, '--ssh-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(node);
+  await started(node, /node SSH server listening on/, 'borgkeep node');
+  await pgCli(['key', 'add', 'writer-key', '--file', `${writerKey.file}.pub`]);
+  await pgCli(['key', 'add', 'admin-key', '--file', `${adminKey.file}.pub`]);
+  knownHosts.push(`[127.0.0.1]:${gatewayPgPort} ${readFileSync(join(pgDataDir, 'ssh', 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ')}`);
+}
+writeFileSync(join(dir, 'known_hosts'), `${knownHosts.join('\n')}\n`);
 
 const rsh = join(dir, 'rsh');
 writeFileSync(rsh, `#!/bin/sh\nexec ssh -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none -o UserKnownHostsFile=${join(dir, 'known_hosts')} -o StrictHostKeyChecking=yes -o LogLevel=ERROR -i "$BENCH_KEY_FILE" "$@"\n`);
@@ -116,10 +144,11 @@ async function measure(kind) {
       await runOk('borg', ['init', '-e', 'repokey', url], { env: borgClientEnv(clientDir, rsh, { BENCH_KEY_FILE: key }) });
     } else {
       const name = `bench-${n}`;
-      await cli(['repo', 'create', name]);
-      await cli(['grant', 'admin-key', name, '--role', 'full']);
-      await cli(['grant', 'writer-key', name, '--role', 'append']);
-      const port = kind === 'b' ? sshdPort : servePort;
+      const admin = kind === 'd' ? pgCli : cli;
+      await admin(['repo', 'create', name, ...(kind === 'd' ? ['--node', 'n1'] : [])]);
+      await admin(['grant', 'admin-key', name, '--role', 'full']);
+      await admin(['grant', 'writer-key', name, '--role', 'append']);
+      const port = kind === 'b' ? sshdPort : kind === 'c' ? servePort : gatewayPgPort;
       const user = kind === 'b' ? 'root' : 'borg';
       await runOk('borg', ['init', '-e', 'repokey', `ssh://${user}@127.0.0.1:${port}/./${name}`], { env: borgClientEnv(clientDir, rsh, { BENCH_KEY_FILE: adminKey.file }) });
       url = `ssh://${user}@127.0.0.1:${port}/./${name}`;
@@ -127,8 +156,8 @@ async function measure(kind) {
     }
     syncDisks();
     const server = kind === 'c' ? serve.pid : sshd.pid;
-    if (kind !== 'c') await waitNoChildren(sshd.pid);
-    const before = cpuSeconds(server);
+    if (kind === 'a' || kind === 'b') await waitNoChildren(sshd.pid);
+    const before = kind === 'd' ? { gateway: cpuSeconds(gatewayPg.pid), node: cpuSeconds(node.pid) } : cpuSeconds(server);
     const burner = BUSY ? spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }) : null;
     const t0 = process.hrtime.bigint();
     const r = await run('borg', ['create', '--compression', 'lz4', `${url}::bench`, src], { env: borgClientEnv(clientDir, rsh, { BENCH_KEY_FILE: key }) });
@@ -136,10 +165,15 @@ async function measure(kind) {
     burner?.kill('SIGKILL');
     if (r.code !== 0) throw new Error(`borg create (${kind}) failed (${r.code}):\n${r.stderr}`);
     // The connection's processes end (and are reaped) just after the client's exit.
-    if (kind !== 'c') await waitNoChildren(sshd.pid);
+    if (kind === 'a' || kind === 'b') await waitNoChildren(sshd.pid);
     else await new Promise((res) => setTimeout(res, 300));
-    const after = cpuSeconds(server);
-    const cpu = kind === 'c' ? after.own - before.own + (after.reaped - before.reaped) : after.reaped - before.reaped;
+    const whole = (b, a) => a.own - b.own + (a.reaped - b.reaped);
+    const cpu =
+      kind === 'd'
+        ? whole(before.gateway, cpuSeconds(gatewayPg.pid)) + whole(before.node, cpuSeconds(node.pid))
+        : kind === 'c'
+          ? whole(before, cpuSeconds(server))
+          : cpuSeconds(server).reaped - before.reaped;
     return { seconds, cpuPerGiB: cpu / GIB };
   } finally {
     rmSync(src, { recursive: true, force: true });
@@ -150,27 +184,32 @@ async function measure(kind) {
 }
 
 console.log(
-  `borg create of ${SOURCE_BYTES / MiB} MiB of fresh random data, -C lz4, -e repokey, over ssh on loopback; ${ROUNDS} rounds of (a) OpenSSH + plain borg serve, (b) OpenSSH + borgkeep borg-serve, (c) borgkeep's embedded gateway, order rotating${BUSY ? '; a CPU-bound process beside every run' : ''}; ${borgVersion()}, node ${process.version}, ${(await runOk('ssh', ['-V'])).stderr.trim()}`,
+  `borg create of ${SOURCE_BYTES / MiB} MiB of fresh random data, -C lz4, -e repokey, over ssh on loopback; ${ROUNDS} rounds of (a) OpenSSH + plain borg serve, (b) OpenSSH + borgkeep borg-serve, (c) borgkeep's embedded gateway${NODES ? ', (d) gateway -> storage node' : ''}, order rotating${BUSY ? '; a CPU-bound process beside every run' : ''}; ${borgVersion()}, node ${process.version}, ${(await runOk('ssh', ['-V'])).stderr.trim()}`,
 );
-const results = { a: [], b: [], c: [] };
-const orders = [['a', 'b', 'c'], ['b', 'c', 'a'], ['c', 'a', 'b']];
+const results = Object.fromEntries(KINDS.map((k) => [k, []]));
 for (let i = 0; i < ROUNDS; i++) {
-  for (const kind of orders[i % 3]) results[kind].push(await measure(kind));
-  const [a, b, c] = [results.a[i], results.b[i], results.c[i]];
-  console.log(`  round ${i + 1}: a ${fmt(a.seconds)} s, b ${fmt(b.seconds)} s (b/a ${fmt(b.seconds / a.seconds, 3)}), c ${fmt(c.seconds)} s (c/a ${fmt(c.seconds / a.seconds, 3)}); server CPU a ${fmt(a.cpuPerGiB, 3)}, b ${fmt(b.cpuPerGiB, 3)}, c ${fmt(c.cpuPerGiB, 3)} s/GiB`);
+  // The order rotates: each way goes first in turn.
+  const order = KINDS.map((_, j) => KINDS[(i + j) % KINDS.length]);
+  for (const kind of order) results[kind].push(await measure(kind));
+  const a = results.a[i];
+  const parts = KINDS.map((k) => `${k} ${fmt(results[k][i].seconds)} s${k === 'a' ? '' : ` (${k}/a ${fmt(results[k][i].seconds / a.seconds, 3)})`}`);
+  console.log(`  round ${i + 1}: ${parts.join(', ')}; server CPU ${KINDS.map((k) => `${k} ${fmt(results[k][i].cpuPerGiB, 3)}`).join(', ')} s/GiB`);
 }
 const med = (kind, field) => median(results[kind].map((r) => r[field]));
 const ratio = (kind) => ({ ofMedians: med(kind, 'seconds') / med('a', 'seconds'), medianOfRounds: median(results[kind].map((r, i) => r.seconds / results.a[i].seconds)) });
 const rb = ratio('b');
 const rc = ratio('c');
+const rd = NODES ? ratio('d') : null;
 printTable([
   ['way', 'median s', 'ratio to (a) (of medians; median of rounds)', 'server CPU s/GiB (median)'],
   ['(a) OpenSSH + borg serve', fmt(med('a', 'seconds')), '1', fmt(med('a', 'cpuPerGiB'), 3)],
   ['(b) OpenSSH + borgkeep borg-serve', fmt(med('b', 'seconds')), `${fmt(rb.ofMedians, 3)}; ${fmt(rb.medianOfRounds, 3)}`, fmt(med('b', 'cpuPerGiB'), 3)],
   ['(c) embedded gateway', fmt(med('c', 'seconds')), `${fmt(rc.ofMedians, 3)}; ${fmt(rc.medianOfRounds, 3)}`, fmt(med('c', 'cpuPerGiB'), 3)],
+  ...(rd ? [['(d) gateway -> storage node', fmt(med('d', 'seconds')), `${fmt(rd.ofMedians, 3)}; ${fmt(rd.medianOfRounds, 3)}`, fmt(med('d', 'cpuPerGiB'), 3)]] : []),
 ]);
-const goals = { b: rb.ofMedians <= 1.03, c: rc.ofMedians <= 1.0, cCpu: med('c', 'cpuPerGiB') <= med('a', 'cpuPerGiB') };
-console.log(`goals: (b)/(a) <= 1.03 ${goals.b ? 'met' : 'NOT met'}; (c)/(a) <= 1.00 ${goals.c ? 'met' : 'NOT met'}; (c)'s server CPU per GiB <= (a)'s ${goals.cCpu ? 'met' : 'NOT met'}`);
-saveResults(BUSY ? 'gateway-busy' : 'gateway', { sourceBytes: SOURCE_BYTES, rounds: ROUNDS, results, ratioB: rb, ratioC: rc, goals });
-serve.kill('SIGTERM');
-sshd.kill('SIGTERM');
+const goals = { b: rb.ofMedians <= 1.03, c: rc.ofMedians <= 1.0, cCpu: med('c', 'cpuPerGiB') <= med('a', 'cpuPerGiB'), ...(rd && { d: rd.ofMedians <= 1.1 }) };
+console.log(
+  `goals: (b)/(a) <= 1.03 ${goals.b ? 'met' : 'NOT met'}; (c)/(a) <= 1.00 ${goals.c ? 'met' : 'NOT met'}; (c)'s server CPU per GiB <= (a)'s ${goals.cCpu ? 'met' : 'NOT met'}${rd ? `; (d)/(a) <= 1.10 ${goals.d ? 'met' : 'NOT met'}` : ''}`,
+);
+saveResults(BUSY ? 'gateway-busy' : 'gateway', { sourceBytes: SOURCE_BYTES, rounds: ROUNDS, results, ratioB: rb, ratioC: rc, ratioD: rd, goals });
+for (const c of children) c.kill('SIGTERM');

@@ -12,7 +12,16 @@ import { nextTurn } from '../shared/event-loop.js';
 import type { Store } from '../store/database.js';
 import type { JobDefinition } from './scheduler.js';
 
-type JobStore = Pick<Store, 'paths' | 'listRepositoryRecords' | 'addRepositoryStat'>;
+type JobStore = Pick<Store, 'paths' | 'listRepositoryRecords' | 'addRepositoryStat'> & Partial<Pick<Store, 'repositoryNodes'>>;
+
+/**
+ * The repositories whose files are in this data directory: not those on storage nodes, which hold
+ * them on their own disks (docs/postgresql.md, storage nodes).
+ */
+async function localRepositories(store: JobStore) {
+  const onNodes = (await store.repositoryNodes?.()) ?? new Map<number, string>();
+  return (await store.listRepositoryRecords()).filter((r) => !onNodes.has(r.id));
+}
 
 export interface ServerJobDeps {
   store: JobStore;
@@ -40,7 +49,7 @@ const repositories = (n: number) => `${n} ${n === 1 ? 'repository' : 'repositori
 /** Size on disk, and from borg's hints: live objects, what compaction would free, borg's own usage. */
 export async function repositoryStatistics(deps: Pick<ServerJobDeps, 'store' | 'directorySize'>): Promise<string> {
   let measured = 0;
-  for (const repository of await deps.store.listRepositoryRecords()) {
+  for (const repository of await localRepositories(deps.store)) {
     await nextTurn();
     const path = deps.store.paths.repository(repository.dirName);
     const sizeBytes = await deps.directorySize(path);
@@ -97,7 +106,7 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
       run: async () => {
         const verdicts: string[] = [];
         const failures: string[] = [];
-        for (const repository of await deps.store.listRepositoryRecords()) {
+        for (const repository of await localRepositories(deps.store)) {
           await nextTurn();
           try {
             verdicts.push(`${repository.name}: ${await deps.audit(repository.name)}`);
@@ -120,7 +129,7 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
               const verify = deps.verify!;
               const verdicts: string[] = [];
               const failures: string[] = [];
-              for (const repository of await deps.store.listRepositoryRecords()) {
+              for (const repository of await localRepositories(deps.store)) {
                 await nextTurn();
                 try {
                   const verdict = await verify(repository.name);

@@ -4,6 +4,7 @@
 // of different processes apart.
 
 import { BorgkeepError, invalidInput } from '../errors.js';
+import type { NodeStore } from '../store/node-store.js';
 import type { RepositoryStore } from '../store/repository-store.js';
 import type { RetentionStore } from '../store/retention-store.js';
 import type { Repository } from '../store/types.js';
@@ -11,7 +12,7 @@ import { isDue, nextRun, parseRetentionRules, type RetentionPolicy, type Retenti
 import { runRetention, type RetentionRun, type RetentionRunDeps } from './run-retention.js';
 
 export interface RetentionServiceDeps {
-  readonly store: RetentionStore & Pick<RepositoryStore, 'getRepository' | 'listRepositoryRecords'>;
+  readonly store: RetentionStore & Pick<RepositoryStore, 'getRepository' | 'listRepositoryRecords'> & Partial<Pick<NodeStore, 'repositoryNodes'>>;
   readonly vault: RetentionRunDeps['vault'];
   readonly now: () => Date;
   /** What runs need (the guard, borg); left out (the API alone), policies can be set but not run. */
@@ -104,7 +105,9 @@ export function createRetentionService(deps: RetentionServiceDeps) {
       const now = deps.now();
       const due = policies.filter((p) => isDue(p, now) && !running.has(p.repositoryId));
       if (due.length === 0) return policies.length === 0 ? 'no retention policies' : 'nothing due';
-      const byId = new Map((await deps.store.listRepositoryRecords()).map((r) => [r.id, r]));
+      // A repository on a storage node is pruned there (docs/postgresql.md): not from this data directory.
+      const onNodes = (await deps.store.repositoryNodes?.()) ?? new Map<number, string>();
+      const byId = new Map((await deps.store.listRepositoryRecords()).filter((r) => !onNodes.has(r.id)).map((r) => [r.id, r]));
       const lines: string[] = [];
       let failed = false;
       for (const policy of due) {
