@@ -21,7 +21,14 @@
 //   - afterwards every repository's archives, straight from the disk, are the last three each
 //     client created (nothing committed was lost), and SOAK_CHECK (5) of them pass `borg check`.
 //
-// Settings: SOAK_MINUTES, SOAK_CLIENTS, SOAK_DENIAL_RATE, SOAK_SAMPLE_SECONDS, SOAK_CHECK.
+// SOAK_NODES=1 (issue 19): the same soak across a fleet on a private PostgreSQL server: two
+// gateways (`borgkeep serve`, each its own data directory) and two storage nodes (`borgkeep node
+// run`); the repositories alternate between the nodes and the clients between the gateways, so
+// every pairing runs. Memory is sampled (and heap-snapshotted) in all four processes; the ledger
+// is read from PostgreSQL and the repositories from the nodes' disks. Needs root (PostgreSQL).
+// Default there: SOAK_CLIENTS 100.
+//
+// Settings: SOAK_MINUTES, SOAK_CLIENTS, SOAK_DENIAL_RATE, SOAK_SAMPLE_SECONDS, SOAK_CHECK, SOAK_NODES.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,16 +36,19 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
 
 import { heapGrowth, summariseHeapSnapshot, takeHeapSnapshot } from './lib/heap-snapshot.mjs';
+import { startPostgres } from './lib/postgres.mjs';
 import { BORGKEEP, ROOT, borgClientEnv, borgVersion, fmt, median, printTable, requireBuilt, run, runOk, saveResults, tempRoot } from './lib/common.mjs';
 
 requireBuilt();
 const { encode, MsgMap, CLIENT_LIMITS } = await import(join(ROOT, 'dist', 'rpc', 'msgpack.js'));
 const { createFrameSplitter } = await import(join(ROOT, 'dist', 'rpc', 'frame-splitter.js'));
 
+const NODES = process.env.SOAK_NODES === '1';
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 30);
-const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 50);
+const CLIENTS = Number(process.env.SOAK_CLIENTS ?? (NODES ? 100 : 50));
 const DENIAL_RATE = Number(process.env.SOAK_DENIAL_RATE ?? 0.05);
 const SAMPLE_MS = Number(process.env.SOAK_SAMPLE_SECONDS ?? 10) * 1000;
 const CHECK = Number(process.env.SOAK_CHECK ?? 5);
@@ -60,62 +70,96 @@ async function inBatches(items, width, fn) {
 }
 
 // --- the installation -------------------------------------------------------------------------
-log(`setting up ${CLIENTS} repositories and ${2 * CLIENTS + 1} keys`);
+/** A borgkeep process of the soak, its log kept (the tail, for errors). */
+function startProcess(label, args, snapDir) {
+  mkdirSync(snapDir, { recursive: true });
+  const child = spawn(process.execPath, ['--heapsnapshot-signal=SIGUSR2', BORGKEEP, ...args], { env: { ...process.env, BORGKEEP_DATA_DIR: undefined }, stdio: ['ignore', 'pipe', 'pipe'], cwd: snapDir });
+  const proc = { label, child, snapDir, log: '', logBytes: 0 };
+  const keep = (d) => {
+    proc.logBytes += d.length;
+    proc.log = (proc.log + d.toString()).slice(-200_000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  return proc;
+}
+function waitLog(proc, pattern) {
+  return new Promise((resolve, reject) => {
+    const t = setInterval(() => {
+      const m = pattern.exec(proc.log);
+      if (m) {
+        clearInterval(t);
+        resolve(m);
+      } else if (proc.child.exitCode !== null) {
+        clearInterval(t);
+        reject(new Error(`${proc.label} exited:\n${proc.log}`));
+      }
+    }, 50);
+  });
+}
+const hostKeyOf = (dir) => readFileSync(join(dir, 'ssh', 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+
+const processes = [];
+const gateways = [];
+const nodeDirs = {};
+let postgres = null;
+const database = [];
+if (NODES) {
+  postgres = await startPostgres();
+  process.once('exit', () => postgres.stop());
+  database.push('--database', postgres.url);
+  for (const name of ['n1', 'n2']) {
+    nodeDirs[name] = join(tmp.dir, `node-${name}`);
+    const proc = startProcess(`node ${name}`, ['--data-dir', nodeDirs[name], 'node', 'run', '--name', name, ...database, '--ssh-listen', '127.0.0.1:0'], join(tmp.dir, 'heap', name));
+    processes.push(proc);
+    await waitLog(proc, /node SSH server listening on/);
+  }
+}
+for (const [n, label] of (NODES ? ['a', 'b'] : ['a']).entries()) {
+  const dir = n === 0 ? dataDir : join(tmp.dir, `gateway-${label}`);
+  const proc = startProcess(`gateway ${label}`, ['--data-dir', dir, 'serve', ...database, '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], join(tmp.dir, 'heap', `gateway-${label}`));
+  processes.push(proc);
+  const port = Number((await waitLog(proc, /ssh gateway listening on 127\.0\.0\.1:(\d+)/))[1]);
+  gateways.push({ label, port, alias: `borgkeep-soak-${label}`, proc });
+}
+writeFileSync(knownHosts, gateways.map((g, n) => `${g.alias} ${hostKeyOf(n === 0 ? dataDir : join(tmp.dir, `gateway-${g.label}`))}\n`).join(''));
+
+log(`setting up ${CLIENTS} repositories and ${2 * CLIENTS + 1} keys${NODES ? ' on 2 storage nodes, behind 2 gateways' : ''}`);
 const keyNames = ['admin', ...Array.from({ length: CLIENTS }, (_, i) => [`c${i}-append`, `c${i}-prune`]).flat()];
 await inBatches(keyNames, 8, (k) => runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${k}@soak`, '-f', join(keysDir, k)]));
 await cli(['key', 'add', 'admin', '--file', join(keysDir, 'admin.pub')]);
+/** Client i's gateway and its repository's node: every pairing runs. */
+const gatewayOf = (i) => gateways[i % gateways.length];
+const nodeOf = (i) => (NODES ? `n${1 + (Math.floor(i / 2) % 2)}` : null);
 await inBatches(Array.from({ length: CLIENTS }, (_, i) => i), 4, async (i) => {
-  await cli(['repo', 'create', `r${i}`]);
+  await cli(['repo', 'create', `r${i}`, ...(NODES ? ['--node', nodeOf(i)] : [])]);
   await cli(['key', 'add', `c${i}-append`, '--file', join(keysDir, `c${i}-append.pub`), '--repo', `r${i}`, '--role', 'append']);
   await cli(['key', 'add', `c${i}-prune`, '--file', join(keysDir, `c${i}-prune.pub`), '--repo', `r${i}`, '--role', 'prune']);
   await cli(['grant', 'admin', `r${i}`, '--role', 'full']);
 });
 
-const snapDir = join(tmp.dir, 'heap');
-mkdirSync(snapDir);
-const serve = spawn(process.execPath, ['--heapsnapshot-signal=SIGUSR2', BORGKEEP, '--data-dir', dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], {
-  env: { ...process.env, BORGKEEP_DATA_DIR: undefined },
-  stdio: ['ignore', 'pipe', 'pipe'],
-  cwd: snapDir,
-});
-let serveLog = '';
-let serveLogBytes = 0;
-const keepLog = (d) => {
-  serveLogBytes += d.length;
-  serveLog = (serveLog + d.toString()).slice(-200_000); // the tail, for errors
-};
-serve.stdout.on('data', keepLog);
-serve.stderr.on('data', keepLog);
-const port = await new Promise((resolve, reject) => {
-  const t = setInterval(() => {
-    const m = /ssh gateway listening on 127\.0\.0\.1:(\d+)/.exec(serveLog);
-    if (m) {
-      clearInterval(t);
-      resolve(Number(m[1]));
-    } else if (serve.exitCode !== null) {
-      clearInterval(t);
-      reject(new Error(`borgkeep serve exited:\n${serveLog}`));
-    }
-  }, 50);
-});
-const hostKey = readFileSync(join(dataDir, 'ssh', 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
-writeFileSync(knownHosts, `borgkeep-soak ${hostKey}\n`);
-const sshArgs = (key) => [
-  ...['-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'HostName=127.0.0.1', '-o', 'HostKeyAlias=borgkeep-soak'],
+const sshArgs = (key, gateway) => [
+  ...['-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'HostName=127.0.0.1', '-o', `HostKeyAlias=${gateway.alias}`],
   ...['-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'LogLevel=ERROR'],
-  ...['-o', 'ConnectTimeout=60', '-p', String(port), '-i', join(keysDir, key)],
+  ...['-o', 'ConnectTimeout=60', '-p', String(gateway.port), '-i', join(keysDir, key)],
 ];
-const rsh = join(tmp.dir, 'ssh-rsh');
-writeFileSync(rsh, `#!/bin/sh\nexec ssh ${sshArgs('KEY').map((a) => (a.endsWith('/KEY') ? `"${keysDir}/$SOAK_KEY"` : `'${a}'`)).join(' ')} "$@"\n`, { mode: 0o755 });
-const url = (i) => `ssh://borg@borgkeep-soak/./r${i}`;
-const clientEnv = (i, key) => borgClientEnv(join(tmp.dir, 'clients', String(i)), rsh, { SOAK_KEY: key });
+// One BORG_RSH per gateway; the key from the environment.
+const rshOf = new Map(
+  gateways.map((g) => {
+    const rsh = join(tmp.dir, `ssh-rsh-${g.label}`);
+    writeFileSync(rsh, `#!/bin/sh\nexec ssh ${sshArgs('KEY', g).map((a) => (a.endsWith('/KEY') ? `"${keysDir}/$SOAK_KEY"` : `'${a}'`)).join(' ')} "$@"\n`, { mode: 0o755 });
+    return [g, rsh];
+  }),
+);
+const url = (i) => `ssh://borg@${gatewayOf(i).alias}/./r${i}`;
+const clientEnv = (i, key) => borgClientEnv(join(tmp.dir, 'clients', String(i)), rshOf.get(gatewayOf(i)), { SOAK_KEY: key });
 
 // --- one cycle and the set-up probe -------------------------------------------------------------
 /** Negotiate and open over a fresh SSH session; resolves with the ms until the open's reply. */
 function probeSetup(i) {
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
-    const ssh = spawn('ssh', [...sshArgs(`c${i}-append`), 'borg@borgkeep-soak', 'borg serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const ssh = spawn('ssh', [...sshArgs(`c${i}-append`, gatewayOf(i)), `borg@${gatewayOf(i).alias}`, 'borg serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const splitter = createFrameSplitter(CLIENT_LIMITS);
     let replies = 0;
     let outcome = null;
@@ -189,7 +233,7 @@ async function cycle(i, record) {
 }
 
 // --- baseline: the idle server --------------------------------------------------------------------
-log(`borgkeep serve (pid ${serve.pid}) on port ${port}; initialising the repositories`);
+log(`${processes.map((p) => `${p.label} (pid ${p.child.pid})`).join(', ')}; initialising the repositories`);
 const inits = await inBatches(Array.from({ length: CLIENTS }, (_, i) => i), 8, (i) => run('borg', ['init', '-e', 'repokey', url(i)], { env: clientEnv(i, 'admin') }));
 inits.forEach((r, i) => {
   if (r.code !== 0) throw new Error(`borg init of r${i} failed: ${r.stderr}`);
@@ -203,22 +247,27 @@ for (let k = 0; k < 20; k++) {
 }
 const idleCycle = [];
 for (let k = 0; k < 3; k++) idleCycle.push((await cycle(0, false)).ms);
-log('heap snapshot of the idle server');
-const heapBefore = summariseHeapSnapshot(await takeHeapSnapshot(serve, snapDir), { remove: true });
+log(`heap snapshot of the idle ${processes.length === 1 ? 'server' : 'processes'}`);
+const heapOf = async () => Object.fromEntries(await Promise.all(processes.map(async (p) => [p.label, summariseHeapSnapshot(await takeHeapSnapshot(p.child, p.snapDir), { remove: true })])));
+const heapsBefore = await heapOf();
 
 // --- the soak -----------------------------------------------------------------------------------
-const rss = () => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${serve.pid}/status`, 'utf8'));
+const status = (p, field) => {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 };
 const startedAt = Date.now();
 const deadline = startedAt + MINUTES * 60_000;
-const samples = [{ s: 0, mb: rss() }];
+/** RSS samples of every process, by label. */
+const samplesOf = Object.fromEntries(processes.map((p) => [p.label, [{ s: 0, mb: status(p, 'VmRSS') }]]));
+const sampleAll = (s) => {
+  for (const p of processes) samplesOf[p.label].push({ s, mb: status(p, 'VmRSS') });
+};
 const sampler = setInterval(() => {
   const s = (Date.now() - startedAt) / 1000;
-  samples.push({ s, mb: rss() });
-  if (samples.length % 6 === 1) {
-    log(`${fmt(s / 60, 1)} min: ${stats.cycles} cycles, ${stats.failures.length} failures, gateway RSS ${fmt(samples.at(-1).mb, 1)} MB`);
+  sampleAll(s);
+  if (samplesOf[processes[0].label].length % 6 === 1) {
+    log(`${fmt(s / 60, 1)} min: ${stats.cycles} cycles, ${stats.failures.length} failures, RSS ${processes.map((p) => `${p.label} ${fmt(samplesOf[p.label].at(-1).mb, 1)} MB`).join(', ')}`);
   }
 }, SAMPLE_MS);
 log(`soak: ${CLIENTS} clients for ${MINUTES} min`);
@@ -229,27 +278,49 @@ await Promise.all(
 );
 const elapsedMin = (Date.now() - startedAt) / 60_000;
 clearInterval(sampler);
-samples.push({ s: (Date.now() - startedAt) / 1000, mb: rss() });
-log('every client stopped; heap snapshot of the idle server');
+sampleAll((Date.now() - startedAt) / 1000);
+log('every client stopped; heap snapshots of the idle processes');
 await new Promise((r) => setTimeout(r, 5000)); // the last sessions' ledger writes
-const heapAfter = summariseHeapSnapshot(await takeHeapSnapshot(serve, snapDir), { remove: true });
-const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${serve.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+const heapsAfter = await heapOf();
+const hwmOf = Object.fromEntries(processes.map((p) => [p.label, status(p, 'VmHWM')]));
 
 // --- afterwards ---------------------------------------------------------------------------------
-serve.kill('SIGTERM');
-const serveExit = await new Promise((resolve) => serve.once('exit', (code, signal) => resolve(code ?? signal)));
-log(`borgkeep serve stopped (${serveExit}); reading the ledger and the repositories`);
+// The ledger, read before the processes stop, with the repositories' directories.
+const listed = JSON.parse((await cli(['repo', 'list', '--json'])).stdout).repositories;
+const repoDirs = Object.fromEntries(listed.map((r) => [r.name, r.path]));
+if (NODES) {
+  for (let i = 0; i < CLIENTS; i++) {
+    const r = listed.find((x) => x.name === `r${i}`);
+    repoDirs[`r${i}`] = join(nodeDirs[nodeOf(i)], 'repos', r.dirName);
+  }
+}
+for (const p of processes) p.child.kill('SIGTERM');
+const exits = await Promise.all(processes.map((p) => new Promise((resolve) => (p.child.exitCode !== null ? resolve(p.child.exitCode) : p.child.once('exit', (code, signal) => resolve(`${p.label} ${code ?? signal}`))))));
+log(`stopped: ${exits.join(', ')}; reading the ledger and the repositories`);
 
-const db = new BetterSqlite3(join(dataDir, 'borgkeep.db'), { readonly: true });
-const byResult = Object.fromEntries(db.prepare('select result, count(*) as n from sessions group by result').all().map((r) => [r.result, r.n]));
-const badSessions = db
-  .prepare("select id, key_name, repository_name, result, detail from sessions where result not in ('ok', 'denied') or (result = 'denied' and key_name not like '%-append') limit 20")
-  .all();
-const deniedSessions = db.prepare("select count(*) as n from sessions where result = 'denied'").get().n;
-const denialRows = db.prepare('select method, reason, count(*) as n from denials group by method, reason').all();
-db.close();
+const LEDGER = {
+  byResult: 'select result, count(*) as n from sessions group by result',
+  bad: "select id, key_name, repository_name, result, detail from sessions where result not in ('ok', 'denied') or (result = 'denied' and key_name not like '%-append') limit 20",
+  denied: "select count(*) as n from sessions where result = 'denied'",
+  denials: 'select method, reason, count(*) as n from denials group by method, reason',
+};
+let rows;
+if (NODES) {
+  const client = new pg.Client({ connectionString: postgres.url });
+  await client.connect();
+  rows = {};
+  for (const [k, q] of Object.entries(LEDGER)) rows[k] = (await client.query(q)).rows.map((r) => ({ ...r, ...(r.n !== undefined && { n: Number(r.n) }) }));
+  await client.end();
+} else {
+  const db = new BetterSqlite3(join(dataDir, 'borgkeep.db'), { readonly: true });
+  rows = Object.fromEntries(Object.entries(LEDGER).map(([k, q]) => [k, db.prepare(q).all()]));
+  db.close();
+}
+const byResult = Object.fromEntries(rows.byResult.map((r) => [r.result, r.n]));
+const badSessions = rows.bad;
+const deniedSessions = rows.denied[0].n;
+const denialRows = rows.denials;
 
-const repoDirs = Object.fromEntries(JSON.parse((await cli(['repo', 'list', '--json'])).stdout).repositories.map((r) => [r.name, r.path]));
 const lost = [];
 await inBatches(Array.from({ length: CLIENTS }, (_, i) => i), 4, async (i) => {
   const r = await run('borg', ['list', '--short', repoDirs[`r${i}`]], { env: clientEnv(i, 'admin') });
@@ -279,7 +350,26 @@ function slopeMbPerHour(points, fromS = 60) {
   const den = pts.reduce((a, p) => a + (p.s - mx) ** 2, 0);
   return (num / den) * 3600;
 }
-const rssMb = samples.map((p) => p.mb).filter(Number.isFinite);
+/** RSS figures of one process, and its live heap before and after. */
+const memoryOf = (label) => {
+  const samples = samplesOf[label];
+  const rssMb = samples.map((p) => p.mb).filter(Number.isFinite);
+  const [before, after] = [heapsBefore[label], heapsAfter[label]];
+  return {
+    rssMb: {
+      first: Number(fmt(rssMb[0], 1)),
+      afterFirstMinute: Number(fmt(samples.find((p) => p.s >= 60)?.mb ?? NaN, 1)),
+      last: Number(fmt(rssMb.at(-1), 1)),
+      max: Number(fmt(Math.max(...rssMb), 1)),
+      highWaterMark: Number(fmt(hwmOf[label], 1)),
+      slopeMbPerHour: Number(fmt(slopeMbPerHour(samples), 2)),
+      slopeAfter5MinMbPerHour: Number(fmt(slopeMbPerHour(samples, 300), 2)),
+      samples: samples.map((p) => [Math.round(p.s), Number(fmt(p.mb, 1))]),
+    },
+    heap: { liveMbBefore: Number(fmt(before.liveMb, 2)), liveMbAfter: Number(fmt(after.liveMb, 2)), objectsBefore: before.objects, objectsAfter: after.objects, grewMost: heapGrowth(before, after, 8) },
+  };
+};
+const memory = Object.fromEntries(processes.map((p) => [p.label, memoryOf(p.label)]));
 const results = {
   minutes: Number(fmt(elapsedMin, 2)),
   clients: CLIENTS,
@@ -300,26 +390,11 @@ const results = {
     samples: stats.setupMs.length,
   },
   cycleMs: { idleMedian: Number(fmt(median(idleCycle), 0)), loadMedian: Number(fmt(median(stats.cycleMs), 0)) },
-  gatewayRssMb: {
-    first: Number(fmt(rssMb[0], 1)),
-    afterFirstMinute: Number(fmt(samples.find((p) => p.s >= 60)?.mb ?? NaN, 1)),
-    last: Number(fmt(rssMb.at(-1), 1)),
-    max: Number(fmt(Math.max(...rssMb), 1)),
-    highWaterMark: Number(fmt(hwm, 1)),
-    slopeMbPerHour: Number(fmt(slopeMbPerHour(samples), 2)),
-    slopeAfter5MinMbPerHour: Number(fmt(slopeMbPerHour(samples, 300), 2)),
-    samples: samples.map((p) => [Math.round(p.s), Number(fmt(p.mb, 1))]),
-  },
-  gatewayHeap: {
-    liveMbBefore: Number(fmt(heapBefore.liveMb, 2)),
-    liveMbAfter: Number(fmt(heapAfter.liveMb, 2)),
-    objectsBefore: heapBefore.objects,
-    objectsAfter: heapAfter.objects,
-    grewMost: heapGrowth(heapBefore, heapAfter, 8),
-  },
+  topology: NODES ? '2 gateways, 2 storage nodes, PostgreSQL' : '1 gateway, SQLite',
+  memory,
   lostArchives: lost.length,
   borgCheck: checked.map((c) => `${c.repo}: ${c.ok ? 'ok' : 'FAILED'}`),
-  serveLogMb: Number(fmt(serveLogBytes / 1024 / 1024, 1)),
+  logMb: Number(fmt(processes.reduce((n, p) => n + p.logBytes, 0) / 1024 / 1024, 1)),
   borg: borgVersion(),
   node: process.version,
 };
@@ -334,9 +409,12 @@ printTable([
 console.log('');
 console.log(`${results.cycles} cycles in ${fmt(elapsedMin, 1)} min: ${results.cyclesPerMinute} cycles/min (each: create, list, prune, set-up probe)`);
 console.log(`intended denials: ${results.intendedDenials}; ledger sessions by result: ${JSON.stringify(byResult)}`);
-console.log(`gateway RSS MB: first ${results.gatewayRssMb.first}, after 1 min ${results.gatewayRssMb.afterFirstMinute}, last ${results.gatewayRssMb.last}, max ${results.gatewayRssMb.max} (high-water mark ${results.gatewayRssMb.highWaterMark}); slope after the first minute ${results.gatewayRssMb.slopeMbPerHour} MB/h, after 5 min ${results.gatewayRssMb.slopeAfter5MinMbPerHour} MB/h`);
-console.log(`gateway live heap (snapshots of the idle server): before ${results.gatewayHeap.liveMbBefore} MB in ${heapBefore.objects} objects, after ${results.gatewayHeap.liveMbAfter} MB in ${heapAfter.objects} objects`);
-for (const g of results.gatewayHeap.grewMost) console.log(`  ${g.group}: ${g.from} -> ${g.to} (${fmt(g.bytesFrom / 1024, 1)} -> ${fmt(g.bytesTo / 1024, 1)} KiB)`);
+for (const [label, m] of Object.entries(memory)) {
+  const r = m.rssMb;
+  console.log(`${label} RSS MB: first ${r.first}, after 1 min ${r.afterFirstMinute}, last ${r.last}, max ${r.max} (high-water mark ${r.highWaterMark}); slope after the first minute ${r.slopeMbPerHour} MB/h, after 5 min ${r.slopeAfter5MinMbPerHour} MB/h`);
+  console.log(`${label} live heap (snapshots when idle): before ${m.heap.liveMbBefore} MB in ${m.heap.objectsBefore} objects, after ${m.heap.liveMbAfter} MB in ${m.heap.objectsAfter} objects`);
+  for (const g of m.heap.grewMost) console.log(`  ${g.group}: ${g.from} -> ${g.to} (${fmt(g.bytesFrom / 1024, 1)} -> ${fmt(g.bytesTo / 1024, 1)} KiB)`);
+}
 console.log(`archives lost: ${lost.length}; borg check: ${results.borgCheck.join(', ')}`);
 const failed = stats.failures.length + badSessions.length + lost.length + checked.filter((c) => !c.ok).length + (byResult.open ?? 0);
 if (deniedSessions !== stats.denialsIntended) console.log(`ledger denied sessions ${deniedSessions} != intended denials ${stats.denialsIntended}`);
@@ -345,6 +423,6 @@ for (const s of badSessions) console.log(`LEDGER ${JSON.stringify(s)}`);
 for (const l of lost) console.log(`LOST ${l}`);
 for (const c of checked.filter((x) => !x.ok)) console.log(`CHECK ${c.repo}: ${c.stderr}`);
 console.log(failed === 0 && deniedSessions === stats.denialsIntended ? 'no failed sessions other than the intended denials' : `${failed} failure(s)`);
-saveResults('soak', results);
+saveResults(NODES ? 'soak-nodes' : 'soak', results);
 rmSync(tmp.dir, { recursive: true, force: true });
 process.exit(failed === 0 && deniedSessions === stats.denialsIntended ? 0 : 1);

@@ -68,3 +68,22 @@ test('chunks the guard has read are not kept alive for the rest of the session',
   // 350 chunks of 64 KiB (22 MiB) were read between the two measures; kept, they would all be there.
   expect(used[CHUNKS] - used[50]).toBeLessThan(4 * 1024 * 1024);
 });
+
+test('sessions that share one connection leave no listener on it when they end (a gateway carries many to a storage node)', async () => {
+  const { getEventListeners } = await import('node:events');
+  const gone = new AbortController();
+  const sink = () =>
+    new Writable({
+      write(_chunk, _enc, done) {
+        done();
+      },
+    });
+  for (let n = 0; n < 20; n++) {
+    const input = Readable.from([request(1, 'negotiate', MsgMap.of([['client_data', MsgMap.of([['client_version', [1, 2, 4]]])]]))]);
+    await runGuardSession(
+      { store, reposDir: '/nonexistent', spawnBorg: () => { throw new Error('no child in this test'); }, borgVersion: () => [1, 2, 4, -1], host: 'test', pid: 1 },
+      { keyRef: 'laptop', clientAddress: null, logLevel: null, input, output: sink(), errOutput: sink(), gone: gone.signal },
+    );
+  }
+  expect(getEventListeners(gone.signal, 'abort')).toHaveLength(0);
+});

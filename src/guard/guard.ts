@@ -383,9 +383,13 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   s.output.on('error', () => {
     clientGone = true;
   });
+  // Its listener goes at the session's end: a connection that carries many sessions (a
+  // gateway's to a storage node) must not keep every ended one alive.
+  let onConnectionGone: (() => void) | undefined;
   const connectionGone = new Promise<void>((resolve) => {
-    if (s.gone?.aborted) resolve();
-    s.gone?.addEventListener('abort', () => resolve(), { once: true });
+    if (s.gone?.aborted) return resolve();
+    onConnectionGone = resolve;
+    s.gone?.addEventListener('abort', onConnectionGone, { once: true });
   });
   const writeClient = async (buf: Buffer): Promise<void> => {
     if (clientGone || s.output.destroyed || s.gone?.aborted) {
@@ -1044,6 +1048,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
     stopReading();
     s.stop?.removeEventListener('abort', onStop);
     s.gone?.removeEventListener('abort', onGone);
+    if (onConnectionGone) s.gone?.removeEventListener('abort', onConnectionGone);
   }
   if (endCause && endCause.result === 'error') {
     s.errOutput.write(`borgkeep: session ended: ${endCause.detail}.\n`);
