@@ -81,12 +81,13 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
     .description('list repositories: quota, whether initialized, grants, last session')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const { summaries, paths } = await withStore(ctx, async (store) => ({
+      const { summaries, paths, nodes } = await withStore(ctx, async (store) => ({
         summaries: await store.listRepositories(),
         paths: store.paths,
+        nodes: await store.repositoryNodes(),
       }));
       if (opts.json) {
-        ctx.out.json({ repositories: summaries.map((s) => repositoryJson(s, paths)) });
+        ctx.out.json({ repositories: summaries.map((s) => repositoryJson(s, paths, nodes.get(s.repository.id) ?? null)) });
         return;
       }
       if (summaries.length === 0) {
@@ -99,7 +100,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
           summaries.map((s) => [
             s.repository.name,
             s.repository.quotaBytes === null ? '-' : formatSize(s.repository.quotaBytes),
-            isInitialized(paths, s.repository) ? 'yes' : 'no',
+            nodes.has(s.repository.id) ? `on node ${nodes.get(s.repository.id)}` : isInitialized(paths, s.repository) ? 'yes' : 'no',
             String(s.grantCount),
             formatTime(s.lastSessionAt, 'never'),
           ]),
@@ -129,17 +130,17 @@ export function registerRepoCommands(program: Command, ctx: CliContext): void {
     .argument('<name>', 'repository name')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const { summary, grants, paths, gate } = await withStore(ctx, async (store) => {
+      const { summary, grants, paths, gate, node } = await withStore(ctx, async (store) => {
         const summary = await store.getRepositorySummary(name);
-        const [grants, gate] = await Promise.all([store.listGrants({ repositoryId: summary.repository.id }), store.compactionGate(summary.repository.id)]);
-        return { summary, grants, paths: store.paths, gate };
+        const [grants, gate, placement] = await Promise.all([store.listGrants({ repositoryId: summary.repository.id }), store.compactionGate(summary.repository.id), store.repositoryPlacement(summary.repository.id)]);
+        return { summary, grants, paths: store.paths, gate, node: placement?.node ?? null };
       });
       if (opts.json) {
-        ctx.out.json({ ...repositoryJson(summary, paths), gate, grants: grants.map(grantJson) });
+        ctx.out.json({ ...repositoryJson(summary, paths, node), gate, grants: grants.map(grantJson) });
         return;
       }
       const r = summary.repository;
-      const initialized = isInitialized(paths, r) ? 'initialized' : 'not initialized yet';
+      const initialized = node !== null ? `on storage node '${node}'` : isInitialized(paths, r) ? 'initialized' : 'not initialized yet';
       ctx.out.line(
         formatTable(
           ['repository', r.name],
@@ -242,16 +243,18 @@ function holdsKey(paths: DataDirPaths, r: Repository): boolean {
   return openVault(paths.root).has(r.dirName);
 }
 
-function repositoryJson(summary: RepositorySummary, paths: DataDirPaths) {
+/** A repository as JSON; one on a storage node (`node`) has no path here, and whether it is initialised is known there. */
+function repositoryJson(summary: RepositorySummary, paths: DataDirPaths, node: string | null = null) {
   const r = summary.repository;
   return {
     id: r.id,
     name: r.name,
     dirName: r.dirName,
-    path: paths.repository(r.dirName),
+    node,
+    path: node === null ? paths.repository(r.dirName) : null,
     quotaBytes: r.quotaBytes,
     expectedIntervalSeconds: r.expectedIntervalSeconds,
-    initialized: isInitialized(paths, r),
+    initialized: node === null ? isInitialized(paths, r) : null,
     keyHeld: holdsKey(paths, r),
     grantCount: summary.grantCount,
     lastSessionAt: summary.lastSessionAt,

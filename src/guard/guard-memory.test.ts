@@ -3,6 +3,7 @@
 // one session; a guard that keeps its input alive grows with it, and its garbage collector and
 // fresh pages for every frame tripled its CPU (issue 13, finding 11).
 
+import { EventEmitter } from 'node:events';
 import { Readable, Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -70,7 +71,6 @@ test('chunks the guard has read are not kept alive for the rest of the session',
 });
 
 test('sessions that share one connection leave no listener on it when they end (a gateway carries many to a storage node)', async () => {
-  const { getEventListeners } = await import('node:events');
   const gone = new AbortController();
   const sink = () =>
     new Writable({
@@ -85,5 +85,5 @@ test('sessions that share one connection leave no listener on it when they end (
       { keyRef: 'laptop', clientAddress: null, logLevel: null, input, output: sink(), errOutput: sink(), gone: gone.signal },
     );
   }
-  expect(getEventListeners(gone.signal, 'abort')).toHaveLength(0);
+  expect(EventEmitter.getEventListeners(gone.signal, 'abort')).toHaveLength(0);
 });

@@ -90,6 +90,7 @@ describe('two gateways and two storage nodes on one PostgreSQL database', () => 
     expect(existsSync(join(nodes.n1!.repoPath(await dirName('alpha')), 'config'))).toBe(true);
     expect(existsSync(join(nodes.n2!.repoPath(await dirName('beta')), 'config'))).toBe(true);
     expect(existsSync(join(env.dataDir, 'repos', await dirName('alpha')))).toBe(false);
+    expect(JSON.parse(await env.cliOk(['repo', 'show', 'alpha', '--json']))).toMatchObject({ node: 'n1', path: null });
     // Every session is in the one ledger, with its key, as if it had run on one machine.
     // alpha: init, two backups, a list.
     expect((await sessions('alpha')).filter((s) => s.result === 'ok')).toHaveLength(4);
