@@ -27,6 +27,7 @@ describe('borgkeep repo', () => {
       id: 2,
       name: 'mail',
       dirName: expect.stringMatching(/^[0-9a-f]{16}$/),
+      node: null, // in the data directory: on no storage node
       path: expect.stringMatching(/\/repos\/[0-9a-f]{16}$/),
       quotaBytes: null,
       expectedIntervalSeconds: 93_600,
