@@ -114,10 +114,12 @@ let node = null;
 let gatewayPgPort = 0;
 if (NODES) {
   postgres = await startPostgres();
-  gatewayPg = spawn(process.execPath, [BORGKEEP, '--data-dir', pgDataDir, 'serve', '--database', postgres.url, '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_CPU_PROF=DIR: CPU profiles of the gateway and the node of (d), written when they stop.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  gatewayPg = spawn(process.execPath, [...prof, BORGKEEP, '--data-dir', pgDataDir, 'serve', '--database', postgres.url, '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(gatewayPg);
   gatewayPgPort = Number((await started(gatewayPg, /ssh gateway listening on 127\.0\.0\.1:(\d+)/, 'borgkeep serve (PostgreSQL)'))[1]);
-  node = spawn(process.execPath, [BORGKEEP, '--data-dir', nodeDataDir, 'node', 'run', '--name', 'n1', '--database', postgres.url, '--ssh-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  node = spawn(process.execPath, [...prof, BORGKEEP, '--data-dir', nodeDataDir, 'node', 'run', '--name', 'n1', '--database', postgres.url, '--ssh-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(node);
   await started(node, /node SSH server listening on/, 'borgkeep node');
   await pgCli(['key', 'add', 'writer-key', '--file', `${writerKey.file}.pub`]);
@@ -213,3 +215,5 @@ console.log(
 );
 saveResults(BUSY ? 'gateway-busy' : 'gateway', { sourceBytes: SOURCE_BYTES, rounds: ROUNDS, results, ratioB: rb, ratioC: rc, ratioD: rd, goals });
 for (const c of children) c.kill('SIGTERM');
+// The servers write their profiles (BENCH_CPU_PROF) as they stop.
+await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
