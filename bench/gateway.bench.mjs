@@ -115,7 +115,7 @@ let gatewayPgPort = 0;
 if (NODES) {
   postgres = await startPostgres();
   // BENCH_CPU_PROF=DIR: CPU profiles of the gateway and the node of (d), written when they stop.
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const prof = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
   gatewayPg = spawn(process.execPath, [...prof, BORGKEEP, '--data-dir', pgDataDir, 'serve', '--database', postgres.url, '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(gatewayPg);
   gatewayPgPort = Number((await started(gatewayPg, /ssh gateway listening on 127\.0\.0\.1:(\d+)/, 'borgkeep serve (PostgreSQL)'))[1]);
