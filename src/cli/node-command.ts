@@ -213,6 +213,12 @@ async function runNode(ctx: CliContext, settings: NodeSettings): Promise<void> {
       await server.close(0);
       throw error;
     });
+    // Its repositories' statistics, audits and verification run here, next to the files.
+    const [{ startNodeJobs }, { directorySize }, { openVault }] = await Promise.all([import('../jobs/monitoring-runtime.js'), import('../api/features/repository-size.js'), import('../vault/vault.js')]);
+    const jobs = await startNodeJobs({ store, log, selfNode: settings.name, vault: openVault(paths.root), directorySize }).catch(async (error: unknown) => {
+      await server.close(0);
+      throw error;
+    });
     const beat = setInterval(() => {
       store.nodeHeartbeat(settings.name, diskOf(paths.root)).catch((error: unknown) => log.warn({ event: 'node-heartbeat', error: (error as Error).message }, 'the heartbeat could not be written'));
     }, NODE_HEARTBEAT_MS);
@@ -229,7 +235,7 @@ async function runNode(ctx: CliContext, settings: NodeSettings): Promise<void> {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
         log.info({ event: 'shutdown', signal, sessions: server.sessionCount() }, 'stopping');
         clearInterval(beat);
-        void server.close(settings.graceMs).then(() => resolve());
+        void Promise.allSettled([server.close(settings.graceMs), jobs.stop()]).then(() => resolve());
       };
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
     });

@@ -16,7 +16,7 @@ import { createAuditService } from '../audit/audit-service.js';
 import type { GatewayEvents } from '../gateway/ssh-gateway.js';
 import type { Store } from '../store/database.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
-import { serverJobs } from './server-jobs.js';
+import { nodeJobs, serverJobs } from './server-jobs.js';
 import type { SizeOf } from '../api/features/repository-size.js';
 import type { RetentionService } from '../retention/retention-service.js';
 import type { PullService } from '../pull/pull-service.js';
@@ -110,6 +110,32 @@ function archiveChecks(store: Store, vault: Vault): () => Promise<string> {
 }
 
 /** The lease of the scheduled jobs, how long its holder keeps it without renewing, and how often the others ask for it. */
+/** The daily audit of one repository: structural, unless the config file gives its passphrase file. */
+function dailyAudit(store: Store, audits: ReturnType<typeof createAuditService>, passphraseFiles: Readonly<Record<string, string>>) {
+  return async (name: string): Promise<string> => {
+    const repository = await store.getRepository(name);
+    if (!existsSync(join(store.paths.repository(repository.dirName), 'config'))) return 'not initialised';
+    const file = passphraseFiles[name];
+    const passphrase = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : null;
+    const { report } = await audits.audit(name, { passphrase, keyFile: null, actor: 'borgkeep (daily audit)' });
+    return report.verdict === 'clean' ? (report.manifestsRead ? 'clean' : 'clean (structural)') : `suspicious from transaction ${report.firstSuspiciousTransaction}`;
+  };
+}
+
+/**
+ * A storage node's scheduled jobs (issue 19): statistics, audits and verification of the
+ * repositories it holds, named for it (`audits@store-1`), run by the node itself next to the files.
+ * Their verdicts are events in the database, which the gateways' alert jobs read as for any.
+ */
+export async function startNodeJobs(deps: { store: Store; log: MonitoringLog; selfNode: string; vault: Vault; directorySize: (path: string) => Promise<number | null>; now?: () => Date }) {
+  const { store } = deps;
+  const scheduler = createScheduler({ store, now: deps.now ?? (() => new Date()), log: deps.log });
+  const jobs = nodeJobs({ store, selfNode: deps.selfNode, directorySize: deps.directorySize, audit: dailyAudit(store, createAuditService(store), {}), verify: dailyVerify(store, deps.vault) });
+  for (const job of jobs) scheduler.add(job);
+  await scheduler.start();
+  return { scheduler, stop: () => scheduler.stop() };
+}
+
 export const JOBS_LEASE = 'jobs';
 export const JOBS_LEASE_MS = 60_000;
 export const JOBS_LEASE_RETRY_MS = 5_000;
@@ -162,14 +188,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     ...(deps.pull && { pullSchedules: () => deps.pull!.queueDue() }),
     ...(deps.vault && { verify: dailyVerify(store, deps.vault) }),
     ...(deps.vault && { archiveChecks: archiveChecks(store, deps.vault) }),
-    audit: async (name) => {
-      const repository = await store.getRepository(name);
-      if (!existsSync(join(store.paths.repository(repository.dirName), 'config'))) return 'not initialised';
-      const file = deps.auditPassphraseFiles[name];
-      const passphrase = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : null;
-      const { report } = await audits.audit(name, { passphrase, keyFile: null, actor: 'borgkeep (daily audit)' });
-      return report.verdict === 'clean' ? (report.manifestsRead ? 'clean' : 'clean (structural)') : `suspicious from transaction ${report.firstSuspiciousTransaction}`;
-    },
+    audit: dailyAudit(store, audits, deps.auditPassphraseFiles),
   });
   for (const job of jobs) scheduler.add(job);
   await scheduler.start();

@@ -15,16 +15,18 @@ import type { JobDefinition } from './scheduler.js';
 type JobStore = Pick<Store, 'paths' | 'listRepositoryRecords' | 'addRepositoryStat'> & Partial<Pick<Store, 'repositoryNodes'>>;
 
 /**
- * The repositories whose files are in this data directory: not those on storage nodes, which hold
- * them on their own disks (docs/postgresql.md, storage nodes).
+ * The repositories whose files are in this data directory: on a gateway (`selfNode` null) those on
+ * no storage node; on a node its own (docs/postgresql.md, storage nodes).
  */
-async function localRepositories(store: JobStore) {
+export async function localRepositories(store: JobStore, selfNode: string | null = null) {
   const onNodes = (await store.repositoryNodes?.()) ?? new Map<number, string>();
-  return (await store.listRepositoryRecords()).filter((r) => !onNodes.has(r.id));
+  return (await store.listRepositoryRecords()).filter((r) => (onNodes.get(r.id) ?? null) === selfNode);
 }
 
 export interface ServerJobDeps {
   store: JobStore;
+  /** The storage node this process is (its repositories' jobs); null or left out: a gateway. */
+  selfNode?: string | null;
   monitor: Monitor;
   /** Bytes under a directory, or null when it does not exist. */
   directorySize: (path: string) => Promise<number | null>;
@@ -47,9 +49,9 @@ export interface ServerJobDeps {
 const repositories = (n: number) => `${n} ${n === 1 ? 'repository' : 'repositories'}`;
 
 /** Size on disk, and from borg's hints: live objects, what compaction would free, borg's own usage. */
-export async function repositoryStatistics(deps: Pick<ServerJobDeps, 'store' | 'directorySize'>): Promise<string> {
+export async function repositoryStatistics(deps: Pick<ServerJobDeps, 'store' | 'directorySize' | 'selfNode'>): Promise<string> {
   let measured = 0;
-  for (const repository of await localRepositories(deps.store)) {
+  for (const repository of await localRepositories(deps.store, deps.selfNode ?? null)) {
     await nextTurn();
     const path = deps.store.paths.repository(repository.dirName);
     const sizeBytes = await deps.directorySize(path);
@@ -73,24 +75,9 @@ export async function repositoryStatistics(deps: Pick<ServerJobDeps, 'store' | '
   return `measured ${repositories(measured)}`;
 }
 
-export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
-  const alerts = (family: 'security' | 'state') => async () => {
-    const r = await deps.monitor.evaluate(family);
-    return `${r.opened.length} opened, ${r.repeated.length} repeated, ${r.resolved.length} resolved`;
-  };
+/** The jobs that read repository files (statistics, audits, verification), over the repositories this process holds. */
+function repositoryJobs(deps: RepositoryJobDeps): JobDefinition[] {
   return [
-    {
-      name: 'alerts-security',
-      pattern: '* * * * * *',
-      description: 'guard denials and failed logins of known keys become alerts (every second)',
-      run: alerts('security'),
-    },
-    {
-      name: 'alerts-state',
-      pattern: '*/30 * * * * *',
-      description: 'late backups, quotas, audit verdicts and disk space become alerts (every 30 s)',
-      run: alerts('state'),
-    },
     {
       name: 'statistics',
       pattern: '15 2 * * *',
@@ -106,7 +93,7 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
       run: async () => {
         const verdicts: string[] = [];
         const failures: string[] = [];
-        for (const repository of await localRepositories(deps.store)) {
+        for (const repository of await localRepositories(deps.store, deps.selfNode ?? null)) {
           await nextTurn();
           try {
             verdicts.push(`${repository.name}: ${await deps.audit(repository.name)}`);
@@ -129,7 +116,7 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
               const verify = deps.verify!;
               const verdicts: string[] = [];
               const failures: string[] = [];
-              for (const repository of await localRepositories(deps.store)) {
+              for (const repository of await localRepositories(deps.store, deps.selfNode ?? null)) {
                 await nextTurn();
                 try {
                   const verdict = await verify(repository.name);
@@ -144,6 +131,35 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
           },
         ]
       : []),
+  ];
+}
+
+type RepositoryJobDeps = Pick<ServerJobDeps, 'store' | 'selfNode' | 'directorySize' | 'audit' | 'verify'>;
+
+/** A storage node's jobs: those that read repository files, for its own repositories, named for it. */
+export function nodeJobs(deps: RepositoryJobDeps & { selfNode: string }): JobDefinition[] {
+  return repositoryJobs(deps).map((job) => ({ ...job, name: `${job.name}@${deps.selfNode}`, description: `${job.description}, on storage node ${deps.selfNode}` }));
+}
+
+export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
+  const alerts = (family: 'security' | 'state') => async () => {
+    const r = await deps.monitor.evaluate(family);
+    return `${r.opened.length} opened, ${r.repeated.length} repeated, ${r.resolved.length} resolved`;
+  };
+  return [
+    {
+      name: 'alerts-security',
+      pattern: '* * * * * *',
+      description: 'guard denials and failed logins of known keys become alerts (every second)',
+      run: alerts('security'),
+    },
+    {
+      name: 'alerts-state',
+      pattern: '*/30 * * * * *',
+      description: 'late backups, quotas, audit verdicts and disk space become alerts (every 30 s)',
+      run: alerts('state'),
+    },
+    ...repositoryJobs(deps),
     ...(deps.retention
       ? [
           {
