@@ -35,24 +35,8 @@ export function registerNodeCommand(program: Command, ctx: CliContext): void {
     .description('the storage nodes, whether each is up, its disk and how many repositories it holds')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const [{ withStore }, { nodeIsUp }, { formatBytes }] = await Promise.all([import('./cli-context.js'), import('../store/node-store.js'), import('../shared/size.js')]);
-      const { nodes, counts } = await withStore(ctx, async (store) => {
-        const placed = await store.repositoryNodes();
-        const counts = new Map<string, number>();
-        for (const n of placed.values()) counts.set(n, (counts.get(n) ?? 0) + 1);
-        return { nodes: await store.listNodes(), counts };
-      });
-      const at = ctx.now();
-      const rows = nodes.map((n) => ({
-        name: n.name,
-        address: n.address,
-        up: nodeIsUp(n, at),
-        heartbeatAt: n.heartbeatAt.toISOString(),
-        capacityBytes: n.capacityBytes,
-        freeBytes: n.freeBytes,
-        repositories: counts.get(n.name) ?? 0,
-        borgVersion: n.borgVersion,
-      }));
+      const [{ withStore }, { nodeOverview }, { formatBytes }] = await Promise.all([import('./cli-context.js'), import('../store/node-store.js'), import('../shared/size.js')]);
+      const rows = await withStore(ctx, (store) => nodeOverview(store, ctx.now()));
       if (opts.json) return ctx.out.json({ nodes: rows });
       if (rows.length === 0) return ctx.out.line('no storage nodes: repositories live in the data directory (start one with borgkeep node run --name NAME --database postgres://...)');
       for (const r of rows) {

@@ -10,7 +10,8 @@ export const NODE_DOWN_AFTER_MS = 15_000;
 /** How often a running node renews its heartbeat (and reports its free space). */
 export const NODE_HEARTBEAT_MS = 5_000;
 
-export interface StorageNode {
+/** What a node says of itself when it starts. */
+export interface NodeRegistration {
   readonly name: string;
   /** host:port of the node's SSH server, which only gateways and other nodes may log in to. */
   readonly address: string;
@@ -21,24 +22,15 @@ export interface StorageNode {
   readonly borgVersion: string | null;
   readonly capacityBytes: number;
   readonly freeBytes: number;
-  readonly startedAt: Date;
-  readonly heartbeatAt: Date;
-  /** Set by a clean stop; null while it runs (or when it died). */
-  readonly stoppedAt: Date | null;
   readonly host: string;
   readonly pid: number;
 }
 
-export interface NodeRegistration {
-  readonly name: string;
-  readonly address: string;
-  readonly hostKey: string;
-  readonly clientKey: string;
-  readonly borgVersion: string | null;
-  readonly capacityBytes: number;
-  readonly freeBytes: number;
-  readonly host: string;
-  readonly pid: number;
+export interface StorageNode extends NodeRegistration {
+  readonly startedAt: Date;
+  readonly heartbeatAt: Date;
+  /** Set by a clean stop; null while it runs (or when it died). */
+  readonly stoppedAt: Date | null;
 }
 
 export interface Placement {
@@ -73,6 +65,23 @@ export interface NodeStore {
 /** Whether the node is up at `at`: running, and its heartbeat recent. */
 export function nodeIsUp(node: StorageNode, at: Date): boolean {
   return node.stoppedAt === null && at.getTime() - node.heartbeatAt.getTime() < NODE_DOWN_AFTER_MS;
+}
+
+/** Each node as the CLI and the API show it: up or down at `at`, its disk, how many repositories it holds. */
+export async function nodeOverview(store: Pick<NodeStore, 'listNodes' | 'repositoryNodes'>, at: Date) {
+  const [nodes, placed] = await Promise.all([store.listNodes(), store.repositoryNodes()]);
+  const counts = new Map<string, number>();
+  for (const n of placed.values()) counts.set(n, (counts.get(n) ?? 0) + 1);
+  return nodes.map((n) => ({
+    name: n.name,
+    address: n.address,
+    up: nodeIsUp(n, at),
+    heartbeatAt: n.heartbeatAt.toISOString(),
+    capacityBytes: n.capacityBytes,
+    freeBytes: n.freeBytes,
+    repositories: counts.get(n.name) ?? 0,
+    borgVersion: n.borgVersion,
+  }));
 }
 
 export function createNodeStore({ db, now }: StoreDeps): NodeStore {

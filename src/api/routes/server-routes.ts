@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { invalidInput, notFound } from '../../errors.js';
 import { clientPathProblem, clientSetup, DEFAULT_CONFIG_DIR, ENCRYPTION_REASON, hostOfHostHeader, RECOMMENDED_ENCRYPTION } from '../../gateway/client-setup.js';
 import type { ApiContext } from '../api-server.js';
-import { nodeIsUp } from '../../store/node-store.js';
+import { nodeOverview } from '../../store/node-store.js';
 import { defineRoute } from '../route.js';
 import { name, nameParams } from '../schemas.js';
 
@@ -77,24 +77,7 @@ export function serverRoutes(ctx: ApiContext, ssh: SshEndpoint | null) {
           }),
         ),
       }),
-      handler: async () => {
-        const [nodes, placed] = await Promise.all([ctx.store.listNodes(), ctx.store.repositoryNodes()]);
-        const counts = new Map<string, number>();
-        for (const n of placed.values()) counts.set(n, (counts.get(n) ?? 0) + 1);
-        const at = ctx.now();
-        return {
-          nodes: nodes.map((n) => ({
-            name: n.name,
-            address: n.address,
-            up: nodeIsUp(n, at),
-            heartbeatAt: n.heartbeatAt.toISOString(),
-            capacityBytes: n.capacityBytes,
-            freeBytes: n.freeBytes,
-            repositories: counts.get(n.name) ?? 0,
-            borgVersion: n.borgVersion,
-          })),
-        };
-      },
+      handler: async () => ({ nodes: await nodeOverview(ctx.store, ctx.now()) }),
     }),
     defineRoute({
       method: 'GET',
