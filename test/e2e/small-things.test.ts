@@ -130,8 +130,12 @@ describe('the small things in the console', () => {
   it('says what a removed repository holds and where it goes, and repo restore brings it back', async () => {
     await h.nav('Repositories').click();
     await page.locator('tr[data-repository="alpha"] a').click();
-    await page.getByText('Remove this repository').click();
-    await page.getByRole('button', { name: 'Remove alpha…' }).click();
+    // The panel is a <details>: under a loaded machine one full run saw the click on its summary
+    // not open it (the page was still settling); opened until its button shows.
+    const summary = page.getByText('Remove this repository');
+    const remove = page.getByRole('button', { name: 'Remove alpha…' });
+    await expect.poll(async () => (await remove.isVisible()) || (await summary.click(), await remove.isVisible()), { timeout: 20_000 }).toBe(true);
+    await remove.click();
     const dialog = page.getByRole('dialog', { name: 'Remove repository alpha?' });
     await dialog.waitFor();
     await expect.poll(() => dialog.locator('[data-holds="archives"]').textContent()).toBe('archives: not known (borgkeep does not hold its key)');
