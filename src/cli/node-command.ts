@@ -52,32 +52,29 @@ export function registerNodeCommand(program: Command, ctx: CliContext): void {
     .option('--database <url>', "the gateways' PostgreSQL database (env BORGKEEP_DATABASE_URL, or \"database\" in the config file)")
     .option('--max-sessions <n>', 'forwarded sessions at once (default 200)')
     .option('--shutdown-grace <seconds>', 'on SIGTERM, how long running sessions may go on (default 30)')
-    .option('--config <file>', 'JSON settings, as for serve (only "database" and "sshCiphers" are read)')
+    .option('--config <file>', 'JSON settings, as for serve (a node uses "database" and "sshCiphers")')
     .action(async (flags: NodeFlags) => {
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(flags.name)) throw invalidInput('--name: a node name is 1 to 64 letters, digits, "-" and "_"');
-      const [{ parseListenAddress }, { databaseUrlFor }] = await Promise.all([import('../gateway/serve-config.js'), import('../store/database-location.js')]);
+      const [{ parseListenAddress, parseServeConfig }, { databaseUrlFor }] = await Promise.all([import('../gateway/serve-config.js'), import('../store/database-location.js')]);
       const configFile = readConfigFile(flags.config ?? process.env.BORGKEEP_CONFIG ?? null, join(ctx.getDataDir(), 'borgkeep.json'));
-      const listen = parseListenAddress(flags.sshListen ?? '0.0.0.0:2223', '--ssh-listen');
-      const advertise = flags.advertise === undefined ? null : parseListenAddress(flags.advertise, '--advertise');
+      // The settings a node shares with serve, read as serve reads them (the same sentences); a node's own defaults as flags.
+      const config = parseServeConfig(
+        { sshListen: flags.sshListen ?? '0.0.0.0:2223', maxSessions: flags.maxSessions ?? '200', shutdownGraceSeconds: flags.shutdownGrace },
+        process.env,
+        configFile,
+      );
       const database = databaseUrlFor(ctx.getDataDir(), process.env, flags.database, configFile);
       if (database === undefined) {
         throw invalidInput('a storage node shares its gateways\' PostgreSQL database: start it with --database postgres://... (or BORGKEEP_DATABASE_URL)');
       }
-      const seconds = (text: string | undefined, flag: string, fallback: number): number => {
-        if (text === undefined) return fallback;
-        const n = Number(text);
-        if (!Number.isInteger(n) || n < 0) throw invalidInput(`${flag}: '${text}' is not a whole number of seconds`);
-        return n;
-      };
-      const ciphers = Array.isArray(configFile.sshCiphers) ? (configFile.sshCiphers as string[]) : undefined;
       await runNode(ctx, {
         name: flags.name,
-        listen,
-        advertise,
+        listen: config.sshListen,
+        advertise: flags.advertise === undefined ? null : parseListenAddress(flags.advertise, '--advertise'),
         database,
-        graceMs: seconds(flags.shutdownGrace, '--shutdown-grace', 30) * 1000,
-        maxSessions: Math.max(1, seconds(flags.maxSessions, '--max-sessions', 200)),
-        ciphers,
+        graceMs: config.shutdownGraceSeconds * 1000,
+        maxSessions: config.maxSessions,
+        ciphers: config.sshCiphers,
       });
     });
 }
@@ -99,7 +96,7 @@ function diskOf(dir: string): { capacityBytes: number; freeBytes: number } {
 }
 
 async function runNode(ctx: CliContext, settings: NodeSettings): Promise<void> {
-  const [{ openStore }, { runGuardSession }, { createGuardDeps }, { createSshGateway }, { createAuthThrottle }, { loadOrCreateHostKeys, generateEd25519KeyPair }, { dataDirPaths }, connector, { NODE_HEARTBEAT_MS }] =
+  const [{ openStore }, { runGuardSession }, { createGuardDeps, borgCommand }, { createSshGateway }, { createAuthThrottle }, { loadOrCreateHostKeys, generateEd25519KeyPair }, { dataDirPaths }, connector, { NODE_HEARTBEAT_MS }] =
     await Promise.all([
       import('../store/database.js'),
       import('../guard/guard.js'),
@@ -111,7 +108,7 @@ async function runNode(ctx: CliContext, settings: NodeSettings): Promise<void> {
       import('../gateway/node-connector.js'),
       import('../store/node-store.js'),
     ]);
-  const [move, { borgCommand }] = await Promise.all([import('../gateway/repository-move.js'), import('../gateway/guard-runtime.js')]);
+  const move = await import('../gateway/repository-move.js');
   const [{ default: ssh2 }, { default: pino }] = await Promise.all([import('ssh2'), import('pino')]);
   const dataDir = ctx.getDataDir();
   const paths = dataDirPaths(dataDir);
