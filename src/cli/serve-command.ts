@@ -327,7 +327,7 @@ async function startNodeRouting(
   const key = loadOrCreateFleetKey(dataDir);
   await store.registerFleetKey(key.publicKey, `gateway on ${hostname()}`);
   const connector = createNodeConnector({ Client, key, ...(ciphers && { ciphers }) });
-  return { connector, router: createNodeRouter({ store, selfNode: null, borgVersion, connector, log }) };
+  return { connector, router: createNodeRouter({ store, borgVersion, connector, log }) };
 }
 
 function listenError(address: { host: string; port: number }, flag: string, other: string) {

@@ -3,7 +3,7 @@
 // negotiate was answered: the router answers the negotiate itself (as the guard does), reads the
 // open, and decides where the session runs.
 //
-// - The repository is on no node (or on this process's own): the session runs here, in the local
+// - The repository is on no node: the session runs here, in the local
 //   guard, from the first byte (the bytes read are put back on the channel; the guard is told the
 //   client has its negotiate reply).
 // - It is on another node: the router opens a channel to that node over SSH (node-connector.ts)
@@ -56,8 +56,6 @@ export type Route =
 
 export interface NodeRouterDeps {
   readonly store: Pick<GuardStore, 'findGrant'> & Pick<NodeStore, 'repositoryPlacement' | 'findNode'>;
-  /** This process's node name, when it is a node: its own repositories run here. */
-  readonly selfNode: string | null;
   readonly borgVersion: () => VersionTuple | null;
   readonly connector: NodeConnector;
   readonly now?: () => Date;
@@ -134,7 +132,7 @@ export function createNodeRouter(deps: NodeRouterDeps) {
       gone.addEventListener('abort', onEnd, { once: true });
     });
 
-  /** The node the session's repository is on, when the key has a grant on it and it is not this process. */
+  /** The node the session's repository is on, when the key has a grant on it and it is on one. */
   const nodeFor = async (keyId: number, open: RpcRequest): Promise<{ name: string; repository: string; movingTo: string | null } | null> => {
     const path = open.args.get('path');
     const name = Buffer.isBuffer(path) ? repositoryNameFromPath(path) : null;
@@ -142,7 +140,7 @@ export function createNodeRouter(deps: NodeRouterDeps) {
     const found = await deps.store.findGrant(keyId, name);
     if (!found) return null;
     const placement = await deps.store.repositoryPlacement(found.repository.id);
-    if (!placement || placement.node === deps.selfNode) return null;
+    if (!placement) return null;
     return { name: placement.node, repository: found.repository.name, movingTo: placement.movingTo };
   };
 

@@ -65,7 +65,7 @@ export interface SshGatewayDeps {
   /**
    * What an exec request runs, for the key that logged in; null refuses it. Default: `borg serve`
    * (original-command.ts) for the key itself, from the connection's address. A storage node's
-   * server reads a gateway's forward request instead (node-server.ts).
+   * server reads a gateway's forward request instead (cli/node-command.ts).
    */
   readonly sessionFor?: (command: string, key: SshKey, address: string) => SessionSpec | null;
   /**
