@@ -291,8 +291,8 @@ export interface MoveChannel extends NodeJS.ReadWriteStream {
   on(event: string, listener: (...args: unknown[]) => void): this;
 }
 
-/** The exit code and the texts of a channel, once it closed. */
-function ended(channel: MoveChannel): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** The exit code and the texts of a channel, once it closed; its stdout only when `readStdout` (not one piped elsewhere). */
+function ended(channel: MoveChannel, readStdout = true): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     let code: number | null = null;
     let stdout = '';
@@ -301,9 +301,11 @@ function ended(channel: MoveChannel): Promise<{ code: number | null; stdout: str
       code = typeof c === 'number' ? c : null;
     });
     channel.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    channel.on('data', (d: unknown) => {
-      if (stdout.length < 4096) stdout += String(d);
-    });
+    if (readStdout) {
+      channel.on('data', (d: unknown) => {
+        if (stdout.length < 4096) stdout += String(d);
+      });
+    }
     channel.on('close', () => resolve({ code, stdout, stderr }));
   });
 }
@@ -317,14 +319,8 @@ function ended(channel: MoveChannel): Promise<{ code: number | null; stdout: str
 export async function moveBetween(channels: MoveChannels, switchOver: () => Promise<void>): Promise<{ files: number; bytes: number; sourceCleared: boolean }> {
   const { source, target } = channels;
   const targetDone = ended(target);
-  // Only the source's stdout goes to the target: its 'data' must not also be read by ended().
-  let sourceCode: number | null = null;
-  let sourceErr = '';
-  source.on('exit', (c: unknown) => {
-    sourceCode = typeof c === 'number' ? c : null;
-  });
-  source.stderr.on('data', (d: Buffer) => (sourceErr += d.toString()));
-  const sourceClosed = new Promise<void>((resolve) => source.on('close', () => resolve()));
+  // The source's stdout goes to the target: ended() must not read it too.
+  const sourceDone = ended(source, false);
   source.on('error', () => undefined);
   target.on('error', () => undefined);
   source.pipe(target);
@@ -332,28 +328,27 @@ export async function moveBetween(channels: MoveChannels, switchOver: () => Prom
   // Whatever the source still sends goes nowhere now; read, its channel can close.
   source.unpipe(target);
   source.resume();
+  /** Tells the source the verdict ("keep": it stops sending and keeps everything); what it said once it ended. */
+  const tell = (verdict: string) => {
+    source.end(verdict);
+    return sourceDone;
+  };
   const sentence = (text: string): string => text.trim().replace(/^borgkeep: /, '').split('\n').pop() ?? '';
   if (imported.code !== 0) {
-    // Told to keep, the source stops sending.
-    source.end('keep\n');
-    await sourceClosed;
-    const why = sentence(sourceErr) || sentence(imported.stderr) || 'the copy did not complete';
+    const said = await tell('keep\n');
+    const why = sentence(said.stderr) || sentence(imported.stderr) || 'the copy did not complete';
     throw new BorgkeepError('BK_ERR_INVALID_INPUT', `the repository was not moved: ${why}; it stays where it was, unchanged`);
   }
   let received: { files: number; bytes: number };
   try {
     received = JSON.parse(imported.stdout) as { files: number; bytes: number };
   } catch {
-    source.end('keep\n');
-    await sourceClosed;
+    await tell('keep\n');
     throw new BorgkeepError('BK_ERR_INVALID_INPUT', 'the repository was not moved: the target node did not say what it received');
   }
   await switchOver().catch(async (error: unknown) => {
-    source.end('keep\n');
-    await sourceClosed;
+    await tell('keep\n');
     throw error;
   });
-  source.end(SWITCHED);
-  await sourceClosed;
-  return { ...received, sourceCleared: sourceCode === 0 };
+  return { ...received, sourceCleared: (await tell(SWITCHED)).code === 0 };
 }
