@@ -2,7 +2,8 @@ import { expect, test } from 'vitest';
 
 import { dataDirPaths } from '../store/data-dir.js';
 import type { Repository } from '../store/types.js';
-import { localRepositories, nodeJobs } from './server-jobs.js';
+import { localRepositories } from '../store/placement.js';
+import { nodeJobs } from './server-jobs.js';
 
 const repo = (id: number, name: string): Repository => ({ id, name, dirName: `dir${id}`, quotaBytes: null, expectedIntervalSeconds: 93_600, createdAt: new Date(0) });
 

@@ -10,18 +10,10 @@ import { latestIndexTransaction } from '../repository/hash-index.js';
 import { readHints } from '../repository/hints.js';
 import { nextTurn } from '../shared/event-loop.js';
 import type { Store } from '../store/database.js';
+import { localRepositories } from '../store/placement.js';
 import type { JobDefinition } from './scheduler.js';
 
 type JobStore = Pick<Store, 'paths' | 'listRepositoryRecords' | 'addRepositoryStat'> & Partial<Pick<Store, 'repositoryNodes'>>;
-
-/**
- * The repositories whose files are in this data directory: on a gateway (`selfNode` null) those on
- * no storage node; on a node its own (docs/postgresql.md, storage nodes).
- */
-export async function localRepositories(store: JobStore, selfNode: string | null = null) {
-  const onNodes = (await store.repositoryNodes?.()) ?? new Map<number, string>();
-  return (await store.listRepositoryRecords()).filter((r) => (onNodes.get(r.id) ?? null) === selfNode);
-}
 
 export interface ServerJobDeps {
   store: JobStore;

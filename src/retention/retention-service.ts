@@ -5,6 +5,7 @@
 
 import { BorgkeepError, invalidInput } from '../errors.js';
 import type { NodeStore } from '../store/node-store.js';
+import { localRepositories } from '../store/placement.js';
 import type { RepositoryStore } from '../store/repository-store.js';
 import type { RetentionStore } from '../store/retention-store.js';
 import type { Repository } from '../store/types.js';
@@ -105,9 +106,8 @@ export function createRetentionService(deps: RetentionServiceDeps) {
       const now = deps.now();
       const due = policies.filter((p) => isDue(p, now) && !running.has(p.repositoryId));
       if (due.length === 0) return policies.length === 0 ? 'no retention policies' : 'nothing due';
-      // A repository on a storage node is pruned there (docs/postgresql.md): not from this data directory.
-      const onNodes = (await deps.store.repositoryNodes?.()) ?? new Map<number, string>();
-      const byId = new Map((await deps.store.listRepositoryRecords()).filter((r) => !onNodes.has(r.id)).map((r) => [r.id, r]));
+      // A repository on a storage node has its files there: its policy is not run from this data directory (docs/postgresql.md).
+      const byId = new Map((await localRepositories(deps.store)).map((r) => [r.id, r]));
       const lines: string[] = [];
       let failed = false;
       for (const policy of due) {

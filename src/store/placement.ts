@@ -3,6 +3,7 @@
 
 import { invalidInput } from '../errors.js';
 import { nodeIsUp, type NodeStore } from './node-store.js';
+import type { RepositoryStore } from './repository-store.js';
 
 /** The node a new repository is placed on, or null for none (no node registered). */
 export async function chooseNode(store: Pick<NodeStore, 'listNodes'>, requested: string | null, now: Date): Promise<string | null> {
@@ -17,4 +18,14 @@ export async function chooseNode(store: Pick<NodeStore, 'listNodes'>, requested:
   const up = nodes.filter((n) => nodeIsUp(n, now)).sort((a, b) => b.freeBytes - a.freeBytes || a.name.localeCompare(b.name));
   if (up.length === 0) throw invalidInput('no storage node is up to place the repository on: start one (borgkeep node run), or name one with --node');
   return up[0]!.name;
+}
+
+/**
+ * The repositories whose files are in this process's data directory: on a gateway (`selfNode`
+ * null) those on no storage node; on a node its own. A store without placements (SQLite) has all
+ * of them in the data directory.
+ */
+export async function localRepositories(store: Pick<RepositoryStore, 'listRepositoryRecords'> & Partial<Pick<NodeStore, 'repositoryNodes'>>, selfNode: string | null = null) {
+  const onNodes = (await store.repositoryNodes?.()) ?? new Map<number, string>();
+  return (await store.listRepositoryRecords()).filter((r) => (onNodes.get(r.id) ?? null) === selfNode);
 }
