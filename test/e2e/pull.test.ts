@@ -133,6 +133,10 @@ describe('pull backups in the console', () => {
     // --- Run now (keyboard): serve's pull service starts a real job on the client ------------------
     const reloads: string[] = [];
     page.on('framenavigated', (f) => f === page.mainFrame() && reloads.push(f.url()));
+    // 240 MiB at 40 Mbit/s is at least 50 s of sending, so the job surely still runs while the page
+    // is checked below (unlimited, a fast machine sent it all before the log was counted as
+    // running); the limit is lifted once the running job has been seen.
+    client.limitUpload(40);
     const runNow = laptop.getByRole('button', { name: 'Run now: laptop' });
     await runNow.focus();
     await page.keyboard.press('Enter');
@@ -208,6 +212,7 @@ describe('pull backups in the console', () => {
     }
     await page.emulateMedia({ colorScheme: 'light' });
     await h.screenshot('pull-backups');
+    client.limitUpload(null);
 
     // --- the job ends done with its archive: the page says so, the log followed to its end ---------
     await expect.poll(() => row.getAttribute('data-state'), { timeout: 60_000 }).toBe('done');
