@@ -161,6 +161,32 @@ describe('repository store', () => {
     expect((await t.store.listRepositoryStatuses({ denialsSince: since, name: 'photos' }))[0]).toEqual(afterOwn);
   });
 
+  it("one repository's status reuses the list's status columns while its status_version has not moved, and reads them afresh once it has", async () => {
+    await t.store.createRepository({ name: 'photos', quotaBytes: 20_000_000 });
+    await t.store.createRepository({ name: 'mail', quotaBytes: null });
+    const since = new Date('2024-12-31T00:00:00Z');
+    const one = async (name: string) => (await t.store.listRepositoryStatuses({ denialsSince: since, name }))[0]!;
+    // Never listed: read afresh.
+    expect((await one('mail')).repository.quotaBytes).toBeNull();
+    await t.store.listRepositoryStatuses({ denialsSince: since });
+    // A change behind the store's back that does not move status_version (no write of borgkeep's
+    // own does that: it shows which copy is read): the list's copy serves.
+    await t.query('update repositories set quota_bytes = ? where name = ?', [30_000_000, 'photos']);
+    expect((await one('photos')).repository.quotaBytes).toBe(20_000_000);
+    // Once the version moves (as every write of the status's inputs does), it is read afresh,
+    // without the list having looked again; the list's order and contents stay the list's own.
+    await t.query('update repositories set status_version = status_version + 1 where name = ?', ['photos']);
+    expect((await one('photos')).repository.quotaBytes).toBe(30_000_000);
+    expect((await t.store.listRepositoryStatuses({ denialsSince: since })).map((s) => [s.repository.name, s.repository.quotaBytes])).toEqual([
+      ['mail', null],
+      ['photos', 30_000_000],
+    ]);
+    // A repository created after the last listing, and an unknown name.
+    await t.store.createRepository({ name: 'docs', quotaBytes: null });
+    expect((await one('docs')).repository.name).toBe('docs');
+    await expect(one('nope')).rejects.toThrow("no repository named 'nope'");
+  });
+
   it('keeps the whole status list equal to reading each repository afresh through 200 random writes from two processes, and keeps the status of every repository a write did not touch', async () => {
     // A seeded walk over every kind of write the status depends on (and one it does not: a
     // running session's byte counters), half of them through another connection as sshd's

@@ -342,10 +342,22 @@ export function createRepositoryStore({ db, now, changeMark }: StoreDeps): Repos
 
   /** One repository's status (its page, the CLI), read whole. */
   async function readStatus(name: string, denialsSince: Date): Promise<RepositoryStatus> {
-    const [row] = await readBases({ name });
-    if (!row) throw repositoryNotFound(name);
-    const [denials, events] = await Promise.all([countDenials(denialsSince, [row.id]), newestEvents([row.id], false)]);
-    return toStatus(toBase(row), denials.get(row.id) ?? 0, events.get(row.id) ?? []);
+    // The status columns the whole list keeps (below) serve while the repository's status_version
+    // has not moved: the list is brought up to date every second by the alert rules, and reading
+    // them afresh is the costliest query of a repository's page. Only read here, never stored: the
+    // list alone decides what it holds and in which order.
+    const version = await db.selectFrom('repositories').select(['id', 'status_version']).where('name', '=', name).executeTakeFirst();
+    if (!version) throw repositoryNotFound(name);
+    const kept = live.bases.get(version.id);
+    let base: Base;
+    if (kept && kept.version === version.status_version) base = kept.base;
+    else {
+      const [row] = await readBases({ ids: [version.id] });
+      if (!row) throw repositoryNotFound(name);
+      base = toBase(row);
+    }
+    const [denials, events] = await Promise.all([countDenials(denialsSince, [version.id]), newestEvents([version.id], false)]);
+    return toStatus(base, denials.get(version.id) ?? 0, events.get(version.id) ?? []);
   }
 
   // The whole list (the dashboard; the alert rules every 30 s; the metrics), kept in memory and
