@@ -15,6 +15,7 @@ import { createServerMetrics, type ServerMetrics } from '../api/metrics.js';
 import { createAuditService } from '../audit/audit-service.js';
 import type { GatewayEvents } from '../gateway/ssh-gateway.js';
 import type { Store } from '../store/database.js';
+import { GATEWAY_LEASE_MS, GATEWAY_LEASE_RENEW_MS, closeSessionsOfDeadProcesses, gatewayLeaseName } from '../store/dead-processes.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 import { nodeJobs, serverJobs } from './server-jobs.js';
 import type { SizeOf } from '../api/features/repository-size.js';
@@ -179,6 +180,25 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
         return asking;
       }
     : undefined;
+  // Each gateway sharing the database holds a lease of its own while it runs: when one dies on
+  // another machine, the jobs lease's holder closes the sessions it left open (dead-processes.ts).
+  const gatewayLease = gatewayLeaseName(hostname(), process.pid);
+  const renewGatewayLease = () =>
+    store.holdLease(gatewayLease, holder, GATEWAY_LEASE_MS).catch((error: unknown) => {
+      log.warn({ event: 'gateway-lease', error: (error as Error).message }, "this gateway's lease could not be renewed");
+      return false;
+    });
+  let gatewayLeaseTimer: NodeJS.Timeout | null = null;
+  if (holdsJobs) {
+    await renewGatewayLease();
+    gatewayLeaseTimer = setInterval(() => void renewGatewayLease(), GATEWAY_LEASE_RENEW_MS).unref();
+  }
+  const deadSessions = async () => {
+    const { closed, processes } = await closeSessionsOfDeadProcesses(store, now());
+    if (closed === 0) return 'none';
+    log.warn({ event: 'dead-sessions', closed, processes }, `closed ${closed} session(s) left open by ${processes.join(', ')}, which stopped answering, as aborted`);
+    return `${closed} closed`;
+  };
   const scheduler = createScheduler({ store, now, log, ...(holdsJobs && { holdsJobs }) });
   const jobs = serverJobs({
     store,
@@ -189,6 +209,7 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     ...(deps.vault && { verify: dailyVerify(store, deps.vault) }),
     ...(deps.vault && { archiveChecks: archiveChecks(store, deps.vault) }),
     audit: dailyAudit(store, audits, deps.auditPassphraseFiles),
+    ...(holdsJobs && { deadSessions }),
   });
   for (const job of jobs) scheduler.add(job);
   await scheduler.start();
@@ -209,7 +230,8 @@ export async function startMonitoring(deps: MonitoringDeps): Promise<Monitoring>
     gatewayEvents,
     async stop() {
       await scheduler.stop();
-      if (holdsJobs) await store.releaseLease(JOBS_LEASE, holder).catch(() => undefined);
+      if (gatewayLeaseTimer) clearInterval(gatewayLeaseTimer);
+      if (holdsJobs) await Promise.all([store.releaseLease(JOBS_LEASE, holder), store.releaseLease(gatewayLease, holder)]).catch(() => undefined);
       notifier.stop();
       await notifier.idle();
     },

@@ -36,6 +36,8 @@ export interface ServerJobDeps {
   pullSchedules?: () => Promise<string>;
   /** Checks the archives that have no verdict yet, in every repository the server can read (src/checks). */
   archiveChecks?: () => Promise<string>;
+  /** Closes the sessions of gateways and nodes that died on other machines (several gateways on PostgreSQL: store/dead-processes.ts). */
+  deadSessions?: () => Promise<string>;
 }
 
 const repositories = (n: number) => `${n} ${n === 1 ? 'repository' : 'repositories'}`;
@@ -173,6 +175,16 @@ export function serverJobs(deps: ServerJobDeps): JobDefinition[] {
             pattern: '*/30 * * * * *',
             description: "each new archive checked against its repository's rules: readable, required paths, file count and size, changed files and new data against the archive before it",
             run: deps.archiveChecks,
+          },
+        ]
+      : []),
+    ...(deps.deadSessions
+      ? [
+          {
+            name: 'dead-sessions',
+            pattern: '*/5 * * * * *',
+            description: 'sessions left open by a gateway or storage node that died on another machine closed as aborted, so they no longer count against their keys',
+            run: deps.deadSessions,
           },
         ]
       : []),

@@ -1,5 +1,6 @@
 // Leases (migration 0028): one holder at a time for a named duty among the processes sharing the
-// database — the scheduled jobs of several gateways on PostgreSQL (jobs/scheduler.ts).
+// database — the scheduled jobs of several gateways on PostgreSQL (jobs/scheduler.ts) — and each
+// gateway's own lease, which says it still runs (dead-processes.ts).
 
 import { iso } from './rows.js';
 import type { StoreDeps } from './store-deps.js';
@@ -12,6 +13,10 @@ export interface LeaseStore {
   holdLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   /** Gives the lease up, if `holder` holds it (a clean shutdown: another takes over at once). */
   releaseLease(name: string, holder: string): Promise<void>;
+  /** The names of the leases starting with `prefix` whose time ran out: their holders stopped renewing them. */
+  expiredLeases(prefix: string): Promise<string[]>;
+  /** Removes the lease `name` if its time has still run out (a renewal since keeps it). */
+  forgetExpiredLease(name: string): Promise<void>;
 }
 
 export function createLeaseStore({ db, now }: StoreDeps): LeaseStore {
@@ -29,6 +34,13 @@ export function createLeaseStore({ db, now }: StoreDeps): LeaseStore {
     },
     async releaseLease(name, holder) {
       await db.deleteFrom('leases').where('name', '=', name).where('holder', '=', holder).execute();
+    },
+    async expiredLeases(prefix) {
+      const rows = await db.selectFrom('leases').select('name').where('expires_at', '<=', iso(now())).orderBy('name').execute();
+      return rows.map((r) => r.name).filter((name) => name.startsWith(prefix));
+    },
+    async forgetExpiredLease(name) {
+      await db.deleteFrom('leases').where('name', '=', name).where('expires_at', '<=', iso(now())).execute();
     },
   };
 }

@@ -58,9 +58,21 @@ async function waitFor<T>(what: string, probe: () => T | null, log: () => string
   }
 }
 
-/** Starts `borgkeep serve` on 127.0.0.1 with system-chosen ports (SSH and HTTP API), so tests can run side by side. */
-export async function startEmbedded(dataDir: string, extraArgs: readonly string[] = []): Promise<SshFrontEnd> {
-  const child = spawn(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', ...extraArgs], {
+/**
+ * The command and arguments that run `command args` as if on another machine named `hostname`
+ * (its own UTS namespace: `os.hostname()` says so, so its sessions are recorded as that host's,
+ * whose processes this machine cannot see), or as they are without one. Root only. The process
+ * keeps its pid: unshare and sh exec into it.
+ */
+export function asHost(hostname: string | undefined, command: string, args: readonly string[]): [string, string[]] {
+  if (hostname === undefined) return [command, [...args]];
+  return ['unshare', ['--uts', 'sh', '-c', 'hostname "$0" && exec "$@"', hostname, command, ...args]];
+}
+
+/** Starts `borgkeep serve` on 127.0.0.1 with system-chosen ports (SSH and HTTP API), so tests can run side by side; on a machine of its own when `hostname` is given (asHost). */
+export async function startEmbedded(dataDir: string, extraArgs: readonly string[] = [], opts: { hostname?: string } = {}): Promise<SshFrontEnd> {
+  const [command, args] = asHost(opts.hostname, process.execPath, [BORGKEEP, '--data-dir', dataDir, 'serve', '--ssh-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', ...extraArgs]);
+  const child = spawn(command, args, {
     env: { ...process.env, BORGKEEP_DATA_DIR: undefined },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

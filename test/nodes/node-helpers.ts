@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { BORGKEEP } from '../helpers/borgkeep-env.js';
+import { asHost } from '../helpers/ssh-transports.js';
 
 export interface TestNode {
   readonly name: string;
@@ -18,10 +19,14 @@ export interface TestNode {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `borgkeep node run --name NAME` with DATA as data directory (on `port`, or one the system picks). */
+/**
+ * Starts `borgkeep node run --name NAME` with DATA as data directory (on `port`, or one the system
+ * picks), as a machine of its own named `store-NAME` (asHost): what it records is that host's.
+ */
 export async function startNode(name: string, dataDir: string, database: string, port = 0): Promise<TestNode> {
   mkdirSync(dataDir, { recursive: true });
-  const child = spawn(process.execPath, [BORGKEEP, '--data-dir', dataDir, 'node', 'run', '--name', name, '--ssh-listen', `127.0.0.1:${port}`, '--database', database, '--shutdown-grace', '5'], {
+  const [command, args] = asHost(`store-${name}`, process.execPath, [BORGKEEP, '--data-dir', dataDir, 'node', 'run', '--name', name, '--ssh-listen', `127.0.0.1:${port}`, '--database', database, '--shutdown-grace', '5']);
+  const child = spawn(command, args, {
     env: { ...process.env, BORGKEEP_DATA_DIR: undefined },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

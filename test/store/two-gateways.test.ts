@@ -122,4 +122,39 @@ describe('two gateways on one PostgreSQL database', () => {
     // Other addresses are not affected.
     expect((await viaB('laptop', ['list', '--short', env.url('photos')])).code).toBe(0);
   });
+
+  it("a gateway on another machine killed with a backup open: the gateway running the jobs closes its session as aborted once its lease runs out, and the key may back up again", async () => {
+    // A third gateway, on a machine of its own (asHost): nobody here can ask whether its process
+    // lives, as nobody could for a gateway on another host; it never holds the jobs lease (A or B
+    // has held it since the start).
+    const c = await startEmbedded(env.dataDir, ['--database', db.url, ...LIMITS], { hostname: 'gateway-c.example' });
+    const dirC = join(env.root, 'gateway-c');
+    mkdirSync(dirC);
+    writeFileSync(join(dirC, 'port'), `${c.port}\n`);
+    const rshC = writeSshRsh(dirC, join(env.root, 'ssh-keys'), join(dirC, 'port'), join(env.root, 'known_hosts'));
+    const source = join(env.root, 'orphan');
+    mkdirSync(source);
+    writeFileSync(join(source, 'random.bin'), randomBytes(8 * 1024 * 1024));
+    const orphan = spawn('borg', ['create', '--upload-ratelimit', '1024', '--compression', 'none', `${env.url('photos')}::orphan`, source], { env: { ...env.borgEnv('laptop'), BORG_RSH: rshC }, stdio: 'ignore' });
+    const orphanDone = new Promise<number | null>((resolve) => orphan.on('exit', resolve));
+    try {
+      const running = await waitForSession(ledger, (all) => {
+        if (orphan.exitCode !== null) throw new Error('the backup ended before its session was seen');
+        return all.find((s) => s.result === 'open' && s.bytesIn > 0);
+      }, 'the backup through gateway C');
+      await c.stop('SIGKILL');
+      // At once the session is still open (a dead gateway cannot be told from a slow one yet),
+      // and it counts: the key's one session.
+      const refused = await env.borg('laptop', ['list', env.url('photos')]);
+      expect(refused.stderr).toContain('borgkeep refused open: the key may run at most 1 session at once');
+      await expect.poll(async () => (await ledger()).find((s) => s.id === running.id)?.result, { timeout: 60_000, interval: 1000 }).toBe('aborted');
+      const list = await env.borg('laptop', ['list', '--short', env.url('photos')]);
+      expect(list.code, list.stderr).toBe(0);
+      expect(`${a.log()}${b.log()}`).toMatch(/closed 1 session\(s\) left open by gateway gateway-c\.example \(pid \d+\), which stopped answering, as aborted/);
+    } finally {
+      orphan.kill('SIGKILL');
+      await orphanDone;
+      await c.stop('SIGKILL');
+    }
+  }, 150_000);
 });
