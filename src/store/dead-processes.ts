@@ -31,7 +31,8 @@ function parseGatewayLease(name: string): { host: string; pid: number } | null {
 
 /**
  * Closes as aborted the open sessions of every gateway whose lease ran out and of every node dead
- * at `at`, and forgets those gateways' leases. Returns how many sessions it closed and whose.
+ * at `at`, and forgets those gateways' leases. Returns how many sessions it closed and whose
+ * (the dead processes that had any).
  */
 export async function closeSessionsOfDeadProcesses(
   store: Pick<Store, 'expiredLeases' | 'forgetExpiredLease' | 'listNodes' | 'closeStaleSessions'>,
@@ -48,7 +49,14 @@ export async function closeSessionsOfDeadProcesses(
     if (node.stoppedAt === null && at.getTime() - node.heartbeatAt.getTime() >= DEAD_NODE_AFTER_MS) dead.set(key(node.host, node.pid), `storage node '${node.name}'`);
   }
   if (dead.size === 0) return { closed: 0, processes: [] };
-  const closed = await store.closeStaleSessions((pid, host) => !dead.has(key(host, pid)));
+  // Named: the dead processes that had open sessions (a node down for days is dead at every look).
+  const had = new Set<string>();
+  const closed = await store.closeStaleSessions((pid, host) => {
+    const k = key(host, pid);
+    if (!dead.has(k)) return true;
+    had.add(dead.get(k)!);
+    return false;
+  });
   for (const name of leases) await store.forgetExpiredLease(name);
-  return { closed, processes: [...dead.values()] };
+  return { closed, processes: [...had] };
 }
