@@ -110,7 +110,6 @@ function archiveChecks(store: Store, vault: Vault): () => Promise<string> {
   };
 }
 
-/** The lease of the scheduled jobs, how long its holder keeps it without renewing, and how often the others ask for it. */
 /** The daily audit of one repository: structural, unless the config file gives its passphrase file. */
 function dailyAudit(store: Store, audits: ReturnType<typeof createAuditService>, passphraseFiles: Readonly<Record<string, string>>) {
   return async (name: string): Promise<string> => {
@@ -137,6 +136,7 @@ export async function startNodeJobs(deps: { store: Store; log: MonitoringLog; se
   return { scheduler, stop: () => scheduler.stop() };
 }
 
+/** The lease of the scheduled jobs, how long its holder keeps it without renewing, and how often the others ask for it. */
 export const JOBS_LEASE = 'jobs';
 export const JOBS_LEASE_MS = 60_000;
 export const JOBS_LEASE_RETRY_MS = 5_000;

@@ -52,9 +52,9 @@ export async function closeSessionsOfDeadProcesses(
   // Named: the dead processes that had open sessions (a node down for days is dead at every look).
   const had = new Set<string>();
   const closed = await store.closeStaleSessions((pid, host) => {
-    const k = key(host, pid);
-    if (!dead.has(k)) return true;
-    had.add(dead.get(k)!);
+    const who = dead.get(key(host, pid));
+    if (who === undefined) return true;
+    had.add(who);
     return false;
   });
   for (const name of leases) await store.forgetExpiredLease(name);
