@@ -5,14 +5,13 @@
 // client with a clear error while the other backup finishes, and the gateways close its dead
 // session as aborted without waiting for its restart; `borg check` passes.
 
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { BORGKEEP, createBorgkeepEnv, makeSourceTree, PASSPHRASE, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { firstAdminPassword } from '../helpers/first-admin.js';
+import { startSlowBackup } from '../helpers/slow-backup.js';
 import { waitForSession } from '../helpers/ledger-wait.js';
 import { hostKeyLine, startEmbedded, writePortAndHostKey, writeSshRsh, type SshFrontEnd } from '../helpers/ssh-transports.js';
 import { createTestPostgresDatabase } from '../support/temp-store.js';
@@ -63,16 +62,8 @@ const sessions = async (repo: string) =>
   (JSON.parse(await env.cliOk(['ledger', '--json', '--repo', repo, '--limit', '500'])) as { sessions: SessionRow[] }).sessions;
 
 /** A backup of `mib` MiB of random data at 1 MiB/s, running in the background. */
-function slowBackup(repo: string, archive: string, mib: number) {
-  const source = join(env.root, `slow-${archive}`);
-  mkdirSync(source);
-  writeFileSync(join(source, 'random.bin'), randomBytes(mib * 1024 * 1024));
-  const child = spawn('borg', ['create', '--upload-ratelimit', '1024', '--compression', 'none', `${env.url(repo)}::${archive}`, source], { env: env.borgEnv('laptop'), stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
-  return { child, done, stderr: () => stderr };
-}
+const slowBackup = (repo: string, archive: string, mib: number) =>
+  startSlowBackup({ source: join(env.root, `slow-${archive}`), mib, target: `${env.url(repo)}::${archive}`, env: env.borgEnv('laptop') });
 
 describe('two gateways and two storage nodes on one PostgreSQL database', () => {
   it('back up through either gateway to repositories on either node; the files are on the node, not the gateway', async () => {

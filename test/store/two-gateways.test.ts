@@ -5,14 +5,13 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createBorgkeepEnv, makeSourceTree, run, type BorgkeepEnv } from '../helpers/borgkeep-env.js';
 import { firstAdminPassword } from '../helpers/first-admin.js';
 import { waitForSession } from '../helpers/ledger-wait.js';
 import { sseReader } from '../helpers/sse-reader.js';
+import { startSlowBackup } from '../helpers/slow-backup.js';
 import { startEmbedded, writeSshRsh, type SshFrontEnd } from '../helpers/ssh-transports.js';
 import { createTestPostgresDatabase } from '../support/temp-store.js';
 
@@ -69,11 +68,7 @@ describe('two gateways on one PostgreSQL database', () => {
     const events = await fetch(`${httpB}/api/v1/events`, { headers: { cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]! } });
     const reader = sseReader(events);
 
-    const source = join(env.root, 'slow');
-    mkdirSync(source);
-    writeFileSync(join(source, 'random.bin'), randomBytes(6 * 1024 * 1024));
-    const slow = spawn('borg', ['create', '--upload-ratelimit', '1024', '--compression', 'none', `${env.url('photos')}::slow`, source], { env: env.borgEnv('laptop'), stdio: 'ignore' });
-    const slowDone = new Promise<number | null>((resolve) => slow.on('exit', resolve));
+    const { child: slow, done: slowDone } = startSlowBackup({ source: join(env.root, 'slow'), mib: 6, target: `${env.url('photos')}::slow`, env: env.borgEnv('laptop') });
     try {
       const running = await waitForSession(ledger, (all) => {
         if (slow.exitCode !== null) throw new Error('the slow backup ended before its session was seen');
@@ -132,11 +127,7 @@ describe('two gateways on one PostgreSQL database', () => {
     mkdirSync(dirC);
     writeFileSync(join(dirC, 'port'), `${c.port}\n`);
     const rshC = writeSshRsh(dirC, join(env.root, 'ssh-keys'), join(dirC, 'port'), join(env.root, 'known_hosts'));
-    const source = join(env.root, 'orphan');
-    mkdirSync(source);
-    writeFileSync(join(source, 'random.bin'), randomBytes(8 * 1024 * 1024));
-    const orphan = spawn('borg', ['create', '--upload-ratelimit', '1024', '--compression', 'none', `${env.url('photos')}::orphan`, source], { env: { ...env.borgEnv('laptop'), BORG_RSH: rshC }, stdio: 'ignore' });
-    const orphanDone = new Promise<number | null>((resolve) => orphan.on('exit', resolve));
+    const { child: orphan, done: orphanDone } = startSlowBackup({ source: join(env.root, 'orphan'), mib: 8, target: `${env.url('photos')}::orphan`, env: { ...env.borgEnv('laptop'), BORG_RSH: rshC } });
     try {
       const running = await waitForSession(ledger, (all) => {
         if (orphan.exitCode !== null) throw new Error('the backup ended before its session was seen');
