@@ -68,10 +68,12 @@ describe('two gateways on one PostgreSQL database', () => {
     const events = await fetch(`${httpB}/api/v1/events`, { headers: { cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]! } });
     const reader = sseReader(events);
 
-    const { child: slow, done: slowDone } = startSlowBackup({ source: join(env.root, 'slow'), mib: 6, target: `${env.url('photos')}::slow`, env: env.borgEnv('laptop') });
+    // The key may run one session at once: the earlier tests' sessions must have ended in the ledger first.
+    await expect.poll(async () => (await ledger()).filter((s) => s.result === 'open').length, { timeout: 10_000 }).toBe(0);
+    const { child: slow, done: slowDone, stderr: slowStderr } = startSlowBackup({ source: join(env.root, 'slow'), mib: 6, target: `${env.url('photos')}::slow`, env: env.borgEnv('laptop') });
     try {
       const running = await waitForSession(ledger, (all) => {
-        if (slow.exitCode !== null) throw new Error('the slow backup ended before its session was seen');
+        if (slow.exitCode !== null) throw new Error(`the slow backup ended before its session was seen: ${slowStderr()}`);
         return all.find((s) => s.result === 'open' && s.bytesIn > 0);
       }, 'the slow backup through A');
       // The same key through B: one session at once for the key, over both gateways. The
