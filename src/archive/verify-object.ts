@@ -17,6 +17,7 @@ import { Decompress as ZstdStream } from 'fzstd';
 import { MAX_PLAINTEXT, MODE_TYPE_BYTE, createBlake2b256, decompressPayload, isBlake2, isEncrypted, type Blake2b256, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { MANIFEST_ID } from '../repository/manifest.js';
 import { Lz4OutputFull, lz4DecompressInto } from '../repository/lz4.js';
+import { CHECK, ID_HASH, objcheck, type NativeVerifier, type Objcheck } from '../native/objcheck.js';
 
 /** Why a put is refused. `id`: the content is not what the id names; `envelope`: borg could not read it back. */
 export interface ObjectRefusal {
@@ -52,7 +53,7 @@ const idText = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset,
  * only for `none`, whose ids are plain SHA-256 and need no key). Throws when the key does not fit
  * the mode; use one verifier per session (it keeps state between calls, none of it secret-free).
  */
-export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null): Promise<ObjectVerifier> {
+export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null, { useNative = true }: { useNative?: boolean } = {}): Promise<ObjectVerifier> {
   if (mode !== 'none' && !key) throw new Error(`objects of a ${mode} repository cannot be verified without its key`);
   const blake2 = isBlake2(mode);
   if (key && key.idKey.length !== (blake2 ? 128 : 32)) throw new Error(`the key is not a ${mode} key`);
@@ -171,6 +172,53 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null): 
     return { kind: 'id', why: `object ${idText(id)}…: its content does not match its id (its content's id is ${computed.subarray(0, 8).toString('hex')}…)` };
   };
 
+  const native = useNative ? objcheck() : null;
+  const nativeVerifier = native
+    ? native.createVerifier(mode === 'none' ? ID_HASH.sha256 : blake2 ? ID_HASH.blake2b : ID_HASH.hmacSha256, encrypted, key?.idKey ?? null, key?.encHmacKey ?? null, encKey)
+    : null;
+  const nativeId = Buffer.alloc(32);
+  const nativeInfo = new Int32Array(1);
+
+  /**
+   * The same check in one native call (native/objcheck.c): MAC, decryption, lz4 and the id hash;
+   * JavaScript only for the sentences and for compressors other than none and lz4.
+   */
+  const verifyNatively = (id: Uint8Array, envelope: Uint8Array, bad: (why: string) => ObjectRefusal): ObjectRefusal | null | Promise<ObjectRefusal | null> => {
+    const n = native as Objcheck;
+    if (encrypted && input.length < envelope.length) input = Buffer.allocUnsafe(Math.max(envelope.length, Math.min(input.length * 2, MAX_PLAINTEXT)));
+    let size = Math.min(MAX_PLAINTEXT, output.length);
+    for (;;) {
+      const code = n.check(nativeVerifier as NativeVerifier, envelope, input, outputOf(size).subarray(0, size), nativeId, nativeInfo);
+      const payload = (): Uint8Array => (encrypted ? input.subarray(0, nativeInfo[0]) : envelope.subarray(1));
+      switch (code) {
+        case CHECK.ok:
+          return judge(id, nativeId, nativeId);
+        case CHECK.mac:
+          return bad('its MAC does not verify with the repository key');
+        case CHECK.short:
+          return bad(encrypted ? 'it is shorter than its envelope header' : 'its payload is shorter than its compression header');
+        case CHECK.lz4Full:
+          if (size >= MAX_PLAINTEXT) return bad(`its lz4 payload decompresses to more than ${MAX_PLAINTEXT} bytes`);
+          size = Math.min(MAX_PLAINTEXT, size * 2);
+          continue;
+        case CHECK.lz4:
+          // The sentence of the JavaScript decoder, which refuses the same blocks (objcheck.test.ts).
+          return judge(id, lz4(payload().subarray(2)));
+        case CHECK.decompress: {
+          const withId = (plain: Uint8Array | string): ObjectRefusal | null => {
+            if (typeof plain === 'string') return judge(id, plain);
+            n.idHash(nativeVerifier as NativeVerifier, plain, nativeId);
+            return judge(id, plain, nativeId);
+          };
+          const plain = decompress(payload());
+          return plain instanceof Promise ? plain.then(withId) : withId(plain);
+        }
+        default:
+          throw new Error(`the native object checker failed (${code})`);
+      }
+    }
+  };
+
   return {
     mode,
     verify(id, envelope) {
@@ -179,12 +227,13 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null): 
       if (envelope.length === 0 || !expectedTypes.includes(envelope[0])) {
         return bad(`its type byte (${envelope.length ? envelope[0] : 'none'}) is not the repository's (${mode})`);
       }
+      if (encrypted && envelope.length < ENVELOPE_HEADER) return bad('it is shorter than its envelope header');
+      if (envelope.length < (encrypted ? ENVELOPE_HEADER : 1) + 2) return bad('its payload is shorter than its compression header');
+      if (native) return verifyNatively(id, envelope, bad);
       let payload: Uint8Array;
       if (!encrypted) payload = envelope.subarray(1);
       else {
-        if (envelope.length < ENVELOPE_HEADER) return bad('it is shorter than its envelope header');
         const ciphertext = envelope.subarray(ENVELOPE_HEADER);
-        if (ciphertext.length < 2) return bad('its payload is shorter than its compression header');
         iv.set(envelope.subarray(MAC_END, ENVELOPE_HEADER), 8);
         const decipher = createDecipheriv('aes-256-ctr', encKey as Buffer, iv);
         const mac = macHash();

@@ -1,0 +1,68 @@
+// The native object checker (native/objcheck.c), built by `npm run build` into
+// dist/native/objcheck.node: what `--verify-objects` runs per object, several times faster than
+// node:crypto can for borg's ~15 KB objects. Optional: when it is not there (no C compiler where
+// borgkeep was built) or BORGKEEP_NATIVE=0, `objcheck()` is null and the callers use JavaScript.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A verifier's keys, held in native memory (wiped when the object is collected). */
+export type NativeVerifier = { readonly __nativeVerifier: unique symbol };
+
+/** The id hash a repository's ids are made with (C.5). */
+export const ID_HASH = { sha256: 0, hmacSha256: 1, blake2b: 2 } as const;
+
+/** What `check` answers (native/objcheck.c, enum CHECK_). */
+export const CHECK = {
+  ok: 0,
+  decompress: 1,
+  mac: -1,
+  lz4: -2,
+  lz4Full: -3,
+  short: -4,
+  crypto: -5,
+} as const;
+
+export interface Objcheck {
+  /** Keys are copied: idKey for HMAC/BLAKE2 ids, macKey and encKey for encrypted modes. */
+  createVerifier(idHash: number, encrypted: boolean, idKey: Uint8Array | null, macKey: Uint8Array | null, encKey: Uint8Array | null): NativeVerifier;
+  /**
+   * The MAC, decryption into `scratch`, lz4 into `out` and the id hash into `idOut` of one
+   * envelope; a CHECK code. `info[0]` is then the payload's length (decrypted into scratch, or
+   * the envelope's bytes after its TYPE byte when not encrypted).
+   */
+  check(v: NativeVerifier, envelope: Uint8Array, scratch: Uint8Array, out: Uint8Array, idOut: Uint8Array, info: Int32Array): number;
+  idHash(v: NativeVerifier, data: Uint8Array, idOut: Uint8Array): void;
+  /** The output's length, -1 for a block liblz4 refuses, -2 when `dst` is too small. */
+  lz4(src: Uint8Array, dst: Uint8Array): number;
+  blake2b256(data: Uint8Array, out: Uint8Array): void;
+}
+
+let loaded: Objcheck | null | undefined;
+
+/** Where the build puts the module, from this file in src/ or dist/ (or the bundle in dist/cli/). */
+export function objcheckPath(): string | null {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const candidate = basename(dir) === 'dist' ? join(dir, 'native', 'objcheck.node') : join(dir, 'dist', 'native', 'objcheck.node');
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return null;
+  }
+}
+
+/** The native checker, or null when it is not built or is switched off (BORGKEEP_NATIVE=0). */
+export function objcheck(): Objcheck | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.env.BORGKEEP_NATIVE === '0') return loaded;
+  const path = objcheckPath();
+  if (!path) return loaded;
+  try {
+    loaded = createRequire(import.meta.url)(path) as Objcheck;
+  } catch {
+    // Built for another Node.js, or not loadable here: JavaScript does the same work.
+    loaded = null;
+  }
+  return loaded;
+}
