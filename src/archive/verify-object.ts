@@ -5,9 +5,11 @@
 // client from storing other content under a chunk id that older archives share.
 //
 // Pure and synchronous for borg's usual compressors (none, lz4, zstd): the guard runs it on every
-// byte a backup sends, so it reuses its key objects, its IV and BLAKE2 state and one output
-// buffer, and allocates per object only what node:crypto must (the HMAC and cipher objects and
-// the decrypted bytes). zlib, lzma and obfuscated payloads take borg-key.ts's (async) path.
+// byte a backup sends. Where the native checker was built (native/objcheck.c) one call per object
+// does the MAC, the decryption, lz4 and the id hash, several times faster than node:crypto can for
+// borg's small objects; JavaScript then only says the sentences and decodes zstd. Without it the
+// same check runs here in JavaScript, reusing its key objects, its IV and BLAKE2 state and one
+// output buffer. zlib, lzma and obfuscated payloads take borg-key.ts's (async) path.
 // It never throws for anything a client sends: every problem is a refusal, one sentence.
 
 import { createDecipheriv, createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
@@ -65,9 +67,14 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null, {
   // AES takes the raw key: node:crypto sets up a decipher from a Buffer faster (~2.5 µs) than
   // from a KeyObject (~4 µs), and small objects pay that once each.
   const encKey: Buffer | null = key && encrypted ? key.encKey : null;
+  // The native checker, where it was built: then no BLAKE2 WebAssembly is loaded at all.
+  const native = useNative ? objcheck() : null;
+  const nativeVerifier = native
+    ? native.createVerifier(mode === 'none' ? ID_HASH.sha256 : blake2 ? ID_HASH.blake2b : ID_HASH.hmacSha256, encrypted, key?.idKey ?? null, key?.encHmacKey ?? null, encKey)
+    : null;
   // Two BLAKE2 states: the MAC and the id hash of an uncompressed payload are fed together.
-  const idHasher = blake2 ? await createBlake2b256() : null;
-  const macHasher = blake2 && encrypted ? await createBlake2b256() : null;
+  const idHasher = blake2 && !native ? await createBlake2b256() : null;
+  const macHasher = blake2 && encrypted && !native ? await createBlake2b256() : null;
   const iv = Buffer.alloc(16);
   let output = Buffer.allocUnsafe(FIRST_OUTPUT);
 
@@ -96,6 +103,11 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null, {
     return { update: (data) => void h.update(data), digest: () => h.digest() };
   };
   const idOf = (plain: Uint8Array): Buffer => {
+    if (native) {
+      const out = Buffer.alloc(32);
+      native.idHash(nativeVerifier as NativeVerifier, plain, out);
+      return out;
+    }
     const h = idHash();
     h.update(plain);
     return h.digest();
@@ -172,10 +184,6 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null, {
     return { kind: 'id', why: `object ${idText(id)}…: its content does not match its id (its content's id is ${computed.subarray(0, 8).toString('hex')}…)` };
   };
 
-  const native = useNative ? objcheck() : null;
-  const nativeVerifier = native
-    ? native.createVerifier(mode === 'none' ? ID_HASH.sha256 : blake2 ? ID_HASH.blake2b : ID_HASH.hmacSha256, encrypted, key?.idKey ?? null, key?.encHmacKey ?? null, encKey)
-    : null;
   const nativeId = Buffer.alloc(32);
   const nativeInfo = new Int32Array(1);
 
@@ -205,13 +213,8 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null, {
           // The sentence of the JavaScript decoder, which refuses the same blocks (objcheck.test.ts).
           return judge(id, lz4(payload().subarray(2)));
         case CHECK.decompress: {
-          const withId = (plain: Uint8Array | string): ObjectRefusal | null => {
-            if (typeof plain === 'string') return judge(id, plain);
-            n.idHash(nativeVerifier as NativeVerifier, plain, nativeId);
-            return judge(id, plain, nativeId);
-          };
           const plain = decompress(payload());
-          return plain instanceof Promise ? plain.then(withId) : withId(plain);
+          return plain instanceof Promise ? plain.then((p) => judge(id, p)) : judge(id, plain);
         }
         default:
           throw new Error(`the native object checker failed (${code})`);
