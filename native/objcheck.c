@@ -450,7 +450,7 @@ static int blake2_mac_ok(verifier_t *v, const uint8_t *env, size_t env_len) {
 
 /** check() for the BLAKE2 modes: decrypt, decompress, then the MAC and the id side by side. */
 static int check_blake2(verifier_t *v, const uint8_t *env, size_t env_len, uint8_t *scratch, size_t scratch_len,
-                        uint8_t *out, size_t out_len, uint8_t id_out[32], int32_t *payload_len) {
+                        uint8_t *out, size_t out_len, uint8_t id_out[32], int32_t *info) {
   const uint8_t *payload, *plain;
   size_t n, plain_len;
   if (v->encrypted) {
@@ -464,7 +464,7 @@ static int check_blake2(verifier_t *v, const uint8_t *env, size_t env_len, uint8
     payload = env + 1;
     n = env_len - 1;
   }
-  *payload_len = (int32_t)n;
+  info[0] = (int32_t)n;
   if (payload[0] == 0 && payload[1] == 0) {
     plain = payload + 2;
     plain_len = n - 2;
@@ -478,6 +478,7 @@ static int check_blake2(verifier_t *v, const uint8_t *env, size_t env_len, uint8
     plain = out;
     plain_len = (size_t)r;
   }
+  info[1] = (int32_t)plain_len;
   b2_message id;
   b2_message_init(&id, v->id.key, v->id.key_len, plain, plain_len);
   if (!v->encrypted) {
@@ -495,8 +496,8 @@ static int check_blake2(verifier_t *v, const uint8_t *env, size_t env_len, uint8
 }
 
 static int check(verifier_t *v, const uint8_t *env, size_t env_len, uint8_t *scratch, size_t scratch_len,
-                 uint8_t *out, size_t out_len, uint8_t id_out[32], int32_t *payload_len) {
-  if (v->id.kind == HASH_BLAKE2) return check_blake2(v, env, env_len, scratch, scratch_len, out, out_len, id_out, payload_len);
+                 uint8_t *out, size_t out_len, uint8_t id_out[32], int32_t *info) {
+  if (v->id.kind == HASH_BLAKE2) return check_blake2(v, env, env_len, scratch, scratch_len, out, out_len, id_out, info);
   const uint8_t *payload;
   size_t n;
   hash_t id;
@@ -542,8 +543,9 @@ static int check(verifier_t *v, const uint8_t *env, size_t env_len, uint8_t *scr
       hash_update(&id, payload + 2, n - 2);
     }
   }
-  *payload_len = (int32_t)n;
+  info[0] = (int32_t)n;
   if (uncompressed) {
+    info[1] = (int32_t)(n - 2);
     hash_final(&id, id_out);
     return CHECK_OK;
   }
@@ -551,12 +553,37 @@ static int check(verifier_t *v, const uint8_t *env, size_t env_len, uint8_t *scr
     int64_t plain = lz4_decode(payload + 2, n - 2, out, out_len);
     if (plain == LZ4_FULL) return CHECK_LZ4_FULL;
     if (plain < 0) return CHECK_LZ4;
+    info[1] = (int32_t)plain;
     hash_start(&id, &v->id);
     hash_update(&id, out, (size_t)plain);
     hash_final(&id, id_out);
     return CHECK_OK;
   }
   return CHECK_DECOMPRESS;
+}
+
+/**
+ * Seals a compressed payload as borg's encrypt() does (C.4) into out: TYPE | MAC | IV | AES-256-CTR
+ * ciphertext (41 + n bytes). The caller owns the counter in iv8 (never used twice with a key).
+ */
+static int seal(verifier_t *v, uint8_t type, const uint8_t iv8[8], const uint8_t *payload, size_t n, uint8_t *out) {
+  uint8_t iv[16] = {0};
+  memcpy(iv + 8, iv8, 8);
+  // AES-CTR: encryption and decryption are the same keystream, so the decrypting context seals.
+  if (EVP_DecryptInit_ex(v->aes, NULL, NULL, NULL, iv) != 1) return 0;
+  hash_t mac;
+  hash_start(&mac, &v->mac);
+  hash_update(&mac, iv8, 8);
+  for (size_t at = 0; at < n; at += SLICE) {
+    size_t len = n - at < SLICE ? n - at : SLICE;
+    int written = 0;
+    if (EVP_DecryptUpdate(v->aes, out + 41 + at, &written, payload + at, (int)len) != 1 || (size_t)written != len) return 0;
+    hash_update(&mac, out + 41 + at, len);
+  }
+  out[0] = type;
+  hash_final(&mac, out + 1);
+  memcpy(out + 33, iv8, 8);
+  return 1;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -639,7 +666,11 @@ static napi_value int_value(napi_env env, int64_t n) {
   return result;
 }
 
-/** check(verifier, envelope, scratch, out, idOut, info): one of the CHECK_ codes; info[0] = the payload's length. */
+/**
+ * check(verifier, envelope, scratch, out, idOut, info): one of the CHECK_ codes; info[0] = the
+ * payload's length, and when CHECK_OK info[1] = the plaintext's (in out after lz4, else after the
+ * payload's 2-byte header).
+ */
 static napi_value check_object(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value args[6];
@@ -654,8 +685,8 @@ static napi_value check_object(napi_env env, napi_callback_info info) {
   napi_typedarray_type type;
   size_t info_len;
   void *info_p;
-  if (napi_get_typedarray_info(env, args[5], &type, &info_len, &info_p, NULL, NULL) != napi_ok || type != napi_int32_array || info_len < 1)
-    return throw_error(env, "info is not an Int32Array");
+  if (napi_get_typedarray_info(env, args[5], &type, &info_len, &info_p, NULL, NULL) != napi_ok || type != napi_int32_array || info_len < 2)
+    return throw_error(env, "info is not an Int32Array of two");
   if (env_len > INT32_MAX) return int_value(env, CHECK_SHORT);
   return int_value(env, check(v, env_p, env_len, scratch, scratch_len, out, out_len, id_out, info_p));
 }
@@ -674,6 +705,26 @@ static napi_value id_hash(napi_env env, napi_callback_info info) {
   hash_start(&h, &v->id);
   hash_update(&h, data, len);
   hash_final(&h, out);
+  return NULL;
+}
+
+/** seal(verifier, typeByte, iv8, payload, out, at): the sealed object into out at `at`. */
+static napi_value seal_object(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value args[6];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 6) return throw_error(env, "seal takes 6 arguments");
+  verifier_t *v = verifier_of(env, args[0]);
+  int32_t type, at;
+  uint8_t *iv8, *payload, *out;
+  size_t iv_len, n, out_len;
+  if (!v || !v->encrypted) return throw_error(env, "not a verifier of an encrypted repository");
+  if (napi_get_value_int32(env, args[1], &type) != napi_ok || type < 0 || type > 255) return throw_error(env, "the type byte is not a byte");
+  if (!bytes_of(env, args[2], &iv8, &iv_len) || iv_len != 8 || !bytes_of(env, args[3], &payload, &n) || !bytes_of(env, args[4], &out, &out_len))
+    return throw_error(env, "seal takes Uint8Arrays");
+  if (napi_get_value_int32(env, args[5], &at) != napi_ok || at < 0 || (size_t)at > out_len || out_len - (size_t)at < 41 + n || n > INT32_MAX)
+    return throw_error(env, "the output is too small");
+  if (payload < out + out_len && out + at < payload + n) return throw_error(env, "the payload and the output overlap");
+  if (!seal(v, (uint8_t)type, iv8, payload, n, out + at)) return throw_error(env, "OpenSSL could not seal the object");
   return NULL;
 }
 
@@ -708,6 +759,7 @@ NAPI_MODULE_INIT() {
       {"createVerifier", NULL, create_verifier, NULL, NULL, NULL, napi_enumerable, NULL},
       {"check", NULL, check_object, NULL, NULL, NULL, napi_enumerable, NULL},
       {"idHash", NULL, id_hash, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"seal", NULL, seal_object, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lz4", NULL, lz4, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blake2b256", NULL, blake2b256, NULL, NULL, NULL, napi_enumerable, NULL},
   };

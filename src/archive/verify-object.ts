@@ -185,7 +185,7 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null, {
   };
 
   const nativeId = Buffer.alloc(32);
-  const nativeInfo = new Int32Array(1);
+  const nativeInfo = new Int32Array(2);
 
   /**
    * The same check in one native call (native/objcheck.c): MAC, decryption, lz4 and the id hash;

@@ -1,7 +1,8 @@
 // The native object checker (native/objcheck.c) against the JavaScript it stands in for: its lz4
 // decoder against src/repository/lz4.ts over borg's own blocks and hostile ones (the same answer
 // and the same bytes, for every output size), its BLAKE2b against hash-wasm, and whole envelopes
-// of every length around BLAKE2b's and AES's block edges through both verifiers.
+// of every length around BLAKE2b's and AES's block edges through both verifiers; its sealing
+// (a pull job's puts) against the JavaScript sealObjectInto.
 import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 
 import { blake2b } from 'hash-wasm';
@@ -10,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { createPrng } from '../../test/support/prng.js';
 import { runPython } from '../../test/support/python.js';
 import { createObjectVerifier } from '../archive/verify-object.js';
-import { MODE_TYPE_BYTE, isBlake2, isEncrypted, type BorgKey, type KeyMode } from '../repository/borg-key.js';
+import { MODE_TYPE_BYTE, isBlake2, isEncrypted, sealObjectInto, sealedLength, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { Lz4Error, Lz4OutputFull, lz4DecompressInto } from '../repository/lz4.js';
 import { objcheck, type Objcheck } from './objcheck.js';
 
@@ -227,5 +228,40 @@ describe.each(['repokey-blake2', 'authenticated-blake2', 'repokey', 'authenticat
         expect(await c.verify(await idOf(mode, key as BorgKey, plain), await seal(mode, key as BorgKey, payload, 99)), `${n} bytes`).toBeNull();
       }
     }
+  });
+});
+
+describe.each(['repokey', 'repokey-blake2'] as const)('sealing in a %s repository (what a pull job stores)', (mode) => {
+  it('seals byte for byte as sealObjectInto does, for every length around the blocks, at an offset', async () => {
+    const key = keyOf(mode);
+    const n = native();
+    const v = n.createVerifier(isBlake2(mode) ? 2 : 1, true, key.idKey, key.encHmacKey, key.encKey);
+    const prng = createPrng(9);
+    for (const length of [2, 3, 15, 16, 17, 127, 128, 129, 1000, 65_535, 65_536, 65_537, 200_000]) {
+      const payload = Buffer.concat([Buffer.from([0, 0]), prng.bytes(length - 2)]);
+      const counter = BigInt(prng.int(2 ** 32)) * 4096n;
+      const iv8 = Buffer.alloc(8);
+      iv8.writeBigUInt64BE(counter);
+      const mine = Buffer.alloc(sealedLength(length) + 9, 0xee);
+      n.seal(v, MODE_TYPE_BYTE[mode], iv8, payload, mine, 5);
+      const theirs = Buffer.alloc(sealedLength(length) + 9, 0xee);
+      await sealObjectInto(payload, mode, key, counter, theirs, 5);
+      expect(mine.equals(theirs), `${length} bytes`).toBe(true);
+      expect(await seal(mode, key, payload, Number(counter)).then((b) => b.equals(mine.subarray(5, 5 + sealedLength(length)))), `${length} bytes`).toBe(true);
+    }
+  });
+
+  it('refuses an output too small, an offset past it, and a payload that overlaps it', () => {
+    const key = keyOf(mode);
+    const n = native();
+    const v = n.createVerifier(isBlake2(mode) ? 2 : 1, true, key.idKey, key.encHmacKey, key.encKey);
+    const iv8 = Buffer.alloc(8);
+    const payload = Buffer.alloc(100);
+    expect(() => n.seal(v, 3, iv8, payload, Buffer.alloc(140), 0)).toThrow(/too small/);
+    expect(() => n.seal(v, 3, iv8, payload, Buffer.alloc(200), 60)).toThrow(/too small/);
+    expect(() => n.seal(v, 3, iv8, payload, Buffer.alloc(200), -1)).toThrow(/too small/);
+    const shared = Buffer.alloc(400);
+    expect(() => n.seal(v, 3, iv8, shared.subarray(0, 100), shared, 50)).toThrow(/overlap/);
+    expect(() => n.seal(v, 3, Buffer.alloc(7), payload, Buffer.alloc(200), 0)).toThrow(/Uint8Arrays/);
   });
 });

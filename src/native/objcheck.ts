@@ -31,10 +31,16 @@ export interface Objcheck {
   /**
    * The MAC, decryption into `scratch`, lz4 into `out` and the id hash into `idOut` of one
    * envelope; a CHECK code. `info[0]` is then the payload's length (decrypted into scratch, or
-   * the envelope's bytes after its TYPE byte when not encrypted).
+   * the envelope's bytes after its TYPE byte when not encrypted); after CHECK.ok `info[1]` is the
+   * plaintext's (in `out` after lz4, else after the payload's 2-byte header).
    */
   check(v: NativeVerifier, envelope: Uint8Array, scratch: Uint8Array, out: Uint8Array, idOut: Uint8Array, info: Int32Array): number;
   idHash(v: NativeVerifier, data: Uint8Array, idOut: Uint8Array): void;
+  /**
+   * Seals a compressed payload with the verifier's encryption and MAC keys as borg does (TYPE |
+   * MAC | IV | ciphertext, 41 + payload bytes) into `out` at `at`; `iv8` is the counter, big-endian.
+   */
+  seal(v: NativeVerifier, typeByte: number, iv8: Uint8Array, payload: Uint8Array, out: Uint8Array, at: number): void;
   /** The output's length, -1 for a block liblz4 refuses, -2 when `dst` is too small. */
   lz4(src: Uint8Array, dst: Uint8Array): number;
   blake2b256(data: Uint8Array, out: Uint8Array): void;

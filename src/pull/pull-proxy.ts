@@ -44,6 +44,7 @@ import {
   sealObject,
   sealObjectInto,
   sealedLength,
+  typeByteOf,
   type BorgKey,
   type KeyMode,
 } from '../repository/borg-key.js';
@@ -57,6 +58,7 @@ import type { GuardStore, Repository } from '../store/types.js';
 import type { DenyReason } from '../guard/grant-policy.js';
 import { ClientCacheError, clientCacheFiles, everyChunkHeld, repositoryChunks } from './client-cache.js';
 import { createJobKey, manifestTamKey, tamSalt, type JobKey } from './job-key.js';
+import { CHECK, ID_HASH, objcheck, type NativeVerifier } from '../native/objcheck.js';
 import type { ClientCacheFiles, PullJobSession, PullJobTerms, PullSessionOutcome } from './types.js';
 
 export interface PullProxyDeps {
@@ -568,23 +570,46 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     // object costs no buffer of its size but the frame it is sent on.
     let payloadScratch = Buffer.alloc(0);
     let plainScratch: Buffer | null = null;
+    // The native checker (native/objcheck.c), where it was built, opens a put with the job's keys
+    // (MAC, decryption, lz4, the id under the repository's id key) in one call and seals it with
+    // the repository's; what it does not take on (another compressor, any failure, for the
+    // sentence) goes the JavaScript way below.
+    const native = objcheck();
+    let opener: NativeVerifier | null = null;
+    let sealer: NativeVerifier | null = null;
+    const nativeId = Buffer.alloc(32);
+    const nativeInfo = new Int32Array(2);
+    const iv8 = Buffer.alloc(8);
+    /** The put opened natively: its payload and plaintext (views of the scratches) and computed id, or null. */
+    const openNatively = (data: Buffer): { payload: Buffer; plain: Buffer; computed: Buffer } | null => {
+      if (!native || data[0] !== typeByteOf(jk.mode)) return null;
+      const blake2 = jk.mode === 'repokey-blake2';
+      opener ??= native.createVerifier(blake2 ? ID_HASH.blake2b : ID_HASH.hmacSha256, true, rk.idKey, jk.key.encHmacKey, jk.key.encKey);
+      plainScratch ??= Buffer.allocUnsafe(PLAIN_SCRATCH);
+      if (native.check(opener, data, payloadScratch, plainScratch, nativeId, nativeInfo) !== CHECK.ok) return null;
+      const payload = payloadScratch.subarray(0, nativeInfo[0]);
+      const plain = payload[0] === 0 && payload[1] === 0 ? payload.subarray(2) : plainScratch.subarray(0, nativeInfo[1]);
+      return { payload, plain, computed: nativeId };
+    };
     const handlePut = async (req: RpcRequest): Promise<void> => {
       const id = req.args.get('id');
       const data = req.args.get('data');
       if (!Buffer.isBuffer(id) || id.length !== 32 || !Buffer.isBuffer(data)) return refuse(req, 'its arguments are not an object id and its data', 'BK_DENY_BAD_ARGS');
       if (doomed) return refuseAfter(req);
       if (id.equals(MANIFEST_ID)) return handleManifestPut(req, data);
-      let payload: Buffer;
-      let plain: Buffer;
-      try {
-        if (payloadScratch.length < data.length) payloadScratch = Buffer.allocUnsafe(Math.max(data.length, 2 * payloadScratch.length));
-        payload = payloadScratch.subarray(0, await decryptPayloadInto(data, jk.mode, jk.key, payloadScratch));
-        plainScratch ??= Buffer.allocUnsafe(PLAIN_SCRATCH);
-        plain = await decompressPayload(payload, 0, plainScratch);
-      } catch (error) {
-        return refuse(req, `object ${short(id)} does not open with the job's key (${(error as Error).message})`, 'BK_DENY_OBJECT_ENVELOPE');
+      if (payloadScratch.length < data.length) payloadScratch = Buffer.allocUnsafe(Math.max(data.length, 2 * payloadScratch.length));
+      let opened = openNatively(data);
+      if (!opened) {
+        try {
+          const payload = payloadScratch.subarray(0, await decryptPayloadInto(data, jk.mode, jk.key, payloadScratch));
+          plainScratch ??= Buffer.allocUnsafe(PLAIN_SCRATCH);
+          const plain = await decompressPayload(payload, 0, plainScratch);
+          opened = { payload, plain, computed: await objectId(repoMode!, rk, plain) };
+        } catch (error) {
+          return refuse(req, `object ${short(id)} does not open with the job's key (${(error as Error).message})`, 'BK_DENY_OBJECT_ENVELOPE');
+        }
       }
-      const computed = await objectId(repoMode!, rk, plain);
+      const { payload, plain, computed } = opened;
       if (!computed.equals(id)) return refuse(req, `object ${short(id)}: its content does not match its id`, 'BK_DENY_OBJECT_ID');
       const hex = id.toString('hex');
       // Kept past this put: parsed again from a copy of its own (plain is a view of the scratch).
@@ -605,7 +630,11 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       // Sealed straight into the frame that goes to the guard.
       const msgid = ++guardMsgid;
       const { frame, dataAt } = encodeRequestWithData(msgid, 'put', args, 'data', sealedLength(payload.length));
-      await sealObjectInto(payload, repoMode!, rk, iv, frame, dataAt);
+      if (native && iv + cipherBlocks(payload.length) < 2n ** 64n) {
+        sealer ??= native.createVerifier(repoMode!.endsWith('blake2') ? ID_HASH.blake2b : ID_HASH.hmacSha256, true, rk.idKey, rk.encHmacKey, rk.encKey);
+        iv8.writeBigUInt64BE(iv);
+        native.seal(sealer, typeByteOf(repoMode!), iv8, payload, frame, dataAt);
+      } else await sealObjectInto(payload, repoMode!, rk, iv, frame, dataAt); // which refuses a counter past 2^64
       void guardSend(msgid, frame).then((r) => relay(req, r));
     };
 

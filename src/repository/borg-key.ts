@@ -353,7 +353,8 @@ function ivBytes(iv: bigint, payloadLength: number): Buffer {
   return iv8;
 }
 
-const typeByteOf = (mode: KeyMode): number => (mode === 'passphrase' ? MODE_TYPE_BYTE.repokey : MODE_TYPE_BYTE[mode]);
+/** The TYPE byte borg 1.2 seals an object of a `mode` repository with. */
+export const typeByteOf = (mode: KeyMode): number => (mode === 'passphrase' ? MODE_TYPE_BYTE.repokey : MODE_TYPE_BYTE[mode]);
 
 /**
  * Seals a compressed payload as borg's encrypt() does (C.4): TYPE | MAC | IV | AES-256-CTR
