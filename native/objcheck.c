@@ -754,6 +754,65 @@ static napi_value blake2b256(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// A BLAKE2b-256 state for JavaScript (borg-key.ts's createBlake2b256): init, update, digest.
+
+static void b2_state_free(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  OPENSSL_cleanse(data, sizeof(blake2b_t));
+  free(data);
+}
+
+static blake2b_t *b2_state_of(napi_env env, napi_value value) {
+  napi_valuetype type;
+  void *p = NULL;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external || napi_get_value_external(env, value, &p) != napi_ok) return NULL;
+  return p;
+}
+
+/** blake2bState(): a new state, initialised. */
+static napi_value b2_state_new(napi_env env, napi_callback_info info) {
+  (void)info;
+  blake2b_t *s = malloc(sizeof *s);
+  napi_value external;
+  if (!s) return throw_error(env, "out of memory");
+  b2_init(s);
+  if (napi_create_external(env, s, b2_state_free, NULL, &external) != napi_ok) {
+    free(s);
+    return throw_error(env, "could not make a BLAKE2b state");
+  }
+  return external;
+}
+
+/** blake2bUpdate(state, data | null): data into the state, or the state initialised again when null. */
+static napi_value b2_state_update(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  uint8_t *data;
+  size_t len;
+  napi_valuetype type;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 2) return throw_error(env, "blake2bUpdate takes 2 arguments");
+  blake2b_t *s = b2_state_of(env, args[0]);
+  if (!s) return throw_error(env, "not a BLAKE2b state");
+  if (napi_typeof(env, args[1], &type) == napi_ok && type == napi_null) b2_init(s);
+  else if (bytes_of(env, args[1], &data, &len)) b2_update(s, data, len);
+  else return throw_error(env, "blake2bUpdate takes a Uint8Array");
+  return NULL;
+}
+
+/** blake2bDigest(state, out): the digest of what the state was fed into out (32 bytes); the state is spent. */
+static napi_value b2_state_digest(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  uint8_t *out;
+  size_t len;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 2) return throw_error(env, "blake2bDigest takes 2 arguments");
+  blake2b_t *s = b2_state_of(env, args[0]);
+  if (!s || !bytes_of(env, args[1], &out, &len) || len != 32) return throw_error(env, "blake2bDigest takes a state and 32 bytes");
+  b2_final(s, out);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"createVerifier", NULL, create_verifier, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -762,6 +821,9 @@ NAPI_MODULE_INIT() {
       {"seal", NULL, seal_object, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lz4", NULL, lz4, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blake2b256", NULL, blake2b256, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"blake2bState", NULL, b2_state_new, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"blake2bUpdate", NULL, b2_state_update, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"blake2bDigest", NULL, b2_state_digest, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { createPrng } from '../../test/support/prng.js';
 import { runPython } from '../../test/support/python.js';
 import { createObjectVerifier } from '../archive/verify-object.js';
-import { MODE_TYPE_BYTE, isBlake2, isEncrypted, sealObjectInto, sealedLength, type BorgKey, type KeyMode } from '../repository/borg-key.js';
+import { MODE_TYPE_BYTE, createBlake2b256, isBlake2, isEncrypted, sealObjectInto, sealedLength, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { Lz4Error, Lz4OutputFull, lz4DecompressInto } from '../repository/lz4.js';
 import { objcheck, type Objcheck } from './objcheck.js';
 
@@ -263,5 +263,18 @@ describe.each(['repokey', 'repokey-blake2'] as const)('sealing in a %s repositor
     const shared = Buffer.alloc(400);
     expect(() => n.seal(v, 3, iv8, shared.subarray(0, 100), shared, 50)).toThrow(/overlap/);
     expect(() => n.seal(v, 3, Buffer.alloc(7), payload, Buffer.alloc(200), 0)).toThrow(/Uint8Arrays/);
+  });
+});
+
+describe('the BLAKE2b state borg-key.ts hashes with', () => {
+  it('is hash-wasm’s BLAKE2b-256 fed in parts of every size, and starts again on init', async () => {
+    const h = await createBlake2b256();
+    const prng = createPrng(11);
+    for (const sizes of [[0], [1, 127], [128, 0, 1], [64, 64, 64], [300, 5000, 17], [129], [1 << 20, 3]]) {
+      const parts = sizes.map((n) => prng.bytes(n));
+      h.init();
+      for (const p of parts) h.update(p);
+      expect(Buffer.from(h.digest('binary')).toString('hex'), sizes.join('+')).toBe(await blake2b(Buffer.concat(parts), 256));
+    }
   });
 });

@@ -44,7 +44,15 @@ export interface Objcheck {
   /** The output's length, -1 for a block liblz4 refuses, -2 when `dst` is too small. */
   lz4(src: Uint8Array, dst: Uint8Array): number;
   blake2b256(data: Uint8Array, out: Uint8Array): void;
+  /** A BLAKE2b-256 state (borg's, unkeyed), initialised. */
+  blake2bState(): NativeBlake2b;
+  /** Feeds `data` to the state, or initialises it again when `data` is null. */
+  blake2bUpdate(state: NativeBlake2b, data: Uint8Array | null): void;
+  /** The digest of what the state was fed, into `out` (32 bytes); then the state needs initialising. */
+  blake2bDigest(state: NativeBlake2b, out: Uint8Array): void;
 }
+
+export type NativeBlake2b = { readonly __nativeBlake2b: unique symbol };
 
 let loaded: Objcheck | null | undefined;
 
