@@ -27,6 +27,8 @@ const NEEDED = [
   ['ldapadd', 'ldap-utils'],
   // The store tests run on PostgreSQL too: the suite starts its own server (test/support/postgres-server.ts).
   ['pg_ctlcluster', 'postgresql'],
+  // The build compiles the native object checker (native/objcheck.c); its tests need it built.
+  ['cc', 'gcc'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = NEEDED.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
