@@ -34,9 +34,12 @@ export function AlertThresholds({ loaded }: { loaded: Loaded<AlertSettingsAnswer
   const [values, setValues] = useState<Record<Field, string> | null>(null);
   const [saved, setSaved] = useState(false);
   const action = useAction();
+  // Filled from the stored limits when they change, not at every reload of the page's settings
+  // (saving the mail server reloads them too): what the admin is typing stays.
+  const stored = data ? JSON.stringify(data.settings) : null;
   useEffect(() => {
     if (data) setValues(Object.fromEntries(FIELDS.map((f) => [f.field, shown(data.settings[f.field], f.scale)])) as Record<Field, string>);
-  }, [data]);
+  }, [stored]);
   if (!data || !values) return null;
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -100,6 +103,9 @@ export function MailServer({ loaded }: { loaded: Loaded<AlertSettingsAnswer> }) 
   const [form, setForm] = useState({ host: '', port: '587', security: 'starttls' as Security, user: '', password: '', clearPassword: false, from: '', verifyCertificate: true });
   const [saved, setSaved] = useState<string | null>(null);
   const action = useAction();
+  // Filled from the stored mail server when it changes, not at every reload of the page's
+  // settings (saving the limits reloads them too): what the admin is typing stays.
+  const stored = loaded.data ? JSON.stringify(smtp) : null;
   useEffect(() => {
     if (!loaded.data) return;
     setForm({
@@ -112,7 +118,7 @@ export function MailServer({ loaded }: { loaded: Loaded<AlertSettingsAnswer> }) 
       from: smtp?.from ?? '',
       verifyCertificate: smtp?.verifyCertificate ?? true,
     });
-  }, [loaded.data, smtp]);
+  }, [stored]);
   if (!loaded.data) return null;
   const set = (change: Partial<typeof form>) => {
     setSaved(null);
