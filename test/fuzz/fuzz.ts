@@ -1,11 +1,12 @@
-// `npm run fuzz`: the guard and the repository readers fed with mutated real borg data, bounded in
-// inputs and time, deterministic from one seed. Never part of `npm test`.
+// `npm run fuzz`: the guard and the repository readers fed with mutated real borg data, and the
+// native object checker held to the JavaScript one on hostile objects (objcheck-target.ts),
+// bounded in inputs and time, deterministic from one seed. Never part of `npm test`.
 //
-//   npm run fuzz                          1,000,000 guard and 100,000 reader inputs (about 20 min on 2 cores)
-//   FUZZ_QUICK=1 npm run fuzz             20,000 and 5,000, for development
+//   npm run fuzz                          1,000,000 guard, 100,000 reader and 300,000 objcheck inputs (about 25 min on 2 cores)
+//   FUZZ_QUICK=1 npm run fuzz             20,000, 5,000 and 20,000, for development
 //   FUZZ_SEED=N                           the run's seed (printed at the start; default random)
-//   FUZZ_TARGET=guard|reader              one target only
-//   FUZZ_GUARD_INPUTS=N FUZZ_READER_INPUTS=N FUZZ_MINUTES=N    other bounds (inputs, then time)
+//   FUZZ_TARGET=guard|reader|objcheck     one target only
+//   FUZZ_GUARD_INPUTS=N FUZZ_READER_INPUTS=N FUZZ_OBJCHECK_INPUTS=N FUZZ_MINUTES=N    other bounds (inputs, then time)
 //   FUZZ_READER_WORKERS=N                 worker threads for the reader (default 2)
 //   FUZZ_SEED=N FUZZ_TARGET=T FUZZ_INDEX=I npm run fuzz        replays input I of that run
 //   FUZZ_REPLAY=test/fuzz/findings/F.json npm run fuzz         replays a finding
@@ -90,6 +91,7 @@ async function main(): Promise<number> {
   const counts: Record<TargetName, number> = {
     guard: int('FUZZ_GUARD_INPUTS', quick ? 20_000 : 1_000_000),
     reader: int('FUZZ_READER_INPUTS', quick ? 5_000 : 100_000),
+    objcheck: int('FUZZ_OBJCHECK_INPUTS', quick ? 20_000 : 300_000),
   };
   const minutes = int('FUZZ_MINUTES', quick ? 10 : 60);
   const heapLimitMb = int('FUZZ_HEAP_LIMIT_MB', 256);

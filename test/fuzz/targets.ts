@@ -13,9 +13,10 @@ import {
   runGuardInput,
   type Violation,
 } from './guard-target.js';
+import { createObjcheckHarness, generateObjcheckInput, objcheckInputFromJson, objcheckInputToJson, runObjcheckInput } from './objcheck-target.js';
 import { createReaderHarness, generateReaderInput, loadReaderCorpus, readerInputFromJson, readerInputToJson, runReaderInput } from './reader-target.js';
 
-export const TARGETS = ['guard', 'reader'] as const;
+export const TARGETS = ['guard', 'reader', 'objcheck'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export interface Target {
@@ -28,9 +29,21 @@ export interface Target {
 }
 
 /** Per-input time limits (async hangs; a watchdog in the runner catches synchronous ones). */
-export const TIME_LIMIT_MS: Record<TargetName, number> = { guard: 5_000, reader: 10_000 };
+export const TIME_LIMIT_MS: Record<TargetName, number> = { guard: 5_000, reader: 10_000, objcheck: 5_000 };
 
 export function openTarget(name: TargetName, corpusDir: string, workDir: string): Target {
+  if (name === 'objcheck') {
+    // Needs no corpus: its inputs are made from the seed alone.
+    const harness = createObjcheckHarness();
+    return {
+      async run(seed) {
+        const input = generateObjcheckInput(seed);
+        return { ...(await runObjcheckInput(input, await harness)), json: () => objcheckInputToJson(input) };
+      },
+      describe: (seed) => objcheckInputToJson(generateObjcheckInput(seed)),
+      replay: async (json) => (await runObjcheckInput(objcheckInputFromJson(json), await harness)).violations,
+    };
+  }
   if (name === 'guard') {
     const corpus = loadGuardCorpus(corpusDir);
     const reposDir = join(workDir, 'repos');
