@@ -3,12 +3,13 @@
 // and the same bytes, for every output size), its BLAKE2b against hash-wasm, and whole envelopes
 // of every length around BLAKE2b's and AES's block edges through both verifiers; its sealing
 // (a pull job's puts) against the JavaScript sealObjectInto.
-import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 
 import { blake2b } from 'hash-wasm';
 import { describe, expect, it } from 'vitest';
 
 import { createPrng } from '../../test/support/prng.js';
+import { plainId, sealEnvelope } from '../../test/support/sealed-objects.js';
 import { runPython } from '../../test/support/python.js';
 import { createObjectVerifier } from '../archive/verify-object.js';
 import { MODE_TYPE_BYTE, createBlake2b256, isBlake2, isEncrypted, sealObjectInto, sealedLength, type BorgKey, type KeyMode } from '../repository/borg-key.js';
@@ -160,23 +161,6 @@ function keyOf(mode: KeyMode): BorgKey {
   return { repositoryId: randomBytes(32), encKey: randomBytes(32), encHmacKey: randomBytes(32), idKey: randomBytes(isBlake2(mode) ? 128 : 32), tamRequired: true };
 }
 
-async function seal(mode: KeyMode, key: BorgKey, payload: Buffer, counter: number): Promise<Buffer> {
-  const type = Buffer.from([MODE_TYPE_BYTE[mode]]);
-  if (!isEncrypted(mode)) return Buffer.concat([type, payload]);
-  const iv8 = Buffer.alloc(8);
-  iv8.writeBigUInt64BE(BigInt(counter));
-  const ct = createCipheriv('aes-256-ctr', key.encKey, Buffer.concat([Buffer.alloc(8), iv8])).update(payload);
-  const ivct = Buffer.concat([iv8, ct]);
-  const mac = isBlake2(mode) ? Buffer.from(await blake2b(Buffer.concat([key.encHmacKey, ivct]), 256), 'hex') : createHmac('sha256', key.encHmacKey).update(ivct).digest();
-  return Buffer.concat([type, mac, ivct]);
-}
-
-async function idOf(mode: KeyMode, key: BorgKey, plain: Buffer): Promise<Buffer> {
-  if (mode === 'none') return createHash('sha256').update(plain).digest();
-  if (isBlake2(mode)) return Buffer.from(await blake2b(Buffer.concat([key.idKey, plain]), 256), 'hex');
-  return createHmac('sha256', key.idKey).update(plain).digest();
-}
-
 /** An lz4 block of literals only (what lz4 makes of data it cannot compress). */
 function lz4Literals(data: Buffer): Buffer {
   const n = data.length;
@@ -197,9 +181,9 @@ describe.each(['repokey-blake2', 'authenticated-blake2', 'repokey', 'authenticat
     let counter = 1;
     for (let n = 0; n < 400; n++) {
       const plain = prng.bytes(n);
-      const id = await idOf(mode, key as BorgKey, plain);
+      const id = await plainId(mode, key, plain);
       for (const payload of [Buffer.concat([Buffer.from([0, 0]), plain]), Buffer.concat([Buffer.from([1, 0]), lz4Literals(plain)])]) {
-        const envelope = await seal(mode, key as BorgKey, payload, counter);
+        const envelope = await sealEnvelope(mode, key as BorgKey, payload, counter);
         counter += Math.ceil(payload.length / 16);
         expect(await c.verify(id, envelope), `${n} bytes`).toBeNull();
         const wrongId = Buffer.from(id);
@@ -225,7 +209,7 @@ describe.each(['repokey-blake2', 'authenticated-blake2', 'repokey', 'authenticat
     for (const n of [65_534, 65_535, 65_536, 200_003, 3 * 1024 * 1024 + 5]) {
       const plain = prng.bytes(n);
       for (const payload of [Buffer.concat([Buffer.from([0, 0]), plain]), Buffer.concat([Buffer.from([1, 0]), lz4Literals(plain)])]) {
-        expect(await c.verify(await idOf(mode, key as BorgKey, plain), await seal(mode, key as BorgKey, payload, 99)), `${n} bytes`).toBeNull();
+        expect(await c.verify(await plainId(mode, key, plain), await sealEnvelope(mode, key as BorgKey, payload, 99)), `${n} bytes`).toBeNull();
       }
     }
   });
@@ -247,7 +231,7 @@ describe.each(['repokey', 'repokey-blake2'] as const)('sealing in a %s repositor
       const theirs = Buffer.alloc(sealedLength(length) + 9, 0xee);
       await sealObjectInto(payload, mode, key, counter, theirs, 5);
       expect(mine.equals(theirs), `${length} bytes`).toBe(true);
-      expect(await seal(mode, key, payload, Number(counter)).then((b) => b.equals(mine.subarray(5, 5 + sealedLength(length)))), `${length} bytes`).toBe(true);
+      expect(await sealEnvelope(mode, key, payload, Number(counter)).then((b) => b.equals(mine.subarray(5, 5 + sealedLength(length)))), `${length} bytes`).toBe(true);
     }
   });
 

@@ -6,13 +6,14 @@
 // properties: both verifiers give the same verdict (the same sentence), the native lz4 decoder
 // gives the JavaScript one's answer and bytes for an output of any size, and nothing throws.
 
-import { createCipheriv, createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
 import { createObjectVerifier, type ObjectVerifier } from '../../src/archive/verify-object.js';
 import { objcheck, type Objcheck } from '../../src/native/objcheck.js';
-import { MODE_TYPE_BYTE, blake2b256, isBlake2, isEncrypted, type BorgKey, type KeyMode } from '../../src/repository/borg-key.js';
+import { isBlake2, type BorgKey, type KeyMode } from '../../src/repository/borg-key.js';
 import { Lz4Error, Lz4OutputFull, lz4DecompressInto } from '../../src/repository/lz4.js';
 import { createPrng, type Prng } from '../support/prng.js';
+import { plainId, sealEnvelope } from '../support/sealed-objects.js';
 import type { Violation } from './guard-target.js';
 
 const MODES: readonly KeyMode[] = ['repokey', 'repokey-blake2', 'authenticated', 'authenticated-blake2', 'none'];
@@ -146,22 +147,6 @@ export function objcheckInputFromJson(j: Record<string, unknown>): ObjcheckInput
 
 // --- one input -----------------------------------------------------------------------------------
 
-async function seal(mode: KeyMode, key: BorgKey, payload: Buffer, counter: number): Promise<Buffer> {
-  const type = Buffer.from([MODE_TYPE_BYTE[mode]]);
-  if (!isEncrypted(mode)) return Buffer.concat([type, payload]);
-  const iv8 = Buffer.alloc(8);
-  iv8.writeBigUInt64BE(BigInt(counter));
-  const ct = createCipheriv('aes-256-ctr', key.encKey, Buffer.concat([Buffer.alloc(8), iv8])).update(payload);
-  const ivct = Buffer.concat([iv8, ct]);
-  const mac = isBlake2(mode) ? await blake2b256(key.encHmacKey, ivct) : createHmac('sha256', key.encHmacKey).update(ivct).digest();
-  return Buffer.concat([type, mac, ivct]);
-}
-
-async function idOf(mode: KeyMode, key: BorgKey, plain: Buffer): Promise<Buffer> {
-  if (mode === 'none') return createHash('sha256').update(plain).digest();
-  return isBlake2(mode) ? blake2b256(key.idKey, plain) : createHmac('sha256', key.idKey).update(plain).digest();
-}
-
 function jsLz4(src: Buffer, size: number): string {
   const dst = Buffer.alloc(size);
   try {
@@ -201,9 +186,9 @@ export async function runObjcheckInput(input: ObjcheckInput, h: ObjcheckHarness)
   const violations: Violation[] = [];
   const v = h.verifiers.get(input.mode);
   if (!v) throw new Error(`no verifier for ${input.mode}`);
-  const envelope = await seal(input.mode, v.key, input.payload, input.counter);
+  const envelope = await sealEnvelope(input.mode, v.key, input.payload, input.counter);
   for (const [at, byte] of input.after) if (at < envelope.length) envelope[at] = byte;
-  const id = await idOf(input.mode, v.key, input.plain);
+  const id = await plainId(input.mode, v.key, input.plain);
   let outcome = 'none';
   try {
     const mine = await v.native.verify(id, envelope);
