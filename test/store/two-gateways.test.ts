@@ -69,8 +69,11 @@ describe('two gateways on one PostgreSQL database', () => {
     const reader = sseReader(events);
 
     // The key may run one session at once: the earlier tests' sessions must have ended in the ledger first.
+    // 24 MiB at 1 MiB/s: the backup is killed once the test is done with it, and each read of the
+    // ledger is a CLI run that a loaded machine makes slow (a full suite saw a 6 MiB backup end
+    // before any read found it running).
     await expect.poll(async () => (await ledger()).filter((s) => s.result === 'open').length, { timeout: 10_000 }).toBe(0);
-    const { child: slow, done: slowDone, stderr: slowStderr } = startSlowBackup({ source: join(env.root, 'slow'), mib: 6, target: `${env.url('photos')}::slow`, env: env.borgEnv('laptop') });
+    const { child: slow, done: slowDone, stderr: slowStderr } = startSlowBackup({ source: join(env.root, 'slow'), mib: 24, target: `${env.url('photos')}::slow`, env: env.borgEnv('laptop') });
     try {
       const running = await waitForSession(ledger, (all) => {
         if (slow.exitCode !== null) throw new Error(`the slow backup ended before its session was seen: ${slowStderr()}`);
@@ -91,7 +94,8 @@ describe('two gateways on one PostgreSQL database', () => {
       // B's live view: A's session, then its bytes growing.
       await reader.next((m) => m.event === 'session.progress' && m.data.session.id === running.id, "A's session in B's live events", 15_000);
     } finally {
-      slow.kill('SIGINT');
+      // SIGTERM, not SIGINT: borg finishes the file it is reading before it stops on SIGINT.
+      slow.kill('SIGTERM');
       await slowDone;
       await reader.cancel();
     }
