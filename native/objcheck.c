@@ -440,11 +440,10 @@ static int decrypt(verifier_t *v, const uint8_t *env, size_t n, uint8_t *scratch
 /** Whether an encrypted BLAKE2 object's MAC (BLAKE2b-256 over key, IV and ciphertext) verifies. */
 static int blake2_mac_ok(verifier_t *v, const uint8_t *env, size_t env_len) {
   uint8_t digest[32];
-  blake2b_t s;
-  b2_init(&s);
-  b2_update(&s, v->mac.key, v->mac.key_len);
-  b2_update(&s, env + 33, env_len - 33);
-  b2_final(&s, digest);
+  hash_t mac;
+  hash_start(&mac, &v->mac);
+  hash_update(&mac, env + 33, env_len - 33);
+  hash_final(&mac, digest);
   return CRYPTO_memcmp(digest, env + 1, 32) == 0;
 }
 
@@ -739,21 +738,6 @@ static napi_value lz4(napi_env env, napi_callback_info info) {
   return int_value(env, lz4_decode(src, src_len, dst, dst_len));
 }
 
-/** blake2b256(data, out): borg's BLAKE2b-256 of data into out (for tests against hash-wasm). */
-static napi_value blake2b256(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value args[2];
-  uint8_t *data, *out;
-  size_t len, out_len;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 2 || !bytes_of(env, args[0], &data, &len) || !bytes_of(env, args[1], &out, &out_len) || out_len != 32)
-    return throw_error(env, "blake2b256 takes two Uint8Arrays");
-  blake2b_t s;
-  b2_init(&s);
-  b2_update(&s, data, len);
-  b2_final(&s, out);
-  return NULL;
-}
-
 // A BLAKE2b-256 state for JavaScript (borg-key.ts's createBlake2b256): init, update, digest.
 
 static void b2_state_free(napi_env env, void *data, void *hint) {
@@ -820,7 +804,6 @@ NAPI_MODULE_INIT() {
       {"idHash", NULL, id_hash, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seal", NULL, seal_object, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lz4", NULL, lz4, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"blake2b256", NULL, blake2b256, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blake2bState", NULL, b2_state_new, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blake2bUpdate", NULL, b2_state_update, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blake2bDigest", NULL, b2_state_digest, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -19,7 +19,7 @@ import { Decompress as ZstdStream } from 'fzstd';
 import { MAX_PLAINTEXT, MODE_TYPE_BYTE, createBlake2b256, decompressPayload, isBlake2, isEncrypted, type Blake2b256, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { MANIFEST_ID } from '../repository/manifest.js';
 import { Lz4OutputFull, lz4DecompressInto } from '../repository/lz4.js';
-import { CHECK, ID_HASH, objcheck, type NativeVerifier, type Objcheck } from '../native/objcheck.js';
+import { CHECK, idHashOf, objcheck, type NativeVerifier, type Objcheck } from '../native/objcheck.js';
 
 /** Why a put is refused. `id`: the content is not what the id names; `envelope`: borg could not read it back. */
 export interface ObjectRefusal {
@@ -70,7 +70,7 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null, {
   // The native checker, where it was built: then no BLAKE2 WebAssembly is loaded at all.
   const native = useNative ? objcheck() : null;
   const nativeVerifier = native
-    ? native.createVerifier(mode === 'none' ? ID_HASH.sha256 : blake2 ? ID_HASH.blake2b : ID_HASH.hmacSha256, encrypted, key?.idKey ?? null, key?.encHmacKey ?? null, encKey)
+    ? native.createVerifier(idHashOf(mode), encrypted, key?.idKey ?? null, key?.encHmacKey ?? null, encKey)
     : null;
   // Two BLAKE2 states: the MAC and the id hash of an uncompressed payload are fed together.
   const idHasher = blake2 && !native ? await createBlake2b256() : null;

@@ -8,11 +8,16 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { isBlake2, type KeyMode } from '../repository/borg-key.js';
+
 /** A verifier's keys, held in native memory (wiped when the object is collected). */
 export type NativeVerifier = { readonly __nativeVerifier: unique symbol };
 
 /** The id hash a repository's ids are made with (C.5). */
 export const ID_HASH = { sha256: 0, hmacSha256: 1, blake2b: 2 } as const;
+
+/** The id hash of a `mode` repository; the MAC of an encrypted one is made the same way (HMAC or BLAKE2b). */
+export const idHashOf = (mode: KeyMode): number => (mode === 'none' ? ID_HASH.sha256 : isBlake2(mode) ? ID_HASH.blake2b : ID_HASH.hmacSha256);
 
 /** What `check` answers (native/objcheck.c, enum CHECK_). */
 export const CHECK = {
@@ -43,7 +48,6 @@ export interface Objcheck {
   seal(v: NativeVerifier, typeByte: number, iv8: Uint8Array, payload: Uint8Array, out: Uint8Array, at: number): void;
   /** The output's length, -1 for a block liblz4 refuses, -2 when `dst` is too small. */
   lz4(src: Uint8Array, dst: Uint8Array): number;
-  blake2b256(data: Uint8Array, out: Uint8Array): void;
   /** A BLAKE2b-256 state (borg's, unkeyed), initialised. */
   blake2bState(): NativeBlake2b;
   /** Feeds `data` to the state, or initialises it again when `data` is null. */

@@ -58,7 +58,7 @@ import type { GuardStore, Repository } from '../store/types.js';
 import type { DenyReason } from '../guard/grant-policy.js';
 import { ClientCacheError, clientCacheFiles, everyChunkHeld, repositoryChunks } from './client-cache.js';
 import { createJobKey, manifestTamKey, tamSalt, type JobKey } from './job-key.js';
-import { CHECK, ID_HASH, objcheck, type NativeVerifier } from '../native/objcheck.js';
+import { CHECK, idHashOf, objcheck, type NativeVerifier } from '../native/objcheck.js';
 import type { ClientCacheFiles, PullJobSession, PullJobTerms, PullSessionOutcome } from './types.js';
 
 export interface PullProxyDeps {
@@ -583,8 +583,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     /** The put opened natively: its payload and plaintext (views of the scratches) and computed id, or null. */
     const openNatively = (data: Buffer): { payload: Buffer; plain: Buffer; computed: Buffer } | null => {
       if (!native || data[0] !== typeByteOf(jk.mode)) return null;
-      const blake2 = jk.mode === 'repokey-blake2';
-      opener ??= native.createVerifier(blake2 ? ID_HASH.blake2b : ID_HASH.hmacSha256, true, rk.idKey, jk.key.encHmacKey, jk.key.encKey);
+      opener ??= native.createVerifier(idHashOf(jk.mode), true, rk.idKey, jk.key.encHmacKey, jk.key.encKey);
       plainScratch ??= Buffer.allocUnsafe(PLAIN_SCRATCH);
       if (native.check(opener, data, payloadScratch, plainScratch, nativeId, nativeInfo) !== CHECK.ok) return null;
       const payload = payloadScratch.subarray(0, nativeInfo[0]);
@@ -631,7 +630,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       const msgid = ++guardMsgid;
       const { frame, dataAt } = encodeRequestWithData(msgid, 'put', args, 'data', sealedLength(payload.length));
       if (native && iv + cipherBlocks(payload.length) < 2n ** 64n) {
-        sealer ??= native.createVerifier(repoMode!.endsWith('blake2') ? ID_HASH.blake2b : ID_HASH.hmacSha256, true, rk.idKey, rk.encHmacKey, rk.encKey);
+        sealer ??= native.createVerifier(idHashOf(repoMode!), true, rk.idKey, rk.encHmacKey, rk.encKey);
         iv8.writeBigUInt64BE(iv);
         native.seal(sealer, typeByteOf(repoMode!), iv8, payload, frame, dataAt);
       } else await sealObjectInto(payload, repoMode!, rk, iv, frame, dataAt); // which refuses a counter past 2^64
