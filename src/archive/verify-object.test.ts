@@ -1,18 +1,18 @@
 // The verification --verify-objects makes of each put, against objects the real borg 1.2 client
 // wrote (none, lz4 and zstd payloads in none, repokey, repokey-blake2, authenticated-blake2
 // repositories), and against objects a client holding the key forges.
-import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { createDecipheriv } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { blake2b } from 'hash-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { makeBorgRepository, readBorgObjects, type BorgObjects, type StoredObject } from '../../test/support/borg-objects.js';
 import { createPrng } from '../../test/support/prng.js';
 import { runPython } from '../../test/support/python.js';
-import { isBlake2, isEncrypted, type BorgKey } from '../repository/borg-key.js';
+import { plainId, sealEnvelope } from '../../test/support/sealed-objects.js';
+import { isEncrypted, type BorgKey } from '../repository/borg-key.js';
 import { MANIFEST_ID } from '../repository/manifest.js';
 import { objcheck } from '../native/objcheck.js';
 import { createObjectVerifier, zstdFrameSize, type ObjectRefusal, type ObjectVerifier } from './verify-object.js';
@@ -44,27 +44,10 @@ function payloadOf(r: BorgObjects, envelope: Buffer): Buffer {
 }
 
 /** An envelope for `payload` as a client holding the key writes one: right TYPE, valid MAC. */
-async function seal(r: BorgObjects, payload: Buffer, counter = 123_456): Promise<Buffer> {
-  const type = Buffer.from([r.objects[0].envelope[0]]);
-  if (!isEncrypted(r.mode)) return Buffer.concat([type, payload]);
-  const key = r.key as BorgKey;
-  const iv8 = Buffer.alloc(8);
-  iv8.writeBigUInt64BE(BigInt(counter));
-  const ct = createCipheriv('aes-256-ctr', key.encKey, Buffer.concat([Buffer.alloc(8), iv8])).update(payload);
-  const ivct = Buffer.concat([iv8, ct]);
-  const mac = isBlake2(r.mode)
-    ? Buffer.from(await blake2b(Buffer.concat([key.encHmacKey, ivct]), 256), 'hex')
-    : createHmac('sha256', key.encHmacKey).update(ivct).digest();
-  return Buffer.concat([type, mac, ivct]);
-}
+const seal = (r: BorgObjects, payload: Buffer, counter = 123_456): Promise<Buffer> => sealEnvelope(r.mode, r.key as BorgKey, payload, counter);
 
 /** The id borg gives `plain` in this repository. */
-async function idOf(r: BorgObjects, plain: Buffer): Promise<Buffer> {
-  if (r.mode === 'none') return Buffer.from(await import('node:crypto').then((c) => c.createHash('sha256').update(plain).digest()));
-  const key = r.key as BorgKey;
-  if (isBlake2(r.mode)) return Buffer.from(await blake2b(Buffer.concat([key.idKey, plain]), 256), 'hex');
-  return createHmac('sha256', key.idKey).update(plain).digest();
-}
+const idOf = (r: BorgObjects, plain: Buffer): Promise<Buffer> => plainId(r.mode, r.key, plain);
 
 function borgCompress(spec: string, data: Buffer): Buffer {
   return runPython('import sys\nfrom borg.compress import CompressionSpec\nsys.stdout.buffer.write(CompressionSpec(sys.argv[1]).compressor.compress(sys.stdin.buffer.read()))', data, [spec]);
