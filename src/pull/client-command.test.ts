@@ -71,9 +71,10 @@ describe('the job directory', () => {
     mkdirSync(tmp);
     const made = sh(makeDirCommand(), { env: { ...process.env, TMPDIR: tmp } });
     expect(made.code).toBe(0);
-    // borg is in this PATH: the name alone.
-    expect(made.stdout).toMatch(/^[^\n]+\n$/);
+    // borg and python3 are in this PATH: the name, then the mark that python3 runs the connector.
+    expect(made.stdout).toMatch(/^[^\n]+\npython3\n$/);
     expect(parseMadeDir(made.stdout).noBorg).toBeNull();
+    expect(parseMadeDir(made.stdout).python).toBe(true);
     const dir = parseMadeDir(made.stdout).dir;
     expect(dir.startsWith(`${tmp}/borgkeep-pull.`)).toBe(true);
     expect(execFileSync('stat', ['-c', '%a', dir]).toString().trim()).toBe('700');
@@ -96,6 +97,8 @@ describe('the job directory', () => {
     const machine = execFileSync('uname', ['-m']).toString().trim();
     const parsed = parseMadeDir(made.stdout);
     expect(parsed.noBorg).toEqual({ platform: `${system}-${machine}`.toLowerCase(), uname: `${system} ${machine}` });
+    // Nor python3: the job's borg would connect over SSH.
+    expect(parsed.python).toBe(false);
     expect(parsed.dir.startsWith(`${tmp}/borgkeep-pull.`)).toBe(true);
     expect(isPlainClientDir(parsed.dir)).toBe(true);
     expect(execFileSync('stat', ['-c', '%a', parsed.dir]).toString().trim()).toBe('700');
@@ -104,8 +107,14 @@ describe('the job directory', () => {
   });
 
   it("reads the platform only from the command's own last line; a name uname cannot give is no platform", () => {
-    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\n')).toEqual({ dir: '/tmp/borgkeep-pull.Ab1', noBorg: null });
-    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg FreeBSD amd64\n')).toEqual({ dir: '/tmp/borgkeep-pull.Ab1', noBorg: { platform: 'freebsd-amd64', uname: 'FreeBSD amd64' } });
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\n')).toEqual({ dir: '/tmp/borgkeep-pull.Ab1', python: false, noBorg: null });
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg FreeBSD amd64\n')).toEqual({ dir: '/tmp/borgkeep-pull.Ab1', python: false, noBorg: { platform: 'freebsd-amd64', uname: 'FreeBSD amd64' } });
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\npython3\nno-borg Linux x86_64\n')).toEqual({ dir: '/tmp/borgkeep-pull.Ab1', python: true, noBorg: { platform: 'linux-x86_64', uname: 'Linux x86_64' } });
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\npython3\n')).toEqual({ dir: '/tmp/borgkeep-pull.Ab1', python: true, noBorg: null });
+    // The marks are only the command's own last lines, in its order; a directory alone is never a mark.
+    expect(parseMadeDir('python3\n')).toEqual({ dir: 'python3', python: false, noBorg: null });
+    expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg Linux x86_64\npython3\n').python).toBe(true);
+    expect(isPlainClientDir(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg Linux x86_64\npython3\n').dir)).toBe(false);
     // uname missing from PATH: empty words.
     expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg  \n').noBorg).toEqual({ platform: null, uname: '' });
     expect(parseMadeDir('/tmp/borgkeep-pull.Ab1\nno-borg CYGWIN_NT-10.0 x86_64\n').noBorg?.platform).toBeNull();
@@ -142,6 +151,7 @@ describe('borg create', () => {
       paths: HOSTILE.filter((p) => p !== ''),
       excludes: ['*.tmp', "it's $(touch PWNED)", 'sh:new\nline'],
       compression: 'zstd,3',
+      hop: 'ssh',
     });
     const out = sh(command, { env: { PATH: `${bin}:/usr/bin:/bin`, BORG_PASSPHRASE: 'leaked', BORG_REPO: '/elsewhere', BORG_REMOTE_PATH: 'evil' } });
     expect(out.code).toBe(1); // borg's own status
@@ -166,7 +176,7 @@ describe('borg create', () => {
     ]);
     const vars = Object.fromEntries(env.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     expect(vars).toEqual({
-      BORG_RSH: `ssh -F /dev/null -i ${dir}/id -o IdentitiesOnly=yes -o IdentityAgent=none -o UserKnownHostsFile=${dir}/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o BatchMode=yes -o LogLevel=ERROR`,
+      BORG_RSH: `ssh -F /dev/null -i ${dir}/id -o IdentitiesOnly=yes -o IdentityAgent=none -o UserKnownHostsFile=${dir}/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o BatchMode=yes -o LogLevel=ERROR -o Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr`,
       BORG_PASSCOMMAND: `cat ${dir}/pass`,
       BORG_BASE_DIR: `${dir}/base`,
       BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
@@ -189,7 +199,7 @@ describe('borg create', () => {
     expect(sh(uploadBorgCommand(dir), { input: standalone.toString('latin1') }).code).toBe(0);
     expect(readFileSync(join(dir, 'borg')).equals(standalone)).toBe(true);
     expect(execFileSync('stat', ['-c', '%a', join(dir, 'borg')]).toString().trim()).toBe('700');
-    const command = borgCreateCommand({ dir, port: 40123, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4', borg: join(dir, 'borg') });
+    const command = borgCreateCommand({ dir, port: 40123, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4', borg: join(dir, 'borg'), hop: 'direct' });
     // No borg in this PATH at all: the uploaded one runs.
     const bin = join(root, 'bin-env-rm');
     mkdirSync(bin);
@@ -209,7 +219,7 @@ describe('borg create', () => {
   });
 
   it('runs no borg but the one in PATH or a plain file of the job directory', () => {
-    const line = { dir: '/tmp/borgkeep-pull.A', port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4' };
+    const line = { dir: '/tmp/borgkeep-pull.A', port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4', hop: 'direct' as const };
     expect(borgCreateCommand({ ...line, borg: 'borg' })).toBe(borgCreateCommand(line));
     expect(borgCreateCommand({ ...line, borg: '/tmp/borgkeep-pull.A/borg' })).toMatch(/ '\\''\/tmp\/borgkeep-pull\.A\/borg'\\'' create /);
     for (const borg of ['/usr/local/bin/borg', '/tmp/borgkeep-pull.A/../borg', '/tmp/borgkeep-pull.A/sub/borg', '/tmp/borgkeep-pull.A/b g', '/tmp/borgkeep-pull.A/', '/tmp/borgkeep-pull.AB/borg', 'borg2', '/tmp/borgkeep-pull.A/..']) {
@@ -218,7 +228,7 @@ describe('borg create', () => {
   });
 
   it('takes no directory name that would need quoting inside BORG_RSH', () => {
-    const line = { port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4' };
+    const line = { port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4', hop: 'ssh' as const };
     expect(() => borgCreateCommand({ ...line, dir: '/tmp/x y/borgkeep-pull.A' })).toThrow(/unexpected name/);
     expect(() => borgCreateCommand({ ...line, dir: '/tmp/borgkeep-pull.A', paths: [] })).toThrow(/at least one path/);
   });
@@ -242,7 +252,7 @@ describe('borg create', () => {
       const restore = sh(restoreFilesCacheCommand(dir, kept), { env });
       expect(restore.code).toBe(0);
       const restored = readFileSync(join(dir, 'base', '.cache', 'borg', repoId, 'files'), 'utf8');
-      const line = { dir, port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4', keepFilesCache: kept };
+      const line = { dir, port: 1, archiveName: 'a', paths: ['/x'], excludes: [], compression: 'lz4', hop: 'direct' as const, keepFilesCache: kept };
       const code = sh(borgCreateCommand(line), { env }).code;
       expect(existsSync(dir)).toBe(false);
       return { restored, code };

@@ -1,8 +1,8 @@
 // Runs one pull job on its client host (issue 16): SSH to the client with borgkeep's pull identity
 // (its host key checked against the pinned fingerprint), a remote-forwarded port on the client's
-// loopback whose connections come back to the job's SSH endpoint (job-endpoint.ts), a private
-// directory on the client with the job's one-time SSH key, borgkeep's host key and the job
-// passphrase, then stock `borg create --log-json --progress` there, read as it runs into the job's
+// loopback whose connections come back to the job's endpoint (job-endpoint.ts), a private
+// directory on the client with the job's passphrase and one way in (the connector and a one-time
+// token where the client has python3, else a one-time SSH key and borgkeep's host key), then stock `borg create --log-json --progress` there, read as it runs into the job's
 // progress and log. A client without borg gets the standalone borg the admin configured for its
 // platform (pullBorgBinaries), uploaded into that directory. The directory is removed whichever
 // way the job ends.
@@ -11,6 +11,7 @@
 // never write a secret (the pull key, the job key, the passphrase) into a log, a reason or a
 // command line, and never call a job done unless the session behind it committed the archive.
 
+import { randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
@@ -18,6 +19,7 @@ import type { Client as SshClient, ClientChannel, ParsedKey, Server as SshServer
 
 import { generateEd25519KeyPair, type HostKey } from '../gateway/host-keys.js';
 import {
+  CONNECTOR_SCRIPT,
   borgCreateCommand,
   isPlainClientDir,
   JOB_FILES,
@@ -58,6 +60,11 @@ export interface PullRunnerDeps {
    * e.g. linux-x86_64 -> /srv/borg/borg-linux64): uploaded to a client that has no borg.
    */
   readonly borgBinaries?: Readonly<Record<string, string>>;
+  /**
+   * 'ssh' makes every job's borg connect over SSH with a job key even where the client's python3
+   * could run the direct connector (tests of that path; the default chooses by the client).
+   */
+  readonly hop?: 'ssh';
 }
 
 export interface PullRunResult {
@@ -352,15 +359,6 @@ export async function runPullJob(
     });
     log(`connected; the host key ${host.hostKeyFingerprint} matches the pinned one`);
 
-    const jobKey = (deps.makeJobKey ?? generateEd25519KeyPair)();
-    const ep = createJobEndpoint({
-      ssh2: deps.ssh2,
-      hostKey: deps.hostKey,
-      jobPublicKey: jobKey.public,
-      session,
-      log,
-    });
-    endpoint = ep;
     const c = client;
     const commandTimeoutMs = deps.commandTimeoutMs ?? 30_000;
     // Bounded like every step before borg runs: a host that stops answering fails the job with a
@@ -381,14 +379,15 @@ export async function runPullJob(
         `${host.name} does not allow remote forwarding to its loopback (${error.message}); the pull key line needs port-forwarding and sshd AllowTcpForwarding yes or remote`,
       );
     });
+    // Nothing connects before the job's files are written (the endpoint is made with them).
     c.on('tcp connection', (info, accept, reject) => {
-      if (info.destPort !== port) return reject();
-      ep.accept(accept());
+      if (info.destPort !== port || !endpoint) return reject();
+      endpoint.accept(accept());
     });
     log(`the client's borg reaches the job through port ${port} on the client's loopback`);
 
     const made = await exec(c, makeDirCommand(), { timeoutMs: commandTimeoutMs });
-    const { dir: madeDir, noBorg } = parseMadeDir(made.stdout);
+    const { dir: madeDir, noBorg, python } = parseMadeDir(made.stdout);
     if (made.code !== 0) {
       throw new JobFailure(`could not make the job's private directory on ${host.name}: ${clip(made.stderr.trim() || `mktemp ended with status ${made.code}`)}`);
     }
@@ -411,11 +410,30 @@ export async function runPullJob(
       if (binary === undefined) throw new JobFailure(`${missing}, and no standalone borg is configured for its platform ${noBorg.platform} (pullBorgBinaries)`);
       standalone = { platform: noBorg.platform, binary };
     }
-    for (const [name, content] of [
-      [JOB_FILES.key, jobKey.private],
-      [JOB_FILES.knownHosts, knownHostsLine(port, deps.hostKey.publicLine)],
-      [JOB_FILES.passphrase, `${session.passphrase}\n`],
-    ] as const) {
+    // The direct hop where the client's python3 can run the connector, else ssh with a job key;
+    // either way a one-time secret in the job's 0700 directory is the only way in.
+    const hop = python && deps.hop !== 'ssh' ? 'direct' : 'ssh';
+    let access: Parameters<typeof createJobEndpoint>[0]['access'];
+    let files: Array<readonly [string, string]>;
+    if (hop === 'direct') {
+      const token = randomBytes(32);
+      access = { kind: 'direct', token };
+      files = [
+        [JOB_FILES.token, `${token.toString('hex')}\n`],
+        [JOB_FILES.connector, CONNECTOR_SCRIPT],
+      ];
+    } else {
+      const jobKey = (deps.makeJobKey ?? generateEd25519KeyPair)();
+      access = { kind: 'ssh', jobPublicKey: jobKey.public };
+      files = [
+        [JOB_FILES.key, jobKey.private],
+        [JOB_FILES.knownHosts, knownHostsLine(port, deps.hostKey.publicLine)],
+      ];
+    }
+    const ep = createJobEndpoint({ ssh2: deps.ssh2, hostKey: deps.hostKey, access, session, log });
+    endpoint = ep;
+    log(hop === 'direct' ? "the client's borg connects through the job's connector (python3)" : "the client's borg connects over SSH with the job's key (the client has no python3 for the connector)");
+    for (const [name, content] of [...files, [JOB_FILES.passphrase, `${session.passphrase}\n`] as const]) {
       const written = await exec(c, writeFileCommand(dir, name), { input: content, timeoutMs: commandTimeoutMs });
       if (written.code !== 0) throw new JobFailure(`could not write the job's files on ${host.name}: ${clip(written.stderr.trim() || `status ${written.code}`)}`);
     }
@@ -509,6 +527,7 @@ export async function runPullJob(
       borgCreateCommand({
         dir,
         port,
+        hop,
         archiveName: opts.archiveName,
         paths: host.paths,
         excludes: host.excludes,

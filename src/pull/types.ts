@@ -132,6 +132,7 @@ export interface PullJobRecorder {
  */
 export interface PullJobSession {
   readonly passphrase: string;
+  /** `input` may come paused (bytes read ahead put back): the reader resumes it once it listens. */
   serve(io: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream; errOutput: NodeJS.WritableStream; stop?: AbortSignal }): Promise<PullSessionOutcome>;
   /**
    * Builds the borg cache the client is given before borg runs (issue 17): the repository's chunks,

@@ -209,13 +209,19 @@ describe('a client host', () => {
 });
 
 describe('a pull job', () => {
-  it('backs the client up through the remote-forwarded port: borg extract gives the files back byte for byte', async () => {
+  // The direct hop where the client's python3 runs the job's connector (this client host has it),
+  // SSH with a one-time job key where it cannot (forced here).
+  it.each([
+    ['direct', /connects through the job's connector \(python3\)/],
+    ['ssh', /connects over SSH with the job's key/],
+  ] as const)('backs the client up through the remote-forwarded port (%s): borg extract gives the files back byte for byte', async (hop, said) => {
     const host = pullHost();
     // The archive's own figures come from the session (the proxy reads them from the archive's metadata).
     const session = fakeSession({ figures: { files: 3, bytes: 3 * 1024 * 1024 + 17 } });
     const rec = recorder();
-    const archiveName = 'client1-2026-12-06T14:00:00';
-    const result = await runPullJob(deps, host, job(host), session, rec, { archiveName });
+    const archiveName = `client1-2026-12-06T14:00:00-${hop}`;
+    const result = await runPullJob(hop === 'ssh' ? { ...deps, hop } : deps, host, job(host), session, rec, { archiveName });
+    expect(rec.lines.join('\n')).toMatch(said);
     expect(result, rec.lines.join('\n')).toEqual({ state: 'done', reason: null });
     expect(rec.states.map((s) => s.state)).toEqual(['connecting', 'running', 'committing', 'done']);
     expect(rec.states[0].archiveName).toBe(archiveName);
@@ -225,8 +231,8 @@ describe('a pull job', () => {
     expect(last).toMatchObject({ files: 3, bytes: 3 * 1024 * 1024 + 17 });
 
     const list = await run('borg', ['list', '--short', repo], { env: borgEnv() });
-    expect(list.stdout.trim()).toBe(archiveName);
-    const restore = join(root, 'restore');
+    expect(list.stdout.trim().split('\n').at(-1)).toBe(archiveName);
+    const restore = join(root, `restore-${hop}`);
     mkdirSync(restore);
     const extract = await run('borg', ['extract', `${repo}::${archiveName}`], { env: borgEnv(), cwd: restore });
     expect(extract.code, extract.stderr).toBe(0);
@@ -287,12 +293,18 @@ describe('a pull job that ends badly', () => {
     const dir = join(client.tmpDir, jobDir);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(dir).uid).toBe(client.uid);
-    for (const f of ['id', 'known_hosts', 'pass']) expect(statSync(join(dir, f)).mode & 0o777, f).toBe(0o600);
+    // The direct hop (this client has python3): its connector and one-time token; no SSH key.
+    expect(readdirSync(dir).filter((f) => f !== 'base').sort()).toEqual(['connect.py', 'pass', 'token']);
+    for (const f of ['connect.py', 'token', 'pass']) expect(statSync(join(dir, f)).mode & 0o777, f).toBe(0o600);
     expect(readFileSync(join(dir, 'pass'), 'utf8')).toBe(`${PASSPHRASE}\n`);
+    const token = readFileSync(join(dir, 'token'), 'utf8').trim();
+    expect(token).toMatch(/^[0-9a-f]{64}$/);
     const ps = await run('ps', ['-eo', 'args']);
     expect(ps.stdout).toContain('borg create --log-json');
+    expect(ps.stdout).toContain(`python3 -I ${dir}/connect.py`);
     expect(ps.stdout).not.toContain(PASSPHRASE);
-    expect(ps.stdout).not.toContain('PRIVATE KEY');
+    expect(ps.stdout).not.toContain(token);
+    expect(rec.lines.join('\n')).not.toContain(token);
     stop.abort();
     expect(await running).toEqual({ state: 'failed', reason: 'the job was stopped' });
     expect(clientTmp()).toEqual([]);
