@@ -406,6 +406,11 @@ static int64_t lz4_decode(const uint8_t *src, size_t src_len, uint8_t *dst, size
 
 typedef struct {
   int encrypted;
+  /**
+   * 0 for an opener whose MAC key the sender holds (a pull job's key: its client seals with it),
+   * where a MAC that verifies proves nothing the id check does not; check() then skips the MAC.
+   */
+  int mac_checked;
   keyed_t id;
   keyed_t mac;
   EVP_CIPHER_CTX *aes;
@@ -470,7 +475,7 @@ static int check_blake2(verifier_t *v, const uint8_t *env, size_t env_len, uint8
   } else {
     // A MAC that does not verify is the answer before anything about the payload.
     int64_t r = payload[0] == 1 && payload[1] == 0 ? lz4_decode(payload + 2, n - 2, out, out_len) : INT64_MIN;
-    if (r < 0 && v->encrypted && !blake2_mac_ok(v, env, env_len)) return CHECK_MAC;
+    if (r < 0 && v->encrypted && v->mac_checked && !blake2_mac_ok(v, env, env_len)) return CHECK_MAC;
     if (r == INT64_MIN) return CHECK_DECOMPRESS;
     if (r == LZ4_FULL) return CHECK_LZ4_FULL;
     if (r < 0) return CHECK_LZ4;
@@ -480,7 +485,7 @@ static int check_blake2(verifier_t *v, const uint8_t *env, size_t env_len, uint8
   info[1] = (int32_t)plain_len;
   b2_message id;
   b2_message_init(&id, v->id.key, v->id.key_len, plain, plain_len);
-  if (!v->encrypted) {
+  if (!v->encrypted || !v->mac_checked) {
     b2_message none;
     uint8_t ignored[32];
     b2_message_init(&none, NULL, 0, NULL, 0);
@@ -511,14 +516,16 @@ static int check(verifier_t *v, const uint8_t *env, size_t env_len, uint8_t *scr
     memcpy(iv + 8, env + 33, 8);
     if (EVP_DecryptInit_ex(v->aes, NULL, NULL, NULL, iv) != 1) return CHECK_CRYPTO;
     hash_t mac;
-    hash_start(&mac, &v->mac);
-    hash_update(&mac, env + 33, 8);
+    if (v->mac_checked) {
+      hash_start(&mac, &v->mac);
+      hash_update(&mac, env + 33, 8);
+    }
     // Slice by slice, so that the MAC, the decryption and the id hash read each slice while it
     // is in the cache.
     for (size_t at = 0; at < n; at += SLICE) {
       size_t len = n - at < SLICE ? n - at : SLICE;
       int written = 0;
-      hash_update(&mac, ct + at, len);
+      if (v->mac_checked) hash_update(&mac, ct + at, len);
       if (EVP_DecryptUpdate(v->aes, scratch + at, &written, ct + at, (int)len) != 1 || (size_t)written != len) return CHECK_CRYPTO;
       if (at == 0) {
         uncompressed = scratch[0] == 0 && scratch[1] == 0;
@@ -528,9 +535,11 @@ static int check(verifier_t *v, const uint8_t *env, size_t env_len, uint8_t *scr
         }
       } else if (uncompressed) hash_update(&id, scratch + at, len);
     }
-    uint8_t mac_digest[32];
-    hash_final(&mac, mac_digest);
-    if (CRYPTO_memcmp(mac_digest, env + 1, 32) != 0) return CHECK_MAC;
+    if (v->mac_checked) {
+      uint8_t mac_digest[32];
+      hash_final(&mac, mac_digest);
+      if (CRYPTO_memcmp(mac_digest, env + 1, 32) != 0) return CHECK_MAC;
+    }
     payload = scratch;
   } else {
     if (env_len < 1 + 2) return CHECK_SHORT;
@@ -615,15 +624,17 @@ static int bytes_of(napi_env env, napi_value value, uint8_t **data, size_t *len)
   return 1;
 }
 
-/** createVerifier(idKind, encrypted, idKey | null, macKey | null, encKey | null) */
+/** createVerifier(idKind, encrypted, idKey | null, macKey | null, encKey | null, macChecked) */
 static napi_value create_verifier(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value args[5];
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 5) return throw_error(env, "createVerifier takes 5 arguments");
+  size_t argc = 6;
+  napi_value args[6];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 6) return throw_error(env, "createVerifier takes 6 arguments");
   int32_t kind;
   bool encrypted;
   if (napi_get_value_int32(env, args[0], &kind) != napi_ok || kind < HASH_SHA256 || kind > HASH_BLAKE2) return throw_error(env, "unknown id hash");
   if (napi_get_value_bool(env, args[1], &encrypted) != napi_ok) return throw_error(env, "encrypted is not a boolean");
+  bool mac_checked;
+  if (napi_get_value_bool(env, args[5], &mac_checked) != napi_ok) return throw_error(env, "macChecked is not a boolean");
   uint8_t *id_key = NULL, *mac_key = NULL, *enc_key = NULL;
   size_t id_len = 0, mac_len = 0, enc_len = 0;
   if (kind != HASH_SHA256 && !bytes_of(env, args[2], &id_key, &id_len)) return throw_error(env, "the id key is missing");
@@ -632,6 +643,7 @@ static napi_value create_verifier(napi_env env, napi_callback_info info) {
   verifier_t *v = calloc(1, sizeof *v);
   if (!v) return throw_error(env, "out of memory");
   v->encrypted = encrypted;
+  v->mac_checked = mac_checked;
   if (!keyed_set(&v->id, kind, id_key, id_len) || (encrypted && !keyed_set(&v->mac, kind == HASH_BLAKE2 ? HASH_BLAKE2 : HASH_HMAC, mac_key, mac_len))) {
     verifier_free(env, v, NULL);
     return throw_error(env, "a key is longer than its hash takes");

@@ -70,7 +70,7 @@ export async function createObjectVerifier(mode: KeyMode, key: BorgKey | null, {
   // The native checker, where it was built: then no BLAKE2 WebAssembly is loaded at all.
   const native = useNative ? objcheck() : null;
   const nativeVerifier = native
-    ? native.createVerifier(idHashOf(mode), encrypted, key?.idKey ?? null, key?.encHmacKey ?? null, encKey)
+    ? native.createVerifier(idHashOf(mode), encrypted, key?.idKey ?? null, key?.encHmacKey ?? null, encKey, true)
     : null;
   // Two BLAKE2 states: the MAC and the id hash of an uncompressed payload are fed together.
   const idHasher = blake2 && !native ? await createBlake2b256() : null;

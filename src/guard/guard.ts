@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 
 import { readFrames, type FrameSource } from '../rpc/frame-input.js';
+import type { FramePool } from '../rpc/frame-pool.js';
 import { createFrameSplitter } from '../rpc/frame-splitter.js';
 import { CLIENT_LIMITS, FrameError, MsgMap, SERVER_LIMITS, type MsgValue } from '../rpc/msgpack.js';
 import {
@@ -147,6 +148,11 @@ export interface GuardSession {
    * it, and `keyRef` is then never looked up.
    */
   readonly internal?: { readonly kind: 'retention' | 'pull'; readonly repository: Repository; readonly role: Role };
+  /**
+   * The pool of the writer of `input`, when it is the server's own (a pull job's proxy seals puts
+   * into its buffers): a buffer goes back to it once both the writer and the guard released it.
+   */
+  readonly framePool?: FramePool;
 }
 
 export interface GuardOutcome {
@@ -351,6 +357,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
   let quietTimer: NodeJS.Timeout | undefined;
   const input = readFrames(s.input, SERVER_LIMITS, {
     destroyOnStop: !duplexInput,
+    ...(s.framePool ? { pool: s.framePool } : {}),
     onBytes: (n) => {
       bytesIn += n;
       quietTimer?.refresh();

@@ -14,7 +14,7 @@ import { runPython } from '../../test/support/python.js';
 import { createObjectVerifier } from '../archive/verify-object.js';
 import { MODE_TYPE_BYTE, createBlake2b256, isBlake2, isEncrypted, sealObjectInto, sealedLength, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { Lz4Error, Lz4OutputFull, lz4DecompressInto } from '../repository/lz4.js';
-import { idHashOf, objcheck, type Objcheck } from './objcheck.js';
+import { CHECK, idHashOf, objcheck, type Objcheck } from './objcheck.js';
 
 const native = (): Objcheck => {
   const n = objcheck();
@@ -222,7 +222,7 @@ describe.each(['repokey', 'repokey-blake2'] as const)('sealing in a %s repositor
   it('seals byte for byte as sealObjectInto does, for every length around the blocks, at an offset', async () => {
     const key = keyOf(mode);
     const n = native();
-    const v = n.createVerifier(idHashOf(mode), true, key.idKey, key.encHmacKey, key.encKey);
+    const v = n.createVerifier(idHashOf(mode), true, key.idKey, key.encHmacKey, key.encKey, true);
     const prng = createPrng(9);
     for (const length of [2, 3, 15, 16, 17, 127, 128, 129, 1000, 65_535, 65_536, 65_537, 200_000]) {
       const payload = Buffer.concat([Buffer.from([0, 0]), prng.bytes(length - 2)]);
@@ -238,10 +238,46 @@ describe.each(['repokey', 'repokey-blake2'] as const)('sealing in a %s repositor
     }
   });
 
+  it("opens an object whose MAC does not verify only where the MAC is not checked (a pull job's opener), and the id still decides", async () => {
+    const key = keyOf(mode);
+    const n = native();
+    const checked = n.createVerifier(idHashOf(mode), true, key.idKey, key.encHmacKey, key.encKey, true);
+    const unchecked = n.createVerifier(idHashOf(mode), true, key.idKey, key.encHmacKey, key.encKey, false);
+    const prng = createPrng(12);
+    for (const [header, plain] of [
+      [Buffer.from([0, 0]), prng.bytes(100_000)],
+      [Buffer.from([1, 0]), prng.bytes(70_000)],
+    ] as const) {
+      const payload = Buffer.concat([header, header[0] === 1 ? lz4Literals(plain) : plain]);
+      const envelope = await sealEnvelope(mode, key, payload, 77);
+      const forged = Buffer.from(envelope);
+      forged[5] ^= 1; // inside the MAC
+      const out = Buffer.alloc(plain.length + 64);
+      const scratch = Buffer.alloc(envelope.length);
+      const id = Buffer.alloc(32);
+      const info = new Int32Array(2);
+      expect(n.check(checked, forged, scratch, out, id, info)).toBe(CHECK.mac);
+      expect(n.check(checked, envelope, scratch, out, id, info)).toBe(CHECK.ok);
+      const expected = await plainId(mode, key, plain);
+      expect(id.equals(expected)).toBe(true);
+      id.fill(0);
+      expect(n.check(unchecked, forged, scratch, out, id, info)).toBe(CHECK.ok);
+      expect(id.equals(expected)).toBe(true);
+      expect(info[1]).toBe(plain.length);
+      // A changed ciphertext is another plaintext, so another id: the caller's id check refuses it.
+      const changed = Buffer.from(envelope);
+      changed[changed.length - 1] ^= 1;
+      id.fill(0);
+      const code = n.check(unchecked, changed, scratch, out, id, info);
+      if (code === CHECK.ok) expect(id.equals(expected)).toBe(false);
+      else expect([CHECK.lz4, CHECK.lz4Full]).toContain(code);
+    }
+  });
+
   it('refuses an output too small, an offset past it, and a payload that overlaps it', () => {
     const key = keyOf(mode);
     const n = native();
-    const v = n.createVerifier(idHashOf(mode), true, key.idKey, key.encHmacKey, key.encKey);
+    const v = n.createVerifier(idHashOf(mode), true, key.idKey, key.encHmacKey, key.encKey, true);
     const iv8 = Buffer.alloc(8);
     const payload = Buffer.alloc(100);
     expect(() => n.seal(v, 3, iv8, payload, Buffer.alloc(140), 0)).toThrow(/too small/);

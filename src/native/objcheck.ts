@@ -31,8 +31,12 @@ export const CHECK = {
 } as const;
 
 export interface Objcheck {
-  /** Keys are copied: idKey for HMAC/BLAKE2 ids, macKey and encKey for encrypted modes. */
-  createVerifier(idHash: number, encrypted: boolean, idKey: Uint8Array | null, macKey: Uint8Array | null, encKey: Uint8Array | null): NativeVerifier;
+  /**
+   * Keys are copied: idKey for HMAC/BLAKE2 ids, macKey and encKey for encrypted modes. With
+   * `macChecked` false, check() does not check the MAC: only for an opener whose MAC key the
+   * sender holds (a pull job's key), where a MAC that verifies proves nothing.
+   */
+  createVerifier(idHash: number, encrypted: boolean, idKey: Uint8Array | null, macKey: Uint8Array | null, encKey: Uint8Array | null, macChecked: boolean): NativeVerifier;
   /**
    * The MAC, decryption into `scratch`, lz4 into `out` and the id hash into `idOut` of one
    * envelope; a CHECK code. `info[0]` is then the payload's length (decrypted into scratch, or

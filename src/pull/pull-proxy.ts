@@ -52,6 +52,7 @@ import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from 
 import { MANIFEST_ID, archiveEntries, metadataTamKey, parseManifest, type Manifest } from '../repository/manifest.js';
 import { createFrameSplitter } from '../rpc/frame-splitter.js';
 import { readFrames } from '../rpc/frame-input.js';
+import { createFramePool } from '../rpc/frame-pool.js';
 import { CLIENT_LIMITS, FrameError, MsgMap, SERVER_LIMITS, decode, encode, scanFrame, type MsgValue } from '../rpc/msgpack.js';
 import { encodeExceptionReply, encodeRequest, encodeRequestWithData, encodeResultReply, parseReply, parseRequest, type RpcReply, type RpcRequest } from '../rpc/messages.js';
 import type { GuardStore, Repository } from '../store/types.js';
@@ -280,6 +281,10 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
 
     // --- the guarded session behind the proxy ---------------------------------------------------
     const guardIn = new PassThrough();
+    // The buffers puts are sealed into, shared with the guard's reading of guardIn: one goes back
+    // once the guard forwarded the put (its release) and the proxy has the reply (handlePut), so
+    // the next put is sealed into memory already mapped instead of ~2 MiB of fresh pages.
+    const sealPool = createFramePool();
     const guardStop = new AbortController();
     // borg serve's messages (and the guard's) stay on the server: they may name the repository.
     // What went wrong reaches the client as the reply to its call, and the guard's refusals are
@@ -311,6 +316,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       input: guardIn,
       output: guardOut,
       errOutput: errSink,
+      framePool: sealPool,
       // Not the job's stop directly: a stopped job still removes its checkpoints (below) first.
       stop: guardStop.signal,
       internal: { kind: 'pull', repository, role: 'append' },
@@ -334,17 +340,18 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       return guardSend(msgid, encodeRequest(format, msgid, method, new Map(args)));
     };
     /** A request already encoded under `msgid` (from ++guardMsgid) to the guard: its reply, or null. */
-    const guardSend = async (msgid: number, frame: Buffer): Promise<RpcReply | null> => {
-      if (guardOver) return null;
-      const reply = new Promise<RpcReply | null>((resolve) => guardReplies.set(msgid, resolve));
+    /** Sends a frame to the guard; settles once the guard took it in, and `onReply` gets the guard's answer (null: none will come). */
+    const guardPut = async (msgid: number, frame: Buffer, onReply: (r: RpcReply | null) => void): Promise<void> => {
+      if (guardOver) return onReply(null);
+      guardReplies.set(msgid, onReply);
       if (!guardIn.write(frame)) {
         // One wait for the drain shared by every put behind it (a listener each tripped Node's
         // MaxListenersExceededWarning with a dozen puts waiting).
         guardDrained ??= Promise.race([new Promise((r) => guardIn.once('drain', r)), guardSession]).finally(() => (guardDrained = null));
         await guardDrained;
       }
-      return reply;
     };
+    const guardSend = (msgid: number, frame: Buffer): Promise<RpcReply | null> => new Promise((resolve) => void guardPut(msgid, frame, resolve));
     /** The guard's answer as what it says went wrong, or null when it is a result. */
     const failed = (r: RpcReply | null): string | null => (r === null ? 'the repository session ended' : r.exceptionClass === null ? null : r.exceptionClass);
     const guardText = (r: RpcReply | null): string => {
@@ -583,7 +590,10 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     /** The put opened natively: its payload and plaintext (views of the scratches) and computed id, or null. */
     const openNatively = (data: Buffer): { payload: Buffer; plain: Buffer; computed: Buffer } | null => {
       if (!native || data[0] !== typeByteOf(jk.mode)) return null;
-      opener ??= native.createVerifier(idHashOf(jk.mode), true, rk.idKey, jk.key.encHmacKey, jk.key.encKey);
+      // Its MAC is not checked: the client seals with the job key, so a MAC that verifies proves
+      // only what the job's connection already proved (who sent it). What counts is checked: the
+      // plaintext's id under the repository's id key, which the client cannot forge.
+      opener ??= native.createVerifier(idHashOf(jk.mode), true, rk.idKey, jk.key.encHmacKey, jk.key.encKey, false);
       plainScratch ??= Buffer.allocUnsafe(PLAIN_SCRATCH);
       if (native.check(opener, data, payloadScratch, plainScratch, nativeId, nativeInfo) !== CHECK.ok) return null;
       const payload = payloadScratch.subarray(0, nativeInfo[0]);
@@ -628,13 +638,21 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       if (req.args.has('wait')) args.set('wait', req.args.get('wait') as MsgValue);
       // Sealed straight into the frame that goes to the guard.
       const msgid = ++guardMsgid;
-      const { frame, dataAt } = encodeRequestWithData(msgid, 'put', args, 'data', sealedLength(payload.length));
+      const { frame, dataAt } = encodeRequestWithData(msgid, 'put', args, 'data', sealedLength(payload.length), (size) => sealPool.take(size));
       if (native && iv + cipherBlocks(payload.length) < 2n ** 64n) {
-        sealer ??= native.createVerifier(idHashOf(repoMode!), true, rk.idKey, rk.encHmacKey, rk.encKey);
+        sealer ??= native.createVerifier(idHashOf(repoMode!), true, rk.idKey, rk.encHmacKey, rk.encKey, true);
         iv8.writeBigUInt64BE(iv);
         native.seal(sealer, typeByteOf(repoMode!), iv8, payload, frame, dataAt);
       } else await sealObjectInto(payload, repoMode!, rk, iv, frame, dataAt); // which refuses a counter past 2^64
-      void guardSend(msgid, frame).then((r) => relay(req, r));
+      // Out of the proxy's hands, and written into no more: see sealPool.
+      sealPool.handOut(frame);
+      sealPool.retire(frame);
+      // The next request is read once the guard took this one (backpressure: borg serve's pace
+      // reaches the client, and a few puts are in memory at a time, not the whole backup).
+      await guardPut(msgid, frame, (r) => {
+        sealPool.release(frame);
+        relay(req, r);
+      });
     };
 
     const handleDelete = (req: RpcRequest): void => {

@@ -15,7 +15,7 @@ import { fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
-import { createFramePool } from './frame-pool.js';
+import { createFramePool, type FramePool } from './frame-pool.js';
 import { createFrameSplitter } from './frame-splitter.js';
 import type { UnpackLimits } from './msgpack.js';
 
@@ -41,6 +41,11 @@ export interface FrameInputOptions {
   readonly onBytes?: (n: number) => void;
   /** Whether stop() destroys the source (not for a duplex whose other side still sends replies). */
   readonly destroyOnStop: boolean;
+  /**
+   * The pool the frames are read into; by default one of this input's own. A writer in this
+   * process may share its pool: frames of the buffers it took from it are released here too.
+   */
+  readonly pool?: FramePool;
 }
 
 /** Bytes of complete frames queued before reading pauses (a frame larger than this still fits). */
@@ -57,7 +62,7 @@ export function readableFd(fd: number): boolean {
 }
 
 export function readFrames(source: FrameSource, limits: UnpackLimits, opts: FrameInputOptions): FrameInput {
-  const pool = createFramePool();
+  const pool = opts.pool ?? createFramePool();
   const splitter = createFrameSplitter(limits, pool);
   const queue: Buffer[] = [];
   let head = 0;

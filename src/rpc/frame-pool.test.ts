@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { createFramePool } from './frame-pool.js';
+import { createFrameSplitter } from './frame-splitter.js';
+import { SERVER_LIMITS, encode } from './msgpack.js';
 
 describe('createFramePool', () => {
   it('gives a buffer back only once it is retired and every frame handed out of it is released', () => {
@@ -81,5 +83,35 @@ describe('createFramePool, buffers of several sizes', () => {
     const again = pool.take(9 << 20);
     expect(large.map((b) => b.buffer)).toContain(again.buffer);
     expect(pool.take(1 << 20).buffer).not.toBe(again.buffer);
+  });
+
+  it("shared by a writer and the splitter that reads its chunks: a buffer goes back only once the writer and the reader released the frame", () => {
+    const pool = createFramePool();
+    const splitter = createFrameSplitter(SERVER_LIMITS, pool);
+    const message = encode([1, 5, 'put', [Buffer.alloc(300_000, 7)]]);
+    // The writer takes a buffer, writes its frame, hands it out and writes no more into it.
+    const whole = pool.take(message.length);
+    const written = whole.subarray(0, message.length);
+    message.copy(written);
+    pool.handOut(written);
+    pool.retire(whole);
+    // The reader gets the chunk whole: its frame is a view of the writer's buffer, no copy.
+    const [read] = splitter.push(written);
+    expect(read!.buffer).toBe(whole.buffer);
+    pool.release(read!); // the reader is done (the guard, once borg serve's pipe has it)
+    expect(pool.take(message.length).buffer).not.toBe(whole.buffer); // the writer still holds it
+    pool.release(written); // the writer is done (the proxy, once the reply came)
+    expect(pool.take(message.length).buffer).toBe(whole.buffer);
+    // In the other order just the same.
+    const again = pool.take(message.length);
+    const second = again.subarray(0, message.length);
+    message.copy(second);
+    pool.handOut(second);
+    pool.retire(again);
+    const [viewed] = splitter.push(second);
+    pool.release(second);
+    expect(pool.take(message.length).buffer).not.toBe(again.buffer); // the reader still holds it
+    pool.release(viewed!);
+    expect(pool.take(message.length).buffer).toBe(again.buffer);
   });
 });

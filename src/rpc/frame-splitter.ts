@@ -83,7 +83,11 @@ export function createFrameSplitter(limits: UnpackLimits, pool?: FramePool): Fra
         need = r.need - at;
         break;
       }
-      frames.push(chunk.subarray(at, r.end));
+      const frame = chunk.subarray(at, r.end);
+      // A chunk from the pool's own buffers (a writer that took them from it, pull-proxy.ts): the
+      // frame counts as handed out, so the buffer is reused only once its reader released it too.
+      pool?.handOut(frame);
+      frames.push(frame);
       at = r.end;
       need = 1;
     }

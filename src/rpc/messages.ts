@@ -120,12 +120,14 @@ export function encodeRequestWithData(
   args: ReadonlyMap<string, EncodableValue>,
   dataName: string,
   dataLength: number,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe,
 ): { frame: Buffer; dataAt: number } {
   // Encoded with empty data, the frame ends in the raw header of length 0 (one byte, 0xa0):
   // that byte is replaced by the header of the real length.
   const empty = encodeRequest('dict', msgid, method, new Map([...args].filter(([k]) => k !== dataName).concat([[dataName, Buffer.alloc(0)]])));
   const head = rawHeader(dataLength);
-  const frame = Buffer.allocUnsafe(empty.length - 1 + head.length + dataLength);
+  const size = empty.length - 1 + head.length + dataLength;
+  const frame = allocate(size).subarray(0, size);
   empty.copy(frame, 0, 0, empty.length - 1);
   head.copy(frame, empty.length - 1);
   return { frame, dataAt: empty.length - 1 + head.length };
