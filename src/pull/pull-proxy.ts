@@ -81,6 +81,8 @@ const NONCE_SPACE_RESERVATION = 2n ** 28n;
 const LOCK_WAIT_SECONDS = 600;
 /** The plaintext scratch of a put: borg's largest chunk at its default chunker parameters (larger ones get a buffer of their own). */
 const PLAIN_SCRATCH = 8 * 1024 * 1024;
+/** Puts of this size and more are sealed into pooled buffers (sealPool in serveOne). */
+const POOLED_FRAME = 64 * 1024;
 /** The client_version the proxy tells the guard: borg 1.2's dict protocol. */
 const PROXY_CLIENT_VERSION = [1, 2, 4, -1];
 
@@ -285,6 +287,8 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
     // once the guard forwarded the put (its release) and the proxy has the reply (handlePut), so
     // the next put is sealed into memory already mapped instead of ~2 MiB of fresh pages.
     const sealPool = createFramePool();
+    /** A small put gets memory of its own (the pool's least is 256 KiB); see sealPool. */
+    const sealInto = (size: number): Buffer => (size >= POOLED_FRAME ? sealPool.take(size) : Buffer.allocUnsafe(size));
     const guardStop = new AbortController();
     // borg serve's messages (and the guard's) stay on the server: they may name the repository.
     // What went wrong reaches the client as the reply to its call, and the guard's refusals are
@@ -638,7 +642,7 @@ export function createPullJobSession(deps: PullProxyDeps, terms: PullJobTerms): 
       if (req.args.has('wait')) args.set('wait', req.args.get('wait') as MsgValue);
       // Sealed straight into the frame that goes to the guard.
       const msgid = ++guardMsgid;
-      const { frame, dataAt } = encodeRequestWithData(msgid, 'put', args, 'data', sealedLength(payload.length), (size) => sealPool.take(size));
+      const { frame, dataAt } = encodeRequestWithData(msgid, 'put', args, 'data', sealedLength(payload.length), sealInto);
       if (native && iv + cipherBlocks(payload.length) < 2n ** 64n) {
         sealer ??= native.createVerifier(idHashOf(repoMode!), true, rk.idKey, rk.encHmacKey, rk.encKey, true);
         iv8.writeBigUInt64BE(iv);
