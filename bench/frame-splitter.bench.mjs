@@ -141,12 +141,16 @@ function copyOnce(chunks, scratch) {
 function guardPass(chunks, index) {
   const splitter = createFrameSplitter(SERVER_LIMITS);
   const sessionPuts = createIdSet();
+  // The repository's nonce file as the guard would read it: where the recorded stream's first
+  // reservation starts (borg init wrote it), then wherever each allowed reservation moved it.
+  let nonce;
   const ctx = {
     role: 'append',
     unlocked: false,
     justCreated: false,
     existsCommitted: (id) => index.lookup(id) !== undefined,
     putBySession: (id) => sessionPuts.has(id),
+    currentNonce: () => nonce ?? null,
   };
   let frames = 0;
   let allowed = 0;
@@ -156,11 +160,16 @@ function guardPass(chunks, index) {
       frames++;
       const req = parseRequest(frame);
       if (req.method === 'negotiate' || req.method === 'open') continue; // the guard's own handling
+      if (req.method === 'commit_nonce_reservation' && nonce === undefined) {
+        const start = req.args.get('start_nonce');
+        nonce = start === null || start === undefined ? null : BigInt(start);
+      }
       const d = decideCall(req, ctx);
       if (!d.allow) denied[`${req.method} ${d.reason}`] = (denied[`${req.method} ${d.reason}`] ?? 0) + 1;
       else {
         allowed++;
         if (req.method === 'put') sessionPuts.add(req.args.get('id'));
+        if (req.method === 'commit_nonce_reservation') nonce = BigInt(req.args.get('next_unreserved'));
       }
     }
   }

@@ -232,6 +232,18 @@ describe('the job endpoint of a direct hop', () => {
     expect(directLines.join('\n')).toMatch(/did not present the job token in time/);
   });
 
+  it('logs no time-out for a connection that went away before its token', async () => {
+    const timedOut = (): number => directLines.filter((l) => /in time/.test(l)).length;
+    const before = timedOut();
+    const sock = tcpConnect(directPort, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.end(hello.slice(0, 10));
+    await new Promise((r) => sock.once('close', r));
+    await new Promise((r) => setTimeout(r, 700)); // past the login grace
+    expect(timedOut()).toBe(before);
+    expect(directServed).toBe(0);
+  });
+
   it('takes no SSH client: the token is the only way in', async () => {
     await expect(connect({ port: directPort })).rejects.toThrow();
     expect(directServed).toBe(0);

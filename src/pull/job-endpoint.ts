@@ -180,6 +180,9 @@ export function createJobEndpoint(deps: JobEndpointDeps): JobEndpoint {
       stream.destroy();
     }, grace);
     timer.unref();
+    stream.once('close', () => clearTimeout(timer));
+    // A channel that fails before the session reads it (the connection dropped): closed, nothing to say.
+    stream.on('error', () => undefined);
     const fail = (why: string): void => {
       clearTimeout(timer);
       stream.off('data', onData);
