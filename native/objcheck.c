@@ -809,6 +809,100 @@ static napi_value b2_state_digest(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---------------------------------------------------------------------------------------------
+// CRC-32 as zlib computes it (IEEE 802.3, reflected), for segment entries: PCLMULQDQ folding where
+// the CPU has it (Intel's "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ", with the
+// reflected polynomial's constants), a byte table for the rest and without it. zlib's own
+// (node:zlib crc32) runs at about 1.5 GB/s; folding at several times that.
+
+static uint32_t crc_table[256];
+static int crc_folds;
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    crc_table[i] = c;
+  }
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  crc_folds = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+#endif
+}
+
+/** The register (not inverted) after n more bytes, byte by byte. */
+static uint32_t crc_bytes(uint32_t c, const uint8_t *p, size_t n) {
+  while (n--) c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+  return c;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("pclmul,sse4.1"))) static inline __m128i crc_fold16(__m128i x, __m128i k, __m128i data) {
+  return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), data);
+}
+
+/** The register after n bytes (n >= 64, a multiple of 16), folded four lanes of 16 bytes at a time. */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc_fold(uint32_t c, const uint8_t *p, size_t n) {
+  const __m128i k1k2 = _mm_set_epi64x(0x1c6e41596, 0x154442bd4);
+  const __m128i k3k4 = _mm_set_epi64x(0x0ccaa009e, 0x1751997d0);
+  const __m128i k5 = _mm_set_epi64x(0, 0x163cd6124);
+  const __m128i poly = _mm_set_epi64x(0x1f7011641, 0x1db710641);
+  const __m128i mask32 = _mm_set_epi32(0, 0, 0, -1);
+  __m128i x1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), _mm_cvtsi32_si128((int)c));
+  __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 16));
+  __m128i x3 = _mm_loadu_si128((const __m128i *)(p + 32));
+  __m128i x4 = _mm_loadu_si128((const __m128i *)(p + 48));
+  p += 64;
+  n -= 64;
+  for (; n >= 64; p += 64, n -= 64) {
+    x1 = crc_fold16(x1, k1k2, _mm_loadu_si128((const __m128i *)p));
+    x2 = crc_fold16(x2, k1k2, _mm_loadu_si128((const __m128i *)(p + 16)));
+    x3 = crc_fold16(x3, k1k2, _mm_loadu_si128((const __m128i *)(p + 32)));
+    x4 = crc_fold16(x4, k1k2, _mm_loadu_si128((const __m128i *)(p + 48)));
+  }
+  x1 = crc_fold16(x1, k3k4, x2);
+  x1 = crc_fold16(x1, k3k4, x3);
+  x1 = crc_fold16(x1, k3k4, x4);
+  for (; n >= 16; p += 16, n -= 16) x1 = crc_fold16(x1, k3k4, _mm_loadu_si128((const __m128i *)p));
+  // 128 bits to 64, then to 32 (with 32 zero bits appended), then Barrett's reduction.
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), _mm_clmulepi64_si128(k3k4, x1, 0x01));
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 4), _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k5, 0x00));
+  __m128i t = _mm_and_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask32), poly, 0x10), mask32);
+  x1 = _mm_xor_si128(x1, _mm_clmulepi64_si128(t, poly, 0x00));
+  return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+/** zlib's crc32(crc, p, n). */
+static uint32_t crc32_of(uint32_t crc, const uint8_t *p, size_t n) {
+  uint32_t c = ~crc;
+#if defined(__x86_64__)
+  if (crc_folds && n >= 64) {
+    size_t bulk = n & ~(size_t)15;
+    c = crc_fold(c, p, bulk);
+    p += bulk;
+    n -= bulk;
+  }
+#endif
+  return ~crc_bytes(c, p, n);
+}
+
+/** crc32(data[, crc]): zlib's CRC-32 of data, continuing from crc (default 0). */
+static napi_value crc32_value(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  uint8_t *data;
+  size_t len;
+  uint32_t crc = 0;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 1 || !bytes_of(env, args[0], &data, &len)) return throw_error(env, "crc32 takes a Uint8Array");
+  if (argc >= 2 && napi_get_value_uint32(env, args[1], &crc) != napi_ok) return throw_error(env, "crc32's crc is not a number");
+  napi_value out;
+  napi_create_uint32(env, crc32_of(crc, data, len), &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"createVerifier", NULL, create_verifier, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -819,7 +913,9 @@ NAPI_MODULE_INIT() {
       {"blake2bState", NULL, b2_state_new, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blake2bUpdate", NULL, b2_state_update, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blake2bDigest", NULL, b2_state_digest, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"crc32", NULL, crc32_value, NULL, NULL, NULL, napi_enumerable, NULL},
   };
+  crc_init();
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
 }

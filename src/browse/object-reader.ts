@@ -13,8 +13,8 @@
 import { constants as fsConstants, readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 
+import { crc32 } from '../native/objcheck.js';
 import { decompressPayload, decryptPayload, objectId, objectMode, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { IndexFormatError, latestIndexTransaction, openCommittedIndex, type CommittedIndex, type IndexEntry } from '../repository/hash-index.js';
 import { MANIFEST_ID, parseManifest, type Manifest } from '../repository/manifest.js';

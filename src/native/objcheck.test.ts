@@ -4,6 +4,7 @@
 // of every length around BLAKE2b's and AES's block edges through both verifiers; its sealing
 // (a pull job's puts) against the JavaScript sealObjectInto.
 import { randomBytes } from 'node:crypto';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 
 import { blake2b } from 'hash-wasm';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ import { runPython } from '../../test/support/python.js';
 import { createObjectVerifier } from '../archive/verify-object.js';
 import { MODE_TYPE_BYTE, createBlake2b256, isBlake2, isEncrypted, sealObjectInto, sealedLength, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { Lz4Error, Lz4OutputFull, lz4DecompressInto } from '../repository/lz4.js';
-import { CHECK, idHashOf, objcheck, type Objcheck } from './objcheck.js';
+import { CHECK, crc32, idHashOf, objcheck, type Objcheck } from './objcheck.js';
 
 const native = (): Objcheck => {
   const n = objcheck();
@@ -286,6 +287,31 @@ describe.each(['repokey', 'repokey-blake2'] as const)('sealing in a %s repositor
     const shared = Buffer.alloc(400);
     expect(() => n.seal(v, 3, iv8, shared.subarray(0, 100), shared, 50)).toThrow(/overlap/);
     expect(() => n.seal(v, 3, Buffer.alloc(7), payload, Buffer.alloc(200), 0)).toThrow(/Uint8Arrays/);
+  });
+});
+
+describe("the CRC-32 of segment entries (zlib's)", () => {
+  it("is node:zlib's for every length and alignment around the folding's 16 and 64 bytes, whole and continued", () => {
+    const n = native();
+    const prng = createPrng(13);
+    const base = prng.bytes(5000);
+    for (let length = 0; length <= 600; length++) {
+      for (const at of [0, 1, 7, 15]) {
+        const data = base.subarray(at, at + length);
+        expect(n.crc32(data), `${length} bytes at ${at}`).toBe(zlibCrc32(data));
+        expect(crc32(data)).toBe(zlibCrc32(data));
+      }
+    }
+    for (const length of [1 << 16, (1 << 20) + 13, 8 * 1024 * 1024 + 5]) {
+      const data = prng.bytes(length);
+      expect(n.crc32(data), `${length} bytes`).toBe(zlibCrc32(data));
+      const cut = Math.floor(length / 3);
+      expect(n.crc32(data.subarray(cut), n.crc32(data.subarray(0, cut)))).toBe(zlibCrc32(data));
+    }
+    // The values a segment entry's check meets: all zeros, all ones, and from a crc of 2^32-1.
+    for (const fill of [0, 0xff]) expect(n.crc32(Buffer.alloc(1000, fill))).toBe(zlibCrc32(Buffer.alloc(1000, fill)));
+    expect(n.crc32(base.subarray(0, 100), 0xffffffff)).toBe(zlibCrc32(base.subarray(0, 100), 0xffffffff));
+    expect(() => n.crc32('text' as unknown as Uint8Array)).toThrow(/Uint8Array/);
   });
 });
 

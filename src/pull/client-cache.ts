@@ -35,8 +35,8 @@
 
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 
+import { crc32 } from '../native/objcheck.js';
 import { MODE_TYPE_BYTE, objectId, objectMode, openObject, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { writeChunkIndex, type ChunkIndexEntry } from '../repository/chunk-index-writer.js';
 import { latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';

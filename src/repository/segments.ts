@@ -8,7 +8,8 @@
 import { closeSync, openSync, read, readdirSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
+
+import { crc32 } from '../native/objcheck.js';
 
 export const SEGMENT_MAGIC = Buffer.from('BORG_SEG', 'latin1');
 export const TAG_PUT = 0;

@@ -16,9 +16,9 @@
 import { readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 
 import { createObjectVerifier } from '../archive/verify-object.js';
+import { crc32 } from '../native/objcheck.js';
 import { objectMode, type BorgKey, type KeyMode } from '../repository/borg-key.js';
 import { EMPTY, HEADER_SIZE, IndexFormatError, KEY_SIZE, latestIndexTransaction, openCommittedIndex, type CommittedIndex } from '../repository/hash-index.js';
 import { MANIFEST_ID } from '../repository/manifest.js';
