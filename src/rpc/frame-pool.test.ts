@@ -89,29 +89,29 @@ describe('createFramePool, buffers of several sizes', () => {
     const pool = createFramePool();
     const splitter = createFrameSplitter(SERVER_LIMITS, pool);
     const message = encode([1, 5, 'put', [Buffer.alloc(300_000, 7)]]);
-    // The writer takes a buffer, writes its frame, hands it out and writes no more into it.
-    const whole = pool.take(message.length);
-    const written = whole.subarray(0, message.length);
-    message.copy(written);
-    pool.handOut(written);
-    pool.retire(whole);
+    /** The writer takes a buffer, writes its frame, hands it out and writes no more into it. */
+    const write = (): { whole: Buffer; written: Buffer } => {
+      const whole = pool.take(message.length);
+      const written = whole.subarray(0, message.length);
+      message.copy(written);
+      pool.handOut(written);
+      pool.retire(whole);
+      return { whole, written };
+    };
+    const first = write();
     // The reader gets the chunk whole: its frame is a view of the writer's buffer, no copy.
-    const [read] = splitter.push(written);
-    expect(read!.buffer).toBe(whole.buffer);
+    const [read] = splitter.push(first.written);
+    expect(read!.buffer).toBe(first.whole.buffer);
     pool.release(read!); // the reader is done (the guard, once borg serve's pipe has it)
-    expect(pool.take(message.length).buffer).not.toBe(whole.buffer); // the writer still holds it
-    pool.release(written); // the writer is done (the proxy, once the reply came)
-    expect(pool.take(message.length).buffer).toBe(whole.buffer);
+    expect(pool.take(message.length).buffer).not.toBe(first.whole.buffer); // the writer still holds it
+    pool.release(first.written); // the writer is done (the proxy, once the reply came)
+    expect(pool.take(message.length).buffer).toBe(first.whole.buffer);
     // In the other order just the same.
-    const again = pool.take(message.length);
-    const second = again.subarray(0, message.length);
-    message.copy(second);
-    pool.handOut(second);
-    pool.retire(again);
-    const [viewed] = splitter.push(second);
-    pool.release(second);
-    expect(pool.take(message.length).buffer).not.toBe(again.buffer); // the reader still holds it
+    const second = write();
+    const [viewed] = splitter.push(second.written);
+    pool.release(second.written);
+    expect(pool.take(message.length).buffer).not.toBe(second.whole.buffer); // the reader still holds it
     pool.release(viewed!);
-    expect(pool.take(message.length).buffer).toBe(again.buffer);
+    expect(pool.take(message.length).buffer).toBe(second.whole.buffer);
   });
 });
