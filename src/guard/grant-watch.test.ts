@@ -64,6 +64,29 @@ describe('watchGrant', () => {
     expect(String(watch.signal.reason)).toMatch(/expired at/);
   });
 
+  it('looks at the moment the grant it was opened with expires, not up to an interval later', async () => {
+    let now = T0;
+    const expiresAt = new Date(T0.getTime() + 1234);
+    const read = vi.fn(async () => standing({ expiresAt }));
+    const watch = watchGrant({ read, judge: (st, at) => whyGrantEnded(watched, st, at), now: () => now, intervalMs: 60_000, deadline: expiresAt });
+    now = new Date(T0.getTime() + 1200);
+    await vi.advanceTimersByTimeAsync(1200);
+    expect(watch.signal.aborted).toBe(false);
+    expect(read).not.toHaveBeenCalled();
+    now = new Date(T0.getTime() + 1240);
+    await vi.advanceTimersByTimeAsync(40);
+    expect(read).toHaveBeenCalledTimes(1);
+    expect(String(watch.signal.reason)).toMatch(/expired at/);
+    // An expiry moved later since the session opened: the look at the old deadline ends nothing.
+    now = T0;
+    const later = new Date(T0.getTime() + 90_000);
+    const moved = watchGrant({ read: async () => standing({ expiresAt: later }), judge: (st, at) => whyGrantEnded(watched, st, at), now: () => now, intervalMs: 60_000, deadline: expiresAt });
+    now = new Date(T0.getTime() + 1300);
+    await vi.advanceTimersByTimeAsync(1300);
+    expect(moved.signal.aborted).toBe(false);
+    moved.stop();
+  });
+
   it('asks one query at a time: a slow database gets no queue of looks', async () => {
     let inFlight = 0;
     let most = 0;

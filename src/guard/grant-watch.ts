@@ -57,7 +57,15 @@ export interface GrantWatchOptions {
   readonly intervalMs?: number;
   /** Subscribes to writes in this process that may end the session; returns the unsubscribe. */
   readonly onChange?: (wake: () => void) => () => void;
+  /**
+   * When the grant the session opened with expires: a look then, on the clock's time (the store
+   * is asked, so an expiry moved later since is seen), not up to an interval after it.
+   */
+  readonly deadline?: Date | null;
 }
+
+/** setTimeout's longest delay; a later deadline is left to the interval's looks. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function watchGrant(options: GrantWatchOptions): GrantWatch {
   const controller = new AbortController();
@@ -82,6 +90,7 @@ export function watchGrant(options: GrantWatchOptions): GrantWatch {
     if (stopped) return;
     if (why !== null) {
       stopped = true;
+      clearTimeout(deadlineTimer);
       unsubscribe();
       controller.abort(why);
       return;
@@ -106,11 +115,21 @@ export function watchGrant(options: GrantWatchOptions): GrantWatch {
   };
   const unsubscribe = options.onChange?.(wake) ?? (() => undefined);
   schedule();
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  if (options.deadline) {
+    // A few ms past it: a timer never fires early, but the judge's clock and this one may differ by one.
+    const delay = options.deadline.getTime() - options.now().getTime() + 5;
+    if (delay <= MAX_TIMER_MS) {
+      deadlineTimer = setTimeout(wake, Math.max(0, delay));
+      deadlineTimer.unref();
+    }
+  }
   return {
     signal: controller.signal,
     stop() {
       stopped = true;
       clearTimeout(timer);
+      clearTimeout(deadlineTimer);
       unsubscribe();
     },
   };

@@ -711,6 +711,7 @@ export async function runGuardSession(deps: GuardDeps, s: GuardSession): Promise
           whyGrantEnded({ keyName: watched.key.name, repositoryName: found.repository.name, grant: watched.grant, addressAllowed: (cidrs) => addressAllowed(s.clientAddress, cidrs) }, standing, at),
         now,
         onChange: onGrantsChanged,
+        deadline: watched.grant.expiresAt,
       });
       grantWatch.signal.addEventListener('abort', () => onGrantEnded(String(grantWatch?.signal.reason)), { once: true });
     }

@@ -9,7 +9,9 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { isBlake2, type KeyMode } from '../repository/borg-key.js';
+// Types only: segments.ts (on borg-serve's start-up path) takes its CRC from here, and must not
+// load borg-key.ts and its decompressors with it (test/cli/startup-footprint.test.ts).
+import type { KeyMode } from '../repository/borg-key.js';
 
 /** A verifier's keys, held in native memory (wiped when the object is collected). */
 export type NativeVerifier = { readonly __nativeVerifier: unique symbol };
@@ -18,7 +20,7 @@ export type NativeVerifier = { readonly __nativeVerifier: unique symbol };
 export const ID_HASH = { sha256: 0, hmacSha256: 1, blake2b: 2 } as const;
 
 /** The id hash of a `mode` repository; the MAC of an encrypted one is made the same way (HMAC or BLAKE2b). */
-export const idHashOf = (mode: KeyMode): number => (mode === 'none' ? ID_HASH.sha256 : isBlake2(mode) ? ID_HASH.blake2b : ID_HASH.hmacSha256);
+export const idHashOf = (mode: KeyMode): number => (mode === 'none' ? ID_HASH.sha256 : mode.endsWith('blake2') ? ID_HASH.blake2b : ID_HASH.hmacSha256);
 
 /** What `check` answers (native/objcheck.c, enum CHECK_). */
 export const CHECK = {
