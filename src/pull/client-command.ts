@@ -31,19 +31,24 @@ export const JOB_FILES = { key: 'id', knownHosts: 'known_hosts', passphrase: 'pa
  * passphrase too: the 0700 directory guards all three alike. Python 3.4 and later; the standard
  * library only.
  */
+/** What the job's connector says first, before its token in hex and a newline (job-endpoint.ts reads it). */
+export const DIRECT_HELLO = 'BORGKEEP-PULL-1 ';
+/** The modules the connector imports (the job's first command checks that python3 has them). */
+const CONNECTOR_MODULES = 'os, socket, sys, threading';
+
 export const CONNECTOR_SCRIPT = `# borgkeep pull job: connects borg to the job through the forwarded port (see borgkeep's docs/pull.md).
-import os, socket, sys, threading
+import ${CONNECTOR_MODULES}
 
 
 def main():
     args = sys.argv[1:]
     try:
         port = int(args[args.index('-p') + 1])
-        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'token'), 'rb') as f:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '${JOB_FILES.token}'), 'rb') as f:
             token = f.read().strip()
         s = socket.create_connection(('127.0.0.1', port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.sendall(b'BORGKEEP-PULL-1 ' + token + b'\\n')
+        s.sendall(b'${DIRECT_HELLO}' + token + b'\\n')
     except (ValueError, IndexError, OSError) as e:
         sys.stderr.write('borgkeep: could not reach the pull job through the forwarded port: %s\\n' % e)
         return 255
@@ -119,7 +124,7 @@ export function isPlainClientDir(dir: string): boolean {
 export function makeDirCommand(): string {
   return underSh(
     `umask 077 && d=$(mktemp -d "\${TMPDIR:-/tmp}/borgkeep-pull.XXXXXXXXXX") && printf '%s\\n' "$d" && ` +
-      `{ python3 -I -c 'import os, socket, sys, threading' >/dev/null 2>&1 && echo ${PYTHON_MARK}; true; } && ` +
+      `{ python3 -I -c 'import ${CONNECTOR_MODULES}' >/dev/null 2>&1 && echo ${PYTHON_MARK}; true; } && ` +
       `{ command -v borg >/dev/null 2>&1 || printf '${NO_BORG_MARK} %s %s\\n' "$(uname -s)" "$(uname -m)"; }`,
   );
 }

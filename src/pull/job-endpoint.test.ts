@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { generateEd25519KeyPair, type HostKey } from '../gateway/host-keys.js';
 import { parseSshPublicKey } from '../store/ssh-public-key.js';
-import { CONNECTOR_SCRIPT, JOB_FILES } from './client-command.js';
-import { createJobEndpoint, DIRECT_HELLO, type JobEndpoint } from './job-endpoint.js';
+import { CONNECTOR_SCRIPT, DIRECT_HELLO, JOB_FILES } from './client-command.js';
+import { createJobEndpoint, type JobEndpoint } from './job-endpoint.js';
 import { fingerprintOfBlob } from './pull-identity.js';
 import type { PullJobSession, PullSessionOutcome } from './types.js';
 

@@ -21,7 +21,7 @@ import type { Connection, ParsedKey, Server as SshServer, ServerChannel } from '
 
 import type { HostKey } from '../gateway/host-keys.js';
 import { parseOriginalCommand } from '../gateway/original-command.js';
-import { JOB_SSH_USER } from './client-command.js';
+import { DIRECT_HELLO, JOB_SSH_USER } from './client-command.js';
 import type { PullJobSession, PullSessionOutcome } from './types.js';
 
 export interface JobEndpointDeps {
@@ -58,8 +58,6 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** What the job's connector says first on a direct stream, before its token in hex and a newline. */
-export const DIRECT_HELLO = 'BORGKEEP-PULL-1 ';
 /** A direct stream's first line is at most this long (the hello, a 32-byte token in hex, the newline). */
 const DIRECT_LINE_MAX = DIRECT_HELLO.length + 64 + 1;
 

@@ -2,7 +2,8 @@
 // (its host key checked against the pinned fingerprint), a remote-forwarded port on the client's
 // loopback whose connections come back to the job's endpoint (job-endpoint.ts), a private
 // directory on the client with the job's passphrase and one way in (the connector and a one-time
-// token where the client has python3, else a one-time SSH key and borgkeep's host key), then stock `borg create --log-json --progress` there, read as it runs into the job's
+// token where the client has python3, else a one-time SSH key and borgkeep's host key), then
+// stock `borg create --log-json --progress` there, read as it runs into the job's
 // progress and log. A client without borg gets the standalone borg the admin configured for its
 // platform (pullBorgBinaries), uploaded into that directory. The directory is removed whichever
 // way the job ends.
@@ -432,7 +433,11 @@ export async function runPullJob(
     }
     const ep = createJobEndpoint({ ssh2: deps.ssh2, hostKey: deps.hostKey, access, session, log });
     endpoint = ep;
-    log(hop === 'direct' ? "the client's borg connects through the job's connector (python3)" : "the client's borg connects over SSH with the job's key (the client has no python3 for the connector)");
+    log(
+      hop === 'direct'
+        ? "the client's borg connects through the job's connector (python3)"
+        : `the client's borg connects over SSH with the job's key${python ? '' : ' (the client has no python3 for the connector)'}`,
+    );
     for (const [name, content] of [...files, [JOB_FILES.passphrase, `${session.passphrase}\n`] as const]) {
       const written = await exec(c, writeFileCommand(dir, name), { input: content, timeoutMs: commandTimeoutMs });
       if (written.code !== 0) throw new JobFailure(`could not write the job's files on ${host.name}: ${clip(written.stderr.trim() || `status ${written.code}`)}`);
